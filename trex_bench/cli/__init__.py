@@ -1,0 +1,61 @@
+"""The ``trex-bench`` command. Each command group lives in its own module with a ``register(subparsers)``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import warnings
+from collections.abc import Sequence
+
+from trex_bench import __version__
+
+# Command-group modules, in --help order; each defines register(subparsers) and sets args.func.
+GROUPS = ("games", "demos", "reward", "rl", "evaluate", "pipeline", "leaderboard")
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trex-bench",
+        description="Learn rewards from ranked demonstrations on Atari (T-REX, D-REX) and benchmark them.",
+        epilog="Example: trex-bench demos collect breakout --demonstrator scripted --episodes 4 --seed 0 --out demo-check",
+    )
+    parser.add_argument("--version", action="version", version=f"trex-bench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in GROUPS:
+        try:
+            module = importlib.import_module(f"trex_bench.cli.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"trex_bench.cli.{name}":
+                continue  # group not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code (0 ok, 1 a check failed, 2 bad input)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    args.argv = list(sys.argv if argv is None else ["trex-bench", *argv])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            return int(args.func(args) or 0)
+    except (CLIError, ValueError, FileNotFoundError, FileExistsError) as e:
+        print(f"trex-bench: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("trex-bench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

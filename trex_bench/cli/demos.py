@@ -1,0 +1,115 @@
+"""``trex-bench demos collect|verify|info``."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from pathlib import Path
+
+import numpy as np
+
+from trex_bench.cli_util import nonneg_int, positive_int, unit_float
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demos", help="collect, verify and inspect demonstrations",
+                       description="Collect, verify and inspect demo sets (action logs + seeds, replayed exactly).")
+    ds = p.add_subparsers(dest="demos_command", metavar="SUBCOMMAND", required=True)
+
+    c = ds.add_parser(
+        "collect",
+        help="record episodes of a demonstrator",
+        description="Record full episodes of a demonstrator, vectorised, into a demo set folder.",
+        epilog="Example: trex-bench demos collect breakout --demonstrator scripted --episodes 4 --noise 0.25 "
+        "--seed 0 --out demos/breakout/scripted-0.25",
+    )
+    c.add_argument("game", help="game id, e.g. breakout (see `trex-bench games`)")
+    c.add_argument("--demonstrator", required=True,
+                   help="scripted | random | noop | sb3:PATH.zip | ppo (PPO checkpoints, when the RL stage is installed)")
+    c.add_argument("--episodes", type=positive_int, required=True, help="number of full episodes to record")
+    c.add_argument("--noise", type=unit_float, default=0.0, help="ε of ε-greedy noise around the demonstrator, in [0, 1]")
+    c.add_argument("--seed", type=nonneg_int, required=True, help="seed of the per-episode reset seeds and of the noise")
+    c.add_argument("--out", type=Path, required=True, help="demo set folder to write")
+    c.add_argument("--profile", default="paper", choices=["paper", "machado"], help="env profile (default: paper)")
+    c.add_argument("--envs", type=positive_int, default=4, help="envs stepped together (default: 4)")
+    c.add_argument("--checkpoint", type=int, default=-1, help="checkpoint index to record with every episode")
+    c.add_argument("--max-steps", type=positive_int, default=None, help="cap agent steps per episode (recorded as truncated)")
+    c.add_argument("--overwrite", action="store_true", help="replace a different demo set already in --out")
+    c.add_argument("--no-progress", action="store_true", help="no progress bar")
+    c.set_defaults(func=run_collect)
+
+    v = ds.add_parser("verify", help="replay every episode and check its frame hashes and return",
+                      description="Replay every episode from its seed and actions; fail on any hash or return mismatch.",
+                      epilog="Example: trex-bench demos verify demo-check")
+    v.add_argument("dir", type=Path, help="demo set folder")
+    v.add_argument("--envs", type=positive_int, default=4, help="episodes replayed together (default: 4)")
+    v.set_defaults(func=run_verify)
+
+    i = ds.add_parser("info", help="print returns, lengths and noise levels of a demo set",
+                      description="Summarise a demo set.", epilog="Example: trex-bench demos info demo-check")
+    i.add_argument("dir", type=Path, help="demo set folder")
+    i.set_defaults(func=run_info)
+
+
+def run_collect(args: argparse.Namespace) -> int:
+    from trex_bench.demos.collect import CollectConfig, collect
+    from trex_bench.demos.policies import EpsilonGreedy, make_demonstrator
+    from trex_bench.demos.store import DemoError, save_demos
+    from trex_bench.envs import make_vec_env
+    from trex_bench.games import get_game
+
+    game = get_game(args.game)
+    if args.demonstrator == "ppo":
+        from trex_bench.cli_util import ppo_demonstrator_command
+
+        return ppo_demonstrator_command(args)
+    out: Path = args.out
+    if out.exists() and (out / "manifest.json").exists() and not args.overwrite:
+        raise DemoError(f"{out} already holds a demo set; pass --overwrite to replace it")
+    cfg = CollectConfig(episodes=args.episodes, seed=args.seed, profile=args.profile, n_envs=args.envs,
+                        noise=args.noise, checkpoint=args.checkpoint, max_steps=args.max_steps)
+    rng = np.random.default_rng(args.seed)
+    probe = make_vec_env(game, 1, args.profile)
+    n_actions = int(probe.action_space.n)
+    probe.close()
+    policy = make_demonstrator(args.demonstrator, game, n_actions, rng)
+    if args.noise > 0:
+        policy = EpsilonGreedy(policy, args.noise, n_actions, rng)
+    ds = collect(game.id, policy, cfg, progress=not args.no_progress, created_by=shlex.join(args.argv))
+    save_demos(ds, out, overwrite=args.overwrite)
+    _print_table(ds)
+    print(f"wrote {len(ds.episodes)} episodes to {out}")
+    return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from trex_bench.demos.store import load_demos, verify_demos
+
+    ds = load_demos(args.dir)
+    results = verify_demos(ds, n_envs=args.envs)
+    for r in results:
+        print(f"  ep {r.index:4d}  return {r.ret:8g}  length {r.length:6d}  {r.message}")
+    bad = [r for r in results if not r.ok]
+    if bad:
+        print(f"FAILED: {len(bad)} of {len(results)} episodes do not replay to their record ({args.dir})")
+        return 1
+    print(f"ok: {len(results)} episodes replay exactly; returns {', '.join(f'{r.ret:g}' for r in results)}")
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from trex_bench.demos.store import load_demos
+
+    ds = load_demos(args.dir)
+    print(f"{args.dir}: {ds.game}, profile {ds.profile}, {len(ds.episodes)} episodes, demonstrator {ds.demonstrator}")
+    _print_table(ds)
+    return 0
+
+
+def _print_table(ds) -> None:
+    print(f"  {'ep':>4} {'return':>9} {'length':>7} {'noise':>6} {'ckpt':>5}")
+    for i, e in enumerate(ds.episodes):
+        trunc = " (truncated)" if e.truncated else ""
+        print(f"  {i:4d} {e.ret:9g} {e.length:7d} {e.noise:6.2f} {e.checkpoint:5d}{trunc}")
+    r = ds.returns
+    print(f"  return: mean {r.mean():.2f}, std {r.std():.2f}, min {r.min():g}, max {r.max():g}")

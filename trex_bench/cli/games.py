@@ -1,0 +1,22 @@
+"""``trex-bench games``: the game registry as a table."""
+
+from __future__ import annotations
+
+import argparse
+
+from trex_bench.games import GAMES
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("games", help="list the games, their ALE ids, reward-net masks and reference scores",
+                       description="List the games trex_bench knows. Example: trex-bench games")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    print(f"{'id':<18}{'ALE id':<19}{'classic id':<32}{'mask top/bottom':>16}{'random':>10}{'human':>10}  paper")
+    for g in GAMES.values():
+        rnd = "-" if g.random_score is None else f"{g.random_score:g}"
+        hum = "-" if g.human_score is None else f"{g.human_score:g}"
+        print(f"{g.id:<18}{g.ale_id:<19}{g.gym_v4_id:<32}{f'{g.mask_top}/{g.mask_bottom}':>16}{rnd:>10}{hum:>10}  {'yes' if g.in_paper else 'no'}")
+    return 0

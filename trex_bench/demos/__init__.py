@@ -1,0 +1,1 @@
+"""Demonstrations: the on-disk format (``store``), demonstrators (``policies``) and collection (``collect``)."""

@@ -1,0 +1,367 @@
+"""The demo-set format: compact action logs + seeds, replayed exactly, checked against frame hashes.
+
+A demo set is a folder::
+
+    manifest.json       schema, game, env profile (full settings), versions, demonstrator, command, episode list
+    ep_0000.npz         actions uint8 [T], rewards float32 [T], seed, noise, checkpoint, truncated,
+    ep_0001.npz ...     hash_steps int64 [H], frame_hashes uint64 [H]   (no pickled objects)
+
+``replay`` rebuilds the frames from ``(seed, actions)``; ``verify_demos`` replays every episode and compares each
+recorded frame hash, the return and the length. ``FrameCache`` keeps replayed frames as uint8 single 84×84 frames
+(one ``.npy`` per episode, memory-mapped) so later stages never replay twice; stacks are built from indices.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from trex_bench._io import atomic_write, read_json, versions, write_json
+from trex_bench.envs import get_profile, make_ale_vector_env
+from trex_bench.games import get_game
+from trex_bench.types import DemoSet, Episode
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "HASH_EVERY",
+    "DemoError",
+    "frame_hash",
+    "save_demos",
+    "load_demos",
+    "replay",
+    "replay_many",
+    "verify_demos",
+    "FrameCache",
+]
+
+SCHEMA_VERSION = 1
+HASH_EVERY = 25  # hash the newest frame every 25 agent steps, and the last one
+
+
+class DemoError(ValueError):
+    """A demo set that is missing, corrupt, of another game/profile, or does not replay to its record."""
+
+
+def frame_hash(frame: np.ndarray) -> np.uint64:
+    """64-bit BLAKE2b of one uint8 84×84 frame."""
+    return np.frombuffer(hashlib.blake2b(np.ascontiguousarray(frame).tobytes(), digest_size=8).digest(), np.uint64)[0]
+
+
+def hash_steps_for(length: int) -> np.ndarray:
+    """Observation indices hashed for an episode of ``length`` steps: 0, 25, 50, ... and ``length``."""
+    return np.unique(np.append(np.arange(0, length + 1, HASH_EVERY), length)).astype(np.int64)
+
+
+# -- save / load ---------------------------------------------------------------------------------------------------
+def _episode_file(i: int) -> str:
+    return f"ep_{i:04d}.npz"
+
+
+def _manifest(ds: DemoSet) -> dict:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "game": ds.game,
+        "profile": ds.profile,
+        "profile_settings": ds.profile_settings,
+        "demonstrator": ds.demonstrator,
+        "versions": ds.versions or versions(),
+        "created_by": ds.created_by,
+        "content_hash": ds.content_hash(),
+        "episodes": [
+            {
+                "file": _episode_file(i),
+                "seed": e.seed,
+                "return": e.ret,
+                "length": e.length,
+                "noise": e.noise,
+                "checkpoint": e.checkpoint,
+                "truncated": e.truncated,
+            }
+            for i, e in enumerate(ds.episodes)
+        ],
+    }
+
+
+def _save_episode(ep: Episode, path: Path) -> None:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(
+                f,
+                actions=ep.actions,
+                rewards=ep.rewards,
+                seed=np.int64(ep.seed),
+                noise=np.float64(ep.noise),
+                checkpoint=np.int64(ep.checkpoint),
+                truncated=np.bool_(ep.truncated),
+                hash_steps=ep.hash_steps,
+                frame_hashes=ep.frame_hashes,
+            )
+
+    atomic_write(path, write)
+
+
+def save_demos(ds: DemoSet, out: str | Path, overwrite: bool = False) -> Path:
+    """Write ``ds`` to folder ``out`` atomically (a temp folder renamed into place: no partial set is ever seen).
+
+    Raises:
+        DemoError: ``out`` already holds a *different* demo set and ``overwrite`` is False (saving the very
+            same set again is a no-op), or ``out`` is a non-empty folder that is not a demo set.
+    """
+    out = Path(out)
+    if out.exists():
+        if (out / "manifest.json").exists():
+            try:
+                same = read_json(out / "manifest.json").get("content_hash") == ds.content_hash()
+            except ValueError:
+                same = False
+            if same:
+                return out
+        if not overwrite and (out / "manifest.json").exists():
+            raise DemoError(f"{out} already holds a different demo set; pass --overwrite to replace it")
+        if not overwrite and any(out.iterdir()):
+            raise DemoError(f"{out} is a non-empty folder that is not a demo set; choose another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for i, ep in enumerate(ds.episodes):
+            _save_episode(ep, tmp / _episode_file(i))
+        write_json(tmp / "manifest.json", _manifest(ds))
+        if out.exists():
+            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            os.replace(out, trash / "old")
+            os.replace(tmp, out)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _load_episode(path: Path) -> Episode:
+    if not path.exists():
+        raise DemoError(f"{path}: episode file is missing")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return Episode(
+                seed=int(z["seed"]),
+                actions=z["actions"],
+                rewards=z["rewards"],
+                hash_steps=z["hash_steps"],
+                frame_hashes=z["frame_hashes"],
+                noise=float(z["noise"]),
+                checkpoint=int(z["checkpoint"]),
+                truncated=bool(z["truncated"]),
+            )
+    except DemoError:
+        raise
+    except Exception as e:  # zipfile.BadZipFile, KeyError, EOFError, ValueError from a truncated/corrupt file
+        raise DemoError(f"{path}: corrupt or truncated episode file ({type(e).__name__}: {e})") from e
+
+
+def load_demos(
+    folder: str | Path, game: str | None = None, profile: str | None = None, strict_versions: bool = False
+) -> DemoSet:
+    """Read a demo set.
+
+    Args:
+        folder: the demo-set folder.
+        game: when given, refuse a set of another game.
+        profile: when given, refuse a set recorded under another env profile.
+        strict_versions: refuse (rather than warn) when the set was recorded with another ale-py version.
+
+    Raises:
+        DemoError: missing folder/manifest/episode, corrupt or truncated file, wrong game or profile, or a
+            manifest whose recorded returns disagree with the episode files.
+    """
+    folder = Path(folder)
+    mpath = folder / "manifest.json"
+    if not mpath.exists():
+        raise DemoError(f"{folder}: not a demo set (no manifest.json)")
+    try:
+        m = read_json(mpath)
+    except ValueError as e:
+        raise DemoError(str(e)) from e
+    if m.get("schema_version") != SCHEMA_VERSION:
+        raise DemoError(f"{mpath}: schema version {m.get('schema_version')!r}, this trex_bench reads {SCHEMA_VERSION}")
+    if game is not None and get_game(game).id != m["game"]:
+        raise DemoError(f"{folder} holds {m['game']} demos, not {get_game(game).id}")
+    if profile is not None and get_profile(profile).name != m["profile"]:
+        raise DemoError(f"{folder} was recorded under env profile {m['profile']!r}, not {profile!r}")
+    if m["profile"] in ("paper", "machado") and m["profile_settings"] != get_profile(m["profile"]).settings():
+        raise DemoError(
+            f"{folder}: env profile {m['profile']!r} was recorded with settings {m['profile_settings']}, "
+            f"which differ from this trex_bench's {get_profile(m['profile']).settings()}"
+        )
+    here = versions()["ale-py"]
+    there = m.get("versions", {}).get("ale-py")
+    if there != here:
+        msg = f"{folder} was recorded with ale-py {there}, this is ale-py {here}: frames may differ (run demos verify)"
+        if strict_versions:
+            raise DemoError(msg)
+        warnings.warn(msg, stacklevel=2)
+    episodes = []
+    for rec in m["episodes"]:
+        ep = _load_episode(folder / rec["file"])
+        if abs(ep.ret - rec["return"]) > 1e-6 or ep.length != rec["length"]:
+            raise DemoError(f"{folder / rec['file']}: return/length disagree with manifest.json")
+        episodes.append(ep)
+    if not episodes:
+        raise DemoError(f"{folder}: manifest lists no episodes")
+    return DemoSet(
+        game=m["game"],
+        profile=m["profile"],
+        profile_settings=m["profile_settings"],
+        demonstrator=m["demonstrator"],
+        episodes=tuple(episodes),
+        versions=m.get("versions", {}),
+        created_by=m.get("created_by", ""),
+    )
+
+
+# -- replay --------------------------------------------------------------------------------------------------------
+def replay_many(
+    episodes: list[Episode] | tuple[Episode, ...], game: str, profile: str = "paper", n_envs: int = 4
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Replay episodes, ``n_envs`` at a time, from their seeds and actions.
+
+    Every episode starts from a seeded reset and gets its recorded actions, exactly as ``AtariVecEnv`` recorded
+    it. An episode whose game ends early (or not at all) simply replays to different frames, which
+    ``verify_demos`` reports.
+
+    Returns:
+        For each episode ``(frames, rewards)``: frames uint8 [T+1, 84, 84] (the newest frame of every observation,
+        the reset observation first), rewards float32 [T].
+    """
+    episodes = list(episodes)
+    n_envs = max(1, min(n_envs, len(episodes)))
+    ale = make_ale_vector_env(game, profile, n_envs, num_threads=min(n_envs, 2))
+    frames = [np.zeros((e.length + 1, 84, 84), np.uint8) for e in episodes]
+    rewards = [np.zeros(e.length, np.float32) for e in episodes]
+    playing = np.arange(n_envs)  # episode index each env plays, -1 = idle
+    t = np.zeros(n_envs, np.int64)
+    next_ep = n_envs
+    try:
+        obs, _ = ale.reset(seed=np.array([e.seed for e in episodes[:n_envs]], dtype=np.int64))
+        for i in range(n_envs):
+            frames[i][0] = obs[i, -1]
+        while np.any(playing >= 0):
+            acts = np.array([episodes[k].actions[t[i]] if k >= 0 else 0 for i, k in enumerate(playing)], np.int64)
+            obs, rew, term, trunc, _ = ale.step(acts)
+            finished = np.zeros(n_envs, bool)
+            for i, k in enumerate(playing):
+                if k < 0:
+                    continue
+                rewards[k][t[i]] = rew[i]
+                t[i] += 1
+                frames[k][t[i]] = obs[i, -1]
+                finished[i] = t[i] >= episodes[k].length or bool(term[i] or trunc[i])
+            if finished.any():
+                idx = np.flatnonzero(finished)
+                new_eps = np.arange(next_ep, next_ep + len(idx))
+                next_ep += len(idx)
+                seeds = np.array([episodes[k].seed if k < len(episodes) else 0 for k in new_eps], np.int64)
+                obs, _ = ale.reset(seed=seeds, options={"reset_mask": finished})
+                for i, k in zip(idx, new_eps):
+                    playing[i] = k if k < len(episodes) else -1
+                    t[i] = 0
+                    if playing[i] >= 0:
+                        frames[k][0] = obs[i, -1]
+    finally:
+        ale.close()
+    return list(zip(frames, rewards))
+
+
+def replay(episode: Episode, game: str, profile: str = "paper") -> np.ndarray:
+    """Frames uint8 [T+1, 84, 84] of one episode, rebuilt from its seed and actions."""
+    return replay_many([episode], game, profile, n_envs=1)[0][0]
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """Outcome of replaying one episode against its record."""
+
+    index: int
+    ok: bool
+    ret: float
+    replayed_ret: float
+    length: int
+    message: str
+
+
+def verify_demos(ds: DemoSet, n_envs: int = 4) -> list[VerifyResult]:
+    """Replay every episode and compare frame hashes, return and length with the record."""
+    out = []
+    for i, (ep, (frames, rew)) in enumerate(zip(ds.episodes, replay_many(ds.episodes, ds.game, ds.profile, n_envs))):
+        got = np.array([frame_hash(frames[s]) for s in ep.hash_steps], dtype=np.uint64)
+        bad = np.flatnonzero(got != ep.frame_hashes)
+        r = float(rew.sum(dtype=np.float64))
+        if len(bad):
+            msg = f"frame hash mismatch at step {int(ep.hash_steps[bad[0]])} ({len(bad)} of {len(got)} hashes differ)"
+        elif abs(r - ep.ret) > 1e-6:
+            msg = f"return mismatch: recorded {ep.ret}, replayed {r}"
+        else:
+            msg = "ok"
+        out.append(VerifyResult(i, msg == "ok", ep.ret, r, ep.length, msg))
+    return out
+
+
+# -- frame cache ---------------------------------------------------------------------------------------------------
+def default_cache_dir() -> Path:
+    """``$TREX_BENCH_CACHE`` or ``~/.cache/trex_bench``."""
+    return Path(os.environ.get("TREX_BENCH_CACHE", Path.home() / ".cache" / "trex_bench"))
+
+
+class FrameCache:
+    """Replayed frames of a demo set, one uint8 [T+1, 84, 84] ``.npy`` per episode, keyed by the set's hash.
+
+    ``frames`` is every episode concatenated (one array in memory, ~7 KB per frame), with ``offsets[e]`` the row
+    of episode ``e``'s reset observation. ``stacks(ep, t)`` builds the [N, 4, 84, 84] observations from indices,
+    zero-filling before the episode start exactly as the env's frame stack does at reset.
+    """
+
+    def __init__(self, ds: DemoSet, cache_dir: str | Path | None = None, n_envs: int = 4) -> None:
+        self.folder = Path(cache_dir or default_cache_dir()) / "frames" / f"{ds.game}-{ds.content_hash()}"
+        paths = [self.folder / f"ep_{i:04d}.npy" for i in range(len(ds.episodes))]
+        missing = [i for i, p in enumerate(paths) if not p.exists()]
+        if missing:
+            todo = [ds.episodes[i] for i in missing]
+            for i, (frames, _) in zip(missing, replay_many(todo, ds.game, ds.profile, n_envs)):
+                atomic_write(paths[i], lambda p, f=frames: np.save(p, f), suffix=".npy")
+        per_ep = [np.load(p, mmap_mode="r") for p in paths]
+        for i, (arr, ep) in enumerate(zip(per_ep, ds.episodes)):
+            if arr.shape != (ep.length + 1, 84, 84) or arr.dtype != np.uint8:
+                raise DemoError(f"{paths[i]}: cached frames have shape {arr.shape}, expected {(ep.length + 1, 84, 84)}")
+        self.lengths = np.array([ep.length for ep in ds.episodes], dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(self.lengths + 1)[:-1]]).astype(np.int64)
+        self.frames = np.concatenate(per_ep, axis=0)
+
+    def episode_frames(self, ep: int) -> np.ndarray:
+        """uint8 [T+1, 84, 84] of episode ``ep``."""
+        o = self.offsets[ep]
+        return self.frames[o : o + self.lengths[ep] + 1]
+
+    def stack_index(self, ep: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Global frame rows [N, 4] of the observations (ep, t); -1 where the stack is zero-filled."""
+        ep, t = np.asarray(ep, np.int64), np.asarray(t, np.int64)
+        k = t[:, None] + np.arange(-3, 1)[None, :]
+        return np.where(k >= 0, self.offsets[ep][:, None] + k, -1)
+
+    def stacks(self, ep: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """uint8 [N, 4, 84, 84] observations of episode ``ep[n]`` at step ``t[n]``."""
+        return gather_stacks(self.frames, self.stack_index(ep, t))
+
+
+def gather_stacks(frames: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``frames[index]`` with rows of index -1 filled with zeros; index [N, 4] → uint8 [N, 4, 84, 84]."""
+    out = frames[np.maximum(index, 0)]
+    out[index < 0] = 0
+    return out

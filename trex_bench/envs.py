@@ -1,0 +1,301 @@
+"""Env profiles and the one env constructor used for collection, replay, training and evaluation.
+
+Both profiles run on ale-py's C++ ``AtariVectorEnv``, which implements the DeepMind Atari preprocessing
+(no-op starts, action repeat with max-pool of the last two frames, 84×84 gray, zero-filled frame stack, FIRE on
+reset) natively and threaded. That is why collection runs at raw-ALE speed (``benchmarks/collect_speed.py``) and why
+replay rebuilds the same frames bit for bit: every stage uses this one implementation.
+
+* ``paper``: NoFrameskip-v4 + ``wrap_deepmind`` as T-REX/D-REX used them: no sticky actions, up to 30 no-ops,
+  repeat 4 with max-pool, 84×84 gray, stack 4 zero-filled at reset, FIRE reset, episodes capped at 108 000 frames;
+  life-loss episodes only when ``training=True``.
+* ``machado``: ALE v5 as recommended by Machado et al. (2018): sticky actions p=0.25, no no-ops, no FIRE reset,
+  full episodes.
+
+``make_vec_env`` returns a Stable-Baselines3 ``VecEnv`` whose ``info["episode"]`` is the *true full-game* score
+(the monitor sits below every reward wrapper, PAPERS.md pitfalls) and which resets every episode with its own
+recorded seed, so any episode can be replayed from ``(seed, actions)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from ale_py.vector_env import AtariVectorEnv
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvStepReturn
+
+from trex_bench.games import Game, get_game
+
+__all__ = ["EnvProfile", "PROFILES", "get_profile", "make_env", "make_vec_env", "make_ale_vector_env", "AtariVecEnv", "OBS_SHAPE"]
+
+OBS_SHAPE = (4, 84, 84)
+
+
+@dataclass(frozen=True)
+class EnvProfile:
+    """Every setting that changes what an agent sees; recorded in every artefact's card."""
+
+    name: str
+    repeat_action_probability: float
+    noop_max: int
+    frameskip: int
+    maxpool: bool
+    stack: int
+    size: int
+    use_fire_reset: bool
+    max_frames_per_episode: int
+    full_action_space: bool = False
+
+    def settings(self) -> dict[str, Any]:
+        """The profile as a JSON-able dict (written to manifests and cards)."""
+        return dataclasses.asdict(self)
+
+
+PROFILES: dict[str, EnvProfile] = {
+    # T-REX/D-REX: baselines make_atari + wrap_deepmind on NoFrameskip-v4 (PAPERS.md; DESIGN.md caps at 108k frames).
+    "paper": EnvProfile("paper", 0.0, 30, 4, True, 4, 84, True, 108_000),
+    # Machado et al. 2018, "Revisiting the ALE": sticky actions 0.25, full episodes, no no-op starts.
+    "machado": EnvProfile("machado", 0.25, 0, 4, True, 4, 84, False, 108_000),
+}
+
+
+def get_profile(name: str | EnvProfile) -> EnvProfile:
+    """Profile by name; a ValueError lists the valid names."""
+    if isinstance(name, EnvProfile):
+        return name
+    if name not in PROFILES:
+        raise ValueError(f"unknown env profile {name!r}; valid: {', '.join(PROFILES)}")
+    return PROFILES[name]
+
+
+def make_ale_vector_env(game: Game | str, profile: EnvProfile | str, n_envs: int, num_threads: int = 0) -> AtariVectorEnv:
+    """The raw ale-py vector env configured by ``profile`` (no life-loss episodes, no reward clipping)."""
+    g = get_game(game) if isinstance(game, str) else game
+    p = get_profile(profile)
+    return AtariVectorEnv(
+        g.ale_id,
+        num_envs=n_envs,
+        num_threads=num_threads,
+        max_num_frames_per_episode=p.max_frames_per_episode,
+        repeat_action_probability=p.repeat_action_probability,
+        full_action_space=p.full_action_space,
+        img_height=p.size,
+        img_width=p.size,
+        grayscale=True,
+        stack_num=p.stack,
+        frameskip=p.frameskip,
+        maxpool=p.maxpool,
+        noop_max=p.noop_max,
+        episodic_life=False,
+        reward_clipping=False,
+        use_fire_reset=p.use_fire_reset,
+    )
+
+
+class AtariVecEnv(VecEnv):
+    """SB3 ``VecEnv`` over ale-py's ``AtariVectorEnv`` with per-episode seeds and true-score bookkeeping.
+
+    Every game starts from ``reset(seed=s)`` with ``s`` drawn from ``seed_rng`` (or taken from ``episode_seeds``),
+    and the seed is reported in ``info["episode_seed"]`` at the first step of that episode, so collection can record
+    it. With ``training=True`` the loss of a life ends an *episode* for the learner (``done``) but not the game, as
+    baselines' ``EpisodicLifeEnv`` does; ``info["game_over"]`` says which. ``info["episode"] = {"r", "l", "t"}``
+    appears only when a whole game ends and holds its true unclipped score and length in agent steps.
+    """
+
+    def __init__(
+        self,
+        game: Game | str,
+        profile: EnvProfile | str = "paper",
+        n_envs: int = 1,
+        seed: int = 0,
+        training: bool = False,
+        num_threads: int = 0,
+        episode_seeds: Callable[[int], int] | None = None,
+    ) -> None:
+        self.game = get_game(game) if isinstance(game, str) else game
+        self.profile = get_profile(profile)
+        self.training = training
+        self._ale = make_ale_vector_env(self.game, self.profile, n_envs, num_threads)
+        n_actions = int(self._ale.single_action_space.n)
+        p = self.profile
+        obs_space = gym.spaces.Box(0, 255, (p.stack, p.size, p.size), np.uint8)
+        super().__init__(n_envs, obs_space, gym.spaces.Discrete(n_actions))
+        self._seed_rng = np.random.default_rng(seed)
+        self._episode_seeds = episode_seeds
+        self._episode_count = 0
+        self._actions = np.zeros(n_envs, dtype=np.int64)
+        self._seeds = np.zeros(n_envs, dtype=np.int64)
+        self._new_episode = np.ones(n_envs, dtype=bool)
+        self._lives = np.zeros(n_envs, dtype=np.int64)
+        self._ret = np.zeros(n_envs)
+        self._len = np.zeros(n_envs, dtype=np.int64)
+        self._t0 = time.perf_counter()
+
+    # -- seeding -------------------------------------------------------------------------------------------------
+    def _next_seeds(self, k: int) -> np.ndarray:
+        out = []
+        for _ in range(k):
+            if self._episode_seeds is not None:
+                out.append(int(self._episode_seeds(self._episode_count)))
+            else:
+                out.append(int(self._seed_rng.integers(0, 2**31 - 1)))
+            self._episode_count += 1
+        return np.asarray(out, dtype=np.int64)
+
+    def seed(self, seed: int | None = None) -> list[None]:  # SB3 API
+        self._seed_rng = np.random.default_rng(seed)
+        return [None] * self.num_envs
+
+    # -- VecEnv API ----------------------------------------------------------------------------------------------
+    def reset(self) -> np.ndarray:
+        self._seeds = self._next_seeds(self.num_envs)
+        obs, info = self._ale.reset(seed=self._seeds.copy())
+        self._lives = np.asarray(info["lives"], dtype=np.int64).copy()
+        self._ret[:] = 0.0
+        self._len[:] = 0
+        self._new_episode[:] = True
+        self.reset_infos = [{"episode_seed": int(s)} for s in self._seeds]
+        return obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions, dtype=np.int64).reshape(self.num_envs)
+
+    def step_wait(self) -> VecEnvStepReturn:
+        obs, reward, terminated, truncated, info = self._ale.step(self._actions)
+        reward = np.asarray(reward, dtype=np.float32)
+        lives = np.asarray(info["lives"], dtype=np.int64)
+        self._ret += reward
+        self._len += 1
+        game_over = terminated | truncated
+        life_lost = (lives < self._lives) & ~game_over
+        dones = game_over | (life_lost if self.training else False)
+        infos: list[dict[str, Any]] = [{"lives": int(lives[i]), "game_over": bool(game_over[i])} for i in range(self.num_envs)]
+        for i in np.flatnonzero(dones):
+            infos[i]["terminal_observation"] = obs[i].copy()
+            # SB3 bootstraps only on a time limit; a lost life or game over is a true terminal.
+            infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
+        done_games = np.flatnonzero(game_over)
+        if len(done_games):
+            elapsed = round(time.perf_counter() - self._t0, 6)
+            for i in done_games:
+                infos[i]["episode"] = {"r": float(self._ret[i]), "l": int(self._len[i]), "t": elapsed}
+                infos[i]["episode_seed"] = int(self._seeds[i])
+            new_seeds = self._next_seeds(len(done_games))
+            mask = np.zeros(self.num_envs, dtype=bool)
+            mask[done_games] = True
+            new_obs, new_info = self._ale.reset(seed=new_seeds, options={"reset_mask": mask})
+            obs = obs.copy()
+            obs[done_games] = new_obs[done_games]
+            lives = lives.copy()
+            lives[done_games] = np.asarray(new_info["lives"])[done_games]
+            self._seeds[done_games] = new_seeds
+            self._ret[done_games] = 0.0
+            self._len[done_games] = 0
+            for i, s in zip(done_games, new_seeds):
+                infos[i]["next_episode_seed"] = int(s)
+        self._lives = lives
+        return obs, reward, dones, infos
+
+    def restart(self, mask: np.ndarray) -> np.ndarray:
+        """Start a new game (next seed) in the envs selected by ``mask``; returns all envs' observations."""
+        idx = np.flatnonzero(mask)
+        new_seeds = self._next_seeds(len(idx))
+        obs, info = self._ale.reset(seed=new_seeds, options={"reset_mask": np.asarray(mask, bool)})
+        self._seeds[idx] = new_seeds
+        self._lives[idx] = np.asarray(info["lives"])[idx]
+        self._ret[idx] = 0.0
+        self._len[idx] = 0
+        return obs
+
+    @property
+    def current_seeds(self) -> np.ndarray:
+        """The seed each env's current game was reset with."""
+        return self._seeds.copy()
+
+    def close(self) -> None:
+        self._ale.close()
+
+    def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
+        if attr_name == "render_mode":
+            return [None] * len(self._get_indices(indices))
+        return [getattr(self, attr_name)] * len(self._get_indices(indices))
+
+    def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
+        setattr(self, attr_name, value)
+
+    def env_method(self, method_name: str, *args: Any, indices: Any = None, **kwargs: Any) -> list[Any]:
+        return [getattr(self, method_name)(*args, **kwargs) for _ in self._get_indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
+        # The true-score bookkeeping is built in: report "monitored" so SB3's evaluate_policy trusts info["episode"].
+        from stable_baselines3.common.monitor import Monitor
+
+        return [wrapper_class is Monitor] * len(self._get_indices(indices))
+
+    def get_images(self) -> list[np.ndarray]:  # pragma: no cover - rendering is not part of the benchmark
+        return []
+
+
+def make_vec_env(
+    game: Game | str,
+    n_envs: int = 1,
+    profile: EnvProfile | str = "paper",
+    seed: int = 0,
+    training: bool = False,
+    num_threads: int = 0,
+    episode_seeds: Callable[[int], int] | None = None,
+) -> AtariVecEnv:
+    """The vectorised env for every stage. See ``AtariVecEnv``."""
+    return AtariVecEnv(game, profile, n_envs, seed, training, num_threads, episode_seeds)
+
+
+class _SingleEnv(gym.Env):
+    """A gymnasium view of a one-env ``AtariVecEnv`` (same frames as the vectorised path)."""
+
+    metadata: dict[str, Any] = {"render_modes": []}
+
+    def __init__(self, game: Game | str, profile: EnvProfile | str, seed: int, training: bool) -> None:
+        self._venv = AtariVecEnv(game, profile, 1, seed, training, num_threads=1)
+        self.observation_space = self._venv.observation_space
+        self.action_space = self._venv.action_space
+        self.profile = self._venv.profile
+        self.game = self._venv.game
+        self._forced_seed: int | None = None
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        if seed is not None:
+            self._venv._episode_seeds = lambda _i, s=seed: s
+            obs = self._venv.reset()
+            self._venv._episode_seeds = None
+            self._venv._seed_rng = np.random.default_rng(seed)
+        else:
+            obs = self._venv.reset()
+        return obs[0], {"episode_seed": int(self._venv.current_seeds[0])}
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        obs, rew, done, infos = self._venv.step(np.array([action]))
+        info = infos[0]
+        if done[0]:
+            # Gymnasium semantics: return the terminal observation; the caller resets.
+            truncated = info.get("TimeLimit.truncated", False)
+            return info["terminal_observation"], float(rew[0]), not truncated, truncated, info
+        return obs[0], float(rew[0]), False, False, info
+
+    def close(self) -> None:
+        self._venv.close()
+
+
+def make_env(game: Game | str, profile: EnvProfile | str = "paper", seed: int = 0, training: bool = False) -> gym.Env:
+    """One env (a gymnasium ``Env``) with exactly the frames of ``make_vec_env``.
+
+    >>> env = make_env("breakout", profile="paper", seed=0)
+    >>> obs, info = env.reset(seed=0)
+    >>> obs.shape, obs.dtype.name
+    ((4, 84, 84), 'uint8')
+    """
+    return _SingleEnv(game, profile, seed, training)
