@@ -159,9 +159,10 @@ def load_model(folder: str | Path, game: Game | str | None = None, profile: str 
     card = read_json(folder / "card.json")
     if card.get("kind") != "reward_model":
         raise ValueError(f"{folder}/card.json is not a reward-model card")
-    if game is not None and get_game(game).id != card["game"] if isinstance(game, str) else game is not None and game.id != card["game"]:
-        want = game if isinstance(game, str) else game.id
-        raise ValueError(f"{folder} is a reward model for {card['game']}, not {get_game(want).id}")
+    if game is not None:
+        want = game.id if isinstance(game, Game) else get_game(game).id
+        if want != card["game"]:
+            raise ValueError(f"{folder} is a reward model for {card['game']}, not {want}")
     if profile is not None and card.get("profile") not in (None, profile):
         raise ValueError(f"{folder} was trained under env profile {card.get('profile')!r}, not {profile!r}")
     ens = RewardEnsemble([RewardNet(card["game"], card["arch"]) for _ in range(int(card["ensemble_size"]))])

@@ -1,0 +1,28 @@
+"""Shared fixtures: small scripted Breakout demo sets, made once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    """The authors' released artefacts (../shared/reference); tests that need them skip loudly when absent."""
+    if not REFERENCE.exists():
+        pytest.skip(f"reference artefacts not found at {REFERENCE}")
+    return REFERENCE
+
+
+@pytest.fixture(scope="session")
+def breakout_demos():
+    """4 short scripted Breakout episodes (ε = 0.25), as a DemoSet."""
+    from trex_bench.demos.collect import CollectConfig, collect
+    from trex_bench.demos.policies import EpsilonGreedy, ScriptedBreakout
+
+    rng = np.random.default_rng(0)
+    return collect("breakout", EpsilonGreedy(ScriptedBreakout(), 0.25, 4, rng), CollectConfig(4, seed=0, noise=0.25, max_steps=400), progress=False)
