@@ -32,7 +32,8 @@ def test_exact_episode_count_and_metadata():
     ds = collect("breakout", RandomPolicy(4, np.random.default_rng(1)), CollectConfig(5, seed=1, n_envs=2, noise=1.0, checkpoint=7), progress=False)
     assert len(ds.episodes) == 5
     assert all(e.noise == 1.0 and e.checkpoint == 7 for e in ds.episodes)
-    assert len({e.seed for e in ds.episodes}) == 5
+    assert len({(e.seed, e.reset_index) for e in ds.episodes}) == 5, "every episode has its own start"
+    assert {e.reset_index for e in ds.episodes} >= {0, 1}
 
 
 def test_collection_is_seeded():

@@ -98,11 +98,18 @@ def make_ale_vector_env(game: Game | str, profile: EnvProfile | str, n_envs: int
 
 
 class AtariVecEnv(VecEnv):
-    """SB3 ``VecEnv`` over ale-py's ``AtariVectorEnv`` with per-episode seeds and true-score bookkeeping.
+    """SB3 ``VecEnv`` over ale-py's ``AtariVectorEnv`` with replayable episode starts and true-score bookkeeping.
 
-    Every game starts from ``reset(seed=s)`` with ``s`` drawn from ``seed_rng`` (or taken from ``episode_seeds``),
-    and the seed is reported in ``info["episode_seed"]`` at the first step of that episode, so collection can record
-    it. With ``training=True`` the loss of a life ends an *episode* for the learner (``done``) but not the game, as
+    Episode starts: each env begins with ``reset(seed=s)`` (``s`` from ``seed`` or the ``episode_seeds``
+    callback). Later games in that env start by ale-py's *unseeded* reset, which draws the next no-op count from the
+    env's own generator; with no sticky actions that generator is touched by nothing but resets, so game ``r`` of
+    the chain is fully identified by ``(s, r)`` and replays without replaying games ``0..r-1`` (checked by frame
+    hashes in ``demos verify``). This matters for speed: a seeded reset reloads the ROM (~0.18 s), an unseeded one
+    takes ~0.015 s. With sticky actions (``machado``) play consumes the same generator, so every game gets its own
+    seeded reset and ``r`` is always 0. ``info["episode_seed"]``/``info["episode_reset_index"]`` name a finished
+    game; ``current_starts()`` names the games in progress.
+
+    With ``training=True`` the loss of a life ends an *episode* for the learner (``done``) but not the game, as
     baselines' ``EpisodicLifeEnv`` does; ``info["game_over"]`` says which. ``info["episode"] = {"r", "l", "t"}``
     appears only when a whole game ends and holds its true unclipped score and length in agent steps.
     """
@@ -120,6 +127,7 @@ class AtariVecEnv(VecEnv):
         self.game = get_game(game) if isinstance(game, str) else game
         self.profile = get_profile(profile)
         self.training = training
+        self.chained = self.profile.repeat_action_probability == 0.0
         self._ale = make_ale_vector_env(self.game, self.profile, n_envs, num_threads)
         n_actions = int(self._ale.single_action_space.n)
         p = self.profile
@@ -127,39 +135,64 @@ class AtariVecEnv(VecEnv):
         super().__init__(n_envs, obs_space, gym.spaces.Discrete(n_actions))
         self._seed_rng = np.random.default_rng(seed)
         self._episode_seeds = episode_seeds
-        self._episode_count = 0
+        self._seed_count = 0
         self._actions = np.zeros(n_envs, dtype=np.int64)
         self._seeds = np.zeros(n_envs, dtype=np.int64)
-        self._new_episode = np.ones(n_envs, dtype=bool)
+        self._reset_index = np.zeros(n_envs, dtype=np.int64)
         self._lives = np.zeros(n_envs, dtype=np.int64)
         self._ret = np.zeros(n_envs)
         self._len = np.zeros(n_envs, dtype=np.int64)
         self._t0 = time.perf_counter()
 
-    # -- seeding -------------------------------------------------------------------------------------------------
+    # -- episode starts ------------------------------------------------------------------------------------------
     def _next_seeds(self, k: int) -> np.ndarray:
         out = []
         for _ in range(k):
             if self._episode_seeds is not None:
-                out.append(int(self._episode_seeds(self._episode_count)))
+                out.append(int(self._episode_seeds(self._seed_count)))
             else:
                 out.append(int(self._seed_rng.integers(0, 2**31 - 1)))
-            self._episode_count += 1
+            self._seed_count += 1
         return np.asarray(out, dtype=np.int64)
+
+    def _new_games(self, mask: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start the next game in the envs of ``mask`` (see the class docstring); bookkeeping reset."""
+        idx = np.flatnonzero(mask)
+        if self.chained:
+            obs, info = self._ale.reset(seed=None, options={"reset_mask": mask})
+            self._reset_index[idx] += 1
+        else:
+            new_seeds = self._next_seeds(len(idx))
+            obs, info = self._ale.reset(seed=new_seeds, options={"reset_mask": mask})
+            self._seeds[idx] = new_seeds
+            self._reset_index[idx] = 0
+        self._lives[idx] = np.asarray(info["lives"])[idx]
+        self._ret[idx] = 0.0
+        self._len[idx] = 0
+        return obs, info
 
     def seed(self, seed: int | None = None) -> list[None]:  # SB3 API
         self._seed_rng = np.random.default_rng(seed)
         return [None] * self.num_envs
 
+    def current_starts(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(seeds, reset_indices)`` of the games now in progress, one per env."""
+        return self._seeds.copy(), self._reset_index.copy()
+
+    @property
+    def current_seeds(self) -> np.ndarray:
+        """The seed of each env's current chain of games."""
+        return self._seeds.copy()
+
     # -- VecEnv API ----------------------------------------------------------------------------------------------
     def reset(self) -> np.ndarray:
         self._seeds = self._next_seeds(self.num_envs)
+        self._reset_index[:] = 0
         obs, info = self._ale.reset(seed=self._seeds.copy())
         self._lives = np.asarray(info["lives"], dtype=np.int64).copy()
         self._ret[:] = 0.0
         self._len[:] = 0
-        self._new_episode[:] = True
-        self.reset_infos = [{"episode_seed": int(s)} for s in self._seeds]
+        self.reset_infos = [{"episode_seed": int(s), "episode_reset_index": 0} for s in self._seeds]
         return obs
 
     def step_async(self, actions: np.ndarray) -> None:
@@ -174,48 +207,26 @@ class AtariVecEnv(VecEnv):
         game_over = terminated | truncated
         life_lost = (lives < self._lives) & ~game_over
         dones = game_over | (life_lost if self.training else False)
+        self._lives = lives.copy()
         infos: list[dict[str, Any]] = [{"lives": int(lives[i]), "game_over": bool(game_over[i])} for i in range(self.num_envs)]
         for i in np.flatnonzero(dones):
             infos[i]["terminal_observation"] = obs[i].copy()
             # SB3 bootstraps only on a time limit; a lost life or game over is a true terminal.
             infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
-        done_games = np.flatnonzero(game_over)
-        if len(done_games):
+        if game_over.any():
             elapsed = round(time.perf_counter() - self._t0, 6)
-            for i in done_games:
+            for i in np.flatnonzero(game_over):
                 infos[i]["episode"] = {"r": float(self._ret[i]), "l": int(self._len[i]), "t": elapsed}
                 infos[i]["episode_seed"] = int(self._seeds[i])
-            new_seeds = self._next_seeds(len(done_games))
-            mask = np.zeros(self.num_envs, dtype=bool)
-            mask[done_games] = True
-            new_obs, new_info = self._ale.reset(seed=new_seeds, options={"reset_mask": mask})
-            obs = obs.copy()
-            obs[done_games] = new_obs[done_games]
-            lives = lives.copy()
-            lives[done_games] = np.asarray(new_info["lives"])[done_games]
-            self._seeds[done_games] = new_seeds
-            self._ret[done_games] = 0.0
-            self._len[done_games] = 0
-            for i, s in zip(done_games, new_seeds):
-                infos[i]["next_episode_seed"] = int(s)
-        self._lives = lives
+                infos[i]["episode_reset_index"] = int(self._reset_index[i])
+            new_obs, _ = self._new_games(game_over)
+            obs = np.where(game_over[:, None, None, None], new_obs, obs)
         return obs, reward, dones, infos
 
     def restart(self, mask: np.ndarray) -> np.ndarray:
-        """Start a new game (next seed) in the envs selected by ``mask``; returns all envs' observations."""
-        idx = np.flatnonzero(mask)
-        new_seeds = self._next_seeds(len(idx))
-        obs, info = self._ale.reset(seed=new_seeds, options={"reset_mask": np.asarray(mask, bool)})
-        self._seeds[idx] = new_seeds
-        self._lives[idx] = np.asarray(info["lives"])[idx]
-        self._ret[idx] = 0.0
-        self._len[idx] = 0
+        """End the games of the envs in ``mask`` early and start their next ones; returns all observations."""
+        obs, _ = self._new_games(np.asarray(mask, bool))
         return obs
-
-    @property
-    def current_seeds(self) -> np.ndarray:
-        """The seed each env's current game was reset with."""
-        return self._seeds.copy()
 
     def close(self) -> None:
         self._ale.close()
@@ -269,10 +280,10 @@ class _SingleEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         if seed is not None:
+            self._venv.seed(seed)
             self._venv._episode_seeds = lambda _i, s=seed: s
             obs = self._venv.reset()
             self._venv._episode_seeds = None
-            self._venv._seed_rng = np.random.default_rng(seed)
         else:
             obs = self._venv.reset()
         return obs[0], {"episode_seed": int(self._venv.current_seeds[0])}

@@ -25,7 +25,8 @@ class Episode:
     """One recorded episode: enough to replay it exactly, plus what the rankers need.
 
     Attributes:
-        seed: the seed the env was reset with; with ``actions`` it rebuilds every frame.
+        seed: the seed of the env's chain of games (see ``envs.AtariVecEnv``); with ``reset_index`` and
+            ``actions`` it rebuilds every frame.
         actions: uint8 [T], one per agent step (index into the game's minimal action set).
         rewards: float32 [T], the true unclipped game reward of each agent step.
         hash_steps: int64 [H], observation indices (0 = the reset observation, T = the last) that are hashed.
@@ -33,6 +34,7 @@ class Episode:
         noise: ε of the ε-greedy noise around the demonstrator (0 = none, 1 = uniform random).
         checkpoint: index of the demonstrator checkpoint (-1 when not from a checkpoint series).
         truncated: the episode hit the frame cap instead of ending by game over.
+        reset_index: how many unseeded resets after ``reset(seed)`` started this game (0 = the seeded reset).
     """
 
     seed: int
@@ -43,6 +45,7 @@ class Episode:
     noise: float = 0.0
     checkpoint: int = -1
     truncated: bool = False
+    reset_index: int = 0
 
     def __post_init__(self) -> None:
         _check(self.actions.ndim == 1 and self.actions.dtype == np.uint8, "Episode.actions must be uint8 [T]")
@@ -57,6 +60,7 @@ class Episode:
         )
         _check(bool(np.all((self.hash_steps >= 0) & (self.hash_steps <= len(self.actions)))), "hash step out of range")
         _check(0.0 <= self.noise <= 1.0, f"Episode.noise must be in [0, 1], got {self.noise}")
+        _check(self.reset_index >= 0, "Episode.reset_index must be >= 0")
 
     @property
     def length(self) -> int:
@@ -118,6 +122,7 @@ class DemoSet:
         h.update(json.dumps([self.game, self.profile, self.profile_settings], sort_keys=True).encode())
         for e in self.episodes:
             h.update(np.int64(e.seed).tobytes())
+            h.update(np.int64(e.reset_index).tobytes())
             h.update(e.actions.tobytes())
             h.update(e.frame_hashes.tobytes())
         return h.hexdigest()[:16]

@@ -59,19 +59,21 @@ def collect(
     """Run ``demonstrator`` for ``cfg.episodes`` full episodes and return them as a ``DemoSet``."""
     g = get_game(game)
     n_envs = min(cfg.n_envs, cfg.episodes)
-    seed_list = np.random.default_rng(cfg.seed).integers(0, 2**31 - 1, cfg.episodes + n_envs)
-    venv = make_vec_env(g, n_envs, cfg.profile, episode_seeds=lambda k: int(seed_list[k]) if k < len(seed_list) else k, num_threads=min(n_envs, 2))
+    venv = make_vec_env(g, n_envs, cfg.profile, seed=cfg.seed, num_threads=min(n_envs, 2))
     playing = np.arange(n_envs)  # episode index per env; >= cfg.episodes means the env idles
     started = n_envs
     acts: list[list[int]] = [[] for _ in range(cfg.episodes)]
     rews: list[list[float]] = [[] for _ in range(cfg.episodes)]
     hashes: list[list[np.uint64]] = [[] for _ in range(cfg.episodes)]
+    starts: list[tuple[int, int]] = [(0, 0)] * cfg.episodes  # (seed, reset_index) of each episode
     done_eps: dict[int, Episode] = {}
     bar = tqdm(total=cfg.episodes, desc=f"collect {g.id}", unit="ep", disable=not progress)
     try:
         obs = venv.reset()
+        seeds, index = venv.current_starts()
         for i in range(n_envs):
             hashes[i].append(frame_hash(obs[i, -1]))
+            starts[i] = (int(seeds[i]), int(index[i]))
         while len(done_eps) < cfg.episodes:
             actions = demonstrator.act(obs)
             obs, rew, dones, infos = venv.step(actions)
@@ -90,20 +92,20 @@ def collect(
                     hashes[k].append(frame_hash(frame))
                 if over or capped[i]:
                     done_eps[k] = _episode(
-                        int(seed_list[k]), acts[k], rews[k], hashes[k], cfg,
+                        starts[k], acts[k], rews[k], hashes[k], cfg,
                         truncated=capped[i] or infos[i].get("TimeLimit.truncated", False),
                     )
                     bar.update(1)
                     playing[i] = started
                     started += 1
-                    if playing[i] < cfg.episodes:
-                        hashes[playing[i]].append(np.uint64(0))  # placeholder, set below from the new obs
             if capped.any():
                 obs = venv.restart(capped)
+            seeds, index = venv.current_starts()
             for i in range(n_envs):
                 k = playing[i]
-                if k < cfg.episodes and len(acts[k]) == 0:
+                if k < cfg.episodes and len(acts[k]) == 0:  # a new episode starts here: record its start
                     hashes[k][:] = [frame_hash(obs[i, -1])]
+                    starts[k] = (int(seeds[i]), int(index[i]))
     finally:
         bar.close()
         venv.close()
@@ -119,13 +121,14 @@ def collect(
     )
 
 
-def _episode(seed: int, acts: list[int], rews: list[float], hashes: list[np.uint64], cfg: CollectConfig, truncated: bool) -> Episode:
+def _episode(start: tuple[int, int], acts: list[int], rews: list[float], hashes: list[np.uint64], cfg: CollectConfig, truncated: bool) -> Episode:
     length = len(acts)
     steps = np.unique(np.append(np.arange(0, length + 1, HASH_EVERY), length)).astype(np.int64)
     if len(steps) != len(hashes):
         raise RuntimeError(f"internal error: {len(hashes)} hashes for {len(steps)} hash steps")
     return Episode(
-        seed=seed,
+        seed=start[0],
+        reset_index=start[1],
         actions=np.asarray(acts, dtype=np.uint8),
         rewards=np.asarray(rews, dtype=np.float32),
         hash_steps=steps,

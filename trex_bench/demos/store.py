@@ -78,6 +78,7 @@ def _manifest(ds: DemoSet) -> dict:
             {
                 "file": _episode_file(i),
                 "seed": e.seed,
+                "reset_index": e.reset_index,
                 "return": e.ret,
                 "length": e.length,
                 "noise": e.noise,
@@ -97,6 +98,7 @@ def _save_episode(ep: Episode, path: Path) -> None:
                 actions=ep.actions,
                 rewards=ep.rewards,
                 seed=np.int64(ep.seed),
+                reset_index=np.int64(ep.reset_index),
                 noise=np.float64(ep.noise),
                 checkpoint=np.int64(ep.checkpoint),
                 truncated=np.bool_(ep.truncated),
@@ -160,6 +162,7 @@ def _load_episode(path: Path) -> Episode:
                 noise=float(z["noise"]),
                 checkpoint=int(z["checkpoint"]),
                 truncated=bool(z["truncated"]),
+                reset_index=int(z["reset_index"]),
             )
     except DemoError:
         raise
@@ -231,11 +234,11 @@ def load_demos(
 def replay_many(
     episodes: list[Episode] | tuple[Episode, ...], game: str, profile: str = "paper", n_envs: int = 4
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Replay episodes, ``n_envs`` at a time, from their seeds and actions.
+    """Replay episodes, ``n_envs`` at a time, from their starts ``(seed, reset_index)`` and actions.
 
-    Every episode starts from a seeded reset and gets its recorded actions, exactly as ``AtariVecEnv`` recorded
-    it. An episode whose game ends early (or not at all) simply replays to different frames, which
-    ``verify_demos`` reports.
+    Each episode starts as ``AtariVecEnv`` started it: ``reset(seed)`` then ``reset_index`` unseeded resets
+    (an env already on that chain only moves forward). An episode whose game ends early, or not at all, simply
+    replays to different frames, which ``verify_demos`` reports.
 
     Returns:
         For each episode ``(frames, rewards)``: frames uint8 [T+1, 84, 84] (the newest frame of every observation,
@@ -243,38 +246,67 @@ def replay_many(
     """
     episodes = list(episodes)
     n_envs = max(1, min(n_envs, len(episodes)))
+    order = sorted(range(len(episodes)), key=lambda k: (episodes[k].seed, episodes[k].reset_index))
+    queue = list(order)
     ale = make_ale_vector_env(game, profile, n_envs, num_threads=min(n_envs, 2))
     frames = [np.zeros((e.length + 1, 84, 84), np.uint8) for e in episodes]
     rewards = [np.zeros(e.length, np.float32) for e in episodes]
-    playing = np.arange(n_envs)  # episode index each env plays, -1 = idle
+    playing = np.full(n_envs, -1)  # episode index each env plays, -1 = idle
+    chain = np.full(n_envs, -1, dtype=np.int64)  # the chain seed each env is on
+    index = np.full(n_envs, -1, dtype=np.int64)  # the reset index of its current game
     t = np.zeros(n_envs, np.int64)
-    next_ep = n_envs
+
+    def pick(i: int) -> int:
+        """Position in ``queue`` for env ``i``: its own chain's next game, else a chain no env is on."""
+        same = [q for q, k in enumerate(queue) if episodes[k].seed == chain[i] and episodes[k].reset_index > index[i]]
+        if same:
+            return same[0]
+        busy = {chain[j] for j in range(n_envs) if playing[j] >= 0}
+        free = [q for q, k in enumerate(queue) if episodes[k].seed not in busy]
+        return free[0] if free else 0
+
+    def start(envs: list[int], obs: np.ndarray | None = None) -> None:
+        """Start the next queued episodes on ``envs`` (``obs``: the observations if no reset is needed)."""
+        for i in envs:
+            if not queue:
+                playing[i] = -1
+                continue
+            k = queue.pop(pick(i))
+            ep = episodes[k]
+            mask = np.zeros(n_envs, bool)
+            mask[i] = True
+            if chain[i] != ep.seed or index[i] > ep.reset_index:
+                obs, _ = ale.reset(seed=np.array([ep.seed], np.int64), options={"reset_mask": mask})
+                chain[i], index[i] = ep.seed, 0
+            while index[i] < ep.reset_index:
+                obs, _ = ale.reset(seed=None, options={"reset_mask": mask})
+                index[i] += 1
+            playing[i], t[i] = k, 0
+            assert obs is not None
+            frames[k][0] = obs[i, -1]
+
     try:
-        obs, _ = ale.reset(seed=np.array([e.seed for e in episodes[:n_envs]], dtype=np.int64))
-        for i in range(n_envs):
-            frames[i][0] = obs[i, -1]
+        distinct = list(dict.fromkeys(episodes[k].seed for k in queue))
+        first = (distinct + [episodes[queue[0]].seed] * n_envs)[:n_envs]
+        obs, _ = ale.reset(seed=np.array(first, dtype=np.int64))  # ale-py needs one full reset before partial ones
+        chain[:], index[:] = first, 0
+        start(list(range(n_envs)), obs)
         while np.any(playing >= 0):
             acts = np.array([episodes[k].actions[t[i]] if k >= 0 else 0 for i, k in enumerate(playing)], np.int64)
             obs, rew, term, trunc, _ = ale.step(acts)
-            finished = np.zeros(n_envs, bool)
+            finished = []
             for i, k in enumerate(playing):
                 if k < 0:
                     continue
                 rewards[k][t[i]] = rew[i]
                 t[i] += 1
                 frames[k][t[i]] = obs[i, -1]
-                finished[i] = t[i] >= episodes[k].length or bool(term[i] or trunc[i])
-            if finished.any():
-                idx = np.flatnonzero(finished)
-                new_eps = np.arange(next_ep, next_ep + len(idx))
-                next_ep += len(idx)
-                seeds = np.array([episodes[k].seed if k < len(episodes) else 0 for k in new_eps], np.int64)
-                obs, _ = ale.reset(seed=seeds, options={"reset_mask": finished})
-                for i, k in zip(idx, new_eps):
-                    playing[i] = k if k < len(episodes) else -1
-                    t[i] = 0
-                    if playing[i] >= 0:
-                        frames[k][0] = obs[i, -1]
+                if t[i] >= episodes[k].length or term[i] or trunc[i]:
+                    finished.append(i)
+            if finished:
+                # The next start resets these envs explicitly (seeded, or unseeded along the chain), exactly as
+                # collection did; ale-py's own autoreset never runs on an env that plays a recorded episode.
+                start(finished)
     finally:
         ale.close()
     return list(zip(frames, rewards))
