@@ -29,6 +29,20 @@ def unit_float(text: str) -> float:
     return v
 
 
+def noise_levels(text: str) -> list[float]:
+    """One ε or a comma-separated schedule of them, each in [0, 1] (e.g. ``1.0,0.75,0.5,0.25,0.01``)."""
+    try:
+        levels = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"not a number or comma-separated numbers: {text!r}") from e
+    if not levels:
+        raise argparse.ArgumentTypeError("no noise level given")
+    bad = [v for v in levels if not 0.0 <= v <= 1.0]
+    if bad:
+        raise argparse.ArgumentTypeError(f"noise must be in [0, 1], got {bad[0]}")
+    return levels
+
+
 def ppo_demonstrator_command(args: argparse.Namespace) -> int:
     """``demos collect --demonstrator ppo``: train PPO on the true reward and record one episode per checkpoint."""
     try:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trex_bench.cli_util import nonneg_int, positive_int, unit_float
+from trex_bench.cli_util import noise_levels, nonneg_int, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,8 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("game", help="game id, e.g. breakout (see `trex-bench games`)")
     c.add_argument("--demonstrator", required=True,
                    help="scripted | random | noop | sb3:PATH.zip | ppo (PPO checkpoints, when the RL stage is installed)")
-    c.add_argument("--episodes", type=positive_int, required=True, help="number of full episodes to record")
-    c.add_argument("--noise", type=unit_float, default=0.0, help="ε of ε-greedy noise around the demonstrator, in [0, 1]")
+    c.add_argument("--episodes", type=positive_int, required=True, help="number of full episodes to record (per noise level)")
+    c.add_argument("--noise", type=noise_levels, default=[0.0],
+                   help="ε of ε-greedy noise around the demonstrator, in [0, 1]; a comma-separated schedule "
+                   "(e.g. 1.0,0.75,0.5,0.25,0.01) records --episodes episodes at each level into one set")
     c.add_argument("--seed", type=nonneg_int, required=True, help="seed of the per-episode reset seeds and of the noise")
     c.add_argument("--out", type=Path, required=True, help="demo set folder to write")
     c.add_argument("--profile", default="paper", choices=["paper", "machado"], help="env profile (default: paper)")
@@ -54,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_collect(args: argparse.Namespace) -> int:
     from trex_bench.demos.collect import CollectConfig, collect
     from trex_bench.demos.policies import EpsilonGreedy, make_demonstrator
-    from trex_bench.demos.store import DemoError, save_demos
+    from trex_bench.demos.store import DemoError, merge_demo_sets, save_demos
     from trex_bench.envs import make_vec_env
     from trex_bench.games import get_game
 
@@ -66,16 +68,18 @@ def run_collect(args: argparse.Namespace) -> int:
     out: Path = args.out
     if out.exists() and (out / "manifest.json").exists() and not args.overwrite:
         raise DemoError(f"{out} already holds a demo set; pass --overwrite to replace it")
-    cfg = CollectConfig(episodes=args.episodes, seed=args.seed, profile=args.profile, n_envs=args.envs,
-                        noise=args.noise, checkpoint=args.checkpoint, max_steps=args.max_steps)
     rng = np.random.default_rng(args.seed)
     probe = make_vec_env(game, 1, args.profile)
     n_actions = int(probe.action_space.n)
     probe.close()
-    policy = make_demonstrator(args.demonstrator, game, n_actions, rng)
-    if args.noise > 0:
-        policy = EpsilonGreedy(policy, args.noise, n_actions, rng)
-    ds = collect(game.id, policy, cfg, progress=not args.no_progress, created_by=shlex.join(args.argv))
+    base = make_demonstrator(args.demonstrator, game, n_actions, rng)
+    parts = []
+    for level_i, eps in enumerate(args.noise):
+        cfg = CollectConfig(episodes=args.episodes, seed=args.seed + 1000 * level_i, profile=args.profile,
+                            n_envs=args.envs, noise=eps, checkpoint=args.checkpoint, max_steps=args.max_steps)
+        policy = EpsilonGreedy(base, eps, n_actions, rng) if eps > 0 else base
+        parts.append(collect(game.id, policy, cfg, progress=not args.no_progress, created_by=shlex.join(args.argv)))
+    ds = merge_demo_sets(parts) if len(parts) > 1 else parts[0]
     save_demos(ds, out, overwrite=args.overwrite)
     _print_table(ds)
     print(f"wrote {len(ds.episodes)} episodes to {out}")

@@ -34,6 +34,7 @@ __all__ = [
     "DemoError",
     "frame_hash",
     "save_demos",
+    "merge_demo_sets",
     "load_demos",
     "replay",
     "replay_many",
@@ -227,6 +228,24 @@ def load_demos(
         episodes=tuple(episodes),
         versions=m.get("versions", {}),
         created_by=m.get("created_by", ""),
+    )
+
+
+def merge_demo_sets(parts: list[DemoSet]) -> DemoSet:
+    """One set holding the episodes of ``parts`` in order (same game and profile required)."""
+    first = parts[0]
+    for p in parts[1:]:
+        if (p.game, p.profile, p.profile_settings) != (first.game, first.profile, first.profile_settings):
+            raise DemoError("cannot merge demo sets of different games or env profiles")
+    demonstrators = list(dict.fromkeys(p.demonstrator for p in parts))
+    return DemoSet(
+        game=first.game,
+        profile=first.profile,
+        profile_settings=first.profile_settings,
+        demonstrator="; ".join(demonstrators),
+        episodes=tuple(e for p in parts for e in p.episodes),
+        versions=first.versions,
+        created_by=first.created_by,
     )
 
 
