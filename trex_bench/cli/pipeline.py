@@ -1,0 +1,44 @@
+"""``trex-bench pipeline``: one command from demos to a leaderboard row."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from trex_bench.cli_util import nonneg_int, positive_int
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "pipeline",
+        help="demos → ranking → reward net → PPO → evaluation → leaderboard row",
+        description="Run every stage for one game, method, budget and seed into one run folder; finished stages "
+        "are reused with --resume; the final summary compares the agent with the best and average demo and one "
+        "row is appended to the leaderboard.",
+        epilog="Example: trex-bench pipeline breakout --method trex --budget quick --seed 0",
+    )
+    p.add_argument("game", help="game id, e.g. breakout")
+    p.add_argument("--method", required=True, help="trex | ppo-true | constant")
+    p.add_argument("--budget", required=True, help="smoke | quick | small | paper")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of every stage (default 0)")
+    p.add_argument("--demos", type=Path, default=None, help="demo set (default: the committed demos/<game>/scripted-noise)")
+    p.add_argument("--ranking", default="return", help="return | checkpoint | noise | human | synthetic (default: return)")
+    p.add_argument("--transform", default="sigmoid", help="learned-reward transform for PPO: sigmoid | raw | normalized")
+    p.add_argument("--episodes", type=positive_int, default=None, help="evaluation games (default: 30; smoke: 2)")
+    p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<game>-<method>-<budget>-s<seed>)")
+    p.add_argument("--resume", action="store_true", help="reuse the finished stages of an existing run folder")
+    p.add_argument("--leaderboard", type=Path, default=Path("results/leaderboard.csv"), help="CSV to append the row to")
+    p.add_argument("--cache", type=Path, default=None, help="frame cache folder (default: $TREX_BENCH_CACHE or ~/.cache/trex_bench)")
+    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from trex_bench.pipeline import PipelineConfig, run_pipeline
+
+    cfg = PipelineConfig(game=args.game, method=args.method, budget=args.budget, seed=args.seed, demos=args.demos,
+                         ranking=args.ranking, transform=args.transform, eval_episodes=args.episodes, device=args.device)
+    run_pipeline(cfg, out=args.out, resume=args.resume, leaderboard=args.leaderboard, progress=not args.no_progress,
+                 cache_dir=args.cache)
+    return 0

@@ -1,0 +1,261 @@
+"""The whole benchmark for one (game, method, budget, seed): demos → reward → PPO → evaluation → leaderboard row.
+
+Each stage writes into its own folder of the run folder, first under a temporary name that is renamed into place
+when the stage finishes, then a ``stage.json`` with the stage's *key*: a hash of its config and of its inputs'
+keys and content hashes. A stage whose folder holds a ``stage.json`` with the same key is reused, not recomputed
+(``--resume``); one with another key is refused (it was made by another config: nothing is overwritten).
+
+    runs/breakout-trex-quick-s0/
+      reward/     model.safetensors, card.json, stage.json          (trex, drex)
+      fidelity/   fidelity.json + .png, stage.json                  (trex, drex)
+      agent/      agent.zip, card.json, checkpoints/, tb/, stage.json
+      eval/       eval.json, stage.json
+      summary.json
+
+Methods: ``trex`` (ranked by return, or ``--ranking``), ``ppo-true`` (PPO on the clipped true reward: the upper
+reference), ``constant`` (PPO on reward 1 per step: the survival-bonus control). ``drex``, ``bc``, ``gail`` and
+``random`` are named by DESIGN.md and refused with a clear message until their stages exist.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trex_bench._io import read_json, write_json
+from trex_bench.games import get_game, human_normalized
+
+__all__ = ["PipelineConfig", "METHODS", "run_pipeline", "default_demos", "BUDGET_EVAL_EPISODES"]
+
+METHODS = ("trex", "ppo-true", "constant")
+NOT_BUILT = ("drex", "bc", "gail", "random")
+BUDGETS = ("smoke", "quick", "small", "paper")
+# Evaluation episodes per budget: 30 full games is the papers' protocol (T-REX §5); smoke only checks the path.
+BUDGET_EVAL_EPISODES = {"smoke": 2, "quick": 30, "small": 30, "paper": 30}
+REPO_DEMOS = Path(__file__).resolve().parents[1] / "demos"
+
+
+def default_demos(game: str) -> Path:
+    """The committed demo set of a game (``demos/<game>/scripted-noise``), if this checkout has one."""
+    path = REPO_DEMOS / get_game(game).id / "scripted-noise"
+    if not (path / "manifest.json").exists():
+        raise ValueError(f"no committed demo set for {get_game(game).id}; pass --demos DIR")
+    return path
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """One benchmark run.
+
+    Attributes:
+        game, method, budget, seed: what to run.
+        demos: the demo set (default: the committed one for the game).
+        ranking: how the demos are ranked for the reward net (``return``, ``checkpoint``, ``noise``, ...).
+        transform: how PPO sees the learned reward (``sigmoid``, the papers).
+        eval_episodes: full games in the evaluation (default by budget: 30, the papers').
+        profile: env profile.
+        device: torch device.
+    """
+
+    game: str
+    method: str
+    budget: str
+    seed: int = 0
+    demos: Path | None = None
+    ranking: str = "return"
+    transform: str = "sigmoid"
+    eval_episodes: int | None = None
+    profile: str = "paper"
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "game", get_game(self.game).id)
+        if self.method in NOT_BUILT:
+            raise ValueError(f"method {self.method!r} is not built yet in this version; available: {', '.join(METHODS)}")
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; valid: {', '.join(METHODS)}")
+        if self.budget not in BUDGETS:
+            raise ValueError(f"unknown budget {self.budget!r}; valid: {', '.join(BUDGETS)}")
+        if self.eval_episodes is not None and self.eval_episodes < 1:
+            raise ValueError("eval_episodes must be >= 1")
+
+    @property
+    def n_eval(self) -> int:
+        return self.eval_episodes or BUDGET_EVAL_EPISODES[self.budget]
+
+    def run_name(self) -> str:
+        return f"{self.game}-{self.method}-{self.budget}-s{self.seed}"
+
+
+def _key(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class _Run:
+    """Stage bookkeeping for one run folder."""
+
+    def __init__(self, folder: Path, resume: bool, progress: bool) -> None:
+        self.folder, self.resume, self.progress = folder, resume, progress
+        self.walls: dict[str, float] = {}
+        self.reused: list[str] = []
+
+    def stage(self, name: str, key_obj: Any, build: Callable[[Path], None]) -> tuple[Path, str]:
+        """Run ``build(tmp_dir)`` unless ``<run>/<name>`` already holds this key; returns (folder, key)."""
+        key = _key(key_obj)
+        final = self.folder / name
+        meta = final / "stage.json"
+        if meta.exists():
+            old = read_json(meta)
+            if old.get("key") == key:
+                if not self.resume:
+                    raise ValueError(f"{final} is already done; pass --resume to reuse finished stages")
+                self.walls[name] = float(old.get("wall_s", 0.0))
+                self.reused.append(name)
+                print(f"[{name}] reused (key {key})", flush=True)
+                return final, key
+            raise ValueError(f"{final} was made by another config (key {old.get('key')} ≠ {key}); use another --out")
+        if final.exists():
+            shutil.rmtree(final)  # an unfinished stage from an interrupted run: no stage.json, nothing of value
+        tmp = self.folder / f".{name}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        print(f"[{name}] running …", flush=True)
+        t0 = time.perf_counter()
+        build(tmp)
+        wall = time.perf_counter() - t0
+        os.replace(tmp, final)
+        write_json(meta, {"stage": name, "key": key, "key_of": key_obj, "wall_s": wall, "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        self.walls[name] = wall
+        print(f"[{name}] done in {wall:.0f} s", flush=True)
+        return final, key
+
+
+def run_pipeline(cfg: PipelineConfig, out: str | Path | None = None, resume: bool = False, leaderboard: str | Path | None = "results/leaderboard.csv", progress: bool = True, cache_dir: str | Path | None = None) -> dict[str, Any]:
+    """Run every stage of ``cfg`` into one run folder and append its leaderboard row; returns the summary."""
+    from trex_bench.demos.store import load_demos
+    from trex_bench.evaluate import evaluate_agent
+    from trex_bench.rl.ppo import get_ppo_config, train_ppo
+
+    folder = Path(out) if out is not None else Path("runs") / cfg.run_name()
+    if folder.exists() and any(folder.iterdir()) and not resume:
+        raise ValueError(f"{folder} already exists; pass --resume to reuse its finished stages, or choose another --out")
+    folder.mkdir(parents=True, exist_ok=True)
+    run = _Run(folder, resume=True, progress=progress)  # folder emptiness was checked above
+    demos_dir = Path(cfg.demos) if cfg.demos is not None else default_demos(cfg.game)
+    demos = load_demos(demos_dir, game=cfg.game, profile=cfg.profile)
+    demos_hash = demos.content_hash()
+    ppo_cfg = get_ppo_config(cfg.budget)
+    fidelity: dict[str, Any] = {}
+
+    if cfg.method in ("trex", "drex"):
+        from trex_bench.reward.fidelity import score_command
+        from trex_bench.reward.train import train_command
+
+        reward_key = {"stage": "reward", "method": cfg.method, "ranking": cfg.ranking, "budget": cfg.budget, "seed": cfg.seed, "demos": demos_hash}
+        reward_dir, reward_k = run.stage("reward", reward_key, lambda tmp: train_command(
+            cfg.game, demos_dir, tmp, method=cfg.method, ranking=cfg.ranking, budget=cfg.budget, seed=cfg.seed,
+            cache_dir=cache_dir, device=cfg.device, progress=progress))
+        fid_dir, _ = run.stage("fidelity", {"stage": "fidelity", "reward": reward_k, "demos": demos_hash},
+                               lambda tmp: score_command(reward_dir, demos_dir, tmp / "fidelity.json", cache_dir))
+        fidelity = read_json(fid_dir / "fidelity.json")
+        reward_source: str | Path = reward_dir
+        upstream = reward_k
+    else:
+        reward_source = "true" if cfg.method == "ppo-true" else "constant"
+        upstream = reward_source
+
+    agent_key = {"stage": "agent", "reward": upstream, "ppo": dataclasses.asdict(ppo_cfg), "seed": cfg.seed,
+                 "transform": cfg.transform, "profile": cfg.profile}
+    agent_dir, agent_k = run.stage("agent", agent_key, lambda tmp: train_ppo(
+        cfg.game, reward_source, ppo_cfg, cfg.seed, tmp, device=cfg.device, progress=progress,
+        transform=cfg.transform if cfg.method in ("trex", "drex") else "sigmoid", profile=cfg.profile))
+    eval_key = {"stage": "eval", "agent": agent_k, "episodes": cfg.n_eval, "seed": cfg.seed, "demos": demos_hash}
+    eval_dir, _ = run.stage("eval", eval_key, lambda tmp: evaluate_agent(
+        agent_dir, episodes=cfg.n_eval, seed=cfg.seed, demos_dir=demos_dir, out=tmp / "eval.json",
+        device=cfg.device, progress=progress))
+    ev = read_json(eval_dir / "eval.json")
+
+    summary = _summary(cfg, folder, demos, ev, fidelity, ppo_cfg.total_steps, run)
+    write_json(folder / "summary.json", summary)
+    if leaderboard is not None:
+        from trex_bench.leaderboard import append_row
+
+        append_row(leaderboard, summary["row"])
+        summary["leaderboard"] = str(leaderboard)
+    _print_summary(summary)
+    return summary
+
+
+def _summary(cfg: PipelineConfig, folder: Path, demos: Any, ev: dict[str, Any], fidelity: dict[str, Any], rl_steps: int, run: _Run) -> dict[str, Any]:
+    import numpy as np
+
+    from trex_bench._io import versions
+    from trex_bench.leaderboard import config_hash, git_commit
+
+    returns = np.asarray(ev["returns"], dtype=float)
+    best, avg = float(demos.returns.max()), float(demos.returns.mean())
+    mean = float(returns.mean())
+    corr = fidelity.get("correlations", {}).get("pred_mean", {})
+    config = dataclasses.asdict(cfg) | {"demos": str(cfg.demos) if cfg.demos else "default"}
+    row = {
+        "run_id": f"{cfg.run_name()}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}",
+        "utc_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "git_commit": git_commit(),
+        "versions": json.dumps(versions(), sort_keys=True),
+        "device": _device_name(cfg.device),
+        "game": cfg.game,
+        "env_profile": cfg.profile,
+        "method": cfg.method,
+        "ranking_source": cfg.ranking if cfg.method in ("trex", "drex") else "",
+        "reward_transform": cfg.transform if cfg.method in ("trex", "drex") else ("clip" if cfg.method == "ppo-true" else "constant"),
+        "budget": cfg.budget,
+        "rl_steps": rl_steps,
+        "seed": cfg.seed,
+        "n_episodes": len(returns),
+        "mean": mean,
+        "std": float(returns.std()),
+        "min": float(returns.min()),
+        "max": float(returns.max()),
+        "best_demo": best,
+        "avg_demo": avg,
+        "beats_best_demo": bool(mean > best),
+        "human_normalized": human_normalized(cfg.game, mean),
+        "fidelity_spearman": corr.get("spearman"),
+        "pair_accuracy": fidelity.get("pairwise", {}).get("accuracy"),
+        "wall_s": round(sum(run.walls.values()), 1),
+        "config_hash": config_hash(config),
+    }
+    return {"run_folder": str(folder), "reused_stages": run.reused, "stage_wall_s": run.walls, "row": row}
+
+
+def _device_name(device: str) -> str:
+    import platform
+
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"cpu ({os.cpu_count()} cores, {platform.machine()})"
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    r = summary["row"]
+    print()
+    print(f"== {r['game']} · {r['method']} · budget {r['budget']} · seed {r['seed']} ==")
+    print(f"agent: {r['mean']:.1f} ± {r['std']:.1f} over {r['n_episodes']} full games (min {r['min']:g}, max {r['max']:g})")
+    verdict = "beats" if r["beats_best_demo"] else ("beats the average but not the best" if r["mean"] > r["avg_demo"] else "does not beat")
+    print(f"demos: best {r['best_demo']:g}, average {r['avg_demo']:.1f} → the agent {verdict} demo")
+    if r["fidelity_spearman"] is not None:
+        print(f"reward fidelity: Spearman {r['fidelity_spearman']:.2f} (mean per-frame reward vs true return), "
+              f"snippet pair accuracy {r['pair_accuracy']:.2f}")
+    hn = r["human_normalized"]
+    print(f"human-normalised: {hn:.3f}" if hn is not None else "human-normalised: n/a")
+    print(f"wall time {r['wall_s']:.0f} s; run folder {summary['run_folder']}" + (f"; leaderboard {summary['leaderboard']}" if "leaderboard" in summary else ""))
