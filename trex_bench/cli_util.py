@@ -45,8 +45,6 @@ def noise_levels(text: str) -> list[float]:
 
 def ppo_demonstrator_command(args: argparse.Namespace) -> int:
     """``demos collect --demonstrator ppo``: train PPO on the true reward and record one episode per checkpoint."""
-    try:
-        from trex_bench.rl.checkpoints import collect_from_ppo_checkpoints
-    except ModuleNotFoundError as e:
-        raise ValueError("the ppo demonstrator needs trex_bench.rl.checkpoints, which this build does not have") from e
+    from trex_bench.rl.checkpoints import collect_from_ppo_checkpoints
+
     return collect_from_ppo_checkpoints(args)

@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     c.add_argument("game", help="game id, e.g. breakout (see `trex-bench games`)")
     c.add_argument("--demonstrator", required=True,
-                   help="scripted | random | noop | sb3:PATH.zip | ppo (PPO checkpoints, when the RL stage is installed)")
+                   help="scripted | random | noop | sb3:PATH.zip | ppo (train PPO on the true reward, record from "
+                   "its early checkpoints: the papers' protocol)")
     c.add_argument("--episodes", type=positive_int, required=True, help="number of full episodes to record (per noise level)")
     c.add_argument("--noise", type=noise_levels, default=[0.0],
                    help="ε of ε-greedy noise around the demonstrator, in [0, 1]; a comma-separated schedule "
@@ -37,6 +38,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--checkpoint", type=int, default=-1, help="checkpoint index to record with every episode")
     c.add_argument("--max-steps", type=positive_int, default=None, help="cap agent steps per episode (recorded as truncated)")
     c.add_argument("--overwrite", action="store_true", help="replace a different demo set already in --out")
+    c.add_argument("--checkpoints", type=positive_int, default=12,
+                   help="ppo demonstrator: record from the first N checkpoints (default 12, T-REX)")
+    c.add_argument("--ppo-budget", default="small", help="ppo demonstrator: PPO budget of the true-reward run (default small)")
+    c.add_argument("--checkpoint-every", type=positive_int, default=None,
+                   help="ppo demonstrator: agent steps between checkpoints (default: the budget split in N+1)")
+    c.add_argument("--ppo-dir", type=Path, default=None,
+                   help="ppo demonstrator: PPO run folder to train into or reuse (default: OUT.ppo next to --out)")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
     c.set_defaults(func=run_collect)
 

@@ -1,0 +1,94 @@
+"""Integration: the smoke pipeline end to end, --resume, one leaderboard row, bad input, PPO-checkpoint demos."""
+
+import csv
+
+import pytest
+
+from trex_bench.pipeline import PipelineConfig, default_demos, run_pipeline
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    cfg = PipelineConfig(game="breakout", method="trex", budget="smoke", seed=0)
+    summary = run_pipeline(cfg, out=root / "run", leaderboard=root / "lb.csv", progress=False, cache_dir=root / "cache")
+    return root, cfg, summary
+
+
+def test_smoke_pipeline_writes_complete_run_folder(smoke_run):
+    root, _, summary = smoke_run
+    run = root / "run"
+    for f in ["reward/model.safetensors", "reward/card.json", "fidelity/fidelity.json", "fidelity/fidelity.png",
+              "agent/agent.zip", "agent/card.json", "eval/eval.json", "summary.json"]:
+        assert (run / f).exists(), f
+    for stage in ["reward", "fidelity", "agent", "eval"]:
+        assert (run / stage / "stage.json").exists()
+    assert not [p for p in run.iterdir() if p.name.startswith(".")], "temporary stage folders left behind"
+    assert summary["reused_stages"] == []
+
+
+def test_exactly_one_well_formed_leaderboard_row(smoke_run):
+    root, _, summary = smoke_run
+    from trex_bench.leaderboard import COLUMNS
+
+    with open(root / "lb.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 1
+    row = rows[0]
+    assert tuple(row) == COLUMNS
+    assert row["game"] == "breakout" and row["method"] == "trex" and row["budget"] == "smoke"
+    assert int(row["n_episodes"]) == 2 and float(row["best_demo"]) == 23.0
+    assert row["git_commit"] and row["config_hash"] and float(row["wall_s"]) > 0
+    assert -1.0 <= float(row["fidelity_spearman"]) <= 1.0
+
+
+def test_resume_skips_finished_stages(smoke_run):
+    root, cfg, first = smoke_run
+    again = run_pipeline(cfg, out=root / "run", resume=True, leaderboard=None, progress=False, cache_dir=root / "cache")
+    assert again["reused_stages"] == ["reward", "fidelity", "agent", "eval"]
+    assert again["row"]["mean"] == first["row"]["mean"]
+
+
+def test_existing_run_folder_needs_resume(smoke_run):
+    root, cfg, _ = smoke_run
+    with pytest.raises(ValueError, match="--resume"):
+        run_pipeline(cfg, out=root / "run", leaderboard=None, progress=False)
+
+
+def test_changed_config_refused_not_overwritten(smoke_run):
+    root, _, _ = smoke_run
+    other = PipelineConfig(game="breakout", method="trex", budget="smoke", seed=1)
+    before = (root / "run" / "reward" / "stage.json").read_bytes()
+    with pytest.raises(ValueError, match="another config"):
+        run_pipeline(other, out=root / "run", resume=True, leaderboard=None, progress=False, cache_dir=root / "cache")
+    assert (root / "run" / "reward" / "stage.json").read_bytes() == before
+
+
+@pytest.mark.parametrize(("kw", "msg"), [(dict(method="sac"), "unknown method"), (dict(method="gail"), "not built yet"),
+                                         (dict(budget="huge"), "unknown budget"), (dict(game="zork"), "unknown game")])
+def test_bad_config(kw, msg):
+    args = dict(game="breakout", method="trex", budget="smoke") | kw
+    with pytest.raises(ValueError, match=msg):
+        PipelineConfig(**args)
+
+
+def test_default_demos_exist_and_verify():
+    from trex_bench.demos.store import load_demos
+
+    ds = load_demos(default_demos("breakout"))
+    assert len(ds.episodes) == 12 and ds.returns.max() == 23
+    with pytest.raises(ValueError, match="no committed demo set"):
+        default_demos("qbert")
+
+
+def test_checkpoint_demonstrator_tags_episodes(smoke_run):
+    root, _, _ = smoke_run
+    from trex_bench.rl.checkpoints import collect_from_checkpoints, list_checkpoints
+
+    agent = root / "run" / "agent" / "agent.zip"
+    ds = collect_from_checkpoints("breakout", [agent, agent], 1, seed=0, progress=False)
+    assert [e.checkpoint for e in ds.episodes] == [0, 1]
+    (root / "ck").mkdir()
+    for steps in (300, 20, 1000):
+        (root / "ck" / f"ppo_{steps}_steps.zip").write_bytes(b"")
+    assert [s for s, _ in list_checkpoints(root / "ck")] == [20, 300, 1000]
