@@ -1,0 +1,74 @@
+"""PPO env-steps/s with the learned-reward wrapper vs the same PPO on the true reward, side by side in one run.
+
+    python benchmarks/ppo_reward_speed.py [--game breakout] [--steps 4096] [--repeats 2] [--device cpu] [--threads N]
+
+Both arms run ``trex_bench.rl.ppo.train_ppo`` with the same config (the ``quick`` budget's rl-zoo3 settings:
+8 envs, n_steps 128, batch 256, 4 epochs) shortened to ``--steps`` agent steps; the learned arm uses a freshly
+initialised T-REX reward net (its speed does not depend on its weights) with the sigmoid transform. The arms
+alternate ``--repeats`` times so background load hits both alike. Prints agent steps/s of each (learning time,
+i.e. rollouts + updates) and the ratio learned / true (target ≥ 0.90, issue 4).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import torch
+
+from trex_bench._io import read_json
+from trex_bench.reward.net import RewardNet, save_model
+from trex_bench.rl.ppo import get_ppo_config, train_ppo
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--game", default="breakout")
+    ap.add_argument("--steps", type=int, default=4096, help="agent steps per arm and repeat")
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    cfg = get_ppo_config("quick").replace(name="bench", total_steps=args.steps, checkpoint_every=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = Path(tmp) / "reward"
+        torch.manual_seed(0)  # a benchmark script, not library code: a fixed random net
+        save_model(RewardNet(args.game), model_dir, {"profile": "paper", "method": "random-init"})
+        totals = {"true": [0, 0.0], "learned": [0, 0.0]}
+        for rep in range(args.repeats):
+            for arm, reward in (("true", "true"), ("learned", model_dir)):
+                out = train_ppo(args.game, reward, cfg, seed=rep, out_dir=Path(tmp) / f"{arm}-{rep}", device=args.device, progress=False)
+                card = read_json(out / "card.json")
+                totals[arm][0] += card["steps"]
+                totals[arm][1] += card["wall_s"]
+                print(f"  repeat {rep} {arm:8s} {card['steps']:6d} steps  {card['steps_per_s']:7.1f} steps/s")
+    sps = {arm: s / w for arm, (s, w) in totals.items()}
+    print(f"PPO ({cfg.n_envs} envs, n_steps {cfg.n_steps}, batch {cfg.batch_size}, {cfg.n_epochs} epochs, "
+          f"{torch.get_num_threads()} torch threads, device {args.device}) on {args.game}:")
+    print(f"  true reward     {sps['true']:8.1f} agent steps/s")
+    print(f"  learned reward  {sps['learned']:8.1f} agent steps/s")
+    # The wrapper's own cost, which background load on a shared machine cannot hide: one batched forward pass.
+    import time
+
+    import numpy as np
+
+    net = RewardNet(args.game).to(args.device).eval()
+    stacks = torch.as_tensor(np.random.default_rng(0).integers(0, 256, (cfg.n_envs, 4, 84, 84), dtype=np.uint8), device=args.device)
+    with torch.no_grad():
+        net(stacks)
+        t0 = time.perf_counter()
+        for _ in range(200):
+            net(stacks)
+        ms = (time.perf_counter() - t0) / 200 * 1e3
+    print(f"  reward forward pass: {ms:.2f} ms per vectorised step of {cfg.n_envs} envs "
+          f"(vs {cfg.n_envs / sps['true'] * 1e3:.1f} ms per PPO step on the true reward)")
+    ratio = sps["learned"] / sps["true"]
+    print(f"  ratio learned/true = {ratio:.3f} (target >= 0.90: {'ok' if ratio >= 0.9 else 'MISSED'})")
+
+
+if __name__ == "__main__":
+    main()

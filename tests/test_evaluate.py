@@ -1,0 +1,83 @@
+"""Evaluation harness: exactly N full games, the first N started, seeded, compared with the demos."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from trex_bench._io import read_json
+from trex_bench.evaluate import episode_seed, evaluate_agent
+from trex_bench.rl.ppo import PPOConfig, train_ppo
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny batches on 2 shared cores: one intra-op thread is far faster than two fighting for a busy core."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def agent_dir(tmp_path_factory):
+    cfg = PPOConfig("tiny", total_steps=32, n_envs=2, n_steps=16, batch_size=16, n_epochs=1)
+    return train_ppo("breakout", "true", cfg, seed=0, out_dir=tmp_path_factory.mktemp("agent"), progress=False)
+
+
+def test_exactly_the_first_n_started_episodes(agent_dir):
+    rep = evaluate_agent(agent_dir, episodes=3, seed=5, n_envs=2)
+    assert rep["episodes"] == 3 and len(rep["returns"]) == 3 and len(rep["lengths"]) == 3
+    # the first 2 games are the envs' seeded starts, the 3rd the next game of whichever env finished first
+    starts = sorted(map(tuple, rep["episode_starts"]))
+    assert sorted(s for s, r in starts if r == 0) == sorted(episode_seed(5, k) for k in range(2))
+    assert [r for _, r in starts].count(1) == 1
+    assert all(length > 0 for length in rep["lengths"]) and all(r >= 0 for r in rep["returns"])
+    assert rep["mean"] == pytest.approx(sum(rep["returns"]) / 3)
+    assert rep["min"] <= rep["mean"] <= rep["max"]
+    assert rep["best_demo"] is None and rep["beats_best_demo"] is None
+    assert rep["human_normalized"] == pytest.approx((rep["mean"] - 1.7) / (30.5 - 1.7))
+    on_disk = read_json(agent_dir / "eval.json")
+    assert on_disk["returns"] == rep["returns"] and "stochastic" in on_disk["protocol"]
+
+
+def test_full_games_not_lives_and_same_seed_same_games(agent_dir, tmp_path):
+    a = evaluate_agent(agent_dir, episodes=2, seed=1, n_envs=4, out=tmp_path / "a.json")  # n_envs capped at 2
+    b = evaluate_agent(agent_dir, episodes=2, seed=1, n_envs=2, out=tmp_path)
+    assert a["n_envs"] == 2 and (tmp_path / "a.json").exists() and (tmp_path / "eval.json").exists()
+    assert a["returns"] == b["returns"] and a["lengths"] == b["lengths"]
+    # a Breakout game has 5 lives: far longer than the tens of steps one life lasts for a near-random policy
+    assert min(a["lengths"]) > 100
+
+
+def test_compares_with_the_demo_set(agent_dir, tmp_path, breakout_demos):
+    from trex_bench.demos.store import save_demos
+
+    demos = save_demos(breakout_demos, tmp_path / "demos")
+    rep = evaluate_agent(agent_dir, episodes=2, seed=0, n_envs=2, demos_dir=demos, out=tmp_path, deterministic=False)
+    assert rep["best_demo"] == pytest.approx(float(breakout_demos.returns.max()))
+    assert rep["avg_demo"] == pytest.approx(float(breakout_demos.returns.mean()))
+    assert rep["beats_best_demo"] == (rep["mean"] > rep["best_demo"])
+    assert rep["demos_hash"] == breakout_demos.content_hash()
+
+
+def test_bad_input(agent_dir, tmp_path):
+    with pytest.raises(ValueError, match="not an agent folder"):
+        evaluate_agent(tmp_path)
+    with pytest.raises(ValueError, match=">= 1"):
+        evaluate_agent(agent_dir, episodes=0)
+
+
+def test_cli_trains_and_evaluates(tmp_path, capsys):
+    from trex_bench.cli import main
+
+    out = tmp_path / "agent"
+    assert main(["rl", "train", "breakout", "--reward", "constant", "--budget", "smoke", "--seed", "0",
+                 "--out", str(out), "--no-progress"]) == 0
+    assert (out / "agent.zip").exists()
+    assert main(["evaluate", "--agent", str(out), "--episodes", "2", "--envs", "2", "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "2 full games" in text and str(out / "eval.json") in text
+    assert main(["rl", "train", "pong", "--reward", str(tmp_path / "none"), "--budget", "smoke", "--seed", "0",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -1,0 +1,119 @@
+"""Leaderboard: well-formed rows, no lost rows under concurrent writers, corrupt files refused untouched."""
+
+from __future__ import annotations
+
+import csv
+import multiprocessing as mp
+from pathlib import Path
+
+import pytest
+
+from trex_bench.leaderboard import COLUMNS, append_row, config_hash, read_leaderboard, summarize
+
+
+def _row(seed: int = 0, mean: float = 12.5, method: str = "trex", game: str = "breakout", **kw) -> dict:
+    return dict(game=game, method=method, seed=seed, mean=mean, std=1.0, min=10.0, max=15.0, n_episodes=30,
+                best_demo=32.0, avg_demo=14.5, beats_best_demo=mean > 32, env_profile="paper", budget="smoke",
+                config_hash=config_hash({"a": 1}), **kw)
+
+
+def test_one_well_formed_row(tmp_path):
+    path = tmp_path / "results" / "leaderboard.csv"
+    written = append_row(path, _row())
+    rows = list(csv.reader(path.open(newline="")))
+    assert tuple(rows[0]) == COLUMNS
+    assert len(rows) == 2 and len(rows[1]) == len(COLUMNS)
+    rec = dict(zip(COLUMNS, rows[1], strict=True))
+    assert rec == written
+    assert rec["game"] == "breakout" and rec["mean"] == "12.5" and rec["beats_best_demo"] == "false"
+    assert rec["run_id"] and rec["utc_time"].endswith("+00:00") and rec["git_commit"]
+    assert '"stable-baselines3"' in rec["versions"]
+    df = read_leaderboard(path)
+    assert df.loc[0, "mean"] == 12.5 and not df.loc[0, "beats_best_demo"]
+
+
+def test_bad_rows_are_refused(tmp_path):
+    path = tmp_path / "lb.csv"
+    with pytest.raises(ValueError, match="unknown leaderboard column"):
+        append_row(path, {**_row(), "score": 3})
+    with pytest.raises(ValueError, match="required"):
+        append_row(path, {"game": "breakout", "method": "trex"})
+    assert not path.exists()
+
+
+def _writer(path: str, worker: int, n: int) -> None:
+    for i in range(n):
+        append_row(path, _row(seed=worker * 1000 + i, run_id=f"w{worker}-{i}"))
+
+
+def test_concurrent_appenders_lose_no_rows(tmp_path):
+    path = str(tmp_path / "lb.csv")
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(path, w, 20)) for w in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+        assert p.exitcode == 0
+    df = read_leaderboard(path)
+    assert len(df) == 40
+    assert sorted(df["run_id"]) == sorted(f"w{w}-{i}" for w in range(2) for i in range(20))
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"game,score\nbreakout,3\n",  # wrong header
+        (",".join(COLUMNS) + "\n" + "a,b,c\n").encode(),  # wrong field count
+        (",".join(COLUMNS) + "\n" + '"unterminated' + "," * (len(COLUMNS) - 1) + "\n").encode(),  # unparsable
+        b"\xff\xfe\x00garbage",  # not text
+    ],
+)
+def test_corrupt_csv_is_refused_and_left_byte_identical(tmp_path, content):
+    path = tmp_path / "lb.csv"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="refusing to append"):
+        append_row(path, _row())
+    assert path.read_bytes() == content
+    assert [p.name for p in tmp_path.iterdir() if p.name != "lb.csv.lock"] == ["lb.csv"]  # no temp files left
+
+
+def test_summarize_groups_by_game_and_method(tmp_path):
+    path = tmp_path / "lb.csv"
+    for seed, mean in enumerate([10.0, 20.0, 40.0]):
+        append_row(path, _row(seed=seed, mean=mean))
+    append_row(path, _row(seed=0, mean=5.0, method="constant"))
+    s = summarize(path).set_index(["game", "method"])
+    trex = s.loc[("breakout", "trex")]
+    assert trex["seeds"] == 3 and trex["mean"] == pytest.approx(70 / 3) and trex["best"] == 40.0
+    assert trex["std"] == pytest.approx(15.275, abs=1e-3) and trex["beats_best_demo"] == 1
+    assert s.loc[("breakout", "constant")]["std"] == 0.0
+    assert summarize(Path(tmp_path / "absent.csv")).empty
+
+
+def test_cli_prints_the_summary(tmp_path, capsys):
+    from trex_bench.cli import main
+
+    path = tmp_path / "lb.csv"
+    append_row(path, _row(seed=0, mean=10.0))
+    append_row(path, _row(seed=1, mean=20.0))
+    assert main(["leaderboard", "--csv", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "breakout" in out and "15.00 ± 7.07" in out
+    path.write_text("not,a,leaderboard\n")
+    assert main(["leaderboard", "--csv", str(path)]) == 2
+    assert "refusing to read it" in capsys.readouterr().err
+
+
+def test_row_from_run_fills_every_result_column(tmp_path):
+    from trex_bench.leaderboard import row_from_run
+
+    card = {"game": "breakout", "profile_settings": {}, "reward": {"source": "model", "transform": "sigmoid"},
+            "budget": "smoke", "steps": 2048, "seed": 3, "config": {"n_steps": 64}, "wall_s": 12.0, "device": "cpu"}
+    report = {"game": "breakout", "profile": "paper", "episodes": 30, "mean": 40.0, "std": 2.0, "min": 30.0,
+              "max": 50.0, "best_demo": 32.0, "avg_demo": 14.5, "beats_best_demo": True, "human_normalized": 1.3}
+    row = row_from_run(card, report, "trex", ranking_source="return", fidelity={"spearman": 0.9, "pair_accuracy": 0.8})
+    written = append_row(tmp_path / "lb.csv", row)
+    assert written["beats_best_demo"] == "true" and written["rl_steps"] == "2048" and written["fidelity_spearman"] == "0.9"
+    assert written["config_hash"] == row_from_run(card, report, "trex")["config_hash"]
+    assert all(written[c] != "" for c in COLUMNS)

@@ -1,0 +1,110 @@
+"""PPO stage: budgets, a smoke run that writes a complete agent folder, and refusals of bad reward models."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from trex_bench._io import read_json
+from trex_bench.reward.net import RewardNet, save_model
+from trex_bench.rl.ppo import BUDGETS, NORM_FILE, PPOConfig, get_ppo_config, load_agent, reward_env, train_ppo
+from trex_bench.rl.wrappers import LearnedRewardVecEnv
+
+TINY = PPOConfig("tiny", total_steps=64, n_envs=2, n_steps=16, batch_size=16, n_epochs=1, checkpoint_every=32)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny batches on 2 shared cores: one intra-op thread is far faster than two fighting for a busy core."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def reward_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reward")
+    torch.manual_seed(0)
+    return save_model(RewardNet("breakout"), out, {"profile": "paper", "method": "trex"})
+
+
+def test_budgets_are_valid_and_cite_their_source():
+    assert {"smoke", "quick", "small", "paper", "paper-zoo"} <= set(BUDGETS)
+    paper, zoo = BUDGETS["paper"], BUDGETS["paper-zoo"]
+    assert (paper.n_envs, paper.n_steps, paper.total_steps) == (9, 128, 12_500_000)  # 50M frames, 9 envs
+    assert (zoo.n_envs, zoo.n_steps, zoo.batch_size, zoo.total_steps) == (8, 128, 256, 10_000_000)
+    assert all(c.source for c in BUDGETS.values())
+    with pytest.raises(ValueError, match="unknown PPO budget"):
+        get_ppo_config("huge")
+    with pytest.raises(ValueError, match="batch_size"):
+        PPOConfig("bad", total_steps=10, n_envs=1, n_steps=8, batch_size=16)
+
+
+def test_sb3_sees_channels_first_uint8_stacks_as_images():
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
+
+    from trex_bench.envs import make_vec_env
+
+    env = make_vec_env("breakout", 1)
+    assert is_image_space(env.observation_space, check_channels=True)
+    assert is_image_space_channels_first(env.observation_space)
+    model = PPO("CnnPolicy", env, n_steps=8, batch_size=8, device="cpu")
+    assert model.get_env() is env  # no VecTransposeImage inserted: the stacks reach the CNN as [4, 84, 84]
+    assert model.policy.normalize_images  # /255 happens in the policy
+    env.close()
+
+
+def test_smoke_run_on_true_reward_writes_agent_and_card(tmp_path):
+    out = train_ppo("breakout", "true", TINY, seed=0, out_dir=tmp_path / "agent", progress=False)
+    assert (out / "agent.zip").exists() and (out / "card.json").exists()
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["ppo_32_steps.zip", "ppo_64_steps.zip"]
+    assert any((out / "tb").rglob("events.out.tfevents.*"))
+    card = read_json(out / "card.json")
+    assert card["game"] == "breakout" and card["profile"] == "paper" and card["profile_settings"]["noop_max"] == 30
+    assert card["reward"] == {"source": "true", "transform": "sign"}
+    assert card["steps"] >= 64 and card["seed"] == 0 and card["budget"] == "tiny"
+    assert card["config"]["n_steps"] == 16 and card["wall_s"] > 0 and "stable-baselines3" in card["versions"]
+    model, card2 = load_agent(out)
+    assert card2 == card and model.n_envs == 2
+
+
+def test_smoke_run_on_learned_normalized_reward_saves_and_restores_stats(tmp_path, reward_dir):
+    out = train_ppo("breakout", reward_dir, TINY.replace(checkpoint_every=0), seed=1, out_dir=tmp_path / "a",
+                    progress=False, transform="normalized")
+    card = read_json(out / "card.json")
+    assert card["reward"]["source"] == "model" and card["reward"]["transform"] == "normalized"
+    assert len(card["reward"]["model_card_hash"]) == 16
+    stats = read_json(out / NORM_FILE)
+    assert stats == card["reward_norm"] and stats["count"] > 64
+    assert not (out / "checkpoints").exists()
+    # wherever the agent is loaded, the wrapper is rebuilt with the saved statistics
+    _, loaded = load_agent(out)
+    from trex_bench.envs import make_vec_env
+
+    env, _ = reward_env(make_vec_env("breakout", 1), reward_dir, "breakout", "paper", "normalized",
+                        norm_state=loaded["reward_norm"], update_norm=False)
+    assert isinstance(env, LearnedRewardVecEnv) and env.get_norm_state() == json.loads(json.dumps(stats))
+    env.close()
+
+
+def test_constant_reward_smoke(tmp_path):
+    out = train_ppo("breakout", "constant", TINY.replace(checkpoint_every=0), seed=0, out_dir=tmp_path / "c", progress=False)
+    assert read_json(out / "card.json")["reward"]["source"] == "constant"
+
+
+def test_refuses_reward_model_of_another_game_or_profile(tmp_path, reward_dir):
+    with pytest.raises(ValueError, match="reward model for breakout, not pong"):
+        train_ppo("pong", reward_dir, TINY, seed=0, out_dir=tmp_path / "pong")
+    assert not (tmp_path / "pong").exists()
+    with pytest.raises(ValueError, match="profile 'paper', not 'machado'"):
+        train_ppo("breakout", reward_dir, TINY, seed=0, out_dir=tmp_path / "m", profile="machado")
+    with pytest.raises(ValueError, match="does not exist"):
+        train_ppo("breakout", tmp_path / "nowhere", TINY, seed=0, out_dir=tmp_path / "x")
+    with pytest.raises(ValueError, match="transform"):
+        train_ppo("breakout", reward_dir, TINY, seed=0, out_dir=tmp_path / "x", transform="tanh")
+    with pytest.raises(ValueError, match="not an agent folder"):
+        load_agent(tmp_path)

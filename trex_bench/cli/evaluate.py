@@ -1,0 +1,45 @@
+"""``trex-bench evaluate``: full-game evaluation of an agent with the true score."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from trex_bench.cli_util import nonneg_int, positive_int
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="play N full games with an agent and report its true score",
+        description="Evaluate an agent folder as T-REX did: N full games (no life-loss termination), stochastic "
+        "policy, true score; compare with a demo set's best and average return. Writes eval.json.",
+        epilog="Example: trex-bench evaluate --agent runs/breakout/agent --episodes 30 --demos demos/breakout/ppo",
+    )
+    p.add_argument("--agent", type=Path, required=True, help="agent folder (agent.zip + card.json)")
+    p.add_argument("--episodes", type=positive_int, default=30, help="number of full games (default: 30, as T-REX)")
+    p.add_argument("--demos", type=Path, default=None, help="demo set to compare with (best and average return)")
+    p.add_argument("--deterministic", action="store_true", help="argmax actions instead of sampling (T-REX samples)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the games and of action sampling (default: 0)")
+    p.add_argument("--envs", type=positive_int, default=8, help="games played at once (default: 8)")
+    p.add_argument("--out", type=Path, default=None, help="eval.json path or folder (default: the agent folder)")
+    p.add_argument("--device", default="cpu", help="torch device of the policy (default: cpu)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from trex_bench.evaluate import evaluate_agent
+
+    r = evaluate_agent(args.agent, episodes=args.episodes, seed=args.seed, deterministic=args.deterministic,
+                       n_envs=args.envs, demos_dir=args.demos, out=args.out, device=args.device,
+                       progress=not args.no_progress)
+    print(f"{r['game']}: {r['episodes']} full games, {r['protocol']}")
+    print(f"  true score: mean {r['mean']:.2f} ± {r['std']:.2f} (min {r['min']:g}, max {r['max']:g})")
+    if r["best_demo"] is not None:
+        verdict = "beats" if r["beats_best_demo"] else "does not beat"
+        print(f"  demos: best {r['best_demo']:g}, average {r['avg_demo']:.2f}; the agent {verdict} the best demo")
+    if r["human_normalized"] is not None:
+        print(f"  human-normalised score: {r['human_normalized']:.3f}")
+    print(f"wrote {r['path']}")
+    return 0

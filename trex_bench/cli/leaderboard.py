@@ -1,0 +1,37 @@
+"""``trex-bench leaderboard``: the results table grouped by game and method."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "leaderboard",
+        help="print the leaderboard grouped by game and method",
+        description="Summarise results/leaderboard.csv: per game and method, mean ± std of the per-seed scores, "
+        "best of seeds, and how many seeds beat the best demo.",
+        epilog="Example: trex-bench leaderboard --csv results/leaderboard.csv --by game method budget",
+    )
+    p.add_argument("--csv", type=Path, default=Path("results/leaderboard.csv"), help="leaderboard file")
+    p.add_argument("--by", nargs="+", default=["game", "method"], help="columns to group by (default: game method)")
+    p.set_defaults(func=run_leaderboard)
+
+
+def run_leaderboard(args: argparse.Namespace) -> int:
+    from trex_bench.leaderboard import COLUMNS, summarize
+
+    bad = [c for c in args.by if c not in COLUMNS]
+    if bad:
+        raise ValueError(f"cannot group by {', '.join(bad)}; columns: {', '.join(COLUMNS)}")
+    if not args.csv.exists():
+        raise ValueError(f"{args.csv} does not exist (runs append to it; see `trex-bench pipeline --help`)")
+    table = summarize(args.csv, by=tuple(args.by))
+    if table.empty:
+        print(f"{args.csv}: no rows yet")
+        return 0
+    table["mean ± std"] = [f"{m:.2f} ± {s:.2f}" for m, s in zip(table["mean"], table["std"], strict=True)]
+    cols = [*args.by, "seeds", "mean ± std", "best", "best_demo", "beats_best_demo", "human_normalized"]
+    print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    return 0

@@ -1,0 +1,216 @@
+"""The leaderboard: an append-only CSV with provenance, one row per (run, seed) (DESIGN.md "Leaderboard").
+
+Appends are atomic and safe with many writers (local processes or Ray tasks on a shared disk): under a file lock
+on ``<csv>.lock`` the current file is read and validated, the whole new file is written to a temp file and moved
+over the old one with ``os.replace``. A reader never sees half a row, no writer loses another's row, and a file
+that is not a well-formed leaderboard is refused, never truncated or rewritten.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import hashlib
+import io
+import json
+import subprocess
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from filelock import FileLock
+
+from trex_bench._io import atomic_write, versions
+
+__all__ = ["COLUMNS", "REQUIRED", "DEFAULT_CSV", "append_row", "row_from_run", "read_leaderboard", "summarize", "config_hash", "git_commit"]
+
+DEFAULT_CSV = Path("results/leaderboard.csv")
+
+# DESIGN.md "Data formats / Leaderboard", in that order.
+COLUMNS: tuple[str, ...] = (
+    "run_id", "utc_time", "git_commit", "versions", "device", "game", "env_profile", "method", "ranking_source",
+    "reward_transform", "budget", "rl_steps", "seed", "n_episodes", "mean", "std", "min", "max", "best_demo",
+    "avg_demo", "beats_best_demo", "human_normalized", "fidelity_spearman", "pair_accuracy", "wall_s", "config_hash",
+)
+REQUIRED: tuple[str, ...] = ("game", "method", "seed", "mean")
+_LOCK_TIMEOUT_S = 120.0
+
+
+def git_commit(cwd: str | Path | None = None) -> str:
+    """``git rev-parse HEAD`` of ``cwd`` (default: this package's checkout), or ``"unknown"``."""
+    where = Path(cwd) if cwd is not None else Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+
+
+def config_hash(config: Any) -> str:
+    """SHA-256 (16 hex chars) of a JSON-able config, key order ignored: equal configs hash equal."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, sort_keys=True)
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _read_checked(path: Path, action: str = "append") -> str:
+    """The file's text, after checking it is a well-formed leaderboard; ValueError otherwise."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not a leaderboard CSV (not UTF-8 text); refusing to {action}") from e
+    if not text:
+        return ""
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+    except csv.Error as e:
+        raise ValueError(f"{path}: unparsable CSV ({e}); refusing to {action}") from e
+    if not rows or tuple(rows[0]) != COLUMNS:
+        raise ValueError(f"{path}: header is not the leaderboard header {','.join(COLUMNS)}; refusing to {action}")
+    for n, row in enumerate(rows[1:], start=2):
+        if len(row) != len(COLUMNS):
+            raise ValueError(f"{path}: line {n} has {len(row)} fields, want {len(COLUMNS)}; refusing to {action}")
+    if not text.endswith("\n"):
+        raise ValueError(f"{path}: last line is incomplete (no newline); refusing to {action}")
+    return text
+
+
+def append_row(csv_path: str | Path, row: Mapping[str, Any]) -> dict[str, str]:
+    """Append one run's row to the leaderboard, atomically and under a file lock.
+
+    Args:
+        csv_path: the leaderboard file (created with its header when absent).
+        row: values by column name (see ``COLUMNS``); ``game``, ``method``, ``seed`` and ``mean`` are required.
+            ``run_id``, ``utc_time``, ``git_commit``, ``versions`` and ``device`` are filled in when absent;
+            any other missing column is left empty. Dicts/lists are stored as JSON.
+
+    Returns:
+        The row as written (strings by column).
+
+    Raises:
+        ValueError: an unknown column, a missing required one, or an existing file that is not a well-formed
+            leaderboard (left byte-identical).
+    """
+    unknown = sorted(set(row) - set(COLUMNS))
+    if unknown:
+        raise ValueError(f"unknown leaderboard column(s) {', '.join(unknown)}; valid: {', '.join(COLUMNS)}")
+    missing = [c for c in REQUIRED if row.get(c) in (None, "")]
+    if missing:
+        raise ValueError(f"leaderboard row lacks required column(s) {', '.join(missing)}")
+    full: dict[str, Any] = {
+        "run_id": uuid.uuid4().hex[:12],
+        "utc_time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "git_commit": git_commit(),
+        "versions": versions(),
+        "device": "cpu",
+    }
+    full.update({k: v for k, v in row.items() if v is not None or k not in full})
+    cells = {c: _cell(full.get(c)) for c in COLUMNS}
+    buf = io.StringIO(newline="")
+    csv.writer(buf, lineterminator="\n").writerow([cells[c] for c in COLUMNS])
+    line = buf.getvalue()
+
+    path = Path(csv_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock", timeout=_LOCK_TIMEOUT_S):
+        old = _read_checked(path) if path.exists() else ""
+        header = "" if old else ",".join(COLUMNS) + "\n"
+        new = old + header + line
+        atomic_write(path, lambda p: p.write_text(new, encoding="utf-8"), suffix=".csv")
+    return cells
+
+
+def row_from_run(
+    agent_card: Mapping[str, Any],
+    report: Mapping[str, Any],
+    method: str,
+    ranking_source: str | None = None,
+    fidelity: Mapping[str, Any] | None = None,
+    wall_s: float | None = None,
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """A leaderboard row from an agent's ``card.json`` and its ``eval.json`` (plus what only the caller knows).
+
+    Args:
+        agent_card: the agent folder's card (``trex_bench.rl.ppo.train_ppo``).
+        report: the evaluation report (``trex_bench.evaluate.evaluate_agent``).
+        method: ``trex``, ``drex``, ``ppo-true``, ``constant``, ...
+        ranking_source: where the rankings came from (``return``, ``checkpoint``, ``noise``, ``human`` ...).
+        fidelity: the reward model's fidelity report; ``spearman`` and ``pair_accuracy`` are used.
+        wall_s: wall time of the whole run (default: the agent's training time).
+        run_id: the run folder's id (default: a fresh one).
+    """
+    fid = fidelity or {}
+    reward = agent_card.get("reward", {})
+    return {
+        "run_id": run_id,
+        "device": agent_card.get("device"),
+        "game": report["game"],
+        "env_profile": report["profile"],
+        "method": method,
+        "ranking_source": ranking_source,
+        "reward_transform": reward.get("transform"),
+        "budget": agent_card.get("budget"),
+        "rl_steps": agent_card.get("steps"),
+        "seed": agent_card.get("seed"),
+        "n_episodes": report["episodes"],
+        **{k: report[k] for k in ("mean", "std", "min", "max", "best_demo", "avg_demo", "beats_best_demo", "human_normalized")},
+        "fidelity_spearman": fid.get("spearman"),
+        "pair_accuracy": fid.get("pair_accuracy"),
+        "wall_s": wall_s if wall_s is not None else agent_card.get("wall_s"),
+        "config_hash": config_hash({k: agent_card.get(k) for k in ("game", "profile_settings", "reward", "config", "seed")}
+                                   | {"eval": {k: report.get(k) for k in ("episodes", "seed", "deterministic")}}),
+    }
+
+
+def read_leaderboard(csv_path: str | Path) -> pd.DataFrame:
+    """The leaderboard as a DataFrame (checked like ``append_row`` does); an empty frame when absent."""
+    path = Path(csv_path)
+    if not path.exists():
+        return pd.DataFrame(columns=list(COLUMNS))
+    _read_checked(path, action="read it")
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    for c in ("rl_steps", "seed", "n_episodes", "mean", "std", "min", "max", "best_demo", "avg_demo",
+              "human_normalized", "fidelity_spearman", "pair_accuracy", "wall_s"):
+        df[c] = pd.to_numeric(df[c], errors="coerce")
+    df["beats_best_demo"] = df["beats_best_demo"].str.lower().map({"true": True, "false": False})
+    return df
+
+
+def summarize(csv_path: str | Path, by: tuple[str, ...] = ("game", "method")) -> pd.DataFrame:
+    """Results grouped by game and method: mean ± std of the per-seed mean scores, best of seeds, demo wins.
+
+    Reporting mean ± std over seeds next to best-of-seeds matters: the papers report best of 3 seeds, which hides
+    large seed variance (PAPERS.md pitfalls).
+
+    Returns:
+        One row per group with ``seeds`` (rows), ``mean``, ``std`` (over seeds; 0 for one seed), ``best``,
+        ``best_demo``, ``beats_best_demo`` (count of rows) and ``human_normalized`` (mean).
+    """
+    df = read_leaderboard(csv_path)
+    cols = ["seeds", "mean", "std", "best", "best_demo", "beats_best_demo", "human_normalized"]
+    if df.empty:
+        return pd.DataFrame(columns=[*by, *cols])
+    g = df.groupby(list(by), sort=True)
+    out = pd.DataFrame({
+        "seeds": g.size(),
+        "mean": g["mean"].mean(),
+        "std": g["mean"].std(ddof=1).fillna(0.0),
+        "best": g["mean"].max(),
+        "best_demo": g["best_demo"].max(),
+        "beats_best_demo": g["beats_best_demo"].apply(lambda s: int((s == True).sum())),  # noqa: E712
+        "human_normalized": g["human_normalized"].mean(),
+    })
+    return out.reset_index()

@@ -1,0 +1,1 @@
+"""Reinforcement learning on a learned (or true, or constant) reward: reward wrappers and SB3 PPO."""

@@ -1,0 +1,290 @@
+"""SB3 PPO (CnnPolicy) on a learned, true or constant reward: typed budgets and one ``train_ppo``.
+
+The env is ``make_vec_env(..., training=True)`` (a lost life ends the learner's episode, as baselines'
+``EpisodicLifeEnv`` in the papers' PPO) with a reward wrapper from ``trex_bench.rl.wrappers`` on top; the true
+full-game score stays in ``info["episode"]``, so SB3's ``rollout/ep_rew_mean`` in TensorBoard is the true score.
+
+Observations are uint8 channels-first stacks [4, 84, 84]: SB3 recognises them as images
+(``is_image_space_channels_first``: the smallest axis comes first), divides by 255 in the policy and does *not*
+insert a ``VecTransposeImage`` (tests/test_ppo.py checks both).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import CheckpointCallback
+from stable_baselines3.common.vec_env import VecEnv
+
+from trex_bench._io import atomic_write, read_json, versions, write_json
+from trex_bench.envs import get_profile, make_vec_env
+from trex_bench.games import get_game
+from trex_bench.rl.wrappers import TRANSFORMS, ClipRewardVecEnv, ConstantRewardVecEnv, LearnedRewardVecEnv
+
+__all__ = ["PPOConfig", "BUDGETS", "get_ppo_config", "train_ppo", "load_agent", "reward_env", "AGENT_FILE", "NORM_FILE"]
+
+AGENT_FILE = "agent.zip"
+NORM_FILE = "reward_norm.json"
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """Every PPO setting of a run (recorded in the agent's card).
+
+    Attributes:
+        name: the budget/preset name.
+        total_steps: agent steps (one step = 4 frames) summed over envs.
+        n_envs: parallel envs.
+        n_steps: rollout length per env per update.
+        batch_size: minibatch size (SB3 ``batch_size``; baselines' nminibatches = n_envs·n_steps / batch_size).
+        n_epochs: passes over each rollout.
+        learning_rate: initial Adam learning rate; ``linear_lr`` anneals it to 0 over training.
+        clip_range: initial PPO clip ε; ``linear_clip`` anneals it to 0.
+        ent_coef, vf_coef, max_grad_norm, gamma, gae_lambda: as in SB3/baselines.
+        checkpoint_every: save a checkpoint every this many agent steps (0: none).
+        source: where the values come from.
+    """
+
+    name: str
+    total_steps: int
+    n_envs: int = 8
+    n_steps: int = 128
+    batch_size: int = 256
+    n_epochs: int = 4
+    learning_rate: float = 2.5e-4
+    linear_lr: bool = True
+    clip_range: float = 0.1
+    linear_clip: bool = True
+    ent_coef: float = 0.01
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    checkpoint_every: int = 0
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if min(self.total_steps, self.n_envs, self.n_steps, self.batch_size, self.n_epochs) < 1:
+            raise ValueError(f"PPOConfig {self.name!r}: steps, envs, batch size and epochs must be >= 1")
+        if self.batch_size > self.n_envs * self.n_steps:
+            raise ValueError(f"PPOConfig {self.name!r}: batch_size {self.batch_size} > rollout {self.n_envs * self.n_steps}")
+
+    def replace(self, **changes: Any) -> PPOConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+# The CPU budgets use rl-zoo3's Atari settings (below) and only shorten training; their step counts come from
+# the measured cost on 2 CPU cores (benchmarks/ppo_reward_speed.py: ~250-300 agent steps/s incl. updates).
+_ZOO = dict(n_envs=8, n_steps=128, batch_size=256, n_epochs=4, learning_rate=2.5e-4, clip_range=0.1, ent_coef=0.01, vf_coef=0.5)
+
+BUDGETS: dict[str, PPOConfig] = {
+    # Seconds: exercises the code path only; scores are meaningless.
+    "smoke": PPOConfig("smoke", total_steps=2_048, n_envs=4, n_steps=64, batch_size=128, n_epochs=2, source="smoke test"),
+    # ≈ 10 minutes on 2 CPU cores: the RL share of `make quickstart` (≤ 15 min end to end, DESIGN.md Budgets).
+    "quick": PPOConfig("quick", total_steps=160_000, checkpoint_every=40_000, source="rl-zoo3 Atari PPO, shortened", **_ZOO),
+    # ≈ 50 minutes on 2 CPU cores (DESIGN.md: `small` ≤ 60 min for one game).
+    "small": PPOConfig("small", total_steps=800_000, checkpoint_every=100_000, source="rl-zoo3 Atari PPO, shortened", **_ZOO),
+    # T-REX §5 / D-REX §5: OpenAI-baselines PPO2 Atari defaults (baselines/ppo2/defaults.py `atari()`: nsteps 128,
+    # nminibatches 4, 4 epochs, lr 2.5e-4·f, clip 0.1·f, ent 0.01, vf 0.5, grad norm 0.5, γ 0.99, λ 0.95),
+    # 9 parallel envs, 50M frames = 12.5M agent steps (PAPERS.md "RL on the learned reward"). Batch 128·9/4 = 288.
+    "paper": PPOConfig("paper", total_steps=12_500_000, n_envs=9, n_steps=128, batch_size=288, n_epochs=4,
+                       learning_rate=2.5e-4, clip_range=0.1, ent_coef=0.01, vf_coef=0.5, checkpoint_every=500_000,
+                       source="T-REX/D-REX: OpenAI baselines PPO2 Atari defaults, 9 envs, 50M frames"),
+    # rl-zoo3 hyperparams/ppo.yml `atari`: 8 envs, n_steps 128, batch 256, 4 epochs, lr lin_2.5e-4, clip lin_0.1,
+    # ent 0.01, vf 0.5, 1e7 steps (Raffin et al., "RL Baselines3 Zoo", 2020).
+    "paper-zoo": PPOConfig("paper-zoo", total_steps=10_000_000, checkpoint_every=500_000, source="rl-zoo3 tuned Atari PPO", **_ZOO),
+}
+
+
+def get_ppo_config(budget: str | PPOConfig) -> PPOConfig:
+    """The PPO preset of a budget (``smoke``, ``quick``, ``small``, ``paper``, ``paper-zoo``)."""
+    if isinstance(budget, PPOConfig):
+        return budget
+    if budget not in BUDGETS:
+        raise ValueError(f"unknown PPO budget {budget!r}; valid: {', '.join(BUDGETS)}")
+    return BUDGETS[budget]
+
+
+def _schedule(value: float, linear: bool) -> float | Callable[[float], float]:
+    # SB3 calls schedules with progress_remaining going 1 → 0, like baselines' f.
+    return (lambda f: f * value) if linear else value
+
+
+def _file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def reward_env(
+    venv: VecEnv,
+    reward: str | Path,
+    game: str,
+    profile: str,
+    transform: str = "sigmoid",
+    device: str | torch.device = "cpu",
+    norm_state: dict[str, Any] | None = None,
+    update_norm: bool = True,
+) -> tuple[VecEnv, dict[str, Any]]:
+    """Wrap ``venv`` with the reward PPO should see, and describe that reward for the card.
+
+    Args:
+        reward: ``"true"`` (sign-clipped true reward, as the papers' PPO), ``"constant"`` (every step 1), or a
+            reward-model folder.
+        game, profile: what the model must have been trained for (refused otherwise, naming both).
+
+    Returns:
+        ``(wrapped env, reward description)``.
+    """
+    if str(reward) == "true":
+        return ClipRewardVecEnv(venv), {"source": "true", "transform": "sign"}
+    if str(reward) == "constant":
+        return ConstantRewardVecEnv(venv), {"source": "constant", "transform": "none"}
+    if transform not in TRANSFORMS:
+        raise ValueError(f"unknown reward transform {transform!r}; valid: {', '.join(TRANSFORMS)}")
+    from trex_bench.reward.net import load_model
+
+    folder = Path(reward)
+    if not folder.exists():
+        raise ValueError(f"reward must be 'true', 'constant' or a reward-model folder; {folder} does not exist")
+    model, card = load_model(folder, game=game, profile=profile, device=device)
+    wrapped = LearnedRewardVecEnv(venv, model, transform, device, norm_state=norm_state, update_norm=update_norm)
+    desc = {
+        "source": "model",
+        "model_dir": str(folder),
+        "model_card_hash": _file_hash(folder / "card.json"),
+        "model_weights_hash": _file_hash(folder / "model.safetensors"),
+        "method": card.get("method"),
+        "arch": card.get("arch"),
+        "transform": transform,
+    }
+    return wrapped, desc
+
+
+def train_ppo(
+    game: str,
+    reward: str | Path,
+    cfg: PPOConfig | str,
+    seed: int,
+    out_dir: str | Path,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    transform: str = "sigmoid",
+    profile: str = "paper",
+) -> Path:
+    """Train SB3 PPO on ``game`` with the given reward; write the agent folder.
+
+    Args:
+        game: game id.
+        reward: a reward-model folder, ``"true"`` or ``"constant"`` (see ``reward_env``).
+        cfg: a ``PPOConfig`` or a budget name.
+        seed: seeds SB3 (policy init, action sampling) and the env's per-episode reset seeds.
+        out_dir: the agent folder: ``agent.zip``, ``card.json``, ``reward_norm.json`` (normalized transform),
+            ``checkpoints/``, ``tb/`` (TensorBoard).
+        device: torch device for the policy and the reward model.
+        progress: show a progress bar.
+        transform: ``sigmoid`` (the papers), ``raw`` or ``normalized``; only for a reward model.
+        profile: env profile; a reward model must have been trained under it.
+
+    Returns:
+        ``out_dir``.
+
+    Raises:
+        ValueError: unknown game/budget/transform, a missing reward model, or one of another game or profile.
+    """
+    g = get_game(game)
+    prof = get_profile(profile)
+    cfg = get_ppo_config(cfg)
+    out = Path(out_dir)
+    # Validate the reward before creating anything on disk.
+    venv = make_vec_env(g, cfg.n_envs, prof, seed=seed, training=True)
+    try:
+        env, reward_desc = reward_env(venv, reward, g.id, prof.name, transform, device)
+    except BaseException:
+        venv.close()
+        raise
+    out.mkdir(parents=True, exist_ok=True)
+    callbacks = []
+    if cfg.checkpoint_every > 0:
+        freq = max(cfg.checkpoint_every // cfg.n_envs, 1)  # CheckpointCallback counts vectorised steps
+        callbacks.append(CheckpointCallback(freq, str(out / "checkpoints"), name_prefix="ppo"))
+    model = PPO(
+        "CnnPolicy",
+        env,
+        learning_rate=_schedule(cfg.learning_rate, cfg.linear_lr),
+        n_steps=cfg.n_steps,
+        batch_size=cfg.batch_size,
+        n_epochs=cfg.n_epochs,
+        gamma=cfg.gamma,
+        gae_lambda=cfg.gae_lambda,
+        clip_range=_schedule(cfg.clip_range, cfg.linear_clip),
+        ent_coef=cfg.ent_coef,
+        vf_coef=cfg.vf_coef,
+        max_grad_norm=cfg.max_grad_norm,
+        tensorboard_log=str(out / "tb"),
+        seed=seed,
+        device=device,
+        verbose=0,
+    )
+    t0 = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            # SB3's progress bar uses tqdm.rich, which warns that it is experimental on every run.
+            warnings.filterwarnings("ignore", message="rich is experimental")
+            model.learn(cfg.total_steps, callback=callbacks, progress_bar=progress, tb_log_name="ppo")
+    finally:
+        env.close()
+    wall = time.perf_counter() - t0
+    atomic_write(out / AGENT_FILE, lambda p: model.save(p), suffix=".zip")
+    norm = env.get_norm_state() if isinstance(env, LearnedRewardVecEnv) and transform == "normalized" else None
+    if norm is not None:
+        write_json(out / NORM_FILE, norm)
+    card = {
+        "kind": "agent",
+        "game": g.id,
+        "profile": prof.name,
+        "profile_settings": prof.settings(),
+        "reward": reward_desc,
+        "budget": cfg.name,
+        "config": dataclasses.asdict(cfg),
+        "seed": seed,
+        "steps": int(model.num_timesteps),
+        "wall_s": round(wall, 3),
+        "steps_per_s": round(model.num_timesteps / max(wall, 1e-9), 1),
+        "device": str(device),
+        "reward_norm": norm,
+        "versions": versions(),
+    }
+    write_json(out / "card.json", card)  # written last: a folder with a card is a finished agent
+    return out
+
+
+def load_agent(agent_dir: str | Path, device: str | torch.device = "cpu") -> tuple[PPO, dict[str, Any]]:
+    """Load ``agent.zip`` + ``card.json`` of a ``train_ppo`` folder without unpickling anything.
+
+    The schedules and spaces that SB3 would unpickle from the zip are replaced by rebuilt ones
+    (``custom_objects``); the weights are read by SB3 with ``torch.load(weights_only=True)``.
+    """
+    folder = Path(agent_dir)
+    for name in ("card.json", AGENT_FILE):
+        if not (folder / name).exists():
+            raise ValueError(f"{folder}: not an agent folder ({name} is missing)")
+    card = read_json(folder / "card.json")
+    if card.get("kind") != "agent":
+        raise ValueError(f"{folder}/card.json is not an agent card")
+    probe = make_vec_env(card["game"], 1, card["profile"])
+    spaces = {"observation_space": probe.observation_space, "action_space": probe.action_space}
+    probe.close()
+    custom = {**spaces, "learning_rate": 0.0, "lr_schedule": lambda _: 0.0, "clip_range": lambda _: 0.0}
+    model = PPO.load(folder / AGENT_FILE, device=device, custom_objects=custom)
+    if card.get("reward_norm") is None and (folder / NORM_FILE).exists():
+        card["reward_norm"] = read_json(folder / NORM_FILE)
+    return model, card

@@ -1,0 +1,159 @@
+"""Reward-replacing ``VecEnvWrapper``s for PPO: learned reward, constant reward, clipped true reward.
+
+Each wrapper does one job (STYLE.md rule 7): it swaps the reward PPO sees and never loses the truth. The true
+per-step reward is kept in ``info["true_reward"]``; ``info["episode"]`` comes from ``AtariVecEnv``, the monitor
+*below* every wrapper, so it always holds the true full-game score (PAPERS.md pitfalls).
+
+The learned reward of a transition is r̂ of the frame stack it reaches. For an env whose episode just ended the
+stack returned by ``step`` already belongs to the next episode, so the wrapper scores
+``info["terminal_observation"]`` instead. All envs are scored in one batched forward pass (STYLE.md rule 5).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from scipy.special import expit
+from stable_baselines3.common.running_mean_std import RunningMeanStd
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
+from torch import nn
+
+__all__ = ["TRANSFORMS", "Transform", "LearnedRewardVecEnv", "ConstantRewardVecEnv", "ClipRewardVecEnv"]
+
+Transform = Literal["sigmoid", "raw", "normalized"]
+TRANSFORMS: tuple[str, ...] = ("sigmoid", "raw", "normalized")
+
+
+class _RewardReplacer(VecEnvWrapper):
+    """Base: step the env, put the true reward into ``info["true_reward"]``, return ``self._reward(...)``."""
+
+    def reset(self) -> np.ndarray:
+        return self.venv.reset()
+
+    def step_wait(self) -> VecEnvStepReturn:
+        obs, true_r, dones, infos = self.venv.step_wait()
+        true_r = np.asarray(true_r, dtype=np.float32)
+        for i, info in enumerate(infos):
+            info["true_reward"] = float(true_r[i])
+        return obs, self._reward(obs, true_r, dones, infos), dones, infos
+
+    def _reward(self, obs: np.ndarray, true_r: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]]) -> np.ndarray:
+        raise NotImplementedError
+
+
+class ClipRewardVecEnv(_RewardReplacer):
+    """PPO on the true reward, clipped to sign(r) as baselines' ``ClipRewardEnv`` (the papers' PPO2 Atari setup).
+
+    >>> from trex_bench.envs import make_vec_env
+    >>> env = ClipRewardVecEnv(make_vec_env("breakout", 2, training=True))
+    >>> _ = env.reset()
+    >>> _, r, _, infos = env.step(np.zeros(2, dtype=int))
+    >>> set(r.tolist()) <= {-1.0, 0.0, 1.0} and "true_reward" in infos[0]
+    True
+    """
+
+    def _reward(self, obs, true_r, dones, infos):  # noqa: D102
+        return np.sign(true_r).astype(np.float32)
+
+
+class ConstantRewardVecEnv(_RewardReplacer):
+    """Every step earns ``value`` (default 1): the survival-bonus control.
+
+    sigmoid(r̂) > 0 everywhere is itself a survival bonus, so a learned reward only counts as learned when it beats
+    this control (PAPERS.md pitfalls).
+    """
+
+    def __init__(self, venv: VecEnv, value: float = 1.0) -> None:
+        super().__init__(venv)
+        self.value = float(value)
+
+    def _reward(self, obs, true_r, dones, infos):  # noqa: D102
+        return np.full(self.num_envs, self.value, dtype=np.float32)
+
+
+class LearnedRewardVecEnv(_RewardReplacer):
+    """Replace the env reward with a reward model's r̂(s'), for all envs in one batched forward pass.
+
+    Args:
+        venv: the env below (its ``info["episode"]`` must be the true score, e.g. ``make_vec_env``).
+        model: maps uint8 stacks [N, 4, 84, 84] to r̂ [N] (``RewardNet`` / ``RewardEnsemble``); it is moved to
+            ``device`` and put in eval mode.
+        transform: ``"sigmoid"``: σ(r̂), what T-REX/D-REX fed to PPO (their ``custom_reward_wrapper``);
+            ``"raw"``: r̂ itself; ``"normalized"``: (r̂ − μ) / σ with running statistics of r̂, clipped to
+            ±``clip``.
+        device: where the forward pass runs.
+        norm_state: statistics from ``get_norm_state`` to start from (reloading an agent).
+        update_norm: update the running statistics (True while training, False when evaluating a loaded agent).
+        clip: bound of the normalized reward (10, as SB3's ``VecNormalize``).
+
+    ``info["learned_reward"]`` holds the untransformed r̂ of each step.
+    """
+
+    def __init__(
+        self,
+        venv: VecEnv,
+        model: nn.Module,
+        transform: Transform = "sigmoid",
+        device: str | torch.device = "cpu",
+        norm_state: dict[str, Any] | None = None,
+        update_norm: bool = True,
+        clip: float = 10.0,
+    ) -> None:
+        if transform not in TRANSFORMS:
+            raise ValueError(f"unknown reward transform {transform!r}; valid: {', '.join(TRANSFORMS)}")
+        super().__init__(venv)
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.transform = transform
+        self.update_norm = update_norm
+        self.clip = float(clip)
+        self.rms = RunningMeanStd(shape=())
+        if norm_state is not None:
+            self.set_norm_state(norm_state)
+
+    @torch.no_grad()
+    def score(self, stacks: np.ndarray) -> np.ndarray:
+        """Untransformed r̂ float32 [N] of uint8 stacks [N, 4, 84, 84], in one forward pass."""
+        x = torch.as_tensor(stacks, device=self.device)
+        return self.model(x).float().cpu().numpy().reshape(len(stacks))
+
+    def _reward(self, obs, true_r, dones, infos):  # noqa: D102
+        reached = obs
+        if np.any(dones):
+            reached = obs.copy()
+            for i in np.flatnonzero(dones):
+                reached[i] = infos[i]["terminal_observation"]
+        r = self.score(reached)
+        for i, info in enumerate(infos):
+            info["learned_reward"] = float(r[i])
+        if self.transform == "sigmoid":
+            return expit(r).astype(np.float32)  # σ without overflow warnings for very negative r̂
+        if self.transform == "raw":
+            return r.astype(np.float32)
+        if self.update_norm:
+            self.rms.update(r.astype(np.float64))
+        return np.clip((r - self.rms.mean) / np.sqrt(self.rms.var + 1e-8), -self.clip, self.clip).astype(np.float32)
+
+    # -- normalizer statistics (saved with the agent, restored wherever it is loaded) ---------------------------
+    def get_norm_state(self) -> dict[str, Any]:
+        """The running statistics as plain JSON-able data: ``{"mean": [m], "var": [v], "count": c}``."""
+        return {
+            "mean": np.atleast_1d(self.rms.mean).astype(float).tolist(),
+            "var": np.atleast_1d(self.rms.var).astype(float).tolist(),
+            "count": float(self.rms.count),
+        }
+
+    def set_norm_state(self, state: dict[str, Any]) -> None:
+        """Restore statistics written by ``get_norm_state``; a ValueError names what is wrong."""
+        try:
+            mean = np.asarray(state["mean"], dtype=np.float64).reshape(())
+            var = np.asarray(state["var"], dtype=np.float64).reshape(())
+            count = float(state["count"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"not a reward-normalizer state (want mean, var, count of one value): {state!r}") from e
+        if not (np.isfinite(mean) and np.isfinite(var) and var >= 0 and count > 0):
+            raise ValueError(f"invalid reward-normalizer state: {state!r}")
+        self.rms.mean, self.rms.var, self.rms.count = mean, var, count
