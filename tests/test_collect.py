@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 
 from trex_bench.demos.collect import CollectConfig, collect
-from trex_bench.demos.policies import EpsilonGreedy, NoopPolicy, RandomPolicy, ScriptedBreakout, ScriptedPong, make_demonstrator
+from trex_bench.demos.policies import (
+    EpsilonGreedy,
+    NoopPolicy,
+    RandomPolicy,
+    ScriptedBreakout,
+    ScriptedPong,
+    make_demonstrator,
+)
 from trex_bench.games import get_game
 
 
