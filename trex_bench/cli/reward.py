@@ -1,0 +1,120 @@
+"""``trex-bench reward train|import|score``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from trex_bench.cli_util import nonneg_int
+
+DEFAULT_REFERENCE = Path("../shared/reference")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("reward", help="learn, import and score reward models",
+                       description="Learn a reward net from ranked demos (T-REX / D-REX), import the released nets, "
+                       "and report how well a reward model orders episodes.")
+    rs = p.add_subparsers(dest="reward_command", metavar="SUBCOMMAND", required=True)
+
+    t = rs.add_parser(
+        "train", help="train a reward net from ranked demonstrations",
+        description="Rank the demos, sample snippet pairs, train a Bradley-Terry reward net (T-REX eq. 1) with "
+        "validation and early stopping, and write a reward-model folder.",
+        epilog="Example: trex-bench reward train breakout --demos demos/breakout/scripted --method trex "
+        "--ranking return --budget quick --seed 0 --out runs/breakout-trex-0",
+    )
+    t.add_argument("game", help="game id, e.g. breakout (the demo set must be of this game)")
+    t.add_argument("--demos", type=Path, required=True, help="demo set folder")
+    t.add_argument("--method", choices=["trex", "drex"], required=True, help="T-REX or D-REX (net width, recipe)")
+    t.add_argument("--ranking", choices=["return", "checkpoint", "noise", "human", "synthetic"], default=None,
+                   help="how episodes are ranked (default: return for trex, noise for drex)")
+    t.add_argument("--human-labels", type=Path, default=None,
+                   help="T-REX MTurk CSV (A,B,label,scoreA,scoreB), for --ranking human")
+    t.add_argument("--budget", choices=["smoke", "quick", "small", "paper"], default="quick",
+                   help="training budget (default: quick)")
+    t.add_argument("--seed", type=nonneg_int, required=True, help="seed of pair sampling, split and init")
+    t.add_argument("--out", type=Path, required=True, help="reward-model folder to write")
+    t.add_argument("--cache", type=Path, default=None, help="frame cache folder (default: the package cache)")
+    t.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(func=run_train)
+
+    i = rs.add_parser(
+        "import", help="turn a released T-REX / MTurk / D-REX net into a reward-model folder",
+        description="Load the authors' released .params for a game and write it as our reward-model folder.",
+        epilog="Example: trex-bench reward import breakout --official trex --out runs/breakout-official-trex",
+    )
+    i.add_argument("game", help="game id, e.g. breakout")
+    i.add_argument("--official", choices=["trex", "mturk", "drex"], required=True, help="which released net")
+    i.add_argument("--reference", type=Path, default=DEFAULT_REFERENCE,
+                   help=f"folder of the released artefacts (default: {DEFAULT_REFERENCE})")
+    i.add_argument("--out", type=Path, required=True, help="reward-model folder to write")
+    i.set_defaults(func=run_import)
+
+    s = rs.add_parser(
+        "score", help="fidelity report of a reward model on a demo set",
+        description="Predicted vs true return per episode (raw sum, sigmoid sum, mean per frame), Spearman and "
+        "Pearson, and pair accuracy on equal-length snippets at matched progress.",
+        epilog="Example: trex-bench reward score --model runs/breakout-trex-0 --demos demos/breakout/scripted "
+        "--out runs/breakout-trex-0/fidelity.json",
+    )
+    s.add_argument("--model", type=Path, required=True, help="reward-model folder")
+    s.add_argument("--demos", type=Path, required=True, help="demo set folder")
+    s.add_argument("--out", type=Path, default=None, help="JSON report to write (and a scatter plot next to it)")
+    s.add_argument("--cache", type=Path, default=None, help="frame cache folder (default: the package cache)")
+    s.set_defaults(func=run_score)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from trex_bench.reward.train import train_command
+
+    ranking = args.ranking or ("noise" if args.method == "drex" else "return")
+    if args.human_labels is not None and ranking != "human":
+        raise ValueError("--human-labels is only used with --ranking human")
+    train_command(args.game, args.demos, args.out, method=args.method, ranking=ranking, human_labels=args.human_labels,
+                  budget=args.budget, seed=args.seed, cache_dir=args.cache, device=args.device,
+                  progress=not args.no_progress)
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from trex_bench.reward.official import import_official
+
+    out = import_official(args.game, args.official, args.reference, args.out)
+    print(f"wrote reward model to {out}")
+    return 0
+
+
+def run_score(args: argparse.Namespace) -> int:
+    from trex_bench.reward.fidelity import score_command
+
+    report = score_command(args.model, args.demos, out_json=args.out, cache_dir=args.cache)
+    _print_summary(report)
+    written = args.out or (Path(report["plot"]).with_suffix(".json") if report.get("plot") else None)
+    if written is not None:
+        print(f"wrote fidelity report to {written}")
+    return 0
+
+
+_LABELS = {"pred_sum": "raw sum", "pred_sigmoid_sum": "sigmoid sum", "pred_mean": "mean per frame"}
+
+
+def _print_summary(report: dict) -> None:
+    """One line per predicted-return flavour; tolerant of which keys the report carries."""
+    corr = report.get("correlations") or {k: report[k] for k in ("raw_sum", "sigmoid_sum", "mean_per_frame") if k in report}
+    if corr:
+        print(f"  {'predicted return':<16} {'Spearman':>9} {'Pearson':>9}")
+        for name, c in corr.items():
+            if isinstance(c, dict):
+                sp, pe = (float("nan") if c.get(k) is None else c[k] for k in ("spearman", "pearson"))
+                print(f"  {_LABELS.get(name, name):<16} {sp:9.3f} {pe:9.3f}")
+    for key in ("pairwise", "pair_accuracy"):
+        if key in report:
+            v = report[key]
+            acc = v.get("accuracy") if isinstance(v, dict) else v
+            detail = f" ({v.get('n_pairs')} equal-length snippet pairs at matched progress)" if isinstance(v, dict) else ""
+            print(f"  pair accuracy: {acc:.3f}{detail}")
+            break
+    for key in ("plot",):
+        if report.get(key):
+            print(f"  scatter plot: {report[key]}")

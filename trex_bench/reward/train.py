@@ -1,0 +1,400 @@
+"""Batched Bradley-Terry reward learning (T-REX eq. 1) on index-only snippet pairs.
+
+For a pair τ_a, τ_b the loss is cross-entropy on the logits [Σ_{s∈τ_a} r(s), Σ_{s∈τ_b} r(s)] with the preferred
+side as the label. Each step takes many pairs; their snippets overlap heavily, so every *distinct* frame stack of
+the step is scored once in one forward pass and the per-snippet sums are built with ``index_add_``.
+
+The frame source is anything with ``.frames`` (uint8 [F, 84, 84]), ``.offsets``, ``.lengths`` and
+``.stack_index(ep, t)`` (e.g. ``trex_bench.demos.store.FrameCache``), so tests can train on synthetic frames.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trex_bench.games import Game
+from trex_bench.reward.net import RewardEnsemble, RewardNet
+from trex_bench.reward.snippets import sample_snippet_pairs, split_by_episode_pairs, whole_trajectory_pairs
+from trex_bench.types import Ranking, SnippetPairs
+
+__all__ = ["FrameSource", "TrainConfig", "budget_config", "BUDGETS", "bradley_terry_loss", "init_net",
+           "snippet_returns", "train_reward", "train_command"]
+
+
+class FrameSource(Protocol):
+    """What the trainer needs from a frame cache."""
+
+    frames: np.ndarray
+    offsets: np.ndarray
+    lengths: np.ndarray
+
+    def stack_index(self, ep: np.ndarray, t: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything the reward trainer does, as data. ``budget_config`` builds the presets.
+
+    Attributes:
+        method: ``"trex"`` or ``"drex"`` (net width: 16 or 32 first-conv filters).
+        n_pairs: snippet pairs drawn (train + validation).
+        min_len, max_len: snippet span in observations, before the stride.
+        stride: frame subsampling inside a snippet.
+        whole_trajectory: Enduro-style whole-episode pairs instead of snippets.
+        lr, weight_decay: Adam settings.
+        batch_pairs: pairs per optimiser step.
+        passes: epochs over the training pairs.
+        max_steps, max_seconds: extra caps on the run (None = none).
+        val_frac: share of *episode pairs* held out for validation.
+        eval_every: steps between validation-accuracy checks.
+        patience: checks without improvement before early stopping (0 = never stop early).
+        bf16: bfloat16 autocast for the forward pass.
+        channels_last: NHWC memory format for the convolutions.
+        ensemble: number of independently initialised nets.
+    """
+
+    method: Literal["trex", "drex"] = "trex"
+    n_pairs: int = 6000  # T-REX §5.1: 6000 snippet pairs
+    min_len: int = 50  # T-REX §5.1: snippet length 50–100
+    max_len: int = 100
+    stride: int = 2  # T-REX released code: every 2nd observation
+    whole_trajectory: bool = False
+    lr: float = 5e-5  # T-REX released code: Adam lr 5e-5, no weight decay
+    weight_decay: float = 0.0
+    batch_pairs: int = 32  # measured on 2 CPU cores, see the module's docs and benchmarks/reward_train_speed.py
+    passes: float = 5.0  # T-REX released code: 5 passes over the pairs
+    max_steps: int | None = None
+    max_seconds: float | None = None
+    val_frac: float = 0.1
+    eval_every: int = 25
+    patience: int = 8
+    bf16: bool = False  # measured on 2 CPU cores: 5–10× slower (MEASURED below)
+    channels_last: bool = True  # measured on 2 CPU cores: ~2× faster at batch 32 (MEASURED below)
+    ensemble: int = 1
+
+    def __post_init__(self) -> None:
+        if self.method not in ("trex", "drex"):
+            raise ValueError(f"unknown method {self.method!r}; valid: trex, drex")
+        for name in ("n_pairs", "min_len", "stride", "batch_pairs", "eval_every", "ensemble"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_len <= self.min_len:
+            raise ValueError(f"TrainConfig needs min_len < max_len, got {self.min_len}, {self.max_len}")
+        if not (self.lr > 0 and self.passes > 0):
+            raise ValueError("TrainConfig.lr and passes must be > 0")
+
+
+# Measured on this machine kind (2 shared CPU cores, torch 2.13 CPU, snippets of span 50–100 at stride 2 over
+# 12 episodes; steps of Adam incl. backward, frames/s of distinct stacks scored):
+#   1 thread:  batch 1 966 frames/s · batch 32 485, channels_last 972 · batch 64 287, channels_last 722 ·
+#              batch 128 444 (channels_last 447)
+#   2 threads (machine loaded): batch 8 166 / channels_last 329 · batch 32 291 / 707 · batch 64 758 / 889;
+#              bf16 autocast is 5–10× *slower* here (13–150 frames/s): this CPU has no native bf16 kernels.
+# So: channels_last on, bf16 off, batch 32 pairs (per-frame speed of batch 1, ~30× fewer optimiser steps).
+# On a GPU, bf16 is worth re-measuring. benchmarks/reward_train_speed.py compares whole recipes.
+MEASURED = dict(batch_pairs=32, bf16=False, channels_last=True)
+
+BUDGETS: dict[str, dict[str, Any]] = {
+    # seconds on 2 cores, exercises the code path only
+    "smoke": dict(n_pairs=200, min_len=10, max_len=20, lr=1e-3, passes=1.0, max_seconds=30.0, eval_every=5, patience=3),
+    # make quickstart: a couple of minutes; larger lr + early stopping instead of 5 slow passes
+    "quick": dict(n_pairs=2000, lr=3e-4, passes=3.0, max_seconds=150.0, eval_every=20, patience=6),
+    "small": dict(n_pairs=6000, lr=2e-4, passes=5.0, max_seconds=600.0, eval_every=25, patience=8),
+    # the papers' recipe: T-REX §5.1 / released code — 6000 pairs, span 50–100, stride 2, Adam 5e-5, batch 1, 5 passes
+    "paper": dict(n_pairs=6000, min_len=50, max_len=100, stride=2, lr=5e-5, batch_pairs=1, passes=5.0,
+                  eval_every=1000, patience=0, bf16=False, channels_last=False),
+}
+# D-REX (Brown et al. CoRL 2019, released LearnAtariSyntheticRankingsBinning.py): 40 000 pairs, stride 4, Adam 1e-5,
+# 32 first-conv filters (net.WIDTHS), early stopping.
+DREX_PAPER = dict(n_pairs=40000, min_len=50, max_len=100, stride=4, lr=1e-5, passes=1.0, eval_every=2000, patience=5)
+
+
+def budget_config(budget: str, method: Literal["trex", "drex"] = "trex", **overrides: Any) -> TrainConfig:
+    """The preset ``TrainConfig`` of a budget (smoke | quick | small | paper) for a method, plus overrides."""
+    if budget not in BUDGETS:
+        raise ValueError(f"unknown budget {budget!r}; valid: {', '.join(BUDGETS)}")
+    values: dict[str, Any] = dict(MEASURED)
+    values.update(BUDGETS[budget])
+    if method == "drex" and budget == "paper":
+        values.update(DREX_PAPER)
+    elif method == "drex":
+        values["stride"] = 4  # D-REX released script: stride 4
+    values.update(overrides)
+    return TrainConfig(method=method, **values)
+
+
+def bradley_terry_loss(ret_a: torch.Tensor, ret_b: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    """T-REX eq. 1: mean cross-entropy of softmax([R_a, R_b]) against the preferred side (label 1 = b)."""
+    return F.cross_entropy(torch.stack([ret_a, ret_b], dim=1).float(), label)
+
+
+def init_net(game: Game | str, arch: str, generator: torch.Generator) -> RewardNet:
+    """A RewardNet initialised like PyTorch's default (Kaiming-uniform, a=√5) but from ``generator``, not global RNG."""
+    net = RewardNet(game, arch)  # type: ignore[arg-type]
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
+                bound = 1.0 / math.sqrt(m.weight[0].numel())
+                m.bias.uniform_(-bound, bound, generator=generator)
+    return net
+
+
+def _frame_positions(pairs: SnippetPairs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(episode, observation, snippet id) of every frame of every snippet; snippet 2k is side a of pair k, 2k+1 b."""
+    n = len(pairs)
+    ep = np.stack([pairs.ep_a, pairs.ep_b], 1).reshape(-1)
+    start = np.stack([pairs.start_a, pairs.start_b], 1).reshape(-1)
+    length = np.repeat(pairs.length, 2)
+    snippet = np.repeat(np.arange(2 * n), length)
+    first = np.cumsum(length) - length
+    t = start[snippet] + pairs.stride * (np.arange(len(snippet)) - first[snippet])
+    return ep[snippet], t, snippet
+
+
+def _gather(source: FrameSource, index: np.ndarray) -> np.ndarray:
+    out = source.frames[np.maximum(index, 0)]
+    out[index < 0] = 0  # zero-filled stack at reset, as the env's frame stack does
+    return out
+
+
+def snippet_returns(model: nn.Module, source: FrameSource, pairs: SnippetPairs, device: torch.device, bf16: bool = False, channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Σ r over each snippet of ``pairs``: returns (R_a [N], R_b [N], distinct stacks scored).
+
+    Each distinct (episode, observation) stack is scored once; duplicates across overlapping snippets share it.
+    """
+    ep, t, snippet = _frame_positions(pairs)
+    key = source.offsets[ep] + t  # global row of a stack's newest frame identifies the stack
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    stacks = torch.from_numpy(_gather(source, source.stack_index(ep[first], t[first]))).to(device)
+    if channels_last:
+        stacks = stacks.contiguous(memory_format=torch.channels_last)
+    ctx = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    with ctx:
+        r = model(stacks).float()
+    per_frame = r[torch.from_numpy(inverse.reshape(-1)).to(device)]
+    sums = torch.zeros(2 * len(pairs), device=device, dtype=r.dtype).index_add_(0, torch.from_numpy(snippet).to(device), per_frame)
+    sums = sums.view(-1, 2)
+    return sums[:, 0], sums[:, 1], len(first)
+
+
+@torch.no_grad()
+def _evaluate(model: nn.Module, source: FrameSource, pairs: SnippetPairs, cfg: TrainConfig, device: torch.device, chunk: int = 64) -> tuple[float, float]:
+    """(pair accuracy, mean loss) on ``pairs``; a tie of the two sums counts as wrong."""
+    model.eval()
+    correct, loss = 0.0, 0.0
+    for i in range(0, len(pairs), chunk):
+        p = pairs.subset(np.arange(i, min(i + chunk, len(pairs))))
+        ra, rb, _ = snippet_returns(model, source, p, device, cfg.bf16, cfg.channels_last)
+        label = torch.from_numpy(p.label).to(device)
+        loss += float(bradley_terry_loss(ra, rb, label)) * len(p)
+        correct += float(((rb > ra).long() == label).logical_and(ra != rb).sum())
+    model.train()
+    return correct / max(len(pairs), 1), loss / max(len(pairs), 1)
+
+
+def _sample(source: FrameSource, ranking: Ranking, cfg: TrainConfig, rng: np.random.Generator) -> SnippetPairs:
+    if cfg.whole_trajectory:
+        return whole_trajectory_pairs(ranking, source.lengths, cfg.n_pairs, cfg.stride, rng)
+    return sample_snippet_pairs(ranking, source.lengths, cfg.n_pairs, cfg.min_len, cfg.max_len, cfg.stride, rng)
+
+
+def train_reward(source: FrameSource, ranking: Ranking, cfg: TrainConfig, game: Game | str, rng: np.random.Generator, device: str | torch.device = "cpu", *, progress: bool = False, log_dir: str | Path | None = None, tensorboard: bool = False, pairs: tuple[SnippetPairs, SnippetPairs] | None = None) -> tuple[RewardNet | RewardEnsemble, dict[str, Any]]:
+    """Learn r(s) from ranked episodes with batched Bradley-Terry steps, validation and early stopping.
+
+    Args:
+        source: frames (a ``FrameCache`` or any ``FrameSource``).
+        ranking: preferences over the source's episodes.
+        cfg: the training config.
+        game: the game (its score mask is part of the net).
+        rng: all randomness: pair sampling, split, batch order and (through a derived ``torch.Generator``) init.
+        device: where to train.
+        progress: show a tqdm bar.
+        log_dir: where to write ``train_log.json`` (and TensorBoard events when ``tensorboard``).
+        pairs: (train, val) snippet pairs to use instead of sampling (the benchmark shares them between recipes).
+
+    Returns:
+        ``(model, metrics)``: a ``RewardNet`` (or ``RewardEnsemble`` when ``cfg.ensemble > 1``) on CPU in eval mode,
+        holding the weights of the best validation accuracy; metrics per member plus their summary.
+    """
+    device = torch.device(device)
+    if pairs is None:
+        train_p, val_p = split_by_episode_pairs(_sample(source, ranking, cfg, rng), cfg.val_frac, rng)
+    else:
+        train_p, val_p = pairs
+    nets, runs = [], []
+    writer = None
+    if tensorboard and log_dir is not None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(Path(log_dir) / "tensorboard"))
+        except ImportError:  # tensorboard is optional
+            writer = None
+    try:
+        for k in range(cfg.ensemble):
+            gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+            net, m = _train_one(source, train_p, val_p, cfg, game, rng, gen, device, progress, writer, k)
+            nets.append(net)
+            runs.append(m)
+    finally:
+        if writer is not None:
+            writer.close()
+    metrics: dict[str, Any] = dict(
+        n_train_pairs=len(train_p), n_val_pairs=len(val_p), members=runs,
+        val_accuracy=float(np.mean([r["best_val_accuracy"] for r in runs])),
+        train_accuracy=float(np.mean([r["train_accuracy"] for r in runs])),
+        wall_seconds=float(sum(r["wall_seconds"] for r in runs)),
+        stopped=[r["stopped"] for r in runs],
+    )
+    if log_dir is not None:
+        from trex_bench._io import write_json
+
+        write_json(Path(log_dir) / "train_log.json", dict(config=asdict(cfg), metrics=metrics))
+    model: RewardNet | RewardEnsemble = nets[0] if len(nets) == 1 else RewardEnsemble(nets)
+    return model.eval(), metrics
+
+
+def _train_one(source: FrameSource, train_p: SnippetPairs, val_p: SnippetPairs, cfg: TrainConfig, game: Game | str, rng: np.random.Generator, gen: torch.Generator, device: torch.device, progress: bool, writer: Any, member: int) -> tuple[RewardNet, dict[str, Any]]:
+    """One net: Adam on shuffled batches of ``train_p``; keep the weights of the best validation accuracy."""
+    from tqdm.auto import tqdm
+
+    net = init_net(game, cfg.method, gen).to(device)
+    if cfg.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_pass = math.ceil(len(train_p) / cfg.batch_pairs)
+    total = math.ceil(cfg.passes * steps_per_pass)
+    if cfg.max_steps is not None:
+        total = min(total, cfg.max_steps)
+    order = np.concatenate([rng.permutation(len(train_p)) for _ in range(math.ceil(cfg.passes))])
+    best = dict(acc=-1.0, loss=math.inf, step=0, state=copy.deepcopy(net.state_dict()))
+    log: list[dict[str, float]] = []
+    stopped, since_best, frames_scored, t0 = "completed", 0, 0, time.perf_counter()
+    last_loss = float("nan")
+
+    def check(step: int) -> None:
+        nonlocal since_best
+        if not len(val_p):
+            best.update(acc=float("nan"), step=step, state=copy.deepcopy(net.state_dict()))
+            return
+        acc, vloss = _evaluate(net, source, val_p, cfg, device)
+        log.append(dict(step=step, val_accuracy=acc, val_loss=vloss, train_loss=last_loss, seconds=time.perf_counter() - t0))
+        if writer is not None:
+            writer.add_scalar(f"member{member}/val_accuracy", acc, step)
+            writer.add_scalar(f"member{member}/val_loss", vloss, step)
+        if acc > best["acc"] or (acc == best["acc"] and vloss < best["loss"]):
+            best.update(acc=acc, loss=vloss, step=step, state=copy.deepcopy(net.state_dict()))
+            since_best = 0
+        else:
+            since_best += 1
+
+    check(0)
+    bar = tqdm(total=total, desc=f"reward net {member}", disable=not progress, unit="step")
+    step = 0
+    for step in range(1, total + 1):
+        idx = order[(step - 1) * cfg.batch_pairs : step * cfg.batch_pairs]
+        batch = train_p.subset(idx)
+        ra, rb, n_unique = snippet_returns(net, source, batch, device, cfg.bf16, cfg.channels_last)
+        loss = bradley_terry_loss(ra, rb, torch.from_numpy(batch.label).to(device))
+        if not torch.isfinite(loss):
+            stopped = f"non-finite loss at step {step}; kept the weights of step {step - 1}"
+            step -= 1
+            break
+        prev = [p.detach().clone() for p in net.parameters()]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if not all(bool(torch.isfinite(p).all()) for p in net.parameters()):
+            with torch.no_grad():
+                for p, q in zip(net.parameters(), prev, strict=True):
+                    p.copy_(q)
+            stopped = f"non-finite weights after step {step}; kept the weights of step {step - 1}"
+            step -= 1
+            break
+        last_loss = loss.item()
+        frames_scored += n_unique
+        if writer is not None:
+            writer.add_scalar(f"member{member}/train_loss", last_loss, step)
+        bar.update(1)
+        bar.set_postfix(loss=f"{last_loss:.3f}", val_acc=f"{best['acc']:.3f}")
+        if step % cfg.eval_every == 0:
+            check(step)
+            if cfg.patience and since_best >= cfg.patience:
+                stopped = f"early stop at step {step}: no validation gain for {cfg.patience} checks"
+                break
+        if cfg.max_seconds is not None and time.perf_counter() - t0 > cfg.max_seconds:
+            stopped = f"time cap {cfg.max_seconds:g} s at step {step}"
+            break
+    bar.close()
+    if stopped.startswith("non-finite"):
+        print(f"reward training stopped: {stopped}")
+    if not log or log[-1]["step"] != step:
+        check(step)
+    wall = time.perf_counter() - t0
+    net.load_state_dict(best["state"])
+    net = net.to(memory_format=torch.contiguous_format).cpu().eval()
+    train_acc, _ = _evaluate(net, source, train_p.subset(np.arange(min(len(train_p), 500))), replace(cfg, bf16=False, channels_last=False), torch.device("cpu"))
+    return net, dict(
+        steps=step, best_step=int(best["step"]), best_val_accuracy=float(best["acc"]), best_val_loss=float(best["loss"]),
+        train_accuracy=train_acc, stopped=stopped, wall_seconds=wall, pairs_per_second=step * cfg.batch_pairs / max(wall, 1e-9),
+        frames_per_second=frames_scored / max(wall, 1e-9), log=log,
+    )
+
+
+def train_command(game: str, demos_dir: str | Path, out: str | Path, *, method: Literal["trex", "drex"] = "trex", ranking: str = "return", human_labels: str | Path | None = None, budget: str = "quick", seed: int = 0, cache_dir: str | Path | None = None, device: str = "cpu", progress: bool = True, synthetic_temperature: float = 1.0) -> Path:
+    """``trex-bench reward train``: demos → ranking → frame cache → trained reward model folder in ``out``.
+
+    Refuses a demo set of another game than ``game``. Writes ``model.safetensors`` + ``card.json`` (profile, demo
+    content hash, ranking source, config, metrics) and ``train_log.json`` atomically, then prints where.
+    """
+    from trex_bench import ranking as rankers
+    from trex_bench.demos.store import FrameCache, load_demos
+    from trex_bench.games import get_game
+    from trex_bench.reward.net import save_model
+
+    g = get_game(game)
+    ds = load_demos(demos_dir)
+    if ds.game != g.id:
+        raise ValueError(f"{demos_dir} holds {ds.game} demos, not {g.id}")
+    cfg = budget_config(budget, method)
+    rng = np.random.default_rng(seed)
+    if ranking == "return":
+        rk = rankers.by_return(ds)
+    elif ranking == "checkpoint":
+        rk = rankers.by_checkpoint(ds)
+    elif ranking == "noise":
+        rk = rankers.by_noise(ds)
+    elif ranking == "human":
+        if human_labels is None:
+            raise ValueError("--ranking human needs --human-labels CSV")
+        rk = rankers.from_human_labels(ds, human_labels)
+    elif ranking == "synthetic":
+        rk = rankers.synthetic_bradley_terry(ds, rng, synthetic_temperature, n_queries=1000)
+    else:
+        raise ValueError(f"unknown ranking {ranking!r}; valid: return, checkpoint, noise, human, synthetic")
+    cache = FrameCache(ds, cache_dir)
+    out = Path(out)
+    model, metrics = train_reward(cache, rk, cfg, g, rng, device, progress=progress, log_dir=out, tensorboard=True)
+    card = dict(
+        profile=ds.profile, demos=dict(path=str(demos_dir), content_hash=ds.content_hash(), n_episodes=len(ds.episodes)),
+        ranking=dict(source=rk.source, n_pairs=len(rk.pairs), human_labels=str(human_labels) if human_labels else None),
+        method=method, budget=budget, seed=seed, config=asdict(cfg),
+        metrics={k: v for k, v in metrics.items() if k != "members"} | dict(members=[{k: v for k, v in m.items() if k != "log"} for m in metrics["members"]]),
+    )
+    save_model(model, out, card)
+    print(f"val pair accuracy {metrics['val_accuracy']:.3f}, train {metrics['train_accuracy']:.3f}, "
+          f"{metrics['wall_seconds']:.0f} s ({'; '.join(metrics['stopped'])})")
+    print(f"wrote reward model to {out}")
+    return out
