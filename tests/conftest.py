@@ -7,6 +7,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tests run tiny batches on 2 cores: one intra-op thread is far faster than two fighting over a busy core."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
 

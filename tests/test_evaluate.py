@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from trex_bench._io import read_json
 from trex_bench.evaluate import episode_seed, evaluate_agent
 from trex_bench.rl.ppo import PPOConfig, train_ppo
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny batches on 2 shared cores: one intra-op thread is far faster than two fighting for a busy core."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -15,15 +15,6 @@ from trex_bench.rl.wrappers import LearnedRewardVecEnv
 TINY = PPOConfig("tiny", total_steps=64, n_envs=2, n_steps=16, batch_size=16, n_epochs=1, checkpoint_every=32)
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny batches on 2 shared cores: one intra-op thread is far faster than two fighting for a busy core."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def reward_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("reward")

@@ -13,15 +13,6 @@ from trex_bench.reward.net import RewardNet
 from trex_bench.rl.wrappers import ClipRewardVecEnv, ConstantRewardVecEnv, LearnedRewardVecEnv
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny batches on 2 shared cores: one intra-op thread is ~20x faster than two fighting for a busy core."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture()
 def net() -> RewardNet:
     torch.manual_seed(0)
