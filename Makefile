@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 SEED ?= 0
 
-.PHONY: install test test-slow quickstart bench reproduce-trex reproduce-drex reproduce-mturk tables lint clean
+.PHONY: install test test-slow quickstart small bench reproduce-trex lint clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -26,12 +26,25 @@ test-slow:  ## the slow tests only
 lint:
 	$(BIN)/ruff check trex_bench tests benchmarks
 
-bench:  ## side-by-side speed ratios on this machine
+bench:  ## side-by-side speed ratios on this machine (each prints its own table)
 	$(PY) benchmarks/collect_speed.py
+	$(PY) benchmarks/ppo_reward_speed.py
+	$(PY) benchmarks/reward_train_speed.py
 
-quickstart:  ## the main job (see README): placeholder until the pipeline lands
-	$(BIN)/trex-bench demos collect breakout --demonstrator scripted --episodes 4 --seed $(SEED) --out runs/quickstart-demos --overwrite
-	$(BIN)/trex-bench demos verify runs/quickstart-demos
+quickstart:  ## the main job: Breakout, committed demos, T-REX at the `quick` budget, one leaderboard row
+	$(BIN)/trex-bench pipeline breakout --method trex --budget quick --seed $(SEED) --resume
+
+small:  ## the `small` budget (<= 60 min on 2 cores) with its two controls
+	$(BIN)/trex-bench pipeline breakout --method trex --budget small --seed $(SEED) --resume
+	$(BIN)/trex-bench pipeline breakout --method constant --budget small --seed $(SEED) --resume
+
+GAMES ?= breakout
+SEEDS ?= 0 1 2
+reproduce-trex:  ## T-REX at the papers' budget (GPU/cluster scale) for GAMES x SEEDS with committed demo sets
+	for g in $(GAMES); do for s in $(SEEDS); do \
+	  $(BIN)/trex-bench pipeline $$g --method trex --budget paper --seed $$s --resume --device $${DEVICE:-cpu} || exit 1; \
+	done; done
+	$(BIN)/trex-bench leaderboard
 
 clean:
 	rm -rf runs build *.egg-info

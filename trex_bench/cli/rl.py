@@ -8,6 +8,14 @@ from pathlib import Path
 from trex_bench.cli_util import nonneg_int
 
 
+def _nonneg_float(text: str) -> float:
+    """A finite float >= 0."""
+    v = float(text)
+    if not 0.0 <= v < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return v
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     from trex_bench.rl.ppo import BUDGETS
     from trex_bench.rl.wrappers import TRANSFORMS
@@ -35,6 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="learned-reward transform: sigmoid (the papers), raw, normalized (running mean/std)")
     t.add_argument("--profile", default="paper", choices=["paper", "machado"], help="env profile (default: paper)")
     t.add_argument("--device", default="cpu", help="torch device of the policy and the reward model (default: cpu)")
+    t.add_argument("--kl-to", type=Path, default=None, metavar="BC_DIR",
+                   help="BC model folder (trex-bench bc train) = the reference policy pi_0 of an RLHF-style KL "
+                   "penalty in the reward: r_t - beta*(log pi_theta(a_t|s_t) - log pi_0(a_t|s_t)), the per-step "
+                   "estimate of beta*KL(pi_theta || pi_0) (Ziegler et al. 2019, Ouyang et al. 2022)")
+    t.add_argument("--kl-beta", type=_nonneg_float, default=0.0, metavar="BETA",
+                   help="KL coefficient beta >= 0 of --kl-to (default 0: no penalty)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=run_train)
 
@@ -44,9 +58,14 @@ def run_train(args: argparse.Namespace) -> int:
     from trex_bench.rl.ppo import train_ppo
 
     out = train_ppo(args.game, args.reward, args.budget, args.seed, args.out, device=args.device,
-                    progress=not args.no_progress, transform=args.transform, profile=args.profile)
+                    progress=not args.no_progress, transform=args.transform, profile=args.profile,
+                    kl_to=args.kl_to, kl_beta=args.kl_beta)
     card = read_json(out / "card.json")
     print(f"trained PPO on {card['game']} ({card['reward']['source']} reward, budget {card['budget']}): "
           f"{card['steps']} steps in {card['wall_s']:.0f} s ({card['steps_per_s']:.0f} steps/s)")
+    if card.get("kl_mean"):
+        kl = card["kl_mean"]
+        print(f"KL penalty to {card['kl_to']['path']} (beta {card['kl_beta']:g}): mean per-step KL estimate "
+              f"{kl.get('first', float('nan')):.4f} (first rollout) -> {kl.get('last', float('nan')):.4f} (last)")
     print(f"wrote {out / 'agent.zip'} and {out / 'card.json'}; TensorBoard: tensorboard --logdir {out / 'tb'}")
     return 0

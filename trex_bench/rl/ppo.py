@@ -7,6 +7,9 @@ full-game score stays in ``info["episode"]``, so SB3's ``rollout/ep_rew_mean`` i
 Observations are uint8 channels-first stacks [4, 84, 84]: SB3 recognises them as images
 (``is_image_space_channels_first``: the smallest axis comes first), divides by 255 in the policy and does *not*
 insert a ``VecTransposeImage`` (tests/test_ppo.py checks both).
+
+``kl_to``/``kl_beta`` add the RLHF penalty r̂_t = r_t − β·(log π_θ(a_t|s_t) − log π_BC(a_t|s_t)) to that reward
+(``trex_bench.rl.kl``; Ziegler et al. 2019, Ouyang et al. 2022).
 """
 
 from __future__ import annotations
@@ -22,15 +25,17 @@ from typing import Any
 
 import torch
 from stable_baselines3 import PPO
-from stable_baselines3.common.callbacks import CheckpointCallback
+from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 from stable_baselines3.common.vec_env import VecEnv
 
 from trex_bench._io import atomic_write, read_json, versions, write_json
 from trex_bench.envs import get_profile, make_vec_env
 from trex_bench.games import get_game
+from trex_bench.rl.kl import KLToReferenceCallback, ReferencePolicy
 from trex_bench.rl.wrappers import TRANSFORMS, ClipRewardVecEnv, ConstantRewardVecEnv, LearnedRewardVecEnv
 
-__all__ = ["PPOConfig", "BUDGETS", "get_ppo_config", "train_ppo", "load_agent", "reward_env", "AGENT_FILE", "NORM_FILE"]
+__all__ = ["PPOConfig", "BUDGETS", "get_ppo_config", "train_ppo", "load_agent", "reward_env", "kl_reference",
+           "AGENT_FILE", "NORM_FILE"]
 
 AGENT_FILE = "agent.zip"
 NORM_FILE = "reward_norm.json"
@@ -169,6 +174,53 @@ def reward_env(
     return wrapped, desc
 
 
+def kl_reference(
+    kl_to: str | Path | ReferencePolicy, game: str, n_actions: int, device: str | torch.device = "cpu"
+) -> tuple[ReferencePolicy, dict[str, Any]]:
+    """Resolve the reference π_0 of the KL penalty and describe it for the card.
+
+    Args:
+        kl_to: a BC model folder (``trex_bench.rl.bc.save_bc``) or any ``ReferencePolicy`` object (tests, custom
+            references; its ``game``/``n_actions`` attributes are checked when it has them).
+        game: canonical id of the game PPO trains on.
+        n_actions: size of the env's action space.
+        device: where a loaded BC net runs.
+
+    Returns:
+        ``(reference, description)``.
+
+    Raises:
+        ValueError: a missing folder, or a reference of another game or action-set size (naming both).
+    """
+    if isinstance(kl_to, (str, Path)):
+        from trex_bench.rl.bc import load_bc  # lazily: only a KL run needs the BC module
+
+        folder = Path(kl_to)
+        if not folder.exists():
+            raise ValueError(f"kl_to must be a BC model folder; {folder} does not exist")
+        ref = load_bc(folder, game=game, n_actions=n_actions, device=device, deterministic=True)
+        card = read_json(folder / "card.json")
+        return ref, {
+            "source": "bc",
+            "path": str(folder),
+            "card_hash": _file_hash(folder / "card.json"),
+            "weights_hash": _file_hash(folder / "model.safetensors"),
+            "game": card.get("game"),
+            "profile": card.get("profile"),
+            "n_actions": card.get("n_actions"),
+        }
+    if not isinstance(kl_to, ReferencePolicy):
+        raise ValueError(f"kl_to must be a BC model folder or have log_prob(obs, actions); got {type(kl_to).__name__}")
+    ref_game, ref_n = getattr(kl_to, "game", None), getattr(kl_to, "n_actions", None)
+    if ref_game is not None and get_game(ref_game).id != game:
+        raise ValueError(f"the KL reference is a policy of {get_game(ref_game).id}, not {game}")
+    if ref_n is not None and int(ref_n) != n_actions:
+        raise ValueError(f"the KL reference is a policy over {ref_n} actions, but this env has {n_actions}")
+    desc = getattr(kl_to, "describe", None)
+    return kl_to, {"source": "object", "path": None, "type": type(kl_to).__name__,
+                   "describe": desc() if callable(desc) else None, "game": ref_game, "n_actions": ref_n}
+
+
 def train_ppo(
     game: str,
     reward: str | Path,
@@ -179,6 +231,8 @@ def train_ppo(
     progress: bool = True,
     transform: str = "sigmoid",
     profile: str = "paper",
+    kl_to: str | Path | ReferencePolicy | None = None,
+    kl_beta: float = 0.0,
 ) -> Path:
     """Train SB3 PPO on ``game`` with the given reward; write the agent folder.
 
@@ -193,26 +247,42 @@ def train_ppo(
         progress: show a progress bar.
         transform: ``sigmoid`` (the papers), ``raw`` or ``normalized``; only for a reward model.
         profile: env profile; a reward model must have been trained under it.
+        kl_to: the reference π_0 of the RLHF KL penalty: a BC model folder (``trex-bench bc train``) or a
+            ``ReferencePolicy`` object; None: no penalty.
+        kl_beta: β ≥ 0 of r̂_t = r_t − β·(log π_θ(a_t|s_t) − log π_0(a_t|s_t)) (``trex_bench.rl.kl``). With
+            ``kl_to`` and β = 0 the penalty is off (a warning says so).
 
     Returns:
         ``out_dir``.
 
     Raises:
-        ValueError: unknown game/budget/transform, a missing reward model, or one of another game or profile.
+        ValueError: unknown game/budget/transform, a missing reward model, or one of another game or profile;
+            β < 0 (or not finite), β > 0 without ``kl_to``, or a KL reference of another game or action set.
     """
     g = get_game(game)
     prof = get_profile(profile)
     cfg = get_ppo_config(cfg)
     out = Path(out_dir)
-    # Validate the reward before creating anything on disk.
+    kl_beta = float(kl_beta)
+    if not kl_beta >= 0 or kl_beta == float("inf"):
+        raise ValueError(f"kl_beta must be a finite number >= 0, got {kl_beta}")
+    if kl_beta > 0 and kl_to is None:
+        raise ValueError(f"kl_beta={kl_beta} needs a reference policy (kl_to, a BC model folder)")
+    if kl_to is not None and kl_beta == 0:
+        warnings.warn(f"kl_to={kl_to} with kl_beta=0: the KL penalty is off", stacklevel=2)
+    # Validate the reward and the KL reference before creating anything on disk.
     venv = make_vec_env(g, cfg.n_envs, prof, seed=seed, training=True)
     try:
         env, reward_desc = reward_env(venv, reward, g.id, prof.name, transform, device)
+        ref_desc, kl_cb = None, None
+        if kl_to is not None:
+            reference, ref_desc = kl_reference(kl_to, g.id, int(venv.action_space.n), device)
+            kl_cb = KLToReferenceCallback(reference, kl_beta) if kl_beta > 0 else None
     except BaseException:
         venv.close()
         raise
     out.mkdir(parents=True, exist_ok=True)
-    callbacks = []
+    callbacks: list[BaseCallback] = [kl_cb] if kl_cb is not None else []
     if cfg.checkpoint_every > 0:
         freq = max(cfg.checkpoint_every // cfg.n_envs, 1)  # CheckpointCallback counts vectorised steps
         callbacks.append(CheckpointCallback(freq, str(out / "checkpoints"), name_prefix="ppo"))
@@ -261,10 +331,21 @@ def train_ppo(
         "steps_per_s": round(model.num_timesteps / max(wall, 1e-9), 1),
         "device": str(device),
         "reward_norm": norm,
+        "kl_to": ref_desc,
+        "kl_beta": kl_beta,
+        "kl_mean": None if kl_cb is None else _kl_summary(kl_cb.kl_history),
         "versions": versions(),
     }
     write_json(out / "card.json", card)  # written last: a folder with a card is a finished agent
     return out
+
+
+def _kl_summary(history: list[float]) -> dict[str, float | int]:
+    """Mean per-step KL estimate (log π_θ − log π_0) over the first, last and all rollouts of a run."""
+    if not history:
+        return {"rollouts": 0}
+    return {"rollouts": len(history), "first": round(history[0], 6), "last": round(history[-1], 6),
+            "mean": round(sum(history) / len(history), 6)}
 
 
 def load_agent(agent_dir: str | Path, device: str | torch.device = "cpu") -> tuple[PPO, dict[str, Any]]:
