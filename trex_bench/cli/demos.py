@@ -60,6 +60,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("dir", type=Path, help="demo set folder")
     i.set_defaults(func=run_info)
 
+    d = ds.add_parser("degradation", help="true return vs noise level ε (the D-REX degradation curve), CSV + PNG",
+                      description="Summarise a demo set collected over a noise schedule: mean ± std of the true return "
+                      "per ε, as a CSV in the layout of the D-REX reference files and a PNG.",
+                      epilog="Example: trex-bench demos degradation runs/bc-noise --out results/plots/breakout-degradation "
+                      "--reference ../shared/reference/drex/bc_degradation/breakout_batch_rewards.csv")
+    d.add_argument("dir", type=Path, help="demo set with episodes at several noise levels")
+    d.add_argument("--out", type=Path, required=True, help="output prefix: writes PREFIX.csv and PREFIX.png")
+    d.add_argument("--reference", type=Path, default=None, help="a D-REX reference CSV to overlay")
+    d.add_argument("--demo-set", type=Path, default=None, help="the original demonstrations (fills the `demos` row)")
+    d.set_defaults(func=run_degradation)
+
 
 def run_collect(args: argparse.Namespace) -> int:
     from trex_bench.demos.collect import CollectConfig, collect
@@ -115,6 +126,14 @@ def run_info(args: argparse.Namespace) -> int:
     ds = load_demos(args.dir)
     print(f"{args.dir}: {ds.game}, profile {ds.profile}, {len(ds.episodes)} episodes, demonstrator {ds.demonstrator}")
     _print_table(ds)
+    return 0
+
+
+def run_degradation(args: argparse.Namespace) -> int:
+    from trex_bench.degradation import degradation_command
+
+    path = degradation_command(args.dir, args.out, reference_csv=args.reference, demo_set_dir=args.demo_set)
+    print(f"wrote {path} and {Path(path).with_suffix('.png')}")
     return 0
 
 

@@ -179,10 +179,14 @@ class EpsilonGreedy:
 
 
 def make_demonstrator(spec: str, game: Game, n_actions: int, rng: np.random.Generator, device: str = "cpu") -> Demonstrator:
-    """Build a demonstrator from its CLI spelling: ``random``, ``noop``, ``scripted``, ``sb3:PATH``.
+    """Build a demonstrator from its CLI spelling: ``random``, ``noop``, ``scripted``, ``sb3:PATH``, ``bc:DIR``.
+
+    ``bc:DIR`` is a behaviour-cloned policy (``trex_bench.rl.bc``), sampling from its softmax with ``rng``: the
+    D-REX noise-injection demonstrator.
 
     Raises:
-        ValueError: unknown spelling, no scripted policy for this game, or an unloadable SB3 file.
+        ValueError: unknown spelling, no scripted policy for this game, an unloadable SB3 file, or a BC model of
+            another game or action-set size.
     """
     if spec == "random":
         return RandomPolicy(n_actions, rng)
@@ -194,4 +198,8 @@ def make_demonstrator(spec: str, game: Game, n_actions: int, rng: np.random.Gene
         return SCRIPTED[game.id]()
     if spec.startswith("sb3:"):
         return SB3Policy(spec[4:], device=device)
-    raise ValueError(f"unknown demonstrator {spec!r}; use random, noop, scripted or sb3:PATH")
+    if spec.startswith("bc:"):
+        from trex_bench.rl.bc import load_bc  # lazy: keeps torch model code out of plain collection imports
+
+        return load_bc(spec[3:], game=game.id, n_actions=n_actions, rng=rng, device=device)
+    raise ValueError(f"unknown demonstrator {spec!r}; use random, noop, scripted, sb3:PATH or bc:DIR")
