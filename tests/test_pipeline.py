@@ -92,3 +92,39 @@ def test_checkpoint_demonstrator_tags_episodes(smoke_run):
     for steps in (300, 20, 1000):
         (root / "ck" / f"ppo_{steps}_steps.zip").write_bytes(b"")
     assert [s for s, _ in list_checkpoints(root / "ck")] == [20, 300, 1000]
+
+
+def test_drex_and_bc_pipelines_at_smoke_budget(tmp_path):
+    """D-REX end to end (BC → noise rollouts ranked by ε → reward → PPO → eval), then BC as a method and KL-to-BC."""
+    from trex_bench.demos.store import load_demos
+
+    lb = tmp_path / "lb.csv"
+    drex = run_pipeline(PipelineConfig(game="breakout", method="drex", budget="smoke"), out=tmp_path / "drex",
+                        leaderboard=lb, progress=False, cache_dir=tmp_path / "cache")
+    rollouts = load_demos(tmp_path / "drex" / "noise-rollouts" / "demos")
+    assert {e.noise for e in rollouts.episodes} == {0.0, 1.0, 0.75, 0.5, 0.25, 0.02}
+    assert (tmp_path / "drex" / "noise-rollouts" / "degradation.csv").exists()
+    assert read_card(tmp_path / "drex" / "reward")["arch"] == "drex"
+    assert drex["row"]["fidelity_spearman"] is not None
+    bc = run_pipeline(PipelineConfig(game="breakout", method="bc", budget="smoke"), out=tmp_path / "bc",
+                      leaderboard=lb, progress=False, cache_dir=tmp_path / "cache")
+    assert bc["row"]["rl_steps"] == 0 and bc["row"]["n_episodes"] == 2
+    kl = run_pipeline(PipelineConfig(game="breakout", method="constant", budget="smoke", kl_to=tmp_path / "bc" / "bc",
+                                     kl_beta=0.1), out=tmp_path / "kl", leaderboard=lb, progress=False)
+    assert read_card(tmp_path / "kl" / "agent")["kl_beta"] == 0.1
+    assert kl["row"]["reward_transform"] == "constant+kl0.1"
+    with open(lb, newline="") as f:
+        assert [r["method"] for r in csv.DictReader(f)] == ["drex", "bc", "constant"]
+
+
+def read_card(folder):
+    from trex_bench._io import read_json
+
+    return read_json(folder / "card.json")
+
+
+@pytest.mark.parametrize("kw", [dict(kl_beta=0.1), dict(kl_to="x"), dict(kl_to="x", kl_beta=-1.0), dict(method="bc", kl_to="x", kl_beta=0.1)])
+def test_bad_kl_options(kw):
+    args = dict(game="breakout", method="trex", budget="smoke") | kw
+    with pytest.raises(ValueError):
+        PipelineConfig(**args)

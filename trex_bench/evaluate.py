@@ -56,11 +56,9 @@ def evaluate_agent(
     Returns:
         The report written to ``eval.json``.
     """
-    from trex_bench.rl.ppo import load_agent
-
     if episodes < 1 or n_envs < 1:
         raise ValueError(f"episodes and n_envs must be >= 1, got {episodes} and {n_envs}")
-    agent, card = load_agent(agent_dir, device)
+    agent, card = _load_actor(agent_dir, device)
     demos = None
     if demos_dir is not None:
         from trex_bench.demos.store import load_demos
@@ -111,11 +109,38 @@ def evaluate_agent(
     return report
 
 
+class _BCActor:
+    """A BC policy folder seen through the two attributes ``_act`` uses (``device`` and action probabilities)."""
+
+    def __init__(self, policy: Any) -> None:
+        self.policy, self.device = policy, policy.device
+
+    def probs(self, obs: np.ndarray) -> torch.Tensor:
+        return self.policy.log_probs(obs).exp()
+
+
+def _load_actor(agent_dir: str | Path, device: str | torch.device) -> tuple[Any, dict[str, Any]]:
+    """An SB3 PPO agent folder, or a behaviour-cloning folder (``rl.bc``: evaluated the same way, method ``bc``)."""
+    from trex_bench._io import read_json
+    from trex_bench.rl.ppo import load_agent
+
+    card_path = Path(agent_dir) / "card.json"
+    if card_path.exists() and read_json(card_path).get("kind") == "bc_policy":
+        from trex_bench.rl.bc import load_bc
+
+        card = read_json(card_path)
+        return _BCActor(load_bc(agent_dir, device=device)), card
+    return load_agent(agent_dir, device)
+
+
 @torch.no_grad()
 def _act(agent: Any, obs: np.ndarray, deterministic: bool, gen: torch.Generator) -> np.ndarray:
     """Actions of the policy for a batch of stacks; sampling uses ``gen``, not torch's global RNG."""
-    obs_t, _ = agent.policy.obs_to_tensor(obs)
-    probs = agent.policy.get_distribution(obs_t).distribution.probs
+    if isinstance(agent, _BCActor):
+        probs = agent.probs(obs)
+    else:
+        obs_t, _ = agent.policy.obs_to_tensor(obs)
+        probs = agent.policy.get_distribution(obs_t).distribution.probs
     if deterministic:
         return probs.argmax(1).cpu().numpy()
     return torch.multinomial(probs, 1, generator=gen).squeeze(1).cpu().numpy()

@@ -12,8 +12,10 @@ keys and content hashes. A stage whose folder holds a ``stage.json`` with the sa
       eval/       eval.json, stage.json
       summary.json
 
-Methods: ``trex`` (ranked by return, or ``--ranking``), ``ppo-true`` (PPO on the clipped true reward: the upper
-reference), ``constant`` (PPO on reward 1 per step: the survival-bonus control). ``drex``, ``bc``, ``gail`` and
+Methods: ``trex`` (ranked by return, or ``--ranking``); ``drex`` (BC → ε-greedy rollouts of the clone → ranked by
+noise, the demos above every bin → reward net → PPO); ``bc`` (the clone itself, evaluated); ``ppo-true`` (PPO on the
+clipped true reward: the upper reference); ``constant`` (PPO on reward 1 per step: the survival-bonus control).
+``--kl-to BC_DIR --kl-beta β`` adds the RLHF penalty −β(log π_θ − log π_BC) to PPO's reward. ``gail`` and
 ``random`` are named by DESIGN.md and refused with a clear message until their stages exist.
 """
 
@@ -35,8 +37,12 @@ from trex_bench.games import get_game, human_normalized
 
 __all__ = ["PipelineConfig", "METHODS", "run_pipeline", "default_demos", "BUDGET_EVAL_EPISODES"]
 
-METHODS = ("trex", "ppo-true", "constant")
-NOT_BUILT = ("drex", "bc", "gail", "random")
+METHODS = ("trex", "drex", "bc", "ppo-true", "constant")
+NOT_BUILT = ("gail", "random")
+# D-REX §4 / released LearnAtariSyntheticRankingsBinning.py: ε-greedy noise around the BC policy at these levels.
+DREX_NOISE = (1.0, 0.75, 0.5, 0.25, 0.02)
+# Rollouts per noise level: the D-REX paper text says 5 (the released script 20); fewer on CPU budgets.
+DREX_ROLLOUTS = {"smoke": 1, "quick": 2, "small": 3, "paper": 5}
 BUDGETS = ("smoke", "quick", "small", "paper")
 # Evaluation episodes per budget: 30 full games is the papers' protocol (T-REX §5); smoke only checks the path.
 BUDGET_EVAL_EPISODES = {"smoke": 2, "quick": 30, "small": 30, "paper": 30}
@@ -75,6 +81,8 @@ class PipelineConfig:
     eval_episodes: int | None = None
     profile: str = "paper"
     device: str = "cpu"
+    kl_to: Path | None = None
+    kl_beta: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "game", get_game(self.game).id)
@@ -86,13 +94,18 @@ class PipelineConfig:
             raise ValueError(f"unknown budget {self.budget!r}; valid: {', '.join(BUDGETS)}")
         if self.eval_episodes is not None and self.eval_episodes < 1:
             raise ValueError("eval_episodes must be >= 1")
+        if self.kl_beta < 0 or (self.kl_beta > 0) != (self.kl_to is not None):
+            raise ValueError("--kl-to and --kl-beta go together, with beta > 0")
+        if self.method == "bc" and self.kl_to is not None:
+            raise ValueError("--kl-to applies to PPO methods, not bc")
 
     @property
     def n_eval(self) -> int:
         return self.eval_episodes or BUDGET_EVAL_EPISODES[self.budget]
 
     def run_name(self) -> str:
-        return f"{self.game}-{self.method}-{self.budget}-s{self.seed}"
+        kl = f"-kl{self.kl_beta:g}" if self.kl_to is not None else ""
+        return f"{self.game}-{self.method}{kl}-{self.budget}-s{self.seed}"
 
 
 def _key(obj: Any) -> str:
@@ -155,14 +168,31 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path | None = None, resume: boo
     ppo_cfg = get_ppo_config(cfg.budget)
     fidelity: dict[str, Any] = {}
 
+    if cfg.method in ("bc", "drex"):
+        from trex_bench.rl.bc import train_command as train_bc
+
+        bc_dir, bc_k = run.stage("bc", {"stage": "bc", "budget": cfg.budget, "seed": cfg.seed, "demos": demos_hash},
+                                 lambda tmp: train_bc(cfg.game, demos_dir, tmp, budget=cfg.budget, seed=cfg.seed,
+                                                      cache_dir=cache_dir, device=cfg.device, progress=progress))
+    if cfg.method == "bc":
+        return _finish_bc(cfg, run, folder, demos, demos_dir, demos_hash, bc_dir, bc_k, leaderboard, progress)
+
     if cfg.method in ("trex", "drex"):
         from trex_bench.reward.fidelity import score_command
         from trex_bench.reward.train import train_command
 
-        reward_key = {"stage": "reward", "method": cfg.method, "ranking": cfg.ranking, "budget": cfg.budget, "seed": cfg.seed, "demos": demos_hash}
+        train_demos = demos_dir
+        if cfg.method == "drex":
+            noise_key = {"stage": "noise-rollouts", "bc": bc_k, "levels": DREX_NOISE, "k": DREX_ROLLOUTS[cfg.budget], "seed": cfg.seed}
+            noise_dir, _ = run.stage("noise-rollouts", noise_key, lambda tmp: _noise_rollouts(cfg, demos, bc_dir, tmp, progress))
+            train_demos = noise_dir / "demos"
+        ranking = "noise" if cfg.method == "drex" else cfg.ranking
+        reward_key = {"stage": "reward", "method": cfg.method, "ranking": ranking, "budget": cfg.budget, "seed": cfg.seed,
+                      "demos": load_demos(train_demos).content_hash()}
         reward_dir, reward_k = run.stage("reward", reward_key, lambda tmp: train_command(
-            cfg.game, demos_dir, tmp, method=cfg.method, ranking=cfg.ranking, budget=cfg.budget, seed=cfg.seed,
+            cfg.game, train_demos, tmp, method=cfg.method, ranking=ranking, budget=cfg.budget, seed=cfg.seed,
             cache_dir=cache_dir, device=cfg.device, progress=progress))
+        # Fidelity on the original demos: for D-REX the net never saw their returns or their order.
         fid_dir, _ = run.stage("fidelity", {"stage": "fidelity", "reward": reward_k, "demos": demos_hash},
                                lambda tmp: score_command(reward_dir, demos_dir, tmp / "fidelity.json", cache_dir))
         fidelity = read_json(fid_dir / "fidelity.json")
@@ -172,11 +202,13 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path | None = None, resume: boo
         reward_source = "true" if cfg.method == "ppo-true" else "constant"
         upstream = reward_source
 
+    kl = _kl_key(cfg)
     agent_key = {"stage": "agent", "reward": upstream, "ppo": dataclasses.asdict(ppo_cfg), "seed": cfg.seed,
-                 "transform": cfg.transform, "profile": cfg.profile}
+                 "transform": cfg.transform, "profile": cfg.profile, "kl": kl}
     agent_dir, agent_k = run.stage("agent", agent_key, lambda tmp: train_ppo(
         cfg.game, reward_source, ppo_cfg, cfg.seed, tmp, device=cfg.device, progress=progress,
-        transform=cfg.transform if cfg.method in ("trex", "drex") else "sigmoid", profile=cfg.profile))
+        transform=cfg.transform if cfg.method in ("trex", "drex") else "sigmoid", profile=cfg.profile,
+        kl_to=cfg.kl_to, kl_beta=cfg.kl_beta))
     eval_key = {"stage": "eval", "agent": agent_k, "episodes": cfg.n_eval, "seed": cfg.seed, "demos": demos_hash}
     eval_dir, _ = run.stage("eval", eval_key, lambda tmp: evaluate_agent(
         agent_dir, episodes=cfg.n_eval, seed=cfg.seed, demos_dir=demos_dir, out=tmp / "eval.json",
@@ -184,6 +216,64 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path | None = None, resume: boo
     ev = read_json(eval_dir / "eval.json")
 
     summary = _summary(cfg, folder, demos, ev, fidelity, ppo_cfg.total_steps, run)
+    write_json(folder / "summary.json", summary)
+    if leaderboard is not None:
+        from trex_bench.leaderboard import append_row
+
+        append_row(leaderboard, summary["row"])
+        summary["leaderboard"] = str(leaderboard)
+    _print_summary(summary)
+    return summary
+
+
+def _kl_key(cfg: PipelineConfig) -> dict[str, Any] | None:
+    if cfg.kl_to is None:
+        return None
+    card = Path(cfg.kl_to) / "card.json"
+    return {"beta": cfg.kl_beta, "card": hashlib.sha256(card.read_bytes()).hexdigest()[:16] if card.exists() else str(cfg.kl_to)}
+
+
+def _noise_rollouts(cfg: PipelineConfig, demos: Any, bc_dir: Path, tmp: Path, progress: bool) -> None:
+    """D-REX's automatic ranking data: the demos (ranked above everything, ε = 0) + BC rollouts at each ε.
+
+    Rollouts are capped at twice the longest demo (a clone that never presses FIRE would otherwise idle until the
+    108 000-frame cap); a capped rollout is recorded as truncated.
+    """
+    import numpy as np
+
+    from trex_bench.demos.collect import CollectConfig, collect
+    from trex_bench.demos.policies import EpsilonGreedy
+    from trex_bench.demos.store import merge_demo_sets, save_demos
+    from trex_bench.rl.bc import load_bc
+    from trex_bench.types import DemoSet
+
+    rng = np.random.default_rng(cfg.seed)
+    bc = load_bc(bc_dir, game=cfg.game, rng=rng, device=cfg.device)
+    cap = int(2 * demos.lengths.max())
+    parts = [DemoSet(demos.game, demos.profile, demos.profile_settings, f"demos ({demos.demonstrator}) as ε = 0",
+                     tuple(dataclasses.replace(e, noise=0.0) for e in demos.episodes), demos.versions, demos.created_by)]
+    for i, eps in enumerate(DREX_NOISE):
+        cc = CollectConfig(episodes=DREX_ROLLOUTS[cfg.budget], seed=cfg.seed + 100 + i, profile=cfg.profile,
+                           noise=eps, max_steps=cap, n_envs=DREX_ROLLOUTS[cfg.budget])
+        parts.append(collect(cfg.game, EpsilonGreedy(bc, eps, bc.n_actions, rng), cc, progress=progress,
+                             created_by="trex-bench pipeline (D-REX noise rollouts)"))
+    merged = merge_demo_sets(parts)
+    save_demos(merged, tmp / "demos")
+    from trex_bench.degradation import write_degradation
+
+    write_degradation(merge_demo_sets(parts[1:]), tmp / "degradation", demo_set=demos)
+
+
+def _finish_bc(cfg: PipelineConfig, run: _Run, folder: Path, demos: Any, demos_dir: Path, demos_hash: str, bc_dir: Path,
+               bc_k: str, leaderboard: str | Path | None, progress: bool) -> dict[str, Any]:
+    """``--method bc``: evaluate the clone itself (full games, stochastic) and append its row."""
+    from trex_bench.evaluate import evaluate_agent
+
+    eval_key = {"stage": "eval", "agent": bc_k, "episodes": cfg.n_eval, "seed": cfg.seed, "demos": demos_hash}
+    eval_dir, _ = run.stage("eval", eval_key, lambda tmp: evaluate_agent(
+        bc_dir, episodes=cfg.n_eval, seed=cfg.seed, demos_dir=demos_dir, out=tmp / "eval.json", device=cfg.device,
+        progress=progress))
+    summary = _summary(cfg, folder, demos, read_json(eval_dir / "eval.json"), {}, 0, run)
     write_json(folder / "summary.json", summary)
     if leaderboard is not None:
         from trex_bench.leaderboard import append_row
@@ -204,7 +294,7 @@ def _summary(cfg: PipelineConfig, folder: Path, demos: Any, ev: dict[str, Any], 
     best, avg = float(demos.returns.max()), float(demos.returns.mean())
     mean = float(returns.mean())
     corr = fidelity.get("correlations", {}).get("pred_mean", {})
-    config = dataclasses.asdict(cfg) | {"demos": str(cfg.demos) if cfg.demos else "default"}
+    config = dataclasses.asdict(cfg) | {"demos": str(cfg.demos) if cfg.demos else "default", "kl": _kl_key(cfg)}
     row = {
         "run_id": f"{cfg.run_name()}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}",
         "utc_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -215,7 +305,9 @@ def _summary(cfg: PipelineConfig, folder: Path, demos: Any, ev: dict[str, Any], 
         "env_profile": cfg.profile,
         "method": cfg.method,
         "ranking_source": cfg.ranking if cfg.method in ("trex", "drex") else "",
-        "reward_transform": cfg.transform if cfg.method in ("trex", "drex") else ("clip" if cfg.method == "ppo-true" else "constant"),
+        "reward_transform": (cfg.transform if cfg.method in ("trex", "drex") else
+                             {"ppo-true": "clip", "constant": "constant", "bc": ""}[cfg.method])
+                            + (f"+kl{cfg.kl_beta:g}" if cfg.kl_to is not None else ""),
         "budget": cfg.budget,
         "rl_steps": rl_steps,
         "seed": cfg.seed,

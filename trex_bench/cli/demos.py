@@ -132,8 +132,7 @@ def run_info(args: argparse.Namespace) -> int:
 def run_degradation(args: argparse.Namespace) -> int:
     from trex_bench.degradation import degradation_command
 
-    path = degradation_command(args.dir, args.out, reference_csv=args.reference, demo_set_dir=args.demo_set)
-    print(f"wrote {path} and {Path(path).with_suffix('.png')}")
+    degradation_command(args.dir, args.out, reference_csv=args.reference, demo_set_dir=args.demo_set)
     return 0
 
 

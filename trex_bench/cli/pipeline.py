@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog="Example: trex-bench pipeline breakout --method trex --budget quick --seed 0",
     )
     p.add_argument("game", help="game id, e.g. breakout")
-    p.add_argument("--method", required=True, help="trex | ppo-true | constant")
+    p.add_argument("--method", required=True, help="trex | drex | bc | ppo-true | constant")
     p.add_argument("--budget", required=True, help="smoke | quick | small | paper")
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of every stage (default 0)")
     p.add_argument("--demos", type=Path, default=None, help="demo set (default: the committed demos/<game>/scripted-noise)")
@@ -30,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--leaderboard", type=Path, default=Path("results/leaderboard.csv"), help="CSV to append the row to")
     p.add_argument("--cache", type=Path, default=None, help="frame cache folder (default: $TREX_BENCH_CACHE or ~/.cache/trex_bench)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.add_argument("--kl-to", type=Path, default=None, help="BC policy folder: add the RLHF KL penalty to PPO's reward")
+    p.add_argument("--kl-beta", type=float, default=0.0, help="β of r − β·(log π_θ(a|s) − log π_BC(a|s))")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -38,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     from trex_bench.pipeline import PipelineConfig, run_pipeline
 
     cfg = PipelineConfig(game=args.game, method=args.method, budget=args.budget, seed=args.seed, demos=args.demos,
-                         ranking=args.ranking, transform=args.transform, eval_episodes=args.episodes, device=args.device)
+                         ranking=args.ranking, transform=args.transform, eval_episodes=args.episodes, device=args.device,
+                         kl_to=args.kl_to, kl_beta=args.kl_beta)
     run_pipeline(cfg, out=args.out, resume=args.resume, leaderboard=args.leaderboard, progress=not args.no_progress,
                  cache_dir=args.cache)
     return 0
