@@ -109,8 +109,8 @@ BUDGETS: dict[str, dict[str, Any]] = {
     # seconds on 2 cores, exercises the code path only
     "smoke": dict(n_pairs=200, min_len=10, max_len=20, lr=1e-3, passes=1.0, max_seconds=30.0, eval_every=5, patience=3),
     # make quickstart: a couple of minutes; larger lr + early stopping instead of 5 slow passes
-    "quick": dict(n_pairs=2000, lr=3e-4, passes=3.0, max_seconds=150.0, eval_every=20, patience=6),
-    "small": dict(n_pairs=6000, lr=2e-4, passes=5.0, max_seconds=600.0, eval_every=25, patience=8),
+    "quick": dict(n_pairs=2000, lr=3e-4, passes=3.0, max_seconds=100.0, eval_every=20, patience=6),
+    "small": dict(n_pairs=6000, lr=2e-4, passes=5.0, max_seconds=300.0, eval_every=25, patience=8),
     # the papers' recipe: T-REX §5.1 / released code — 6000 pairs, span 50–100, stride 2, Adam 5e-5, batch 1, 5 passes
     "paper": dict(n_pairs=6000, min_len=50, max_len=100, stride=2, lr=5e-5, batch_pairs=1, passes=5.0,
                   eval_every=1000, patience=0, bf16=False, channels_last=False),
