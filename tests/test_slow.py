@@ -22,7 +22,7 @@ def test_40k_pairs_of_length_200_train_within_2_gib(tmp_path):
         from trex_bench.reward.train import budget_config, train_reward
         ds = load_demos(default_demos("breakout"))
         cache = FrameCache(ds, {str(tmp_path)!r})
-        cfg = budget_config("quick", n_pairs=40000, min_len=100, max_len=200, max_steps=5, max_seconds=None)
+        cfg = budget_config("quick", n_pairs=40000, min_len=100, max_len=200, max_steps=5, max_seconds=None, val_frac=0.01)
         train_reward(cache, by_return(ds), cfg, "breakout", np.random.default_rng(0))
         print("MAXRSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     """)

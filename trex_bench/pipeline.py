@@ -215,7 +215,11 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path | None = None, resume: boo
         device=cfg.device, progress=progress))
     ev = read_json(eval_dir / "eval.json")
 
-    summary = _summary(cfg, folder, demos, ev, fidelity, ppo_cfg.total_steps, run)
+    return _finish(_summary(cfg, folder, demos, ev, fidelity, ppo_cfg.total_steps, run), folder, leaderboard)
+
+
+def _finish(summary: dict[str, Any], folder: Path, leaderboard: str | Path | None) -> dict[str, Any]:
+    """Write ``summary.json``, append the leaderboard row, print the summary."""
     write_json(folder / "summary.json", summary)
     if leaderboard is not None:
         from trex_bench.leaderboard import append_row
@@ -273,15 +277,7 @@ def _finish_bc(cfg: PipelineConfig, run: _Run, folder: Path, demos: Any, demos_d
     eval_dir, _ = run.stage("eval", eval_key, lambda tmp: evaluate_agent(
         bc_dir, episodes=cfg.n_eval, seed=cfg.seed, demos_dir=demos_dir, out=tmp / "eval.json", device=cfg.device,
         progress=progress))
-    summary = _summary(cfg, folder, demos, read_json(eval_dir / "eval.json"), {}, 0, run)
-    write_json(folder / "summary.json", summary)
-    if leaderboard is not None:
-        from trex_bench.leaderboard import append_row
-
-        append_row(leaderboard, summary["row"])
-        summary["leaderboard"] = str(leaderboard)
-    _print_summary(summary)
-    return summary
+    return _finish(_summary(cfg, folder, demos, read_json(eval_dir / "eval.json"), {}, 0, run), folder, leaderboard)
 
 
 def _summary(cfg: PipelineConfig, folder: Path, demos: Any, ev: dict[str, Any], fidelity: dict[str, Any], rl_steps: int, run: _Run) -> dict[str, Any]:
