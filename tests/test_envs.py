@@ -93,3 +93,33 @@ def test_true_score_monitor_and_life_loss_episodes():
     assert episode is not None
     assert dones == 5, "Breakout has 5 lives: 5 learner episodes per game"
     assert episode["r"] == pytest.approx(game_ret)
+
+
+def test_fire_after_life_loss_in_training_only():
+    """baselines' FireResetEnv wraps EpisodicLifeEnv: after a lost life the ball is relaunched for the learner.
+
+    A policy that never presses FIRE (what a survival-bonus reward teaches) still loses all 5 lives of Breakout in
+    training mode; in evaluation mode (full games) the same policy never relaunches the ball and loses one life.
+    """
+    never_fire = np.array([2])  # RIGHT: the paddle sits at the wall, the ball (FIRE at reset) is missed
+    train = make_vec_env("breakout", 1, seed=0, training=True)
+    train.reset()
+    forced, game_over = 0, False
+    for _ in range(3000):
+        _, _, _, infos = train.step(never_fire)
+        forced += int(infos[0].get("forced_fire", False))
+        if "episode" in infos[0]:
+            game_over = True
+            break
+    train.close()
+    assert game_over and forced == 4, "one forced FIRE after each of the first 4 lost lives"
+
+    ev = make_vec_env("breakout", 1, seed=0, training=False)
+    ev.reset()
+    lives = []
+    for _ in range(1500):
+        _, _, _, infos = ev.step(never_fire)
+        assert "forced_fire" not in infos[0]
+        lives.append(infos[0]["lives"])
+    ev.close()
+    assert lives[-1] == 4, "evaluation is the plain game: nobody presses FIRE for the agent"
