@@ -117,3 +117,13 @@ def test_row_from_run_fills_every_result_column(tmp_path):
     assert written["beats_best_demo"] == "true" and written["rl_steps"] == "2048" and written["fidelity_spearman"] == "0.9"
     assert written["config_hash"] == row_from_run(card, report, "trex")["config_hash"]
     assert all(written[c] != "" for c in COLUMNS)
+
+
+def test_git_commit_can_come_from_the_environment(monkeypatch):
+    """A copied tree without .git (a rented GPU machine) records the commit it was copied from."""
+    from trex_bench.leaderboard import git_commit
+
+    monkeypatch.setenv("TREX_BENCH_GIT_COMMIT", "0123abcd")
+    assert git_commit() == "0123abcd"
+    monkeypatch.delenv("TREX_BENCH_GIT_COMMIT")
+    assert git_commit() != "0123abcd"

@@ -23,7 +23,7 @@ def reward_dir(tmp_path_factory):
 
 
 def test_budgets_are_valid_and_cite_their_source():
-    assert {"smoke", "quick", "small", "paper", "paper-zoo"} <= set(BUDGETS)
+    assert {"smoke", "quick", "small", "gpu", "paper", "paper-zoo"} <= set(BUDGETS)
     paper, zoo = BUDGETS["paper"], BUDGETS["paper-zoo"]
     assert (paper.n_envs, paper.n_steps, paper.total_steps) == (9, 128, 12_500_000)  # 50M frames, 9 envs
     assert (zoo.n_envs, zoo.n_steps, zoo.batch_size, zoo.total_steps) == (8, 128, 256, 10_000_000)
@@ -84,7 +84,16 @@ def test_smoke_run_on_learned_normalized_reward_saves_and_restores_stats(tmp_pat
 
 def test_constant_reward_smoke(tmp_path):
     out = train_ppo("breakout", "constant", TINY.replace(checkpoint_every=0), seed=0, out_dir=tmp_path / "c", progress=False)
-    assert read_json(out / "card.json")["reward"]["source"] == "constant"
+    card = read_json(out / "card.json")
+    assert card["reward"]["source"] == "constant" and card["stopped"] == "total steps"
+
+
+def test_time_cap_stops_training_and_card_says_so(tmp_path):
+    cfg = TINY.replace(checkpoint_every=0, total_steps=10**7, max_seconds=1.0)
+    out = train_ppo("breakout", "true", cfg, seed=0, out_dir=tmp_path / "t", progress=False)
+    card = read_json(out / "card.json")
+    assert card["stopped"] == "time cap" and 0 < card["steps"] < 10**6
+    assert card["config"]["max_seconds"] == 1.0
 
 
 def test_refuses_reward_model_of_another_game_or_profile(tmp_path, reward_dir):

@@ -75,7 +75,7 @@ def get_profile(name: str | EnvProfile) -> EnvProfile:
     return PROFILES[name]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def fire_action(ale_id: str) -> int | None:
     """Index of FIRE in the game's minimal action set (``None`` if it has none); loads the ROM once (~0.2 s)."""
     ale = ALEInterface()

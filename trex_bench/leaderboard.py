@@ -13,6 +13,7 @@ import datetime as _dt
 import hashlib
 import io
 import json
+import os
 import subprocess
 import uuid
 from collections.abc import Mapping
@@ -39,7 +40,10 @@ _LOCK_TIMEOUT_S = 120.0
 
 
 def git_commit(cwd: str | Path | None = None) -> str:
-    """``git rev-parse HEAD`` of ``cwd`` (default: this package's checkout), or ``"unknown"``."""
+    """``$TREX_BENCH_GIT_COMMIT`` if set (a copied tree without ``.git``, e.g. on a rented GPU machine), else
+    ``git rev-parse HEAD`` of ``cwd`` (default: this package's checkout), else ``"unknown"``."""
+    if os.environ.get("TREX_BENCH_GIT_COMMIT"):
+        return os.environ["TREX_BENCH_GIT_COMMIT"]
     where = Path(cwd) if cwd is not None else Path(__file__).resolve().parent
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10)

@@ -42,10 +42,10 @@ NOT_BUILT = ("gail", "random")
 # D-REX §4 / released LearnAtariSyntheticRankingsBinning.py: ε-greedy noise around the BC policy at these levels.
 DREX_NOISE = (1.0, 0.75, 0.5, 0.25, 0.02)
 # Rollouts per noise level: the D-REX paper text says 5 (the released script 20); fewer on CPU budgets.
-DREX_ROLLOUTS = {"smoke": 1, "quick": 2, "small": 3, "paper": 5}
-BUDGETS = ("smoke", "quick", "small", "paper")
+DREX_ROLLOUTS = {"smoke": 1, "quick": 2, "small": 3, "gpu": 3, "paper": 5}
+BUDGETS = ("smoke", "quick", "small", "gpu", "paper")
 # Evaluation episodes per budget: 30 full games is the papers' protocol (T-REX §5); smoke only checks the path.
-BUDGET_EVAL_EPISODES = {"smoke": 2, "quick": 30, "small": 30, "paper": 30}
+BUDGET_EVAL_EPISODES = {"smoke": 2, "quick": 30, "small": 30, "gpu": 30, "paper": 30}
 REPO_DEMOS = Path(__file__).resolve().parents[1] / "demos"
 
 
@@ -215,7 +215,8 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path | None = None, resume: boo
         device=cfg.device, progress=progress))
     ev = read_json(eval_dir / "eval.json")
 
-    return _finish(_summary(cfg, folder, demos, ev, fidelity, ppo_cfg.total_steps, run), folder, leaderboard)
+    rl_steps = int(read_json(agent_dir / "card.json")["steps"])  # fewer than total_steps where a time cap stopped PPO
+    return _finish(_summary(cfg, folder, demos, ev, fidelity, rl_steps, run), folder, leaderboard)
 
 
 def _finish(summary: dict[str, Any], folder: Path, leaderboard: str | Path | None) -> dict[str, Any]:

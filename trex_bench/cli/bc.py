@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument("game", help="game id, e.g. breakout (the demo set must be of this game)")
     t.add_argument("--demos", type=Path, required=True, help="demo set folder (at least 2 episodes)")
-    t.add_argument("--budget", choices=["smoke", "quick", "small", "paper"], default="quick",
+    t.add_argument("--budget", choices=["smoke", "quick", "small", "gpu", "paper"], default="quick",
                    help="training budget (default: quick)")
     t.add_argument("--seed", type=nonneg_int, required=True, help="seed of the split, batch order and init")
     t.add_argument("--out", type=Path, required=True, help="BC model folder to write")

@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("game", help="game id, e.g. breakout")
     p.add_argument("--method", required=True, help="trex | drex | bc | ppo-true | constant")
-    p.add_argument("--budget", required=True, help="smoke | quick | small | paper")
+    p.add_argument("--budget", required=True, help="smoke | quick | small | gpu | paper (gpu: one GPU + 16 cores, ~10 min)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of every stage (default 0)")
     p.add_argument("--demos", type=Path, default=None, help="demo set (default: the committed demos/<game>/scripted-noise)")
     p.add_argument("--ranking", default="return", help="return | checkpoint | noise | human | synthetic (default: return)")

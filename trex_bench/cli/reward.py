@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="how episodes are ranked (default: return for trex, noise for drex)")
     t.add_argument("--human-labels", type=Path, default=None,
                    help="T-REX MTurk CSV (A,B,label,scoreA,scoreB), for --ranking human")
-    t.add_argument("--budget", choices=["smoke", "quick", "small", "paper"], default="quick",
+    t.add_argument("--budget", choices=["smoke", "quick", "small", "gpu", "paper"], default="quick",
                    help="training budget (default: quick)")
     t.add_argument("--seed", type=nonneg_int, required=True, help="seed of pair sampling, split and init")
     t.add_argument("--out", type=Path, required=True, help="reward-model folder to write")

@@ -111,6 +111,8 @@ BUDGETS: dict[str, dict[str, Any]] = {
     # make quickstart: a couple of minutes; larger lr + early stopping instead of 5 slow passes
     "quick": dict(n_pairs=2000, lr=3e-4, passes=3.0, max_seconds=100.0, eval_every=20, patience=6),
     "small": dict(n_pairs=6000, lr=2e-4, passes=5.0, max_seconds=300.0, eval_every=25, patience=8),
+    # one GPU lease (see rl.ppo BUDGETS["gpu"]): the small recipe, capped at 60 s
+    "gpu": dict(n_pairs=6000, lr=2e-4, passes=5.0, max_seconds=60.0, eval_every=25, patience=8),
     # the papers' recipe: T-REX §5.1 / released code — 6000 pairs, span 50–100, stride 2, Adam 5e-5, batch 1, 5 passes
     "paper": dict(n_pairs=6000, min_len=50, max_len=100, stride=2, lr=5e-5, batch_pairs=1, passes=5.0,
                   eval_every=1000, patience=0, bf16=False, channels_last=False),

@@ -56,6 +56,8 @@ class PPOConfig:
         clip_range: initial PPO clip ε; ``linear_clip`` anneals it to 0.
         ent_coef, vf_coef, max_grad_norm, gamma, gae_lambda: as in SB3/baselines.
         checkpoint_every: save a checkpoint every this many agent steps (0: none).
+        max_seconds: stop after this much training wall time (None: none). The card records the steps done;
+            the linear schedules still run over ``total_steps``, so a capped run ends before they reach 0.
         source: where the values come from.
     """
 
@@ -75,6 +77,7 @@ class PPOConfig:
     gamma: float = 0.99
     gae_lambda: float = 0.95
     checkpoint_every: int = 0
+    max_seconds: float | None = None
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -106,6 +109,11 @@ BUDGETS: dict[str, PPOConfig] = {
     "paper": PPOConfig("paper", total_steps=12_500_000, n_envs=9, n_steps=128, batch_size=288, n_epochs=4,
                        learning_rate=2.5e-4, clip_range=0.1, ent_coef=0.01, vf_coef=0.5, checkpoint_every=500_000,
                        source="T-REX/D-REX: OpenAI baselines PPO2 Atari defaults, 9 envs, 50M frames"),
+    # One GPU + 16 CPU cores for 5 minutes of PPO: what one `device` lease allows (15 min of device time in
+    # all, machine start and evaluation included). rl-zoo3 settings with 16 envs (one per core) and a wall cap.
+    "gpu": PPOConfig("gpu", total_steps=3_000_000, n_envs=16, n_steps=128, batch_size=512, n_epochs=4,
+                     learning_rate=2.5e-4, clip_range=0.1, ent_coef=0.01, vf_coef=0.5, checkpoint_every=500_000,
+                     max_seconds=300.0, source="rl-zoo3 Atari PPO, 16 envs, batch 512, capped at 300 s of training"),
     # rl-zoo3 hyperparams/ppo.yml `atari`: 8 envs, n_steps 128, batch 256, 4 epochs, lr lin_2.5e-4, clip lin_0.1,
     # ent 0.01, vf 0.5, 1e7 steps (Raffin et al., "RL Baselines3 Zoo", 2020).
     "paper-zoo": PPOConfig("paper-zoo", total_steps=10_000_000, checkpoint_every=500_000, source="rl-zoo3 tuned Atari PPO", **_ZOO),
@@ -113,7 +121,7 @@ BUDGETS: dict[str, PPOConfig] = {
 
 
 def get_ppo_config(budget: str | PPOConfig) -> PPOConfig:
-    """The PPO preset of a budget (``smoke``, ``quick``, ``small``, ``paper``, ``paper-zoo``)."""
+    """The PPO preset of a budget (``smoke``, ``quick``, ``small``, ``gpu``, ``paper``, ``paper-zoo``)."""
     if isinstance(budget, PPOConfig):
         return budget
     if budget not in BUDGETS:
@@ -284,6 +292,8 @@ def train_ppo(
         raise
     out.mkdir(parents=True, exist_ok=True)
     callbacks: list[BaseCallback] = [kl_cb] if kl_cb is not None else []
+    if cfg.max_seconds is not None:
+        callbacks.append(_TimeCap(cfg.max_seconds))
     if cfg.checkpoint_every > 0:
         freq = max(cfg.checkpoint_every // cfg.n_envs, 1)  # CheckpointCallback counts vectorised steps
         callbacks.append(CheckpointCallback(freq, str(out / "checkpoints"), name_prefix="ppo"))
@@ -328,6 +338,7 @@ def train_ppo(
         "config": dataclasses.asdict(cfg),
         "seed": seed,
         "steps": int(model.num_timesteps),
+        "stopped": "time cap" if model.num_timesteps < cfg.total_steps else "total steps",
         "wall_s": round(wall, 3),
         "steps_per_s": round(model.num_timesteps / max(wall, 1e-9), 1),
         "device": str(device),
@@ -339,6 +350,21 @@ def train_ppo(
     }
     write_json(out / "card.json", card)  # written last: a folder with a card is a finished agent
     return out
+
+
+class _TimeCap(BaseCallback):
+    """Stop ``learn`` once ``seconds`` of wall time have passed (checked after every vectorised step)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self._t0 = 0.0
+
+    def _on_training_start(self) -> None:
+        self._t0 = time.perf_counter()
+
+    def _on_step(self) -> bool:
+        return time.perf_counter() - self._t0 < self.seconds
 
 
 def _kl_summary(history: list[float]) -> dict[str, float | int]:
