@@ -11,9 +11,9 @@ import pytest
 from trex_bench.leaderboard import COLUMNS, append_row, config_hash, read_leaderboard, summarize
 
 
-def _row(seed: int = 0, mean: float = 12.5, method: str = "trex", game: str = "breakout", **kw) -> dict:
+def _row(seed: int = 0, mean: float = 12.5, method: str = "trex", game: str = "breakout", budget: str = "smoke", **kw) -> dict:
     return dict(game=game, method=method, seed=seed, mean=mean, std=1.0, min=10.0, max=15.0, n_episodes=30,
-                best_demo=32.0, avg_demo=14.5, beats_best_demo=mean > 32, env_profile="paper", budget="smoke",
+                best_demo=32.0, avg_demo=14.5, beats_best_demo=mean > 32, env_profile="paper", budget=budget,
                 config_hash=config_hash({"a": 1}), **kw)
 
 
@@ -78,16 +78,18 @@ def test_corrupt_csv_is_refused_and_left_byte_identical(tmp_path, content):
     assert [p.name for p in tmp_path.iterdir() if p.name != "lb.csv.lock"] == ["lb.csv"]  # no temp files left
 
 
-def test_summarize_groups_by_game_and_method(tmp_path):
+def test_summarize_groups_by_game_method_and_budget(tmp_path):
     path = tmp_path / "lb.csv"
     for seed, mean in enumerate([10.0, 20.0, 40.0]):
         append_row(path, _row(seed=seed, mean=mean))
     append_row(path, _row(seed=0, mean=5.0, method="constant"))
-    s = summarize(path).set_index(["game", "method"])
-    trex = s.loc[("breakout", "trex")]
+    append_row(path, _row(seed=0, mean=99.0, budget="gpu"))
+    s = summarize(path).set_index(["game", "method", "budget"])
+    assert s.loc[("breakout", "trex", "gpu")]["seeds"] == 1
+    trex = s.loc[("breakout", "trex", "smoke")]
     assert trex["seeds"] == 3 and trex["mean"] == pytest.approx(70 / 3) and trex["best"] == 40.0
     assert trex["std"] == pytest.approx(15.275, abs=1e-3) and trex["beats_best_demo"] == 1
-    assert s.loc[("breakout", "constant")]["std"] == 0.0
+    assert s.loc[("breakout", "constant", "smoke")]["std"] == 0.0
     assert summarize(Path(tmp_path / "absent.csv")).empty
 
 

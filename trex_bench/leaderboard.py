@@ -193,8 +193,10 @@ def read_leaderboard(csv_path: str | Path) -> pd.DataFrame:
     return df
 
 
-def summarize(csv_path: str | Path, by: tuple[str, ...] = ("game", "method")) -> pd.DataFrame:
-    """Results grouped by game and method: mean ± std of the per-seed mean scores, best of seeds, demo wins.
+def summarize(csv_path: str | Path, by: tuple[str, ...] = ("game", "method", "budget")) -> pd.DataFrame:
+    """Results grouped by game, method and budget: mean ± std of the per-seed mean scores, best of seeds, demo wins.
+
+    The budget is part of the default group: a 120k-step CPU run and a GPU run are different experiments.
 
     Reporting mean ± std over seeds next to best-of-seeds matters: the papers report best of 3 seeds, which hides
     large seed variance (PAPERS.md pitfalls).
