@@ -64,7 +64,8 @@ def test_bad_input_one_line_error_no_output(tmp_path, capsys, argv, message):
     assert not out_dir.exists()
 
 
-@pytest.mark.parametrize(("flag", "value"), [("--episodes", "-2"), ("--episodes", "0"), ("--noise", "1.5"), ("--noise", "-0.1")])
+@pytest.mark.parametrize(("flag", "value"), [("--episodes", "-2"), ("--episodes", "0"), ("--noise", "1.5"), ("--noise", "-0.1"),
+                                                 ("--noise", "2.0"), ("--noise", "0.5,nope")])
 def test_bad_numbers_rejected_by_argparse(tmp_path, capsys, flag, value):
     argv = ["demos", "collect", "breakout", "--demonstrator", "scripted", "--episodes", "1", "--seed", "0", "--out", str(tmp_path / "o")]
     if flag in argv:
@@ -76,3 +77,18 @@ def test_bad_numbers_rejected_by_argparse(tmp_path, capsys, flag, value):
     assert e.value.code == 2
     assert flag in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_noop_bin_in_a_noise_schedule(tmp_path):
+    """'noop' in --noise records D-REX's no-op bin: NOOP-only episodes tagged NOOP_NOISE, ranked below every ε."""
+    from trex_bench.demos.store import load_demos
+    from trex_bench.ranking import by_noise
+    from trex_bench.types import NOOP_NOISE
+
+    out = tmp_path / "o"
+    assert main(["demos", "collect", "breakout", "--demonstrator", "random", "--episodes", "1", "--noise", "1.0,noop",
+                 "--seed", "0", "--max-steps", "200", "--out", str(out), "--no-progress"]) == 0
+    ds = load_demos(out)
+    assert [e.noise for e in ds.episodes] == [1.0, NOOP_NOISE]
+    assert not ds.episodes[1].actions.any()
+    assert [tuple(p) for p in by_noise(ds).pairs] == [(1, 0)], "(worse, better): the no-op episode is worse"

@@ -30,16 +30,21 @@ def unit_float(text: str) -> float:
 
 
 def noise_levels(text: str) -> list[float]:
-    """One ε or a comma-separated schedule of them, each in [0, 1] (e.g. ``1.0,0.75,0.5,0.25,0.01``)."""
+    """One ε or a comma-separated schedule of them, each in [0, 1] (e.g. ``1.0,0.75,0.5,0.25,0.01,noop``);
+    ``noop`` is D-REX's no-op bin (``types.NOOP_NOISE``)."""
+    from trex_bench.types import NOOP_NOISE
+
+    tokens = [x.strip() for x in text.split(",") if x.strip()]
     try:
-        levels = [float(x) for x in text.split(",") if x.strip()]
+        numbers = [float(x) for x in tokens if x.lower() != "noop"]
     except ValueError as e:
-        raise argparse.ArgumentTypeError(f"not a number or comma-separated numbers: {text!r}") from e
-    if not levels:
+        raise argparse.ArgumentTypeError(f"not 'noop', a number or comma-separated ones: {text!r}") from e
+    if not tokens:
         raise argparse.ArgumentTypeError("no noise level given")
-    bad = [v for v in levels if not 0.0 <= v <= 1.0]
+    bad = [v for v in numbers if not 0.0 <= v <= 1.0]
     if bad:
         raise argparse.ArgumentTypeError(f"noise must be in [0, 1], got {bad[0]}")
+    levels = [NOOP_NOISE if x.lower() == "noop" else float(x) for x in tokens]
     return levels
 
 

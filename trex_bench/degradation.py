@@ -20,16 +20,21 @@ import numpy as np
 import pandas as pd
 
 from trex_bench._io import atomic_write
-from trex_bench.types import DemoSet
+from trex_bench.types import NOOP_NOISE, DemoSet
 
 __all__ = ["degradation_curve", "degradation_rows", "write_degradation", "read_reference_degradation",
            "summarise_rows", "degradation_command"]
 
 
 def degradation_rows(demos: DemoSet) -> dict[float, list[float]]:
-    """True returns per ε, ε in descending order (the reference files list ε ascending; the curve reads 1 → 0)."""
+    """True returns per ε, ε in descending order (the reference files list ε ascending; the curve reads 1 → 0).
+
+    The D-REX no-op bin (``NOOP_NOISE``) is not an ε and is left out.
+    """
     rows: dict[float, list[float]] = {}
     for e in demos.episodes:
+        if e.noise == NOOP_NOISE:
+            continue
         rows.setdefault(float(e.noise), []).append(e.ret)
     return {k: rows[k] for k in sorted(rows, reverse=True)}
 

@@ -239,7 +239,8 @@ def _kl_key(cfg: PipelineConfig) -> dict[str, Any] | None:
 
 
 def _noise_rollouts(cfg: PipelineConfig, demos: Any, bc_dir: Path, tmp: Path, progress: bool) -> None:
-    """D-REX's automatic ranking data: the demos (ranked above everything, ε = 0) + BC rollouts at each ε.
+    """D-REX's automatic ranking data: the demos (ranked above everything, ε = 0) + BC rollouts at each ε + the
+    no-op bin (a NOOP-only policy, ranked below every ε; ``types.NOOP_NOISE``).
 
     Rollouts are capped at twice the longest demo (a clone that never presses FIRE would otherwise idle until the
     108 000-frame cap); a capped rollout is recorded as truncated.
@@ -247,10 +248,10 @@ def _noise_rollouts(cfg: PipelineConfig, demos: Any, bc_dir: Path, tmp: Path, pr
     import numpy as np
 
     from trex_bench.demos.collect import CollectConfig, collect
-    from trex_bench.demos.policies import EpsilonGreedy
+    from trex_bench.demos.policies import EpsilonGreedy, NoopPolicy
     from trex_bench.demos.store import merge_demo_sets, save_demos
     from trex_bench.rl.bc import load_bc
-    from trex_bench.types import DemoSet
+    from trex_bench.types import NOOP_NOISE, DemoSet
 
     rng = np.random.default_rng(cfg.seed)
     bc = load_bc(bc_dir, game=cfg.game, rng=rng, device=cfg.device)
@@ -262,11 +263,14 @@ def _noise_rollouts(cfg: PipelineConfig, demos: Any, bc_dir: Path, tmp: Path, pr
                            noise=eps, max_steps=cap, n_envs=DREX_ROLLOUTS[cfg.budget])
         parts.append(collect(cfg.game, EpsilonGreedy(bc, eps, bc.n_actions, rng), cc, progress=progress,
                              created_by="trex-bench pipeline (D-REX noise rollouts)"))
+    cc = CollectConfig(episodes=DREX_ROLLOUTS[cfg.budget], seed=cfg.seed + 100 + len(DREX_NOISE), profile=cfg.profile,
+                       noise=NOOP_NOISE, max_steps=cap, n_envs=DREX_ROLLOUTS[cfg.budget])
+    parts.append(collect(cfg.game, NoopPolicy(), cc, progress=progress, created_by="trex-bench pipeline (D-REX no-op bin)"))
     merged = merge_demo_sets(parts)
     save_demos(merged, tmp / "demos")
     from trex_bench.degradation import write_degradation
 
-    write_degradation(merge_demo_sets(parts[1:]), tmp / "degradation", demo_set=demos)
+    write_degradation(merge_demo_sets(parts[1:-1]), tmp / "degradation", demo_set=demos)
 
 
 def _finish_bc(cfg: PipelineConfig, run: _Run, folder: Path, demos: Any, demos_dir: Path, demos_hash: str, bc_dir: Path,

@@ -12,12 +12,17 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Episode", "DemoSet", "Ranking", "SnippetPairs"]
+__all__ = ["Episode", "DemoSet", "Ranking", "SnippetPairs", "NOOP_NOISE"]
 
 
 def _check(cond: bool, msg: str) -> None:
     if not cond:
         raise ValueError(msg)
+
+
+NOOP_NOISE = 2.0
+"""``Episode.noise`` of D-REX's no-op bin (released LearnAtariSyntheticRankingsBinning.py): rollouts that only press
+NOOP, ranked below every ε-greedy level, ε = 1 included. Not an ε: degradation curves leave it out."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -31,7 +36,8 @@ class Episode:
         rewards: float32 [T], the true unclipped game reward of each agent step.
         hash_steps: int64 [H], observation indices (0 = the reset observation, T = the last) that are hashed.
         frame_hashes: uint64 [H], 64-bit BLAKE2b of the newest frame of the observation at each hash step.
-        noise: ε of the ε-greedy noise around the demonstrator (0 = none, 1 = uniform random).
+        noise: ε of the ε-greedy noise around the demonstrator (0 = none, 1 = uniform random; ``NOOP_NOISE``: the
+            D-REX no-op bin).
         checkpoint: index of the demonstrator checkpoint (-1 when not from a checkpoint series).
         truncated: the episode hit the frame cap instead of ending by game over.
         reset_index: how many unseeded resets after ``reset(seed)`` started this game (0 = the seeded reset).
@@ -59,7 +65,8 @@ class Episode:
             "Episode.frame_hashes must be uint64 with one entry per hash step",
         )
         _check(bool(np.all((self.hash_steps >= 0) & (self.hash_steps <= len(self.actions)))), "hash step out of range")
-        _check(0.0 <= self.noise <= 1.0, f"Episode.noise must be in [0, 1], got {self.noise}")
+        _check(0.0 <= self.noise <= 1.0 or self.noise == NOOP_NOISE,
+               f"Episode.noise must be in [0, 1] (or NOOP_NOISE = {NOOP_NOISE}), got {self.noise}")
         _check(self.reset_index >= 0, "Episode.reset_index must be >= 0")
 
     @property

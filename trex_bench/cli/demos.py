@@ -30,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--episodes", type=positive_int, required=True, help="number of full episodes to record (per noise level)")
     c.add_argument("--noise", type=noise_levels, default=[0.0],
                    help="ε of ε-greedy noise around the demonstrator, in [0, 1]; a comma-separated schedule "
-                   "(e.g. 1.0,0.75,0.5,0.25,0.01) records --episodes episodes at each level into one set")
+                   "(e.g. D-REX's 1.0,0.75,0.5,0.25,0.01,noop) records --episodes episodes at each level into one set; "
+                   "'noop' is D-REX's no-op bin (a NOOP-only policy, ranked below every ε)")
     c.add_argument("--seed", type=nonneg_int, required=True, help="seed of the per-episode reset seeds and of the noise")
     c.add_argument("--out", type=Path, required=True, help="demo set folder to write")
     c.add_argument("--profile", default="paper", choices=["paper", "machado"], help="env profile (default: paper)")
@@ -74,10 +75,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_collect(args: argparse.Namespace) -> int:
     from trex_bench.demos.collect import CollectConfig, collect
-    from trex_bench.demos.policies import EpsilonGreedy, make_demonstrator
+    from trex_bench.demos.policies import EpsilonGreedy, NoopPolicy, make_demonstrator
     from trex_bench.demos.store import DemoError, merge_demo_sets, save_demos
     from trex_bench.envs import make_vec_env
     from trex_bench.games import get_game
+    from trex_bench.types import NOOP_NOISE
 
     game = get_game(args.game)
     if args.demonstrator == "ppo":
@@ -96,7 +98,7 @@ def run_collect(args: argparse.Namespace) -> int:
     for level_i, eps in enumerate(args.noise):
         cfg = CollectConfig(episodes=args.episodes, seed=args.seed + 1000 * level_i, profile=args.profile,
                             n_envs=args.envs, noise=eps, checkpoint=args.checkpoint, max_steps=args.max_steps)
-        policy = EpsilonGreedy(base, eps, n_actions, rng) if eps > 0 else base
+        policy = NoopPolicy() if eps == NOOP_NOISE else EpsilonGreedy(base, eps, n_actions, rng) if eps > 0 else base
         parts.append(collect(game.id, policy, cfg, progress=not args.no_progress, created_by=shlex.join(args.argv)))
     ds = merge_demo_sets(parts) if len(parts) > 1 else parts[0]
     save_demos(ds, out, overwrite=args.overwrite)
