@@ -12,7 +12,7 @@ from trex_bench.demos.policies import Demonstrator
 from trex_bench.demos.store import HASH_EVERY, frame_hash
 from trex_bench.envs import get_profile, make_vec_env
 from trex_bench.games import get_game
-from trex_bench.types import DemoSet, Episode, NOOP_NOISE
+from trex_bench.types import NOOP_NOISE, DemoSet, Episode
 
 __all__ = ["CollectConfig", "collect"]
 
