@@ -28,15 +28,16 @@ def test_40k_pairs_of_length_200_train_within_2_gib(tmp_path):
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     kb = int(out.split("MAXRSS_KB")[1].split()[0])
+    print(f"40 000 pairs of span 100–200: peak resident memory {kb / 1024:.0f} MiB")
     assert kb < 2 * 1024 * 1024, f"peak resident memory {kb / 1024:.0f} MiB"
 
 
 def test_quick_reward_ranks_held_out_breakout_episodes(tmp_path):
     """T-REX at the `quick` budget on the 12 committed demos, scored on 12 episodes it never saw.
 
-    Measured (2 cores): Spearman vs true return 0.97 for the sigmoid sum, 0.69–0.79 for the mean per-frame reward,
-    matched-progress pair accuracy 0.73–0.78. The issue's target of 0.9 for the per-frame mean is not met yet; the
-    floors below guard against regressions from there.
+    Measured (2 cores, 2026-11-26, 127 s incl. the 100 s training cap): Spearman vs true return 0.97 for the mean
+    per-frame reward, 0.94 for the sigmoid sum, matched-progress pair accuracy 0.90 (variants: weight decay 1e-2,
+    snippets of 10–40 or lr 1e-4 gave 0.93–0.97). The issue's target is 0.9 for the per-frame mean within 5 minutes.
     """
     from trex_bench.demos.collect import CollectConfig, collect
     from trex_bench.demos.policies import EpsilonGreedy, ScriptedBreakout
@@ -55,6 +56,6 @@ def test_quick_reward_ranks_held_out_breakout_episodes(tmp_path):
     model, _ = train_reward(FrameCache(train, tmp_path), by_return(train), budget_config("quick"), "breakout", np.random.default_rng(0))
     report = fidelity_report(model, held_out, FrameCache(held_out, tmp_path))
     corr = report["correlations"]
-    assert corr["pred_sigmoid_sum"]["spearman"] >= 0.9
-    assert corr["pred_mean"]["spearman"] >= 0.5
-    assert report["pairwise"]["accuracy"] >= 0.65
+    assert corr["pred_mean"]["spearman"] >= 0.9
+    assert corr["pred_sigmoid_sum"]["spearman"] >= 0.85
+    assert report["pairwise"]["accuracy"] >= 0.8

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -23,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trex_bench._stopping import StopRule
 from trex_bench.games import Game
 from trex_bench.reward.net import RewardEnsemble, RewardNet
 from trex_bench.reward.snippets import sample_snippet_pairs, split_by_episode_pairs, whole_trajectory_pairs
@@ -283,24 +283,23 @@ def _train_one(source: FrameSource, train_p: SnippetPairs, val_p: SnippetPairs, 
     order = np.concatenate([rng.permutation(len(train_p)) for _ in range(math.ceil(cfg.passes))])
     best = dict(acc=-1.0, loss=math.inf, step=0, state=copy.deepcopy(net.state_dict()))
     log: list[dict[str, float]] = []
-    stopped, since_best, frames_scored, t0 = "completed", 0, 0, time.perf_counter()
+    stopped, frames_scored = "completed", 0
+    rule = StopRule(cfg.eval_every, cfg.patience, cfg.max_seconds, "validation gain")
     last_loss = float("nan")
 
     def check(step: int) -> None:
-        nonlocal since_best
         if not len(val_p):
             best.update(acc=float("nan"), step=step, state=copy.deepcopy(net.state_dict()))
             return
         acc, vloss = _evaluate(net, source, val_p, cfg, device)
-        log.append(dict(step=step, val_accuracy=acc, val_loss=vloss, train_loss=last_loss, seconds=time.perf_counter() - t0))
+        log.append(dict(step=step, val_accuracy=acc, val_loss=vloss, train_loss=last_loss, seconds=rule.elapsed()))
         if writer is not None:
             writer.add_scalar(f"member{member}/val_accuracy", acc, step)
             writer.add_scalar(f"member{member}/val_loss", vloss, step)
-        if acc > best["acc"] or (acc == best["acc"] and vloss < best["loss"]):
+        improved = acc > best["acc"] or (acc == best["acc"] and vloss < best["loss"])
+        if improved:
             best.update(acc=acc, loss=vloss, step=step, state=copy.deepcopy(net.state_dict()))
-            since_best = 0
-        else:
-            since_best += 1
+        rule.record(improved)
 
     check(0)
     bar = tqdm(total=total, desc=f"reward net {member}", disable=not progress, unit="step")
@@ -331,20 +330,16 @@ def _train_one(source: FrameSource, train_p: SnippetPairs, val_p: SnippetPairs, 
             writer.add_scalar(f"member{member}/train_loss", last_loss, step)
         bar.update(1)
         bar.set_postfix(loss=f"{last_loss:.3f}", val_acc=f"{best['acc']:.3f}")
-        if step % cfg.eval_every == 0:
-            check(step)
-            if cfg.patience and since_best >= cfg.patience:
-                stopped = f"early stop at step {step}: no validation gain for {cfg.patience} checks"
-                break
-        if cfg.max_seconds is not None and time.perf_counter() - t0 > cfg.max_seconds:
-            stopped = f"time cap {cfg.max_seconds:g} s at step {step}"
+        reason = rule.after_step(step, check)
+        if reason is not None:
+            stopped = reason
             break
     bar.close()
     if stopped.startswith("non-finite"):
         print(f"reward training stopped: {stopped}")
     if not log or log[-1]["step"] != step:
         check(step)
-    wall = time.perf_counter() - t0
+    wall = rule.elapsed()
     net.load_state_dict(best["state"])
     net = net.to(memory_format=torch.contiguous_format).cpu().eval()
     train_acc, _ = _evaluate(net, source, train_p.subset(np.arange(min(len(train_p), 500))), replace(cfg, bf16=False, channels_last=False), torch.device("cpu"))

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -31,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trex_bench._stopping import StopRule
 from trex_bench.types import DemoSet
 
 __all__ = [
@@ -325,19 +325,18 @@ def train_bc(cache: StackSource, demos: DemoSet, cfg: BCConfig, rng: np.random.G
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     best: dict[str, Any] = dict(loss=math.inf, acc=float("nan"), step=0, state=None)
     log: list[dict[str, float]] = []
-    since_best, last_loss, t0 = 0, float("nan"), time.perf_counter()
+    last_loss = float("nan")
+    rule = StopRule(cfg.eval_every, cfg.patience, cfg.max_seconds, "lower validation loss")
 
     def check(step: int) -> None:
-        nonlocal since_best
         acc, vloss = _score(net, cache, va_ep, va_t, va_a, device)
-        log.append(dict(step=step, val_accuracy=acc, val_loss=vloss, train_loss=last_loss, seconds=time.perf_counter() - t0))
-        if vloss < best["loss"]:
+        log.append(dict(step=step, val_accuracy=acc, val_loss=vloss, train_loss=last_loss, seconds=rule.elapsed()))
+        improved = vloss < best["loss"]
+        if improved:
             # A copy of the best weights, restored at the end: the released D-REX code saved the *final* weights
             # over its best checkpoint, silently undoing its own early stopping.
             best.update(loss=vloss, acc=acc, step=step, state=copy.deepcopy(net.state_dict()))
-            since_best = 0
-        else:
-            since_best += 1
+        rule.record(improved)
 
     check(0)
     perm = np.empty(0, np.int64)
@@ -355,18 +354,14 @@ def train_bc(cache: StackSource, demos: DemoSet, cfg: BCConfig, rng: np.random.G
         last_loss = loss.item()
         bar.update(1)
         bar.set_postfix(loss=f"{last_loss:.3f}", val_loss=f"{best['loss']:.3f}")
-        if step % cfg.eval_every == 0:
-            check(step)
-            if cfg.patience and since_best >= cfg.patience:
-                stopped = f"early stop at step {step}: no lower validation loss for {cfg.patience} checks"
-                break
-        if cfg.max_seconds is not None and time.perf_counter() - t0 > cfg.max_seconds:
-            stopped = f"time cap {cfg.max_seconds:g} s at step {step}"
+        reason = rule.after_step(step, check)
+        if reason is not None:
+            stopped = reason
             break
     bar.close()
     if log[-1]["step"] != step:
         check(step)
-    wall = time.perf_counter() - t0
+    wall = rule.elapsed()
     net.load_state_dict(best["state"])
     net = net.to(memory_format=torch.contiguous_format).cpu().eval()
     n_tr = min(len(tr_ep), 2000)
