@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trex_bench._nn import default_init_
 from trex_bench._stopping import StopRule
 from trex_bench.games import Game
 from trex_bench.reward.net import RewardEnsemble, RewardNet
@@ -144,12 +145,7 @@ def bradley_terry_loss(ret_a: torch.Tensor, ret_b: torch.Tensor, label: torch.Te
 def init_net(game: Game | str, arch: str, generator: torch.Generator) -> RewardNet:
     """A RewardNet initialised like PyTorch's default (Kaiming-uniform, a=√5) but from ``generator``, not global RNG."""
     net = RewardNet(game, arch)  # type: ignore[arg-type]
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
-                bound = 1.0 / math.sqrt(m.weight[0].numel())
-                m.bias.uniform_(-bound, bound, generator=generator)
+    default_init_(net, generator)
     return net
 
 

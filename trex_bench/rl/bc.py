@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trex_bench._nn import default_init_
 from trex_bench._stopping import StopRule
 from trex_bench.types import DemoSet
 
@@ -164,12 +165,7 @@ class BCNet(nn.Module):
 def init_bc_net(n_actions: int, generator: torch.Generator) -> BCNet:
     """A BCNet initialised like PyTorch's default (Kaiming-uniform, a=√5) but from ``generator``, not global RNG."""
     net = BCNet(n_actions)
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
-                bound = 1.0 / math.sqrt(m.weight[0].numel())
-                m.bias.uniform_(-bound, bound, generator=generator)
+    default_init_(net, generator)
     return net
 
 
