@@ -92,3 +92,16 @@ def test_noop_bin_in_a_noise_schedule(tmp_path):
     assert [e.noise for e in ds.episodes] == [1.0, NOOP_NOISE]
     assert not ds.episodes[1].actions.any()
     assert [tuple(p) for p in by_noise(ds).pairs] == [(1, 0)], "(worse, better): the no-op episode is worse"
+
+
+def test_ppo_demonstrator_smoke(tmp_path):
+    """--demonstrator ppo: trains PPO on the true reward, records one episode per early checkpoint, tagged in order."""
+    from trex_bench.demos.store import load_demos
+
+    out = tmp_path / "ppo-demos"
+    assert main(["demos", "collect", "breakout", "--demonstrator", "ppo", "--checkpoints", "2", "--ppo-budget", "smoke",
+                 "--checkpoint-every", "512", "--episodes", "1", "--seed", "0", "--out", str(out), "--no-progress"]) == 0
+    ds = load_demos(out)
+    assert [e.checkpoint for e in ds.episodes] == [0, 1]
+    assert (tmp_path / "ppo-demos.ppo" / "card.json").exists()
+    assert main(["demos", "verify", str(out)]) == 0

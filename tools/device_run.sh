@@ -11,6 +11,8 @@
 # Dry run elsewhere: PY=.venv/bin/python BUDGET=smoke DEVICE=cpu SKIP_INSTALL=1 OUT=/tmp/o bash tools/device_run.sh
 # What comes back under $OUT: log.txt, log_trex.txt, log_constant.txt, log_speed.txt, leaderboard.csv (the new
 # rows), results.tar.gz (cards, eval, fidelity, summaries), reward_speed.json.
+# JOBS=demos instead trains PPO on the true reward (`gpu` budget, a checkpoint every 60k steps) and records one episode
+# from each of the first 12 checkpoints (the papers' demonstrator) into $OUT/ppo-demos.tar.gz, for demos/breakout/.
 set -u
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-$PWD/device-out}
@@ -32,6 +34,17 @@ pipeline() {  # method
     echo "pipeline $1 exit $? at $(( $(date +%s) - t0 )) s"
 }
 rm -rf /tmp/runs
+if [ "${JOBS:-runs}" = demos ]; then
+    timeout 540 $PY -m trex_bench demos collect breakout --demonstrator ppo --checkpoints 12 --ppo-budget "$BUDGET" \
+        --checkpoint-every "${CHECKPOINT_EVERY:-60000}" --episodes 1 --seed 0 --device "$DEVICE" --envs 12 \
+        --out /tmp/runs/ppo-checkpoints --no-progress
+    echo "collect exit $? at $(( $(date +%s) - t0 )) s"
+    $PY -m trex_bench demos verify /tmp/runs/ppo-checkpoints
+    cp /tmp/runs/ppo-checkpoints.ppo/card.json "$OUT/ppo_card.json" 2>/dev/null
+    tar -czf "$OUT/ppo-demos.tar.gz" -C /tmp/runs ppo-checkpoints
+    echo "total $(( $(date +%s) - t0 )) s"
+    exit 0
+fi
 pipeline trex > "$OUT/log_trex.txt" 2>&1 &
 p1=$!
 pipeline constant > "$OUT/log_constant.txt" 2>&1 &

@@ -46,6 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="ppo demonstrator: agent steps between checkpoints (default: the budget split in N+1)")
     c.add_argument("--ppo-dir", type=Path, default=None,
                    help="ppo demonstrator: PPO run folder to train into or reuse (default: OUT.ppo next to --out)")
+    c.add_argument("--device", default="cpu",
+                   help="torch device of policy demonstrators (sb3:, bc:) and of the ppo demonstrator's training")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
     c.set_defaults(func=run_collect)
 
@@ -93,7 +95,7 @@ def run_collect(args: argparse.Namespace) -> int:
     probe = make_vec_env(game, 1, args.profile)
     n_actions = int(probe.action_space.n)
     probe.close()
-    base = make_demonstrator(args.demonstrator, game, n_actions, rng)
+    base = make_demonstrator(args.demonstrator, game, n_actions, rng, device=args.device)
     parts = []
     for level_i, eps in enumerate(args.noise):
         cfg = CollectConfig(episodes=args.episodes, seed=args.seed + 1000 * level_i, profile=args.profile,

@@ -61,19 +61,20 @@ def collect_from_ppo_checkpoints(args: argparse.Namespace) -> int:
     ckpt_dir = ppo_dir / "checkpoints"
     have = list_checkpoints(ckpt_dir)
     if len(have) < args.checkpoints:
-        if (ppo_dir / "card.json").exists():
+        if (ppo_dir / "card.json").exists():  # a finished run (a time cap, e.g. --ppo-budget gpu, can end it early)
             raise ValueError(f"{ppo_dir} holds only {len(have)} checkpoints, fewer than --checkpoints {args.checkpoints}")
         cfg = get_ppo_config(args.ppo_budget)
         every = args.checkpoint_every or max(cfg.total_steps // (args.checkpoints + 1), cfg.n_envs * cfg.n_steps)
         cfg = cfg.replace(checkpoint_every=every, total_steps=max(cfg.total_steps, every * args.checkpoints))
         print(f"training PPO on the true reward ({cfg.total_steps} agent steps, a checkpoint every {every}) into {ppo_dir}")
-        train_ppo(game.id, "true", cfg, args.seed, ppo_dir, progress=not args.no_progress, profile=args.profile)
+        train_ppo(game.id, "true", cfg, args.seed, ppo_dir, progress=not args.no_progress, profile=args.profile,
+                  device=args.device)
         have = list_checkpoints(ckpt_dir)
     chosen = have[: args.checkpoints]
     print(f"recording {args.episodes} episode(s) from each of {len(chosen)} checkpoints: " + ", ".join(str(s) for s, _ in chosen))
     ds = collect_from_checkpoints(
         game.id, [p for _, p in chosen], args.episodes, args.seed, args.profile, n_envs=min(args.envs, args.episodes),
-        progress=not args.no_progress, created_by=shlex.join(args.argv),
+        progress=not args.no_progress, created_by=shlex.join(args.argv), device=args.device,
     )
     save_demos(ds, out, overwrite=args.overwrite)
     from trex_bench.cli.demos import _print_table
