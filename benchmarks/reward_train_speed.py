@@ -7,10 +7,12 @@ stride 2, T-REX §5.1) is split by episode pairs into train and held-out validat
 * ours: ``TrainConfig`` defaults (batched steps, each distinct stack scored once, channels_last) with the
   larger learning rate (default 1e-3; --lr 3e-4 is the quick budget's).
 
-Reports the held-out pair accuracy the original reaches, the training wall time each needs to reach it (validation
-time excluded for both), and pairs/s and frames/s. Default run ≤ 5 minutes on 2 CPU cores.
+Reports (validation time excluded for both) the time-to-accuracy figure: the original recipe runs its 5 passes and
+keeps its final weights, as the released code does; how long does ours take to reach that held-out accuracy? Also
+the stricter figure against the best accuracy the original showed at any check, and pairs/s and frames/s. About
+8 minutes on 2 CPU cores (the original's 5 passes take most of it).
 
-    python benchmarks/reward_train_speed.py [--cap-original 120] [--cap-ours 90] [--device cuda] [--json out.json]
+    python benchmarks/reward_train_speed.py [--original-passes 5] [--cap-ours 90] [--device cuda] [--json out.json]
 """
 
 from __future__ import annotations
@@ -49,8 +51,9 @@ def _sync(dev: torch.device) -> None:
         torch.cuda.synchronize(dev)
 
 
-def run(name: str, cache: FrameCache, train_p, val_p, cfg: tr.TrainConfig, cap_s: float, eval_every_pairs: int, target: float | None, seed: int, dev: torch.device) -> dict:
-    """Train with ``cfg`` on ``dev`` for at most ``cap_s`` seconds of training; stop early once ``target`` is reached."""
+def run(name: str, cache: FrameCache, train_p, val_p, cfg: tr.TrainConfig, cap_s: float, eval_every_pairs: int, target: float | None, seed: int, dev: torch.device, max_pairs: int | None = None) -> dict:
+    """Train with ``cfg`` on ``dev`` for at most ``cap_s`` seconds of training (and ``max_pairs`` pairs); stop early
+    once ``target`` is reached."""
     net = tr.init_net("breakout", cfg.method, torch.Generator().manual_seed(seed)).to(dev)
     if cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
@@ -59,7 +62,7 @@ def run(name: str, cache: FrameCache, train_p, val_p, cfg: tr.TrainConfig, cap_s
     order = np.concatenate([rng.permutation(len(train_p)) for _ in range(50)])
     clock, pairs_done, frames, next_eval, i = 0.0, 0, 0, eval_every_pairs, 0
     curve = [(0.0, 0, tr._evaluate(net, cache, val_p, cfg, dev)[0])]
-    while clock < cap_s:
+    while clock < cap_s and (max_pairs is None or pairs_done < max_pairs):
         t0 = time.perf_counter()
         batch = train_p.subset(order[i : i + cfg.batch_pairs])
         i += cfg.batch_pairs
@@ -93,7 +96,8 @@ def main() -> None:
     ap.add_argument("--per-level", type=int, default=2, help="episodes per noise level")
     ap.add_argument("--max-steps", type=int, default=600, help="agent-step cap per episode")
     ap.add_argument("--pairs", type=int, default=3000, help="snippet pairs (train + validation)")
-    ap.add_argument("--cap-original", type=float, default=120.0, help="training seconds for the original recipe")
+    ap.add_argument("--cap-original", type=float, default=900.0, help="training-seconds cap for the original recipe")
+    ap.add_argument("--original-passes", type=float, default=5.0, help="passes of the original recipe (T-REX: 5)")
     ap.add_argument("--cap-ours", type=float, default=90.0, help="training seconds cap for ours")
     ap.add_argument("--lr", type=float, default=1e-3, help="our learning rate (1e-3: 12× time-to-accuracy here; 3e-4, the quick budget: 1.8×)")
     ap.add_argument("--val-pairs", type=int, default=160, help="held-out pairs scored per check")
@@ -119,27 +123,40 @@ def main() -> None:
     dev = torch.device(args.device)
     if dev.type == "cuda":
         print(f"device: {torch.cuda.get_device_name(dev)}")
-    o = run("original", cache, train_p, val_p, original, args.cap_original, 200, None, args.seed, dev)
-    target = o["best_val_acc"]
-    u = run("ours", cache, train_p, val_p, ours, args.cap_ours, 32 * 4, target, args.seed, dev)
-    trained = u["curve"][1:]  # the untrained net's score (clock 0) does not count as reaching the target
-    reached = any(a >= target for _, _, a in trained)
-    t_ours = next((c for c, _, a in trained if a >= target), float("nan"))
+    o = run("original", cache, train_p, val_p, original, args.cap_original, 200, None, args.seed, dev,
+            max_pairs=int(args.original_passes * len(train_p)))
+    final = o["curve"][-1][2]  # the original code keeps its final weights: this is the accuracy the recipe delivers
+    best = o["best_val_acc"]  # stricter: the best the original ever showed at a check
+    u = run("ours", cache, train_p, val_p, ours, args.cap_ours, 32 * 2, best, args.seed, dev)
+    trained = u["curve"][1:]  # the untrained net's score (clock 0) does not count as reaching a target
+
+    def first(target: float) -> float | None:
+        return next((c for c, _, a in trained if a >= target), None)
+
+    t_final, t_best = first(final), first(best)
     result = dict(
-        original=o, ours=u, target_val_acc=target, ours_reached=reached, ours_seconds_to_target=t_ours,
-        speedup_vs_original_time_to_best=o["seconds_to_best"] / t_ours if reached else None,
-        speedup_vs_original_cap=o["train_seconds"] / t_ours if reached else None,
+        original=o, ours=u, original_final_val_acc=final, original_best_val_acc=best,
+        original_passes=o["pairs"] / len(train_p),
+        ours_seconds_to_final=t_final, ours_seconds_to_best=t_best,
+        speedup_to_recipe_result=o["train_seconds"] / t_final if t_final else None,
+        speedup_to_best_seen=o["seconds_to_best"] / t_best if t_best else None,
     )
     print("\nrecipe     batch  lr       pairs/s  frames/s  best held-out acc  s to that acc")
     for r in (o, u):
         print(f"{r['name']:10s} {r['batch_pairs']:5d}  {r['lr']:.0e}  {r['pairs_per_s']:7.1f}  {r['frames_per_s']:8.0f}"
               f"  {r['best_val_acc']:17.3f}  {r['seconds_to_best']:6.1f}")
-    if reached:
-        print(f"ours reaches the original's best held-out accuracy {target:.3f} in {t_ours:.1f} s: "
-              f"{result['speedup_vs_original_time_to_best']:.1f}× faster than the original took to reach it "
-              f"({o['seconds_to_best']:.1f} s), {result['speedup_vs_original_cap']:.1f}× its full {o['train_seconds']:.0f} s run")
+    print(f"original recipe: {result['original_passes']:.1f} passes in {o['train_seconds']:.1f} s, final held-out accuracy "
+          f"{final:.3f} (best seen {best:.3f} at {o['seconds_to_best']:.1f} s)")
+    if t_final:
+        print(f"time to the recipe's result ({final:.3f}): ours {t_final:.1f} s vs {o['train_seconds']:.1f} s → "
+              f"{result['speedup_to_recipe_result']:.1f}×")
     else:
-        print(f"ours did not reach {target:.3f} within {args.cap_ours:g} s (best {u['best_val_acc']:.3f})")
+        print(f"ours did not reach the recipe's result {final:.3f} within {args.cap_ours:g} s")
+    if t_best:
+        print(f"time to the best accuracy the original showed ({best:.3f}): ours {t_best:.1f} s vs {o['seconds_to_best']:.1f} s → "
+              f"{result['speedup_to_best_seen']:.1f}× (bounded by the check intervals: 200 pairs vs 64)")
+    else:
+        print(f"ours did not reach the original's best {best:.3f} within {args.cap_ours:g} s (best {u['best_val_acc']:.3f})")
     print(f"total {time.perf_counter() - t0:.0f} s")
     if args.json:
         with open(args.json, "w") as f:
