@@ -116,7 +116,10 @@ class _Run:
     """Stage bookkeeping for one run folder."""
 
     def __init__(self, folder: Path, resume: bool, progress: bool) -> None:
+        from trex_bench.leaderboard import git_commit
+
         self.folder, self.resume, self.progress = folder, resume, progress
+        self.commit = git_commit()  # the code that runs is the code at the start, whatever is committed meanwhile
         self.walls: dict[str, float] = {}
         self.reused: list[str] = []
 
@@ -289,7 +292,7 @@ def _summary(cfg: PipelineConfig, folder: Path, demos: Any, ev: dict[str, Any], 
     import numpy as np
 
     from trex_bench._io import versions
-    from trex_bench.leaderboard import config_hash, git_commit
+    from trex_bench.leaderboard import config_hash
 
     returns = np.asarray(ev["returns"], dtype=float)
     best, avg = float(demos.returns.max()), float(demos.returns.mean())
@@ -299,7 +302,7 @@ def _summary(cfg: PipelineConfig, folder: Path, demos: Any, ev: dict[str, Any], 
     row = {
         "run_id": f"{cfg.run_name()}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}",
         "utc_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "git_commit": git_commit(),
+        "git_commit": run.commit,
         "versions": json.dumps(versions(), sort_keys=True),
         "device": _device_name(cfg.device),
         "game": cfg.game,
