@@ -84,13 +84,17 @@ def test_summarize_groups_by_game_method_and_budget(tmp_path):
         append_row(path, _row(seed=seed, mean=mean))
     append_row(path, _row(seed=0, mean=5.0, method="constant"))
     append_row(path, _row(seed=0, mean=99.0, budget="gpu"))
-    s = summarize(path).set_index(["game", "method", "budget"])
+    s = summarize(path, by=("game", "method", "budget")).set_index(["game", "method", "budget"])
     assert s.loc[("breakout", "trex", "gpu")]["seeds"] == 1
     trex = s.loc[("breakout", "trex", "smoke")]
     assert trex["seeds"] == 3 and trex["mean"] == pytest.approx(70 / 3) and trex["best"] == 40.0
     assert trex["std"] == pytest.approx(15.275, abs=1e-3) and trex["beats_best_demo"] == 1
     assert s.loc[("breakout", "constant", "smoke")]["std"] == 0.0
     assert summarize(Path(tmp_path / "absent.csv")).empty
+    append_row(path, _row(seed=0, mean=7.0, reward_transform="sigmoid+kl0.1"))
+    by_transform = summarize(path).set_index(["method", "budget", "reward_transform"])["seeds"]
+    assert by_transform.sum() == 6, "rows with an empty transform are kept, not dropped"
+    assert by_transform.loc[("trex", "smoke", "sigmoid+kl0.1")] == 1
 
 
 def test_cli_prints_the_summary(tmp_path, capsys):

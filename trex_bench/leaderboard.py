@@ -193,10 +193,12 @@ def read_leaderboard(csv_path: str | Path) -> pd.DataFrame:
     return df
 
 
-def summarize(csv_path: str | Path, by: tuple[str, ...] = ("game", "method", "budget")) -> pd.DataFrame:
-    """Results grouped by game, method and budget: mean ± std of the per-seed mean scores, best of seeds, demo wins.
+def summarize(csv_path: str | Path, by: tuple[str, ...] = ("game", "method", "budget", "reward_transform")) -> pd.DataFrame:
+    """Results grouped by game, method, budget and reward transform: mean ± std of the per-seed mean scores, best of
+    seeds, demo wins.
 
-    The budget is part of the default group: a 120k-step CPU run and a GPU run are different experiments.
+    Budget and transform are part of the default group: a 120k-step CPU run and a GPU run, or T-REX with and without
+    a KL penalty (``sigmoid+kl0.1``), are different experiments.
 
     Reporting mean ± std over seeds next to best-of-seeds matters: the papers report best of 3 seeds, which hides
     large seed variance (PAPERS.md pitfalls).
@@ -209,7 +211,7 @@ def summarize(csv_path: str | Path, by: tuple[str, ...] = ("game", "method", "bu
     cols = ["seeds", "mean", "std", "best", "best_demo", "beats_best_demo", "human_normalized"]
     if df.empty:
         return pd.DataFrame(columns=[*by, *cols])
-    g = df.groupby(list(by), sort=True)
+    g = df.groupby(list(by), sort=True, dropna=False)  # an empty cell is a group of its own, not a dropped row
     out = pd.DataFrame({
         "seeds": g.size(),
         "mean": g["mean"].mean(),
