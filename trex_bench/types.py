@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Episode", "DemoSet", "Ranking", "SnippetPairs", "NOOP_NOISE"]
+__all__ = ["Episode", "DemoSet", "Ranking", "SnippetPairs", "NOOP_NOISE", "valid_noise"]
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -23,6 +23,11 @@ def _check(cond: bool, msg: str) -> None:
 NOOP_NOISE = 2.0
 """``Episode.noise`` of D-REX's no-op bin (released LearnAtariSyntheticRankingsBinning.py): rollouts that only press
 NOOP, ranked below every ε-greedy level, ε = 1 included. Not an ε: degradation curves leave it out."""
+
+
+def valid_noise(noise: float) -> bool:
+    """An ε in [0, 1] or the no-op bin's ``NOOP_NOISE``: what ``Episode.noise`` and ``CollectConfig.noise`` accept."""
+    return 0.0 <= noise <= 1.0 or noise == NOOP_NOISE
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,8 +70,7 @@ class Episode:
             "Episode.frame_hashes must be uint64 with one entry per hash step",
         )
         _check(bool(np.all((self.hash_steps >= 0) & (self.hash_steps <= len(self.actions)))), "hash step out of range")
-        _check(0.0 <= self.noise <= 1.0 or self.noise == NOOP_NOISE,
-               f"Episode.noise must be in [0, 1] (or NOOP_NOISE = {NOOP_NOISE}), got {self.noise}")
+        _check(valid_noise(self.noise), f"Episode.noise must be in [0, 1] (or NOOP_NOISE = {NOOP_NOISE}), got {self.noise}")
         _check(self.reset_index >= 0, "Episode.reset_index must be >= 0")
 
     @property

@@ -12,7 +12,7 @@ from trex_bench.demos.policies import Demonstrator
 from trex_bench.demos.store import HASH_EVERY, frame_hash
 from trex_bench.envs import get_profile, make_vec_env
 from trex_bench.games import get_game
-from trex_bench.types import NOOP_NOISE, DemoSet, Episode
+from trex_bench.types import DemoSet, Episode, valid_noise
 
 __all__ = ["CollectConfig", "collect"]
 
@@ -44,7 +44,7 @@ class CollectConfig:
     def __post_init__(self) -> None:
         if self.episodes < 1:
             raise ValueError(f"episodes must be >= 1, got {self.episodes}")
-        if not (0.0 <= self.noise <= 1.0 or self.noise == NOOP_NOISE):
+        if not valid_noise(self.noise):
             raise ValueError(f"noise must be in [0, 1] (or NOOP_NOISE, the D-REX no-op bin), got {self.noise}")
         if self.n_envs < 1:
             raise ValueError(f"n_envs must be >= 1, got {self.n_envs}")
