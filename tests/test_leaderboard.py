@@ -133,3 +133,16 @@ def test_git_commit_can_come_from_the_environment(monkeypatch):
     assert git_commit() == "0123abcd"
     monkeypatch.delenv("TREX_BENCH_GIT_COMMIT")
     assert git_commit() != "0123abcd"
+
+
+def test_a_seed_run_again_counts_once_with_its_latest_row(tmp_path):
+    path = tmp_path / "lb.csv"
+    append_row(path, _row(seed=0, mean=2.0))
+    append_row(path, _row(seed=1, mean=10.0))
+    append_row(path, _row(seed=0, mean=6.0))  # seed 0 again, e.g. after a fix
+    latest = summarize(path).iloc[0]
+    assert latest["seeds"] == 2 and latest["superseded"] == 1
+    assert latest["mean"] == pytest.approx(8.0), "the rerun replaces seed 0's earlier row"
+    every = summarize(path, latest_per_seed=False).iloc[0]
+    assert every["seeds"] == 3 and every["superseded"] == 0 and every["mean"] == pytest.approx(6.0)
+    assert len(read_leaderboard(path)) == 3, "the CSV keeps every row"

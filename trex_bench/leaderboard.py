@@ -193,7 +193,8 @@ def read_leaderboard(csv_path: str | Path) -> pd.DataFrame:
     return df
 
 
-def summarize(csv_path: str | Path, by: tuple[str, ...] = ("game", "method", "budget", "reward_transform")) -> pd.DataFrame:
+def summarize(csv_path: str | Path, by: tuple[str, ...] = ("game", "method", "budget", "reward_transform"),
+              latest_per_seed: bool = True) -> pd.DataFrame:
     """Results grouped by game, method, budget and reward transform: mean ± std of the per-seed mean scores, best of
     seeds, demo wins.
 
@@ -203,17 +204,27 @@ def summarize(csv_path: str | Path, by: tuple[str, ...] = ("game", "method", "bu
     Reporting mean ± std over seeds next to best-of-seeds matters: the papers report best of 3 seeds, which hides
     large seed variance (PAPERS.md pitfalls).
 
+    A seed run again (after a fix, on another commit) would otherwise count as a second seed and pull the mean
+    towards the old code: by default only the *latest* row of each seed in a group is summarised (the CSV is
+    append-only, so file order is time order; the older rows stay in the file). ``latest_per_seed=False`` keeps
+    every row.
+
     Returns:
-        One row per group with ``seeds`` (rows), ``mean``, ``std`` (over seeds; 0 for one seed), ``best``,
-        ``best_demo``, ``beats_best_demo`` (count of rows) and ``human_normalized`` (mean).
+        One row per group with ``seeds`` (rows summarised), ``superseded`` (older rows of those seeds left out),
+        ``mean``, ``std`` (over seeds; 0 for one seed), ``best``, ``best_demo``, ``beats_best_demo`` (count of
+        rows) and ``human_normalized`` (mean).
     """
     df = read_leaderboard(csv_path)
-    cols = ["seeds", "mean", "std", "best", "best_demo", "beats_best_demo", "human_normalized"]
+    cols = ["seeds", "superseded", "mean", "std", "best", "best_demo", "beats_best_demo", "human_normalized"]
     if df.empty:
         return pd.DataFrame(columns=[*by, *cols])
+    n_rows = df.groupby(list(by), sort=True, dropna=False).size()
+    if latest_per_seed:
+        df = df.drop_duplicates(subset=[*by, "seed"], keep="last")
     g = df.groupby(list(by), sort=True, dropna=False)  # an empty cell is a group of its own, not a dropped row
     out = pd.DataFrame({
         "seeds": g.size(),
+        "superseded": n_rows - g.size(),
         "mean": g["mean"].mean(),
         "std": g["mean"].std(ddof=1).fillna(0.0),
         "best": g["mean"].max(),

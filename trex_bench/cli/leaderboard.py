@@ -11,12 +11,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "leaderboard",
         help="print the leaderboard grouped by game and method",
         description="Summarise results/leaderboard.csv: per game and method, mean ± std of the per-seed scores, "
-        "best of seeds, and how many seeds beat the best demo.",
+        "best of seeds, and how many seeds beat the best demo. A seed run again counts once (its latest row) "
+        "unless --all-rows.",
         epilog="Example: trex-bench leaderboard --csv results/leaderboard.csv --by game method budget",
     )
     p.add_argument("--csv", type=Path, default=Path("results/leaderboard.csv"), help="leaderboard file")
     p.add_argument("--by", nargs="+", default=["game", "method", "budget", "reward_transform"],
                    help="columns to group by (default: game method budget reward_transform)")
+    p.add_argument("--all-rows", action="store_true",
+                   help="summarise every row; by default a seed run again counts once, with its latest row")
     p.set_defaults(func=run_leaderboard)
 
 
@@ -28,11 +31,11 @@ def run_leaderboard(args: argparse.Namespace) -> int:
         raise ValueError(f"cannot group by {', '.join(bad)}; columns: {', '.join(COLUMNS)}")
     if not args.csv.exists():
         raise ValueError(f"{args.csv} does not exist (runs append to it; see `trex-bench pipeline --help`)")
-    table = summarize(args.csv, by=tuple(args.by))
+    table = summarize(args.csv, by=tuple(args.by), latest_per_seed=not args.all_rows)
     if table.empty:
         print(f"{args.csv}: no rows yet")
         return 0
     table["mean ± std"] = [f"{m:.2f} ± {s:.2f}" for m, s in zip(table["mean"], table["std"], strict=True)]
-    cols = [*args.by, "seeds", "mean ± std", "best", "best_demo", "beats_best_demo", "human_normalized"]
+    cols = [*args.by, "seeds", "superseded", "mean ± std", "best", "best_demo", "beats_best_demo", "human_normalized"]
     print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     return 0
