@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 SEED ?= 0
 
-.PHONY: install test test-slow quickstart small bench reproduce-trex lint clean
+.PHONY: install test test-slow quickstart small bench reproduce-trex tables lint clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -45,6 +45,10 @@ reproduce-trex:  ## T-REX at the papers' budget (GPU/cluster scale) for GAMES x 
 	  $(BIN)/trex-bench pipeline $$g --method trex --budget paper --seed $$s --resume --device $${DEVICE:-cpu} || exit 1; \
 	done; done
 	$(BIN)/trex-bench leaderboard
+	$(BIN)/trex-bench tables trex
+
+tables:  ## the papers' tables beside the published numbers: results/tables/{trex,mturk,drex}.md
+	for k in trex mturk drex; do $(BIN)/trex-bench tables $$k || exit 1; done
 
 clean:
 	rm -rf runs build *.egg-info

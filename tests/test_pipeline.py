@@ -65,7 +65,8 @@ def test_changed_config_refused_not_overwritten(smoke_run):
 
 
 @pytest.mark.parametrize(("kw", "msg"), [(dict(method="sac"), "unknown method"), (dict(method="gail"), "not built yet"),
-                                         (dict(budget="huge"), "unknown budget"), (dict(game="zork"), "unknown game")])
+                                         (dict(budget="huge"), "unknown budget"), (dict(game="zork"), "unknown game"),
+                                         (dict(method="drex", ranking="human"), "ranks its rollouts by noise")])
 def test_bad_config(kw, msg):
     args = dict(game="breakout", method="trex", budget="smoke") | kw
     with pytest.raises(ValueError, match=msg):
@@ -111,6 +112,7 @@ def test_drex_and_bc_pipelines_at_smoke_budget(tmp_path):
         "the no-op bin is not an ε of the degradation curve"
     assert read_card(tmp_path / "drex" / "reward")["arch"] == "drex"
     assert drex["row"]["fidelity_spearman"] is not None
+    assert drex["row"]["ranking_source"] == "noise", "the row names the ranking the net was trained on"
     bc = run_pipeline(PipelineConfig(game="breakout", method="bc", budget="smoke"), out=tmp_path / "bc",
                       leaderboard=lb, progress=False, cache_dir=tmp_path / "cache")
     assert bc["row"]["rl_steps"] == 0 and bc["row"]["n_episodes"] == 2

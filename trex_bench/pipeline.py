@@ -98,6 +98,13 @@ class PipelineConfig:
             raise ValueError("--kl-to and --kl-beta go together, with beta > 0")
         if self.method == "bc" and self.kl_to is not None:
             raise ValueError("--kl-to applies to PPO methods, not bc")
+        if self.method == "drex" and self.ranking not in ("return", "noise"):  # "return": the CLI default
+            raise ValueError(f"D-REX ranks its rollouts by noise level; --ranking {self.ranking} is for --method trex")
+
+    @property
+    def ranking_source(self) -> str:
+        """The ranking the reward net is trained on: ``noise`` for D-REX, ``ranking`` for T-REX, "" otherwise."""
+        return {"drex": "noise", "trex": self.ranking}.get(self.method, "")
 
     @property
     def n_eval(self) -> int:
@@ -189,7 +196,7 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path | None = None, resume: boo
             noise_key = {"stage": "noise-rollouts", "bc": bc_k, "levels": DREX_NOISE, "k": DREX_ROLLOUTS[cfg.budget], "seed": cfg.seed}
             noise_dir, _ = run.stage("noise-rollouts", noise_key, lambda tmp: _noise_rollouts(cfg, demos, bc_dir, tmp, progress))
             train_demos = noise_dir / "demos"
-        ranking = "noise" if cfg.method == "drex" else cfg.ranking
+        ranking = cfg.ranking_source
         reward_key = {"stage": "reward", "method": cfg.method, "ranking": ranking, "budget": cfg.budget, "seed": cfg.seed,
                       "demos": load_demos(train_demos).content_hash()}
         reward_dir, reward_k = run.stage("reward", reward_key, lambda tmp: train_command(
@@ -308,7 +315,7 @@ def _summary(cfg: PipelineConfig, folder: Path, demos: Any, ev: dict[str, Any], 
         "game": cfg.game,
         "env_profile": cfg.profile,
         "method": cfg.method,
-        "ranking_source": cfg.ranking if cfg.method in ("trex", "drex") else "",
+        "ranking_source": cfg.ranking_source,
         "reward_transform": (cfg.transform if cfg.method in ("trex", "drex") else
                              {"ppo-true": "clip", "constant": "constant", "bc": ""}[cfg.method])
                             + (f"+kl{cfg.kl_beta:g}" if cfg.kl_to is not None else ""),

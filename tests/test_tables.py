@@ -1,0 +1,65 @@
+"""The papers' tables: published numbers joined with our leaderboard rows (latest row per seed, no KL runs)."""
+
+from __future__ import annotations
+
+import pytest
+
+from trex_bench.cli import main
+from trex_bench.leaderboard import append_row, config_hash
+from trex_bench.tables import build_table, write_table
+
+
+def _row(seed: int, mean: float, method: str = "trex", budget: str = "small", **kw) -> dict:
+    return dict(game="breakout", method=method, seed=seed, mean=mean, std=1.0, min=0.0, max=40.0, n_episodes=30,
+                best_demo=23.0, avg_demo=11.5, beats_best_demo=mean > 23, env_profile="paper", budget=budget,
+                rl_steps=500_000, config_hash=config_hash({"seed": seed}),
+                **({"ranking_source": "return" if method == "trex" else "", "reward_transform": "sigmoid"} | kw))
+
+
+@pytest.fixture
+def files(tmp_path):
+    baselines = tmp_path / "baselines"
+    baselines.mkdir()
+    (baselines / "trex_table1.csv").write_text(
+        "game,best_demo,avg_demo,trex,bco,gail,trex_mturk,mturk_label_accuracy\n"
+        "breakout,32,14.5,221.3,13,0.28,253.2,0.881\npong,-6,-15.6,-2.0,-21,-21,-2.9,0.5\n")
+    lb = tmp_path / "lb.csv"
+    append_row(lb, _row(0, 5.0))
+    append_row(lb, _row(1, 30.0))
+    append_row(lb, _row(0, 10.0))                                           # seed 0 again: replaces 5.0
+    append_row(lb, _row(2, 99.0, reward_transform="sigmoid+kl0.1"))         # a KL run: another experiment
+    append_row(lb, _row(0, 50.0, ranking_source="human"))                   # the MTurk table's row
+    append_row(lb, _row(0, 1.0, method="constant", reward_transform="constant"))
+    append_row(lb, _row(0, 3.0, budget="quick"))
+    return lb, baselines
+
+
+def test_trex_table_joins_published_and_ours(files):
+    lb, baselines = files
+    t = build_table("trex", lb, baselines)
+    assert list(t["game"]) == ["breakout", "breakout", "pong"], "one row per (game, budget); pong has no runs"
+    small = t[(t["game"] == "breakout") & (t["budget"] == "small")].iloc[0]
+    assert small["paper T-REX"] == pytest.approx(221.3) and small["paper best demo"] == 32
+    assert small["seeds"] == 2 and small["ours mean"] == pytest.approx(20.0), "latest row of seed 0, no KL, no human"
+    assert small["ours best of seeds"] == 30.0 and small["seeds beating best demo"] == 1
+    assert t[t["game"] == "pong"]["ours mean"].isna().all()
+    mturk = build_table("mturk", lb, baselines)
+    assert mturk[mturk["budget"] == "small"].iloc[0]["ours mean"] == 50.0
+
+
+def test_markdown_is_written_and_bad_input_refused(files, tmp_path, capsys):
+    lb, baselines = files
+    out = tmp_path / "tables" / "trex.md"
+    text = write_table("trex", lb, baselines, out)
+    assert out.read_text() == text and text.startswith("# T-REX")
+    assert "| breakout | 32 | 14.5 | 221.3 | small | 2 | 20.0 ± 14.1 | 30 | 500,000 |" in text
+    assert "| pong | -6 | -15.6 | -2 | — |" in text
+    with pytest.raises(ValueError, match="unknown table"):
+        build_table("gail", lb, baselines)
+    with pytest.raises(ValueError, match="does not exist"):
+        build_table("drex", lb, baselines)                                    # no drex_demos_bc.csv here
+    (baselines / "trex_table1.csv").write_text("game,best_demo\nbreakout,32\n")
+    with pytest.raises(ValueError, match="lacks column"):
+        build_table("trex", lb, baselines)
+    assert main(["tables", "mturk", "--csv", str(lb), "--baselines", str(baselines), "--out", str(out)]) == 2
+    assert "lacks column" in capsys.readouterr().err

@@ -1,0 +1,34 @@
+"""``trex-bench tables``: the papers' tables regenerated from the leaderboard beside the published numbers."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "tables",
+        help="regenerate a paper's table beside the published numbers (markdown)",
+        description="Join results/leaderboard.csv with the published numbers in baselines/ on the game and write a "
+        "markdown table: trex (T-REX Table 1), mturk (T-REX from human labels), drex (D-REX demos and BC, with "
+        "our BC clone beside our D-REX agent). Ours: mean ± std over seeds (latest row per seed), best of seeds, "
+        "agent steps; published games without runs are listed with empty cells.",
+        epilog="Example: trex-bench tables trex   # writes results/tables/trex.md and prints it",
+    )
+    p.add_argument("kind", choices=["trex", "mturk", "drex"], help="which paper table")
+    p.add_argument("--csv", type=Path, default=Path("results/leaderboard.csv"), help="leaderboard file")
+    p.add_argument("--baselines", type=Path, default=Path("baselines"), help="folder of the published CSVs")
+    p.add_argument("--out", type=Path, default=None, help="markdown file (default: results/tables/KIND.md)")
+    p.set_defaults(func=run_tables)
+
+
+def run_tables(args: argparse.Namespace) -> int:
+    from trex_bench.tables import write_table
+
+    if not args.csv.exists():
+        raise ValueError(f"{args.csv} does not exist (runs append to it; see `trex-bench pipeline --help`)")
+    out = args.out or Path("results/tables") / f"{args.kind}.md"
+    print(write_table(args.kind, args.csv, args.baselines, out))
+    print(f"wrote {out}")
+    return 0

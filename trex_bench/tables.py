@@ -1,0 +1,156 @@
+"""The papers' tables regenerated from the leaderboard, side by side with the published numbers (``baselines/``).
+
+``trex-bench tables trex|mturk|drex`` joins ``results/leaderboard.csv`` with the matching ``baselines/*.csv`` on the
+game and writes a markdown table to ``results/tables/<kind>.md``. One row per (game, budget) that has runs, plus one
+row for each published game without runs (our columns empty), so the gap to the papers stays visible.
+
+Our columns summarise the plain method only (a KL-penalised run, ``reward_transform`` ``…+kl…``, is another
+experiment), over the latest row of each seed (``leaderboard.summarize``): mean ± std over seeds and best of seeds.
+The papers report best of 3 seeds at 50M frames; our budgets are far smaller, so the ``rl_steps`` column matters
+as much as the score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from trex_bench._io import atomic_write
+from trex_bench.leaderboard import read_leaderboard
+
+__all__ = ["TableSpec", "TABLES", "build_table", "to_markdown", "write_table"]
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """Which leaderboard rows a table summarises and which published columns sit beside them.
+
+    Attributes:
+        title: the table's heading.
+        baseline_file: a CSV in the baselines folder with a ``game`` column.
+        method, ranking: the leaderboard rows (``method``, ``ranking_source``) that are "ours"; ranking None: any
+            (D-REX always ranks by noise; its rows written before that was fixed say "return").
+        published: published column → header.
+        companion: another method summarised beside ours (e.g. the BC clone next to D-REX), or None.
+        source: the citation printed under the table.
+    """
+
+    title: str
+    baseline_file: str
+    method: str
+    ranking: str | None
+    published: Mapping[str, str] = field(default_factory=dict)
+    companion: str | None = None
+    source: str = ""
+
+
+TABLES: dict[str, TableSpec] = {
+    "trex": TableSpec(
+        "T-REX (ICML 2019, Table 1) vs trex_bench", "trex_table1.csv", "trex", "return",
+        {"best_demo": "paper best demo", "avg_demo": "paper avg demo", "trex": "paper T-REX"},
+        source="Brown et al., ICML 2019, Table 1: best of 3 seeds, 30 games each, PPO 50M frames (baselines/README.md)."),
+    "mturk": TableSpec(
+        "T-REX from human (MTurk) labels vs trex_bench", "trex_table1.csv", "trex", "human",
+        {"trex_mturk": "paper T-REX (MTurk)", "mturk_label_accuracy": "paper label accuracy"},
+        source="Brown et al., ICML 2019, MTurk-label table (baselines/README.md)."),
+    "drex": TableSpec(
+        "D-REX (CoRL 2019): demos and BC vs trex_bench", "drex_demos_bc.csv", "drex", None,
+        {"best_demo": "paper best demo", "avg_demo": "paper avg demo", "bc_mean": "paper BC"}, companion="bc",
+        source="Brown, Goo, Niekum, CoRL 2019 (demonstrations and BC columns; baselines/README.md)."),
+}
+
+
+def _ours(df: pd.DataFrame, method: str, ranking: str | None) -> pd.DataFrame:
+    """Per (game, budget): seeds, mean ± std over seeds, best of seeds, rl steps, our demos, demo wins."""
+    rows = df[df["method"] == method]
+    if ranking is not None:
+        rows = rows[rows["ranking_source"] == ranking]
+    rows = rows[~rows["reward_transform"].str.contains("+kl", regex=False)]
+    rows = rows.drop_duplicates(subset=["game", "budget", "seed"], keep="last")  # a rerun seed counts once
+    if rows.empty:
+        return pd.DataFrame(columns=["game", "budget", "seeds", "mean", "std", "best", "rl_steps", "best_demo",
+                                     "avg_demo", "beats_best_demo"])
+    g = rows.groupby(["game", "budget"], sort=True)
+    return pd.DataFrame({
+        "seeds": g.size(),
+        "mean": g["mean"].mean(),
+        "std": g["mean"].std(ddof=1).fillna(0.0),
+        "best": g["mean"].max(),
+        "rl_steps": g["rl_steps"].max(),
+        "best_demo": g["best_demo"].max(),
+        "avg_demo": g["avg_demo"].mean(),
+        "beats_best_demo": g["beats_best_demo"].apply(lambda s: int((s == True).sum())),  # noqa: E712
+    }).reset_index()
+
+
+def build_table(kind: str, leaderboard: str | Path, baselines: str | Path) -> pd.DataFrame:
+    """The ``kind`` table (``trex``, ``mturk``, ``drex``) as a DataFrame: published columns, then ours.
+
+    Raises:
+        ValueError: an unknown kind, or a baselines CSV that is missing or has no ``game`` column.
+    """
+    if kind not in TABLES:
+        raise ValueError(f"unknown table {kind!r}; valid: {', '.join(TABLES)}")
+    spec = TABLES[kind]
+    path = Path(baselines) / spec.baseline_file
+    if not path.exists():
+        raise ValueError(f"{path} does not exist (the published numbers; see baselines/README.md)")
+    published = pd.read_csv(path)
+    missing = [c for c in ("game", *spec.published) if c not in published.columns]
+    if missing:
+        raise ValueError(f"{path} lacks column(s) {', '.join(missing)}")
+    published = published[["game", *spec.published]].rename(columns=dict(spec.published))
+
+    lb = read_leaderboard(leaderboard)
+    ours = _ours(lb, spec.method, spec.ranking).rename(columns={
+        "seeds": "seeds", "mean": "ours mean", "std": "ours std", "best": "ours best of seeds",
+        "best_demo": "our best demo", "avg_demo": "our avg demo", "beats_best_demo": "seeds beating best demo"})
+    if spec.companion is not None:
+        comp = _ours(lb, spec.companion, None)[["game", "budget", "best"]].rename(columns={"best": f"ours {spec.companion}"})
+        ours = ours.merge(comp, on=["game", "budget"], how="outer")
+    table = published.merge(ours, on="game", how="outer").sort_values(["game", "budget"], na_position="last")
+    return table.reset_index(drop=True)
+
+
+def _fmt(value: object) -> str:
+    """Numbers alike whatever their dtype: 1,332 · 686 · 14.5 · 0.881; missing as —."""
+    if value is None or (isinstance(value, (float, np.floating)) and np.isnan(value)):
+        return "—"
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        v = float(value)
+        if v.is_integer() or abs(v) >= 1000:
+            return f"{v:,.0f}"
+        return f"{v:.3g}" if abs(v) < 1 else f"{v:.1f}"
+    return str(value)
+
+
+def to_markdown(table: pd.DataFrame, spec: TableSpec, leaderboard: str | Path) -> str:
+    """A markdown page: title, the table (ours as mean ± std), provenance and the protocol caveat."""
+    t = table.copy()
+    if "ours mean" in t.columns:
+        t.insert(t.columns.get_loc("ours mean"), "ours mean ± std (over seeds)",
+                 [("—" if pd.isna(m) else f"{m:.1f} ± {s:.1f}") for m, s in zip(t["ours mean"], t["ours std"], strict=True)])
+        t = t.drop(columns=["ours mean", "ours std"])
+    for c in ("seeds", "rl_steps", "seeds beating best demo"):
+        if c in t.columns:
+            t[c] = [("—" if pd.isna(v) else f"{int(v):,}") for v in t[c]]
+    header = "| " + " | ".join(t.columns) + " |"
+    lines = [f"# {spec.title}", "", header, "|" + "---|" * len(t.columns)]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in t.itertuples(index=False)]
+    lines += ["", f"Published: {spec.source}",
+              f"Ours: `{leaderboard}`, method `{spec.method}`"
+              + (f", ranking `{spec.ranking}`" if spec.ranking else "")
+              + ", no KL penalty; the latest row of each seed; `rl_steps` = agent steps (the papers: 12.5M).",
+              "Generated by `trex-bench tables`; do not edit by hand.", ""]
+    return "\n".join(lines)
+
+
+def write_table(kind: str, leaderboard: str | Path, baselines: str | Path, out: str | Path) -> str:
+    """Build the ``kind`` table, write it to ``out`` atomically as markdown and return the text."""
+    text = to_markdown(build_table(kind, leaderboard, baselines), TABLES[kind], leaderboard)
+    atomic_write(Path(out), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return text
