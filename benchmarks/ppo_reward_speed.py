@@ -7,6 +7,9 @@ Both arms run ``trex_bench.rl.ppo.train_ppo`` with the same config (the ``quick`
 initialised T-REX reward net (its speed does not depend on its weights) with the sigmoid transform. The arms
 alternate ``--repeats`` times so background load hits both alike. Prints agent steps/s of each (learning time,
 i.e. rollouts + updates) and the ratio learned / true (target ≥ 0.90, issue 4).
+
+``--arms memory-format`` instead compares the policy's convolutions in NCHW against channels_last (NHWC), both on
+the true reward: ``train_ppo(channels_last=…)``, whose default is channels_last on CPU.
 """
 
 from __future__ import annotations
@@ -29,9 +32,13 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    ap.add_argument("--arms", choices=["reward", "memory-format"], default="reward",
+                    help="reward: true vs learned reward (default); memory-format: NCHW vs channels_last policy")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.arms == "memory-format":
+        return compare_memory_format(args)
 
     cfg = get_ppo_config("quick").replace(name="bench", total_steps=args.steps, checkpoint_every=0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -68,6 +75,27 @@ def main() -> None:
           f"(vs {cfg.n_envs / sps['true'] * 1e3:.1f} ms per PPO step on the true reward)")
     ratio = sps["learned"] / sps["true"]
     print(f"  ratio learned/true = {ratio:.3f} (target >= 0.90: {'ok' if ratio >= 0.9 else 'MISSED'})")
+
+
+def compare_memory_format(args: argparse.Namespace) -> None:
+    """PPO on the true reward with the policy in NCHW vs channels_last, alternating, one table."""
+    cfg = get_ppo_config("quick").replace(name="bench", total_steps=args.steps, checkpoint_every=0)
+    totals = {"nchw": [0, 0.0], "channels_last": [0, 0.0]}
+    with tempfile.TemporaryDirectory() as tmp:
+        for rep in range(args.repeats):
+            for arm in totals:
+                out = train_ppo(args.game, "true", cfg, seed=rep, out_dir=Path(tmp) / f"{arm}-{rep}", device=args.device,
+                                progress=False, channels_last=arm == "channels_last")
+                card = read_json(out / "card.json")
+                totals[arm][0] += card["steps"]
+                totals[arm][1] += card["wall_s"]
+                print(f"  repeat {rep} {arm:13s} {card['steps']:6d} steps  {card['steps_per_s']:7.1f} steps/s")
+    sps = {arm: s / w for arm, (s, w) in totals.items()}
+    print(f"PPO ({cfg.n_envs} envs, n_steps {cfg.n_steps}, batch {cfg.batch_size}, {cfg.n_epochs} epochs, "
+          f"{torch.get_num_threads()} torch threads, device {args.device}) on {args.game}, true reward:")
+    for arm, v in sps.items():
+        print(f"  {arm:13s} {v:8.1f} agent steps/s")
+    print(f"  ratio channels_last/nchw = {sps['channels_last'] / sps['nchw']:.3f}")
 
 
 if __name__ == "__main__":

@@ -61,6 +61,24 @@ def test_smoke_run_on_true_reward_writes_agent_and_card(tmp_path):
     assert card["config"]["n_steps"] == 16 and card["wall_s"] > 0 and "stable-baselines3" in card["versions"]
     model, card2 = load_agent(out)
     assert card2 == card and model.n_envs == 2
+    assert card["channels_last"] is True, "CPU runs use NHWC convolutions by default"
+
+
+def test_channels_last_policy_computes_the_same_function(tmp_path):
+    import copy
+
+    import numpy as np
+    import torch
+
+    out = train_ppo("breakout", "true", TINY, seed=0, out_dir=tmp_path / "agent", progress=False, channels_last=False)
+    assert read_json(out / "card.json")["channels_last"] is False
+    model, _ = load_agent(out)
+    obs = torch.as_tensor(np.random.default_rng(0).integers(0, 256, (8, 4, 84, 84), dtype=np.uint8))
+    nhwc = copy.deepcopy(model.policy).to(memory_format=torch.channels_last)
+    assert nhwc.features_extractor.cnn[0].weight.is_contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        for a, b in zip(model.policy.evaluate_actions(obs, torch.zeros(8)), nhwc.evaluate_actions(obs, torch.zeros(8)), strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
 def test_smoke_run_on_learned_normalized_reward_saves_and_restores_stats(tmp_path, reward_dir):
