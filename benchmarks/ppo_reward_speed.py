@@ -17,12 +17,13 @@ from __future__ import annotations
 import argparse
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from trex_bench._io import read_json
 from trex_bench.reward.net import RewardNet, save_model
-from trex_bench.rl.ppo import get_ppo_config, train_ppo
+from trex_bench.rl.ppo import PPOConfig, get_ppo_config, train_ppo
 
 
 def main() -> None:
@@ -45,15 +46,7 @@ def main() -> None:
         model_dir = Path(tmp) / "reward"
         torch.manual_seed(0)  # a benchmark script, not library code: a fixed random net
         save_model(RewardNet(args.game), model_dir, {"profile": "paper", "method": "random-init"})
-        totals = {"true": [0, 0.0], "learned": [0, 0.0]}
-        for rep in range(args.repeats):
-            for arm, reward in (("true", "true"), ("learned", model_dir)):
-                out = train_ppo(args.game, reward, cfg, seed=rep, out_dir=Path(tmp) / f"{arm}-{rep}", device=args.device, progress=False)
-                card = read_json(out / "card.json")
-                totals[arm][0] += card["steps"]
-                totals[arm][1] += card["wall_s"]
-                print(f"  repeat {rep} {arm:8s} {card['steps']:6d} steps  {card['steps_per_s']:7.1f} steps/s")
-    sps = {arm: s / w for arm, (s, w) in totals.items()}
+        sps = run_arms(args, cfg, {"true": {"reward": "true"}, "learned": {"reward": model_dir}}, Path(tmp))
     print(f"PPO ({cfg.n_envs} envs, n_steps {cfg.n_steps}, batch {cfg.batch_size}, {cfg.n_epochs} epochs, "
           f"{torch.get_num_threads()} torch threads, device {args.device}) on {args.game}:")
     print(f"  true reward     {sps['true']:8.1f} agent steps/s")
@@ -77,20 +70,26 @@ def main() -> None:
     print(f"  ratio learned/true = {ratio:.3f} (target >= 0.90: {'ok' if ratio >= 0.9 else 'MISSED'})")
 
 
+def run_arms(args: argparse.Namespace, cfg: PPOConfig, arms: dict[str, dict[str, Any]], tmp: Path) -> dict[str, float]:
+    """``train_ppo`` once per arm (its keyword arguments) and repeat, alternating so that background load hits every
+    arm alike; returns agent steps/s per arm over all repeats."""
+    totals = {arm: [0, 0.0] for arm in arms}
+    for rep in range(args.repeats):
+        for arm, kwargs in arms.items():
+            out = train_ppo(args.game, cfg=cfg, seed=rep, out_dir=tmp / f"{arm}-{rep}", device=args.device, progress=False, **kwargs)
+            card = read_json(out / "card.json")
+            totals[arm][0] += card["steps"]
+            totals[arm][1] += card["wall_s"]
+            print(f"  repeat {rep} {arm:13s} {card['steps']:6d} steps  {card['steps_per_s']:7.1f} steps/s")
+    return {arm: s / w for arm, (s, w) in totals.items()}
+
+
 def compare_memory_format(args: argparse.Namespace) -> None:
     """PPO on the true reward with the policy in NCHW vs channels_last, alternating, one table."""
     cfg = get_ppo_config("quick").replace(name="bench", total_steps=args.steps, checkpoint_every=0)
-    totals = {"nchw": [0, 0.0], "channels_last": [0, 0.0]}
     with tempfile.TemporaryDirectory() as tmp:
-        for rep in range(args.repeats):
-            for arm in totals:
-                out = train_ppo(args.game, "true", cfg, seed=rep, out_dir=Path(tmp) / f"{arm}-{rep}", device=args.device,
-                                progress=False, channels_last=arm == "channels_last")
-                card = read_json(out / "card.json")
-                totals[arm][0] += card["steps"]
-                totals[arm][1] += card["wall_s"]
-                print(f"  repeat {rep} {arm:13s} {card['steps']:6d} steps  {card['steps_per_s']:7.1f} steps/s")
-    sps = {arm: s / w for arm, (s, w) in totals.items()}
+        sps = run_arms(args, cfg, {"nchw": {"reward": "true", "channels_last": False},
+                                   "channels_last": {"reward": "true", "channels_last": True}}, Path(tmp))
     print(f"PPO ({cfg.n_envs} envs, n_steps {cfg.n_steps}, batch {cfg.batch_size}, {cfg.n_epochs} epochs, "
           f"{torch.get_num_threads()} torch threads, device {args.device}) on {args.game}, true reward:")
     for arm, v in sps.items():
