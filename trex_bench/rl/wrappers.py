@@ -107,6 +107,10 @@ class LearnedRewardVecEnv(_RewardReplacer):
         super().__init__(venv)
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
+        if self.device.type == "cpu":
+            # The same NHWC layout as the PPO policy on CPU (``rl.ppo.train_ppo``): mixing layouts in one process
+            # cost ~10 % of PPO's steps/s (benchmarks/ppo_reward_speed.py).
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.transform = transform
         self.update_norm = update_norm
         self.clip = float(clip)
