@@ -25,7 +25,7 @@ from filelock import FileLock
 
 from trex_bench._io import atomic_write, versions
 
-__all__ = ["COLUMNS", "REQUIRED", "DEFAULT_CSV", "append_row", "row_from_run", "read_leaderboard", "summarize", "config_hash", "git_commit"]
+__all__ = ["COLUMNS", "REQUIRED", "DEFAULT_CSV", "append_row", "row_from_run", "read_leaderboard", "summarize", "summarize_rows", "config_hash", "git_commit"]
 
 DEFAULT_CSV = Path("results/leaderboard.csv")
 
@@ -196,13 +196,19 @@ def read_leaderboard(csv_path: str | Path) -> pd.DataFrame:
 def summarize(csv_path: str | Path, by: tuple[str, ...] = ("game", "method", "budget", "reward_transform"),
               latest_per_seed: bool = True) -> pd.DataFrame:
     """Results grouped by game, method, budget and reward transform: mean ± std of the per-seed mean scores, best of
-    seeds, demo wins.
+    seeds, demo wins (``summarize_rows`` of the whole file).
 
     Budget and transform are part of the default group: a 120k-step CPU run and a GPU run, or T-REX with and without
     a KL penalty (``sigmoid+kl0.1``), are different experiments.
 
     Reporting mean ± std over seeds next to best-of-seeds matters: the papers report best of 3 seeds, which hides
     large seed variance (PAPERS.md pitfalls).
+    """
+    return summarize_rows(read_leaderboard(csv_path), by, latest_per_seed)
+
+
+def summarize_rows(df: pd.DataFrame, by: tuple[str, ...], latest_per_seed: bool = True) -> pd.DataFrame:
+    """Group leaderboard rows (``read_leaderboard``'s frame, possibly filtered) by ``by``.
 
     A seed run again (after a fix, on another commit) would otherwise count as a second seed and pull the mean
     towards the old code: by default only the *latest* row of each seed in a group is summarised (the CSV is
@@ -211,11 +217,11 @@ def summarize(csv_path: str | Path, by: tuple[str, ...] = ("game", "method", "bu
 
     Returns:
         One row per group with ``seeds`` (rows summarised), ``superseded`` (older rows of those seeds left out),
-        ``mean``, ``std`` (over seeds; 0 for one seed), ``best``, ``best_demo``, ``beats_best_demo`` (count of
-        rows) and ``human_normalized`` (mean).
+        ``mean``, ``std`` (over seeds; 0 for one seed), ``best``, ``rl_steps`` (max), ``best_demo``, ``avg_demo``,
+        ``beats_best_demo`` (count of rows) and ``human_normalized`` (mean).
     """
-    df = read_leaderboard(csv_path)
-    cols = ["seeds", "superseded", "mean", "std", "best", "best_demo", "beats_best_demo", "human_normalized"]
+    cols = ["seeds", "superseded", "mean", "std", "best", "rl_steps", "best_demo", "avg_demo", "beats_best_demo",
+            "human_normalized"]
     if df.empty:
         return pd.DataFrame(columns=[*by, *cols])
     n_rows = df.groupby(list(by), sort=True, dropna=False).size()
@@ -228,7 +234,9 @@ def summarize(csv_path: str | Path, by: tuple[str, ...] = ("game", "method", "bu
         "mean": g["mean"].mean(),
         "std": g["mean"].std(ddof=1).fillna(0.0),
         "best": g["mean"].max(),
+        "rl_steps": g["rl_steps"].max(),
         "best_demo": g["best_demo"].max(),
+        "avg_demo": g["avg_demo"].mean(),
         "beats_best_demo": g["beats_best_demo"].apply(lambda s: int((s == True).sum())),  # noqa: E712
         "human_normalized": g["human_normalized"].mean(),
     })

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from trex_bench._io import atomic_write
-from trex_bench.leaderboard import read_leaderboard
+from trex_bench.leaderboard import read_leaderboard, summarize_rows
 
 __all__ = ["TableSpec", "TABLES", "build_table", "to_markdown", "write_table"]
 
@@ -65,26 +65,12 @@ TABLES: dict[str, TableSpec] = {
 
 
 def _ours(df: pd.DataFrame, method: str, ranking: str | None) -> pd.DataFrame:
-    """Per (game, budget): seeds, mean ± std over seeds, best of seeds, rl steps, our demos, demo wins."""
+    """Per (game, budget) of the plain method (no KL): ``leaderboard.summarize_rows``, latest row per seed."""
     rows = df[df["method"] == method]
     if ranking is not None:
         rows = rows[rows["ranking_source"] == ranking]
     rows = rows[~rows["reward_transform"].str.contains("+kl", regex=False)]
-    rows = rows.drop_duplicates(subset=["game", "budget", "seed"], keep="last")  # a rerun seed counts once
-    if rows.empty:
-        return pd.DataFrame(columns=["game", "budget", "seeds", "mean", "std", "best", "rl_steps", "best_demo",
-                                     "avg_demo", "beats_best_demo"])
-    g = rows.groupby(["game", "budget"], sort=True)
-    return pd.DataFrame({
-        "seeds": g.size(),
-        "mean": g["mean"].mean(),
-        "std": g["mean"].std(ddof=1).fillna(0.0),
-        "best": g["mean"].max(),
-        "rl_steps": g["rl_steps"].max(),
-        "best_demo": g["best_demo"].max(),
-        "avg_demo": g["avg_demo"].mean(),
-        "beats_best_demo": g["beats_best_demo"].apply(lambda s: int((s == True).sum())),  # noqa: E712
-    }).reset_index()
+    return summarize_rows(rows, ("game", "budget")).drop(columns=["superseded", "human_normalized"])
 
 
 def build_table(kind: str, leaderboard: str | Path, baselines: str | Path) -> pd.DataFrame:
