@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -31,6 +32,11 @@ def write_json(path: str | Path, obj: Any) -> None:
     """Atomically write ``obj`` as indented, key-sorted JSON."""
     text = json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n"
     atomic_write(path, lambda p: p.write_text(text))
+
+
+def file_hash(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, 16 hex chars (the cards' input hashes)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def read_json(path: str | Path) -> Any:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trex_bench._io import read_json, write_json
+from trex_bench._io import file_hash, read_json, write_json
 from trex_bench.games import get_game, human_normalized
 
 __all__ = ["PipelineConfig", "METHODS", "run_pipeline", "default_demos", "BUDGET_EVAL_EPISODES"]
@@ -245,7 +245,7 @@ def _kl_key(cfg: PipelineConfig) -> dict[str, Any] | None:
     if cfg.kl_to is None:
         return None
     card = Path(cfg.kl_to) / "card.json"
-    return {"beta": cfg.kl_beta, "card": hashlib.sha256(card.read_bytes()).hexdigest()[:16] if card.exists() else str(cfg.kl_to)}
+    return {"beta": cfg.kl_beta, "card": file_hash(card) if card.exists() else str(cfg.kl_to)}
 
 
 def _noise_rollouts(cfg: PipelineConfig, demos: Any, bc_dir: Path, tmp: Path, progress: bool) -> None:

@@ -25,14 +25,18 @@ and dones (``self.locals["values"]``, ``self.locals["dones"]``).
 
 from __future__ import annotations
 
-from typing import Protocol, TypeVar, runtime_checkable
+from pathlib import Path
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import torch
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 
-__all__ = ["ReferencePolicy", "kl_penalty", "KLToReferenceCallback"]
+from trex_bench._io import file_hash, read_json
+from trex_bench.games import get_game
+
+__all__ = ["ReferencePolicy", "kl_penalty", "KLToReferenceCallback", "kl_reference"]
 
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
@@ -124,3 +128,50 @@ class KLToReferenceCallback(BaseCallback):
         self.kl_history.append(kl)
         self.logger.record("kl_to_bc/kl", kl)
         self.logger.record("kl_to_bc/penalty", float(penalty.mean()))
+
+
+def kl_reference(
+    kl_to: str | Path | ReferencePolicy, game: str, n_actions: int, device: str | torch.device = "cpu"
+) -> tuple[ReferencePolicy, dict[str, Any]]:
+    """Resolve the reference π_0 of the KL penalty and describe it for the card.
+
+    Args:
+        kl_to: a BC model folder (``trex_bench.rl.bc.save_bc``) or any ``ReferencePolicy`` object (tests, custom
+            references; its ``game``/``n_actions`` attributes are checked when it has them).
+        game: canonical id of the game PPO trains on.
+        n_actions: size of the env's action space.
+        device: where a loaded BC net runs.
+
+    Returns:
+        ``(reference, description)``.
+
+    Raises:
+        ValueError: a missing folder, or a reference of another game or action-set size (naming both).
+    """
+    if isinstance(kl_to, (str, Path)):
+        from trex_bench.rl.bc import load_bc  # lazily: only a KL run needs the BC module
+
+        folder = Path(kl_to)
+        if not folder.exists():
+            raise ValueError(f"kl_to must be a BC model folder; {folder} does not exist")
+        ref = load_bc(folder, game=game, n_actions=n_actions, device=device, deterministic=True)
+        card = read_json(folder / "card.json")
+        return ref, {
+            "source": "bc",
+            "path": str(folder),
+            "card_hash": file_hash(folder / "card.json"),
+            "weights_hash": file_hash(folder / "model.safetensors"),
+            "game": card.get("game"),
+            "profile": card.get("profile"),
+            "n_actions": card.get("n_actions"),
+        }
+    if not isinstance(kl_to, ReferencePolicy):
+        raise ValueError(f"kl_to must be a BC model folder or have log_prob(obs, actions); got {type(kl_to).__name__}")
+    ref_game, ref_n = getattr(kl_to, "game", None), getattr(kl_to, "n_actions", None)
+    if ref_game is not None and get_game(ref_game).id != game:
+        raise ValueError(f"the KL reference is a policy of {get_game(ref_game).id}, not {game}")
+    if ref_n is not None and int(ref_n) != n_actions:
+        raise ValueError(f"the KL reference is a policy over {ref_n} actions, but this env has {n_actions}")
+    desc = getattr(kl_to, "describe", None)
+    return kl_to, {"source": "object", "path": None, "type": type(kl_to).__name__,
+                   "describe": desc() if callable(desc) else None, "game": ref_game, "n_actions": ref_n}

@@ -15,7 +15,6 @@ insert a ``VecTransposeImage`` (tests/test_ppo.py checks both).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import time
 import warnings
 from collections.abc import Callable
@@ -28,10 +27,10 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 from stable_baselines3.common.vec_env import VecEnv
 
-from trex_bench._io import atomic_write, read_json, versions, write_json
+from trex_bench._io import atomic_write, file_hash, read_json, versions, write_json
 from trex_bench.envs import get_profile, make_vec_env
 from trex_bench.games import get_game
-from trex_bench.rl.kl import KLToReferenceCallback, ReferencePolicy
+from trex_bench.rl.kl import KLToReferenceCallback, ReferencePolicy, kl_reference
 from trex_bench.rl.wrappers import TRANSFORMS, ClipRewardVecEnv, ConstantRewardVecEnv, LearnedRewardVecEnv
 
 __all__ = ["PPOConfig", "BUDGETS", "get_ppo_config", "train_ppo", "load_agent", "reward_env", "kl_reference",
@@ -134,10 +133,6 @@ def _schedule(value: float, linear: bool) -> float | Callable[[float], float]:
     return (lambda f: f * value) if linear else value
 
 
-def _file_hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-
-
 def reward_env(
     venv: VecEnv,
     reward: str | Path,
@@ -174,60 +169,13 @@ def reward_env(
     desc = {
         "source": "model",
         "model_dir": str(folder),
-        "model_card_hash": _file_hash(folder / "card.json"),
-        "model_weights_hash": _file_hash(folder / "model.safetensors"),
+        "model_card_hash": file_hash(folder / "card.json"),
+        "model_weights_hash": file_hash(folder / "model.safetensors"),
         "method": card.get("method"),
         "arch": card.get("arch"),
         "transform": transform,
     }
     return wrapped, desc
-
-
-def kl_reference(
-    kl_to: str | Path | ReferencePolicy, game: str, n_actions: int, device: str | torch.device = "cpu"
-) -> tuple[ReferencePolicy, dict[str, Any]]:
-    """Resolve the reference π_0 of the KL penalty and describe it for the card.
-
-    Args:
-        kl_to: a BC model folder (``trex_bench.rl.bc.save_bc``) or any ``ReferencePolicy`` object (tests, custom
-            references; its ``game``/``n_actions`` attributes are checked when it has them).
-        game: canonical id of the game PPO trains on.
-        n_actions: size of the env's action space.
-        device: where a loaded BC net runs.
-
-    Returns:
-        ``(reference, description)``.
-
-    Raises:
-        ValueError: a missing folder, or a reference of another game or action-set size (naming both).
-    """
-    if isinstance(kl_to, (str, Path)):
-        from trex_bench.rl.bc import load_bc  # lazily: only a KL run needs the BC module
-
-        folder = Path(kl_to)
-        if not folder.exists():
-            raise ValueError(f"kl_to must be a BC model folder; {folder} does not exist")
-        ref = load_bc(folder, game=game, n_actions=n_actions, device=device, deterministic=True)
-        card = read_json(folder / "card.json")
-        return ref, {
-            "source": "bc",
-            "path": str(folder),
-            "card_hash": _file_hash(folder / "card.json"),
-            "weights_hash": _file_hash(folder / "model.safetensors"),
-            "game": card.get("game"),
-            "profile": card.get("profile"),
-            "n_actions": card.get("n_actions"),
-        }
-    if not isinstance(kl_to, ReferencePolicy):
-        raise ValueError(f"kl_to must be a BC model folder or have log_prob(obs, actions); got {type(kl_to).__name__}")
-    ref_game, ref_n = getattr(kl_to, "game", None), getattr(kl_to, "n_actions", None)
-    if ref_game is not None and get_game(ref_game).id != game:
-        raise ValueError(f"the KL reference is a policy of {get_game(ref_game).id}, not {game}")
-    if ref_n is not None and int(ref_n) != n_actions:
-        raise ValueError(f"the KL reference is a policy over {ref_n} actions, but this env has {n_actions}")
-    desc = getattr(kl_to, "describe", None)
-    return kl_to, {"source": "object", "path": None, "type": type(kl_to).__name__,
-                   "describe": desc() if callable(desc) else None, "game": ref_game, "n_actions": ref_n}
 
 
 def train_ppo(
