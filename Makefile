@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 SEED ?= 0
 
-.PHONY: install test test-slow quickstart small bench reproduce-trex tables lint clean
+.PHONY: install test test-slow quickstart small bench reproduce-trex reproduce-drex tables lint clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -34,18 +34,25 @@ bench:  ## side-by-side speed ratios on this machine (each prints its own table)
 quickstart:  ## the main job: Breakout, committed demos, T-REX at the `quick` budget, one leaderboard row
 	$(BIN)/trex-bench pipeline breakout --method trex --budget quick --seed $(SEED) --resume
 
-small:  ## the `small` budget (<= 60 min on 2 cores) with its two controls
-	$(BIN)/trex-bench pipeline breakout --method trex --budget small --seed $(SEED) --resume
-	$(BIN)/trex-bench pipeline breakout --method constant --budget small --seed $(SEED) --resume
+small:  ## the `small` budget (<= 60 min on 2 cores) with its constant-reward control, two runs at once
+	$(BIN)/trex-bench sweep --games breakout --methods trex,constant --seeds $(SEED) --budget small --workers 2 --threads 1
 
+# Sweeps: comma-separated lists (seeds also as ranges, 0-2). WORKERS runs at once with THREADS torch threads each.
 GAMES ?= breakout
-SEEDS ?= 0 1 2
-reproduce-trex:  ## T-REX at the papers' budget (GPU/cluster scale) for GAMES x SEEDS with committed demo sets
-	for g in $(GAMES); do for s in $(SEEDS); do \
-	  $(BIN)/trex-bench pipeline $$g --method trex --budget paper --seed $$s --resume --device $${DEVICE:-cpu} || exit 1; \
-	done; done
+SEEDS ?= 0-2
+DEVICE ?= cpu
+WORKERS ?= 1
+THREADS ?= $(shell nproc)
+SWEEP = $(BIN)/trex-bench sweep --games $(GAMES) --seeds $(SEEDS) --budget paper --device $(DEVICE) --workers $(WORKERS) --threads $(THREADS)
+reproduce-trex:  ## T-REX at the papers' budget (GPU/cluster scale) for GAMES x SEEDS, then the T-REX table
+	$(SWEEP) --methods trex
 	$(BIN)/trex-bench leaderboard
 	$(BIN)/trex-bench tables trex
+
+reproduce-drex:  ## D-REX and its BC clone at the papers' budget for GAMES x SEEDS, then the D-REX table
+	$(SWEEP) --methods drex,bc
+	$(BIN)/trex-bench leaderboard
+	$(BIN)/trex-bench tables drex
 
 tables:  ## the papers' tables beside the published numbers: results/tables/{trex,mturk,drex}.md
 	for k in trex mturk drex; do $(BIN)/trex-bench tables $$k || exit 1; done

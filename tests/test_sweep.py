@@ -1,0 +1,77 @@
+"""Sweeps: the plan (axes, names, bad input), the command each run gets, and a real local sweep at smoke budget."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from trex_bench.cli import build_parser, main
+from trex_bench.sweep import plan_sweep, run_sweep
+
+
+def test_plan_covers_every_combination_once(tmp_path):
+    jobs = plan_sweep(["breakout", "pong"], ["trex", "bc"], [0, 1], "smoke", root=tmp_path,
+                      kl_to=tmp_path / "bc", kl_betas=[0.0, 0.1])
+    names = [j.name for j in jobs]
+    # trex: 2 games × 2 betas × 2 seeds; bc: no KL axis, 2 games × 2 seeds
+    assert len(names) == 12 == len(set(names))
+    assert "breakout-trex-kl0.1-smoke-s1" in names and "pong-bc-smoke-s0" in names
+    assert not any(n.startswith("pong-bc-kl") for n in names)
+    assert all(j.folder.parent == tmp_path for j in jobs)
+
+
+@pytest.mark.parametrize("kw, msg", [
+    (dict(kl_betas=[0.1]), "needs --kl-to"),
+    (dict(kl_to="bc"), "needs --kl-betas"),
+    (dict(kl_to="bc", kl_betas=[-1.0]), ">= 0"),
+    (dict(seeds=[0, 0]), "same run twice"),
+    (dict(methods=["gail"]), "not built"),
+    (dict(budget="huge"), "unknown budget"),
+    (dict(games=[]), "at least one game"),
+])
+def test_bad_sweeps_fail_before_running(kw, msg):
+    args = dict(games=["breakout"], methods=["trex"], seeds=[0], budget="smoke") | kw
+    with pytest.raises(ValueError, match=msg):
+        plan_sweep(args.pop("games"), args.pop("methods"), args.pop("seeds"), args.pop("budget"), **args)
+
+
+def test_job_command_is_the_pipeline_of_its_config(tmp_path):
+    (job,) = plan_sweep(["breakout"], ["trex"], [3], "quick", root=tmp_path, kl_to=tmp_path / "bc", kl_betas=[0.05],
+                        ranking="checkpoint", eval_episodes=5)
+    cmd = job.command()
+    assert cmd[1:3] == ["-m", "trex_bench"]
+    args = build_parser().parse_args(cmd[3:])
+    assert (args.game, args.method, args.budget, args.seed) == ("breakout", "trex", "quick", 3)
+    assert args.resume and args.out == job.folder and args.ranking == "checkpoint" and args.episodes == 5
+    assert args.kl_to == tmp_path / "bc" and args.kl_beta == 0.05
+
+
+def test_cli_rejects_bad_seed_lists(capsys):
+    with pytest.raises(SystemExit):
+        main(["sweep", "--games", "breakout", "--methods", "trex", "--budget", "smoke", "--seeds", "3-1"])
+    assert "ranges ascending" in capsys.readouterr().err
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_local_sweep_runs_in_parallel_skips_finished_and_reports_failures(tmp_path, capsys):
+    board = tmp_path / "board.csv"
+    jobs = plan_sweep(["breakout"], ["constant"], [0, 1], "smoke", root=tmp_path / "runs", leaderboard=board)
+    results = run_sweep(jobs, workers=2, log_dir=tmp_path / "logs")
+    assert sorted(r.status for r in results) == ["done", "done"], [r.log.read_text()[-2000:] for r in results]
+    assert all((j.folder / "summary.json").exists() for j in jobs)
+    assert sorted(r["seed"] for r in _rows(board)) == ["0", "1"]
+    assert all(r.score() is not None for r in results)
+
+    again = run_sweep(jobs, workers=2, log_dir=tmp_path / "logs")
+    assert [r.status for r in again] == ["skipped", "skipped"] and len(_rows(board)) == 2
+
+    rc = main(["sweep", "--games", "breakout", "--methods", "constant", "--seeds", "2", "--budget", "smoke",
+               "--root", str(tmp_path / "runs"), "--leaderboard", str(board), "--demos", str(tmp_path / "missing")])
+    out = capsys.readouterr().out
+    assert rc == 1 and "failed" in out and "breakout-constant-smoke-s2.log" in out
+    assert len(_rows(board)) == 2

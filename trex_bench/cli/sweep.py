@@ -1,0 +1,101 @@
+"""``trex-bench sweep``: games × methods × seeds (× KL β) as independent pipeline runs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from trex_bench.cli_util import positive_int
+
+
+def _words(text: str) -> list[str]:
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("empty list")
+    return items
+
+
+def _seeds(text: str) -> list[int]:
+    """``0,1,2`` or a range ``0-4`` (inclusive)."""
+    out: list[int] = []
+    for item in _words(text):
+        lo, sep, hi = item.partition("-")
+        try:
+            span = range(int(lo), int(hi) + 1) if sep else [int(lo)]
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(f"not a seed or seed range: {item!r}") from e
+        if not span or min(span) < 0:
+            raise argparse.ArgumentTypeError(f"seeds must be >= 0 and ranges ascending: {item!r}")
+        out.extend(span)
+    return out
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in _words(text)]
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from e
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sweep",
+        help="games × methods × seeds (× KL β) as independent pipeline runs, several at once",
+        description="Run `trex-bench pipeline` for every combination, each in its own run folder "
+        "(ROOT/<game>-<method>[-kl<β>]-<budget>-s<seed>) with --resume, each appending its leaderboard row. "
+        "A run folder that already holds summary.json is finished and skipped (--force reruns it, reusing its "
+        "stages and appending a new row). Local executor: --workers pipelines at once, each with --threads "
+        "torch threads (on 2 cores, two 1-thread runs do ~1.4x the work of one 2-thread run). Ray executor: one "
+        "task per run on a Ray cluster sharing this file system. Exit code 1 if any run failed.",
+        epilog="Example: trex-bench sweep --games breakout --methods trex,drex,constant --seeds 0-2 --budget small",
+    )
+    p.add_argument("--games", type=_words, required=True, help="comma-separated game ids, e.g. breakout,pong")
+    p.add_argument("--methods", type=_words, required=True, help="comma-separated: trex, drex, bc, ppo-true, constant")
+    p.add_argument("--seeds", type=_seeds, default=[0], help="comma-separated seeds and ranges, e.g. 0-2 (default 0)")
+    p.add_argument("--budget", required=True, help="smoke | quick | small | gpu | paper")
+    p.add_argument("--kl-to", type=Path, default=None, help="BC policy folder: the reference of the KL axis")
+    p.add_argument("--kl-betas", type=_floats, default=[], help="KL axis, e.g. 0,0.01,0.1 (0 = no penalty); needs --kl-to")
+    p.add_argument("--demos", type=Path, default=None, help="demo set for every run (default: each game's committed set)")
+    p.add_argument("--ranking", default="return", help="T-REX ranking: return | checkpoint | human | synthetic")
+    p.add_argument("--episodes", type=positive_int, default=None, help="evaluation games per run (default by budget)")
+    p.add_argument("--device", default="cpu", help="torch device of every run (default: cpu)")
+    p.add_argument("--root", type=Path, default=Path("runs"), help="folder of the run folders (default: runs)")
+    p.add_argument("--leaderboard", type=Path, default=Path("results/leaderboard.csv"), help="CSV the rows go to")
+    p.add_argument("--executor", choices=["local", "ray"], default="local", help="where runs execute (default local)")
+    p.add_argument("--workers", type=positive_int, default=2, help="local: runs at once (default 2)")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch/OpenMP threads (ray: CPUs) per run (default 1)")
+    p.add_argument("--address", default=None, help="ray: cluster address (default: a local Ray)")
+    p.add_argument("--force", action="store_true", help="rerun finished runs too (a new leaderboard row each)")
+    p.add_argument("--dry-run", action="store_true", help="print the runs and their commands, run nothing")
+    p.set_defaults(func=run_sweep_command)
+
+
+def run_sweep_command(args: argparse.Namespace) -> int:
+    import itertools
+    import shlex
+
+    from trex_bench.sweep import JobResult, plan_sweep, run_sweep
+
+    config = {"ranking": args.ranking, "device": args.device, "demos": args.demos, "eval_episodes": args.episodes}
+    jobs = plan_sweep(args.games, args.methods, args.seeds, args.budget, root=args.root, leaderboard=args.leaderboard,
+                      kl_to=args.kl_to, kl_betas=args.kl_betas, **config)
+    print(f"sweep: {len(jobs)} run(s), executor {args.executor}, {args.workers} at once × {args.threads} thread(s)")
+    for j in jobs:
+        print(f"  {j.name}{'  (finished)' if j.finished() else ''}")
+        if args.dry_run:
+            print(f"    {shlex.join(j.command())}")
+    if args.dry_run:
+        return 0
+    log_dir = args.root / "sweep-logs"
+    n, ended = len(jobs), itertools.count(1)
+
+    def show(r: JobResult) -> None:
+        score = r.score()
+        what = f"{score[0]:.1f} ± {score[1]:.1f}" if score else f"exit {r.returncode}, log {r.log}"
+        print(f"[{next(ended)}/{n}] {r.job.name}: {r.status} ({r.wall_s / 60:.1f} min) {what}", flush=True)
+
+    results = run_sweep(jobs, executor=args.executor, workers=args.workers, threads=args.threads, force=args.force,
+                        log_dir=log_dir, address=args.address, on_result=show)
+    failed = [r for r in results if r.status == "failed"]
+    print(f"sweep: {n - len(failed)} of {n} run(s) finished; logs in {log_dir}; rows in {args.leaderboard}")
+    return 1 if failed else 0
