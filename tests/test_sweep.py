@@ -75,3 +75,12 @@ def test_local_sweep_runs_in_parallel_skips_finished_and_reports_failures(tmp_pa
     out = capsys.readouterr().out
     assert rc == 1 and "failed" in out and "breakout-constant-smoke-s2.log" in out
     assert len(_rows(board)) == 2
+
+
+def test_ray_executor_runs_the_same_jobs(tmp_path):
+    pytest.importorskip("ray", reason="Ray is an optional extra; `make install` installs it (dev extra)")
+    board = tmp_path / "board.csv"
+    jobs = plan_sweep(["breakout"], ["constant"], [0], "smoke", root=tmp_path / "runs", leaderboard=board)
+    results = run_sweep(jobs, executor="ray", threads=1, log_dir=tmp_path / "logs")
+    assert [r.status for r in results] == ["done"], results[0].log.read_text()[-2000:]
+    assert [r["seed"] for r in _rows(board)] == ["0"] and results[0].score() is not None

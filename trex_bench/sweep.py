@@ -11,7 +11,8 @@ Executors run the same command line for every job:
   steps/s side by side vs 195 steps/s alone (docs/design-notes.md), so ``--workers 2 --threads 1`` is the default.
 - ``ray``: one Ray task per job (``ray.init(address=...)``, a local Ray when none), each reserving ``threads``
   CPUs. The package and the demo sets must be installed at the same paths on every node, and ``runs/`` and the
-  leaderboard on a shared file system. Ray is an optional extra (``pip install ray``).
+  leaderboard on a shared file system. Ray is an optional extra (``pip install -e .[ray]``; the dev extra has it).
+  Ray starts its workers at nice 15: beside other work on the same machine they get the CPU last.
 """
 
 from __future__ import annotations
