@@ -138,12 +138,15 @@ def _run_ray(jobs: list[SweepJob], logs: dict[str, Path], threads: int, address:
         t0 = time.perf_counter()
         return _run_local(job, Path(log), threads), time.perf_counter() - t0
 
-    pending = {run_job.remote(j, str(logs[j.name])): j for j in jobs}
-    while pending:
-        ready, _ = ray.wait(list(pending), num_returns=1)
-        job = pending.pop(ready[0])
-        rc, wall = ray.get(ready[0])
-        report(JobResult(job, "done" if rc == 0 else "failed", rc, wall, logs[job.name]))
+    try:
+        pending = {run_job.remote(j, str(logs[j.name])): j for j in jobs}
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            job = pending.pop(ready[0])
+            rc, wall = ray.get(ready[0])
+            report(JobResult(job, "done" if rc == 0 else "failed", rc, wall, logs[job.name]))
+    finally:
+        ray.shutdown()  # a local Ray stops; a cluster is only disconnected from
 
 
 def run_sweep(
