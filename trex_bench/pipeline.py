@@ -230,13 +230,13 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path | None = None, resume: boo
 
 
 def _finish(summary: dict[str, Any], folder: Path, leaderboard: str | Path | None) -> dict[str, Any]:
-    """Write ``summary.json``, append the leaderboard row, print the summary."""
-    write_json(folder / "summary.json", summary)
+    """Append the leaderboard row, then write ``summary.json`` (a sweep takes it as "finished, row written"), print."""
     if leaderboard is not None:
         from trex_bench.leaderboard import append_row
 
         append_row(leaderboard, summary["row"])
         summary["leaderboard"] = str(leaderboard)
+    write_json(folder / "summary.json", summary)
     _print_summary(summary)
     return summary
 
