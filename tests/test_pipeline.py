@@ -135,3 +135,15 @@ def test_bad_kl_options(kw):
     args = dict(game="breakout", method="trex", budget="smoke") | kw
     with pytest.raises(ValueError):
         PipelineConfig(**args)
+
+
+@pytest.mark.parametrize("name", ["scripted-noise", "ppo-checkpoints"])
+def test_committed_demo_sets_replay_exactly(name):
+    from trex_bench.demos.store import load_demos, verify_demos
+    from trex_bench.pipeline import REPO_DEMOS
+
+    ds = load_demos(REPO_DEMOS / "breakout" / name)
+    results = verify_demos(ds)
+    assert len(results) == 12 and all(r.ok for r in results), [r for r in results if not r.ok]
+    if name == "ppo-checkpoints":  # the papers' protocol: one episode from each of 12 checkpoints, in order
+        assert [e.checkpoint for e in ds.episodes] == list(range(12))
