@@ -137,7 +137,7 @@ def _saved(tmp_path: Path, ds: DemoSet, bright: list[int]) -> tuple[Path, Path]:
     return demos_dir, cache_dir
 
 
-def test_score_command_writes_json_and_png(tmp_path: Path) -> None:
+def test_score_command_writes_json_and_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from trex_bench._io import read_json
     from trex_bench.reward.net import RewardNet, save_model
 
@@ -147,7 +147,11 @@ def test_score_command_writes_json_and_png(tmp_path: Path) -> None:
     rep = score_command(model_dir, demos_dir, cache_dir=cache_dir)
     out = model_dir / f"fidelity-{ds.content_hash()}.json"
     assert read_json(out)["episodes"] == rep["episodes"] and rep["demos_hash"] == ds.content_hash()
-    assert Path(rep["plot"]).read_bytes()[:4] == b"\x89PNG"
+    assert rep["plot"] == out.with_suffix(".png").name and (out.parent / rep["plot"]).read_bytes()[:4] == b"\x89PNG"
+    from trex_bench.cli import main
+
+    assert main(["reward", "score", "--model", str(model_dir), "--demos", str(demos_dir), "--cache", str(cache_dir)]) == 0
+    assert f"wrote fidelity report to {out} and its scatter plot to {out.with_suffix('.png')}" in capsys.readouterr().out
     custom = score_command(model_dir, demos_dir, tmp_path / "r" / "f.json", cache_dir)
     assert (tmp_path / "r" / "f.json").exists() and (tmp_path / "r" / "f.png").exists()
     assert custom["correlations"] == rep["correlations"]

@@ -90,9 +90,8 @@ def run_score(args: argparse.Namespace) -> int:
 
     report = score_command(args.model, args.demos, out_json=args.out, cache_dir=args.cache)
     _print_summary(report)
-    written = args.out or (Path(report["plot"]).with_suffix(".json") if report.get("plot") else None)
-    if written is not None:
-        print(f"wrote fidelity report to {written}")
+    written = args.out or args.model / f"fidelity-{report['demos_hash']}.json"
+    print(f"wrote fidelity report to {written} and its scatter plot to {written.with_suffix('.png')}")
     return 0
 
 
@@ -115,6 +114,4 @@ def _print_summary(report: dict) -> None:
             detail = f" ({v.get('n_pairs')} equal-length snippet pairs at matched progress)" if isinstance(v, dict) else ""
             print(f"  pair accuracy: {acc:.3f}{detail}")
             break
-    for key in ("plot",):
-        if report.get(key):
-            print(f"  scatter plot: {report[key]}")
+

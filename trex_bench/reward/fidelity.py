@@ -256,7 +256,7 @@ def score_command(
     report["demos_dir"] = str(demos_dir)
     report["model_card"] = {k: card.get(k) for k in ("arch", "ensemble_size", "profile", "source", "which", "source_repo", "source_commit")}
     out = Path(out_json) if out_json is not None else model_dir / f"fidelity-{report['demos_hash']}.json"
-    report["plot"] = str(out.with_suffix(".png"))
+    report["plot"] = out.with_suffix(".png").name  # next to the JSON (a pipeline stage renames its folder)
     write_json(out, report)
     scatter_plot(report, out.with_suffix(".png"))
     return report
