@@ -19,6 +19,8 @@ def test_plan_covers_every_combination_once(tmp_path):
     assert "breakout-trex-kl0.1-smoke-s1" in names and "pong-bc-smoke-s0" in names
     assert not any(n.startswith("pong-bc-kl") for n in names)
     assert all(j.folder.parent == tmp_path for j in jobs)
+    only_kl = plan_sweep(["breakout"], ["bc", "trex"], [0], "smoke", kl_to=tmp_path / "bc", kl_betas=[0.1])
+    assert [j.name for j in only_kl] == ["breakout-bc-smoke-s0", "breakout-trex-kl0.1-smoke-s0"]
 
 
 @pytest.mark.parametrize("kw, msg", [

@@ -106,12 +106,12 @@ def plan_sweep(
     if any(b < 0 for b in kl_betas):
         raise ValueError(f"KL betas must be >= 0, got {list(kl_betas)}")
     jobs: list[SweepJob] = []
-    for game, method, beta, seed in itertools.product(games, methods, kl_betas or [0.0], seeds):
-        kl = {"kl_to": kl_to, "kl_beta": beta} if beta > 0 and method != "bc" else {}
-        if method == "bc" and beta > 0:
-            continue  # the clone itself has no KL axis; its β = 0 job stands for it
-        cfg = PipelineConfig(game=game, method=method, budget=budget, seed=seed, **kl, **config)
-        jobs.append(SweepJob(cfg, root / cfg.run_name(), leaderboard))
+    for game, method in itertools.product(games, methods):
+        betas = [0.0] if method == "bc" else (kl_betas or [0.0])  # the clone itself has no KL axis
+        for beta, seed in itertools.product(betas, seeds):
+            kl = {"kl_to": kl_to, "kl_beta": beta} if beta > 0 else {}
+            cfg = PipelineConfig(game=game, method=method, budget=budget, seed=seed, **kl, **config)
+            jobs.append(SweepJob(cfg, root / cfg.run_name(), leaderboard))
     names = [j.name for j in jobs]
     if len(set(names)) != len(names):
         raise ValueError("the sweep names the same run twice (repeated game, method or seed?)")
