@@ -14,7 +14,7 @@ from trex_bench.leaderboard import COLUMNS, append_row, config_hash, read_leader
 def _row(seed: int = 0, mean: float = 12.5, method: str = "trex", game: str = "breakout", budget: str = "smoke", **kw) -> dict:
     return dict(game=game, method=method, seed=seed, mean=mean, std=1.0, min=10.0, max=15.0, n_episodes=30,
                 best_demo=32.0, avg_demo=14.5, beats_best_demo=mean > 32, env_profile="paper", budget=budget,
-                config_hash=config_hash({"a": 1}), **kw)
+                config_hash=config_hash({"a": 1})) | kw
 
 
 def test_one_well_formed_row(tmp_path):
@@ -146,3 +146,12 @@ def test_a_seed_run_again_counts_once_with_its_latest_row(tmp_path):
     every = summarize(path, latest_per_seed=False).iloc[0]
     assert every["seeds"] == 3 and every["superseded"] == 0 and every["mean"] == pytest.approx(6.0)
     assert len(read_leaderboard(path)) == 3, "the CSV keeps every row"
+
+
+def test_the_same_seed_on_another_demo_set_is_another_experiment(tmp_path):
+    path = tmp_path / "lb.csv"
+    append_row(path, _row(seed=0, mean=3.5, best_demo=23.0, avg_demo=11.5))
+    append_row(path, _row(seed=0, mean=4.2, best_demo=16.0, avg_demo=7.25))
+    groups = summarize(path)
+    assert len(groups) == 2 and list(groups["superseded"]) == [0, 0]
+    assert sorted(zip(groups["best_demo"], groups["mean"])) == [(16.0, 4.2), (23.0, 3.5)]

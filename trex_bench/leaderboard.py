@@ -216,14 +216,18 @@ def summarize_rows(df: pd.DataFrame, by: tuple[str, ...], latest_per_seed: bool 
     every row.
 
     Returns:
-        One row per group with ``seeds`` (rows summarised), ``superseded`` (older rows of those seeds left out),
-        ``mean``, ``std`` (over seeds; 0 for one seed), ``best``, ``rl_steps`` (max), ``best_demo``, ``avg_demo``,
+        One row per group of ``by`` + the demo set (``best_demo``, ``avg_demo``) with ``seeds`` (rows summarised), ``superseded`` (older rows of those seeds left out),
+        ``mean``, ``std`` (over seeds; 0 for one seed), ``best``, ``rl_steps`` (max),
         ``beats_best_demo`` (count of rows) and ``human_normalized`` (mean).
     """
+    # Runs on different demo sets are different experiments; the leaderboard names a demo set by its best and
+    # average return (the same seed on the scripted and on the PPO-checkpoint demos must not supersede each other).
+    asked = [c for c in by if c not in ("best_demo", "avg_demo")]
+    by = (*asked, "best_demo", "avg_demo")
     cols = ["seeds", "superseded", "mean", "std", "best", "rl_steps", "best_demo", "avg_demo", "beats_best_demo",
             "human_normalized"]
     if df.empty:
-        return pd.DataFrame(columns=[*by, *cols])
+        return pd.DataFrame(columns=[*asked, *cols])
     n_rows = df.groupby(list(by), sort=True, dropna=False).size()
     if latest_per_seed:
         df = df.drop_duplicates(subset=[*by, "seed"], keep="last")
@@ -235,9 +239,7 @@ def summarize_rows(df: pd.DataFrame, by: tuple[str, ...], latest_per_seed: bool 
         "std": g["mean"].std(ddof=1).fillna(0.0),
         "best": g["mean"].max(),
         "rl_steps": g["rl_steps"].max(),
-        "best_demo": g["best_demo"].max(),
-        "avg_demo": g["avg_demo"].mean(),
         "beats_best_demo": g["beats_best_demo"].apply(lambda s: int((s == True).sum())),  # noqa: E712
         "human_normalized": g["human_normalized"].mean(),
     })
-    return out.reset_index()
+    return out.reset_index()[[*asked, *cols]]
