@@ -125,6 +125,13 @@ def _run_local(job: SweepJob, log: Path, threads: int) -> int:
         return subprocess.run(job.command(), stdout=f, stderr=subprocess.STDOUT, env=env, check=False).returncode
 
 
+def _timed_run(job: SweepJob, log: Path, threads: int) -> JobResult:
+    """Run one job to its end (the body of both executors)."""
+    t0 = time.perf_counter()
+    rc = _run_local(job, log, threads)
+    return JobResult(job, "done" if rc == 0 else "failed", rc, time.perf_counter() - t0, log)
+
+
 def _run_ray(jobs: list[SweepJob], logs: dict[str, Path], threads: int, address: str | None,
              report: Callable[[JobResult], None]) -> None:
     try:
@@ -133,18 +140,12 @@ def _run_ray(jobs: list[SweepJob], logs: dict[str, Path], threads: int, address:
         raise ValueError("--executor ray needs Ray: pip install ray (or use --executor local)") from e
     ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
 
-    @ray.remote(num_cpus=threads)
-    def run_job(job: SweepJob, log: str) -> tuple[int, float]:
-        t0 = time.perf_counter()
-        return _run_local(job, Path(log), threads), time.perf_counter() - t0
-
+    run_job = ray.remote(num_cpus=threads)(_timed_run)
     try:
-        pending = {run_job.remote(j, str(logs[j.name])): j for j in jobs}
+        pending = [run_job.remote(j, logs[j.name], threads) for j in jobs]
         while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            job = pending.pop(ready[0])
-            rc, wall = ray.get(ready[0])
-            report(JobResult(job, "done" if rc == 0 else "failed", rc, wall, logs[job.name]))
+            ready, pending = ray.wait(pending, num_returns=1)
+            report(ray.get(ready[0]))
     finally:
         ray.shutdown()  # a local Ray stops; a cluster is only disconnected from
 
@@ -177,14 +178,7 @@ def run_sweep(
         _run_ray(todo, logs, threads, address, report)
         return results
 
-    def timed(job: SweepJob) -> tuple[int, float]:
-        t0 = time.perf_counter()
-        return _run_local(job, logs[job.name], threads), time.perf_counter() - t0
-
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(timed, j): j for j in todo}
-        for fut in as_completed(futures):
-            job = futures[fut]
-            rc, wall = fut.result()
-            report(JobResult(job, "done" if rc == 0 else "failed", rc, wall, logs[job.name]))
+        for fut in as_completed([pool.submit(_timed_run, j, logs[j.name], threads) for j in todo]):
+            report(fut.result())
     return results

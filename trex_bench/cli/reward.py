@@ -86,11 +86,11 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_score(args: argparse.Namespace) -> int:
-    from trex_bench.reward.fidelity import score_command
+    from trex_bench.reward.fidelity import default_report_path, score_command
 
     report = score_command(args.model, args.demos, out_json=args.out, cache_dir=args.cache)
     _print_summary(report)
-    written = args.out or args.model / f"fidelity-{report['demos_hash']}.json"
+    written = args.out or default_report_path(args.model, report["demos_hash"])
     print(f"wrote fidelity report to {written} and its scatter plot to {written.with_suffix('.png')}")
     return 0
 

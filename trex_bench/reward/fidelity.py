@@ -27,7 +27,7 @@ from scipy import stats
 from trex_bench._io import atomic_write, versions, write_json
 from trex_bench.types import DemoSet
 
-__all__ = ["fidelity_report", "scatter_plot", "score_command", "PREDICTIONS"]
+__all__ = ["fidelity_report", "scatter_plot", "score_command", "default_report_path", "PREDICTIONS"]
 
 PREDICTIONS = ("pred_sum", "pred_sigmoid_sum", "pred_mean")  # the three per-episode predicted returns
 
@@ -218,6 +218,11 @@ def scatter_plot(report: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
+def default_report_path(model_dir: str | Path, demos_hash: str) -> Path:
+    """Where ``score_command`` writes a report without ``out_json``: in the model folder, named by the demo set."""
+    return Path(model_dir) / f"fidelity-{demos_hash}.json"
+
+
 def score_command(
     model_dir: str | Path, demos_dir: str | Path, out_json: str | Path | None = None, cache_dir: str | Path | None = None
 ) -> dict[str, Any]:
@@ -255,7 +260,7 @@ def score_command(
     report["model_dir"] = str(model_dir)
     report["demos_dir"] = str(demos_dir)
     report["model_card"] = {k: card.get(k) for k in ("arch", "ensemble_size", "profile", "source", "which", "source_repo", "source_commit")}
-    out = Path(out_json) if out_json is not None else model_dir / f"fidelity-{report['demos_hash']}.json"
+    out = Path(out_json) if out_json is not None else default_report_path(model_dir, report["demos_hash"])
     report["plot"] = out.with_suffix(".png").name  # next to the JSON (a pipeline stage renames its folder)
     write_json(out, report)
     scatter_plot(report, out.with_suffix(".png"))
