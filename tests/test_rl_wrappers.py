@@ -49,6 +49,29 @@ def test_reward_is_the_nets_output_for_all_envs_in_one_batch(net, transform):
     assert calls[::2] == [3] * 120
 
 
+def test_delta_pays_the_change_of_r_within_each_episode(net):
+    """Summed over an episode, ``delta`` telescopes to r̂(last stack) − r̂(first stack); no step crosses episodes."""
+    env = LearnedRewardVecEnv(make_vec_env("breakout", 3, seed=2, training=True), net, "delta")
+    first = net.per_frame(env.reset()).numpy().astype(np.float64)
+    total, episodes = np.zeros(3), 0
+    rng = np.random.default_rng(0)
+    for _ in range(150):
+        obs, r, dones, infos = env.step(rng.integers(0, 4, 3))
+        assert r.dtype == np.float32 and r.shape == (3,)
+        np.testing.assert_allclose([i["learned_reward"] for i in infos], net.per_frame(_reached(obs, dones, infos)).numpy(),
+                                   rtol=1e-5, atol=1e-6)
+        total += r
+        for i in np.flatnonzero(dones):
+            last = infos[i]["learned_reward"]
+            assert total[i] == pytest.approx(last - first[i], abs=1e-4)
+            first[i], total[i] = net.per_frame(obs[i : i + 1]).item(), 0.0
+            episodes += 1
+    env.close()
+    assert episodes >= 2, "the test should cover episode ends"
+    with pytest.raises(RuntimeError, match="reset"):
+        LearnedRewardVecEnv(make_vec_env("breakout", 1), net, "delta").step(np.zeros(1, dtype=int))
+
+
 def test_true_score_survives_the_wrapper(net):
     env = LearnedRewardVecEnv(make_vec_env("breakout", 2, seed=3, training=True), net, "sigmoid")
     env.reset()

@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of every stage (default 0)")
     p.add_argument("--demos", type=Path, default=None, help="demo set (default: the committed demos/<game>/scripted-noise)")
     p.add_argument("--ranking", default="return", help="return | checkpoint | noise | human | synthetic (default: return)")
-    p.add_argument("--transform", default="sigmoid", help="learned-reward transform for PPO: sigmoid | raw | normalized")
+    p.add_argument("--transform", default="sigmoid", help="learned-reward transform for PPO: sigmoid (the papers) | raw | normalized | delta (r̂(s′) − r̂(s), an experiment)")
     p.add_argument("--episodes", type=positive_int, default=None, help="evaluation games (default: 30; smoke: 2)")
     p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<game>-<method>-<budget>-s<seed>)")
     p.add_argument("--resume", action="store_true", help="reuse the finished stages of an existing run folder")

@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=nonneg_int, required=True, help="seed of PPO and of the env resets")
     t.add_argument("--out", type=Path, required=True, help="agent folder to write")
     t.add_argument("--transform", default="sigmoid", choices=list(TRANSFORMS),
-                   help="learned-reward transform: sigmoid (the papers), raw, normalized (running mean/std)")
+                   help="learned-reward transform: sigmoid (the papers), raw, normalized (running mean/std), delta (r̂(s′) − r̂(s), an experiment)")
     t.add_argument("--profile", default="paper", choices=["paper", "machado"], help="env profile (default: paper)")
     t.add_argument("--device", default="cpu", help="torch device of the policy and the reward model (default: cpu)")
     t.add_argument("--kl-to", type=Path, default=None, metavar="BC_DIR",

@@ -203,7 +203,7 @@ def train_ppo(
             ``checkpoints/``, ``tb/`` (TensorBoard).
         device: torch device for the policy and the reward model.
         progress: show a progress bar.
-        transform: ``sigmoid`` (the papers), ``raw`` or ``normalized``; only for a reward model.
+        transform: ``sigmoid`` (the papers), ``raw``, ``normalized`` or ``delta``; only for a reward model.
         profile: env profile; a reward model must have been trained under it.
         kl_to: the reference π_0 of the RLHF KL penalty: a BC model folder (``trex-bench bc train``) or a
             ``ReferencePolicy`` object; None: no penalty.

@@ -7,6 +7,11 @@ per-step reward is kept in ``info["true_reward"]``; ``info["episode"]`` comes fr
 The learned reward of a transition is r̂ of the frame stack it reaches. For an env whose episode just ended the
 stack returned by ``step`` already belongs to the next episode, so the wrapper scores
 ``info["terminal_observation"]`` instead. All envs are scored in one batched forward pass (STYLE.md rule 5).
+
+The ``delta`` transform (an experiment, not the papers' method) pays r̂(s′) − r̂(s): the learned per-frame reward
+of Breakout behaves like a progress potential (−0.5 at the start of a game, +0.4 to +0.8 late), so σ(r̂) is mostly
+a survival bonus of ~0.5 a step with a small per-brick term on top; its difference keeps only the progress.
+Differences are taken within an episode; the first stack of each episode sets the baseline.
 """
 
 from __future__ import annotations
@@ -23,8 +28,8 @@ from torch import nn
 
 __all__ = ["TRANSFORMS", "Transform", "LearnedRewardVecEnv", "ConstantRewardVecEnv", "ClipRewardVecEnv"]
 
-Transform = Literal["sigmoid", "raw", "normalized"]
-TRANSFORMS: tuple[str, ...] = ("sigmoid", "raw", "normalized")
+Transform = Literal["sigmoid", "raw", "normalized", "delta"]
+TRANSFORMS: tuple[str, ...] = ("sigmoid", "raw", "normalized", "delta")
 
 
 class _RewardReplacer(VecEnvWrapper):
@@ -83,7 +88,8 @@ class LearnedRewardVecEnv(_RewardReplacer):
             ``device`` and put in eval mode.
         transform: ``"sigmoid"``: σ(r̂), what T-REX/D-REX fed to PPO (their ``custom_reward_wrapper``);
             ``"raw"``: r̂ itself; ``"normalized"``: (r̂ − μ) / σ with running statistics of r̂, clipped to
-            ±``clip``.
+            ±``clip``; ``"delta"``: r̂(s′) − r̂(s), the change of r̂ along the episode (an experiment: it removes
+            the survival bonus that σ(r̂) > 0 pays).
         device: where the forward pass runs.
         norm_state: statistics from ``get_norm_state`` to start from (reloading an agent).
         update_norm: update the running statistics (True while training, False when evaluating a loaded agent).
@@ -115,8 +121,15 @@ class LearnedRewardVecEnv(_RewardReplacer):
         self.update_norm = update_norm
         self.clip = float(clip)
         self.rms = RunningMeanStd(shape=())
+        self._last: np.ndarray | None = None  # delta: r̂ of each env's current stack
         if norm_state is not None:
             self.set_norm_state(norm_state)
+
+    def reset(self) -> np.ndarray:  # noqa: D102
+        obs = self.venv.reset()
+        if self.transform == "delta":
+            self._last = self.score(obs)
+        return obs
 
     @torch.no_grad()
     def score(self, stacks: np.ndarray) -> np.ndarray:
@@ -130,9 +143,19 @@ class LearnedRewardVecEnv(_RewardReplacer):
             reached = obs.copy()
             for i in np.flatnonzero(dones):
                 reached[i] = infos[i]["terminal_observation"]
-        r = self.score(reached)
+        restarted = np.flatnonzero(dones) if self.transform == "delta" else np.empty(0, dtype=int)
+        # delta also needs r̂ of each restarted env's first stack: scored in the same forward pass
+        scored = self.score(np.concatenate([reached, obs[restarted]]) if len(restarted) else reached)
+        r = scored[: self.num_envs]
         for i, info in enumerate(infos):
             info["learned_reward"] = float(r[i])
+        if self.transform == "delta":
+            if self._last is None:
+                raise RuntimeError("reset() the env before stepping it")
+            out = (r - self._last).astype(np.float32)
+            self._last = r.copy()
+            self._last[restarted] = scored[self.num_envs:]
+            return out
         if self.transform == "sigmoid":
             return expit(r).astype(np.float32)  # σ without overflow warnings for very negative r̂
         if self.transform == "raw":
