@@ -1,6 +1,7 @@
 """Integration: the smoke pipeline end to end, --resume, one leaderboard row, bad input, PPO-checkpoint demos."""
 
 import csv
+import json
 
 import pytest
 
@@ -66,11 +67,42 @@ def test_changed_config_refused_not_overwritten(smoke_run):
 
 @pytest.mark.parametrize(("kw", "msg"), [(dict(method="sac"), "unknown method"), (dict(method="gail"), "not built yet"),
                                          (dict(budget="huge"), "unknown budget"), (dict(game="zork"), "unknown game"),
-                                         (dict(method="drex", ranking="human"), "ranks its rollouts by noise")])
+                                         (dict(method="drex", ranking="human"), "ranks its rollouts by noise"),
+                                         (dict(transform="tanh"), "unknown reward transform"),
+                                         (dict(method="constant", transform="delta"), "applies to a learned reward"),
+                                         (dict(ranking="human"), "go together"),
+                                         (dict(human_labels="labels.csv"), "go together")])
 def test_bad_config(kw, msg):
     args = dict(game="breakout", method="trex", budget="smoke") | kw
     with pytest.raises(ValueError, match=msg):
         PipelineConfig(**args)
+
+
+def test_run_names_tell_experiments_apart():
+    name = lambda **kw: PipelineConfig(**(dict(game="Breakout", method="trex", budget="small") | kw)).run_name()
+    assert name() == "breakout-trex-small-s0" == name(demos=default_demos("breakout"))
+    assert name(ranking="checkpoint", transform="delta", demos="demos/breakout/ppo-checkpoints", seed=2) == \
+        "breakout-trex-checkpoint-delta-ppo-checkpoints-small-s2"
+    assert name(method="constant", ranking="checkpoint") == "breakout-constant-small-s0"  # no ranking to name
+    names = {name(), name(transform="delta"), name(ranking="checkpoint"), name(demos="demos/breakout/ppo-checkpoints")}
+    assert len(names) == 4
+
+
+def test_human_labels_reach_the_reward_net(tmp_path):
+    """--ranking human: the labels (checkpoint numbers of the demo set) train the net and key its stage."""
+    labels = tmp_path / "labels.csv"
+    labels.write_text("A,B,label\n0,11,1\n7,2,0\n4,9,1\n")  # 11 ≻ 0, 7 ≻ 2, 9 ≻ 4
+    cfg = PipelineConfig(game="breakout", method="trex", budget="smoke", ranking="human", human_labels=labels,
+                         demos=default_demos("breakout").parent / "ppo-checkpoints")
+    with pytest.raises(ValueError, match="do not exist"):
+        run_pipeline(PipelineConfig(**(vars(cfg) | {"human_labels": tmp_path / "none.csv"})), out=tmp_path / "x",
+                     leaderboard=None, progress=False, cache_dir=tmp_path / "cache")
+    summary = run_pipeline(cfg, out=tmp_path / "run", leaderboard=None, progress=False, cache_dir=tmp_path / "cache")
+    card = json.loads((tmp_path / "run" / "reward" / "card.json").read_text())
+    assert card["ranking"]["source"] == "human" and card["ranking"]["n_pairs"] == 3
+    assert summary["row"]["ranking_source"] == "human"
+    stage = json.loads((tmp_path / "run" / "reward" / "stage.json").read_text())
+    assert len(stage["key_of"]["human_labels"]) == 16
 
 
 def test_default_demos_exist_and_verify():

@@ -49,6 +49,18 @@ def test_job_command_is_the_pipeline_of_its_config(tmp_path):
     assert args.kl_to == tmp_path / "bc" and args.kl_beta == 0.05
 
 
+def test_labels_and_transform_go_to_the_runs_they_apply_to(tmp_path):
+    labels = tmp_path / "labels.csv"
+    jobs = plan_sweep(["breakout"], ["trex", "drex", "constant"], [0], "smoke", root=tmp_path, ranking="human",
+                      human_labels=labels, transform="delta")
+    assert [j.name for j in jobs] == ["breakout-trex-human-delta-smoke-s0", "breakout-drex-delta-smoke-s0",
+                                      "breakout-constant-smoke-s0"]
+    trex, drex, const = (build_parser().parse_args(j.command()[3:]) for j in jobs)
+    assert (trex.human_labels, trex.ranking, trex.transform) == (labels, "human", "delta")
+    assert drex.human_labels is None and drex.transform == "delta"
+    assert const.human_labels is None and const.transform == "sigmoid"
+
+
 def test_cli_rejects_bad_seed_lists(capsys):
     with pytest.raises(SystemExit):
         main(["sweep", "--games", "breakout", "--methods", "trex", "--budget", "smoke", "--seeds", "3-1"])

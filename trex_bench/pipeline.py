@@ -34,6 +34,7 @@ from typing import Any
 
 from trex_bench._io import file_hash, read_json, write_json
 from trex_bench.games import get_game, human_normalized
+from trex_bench.types import REWARD_TRANSFORMS
 
 __all__ = ["PipelineConfig", "METHODS", "run_pipeline", "default_demos", "BUDGET_EVAL_EPISODES"]
 
@@ -65,6 +66,7 @@ class PipelineConfig:
         game, method, budget, seed: what to run.
         demos: the demo set (default: the committed one for the game).
         ranking: how the demos are ranked for the reward net (``return``, ``checkpoint``, ``noise``, ...).
+        human_labels: the MTurk label CSV of ``--ranking human`` (checkpoint numbers of the demo set's episodes).
         transform: how PPO sees the learned reward (``sigmoid``, the papers).
         eval_episodes: full games in the evaluation (default by budget: 30, the papers').
         profile: env profile.
@@ -77,6 +79,7 @@ class PipelineConfig:
     seed: int = 0
     demos: Path | None = None
     ranking: str = "return"
+    human_labels: Path | None = None
     transform: str = "sigmoid"
     eval_episodes: int | None = None
     profile: str = "paper"
@@ -100,6 +103,12 @@ class PipelineConfig:
             raise ValueError("--kl-to applies to PPO methods, not bc")
         if self.method == "drex" and self.ranking not in ("return", "noise"):  # "return": the CLI default
             raise ValueError(f"D-REX ranks its rollouts by noise level; --ranking {self.ranking} is for --method trex")
+        if self.transform not in REWARD_TRANSFORMS:
+            raise ValueError(f"unknown reward transform {self.transform!r}; valid: {', '.join(REWARD_TRANSFORMS)}")
+        if self.transform != "sigmoid" and self.method not in ("trex", "drex"):
+            raise ValueError(f"--transform applies to a learned reward (trex, drex), not {self.method}")
+        if (self.human_labels is not None) != (self.method == "trex" and self.ranking == "human"):
+            raise ValueError("--ranking human (method trex) and --human-labels CSV go together")
 
     @property
     def ranking_source(self) -> str:
@@ -111,8 +120,19 @@ class PipelineConfig:
         return self.eval_episodes or BUDGET_EVAL_EPISODES[self.budget]
 
     def run_name(self) -> str:
-        kl = f"-kl{self.kl_beta:g}" if self.kl_to is not None else ""
-        return f"{self.game}-{self.method}{kl}-{self.budget}-s{self.seed}"
+        """``<game>-<method>[-<ranking>][-<transform>][-kl<β>][-<demo set>]-<budget>-s<seed>``: every option that
+        changes the experiment and is not its default is in the name, so two experiments never share a folder
+        (a sweep reads a folder's ``summary.json`` as "this run is done")."""
+        parts = [self.game, self.method]
+        if self.method == "trex" and self.ranking != "return":
+            parts.append(self.ranking)
+        if self.method in ("trex", "drex") and self.transform != "sigmoid":
+            parts.append(self.transform)
+        if self.kl_to is not None:
+            parts.append(f"kl{self.kl_beta:g}")
+        if self.demos is not None and Path(self.demos).resolve() != (REPO_DEMOS / self.game / "scripted-noise"):
+            parts.append(Path(self.demos).resolve().name)
+        return "-".join([*parts, self.budget, f"s{self.seed}"])
 
 
 def _key(obj: Any) -> str:
@@ -199,9 +219,13 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path | None = None, resume: boo
         ranking = cfg.ranking_source
         reward_key = {"stage": "reward", "method": cfg.method, "ranking": ranking, "budget": cfg.budget, "seed": cfg.seed,
                       "demos": load_demos(train_demos).content_hash()}
+        if cfg.human_labels is not None:
+            if not Path(cfg.human_labels).is_file():
+                raise ValueError(f"human labels {cfg.human_labels} do not exist")
+            reward_key["human_labels"] = file_hash(cfg.human_labels)
         reward_dir, reward_k = run.stage("reward", reward_key, lambda tmp: train_command(
-            cfg.game, train_demos, tmp, method=cfg.method, ranking=ranking, budget=cfg.budget, seed=cfg.seed,
-            cache_dir=cache_dir, device=cfg.device, progress=progress))
+            cfg.game, train_demos, tmp, method=cfg.method, ranking=ranking, human_labels=cfg.human_labels,
+            budget=cfg.budget, seed=cfg.seed, cache_dir=cache_dir, device=cfg.device, progress=progress))
         # Fidelity on the original demos: for D-REX the net never saw their returns or their order.
         fid_dir, _ = run.stage("fidelity", {"stage": "fidelity", "reward": reward_k, "demos": demos_hash},
                                lambda tmp: score_command(reward_dir, demos_dir, tmp / "fidelity.json", cache_dir))

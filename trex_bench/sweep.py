@@ -1,9 +1,10 @@
 """Sweeps: games × methods × seeds (× KL β) as independent ``trex-bench pipeline`` runs.
 
-Each job is one pipeline run in its own folder (``runs/<game>-<method>[-kl<β>]-<budget>-s<seed>``), started with
-``--resume`` so a rerun reuses finished stages, appending its leaderboard row under the file lock. A job whose
-folder already holds a ``summary.json`` is finished (its row is in the leaderboard) and is skipped unless
-``force``.
+Each job is one pipeline run in its own folder (``PipelineConfig.run_name``:
+``runs/<game>-<method>[-<ranking>][-<transform>][-kl<β>][-<demo set>]-<budget>-s<seed>``, every non-default option
+named, so two experiments never share a folder), started with ``--resume`` so a rerun reuses finished stages,
+appending its leaderboard row under the file lock. A job whose folder already holds a ``summary.json`` is finished
+(its row is in the leaderboard) and is skipped unless ``force``.
 
 Executors run the same command line for every job:
 - ``local`` (default): ``workers`` pipelines at once on this machine, each limited to ``threads`` torch/OpenMP
@@ -29,11 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from trex_bench._io import read_json
-from trex_bench.pipeline import PipelineConfig
+from trex_bench.pipeline import METHODS, PipelineConfig
 
 __all__ = ["SweepJob", "JobResult", "plan_sweep", "run_sweep", "EXECUTORS"]
 
 EXECUTORS = ("local", "ray")
+# Options of a sweep that only some methods take: T-REX's ranking and labels, a learned reward's transform.
+_APPLIES_TO = {"ranking": ("trex",), "human_labels": ("trex",), "transform": ("trex", "drex")}
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,8 @@ class SweepJob:
                "--leaderboard", str(self.leaderboard), "--device", c.device, "--transform", c.transform]
         if c.method == "trex":
             cmd += ["--ranking", c.ranking]
+        if c.human_labels is not None:
+            cmd += ["--human-labels", str(c.human_labels)]
         if c.demos is not None:
             cmd += ["--demos", str(c.demos)]
         if c.eval_episodes is not None:
@@ -110,7 +115,8 @@ def plan_sweep(
         betas = [0.0] if method == "bc" else (kl_betas or [0.0])  # the clone itself has no KL axis
         for beta, seed in itertools.product(betas, seeds):
             kl = {"kl_to": kl_to, "kl_beta": beta} if beta > 0 else {}
-            cfg = PipelineConfig(game=game, method=method, budget=budget, seed=seed, **kl, **config)
+            own = {k: v for k, v in config.items() if method in _APPLIES_TO.get(k, METHODS)}
+            cfg = PipelineConfig(game=game, method=method, budget=budget, seed=seed, **kl, **own)
             jobs.append(SweepJob(cfg, root / cfg.run_name(), leaderboard))
     names = [j.name for j in jobs]
     if len(set(names)) != len(names):

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Episode", "DemoSet", "Ranking", "SnippetPairs", "NOOP_NOISE", "valid_noise"]
+__all__ = ["Episode", "DemoSet", "Ranking", "SnippetPairs", "NOOP_NOISE", "REWARD_TRANSFORMS", "valid_noise"]
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -23,6 +23,9 @@ def _check(cond: bool, msg: str) -> None:
 NOOP_NOISE = 2.0
 """``Episode.noise`` of D-REX's no-op bin (released LearnAtariSyntheticRankingsBinning.py): rollouts that only press
 NOOP, ranked below every ε-greedy level, ε = 1 included. Not an ε: degradation curves leave it out."""
+
+# How PPO sees a learned reward (``rl.wrappers.LearnedRewardVecEnv``); here so configs validate without torch.
+REWARD_TRANSFORMS: tuple[str, ...] = ("sigmoid", "raw", "normalized", "delta")
 
 
 def valid_noise(noise: float) -> bool:

@@ -23,9 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of every stage (default 0)")
     p.add_argument("--demos", type=Path, default=None, help="demo set (default: the committed demos/<game>/scripted-noise)")
     p.add_argument("--ranking", default="return", help="return | checkpoint | noise | human | synthetic (default: return)")
+    p.add_argument("--human-labels", type=Path, default=None,
+                   help="T-REX MTurk CSV (A,B,label,…) for --ranking human; A/B are the demo set's checkpoint numbers")
     p.add_argument("--transform", default="sigmoid", help="learned-reward transform for PPO: sigmoid (the papers) | raw | normalized | delta (r̂(s′) − r̂(s), an experiment)")
     p.add_argument("--episodes", type=positive_int, default=None, help="evaluation games (default: 30; smoke: 2)")
-    p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<game>-<method>-<budget>-s<seed>)")
+    p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<game>-<method>[-<options>]-<budget>-s<seed>, every non-default option named)")
     p.add_argument("--resume", action="store_true", help="reuse the finished stages of an existing run folder")
     p.add_argument("--leaderboard", type=Path, default=Path("results/leaderboard.csv"), help="CSV to append the row to")
     p.add_argument("--cache", type=Path, default=None, help="frame cache folder (default: $TREX_BENCH_CACHE or ~/.cache/trex_bench)")
@@ -40,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from trex_bench.pipeline import PipelineConfig, run_pipeline
 
     cfg = PipelineConfig(game=args.game, method=args.method, budget=args.budget, seed=args.seed, demos=args.demos,
-                         ranking=args.ranking, transform=args.transform, eval_episodes=args.episodes, device=args.device,
+                         ranking=args.ranking, human_labels=args.human_labels, transform=args.transform, eval_episodes=args.episodes, device=args.device,
                          kl_to=args.kl_to, kl_beta=args.kl_beta)
     run_pipeline(cfg, out=args.out, resume=args.resume, leaderboard=args.leaderboard, progress=not args.no_progress,
                  cache_dir=args.cache)

@@ -57,6 +57,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kl-betas", type=_floats, default=[], help="KL axis, e.g. 0,0.01,0.1 (0 = no penalty); needs --kl-to")
     p.add_argument("--demos", type=Path, default=None, help="demo set for every run (default: each game's committed set)")
     p.add_argument("--ranking", default="return", help="T-REX ranking: return | checkpoint | human | synthetic")
+    p.add_argument("--human-labels", type=Path, default=None, help="MTurk label CSV for --ranking human (T-REX runs)")
+    p.add_argument("--transform", default="sigmoid",
+                   help="learned-reward transform of the T-REX/D-REX runs: sigmoid (the papers) | raw | normalized | delta")
     p.add_argument("--episodes", type=positive_int, default=None, help="evaluation games per run (default by budget)")
     p.add_argument("--device", default="cpu", help="torch device of every run (default: cpu)")
     p.add_argument("--root", type=Path, default=Path("runs"), help="folder of the run folders (default: runs)")
@@ -76,7 +79,8 @@ def run_sweep_command(args: argparse.Namespace) -> int:
 
     from trex_bench.sweep import JobResult, plan_sweep, run_sweep
 
-    config = {"ranking": args.ranking, "device": args.device, "demos": args.demos, "eval_episodes": args.episodes}
+    config = {"ranking": args.ranking, "human_labels": args.human_labels, "transform": args.transform,
+              "device": args.device, "demos": args.demos, "eval_episodes": args.episodes}
     jobs = plan_sweep(args.games, args.methods, args.seeds, args.budget, root=args.root, leaderboard=args.leaderboard,
                       kl_to=args.kl_to, kl_betas=args.kl_betas, **config)
     print(f"sweep: {len(jobs)} run(s), executor {args.executor}, {args.workers} at once × {args.threads} thread(s)")

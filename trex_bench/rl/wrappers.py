@@ -26,10 +26,12 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 from torch import nn
 
+from trex_bench.types import REWARD_TRANSFORMS
+
 __all__ = ["TRANSFORMS", "Transform", "LearnedRewardVecEnv", "ConstantRewardVecEnv", "ClipRewardVecEnv"]
 
 Transform = Literal["sigmoid", "raw", "normalized", "delta"]
-TRANSFORMS: tuple[str, ...] = ("sigmoid", "raw", "normalized", "delta")
+TRANSFORMS: tuple[str, ...] = REWARD_TRANSFORMS
 
 
 class _RewardReplacer(VecEnvWrapper):
