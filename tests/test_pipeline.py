@@ -79,7 +79,9 @@ def test_bad_config(kw, msg):
 
 
 def test_run_names_tell_experiments_apart():
-    name = lambda **kw: PipelineConfig(**(dict(game="Breakout", method="trex", budget="small") | kw)).run_name()
+    def name(**kw) -> str:
+        return PipelineConfig(**(dict(game="Breakout", method="trex", budget="small") | kw)).run_name()
+
     assert name() == "breakout-trex-small-s0" == name(demos=default_demos("breakout"))
     assert name(ranking="checkpoint", transform="delta", demos="demos/breakout/ppo-checkpoints", seed=2) == \
         "breakout-trex-checkpoint-delta-ppo-checkpoints-small-s2"
