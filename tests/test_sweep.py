@@ -87,7 +87,7 @@ def test_local_sweep_runs_in_parallel_skips_finished_and_reports_failures(tmp_pa
     rc = main(["sweep", "--games", "breakout", "--methods", "constant", "--seeds", "2", "--budget", "smoke",
                "--root", str(tmp_path / "runs"), "--leaderboard", str(board), "--demos", str(tmp_path / "missing")])
     out = capsys.readouterr().out
-    assert rc == 1 and "failed" in out and "breakout-constant-smoke-s2.log" in out
+    assert rc == 1 and "failed" in out and "breakout-constant-missing-smoke-s2.log" in out  # the demo set is named
     assert len(_rows(board)) == 2
 
 
