@@ -14,7 +14,7 @@ import torch
 
 from trex_bench.envs import get_profile
 from trex_bench.games import get_game
-from trex_bench.reward.fidelity import PREDICTIONS, fidelity_report, scatter_plot, score_command
+from trex_bench.reward.fidelity import PREDICTIONS, fidelity_report, per_step_stats, scatter_plot, score_command
 from trex_bench.types import DemoSet, Episode
 
 RETURNS = [1.0, 2.0, 3.0, 4.0, 5.0]
@@ -115,6 +115,33 @@ def test_bad_input() -> None:
         fidelity_report(BrightnessModel("pong"), _demos(), FakeCache(BRIGHT))
     with pytest.raises(ValueError, match="snippet_len"):
         fidelity_report(BrightnessModel(), _demos(), FakeCache(BRIGHT), snippet_len=0)
+
+
+class StepCache:
+    """Brightness t at observation t: with ``BrightnessModel`` r(s_t) = (t − 30) / 10, rising 0.1 a step."""
+
+    def stacks(self, ep: np.ndarray, t: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(np.asarray(t, np.uint8)[:, None, None, None], (len(t), 4, 84, 84)).copy()
+
+
+def test_per_step_diagnostics() -> None:
+    """A reward that rises with the score is a progress potential; a constant one is all survival bonus."""
+    rep = fidelity_report(BrightnessModel(), _demos(), StepCache(), n_pairs=50)["per_step"]
+    # true rewards: only the last step scores, so "score so far" is 0 … 0, R; r rises every step
+    assert rep["delta_at_scoring_steps"] == pytest.approx(0.1) and rep["delta_elsewhere"] == pytest.approx(0.1)
+    assert rep["delta_std"] == pytest.approx(0.0, abs=1e-6)
+    assert 0 < rep["spearman_vs_score_so_far"] < 1
+    r = np.concatenate([(np.arange(1, n + 1) - 30) / 10 for n in LENGTHS])
+    sig = 1 / (1 + np.exp(-r))
+    assert rep["sigmoid_constant_share"] == pytest.approx(sig.mean() ** 2 / np.mean(sig**2))
+
+    flat = fidelity_report(BrightnessModel(), _demos(), FakeCache([30] * 5), n_pairs=50)["per_step"]
+    assert flat["sigmoid_constant_share"] == pytest.approx(1.0) and flat["spearman_vs_score_so_far"] is None
+    assert flat["delta_at_scoring_steps"] == 0.0 and flat["delta_std"] == 0.0
+
+    every_step = [np.full(n, 1.0) for n in LENGTHS]  # scoring every step: the score so far is t, as r is
+    rs = [(np.arange(1, n + 1) - 30) / 10 for n in LENGTHS]
+    assert per_step_stats(rs, every_step)["spearman_vs_score_so_far"] == pytest.approx(1.0)
 
 
 def test_scatter_plot_png(tmp_path: Path) -> None:

@@ -114,4 +114,13 @@ def _print_summary(report: dict) -> None:
             detail = f" ({v.get('n_pairs')} equal-length snippet pairs at matched progress)" if isinstance(v, dict) else ""
             print(f"  pair accuracy: {acc:.3f}{detail}")
             break
+    step = report.get("per_step")
+    if step:
+        def fmt(v: float | None, spec: str) -> str:
+            return "n/a" if v is None else format(v, spec)
+
+        print(f"  per step: σ(r) is {fmt(step['sigmoid_constant_share'], '.0%')} a constant (survival bonus); "
+              f"Spearman(r, score so far) {fmt(step['spearman_vs_score_so_far'], '.2f')}; "
+              f"Δr at scoring steps {fmt(step['delta_at_scoring_steps'], '+.3f')} vs elsewhere "
+              f"{fmt(step['delta_elsewhere'], '+.4f')} (std {fmt(step['delta_std'], '.3f')})")
 

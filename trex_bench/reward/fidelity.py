@@ -12,6 +12,10 @@ So the report gives three per-episode predictions (raw sum, sigmoid sum: what th
 per frame: length-free), the rank and linear correlation of each with the true return, the correlation of length
 with the return and with the raw sum, and a snippet test that removes length altogether: pairwise accuracy of
 equal-length snippets taken at the same fraction of their episodes (the progress-matched pairs T-REX trains on).
+
+A ``per_step`` block says what the reward pays step by step: how much of σ(r) is a constant (a survival bonus; the
+constant-reward control measures what that alone earns), whether r tracks the score so far (a progress potential),
+and how r changes at the steps that score (what the ``delta`` transform pays).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from scipy import stats
 from trex_bench._io import atomic_write, versions, write_json
 from trex_bench.types import DemoSet
 
-__all__ = ["fidelity_report", "scatter_plot", "score_command", "default_report_path", "PREDICTIONS"]
+__all__ = ["fidelity_report", "per_step_stats", "scatter_plot", "score_command", "default_report_path", "PREDICTIONS"]
 
 PREDICTIONS = ("pred_sum", "pred_sigmoid_sum", "pred_mean")  # the three per-episode predicted returns
 
@@ -99,6 +103,36 @@ def snippet_accuracy(
     truth, pred = np.sign(returns[b] - returns[a]), np.sign(rb - ra)
     acc = float(np.mean(np.where(pred == 0, 0.5, pred == truth)))
     return {"accuracy": acc, "n_pairs": int(n_pairs), "snippet_len": int(snippet_len), "min_len_used": int(L.min())}
+
+
+def per_step_stats(rewards: list[np.ndarray], true_rewards: list[np.ndarray]) -> dict[str, Any]:
+    """Step-level diagnostics of per-frame rewards ``rewards[e][t]`` (r of observation t + 1, as ``episode_rewards``).
+
+    Returns (``None`` where a statistic is undefined):
+        ``sigmoid_constant_share``: mean(σ(r))² / mean(σ(r)²) over all steps, the share of the paid reward's second
+            moment a constant explains (1: σ(r) is a pure survival bonus).
+        ``spearman_vs_score_so_far``: Spearman of r(s_t) with the true score after step t, steps pooled (≈ 1: r is a
+            progress potential, as our Breakout nets are).
+        ``delta_at_scoring_steps`` / ``delta_elsewhere`` / ``delta_std``: mean r(s_t) − r(s_{t−1}) at steps whose
+            true reward is > 0 and at the others, and its std over all steps (the first step of an episode has no
+            Δ): the signal-to-noise of ``--transform delta``.
+    """
+    r = np.concatenate(rewards)
+    sig = 1.0 / (1.0 + np.exp(-r))
+    so_far = np.concatenate([np.cumsum(np.asarray(t, np.float64)) for t in true_rewards])
+    delta = np.concatenate([np.diff(x) for x in rewards])
+    scoring = np.concatenate([np.asarray(t)[1:] > 0 for t in true_rewards])
+
+    def mean(x: np.ndarray) -> float | None:
+        return float(x.mean()) if len(x) else None
+
+    return {
+        "sigmoid_constant_share": float(sig.mean() ** 2 / np.mean(sig**2)),
+        "spearman_vs_score_so_far": _corr("spearman", r, so_far),
+        "delta_at_scoring_steps": mean(delta[scoring]),
+        "delta_elsewhere": mean(delta[~scoring]),
+        "delta_std": float(delta.std()) if len(delta) else None,
+    }
 
 
 def fidelity_report(
@@ -185,6 +219,7 @@ def fidelity_report(
             "spearman_mean_vs_length": _corr("spearman", preds["pred_mean"], lengths),
         },
         "pairwise": snippet_accuracy(rewards, returns, snippet_len, n_pairs, rng),
+        "per_step": per_step_stats(rewards, [ep.rewards for ep in demos.episodes]),
         "versions": versions(),
     }
 
