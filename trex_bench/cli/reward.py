@@ -119,7 +119,7 @@ def _print_summary(report: dict) -> None:
         def fmt(v: float | None, spec: str) -> str:
             return "n/a" if v is None else format(v, spec)
 
-        print(f"  per step: σ(r) is {fmt(step['sigmoid_constant_share'], '.0%')} a constant (survival bonus); "
+        print(f"  per step: σ(r) is {fmt(step['sigmoid_constant_share'], '.1%')} a constant (survival bonus); "
               f"Spearman(r, score so far) {fmt(step['spearman_vs_score_so_far'], '.2f')}; "
               f"Δr at scoring steps {fmt(step['delta_at_scoring_steps'], '+.3f')} vs elsewhere "
               f"{fmt(step['delta_elsewhere'], '+.4f')} (std {fmt(step['delta_std'], '.3f')})")
