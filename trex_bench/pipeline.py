@@ -36,9 +36,10 @@ from trex_bench._io import file_hash, read_json, write_json
 from trex_bench.games import get_game, human_normalized
 from trex_bench.types import REWARD_TRANSFORMS
 
-__all__ = ["PipelineConfig", "METHODS", "run_pipeline", "default_demos", "BUDGET_EVAL_EPISODES"]
+__all__ = ["PipelineConfig", "METHODS", "LEARNED_REWARD", "run_pipeline", "default_demos", "BUDGET_EVAL_EPISODES"]
 
 METHODS = ("trex", "drex", "bc", "ppo-true", "constant")
+LEARNED_REWARD = ("trex", "drex")  # the methods whose PPO runs on a reward net (and so take a --transform)
 NOT_BUILT = ("gail", "random")
 # D-REX §4 / released LearnAtariSyntheticRankingsBinning.py: ε-greedy noise around the BC policy at these levels.
 DREX_NOISE = (1.0, 0.75, 0.5, 0.25, 0.02)
@@ -105,7 +106,7 @@ class PipelineConfig:
             raise ValueError(f"D-REX ranks its rollouts by noise level; --ranking {self.ranking} is for --method trex")
         if self.transform not in REWARD_TRANSFORMS:
             raise ValueError(f"unknown reward transform {self.transform!r}; valid: {', '.join(REWARD_TRANSFORMS)}")
-        if self.transform != "sigmoid" and self.method not in ("trex", "drex"):
+        if self.transform != "sigmoid" and self.method not in LEARNED_REWARD:
             raise ValueError(f"--transform applies to a learned reward (trex, drex), not {self.method}")
         if (self.human_labels is not None) != (self.method == "trex" and self.ranking == "human"):
             raise ValueError("--ranking human (method trex) and --human-labels CSV go together")
@@ -126,7 +127,7 @@ class PipelineConfig:
         parts = [self.game, self.method]
         if self.method == "trex" and self.ranking != "return":
             parts.append(self.ranking)
-        if self.method in ("trex", "drex") and self.transform != "sigmoid":
+        if self.transform != "sigmoid":  # only a learned-reward method gets here with another transform
             parts.append(self.transform)
         if self.kl_to is not None:
             parts.append(f"kl{self.kl_beta:g}")
@@ -207,7 +208,7 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path | None = None, resume: boo
     if cfg.method == "bc":
         return _finish_bc(cfg, run, folder, demos, demos_dir, demos_hash, bc_dir, bc_k, leaderboard, progress)
 
-    if cfg.method in ("trex", "drex"):
+    if cfg.method in LEARNED_REWARD:
         from trex_bench.reward.fidelity import score_command
         from trex_bench.reward.train import train_command
 
@@ -241,7 +242,7 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path | None = None, resume: boo
                  "transform": cfg.transform, "profile": cfg.profile, "kl": kl}
     agent_dir, agent_k = run.stage("agent", agent_key, lambda tmp: train_ppo(
         cfg.game, reward_source, ppo_cfg, cfg.seed, tmp, device=cfg.device, progress=progress,
-        transform=cfg.transform if cfg.method in ("trex", "drex") else "sigmoid", profile=cfg.profile,
+        transform=cfg.transform, profile=cfg.profile,
         kl_to=cfg.kl_to, kl_beta=cfg.kl_beta))
     eval_key = {"stage": "eval", "agent": agent_k, "episodes": cfg.n_eval, "seed": cfg.seed, "demos": demos_hash}
     eval_dir, _ = run.stage("eval", eval_key, lambda tmp: evaluate_agent(
@@ -340,7 +341,7 @@ def _summary(cfg: PipelineConfig, folder: Path, demos: Any, ev: dict[str, Any], 
         "env_profile": cfg.profile,
         "method": cfg.method,
         "ranking_source": cfg.ranking_source,
-        "reward_transform": (cfg.transform if cfg.method in ("trex", "drex") else
+        "reward_transform": (cfg.transform if cfg.method in LEARNED_REWARD else
                              {"ppo-true": "clip", "constant": "constant", "bc": ""}[cfg.method])
                             + (f"+kl{cfg.kl_beta:g}" if cfg.kl_to is not None else ""),
         "budget": cfg.budget,

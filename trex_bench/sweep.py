@@ -30,13 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from trex_bench._io import read_json
-from trex_bench.pipeline import METHODS, PipelineConfig
+from trex_bench.pipeline import LEARNED_REWARD, METHODS, PipelineConfig
 
 __all__ = ["SweepJob", "JobResult", "plan_sweep", "run_sweep", "EXECUTORS"]
 
 EXECUTORS = ("local", "ray")
 # Options of a sweep that only some methods take: T-REX's ranking and labels, a learned reward's transform.
-_APPLIES_TO = {"ranking": ("trex",), "human_labels": ("trex",), "transform": ("trex", "drex")}
+_APPLIES_TO = {"ranking": ("trex",), "human_labels": ("trex",), "transform": LEARNED_REWARD}
 
 
 @dataclass(frozen=True)
