@@ -28,6 +28,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 from stable_baselines3.common.vec_env import VecEnv
 
 from trex_bench._io import atomic_write, file_hash, read_json, versions, write_json
+from trex_bench._progress import PPOProgress
 from trex_bench.envs import get_profile, make_vec_env
 from trex_bench.games import get_game
 from trex_bench.rl.kl import KLToReferenceCallback, ReferencePolicy, kl_reference
@@ -243,6 +244,8 @@ def train_ppo(
         raise
     out.mkdir(parents=True, exist_ok=True)
     callbacks: list[BaseCallback] = [kl_cb] if kl_cb is not None else []
+    if progress:
+        callbacks.append(PPOProgress(cfg.total_steps, desc=f"ppo {g.id}"))
     if cfg.max_seconds is not None:
         callbacks.append(_TimeCap(cfg.max_seconds))
     if cfg.checkpoint_every > 0:
@@ -275,10 +278,8 @@ def train_ppo(
         model.policy.to(memory_format=torch.channels_last)
     t0 = time.perf_counter()
     try:
-        with warnings.catch_warnings():
-            # SB3's progress bar uses tqdm.rich, which warns that it is experimental on every run.
-            warnings.filterwarnings("ignore", message="rich is experimental")
-            model.learn(cfg.total_steps, callback=callbacks, progress_bar=progress, tb_log_name="ppo")
+        # Our own bar (trex_bench._progress), not SB3's progress_bar=True, which needs `rich`.
+        model.learn(cfg.total_steps, callback=callbacks, progress_bar=False, tb_log_name="ppo")
     finally:
         env.close()
     wall = time.perf_counter() - t0

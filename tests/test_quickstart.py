@@ -1,0 +1,70 @@
+"""The README's main job, exactly as `make quickstart` runs it (its recipe read from the Makefile), at `smoke` size.
+
+It runs the installed ``trex-bench`` console script in a subprocess with the recipe's default options (progress
+bars on), so a dependency missing from setup.cfg on the default path fails here, as `rich` once did at the PPO stage.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def quickstart_command() -> list[str]:
+    """The Makefile's `quickstart` recipe as argv, with `$(BIN)` this venv's bin folder and `$(SEED)` 0."""
+    lines = (ROOT / "Makefile").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("quickstart:"))
+    recipe = lines[start + 1].strip()
+    recipe = recipe.replace("$(BIN)/", str(Path(sys.executable).parent) + "/").replace("$(SEED)", "0")
+    assert "$(" not in recipe, f"unexpanded make variable in the quickstart recipe: {recipe}"
+    return shlex.split(recipe)
+
+
+def test_quickstart_recipe_runs_end_to_end_at_smoke(tmp_path):
+    argv = quickstart_command()
+    assert argv[1:3] == ["pipeline", "breakout"] and "--no-progress" not in argv
+    i = argv.index("--budget")
+    argv[i + 1] = "smoke"
+    env = dict(os.environ, TREX_BENCH_CACHE=str(tmp_path / "cache"), PYTHONUNBUFFERED="1")
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, f"quickstart failed (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    with open(tmp_path / "results" / "leaderboard.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 1 and rows[0]["method"] == "trex" and rows[0]["budget"] == "smoke"
+    assert re.search(r"wrote|leaderboard", done.stdout), done.stdout[-2000:]
+    # the PPO stage drew its progress bar (on stderr), so the default path really ran with bars on
+    assert "ppo breakout" in done.stderr
+
+
+def test_every_imported_distribution_is_declared():
+    """Each third-party module the package imports comes from a distribution setup.cfg installs (ray: optional extra)."""
+    import ast
+    import configparser
+    from importlib.metadata import packages_distributions
+
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    declared = {re.split(r"[<>=!\[ ]", line.strip())[0].lower().replace("_", "-")
+                for line in cfg["options"]["install_requires"].splitlines() if line.strip()}
+    optional = {"ray"}
+    dists = packages_distributions()
+    imported: set[str] = set()
+    for path in (ROOT / "trex_bench").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported.update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    missing = {}
+    for module in sorted(imported - set(sys.stdlib_module_names) - {"trex_bench", "__future__"}):
+        names = {d.lower().replace("_", "-") for d in dists.get(module, [module])}
+        if not names & (declared | optional):
+            missing[module] = sorted(names)
+    assert not missing, f"imported but not in setup.cfg install_requires: {missing}"
