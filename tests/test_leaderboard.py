@@ -115,7 +115,8 @@ def test_row_from_run_fills_every_result_column(tmp_path):
     from trex_bench.leaderboard import row_from_run
 
     card = {"game": "breakout", "profile_settings": {}, "reward": {"source": "model", "transform": "sigmoid"},
-            "budget": "smoke", "steps": 2048, "seed": 3, "config": {"n_steps": 64}, "wall_s": 12.0, "device": "cpu"}
+            "budget": "smoke", "steps": 2048, "seed": 3, "config": {"n_steps": 64}, "wall_s": 12.0, "device": "cpu",
+            "schedule_steps": 10_000_000, "precision": "fp32", "stopped": "total steps"}
     report = {"game": "breakout", "profile": "paper", "episodes": 30, "mean": 40.0, "std": 2.0, "min": 30.0,
               "max": 50.0, "best_demo": 32.0, "avg_demo": 14.5, "beats_best_demo": True, "human_normalized": 1.3}
     row = row_from_run(card, report, "trex", ranking_source="return", fidelity={"spearman": 0.9, "pair_accuracy": 0.8})

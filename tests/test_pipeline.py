@@ -41,6 +41,9 @@ def test_exactly_one_well_formed_leaderboard_row(smoke_run):
     assert int(row["n_episodes"]) == 2 and float(row["best_demo"]) == 23.0
     assert row["git_commit"] and row["config_hash"] and float(row["wall_s"]) > 0
     assert -1.0 <= float(row["fidelity_spearman"]) <= 1.0
+    from trex_bench.rl.ppo import BUDGETS
+
+    assert int(row["schedule_steps"]) == BUDGETS["smoke"].horizon and row["time_capped"] == "false"
 
 
 def test_resume_skips_finished_stages(smoke_run):

@@ -58,6 +58,7 @@ def test_smoke_run_on_true_reward_writes_agent_and_card(tmp_path):
     assert card["game"] == "breakout" and card["profile"] == "paper" and card["profile_settings"]["noop_max"] == 30
     assert card["reward"] == {"source": "true", "transform": "sign"}
     assert card["steps"] >= 64 and card["seed"] == 0 and card["budget"] == "tiny"
+    assert card["schedule_steps"] == TINY.total_steps and card["precision"] == "fp32"  # TINY anneals over its own run
     assert card["config"]["n_steps"] == 16 and card["wall_s"] > 0 and "stable-baselines3" in card["versions"]
     model, card2 = load_agent(out)
     assert card2 == card and model.n_envs == 2
@@ -110,7 +111,7 @@ def test_time_cap_stops_training_and_card_says_so(tmp_path):
     cfg = TINY.replace(checkpoint_every=0, total_steps=10**7, max_seconds=1.0)
     out = train_ppo("breakout", "true", cfg, seed=0, out_dir=tmp_path / "t", progress=False)
     card = read_json(out / "card.json")
-    assert card["stopped"] == "time cap" and 0 < card["steps"] < 10**6
+    assert card["stopped"] == "time cap (1 s)" and 0 < card["steps"] < 10**6
     assert card["config"]["max_seconds"] == 1.0
 
 

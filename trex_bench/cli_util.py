@@ -21,6 +21,14 @@ def nonneg_int(text: str) -> int:
     return v
 
 
+def positive_seconds(text: str) -> float:
+    """A finite number of seconds > 0 (``--max-seconds``)."""
+    v = float(text)
+    if not 0.0 < v < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text}")
+    return v
+
+
 def unit_float(text: str) -> float:
     """A float in [0, 1]."""
     v = float(text)

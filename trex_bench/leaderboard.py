@@ -34,7 +34,14 @@ COLUMNS: tuple[str, ...] = (
     "run_id", "utc_time", "git_commit", "versions", "device", "game", "env_profile", "method", "ranking_source",
     "reward_transform", "budget", "rl_steps", "seed", "n_episodes", "mean", "std", "min", "max", "best_demo",
     "avg_demo", "beats_best_demo", "human_normalized", "fidelity_spearman", "pair_accuracy", "wall_s", "config_hash",
+    # Added 2026-11-30: the PPO schedule's horizon (a CPU budget is the first rl_steps of a schedule_steps run; empty
+    # in rows made before: those annealed over their own rl_steps), the policy's numeric precision, and whether the
+    # opt-in wall-time valve (--max-seconds) stopped a stage.
+    "schedule_steps", "precision", "time_capped",
 )
+# The header before those three columns: such a file still reads, and the next append rewrites it with the
+# new header and empty cells for its old rows (they did not record those facts).
+LEGACY_COLUMNS: tuple[str, ...] = COLUMNS[: COLUMNS.index("schedule_steps")]
 REQUIRED: tuple[str, ...] = ("game", "method", "seed", "mean")
 _LOCK_TIMEOUT_S = 120.0
 
@@ -81,13 +88,21 @@ def _read_checked(path: Path, action: str = "append") -> str:
         rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
     except csv.Error as e:
         raise ValueError(f"{path}: unparsable CSV ({e}); refusing to {action}") from e
-    if not rows or tuple(rows[0]) != COLUMNS:
+    if not rows or tuple(rows[0]) not in (COLUMNS, LEGACY_COLUMNS):
         raise ValueError(f"{path}: header is not the leaderboard header {','.join(COLUMNS)}; refusing to {action}")
+    width = len(rows[0])
     for n, row in enumerate(rows[1:], start=2):
-        if len(row) != len(COLUMNS):
-            raise ValueError(f"{path}: line {n} has {len(row)} fields, want {len(COLUMNS)}; refusing to {action}")
+        if len(row) != width:
+            raise ValueError(f"{path}: line {n} has {len(row)} fields, want {width}; refusing to {action}")
     if not text.endswith("\n"):
         raise ValueError(f"{path}: last line is incomplete (no newline); refusing to {action}")
+    if width < len(COLUMNS):  # a legacy file: the same rows with the new columns left empty
+        buf = io.StringIO(newline="")
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        for row in rows[1:]:
+            writer.writerow([*row, *[""] * (len(COLUMNS) - width)])
+        text = buf.getvalue()
     return text
 
 
@@ -176,6 +191,9 @@ def row_from_run(
         "wall_s": wall_s if wall_s is not None else agent_card.get("wall_s"),
         "config_hash": config_hash({k: agent_card.get(k) for k in ("game", "profile_settings", "reward", "config", "seed")}
                                    | {"eval": {k: report.get(k) for k in ("episodes", "seed", "deterministic")}}),
+        "schedule_steps": agent_card.get("schedule_steps", agent_card.get("config", {}).get("total_steps")),
+        "precision": agent_card.get("precision", "fp32"),
+        "time_capped": str(agent_card.get("stopped", "")).startswith("time cap"),
     }
 
 
@@ -184,10 +202,10 @@ def read_leaderboard(csv_path: str | Path) -> pd.DataFrame:
     path = Path(csv_path)
     if not path.exists():
         return pd.DataFrame(columns=list(COLUMNS))
-    _read_checked(path, action="read it")
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    text = _read_checked(path, action="read it")
+    df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
     for c in ("rl_steps", "seed", "n_episodes", "mean", "std", "min", "max", "best_demo", "avg_demo",
-              "human_normalized", "fidelity_spearman", "pair_accuracy", "wall_s"):
+              "human_normalized", "fidelity_spearman", "pair_accuracy", "wall_s", "schedule_steps"):
         df[c] = pd.to_numeric(df[c], errors="coerce")
     df["beats_best_demo"] = df["beats_best_demo"].str.lower().map({"true": True, "false": False})
     return df
@@ -216,16 +234,18 @@ def summarize_rows(df: pd.DataFrame, by: tuple[str, ...], latest_per_seed: bool 
     every row.
 
     Returns:
-        One row per group of ``by`` + the demo set (``best_demo``, ``avg_demo``) with ``seeds`` (rows summarised), ``superseded`` (older rows of those seeds left out),
+        One row per group of ``by`` + the demo set (``best_demo``, ``avg_demo``) + ``schedule_steps`` with ``seeds`` (rows summarised), ``superseded`` (older rows of those seeds left out),
         ``mean``, ``std`` (over seeds; 0 for one seed), ``best``, ``rl_steps`` (max),
         ``beats_best_demo`` (count of rows) and ``human_normalized`` (mean).
     """
     # Runs on different demo sets are different experiments; the leaderboard names a demo set by its best and
     # average return (the same seed on the scripted and on the PPO-checkpoint demos must not supersede each other).
-    asked = [c for c in by if c not in ("best_demo", "avg_demo")]
-    by = (*asked, "best_demo", "avg_demo")
-    cols = ["seeds", "superseded", "mean", "std", "best", "rl_steps", "best_demo", "avg_demo", "beats_best_demo",
-            "human_normalized"]
+    # Likewise a run annealed over its own length and a prefix of a 10M-step schedule (``schedule_steps``; empty in
+    # rows made before that column): never one group.
+    asked = [c for c in by if c not in ("best_demo", "avg_demo", "schedule_steps")]
+    by = (*asked, "best_demo", "avg_demo", "schedule_steps")
+    cols = ["seeds", "superseded", "mean", "std", "best", "rl_steps", "schedule_steps", "best_demo", "avg_demo",
+            "beats_best_demo", "human_normalized"]
     if df.empty:
         return pd.DataFrame(columns=[*asked, *cols])
     n_rows = df.groupby(list(by), sort=True, dropna=False).size()

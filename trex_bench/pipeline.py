@@ -72,6 +72,8 @@ class PipelineConfig:
         eval_episodes: full games in the evaluation (default by budget: 30, the papers').
         profile: env profile.
         device: torch device.
+        kl_to, kl_beta: the RLHF KL penalty's reference policy and β.
+        max_seconds: opt-in wall-time valve on PPO (never set by a budget; a run it stops is marked time_capped).
     """
 
     game: str
@@ -87,6 +89,7 @@ class PipelineConfig:
     device: str = "cpu"
     kl_to: Path | None = None
     kl_beta: float = 0.0
+    max_seconds: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "game", get_game(self.game).id)
@@ -96,6 +99,8 @@ class PipelineConfig:
             raise ValueError(f"unknown method {self.method!r}; valid: {', '.join(METHODS)}")
         if self.budget not in BUDGETS:
             raise ValueError(f"unknown budget {self.budget!r}; valid: {', '.join(BUDGETS)}")
+        if self.max_seconds is not None and not 0 < self.max_seconds < float("inf"):
+            raise ValueError(f"--max-seconds must be a finite number > 0, got {self.max_seconds}")
         if self.eval_episodes is not None and self.eval_episodes < 1:
             raise ValueError("eval_episodes must be >= 1")
         if self.kl_beta < 0 or (self.kl_beta > 0) != (self.kl_to is not None):
@@ -133,6 +138,8 @@ class PipelineConfig:
             parts.append(f"kl{self.kl_beta:g}")
         if self.demos is not None and Path(self.demos).resolve() != (REPO_DEMOS / self.game / "scripted-noise"):
             parts.append(Path(self.demos).resolve().name)
+        if self.max_seconds is not None:
+            parts.append(f"cap{self.max_seconds:g}s")
         return "-".join([*parts, self.budget, f"s{self.seed}"])
 
 
@@ -197,12 +204,18 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path | None = None, resume: boo
     demos = load_demos(demos_dir, game=cfg.game, profile=cfg.profile)
     demos_hash = demos.content_hash()
     ppo_cfg = get_ppo_config(cfg.budget)
+    if cfg.max_seconds is not None:
+        ppo_cfg = ppo_cfg.replace(max_seconds=cfg.max_seconds)
     fidelity: dict[str, Any] = {}
 
     if cfg.method in ("bc", "drex"):
+        from trex_bench.rl.bc import bc_budget_config
         from trex_bench.rl.bc import train_command as train_bc
 
-        bc_dir, bc_k = run.stage("bc", {"stage": "bc", "budget": cfg.budget, "seed": cfg.seed, "demos": demos_hash},
+        # keyed by the resolved values, never the budget's name: an edited budget retrains (DESIGN.md Budgets)
+        bc_key = {"stage": "bc", "config": dataclasses.asdict(bc_budget_config(cfg.budget)), "seed": cfg.seed,
+                  "demos": demos_hash}
+        bc_dir, bc_k = run.stage("bc", bc_key,
                                  lambda tmp: train_bc(cfg.game, demos_dir, tmp, budget=cfg.budget, seed=cfg.seed,
                                                       cache_dir=cache_dir, device=cfg.device, progress=progress))
     if cfg.method == "bc":
@@ -210,7 +223,7 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path | None = None, resume: boo
 
     if cfg.method in LEARNED_REWARD:
         from trex_bench.reward.fidelity import score_command
-        from trex_bench.reward.train import train_command
+        from trex_bench.reward.train import budget_config, train_command
 
         train_demos = demos_dir
         if cfg.method == "drex":
@@ -218,7 +231,8 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path | None = None, resume: boo
             noise_dir, _ = run.stage("noise-rollouts", noise_key, lambda tmp: _noise_rollouts(cfg, demos, bc_dir, tmp, progress))
             train_demos = noise_dir / "demos"
         ranking = cfg.ranking_source
-        reward_key = {"stage": "reward", "method": cfg.method, "ranking": ranking, "budget": cfg.budget, "seed": cfg.seed,
+        reward_key = {"stage": "reward", "method": cfg.method, "ranking": ranking, "seed": cfg.seed,
+                      "config": dataclasses.asdict(budget_config(cfg.budget, cfg.method)),
                       "demos": load_demos(train_demos).content_hash()}
         if cfg.human_labels is not None:
             if not Path(cfg.human_labels).is_file():
@@ -250,8 +264,7 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path | None = None, resume: boo
         device=cfg.device, progress=progress))
     ev = read_json(eval_dir / "eval.json")
 
-    rl_steps = int(read_json(agent_dir / "card.json")["steps"])  # fewer than total_steps where a time cap stopped PPO
-    return _finish(_summary(cfg, folder, demos, ev, fidelity, rl_steps, run), folder, leaderboard)
+    return _finish(_summary(cfg, folder, demos, ev, fidelity, read_json(agent_dir / "card.json"), run), folder, leaderboard)
 
 
 def _finish(summary: dict[str, Any], folder: Path, leaderboard: str | Path | None) -> dict[str, Any]:
@@ -317,10 +330,12 @@ def _finish_bc(cfg: PipelineConfig, run: _Run, folder: Path, demos: Any, demos_d
     eval_dir, _ = run.stage("eval", eval_key, lambda tmp: evaluate_agent(
         bc_dir, episodes=cfg.n_eval, seed=cfg.seed, demos_dir=demos_dir, out=tmp / "eval.json", device=cfg.device,
         progress=progress))
-    return _finish(_summary(cfg, folder, demos, read_json(eval_dir / "eval.json"), {}, 0, run), folder, leaderboard)
+    return _finish(_summary(cfg, folder, demos, read_json(eval_dir / "eval.json"), {}, None, run), folder, leaderboard)
 
 
-def _summary(cfg: PipelineConfig, folder: Path, demos: Any, ev: dict[str, Any], fidelity: dict[str, Any], rl_steps: int, run: _Run) -> dict[str, Any]:
+def _summary(cfg: PipelineConfig, folder: Path, demos: Any, ev: dict[str, Any], fidelity: dict[str, Any],
+             agent: dict[str, Any] | None, run: _Run) -> dict[str, Any]:
+    """The run's summary and leaderboard row; ``agent`` is the PPO agent's card (None for BC, which runs no PPO)."""
     import numpy as np
 
     from trex_bench._io import versions
@@ -345,7 +360,7 @@ def _summary(cfg: PipelineConfig, folder: Path, demos: Any, ev: dict[str, Any], 
                              {"ppo-true": "clip", "constant": "constant", "bc": ""}[cfg.method])
                             + (f"+kl{cfg.kl_beta:g}" if cfg.kl_to is not None else ""),
         "budget": cfg.budget,
-        "rl_steps": rl_steps,
+        "rl_steps": agent["steps"] if agent else 0,  # fewer than total_steps where --max-seconds stopped PPO
         "seed": cfg.seed,
         "n_episodes": len(returns),
         "mean": mean,
@@ -360,6 +375,9 @@ def _summary(cfg: PipelineConfig, folder: Path, demos: Any, ev: dict[str, Any], 
         "pair_accuracy": fidelity.get("pairwise", {}).get("accuracy"),
         "wall_s": round(sum(run.walls.values()), 1),
         "config_hash": config_hash(config),
+        "schedule_steps": agent.get("schedule_steps") if agent else None,
+        "precision": agent.get("precision", "fp32") if agent else None,
+        "time_capped": bool(agent["stopped"].startswith("time cap")) if agent else False,
     }
     return {"run_folder": str(folder), "reused_stages": run.reused, "stage_wall_s": run.walls, "row": row}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from trex_bench.cli_util import nonneg_int, positive_int
+from trex_bench.cli_util import nonneg_int, positive_int, positive_seconds
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.add_argument("--kl-to", type=Path, default=None, help="BC policy folder: add the RLHF KL penalty to PPO's reward")
     p.add_argument("--kl-beta", type=float, default=0.0, help="β of r − β·(log π_θ(a|s) − log π_BC(a|s))")
+    p.add_argument("--max-seconds", type=positive_seconds, default=None, metavar="S",
+                   help="opt-in safety valve: stop PPO after S seconds of training (the row says time_capped; "
+                   "budgets are step counts and never set it)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -43,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = PipelineConfig(game=args.game, method=args.method, budget=args.budget, seed=args.seed, demos=args.demos,
                          ranking=args.ranking, human_labels=args.human_labels, transform=args.transform, eval_episodes=args.episodes, device=args.device,
-                         kl_to=args.kl_to, kl_beta=args.kl_beta)
+                         kl_to=args.kl_to, kl_beta=args.kl_beta, max_seconds=args.max_seconds)
     run_pipeline(cfg, out=args.out, resume=args.resume, leaderboard=args.leaderboard, progress=not args.no_progress,
                  cache_dir=args.cache)
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from trex_bench.cli_util import nonneg_int
+from trex_bench.cli_util import nonneg_int, positive_seconds
 
 
 def _nonneg_float(text: str) -> float:
@@ -49,15 +49,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "estimate of beta*KL(pi_theta || pi_0) (Ziegler et al. 2019, Ouyang et al. 2022)")
     t.add_argument("--kl-beta", type=_nonneg_float, default=0.0, metavar="BETA",
                    help="KL coefficient beta >= 0 of --kl-to (default 0: no penalty)")
+    t.add_argument("--max-seconds", type=positive_seconds, default=None, metavar="S",
+                   help="opt-in safety valve: stop PPO after S seconds of training (recorded in the card; a run it "
+                   "stops depends on the machine's load, so budgets never set it)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=run_train)
 
 
 def run_train(args: argparse.Namespace) -> int:
     from trex_bench._io import read_json
-    from trex_bench.rl.ppo import train_ppo
+    from trex_bench.rl.ppo import get_ppo_config, train_ppo
 
-    out = train_ppo(args.game, args.reward, args.budget, args.seed, args.out, device=args.device,
+    cfg = get_ppo_config(args.budget)
+    if args.max_seconds is not None:
+        cfg = cfg.replace(max_seconds=args.max_seconds)
+    out = train_ppo(args.game, args.reward, cfg, args.seed, args.out, device=args.device,
                     progress=not args.no_progress, transform=args.transform, profile=args.profile,
                     kl_to=args.kl_to, kl_beta=args.kl_beta)
     card = read_json(out / "card.json")

@@ -61,7 +61,7 @@ def collect_from_ppo_checkpoints(args: argparse.Namespace) -> int:
     ckpt_dir = ppo_dir / "checkpoints"
     have = list_checkpoints(ckpt_dir)
     if len(have) < args.checkpoints:
-        if (ppo_dir / "card.json").exists():  # a finished run (a time cap, e.g. --ppo-budget gpu, can end it early)
+        if (ppo_dir / "card.json").exists():  # a finished run (an opt-in --max-seconds valve can end it early)
             raise ValueError(f"{ppo_dir} holds only {len(have)} checkpoints, fewer than --checkpoints {args.checkpoints}")
         cfg = get_ppo_config(args.ppo_budget)
         every = args.checkpoint_every or max(cfg.total_steps // (args.checkpoints + 1), cfg.n_envs * cfg.n_steps)
