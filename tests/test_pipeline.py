@@ -121,15 +121,25 @@ def test_default_demos_exist_and_verify():
 
 def test_checkpoint_demonstrator_tags_episodes(smoke_run):
     root, _, _ = smoke_run
-    from trex_bench.rl.checkpoints import collect_from_checkpoints, list_checkpoints
+    from trex_bench.demos.checkpoints import collect_from_checkpoints, list_checkpoints, select_checkpoints
 
     agent = root / "run" / "agent" / "agent.zip"
     ds = collect_from_checkpoints("breakout", [agent, agent], 1, seed=0, progress=False)
     assert [e.checkpoint for e in ds.episodes] == [0, 1]
-    (root / "ck").mkdir()
+    from trex_bench.demos.checkpoints import Checkpoint
+
+    later = collect_from_checkpoints("breakout", [Checkpoint(13, 260_000, agent)], 2, seed=0, n_envs=2, progress=False)
+    assert [e.checkpoint for e in later.episodes] == [13, 13]  # the run's numbering, shared with the demo set
+    (root / "ck" / "checkpoints").mkdir(parents=True)
     for steps in (300, 20, 1000):
-        (root / "ck" / f"ppo_{steps}_steps.zip").write_bytes(b"")
-    assert [s for s, _ in list_checkpoints(root / "ck")] == [20, 300, 1000]
+        (root / "ck" / "checkpoints" / f"ppo_{steps}_steps.zip").write_bytes(b"")
+    assert [s for s, _ in list_checkpoints(root / "ck" / "checkpoints")] == [20, 300, 1000]
+    later = select_checkpoints(root / "ck", count=2, skip=1)
+    assert [(c.index, c.steps) for c in later] == [(1, 300), (2, 1000)]
+    with pytest.raises(ValueError, match="has 3 checkpoints"):
+        select_checkpoints(root / "ck", count=3, skip=1)
+    with pytest.raises(ValueError, match="no final agent"):
+        select_checkpoints(root / "ck", count=1, final=True)
 
 
 def test_drex_and_bc_pipelines_at_smoke_budget(tmp_path):

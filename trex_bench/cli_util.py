@@ -58,10 +58,3 @@ def noise_levels(text: str) -> list[float]:
             raise argparse.ArgumentTypeError(f"noise must be in [0, 1], got {eps}")
         levels.append(eps)
     return levels
-
-
-def ppo_demonstrator_command(args: argparse.Namespace) -> int:
-    """``demos collect --demonstrator ppo``: train PPO on the true reward and record one episode per checkpoint."""
-    from trex_bench.rl.checkpoints import collect_from_ppo_checkpoints
-
-    return collect_from_ppo_checkpoints(args)

@@ -40,7 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--max-steps", type=positive_int, default=None, help="cap agent steps per episode (recorded as truncated)")
     c.add_argument("--overwrite", action="store_true", help="replace a different demo set already in --out")
     c.add_argument("--checkpoints", type=positive_int, default=12,
-                   help="ppo demonstrator: record from the first N checkpoints (default 12, T-REX)")
+                   help="ppo demonstrator: record from N checkpoints (default 12, T-REX)")
+    c.add_argument("--skip-checkpoints", type=nonneg_int, default=0, metavar="K",
+                   help="ppo demonstrator: start after the first K checkpoints (the later, unseen set of an existing "
+                   "run: e.g. --skip-checkpoints 12 --episodes 3 --final)")
+    c.add_argument("--final", action="store_true", help="ppo demonstrator: also record from the run's final agent")
     c.add_argument("--ppo-budget", default="small", help="ppo demonstrator: PPO budget of the true-reward run (default small)")
     c.add_argument("--checkpoint-every", type=positive_int, default=None,
                    help="ppo demonstrator: agent steps between checkpoints (default: the budget split in N+1)")
@@ -84,13 +88,11 @@ def run_collect(args: argparse.Namespace) -> int:
     from trex_bench.types import NOOP_NOISE
 
     game = get_game(args.game)
-    if args.demonstrator == "ppo":
-        from trex_bench.cli_util import ppo_demonstrator_command
-
-        return ppo_demonstrator_command(args)
     out: Path = args.out
     if out.exists() and (out / "manifest.json").exists() and not args.overwrite:
         raise DemoError(f"{out} already holds a demo set; pass --overwrite to replace it")
+    if args.demonstrator == "ppo":
+        return _run_ppo_demonstrator(args)
     rng = np.random.default_rng(args.seed)
     probe = make_vec_env(game, 1, args.profile)
     n_actions = int(probe.action_space.n)
@@ -106,6 +108,29 @@ def run_collect(args: argparse.Namespace) -> int:
     save_demos(ds, out, overwrite=args.overwrite)
     _print_table(ds)
     print(f"wrote {len(ds.episodes)} episodes to {out}")
+    return 0
+
+
+def _run_ppo_demonstrator(args: argparse.Namespace) -> int:
+    """``--demonstrator ppo``: train (or reuse) PPO on the true reward, record from some of its checkpoints."""
+    from trex_bench.demos.checkpoints import collect_from_checkpoints, select_checkpoints, train_demonstrator
+    from trex_bench.demos.store import save_demos
+
+    if args.noise != [0.0]:
+        raise ValueError("--noise is not used with --demonstrator ppo (the checkpoints are the quality levels)")
+    ppo_dir: Path = args.ppo_dir or args.out.with_name(args.out.name + ".ppo")
+    if not (ppo_dir / "card.json").exists():
+        print(f"training PPO on the true reward (budget {args.ppo_budget}) into {ppo_dir}")
+    train_demonstrator(args.game, ppo_dir, args.ppo_budget, args.seed, args.skip_checkpoints + args.checkpoints,
+                       args.checkpoint_every, args.profile, args.device, progress=not args.no_progress)
+    chosen = select_checkpoints(ppo_dir, args.checkpoints, args.skip_checkpoints, final=args.final)
+    print(f"recording {args.episodes} episode(s) from each of {len(chosen)} policies (agent steps): "
+          + ", ".join(str(c.steps) for c in chosen))
+    ds = collect_from_checkpoints(args.game, chosen, args.episodes, args.seed, args.profile, n_envs=args.envs,
+                                  progress=not args.no_progress, created_by=shlex.join(args.argv), device=args.device)
+    save_demos(ds, args.out, overwrite=args.overwrite)
+    _print_table(ds)
+    print(f"wrote {len(ds.episodes)} episodes to {args.out} (PPO run and checkpoints in {ppo_dir})")
     return 0
 
 

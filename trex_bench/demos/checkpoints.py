@@ -1,0 +1,98 @@
+"""The papers' demonstrator: checkpoints of one PPO run on the true reward, and episodes recorded from them.
+
+T-REX (§5, PAPERS.md) trained PPO on the true reward and recorded one stochastic episode from each of 12 early
+checkpoints (50…600); ranked by return (or by checkpoint order: "learning from a learner", Jacq et al. 2019) they
+are the demonstrations. The *later* checkpoints of the same run (650…1450, three episodes each, hiwonjoon/ICML2019-TREX
+``VisualizeAtariLearnedReward.py``) are the unseen, better behaviour the learned reward must extrapolate to.
+Every episode is tagged with its checkpoint's index in the whole run, so both sets share one numbering.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from trex_bench.demos.collect import CollectConfig, collect
+from trex_bench.demos.policies import SB3Policy
+from trex_bench.demos.store import merge_demo_sets
+from trex_bench.types import DemoSet
+
+__all__ = ["Checkpoint", "list_checkpoints", "select_checkpoints", "train_demonstrator", "collect_from_checkpoints"]
+
+FINAL_AGENT = "agent.zip"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One policy of a demonstrator run: its index in the run (0 = first checkpoint), agent steps and file."""
+
+    index: int
+    steps: int
+    path: Path
+
+
+def list_checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
+    """``(agent steps, path)`` of every ``ppo_<steps>_steps.zip`` in ``folder``, in training order."""
+    found = []
+    for p in Path(folder).glob("*_steps.zip"):
+        m = re.search(r"_(\d+)_steps\.zip$", p.name)
+        if m:
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def select_checkpoints(ppo_dir: str | Path, count: int | None, skip: int = 0, final: bool = False) -> list[Checkpoint]:
+    """The checkpoints ``skip`` … ``skip + count − 1`` of a run (``count`` None: all after ``skip``), and with
+    ``final`` the run's final agent as one more (index = number of checkpoints).
+
+    Raises:
+        ValueError: the run has fewer checkpoints than asked, or no final agent when ``final``.
+    """
+    ppo_dir = Path(ppo_dir)
+    have = list_checkpoints(ppo_dir / "checkpoints")
+    stop = len(have) if count is None else skip + count
+    if stop > len(have) or skip >= stop:
+        raise ValueError(f"{ppo_dir} has {len(have)} checkpoints; asked for {count or 'all'} after the first {skip}")
+    chosen = [Checkpoint(i, steps, path) for i, (steps, path) in enumerate(have) if skip <= i < stop]
+    if final:
+        agent = ppo_dir / FINAL_AGENT
+        if not agent.exists():
+            raise ValueError(f"{ppo_dir} has no final agent ({FINAL_AGENT}): the run did not finish")
+        from trex_bench._io import read_json
+
+        chosen.append(Checkpoint(len(have), int(read_json(ppo_dir / "card.json")["steps"]), agent))
+    return chosen
+
+
+def train_demonstrator(game: str, ppo_dir: str | Path, budget: str, seed: int, checkpoints: int,
+                       checkpoint_every: int | None = None, profile: str = "paper", device: str = "cpu",
+                       progress: bool = True) -> Path:
+    """Train PPO on the true reward into ``ppo_dir`` with at least ``checkpoints`` checkpoints (reused when the
+    folder already holds a finished run); ``checkpoint_every`` defaults to the budget split in checkpoints + 1."""
+    from trex_bench.rl.ppo import get_ppo_config, train_ppo
+
+    ppo_dir = Path(ppo_dir)
+    if (ppo_dir / "card.json").exists():
+        return ppo_dir
+    cfg = get_ppo_config(budget)
+    every = checkpoint_every or max(cfg.total_steps // (checkpoints + 1), cfg.n_envs * cfg.n_steps)
+    cfg = cfg.replace(checkpoint_every=every, total_steps=max(cfg.total_steps, every * checkpoints))
+    return train_ppo(game, "true", cfg, seed, ppo_dir, progress=progress, profile=profile, device=device)
+
+
+def collect_from_checkpoints(
+    game: str, checkpoints: list[Path] | list[Checkpoint], episodes_per_checkpoint: int, seed: int,
+    profile: str = "paper", n_envs: int = 1, progress: bool = True, created_by: str = "", device: str = "cpu",
+) -> DemoSet:
+    """Record ``episodes_per_checkpoint`` stochastic episodes from each checkpoint; an episode's ``checkpoint`` is
+    its policy's index in the run (a plain path list counts from 0); checkpoint ``i`` resets from ``seed + i``."""
+    if not checkpoints:
+        raise ValueError("no checkpoints to collect from")
+    items = [c if isinstance(c, Checkpoint) else Checkpoint(i, -1, Path(c)) for i, c in enumerate(checkpoints)]
+    parts = []
+    for c in items:
+        cfg = CollectConfig(episodes=episodes_per_checkpoint, seed=seed + c.index, profile=profile,
+                            n_envs=min(n_envs, episodes_per_checkpoint), checkpoint=c.index)
+        parts.append(collect(game, SB3Policy(c.path, device=device), cfg, progress=progress, created_by=created_by))
+    return merge_demo_sets(parts)
