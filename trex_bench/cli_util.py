@@ -58,3 +58,18 @@ def noise_levels(text: str) -> list[float]:
             raise argparse.ArgumentTypeError(f"noise must be in [0, 1], got {eps}")
         levels.append(eps)
     return levels
+
+
+def seed_list(text: str) -> list[int]:
+    """``0,1,2`` or a range ``0-4`` (inclusive)."""
+    out: list[int] = []
+    for item in [w.strip() for w in text.split(",") if w.strip()]:
+        lo, sep, hi = item.partition("-")
+        try:
+            span = range(int(lo), int(hi) + 1) if sep else [int(lo)]
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(f"not a seed or seed range: {item!r}") from e
+        if not span or min(span) < 0:
+            raise argparse.ArgumentTypeError(f"seeds must be >= 0 and ranges ascending: {item!r}")
+        out.extend(span)
+    return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from trex_bench.cli_util import positive_int
+from trex_bench.cli_util import positive_int, seed_list
 
 
 def _words(text: str) -> list[str]:
@@ -13,21 +13,6 @@ def _words(text: str) -> list[str]:
     if not items:
         raise argparse.ArgumentTypeError("empty list")
     return items
-
-
-def _seeds(text: str) -> list[int]:
-    """``0,1,2`` or a range ``0-4`` (inclusive)."""
-    out: list[int] = []
-    for item in _words(text):
-        lo, sep, hi = item.partition("-")
-        try:
-            span = range(int(lo), int(hi) + 1) if sep else [int(lo)]
-        except ValueError as e:
-            raise argparse.ArgumentTypeError(f"not a seed or seed range: {item!r}") from e
-        if not span or min(span) < 0:
-            raise argparse.ArgumentTypeError(f"seeds must be >= 0 and ranges ascending: {item!r}")
-        out.extend(span)
-    return out
 
 
 def _floats(text: str) -> list[float]:
@@ -51,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--games", type=_words, required=True, help="comma-separated game ids, e.g. breakout,pong")
     p.add_argument("--methods", type=_words, required=True, help="comma-separated: trex, drex, bc, ppo-true, constant")
-    p.add_argument("--seeds", type=_seeds, default=[0], help="comma-separated seeds and ranges, e.g. 0-2 (default 0)")
+    p.add_argument("--seeds", type=seed_list, default=[0], help="comma-separated seeds and ranges, e.g. 0-2 (default 0)")
     p.add_argument("--budget", required=True, help="smoke | quick | small | gpu | paper")
     p.add_argument("--kl-to", type=Path, default=None, help="BC policy folder: the reference of the KL axis")
     p.add_argument("--kl-betas", type=_floats, default=[], help="KL axis, e.g. 0,0.01,0.1 (0 = no penalty); needs --kl-to")

@@ -31,7 +31,7 @@ from scipy import stats
 from trex_bench._io import atomic_write, versions, write_json
 from trex_bench.types import DemoSet
 
-__all__ = ["fidelity_report", "per_step_stats", "scatter_plot", "score_command", "default_report_path", "PREDICTIONS"]
+__all__ = ["correlation", "episode_rewards", "snippet_accuracy", "fidelity_report", "per_step_stats", "scatter_plot", "score_command", "default_report_path", "PREDICTIONS"]
 
 PREDICTIONS = ("pred_sum", "pred_sigmoid_sum", "pred_mean")  # the three per-episode predicted returns
 
@@ -48,7 +48,7 @@ class _Stacks(Protocol):
     def stacks(self, ep: np.ndarray, t: np.ndarray) -> np.ndarray: ...
 
 
-def _corr(kind: str, x: np.ndarray, y: np.ndarray) -> float | None:
+def correlation(kind: str, x: np.ndarray, y: np.ndarray) -> float | None:
     """Spearman or Pearson correlation; None when undefined (a constant input), so the JSON stays valid."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scipy's ConstantInputWarning: reported as None instead
@@ -75,7 +75,8 @@ def episode_rewards(model: _Scorer, cache: _Stacks, lengths: np.ndarray, batch_s
 
 
 def snippet_accuracy(
-    rewards: list[np.ndarray], returns: np.ndarray, snippet_len: int, n_pairs: int, rng: np.random.Generator
+    rewards: list[np.ndarray], returns: np.ndarray, snippet_len: int, n_pairs: int, rng: np.random.Generator,
+    candidates: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Pairwise accuracy on equal-length snippets at matched progress between episodes of different return.
 
@@ -83,9 +84,9 @@ def snippet_accuracy(
     have length L = min(snippet_len, T_i, T_j) and start at ``round(p · (T − L))`` of their episode, so neither
     length nor "how far into the game" can tell them apart. The label is the episodes' true-return order (the
     T-REX assumption that a better episode's snippets are better); a tie in predicted return counts one half.
+    ``candidates`` (episode index arrays) restricts the pairs drawn from (default: every pair of episodes).
     """
-    E = len(returns)
-    ii, jj = np.triu_indices(E, k=1)
+    ii, jj = candidates if candidates is not None else np.triu_indices(len(returns), k=1)
     keep = returns[ii] != returns[jj]
     ii, jj = ii[keep], jj[keep]
     pick = rng.integers(0, len(ii), size=n_pairs)
@@ -128,7 +129,7 @@ def per_step_stats(rewards: list[np.ndarray], true_rewards: list[np.ndarray]) ->
 
     return {
         "sigmoid_constant_share": float(sig.mean() ** 2 / np.mean(sig**2)),
-        "spearman_vs_score_so_far": _corr("spearman", r, so_far),
+        "spearman_vs_score_so_far": correlation("spearman", r, so_far),
         "delta_at_scoring_steps": mean(delta[scoring]),
         "delta_elsewhere": mean(delta[~scoring]),
         "delta_std": float(delta.std()) if len(delta) else None,
@@ -200,7 +201,7 @@ def fidelity_report(
         for i, ep in enumerate(demos.episodes)
     ]
     correlations = {
-        k: {"spearman": _corr("spearman", v, returns), "pearson": _corr("pearson", v, returns)} for k, v in preds.items()
+        k: {"spearman": correlation("spearman", v, returns), "pearson": correlation("pearson", v, returns)} for k, v in preds.items()
     }
     return {
         "kind": "fidelity_report",
@@ -214,9 +215,9 @@ def fidelity_report(
         "episodes": episodes,
         "correlations": correlations,
         "length_confound": {
-            "spearman_length_vs_return": _corr("spearman", lengths, returns),
-            "spearman_sum_vs_length": _corr("spearman", preds["pred_sum"], lengths),
-            "spearman_mean_vs_length": _corr("spearman", preds["pred_mean"], lengths),
+            "spearman_length_vs_return": correlation("spearman", lengths, returns),
+            "spearman_sum_vs_length": correlation("spearman", preds["pred_sum"], lengths),
+            "spearman_mean_vs_length": correlation("spearman", preds["pred_mean"], lengths),
         },
         "pairwise": snippet_accuracy(rewards, returns, snippet_len, n_pairs, rng),
         "per_step": per_step_stats(rewards, [ep.rewards for ep in demos.episodes]),

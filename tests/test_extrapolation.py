@@ -1,0 +1,77 @@
+"""The extrapolation benchmark: split checks, metrics on a real replayed split, the Figure-3 plot, the table, the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from trex_bench.extrapolation import ExtrapolationResult, check_split, figure3, score_split, update_table
+from trex_bench.reward.net import RewardNet
+
+
+def _split(ds, lo=(0, 1), hi=(2, 3)):
+    """demos = the episodes ``lo``, unseen = ``hi`` (as two sets of one run)."""
+    order = np.argsort(ds.returns)
+    pick = lambda idx: dataclasses.replace(ds, episodes=tuple(ds.episodes[order[i]] for i in idx))  # noqa: E731
+    return pick(lo), pick(hi)
+
+
+def test_split_checks_refuse_what_is_not_extrapolation(breakout_demos):
+    demos, unseen = _split(breakout_demos)
+    check_split(demos, unseen)  # fine
+    with pytest.raises(ValueError, match="repeats 2 episode"):
+        check_split(demos, demos)
+    with pytest.raises(ValueError, match="one game"):
+        check_split(demos, dataclasses.replace(unseen, game="pong"))
+    with pytest.raises(ValueError, match="one run"):
+        check_split(dataclasses.replace(demos, demonstrator="sb3:runA/checkpoints/ppo_1_steps.zip"),
+                    dataclasses.replace(unseen, demonstrator="sb3:runB/checkpoints/ppo_9_steps.zip"))
+    same = dataclasses.replace(demos, episodes=(demos.episodes[0], demos.episodes[0]))
+    with pytest.raises(ValueError, match="no ranking"):
+        check_split(same, unseen)
+
+
+def test_metrics_on_a_replayed_split_and_the_figure(breakout_demos, tmp_path):
+    demos, unseen = _split(breakout_demos)
+    torch.manual_seed(0)
+    net = RewardNet("breakout").eval()
+    r = score_split(net, "trex", 0, demos, unseen, cache_dir=tmp_path / "cache")
+    assert isinstance(r, ExtrapolationResult) and (r.n_demos, r.n_unseen) == (2, 2)
+    assert r.best_demo == max(e.ret for e in demos.episodes)
+    assert r.n_beyond_best == sum(e.ret > r.best_demo for e in unseen.episodes)
+    assert [e["set"] for e in r.episodes] == ["demo", "demo", "unseen", "unseen"]
+    for k in ("spearman_mean_all", "spearman_sigmoid_sum_all", "snippet_accuracy_all", "sigmoid_constant_share_unseen"):
+        assert r.metrics[k] is not None and np.isfinite(r.metrics[k]), k
+    assert -1 <= r.metrics["spearman_mean_all"] <= 1
+    if r.n_beyond_best:
+        assert 0 <= r.metrics["beyond_best_accuracy"] <= 1
+    png = figure3(r, tmp_path / "fig" / "s0.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_table_replaces_a_seed_and_keeps_the_rest(tmp_path):
+    def res(seed, rho, method="trex"):
+        return ExtrapolationResult("breakout", method, seed, 12, 39, 16.0, 20, {"spearman_mean_all": rho}, ())
+
+    csv, md = tmp_path / "x.csv", tmp_path / "x.md"
+    update_table([res(0, 0.5), res(1, 0.7)], csv, md)
+    update_table([res(1, 0.9), res(-1, 0.8, "released-trex")], csv, md)
+    import pandas as pd
+
+    df = pd.read_csv(csv)
+    assert sorted(zip(df["method"], df["seed"], df["spearman_mean_all"], strict=True)) == [
+        ("released-trex", -1, 0.8), ("trex", 0, 0.5), ("trex", 1, 0.9)]
+    text = md.read_text()
+    assert "| breakout | trex | 2 | 12 / 39 (20) | 0.70 ± 0.28 |" in text and "released-trex | 1 |" in text
+
+
+def test_cli_names_the_missing_sets(capsys):
+    from trex_bench.cli import main
+
+    assert main(["extrapolation", "hero", "--seeds", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "no committed demo set demos/hero/ppo-checkpoints" in err and "demos collect hero" in err
+    assert main(["extrapolation", "nogame"]) == 2

@@ -1,0 +1,96 @@
+"""``trex-bench extrapolation``: train a reward on a game's demo set, score it on the unseen, better set."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from trex_bench.cli_util import seed_list
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "extrapolation",
+        help="does the learned reward rank unseen, better episodes correctly? (no RL; minutes on a CPU)",
+        description="T-REX's own protocol: train the reward on a demo set of early PPO checkpoints, score it on "
+        "later checkpoints of the same run (the unseen set): Spearman/Pearson of predicted vs true return on all "
+        "and on the unseen episodes, snippet accuracy beyond the best demo, the Figure-3 plot per seed, and the "
+        "table results/tables/extrapolation.md (+ .csv). --reference adds the authors' released nets as rows.",
+        epilog="Example: trex-bench extrapolation breakout --method trex --seeds 0-2 --budget quick "
+        "--reference ../shared/reference",
+    )
+    p.add_argument("game", help="game id, e.g. breakout")
+    p.add_argument("--method", default="trex", choices=["trex"], help="reward learning method (default: trex)")
+    p.add_argument("--seeds", type=seed_list, default=[0], help="seeds, e.g. 0-2 or 0,3 (default: 0)")
+    p.add_argument("--budget", default="quick", help="reward budget: smoke | quick | small | gpu | paper (default: quick)")
+    p.add_argument("--demos", type=Path, default=None, help="demo set (default: demos/<game>/ppo-checkpoints)")
+    p.add_argument("--unseen", type=Path, default=None, help="unseen, better set (default: demos/<game>/ppo-later)")
+    p.add_argument("--reference", type=Path, default=None,
+                   help="the authors' released nets (../shared/reference): also score released T-REX and D-REX")
+    p.add_argument("--runs", type=Path, default=Path("runs/extrapolation"), help="where the reward nets go")
+    p.add_argument("--results", type=Path, default=Path("results"),
+                   help="tables/extrapolation.{csv,md} and plots/extrapolation/ go under here (default: results)")
+    p.add_argument("--cache", type=Path, default=None, help="frame cache folder (default: the package cache)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def _default_set(game: str, name: str) -> Path:
+    folder = REPO / "demos" / game / name
+    if not (folder / "manifest.json").exists():
+        have = sorted(p.name for p in (REPO / "demos" / game).glob("*") if (p / "manifest.json").exists())
+        raise ValueError(f"no committed demo set demos/{game}/{name} (this game has: {', '.join(have) or 'none'}); "
+                         f"make one with `trex-bench demos collect {game} --demonstrator ppo …` (demos/README.md) "
+                         "or pass --demos/--unseen")
+    return folder
+
+
+def run(args: argparse.Namespace) -> int:
+    from trex_bench.demos.store import load_demos
+    from trex_bench.extrapolation import check_split, figure3, score_split, train_or_reuse, update_table
+    from trex_bench.games import get_game
+    from trex_bench.reward.net import load_model
+
+    game = get_game(args.game).id
+    demos_dir = args.demos or _default_set(game, "ppo-checkpoints")
+    unseen_dir = args.unseen or _default_set(game, "ppo-later")
+    demos, unseen = load_demos(demos_dir, game=game), load_demos(unseen_dir, game=game)
+    check_split(demos, unseen, str(demos_dir), str(unseen_dir))  # before any training
+    jobs = []
+    for seed in args.seeds:
+        folder = train_or_reuse(game, demos_dir, args.runs / f"{game}-{args.method}-{args.budget}-s{seed}",
+                                args.method, args.budget, seed, args.cache, not args.no_progress)
+        jobs.append((args.method, seed, folder))
+    if args.reference is not None:
+        from trex_bench.reward.official import import_official
+
+        for which in ("trex", "drex"):
+            folder = args.runs / f"{game}-released-{which}"
+            try:
+                if not (folder / "card.json").exists():
+                    import_official(game, which, args.reference, folder)
+            except ValueError as e:  # hero has no released D-REX net
+                print(f"no released {which} net for {game}: {e}")
+                continue
+            jobs.append((f"released-{which}", -1, folder))
+    results = []
+    for method, seed, folder in jobs:
+        model, _ = load_model(folder, game=game)
+        r = score_split(model, method, seed, demos, unseen, args.cache)
+        plot = figure3(r, args.results / "plots" / "extrapolation" / f"{game}-{method}" / f"s{seed}.png")
+        m = r.metrics
+        print(f"{game} {method} seed {seed}: Spearman (mean r) all {_f(m['spearman_mean_all'])}, unseen "
+              f"{_f(m['spearman_mean_unseen'])}; σ-sum all {_f(m['spearman_sigmoid_sum_all'])}; snippet accuracy "
+              f"beyond the best demo {_f(m['beyond_best_accuracy'])} ({r.n_beyond_best} unseen episodes beyond "
+              f"{r.best_demo:g}); σ(r) constant share {_f(m['sigmoid_constant_share_unseen'])}  [{plot}]")
+        results.append(r)
+    tables = args.results / "tables"
+    update_table(results, tables / "extrapolation.csv", tables / "extrapolation.md")
+    print(f"wrote {tables / 'extrapolation.md'} and {tables / 'extrapolation.csv'}")
+    return 0
+
+
+def _f(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.2f}"
