@@ -34,7 +34,7 @@ from typing import Any
 
 from trex_bench._io import file_hash, read_json, write_json
 from trex_bench.games import get_game, human_normalized
-from trex_bench.types import REWARD_TRANSFORMS
+from trex_bench.types import PRECISIONS, REWARD_TRANSFORMS
 
 __all__ = ["PipelineConfig", "METHODS", "LEARNED_REWARD", "run_pipeline", "default_demos", "BUDGET_EVAL_EPISODES"]
 
@@ -74,6 +74,7 @@ class PipelineConfig:
         device: torch device.
         kl_to, kl_beta: the RLHF KL penalty's reference policy and β.
         max_seconds: opt-in wall-time valve on PPO (never set by a budget; a run it stops is marked time_capped).
+        precision: the policy trunk's numerics, ``fp32`` | ``bf16`` | ``auto`` (``trex_bench.rl.precision``).
     """
 
     game: str
@@ -90,6 +91,7 @@ class PipelineConfig:
     kl_to: Path | None = None
     kl_beta: float = 0.0
     max_seconds: float | None = None
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "game", get_game(self.game).id)
@@ -101,6 +103,8 @@ class PipelineConfig:
             raise ValueError(f"unknown budget {self.budget!r}; valid: {', '.join(BUDGETS)}")
         if self.max_seconds is not None and not 0 < self.max_seconds < float("inf"):
             raise ValueError(f"--max-seconds must be a finite number > 0, got {self.max_seconds}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
         if self.eval_episodes is not None and self.eval_episodes < 1:
             raise ValueError("eval_episodes must be >= 1")
         if self.kl_beta < 0 or (self.kl_beta > 0) != (self.kl_to is not None):
@@ -140,6 +144,8 @@ class PipelineConfig:
             parts.append(Path(self.demos).resolve().name)
         if self.max_seconds is not None:
             parts.append(f"cap{self.max_seconds:g}s")
+        if self.precision != "fp32":
+            parts.append(self.precision)
         return "-".join([*parts, self.budget, f"s{self.seed}"])
 
 
@@ -252,12 +258,15 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path | None = None, resume: boo
         upstream = reward_source
 
     kl = _kl_key(cfg)
+    from trex_bench.rl.precision import resolve_precision
+
+    precision, _ = resolve_precision(cfg.precision, cfg.device)  # the mode that runs keys the stage, not "auto"
     agent_key = {"stage": "agent", "reward": upstream, "ppo": dataclasses.asdict(ppo_cfg), "seed": cfg.seed,
-                 "transform": cfg.transform, "profile": cfg.profile, "kl": kl}
+                 "transform": cfg.transform, "profile": cfg.profile, "kl": kl, "precision": precision}
     agent_dir, agent_k = run.stage("agent", agent_key, lambda tmp: train_ppo(
         cfg.game, reward_source, ppo_cfg, cfg.seed, tmp, device=cfg.device, progress=progress,
         transform=cfg.transform, profile=cfg.profile,
-        kl_to=cfg.kl_to, kl_beta=cfg.kl_beta))
+        kl_to=cfg.kl_to, kl_beta=cfg.kl_beta, precision=precision))
     eval_key = {"stage": "eval", "agent": agent_k, "episodes": cfg.n_eval, "seed": cfg.seed, "demos": demos_hash}
     eval_dir, _ = run.stage("eval", eval_key, lambda tmp: evaluate_agent(
         agent_dir, episodes=cfg.n_eval, seed=cfg.seed, demos_dir=demos_dir, out=tmp / "eval.json",

@@ -36,7 +36,8 @@ __all__ = ["SweepJob", "JobResult", "plan_sweep", "run_sweep", "EXECUTORS"]
 
 EXECUTORS = ("local", "ray")
 # Options of a sweep that only some methods take: T-REX's ranking and labels, a learned reward's transform.
-_APPLIES_TO = {"ranking": ("trex",), "human_labels": ("trex",), "transform": LEARNED_REWARD}
+_APPLIES_TO = {"ranking": ("trex",), "human_labels": ("trex",), "transform": LEARNED_REWARD,
+               "precision": tuple(m for m in METHODS if m != "bc")}
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,8 @@ class SweepJob:
             cmd += ["--episodes", str(c.eval_episodes)]
         if c.kl_to is not None:
             cmd += ["--kl-to", str(c.kl_to), "--kl-beta", repr(c.kl_beta)]
+        if c.precision != "fp32":
+            cmd += ["--precision", c.precision]
         return cmd
 
     def finished(self) -> bool:

@@ -12,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Episode", "DemoSet", "Ranking", "SnippetPairs", "NOOP_NOISE", "REWARD_TRANSFORMS", "valid_noise"]
+__all__ = ["Episode", "DemoSet", "Ranking", "SnippetPairs", "NOOP_NOISE", "PRECISIONS", "REWARD_TRANSFORMS", "valid_noise"]
+# The PPO policy trunk's numerics (trex_bench.rl.precision): "auto" lets a per-machine probe choose.
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def _check(cond: bool, msg: str) -> None:

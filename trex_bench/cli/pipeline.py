@@ -37,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-seconds", type=positive_seconds, default=None, metavar="S",
                    help="opt-in safety valve: stop PPO after S seconds of training (the row says time_capped; "
                    "budgets are step counts and never set it)")
+    p.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16"],
+                   help="PPO policy numerics: fp32 (default) | bf16 autocast of the conv trunk | auto (the faster on "
+                   "this machine, probed once and cached)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -46,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = PipelineConfig(game=args.game, method=args.method, budget=args.budget, seed=args.seed, demos=args.demos,
                          ranking=args.ranking, human_labels=args.human_labels, transform=args.transform, eval_episodes=args.episodes, device=args.device,
-                         kl_to=args.kl_to, kl_beta=args.kl_beta, max_seconds=args.max_seconds)
+                         kl_to=args.kl_to, kl_beta=args.kl_beta, max_seconds=args.max_seconds,
+                         precision=args.precision)
     run_pipeline(cfg, out=args.out, resume=args.resume, leaderboard=args.leaderboard, progress=not args.no_progress,
                  cache_dir=args.cache)
     return 0

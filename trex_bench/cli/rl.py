@@ -52,6 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--max-seconds", type=positive_seconds, default=None, metavar="S",
                    help="opt-in safety valve: stop PPO after S seconds of training (recorded in the card; a run it "
                    "stops depends on the machine's load, so budgets never set it)")
+    t.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16"],
+                   help="policy numerics: fp32 (default) | bf16 autocast of the conv trunk | auto (the faster on this "
+                   "machine, probed once and cached in ~/.cache/trex_bench/precision.json)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=run_train)
 
@@ -65,7 +68,7 @@ def run_train(args: argparse.Namespace) -> int:
         cfg = cfg.replace(max_seconds=args.max_seconds)
     out = train_ppo(args.game, args.reward, cfg, args.seed, args.out, device=args.device,
                     progress=not args.no_progress, transform=args.transform, profile=args.profile,
-                    kl_to=args.kl_to, kl_beta=args.kl_beta)
+                    kl_to=args.kl_to, kl_beta=args.kl_beta, precision=args.precision)
     card = read_json(out / "card.json")
     print(f"trained PPO on {card['game']} ({card['reward']['source']} reward, budget {card['budget']}): "
           f"{card['steps']} steps in {card['wall_s']:.0f} s ({card['steps_per_s']:.0f} steps/s)")

@@ -43,6 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--demos", type=Path, default=None, help="demo set for every run (default: each game's committed set)")
     p.add_argument("--ranking", default="return", help="T-REX ranking: return | checkpoint | human | synthetic")
     p.add_argument("--human-labels", type=Path, default=None, help="MTurk label CSV for --ranking human (T-REX runs)")
+    p.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16"],
+                   help="PPO policy numerics of every run (see `trex-bench pipeline --help`)")
     p.add_argument("--transform", default="sigmoid",
                    help="learned-reward transform of the T-REX/D-REX runs: sigmoid (the papers) | raw | normalized | delta")
     p.add_argument("--episodes", type=positive_int, default=None, help="evaluation games per run (default by budget)")
@@ -65,7 +67,8 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     from trex_bench.sweep import JobResult, plan_sweep, run_sweep
 
     config = {"ranking": args.ranking, "human_labels": args.human_labels, "transform": args.transform,
-              "device": args.device, "demos": args.demos, "eval_episodes": args.episodes}
+              "device": args.device, "demos": args.demos, "eval_episodes": args.episodes,
+              "precision": args.precision}
     jobs = plan_sweep(args.games, args.methods, args.seeds, args.budget, root=args.root, leaderboard=args.leaderboard,
                       kl_to=args.kl_to, kl_betas=args.kl_betas, **config)
     print(f"sweep: {len(jobs)} run(s), executor {args.executor}, {args.workers} at once × {args.threads} thread(s)")

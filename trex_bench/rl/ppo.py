@@ -32,6 +32,7 @@ from trex_bench._progress import PPOProgress
 from trex_bench.envs import get_profile, make_vec_env
 from trex_bench.games import get_game
 from trex_bench.rl.kl import KLToReferenceCallback, ReferencePolicy, kl_reference
+from trex_bench.rl.precision import FastNatureCNN, resolve_precision
 from trex_bench.rl.wrappers import TRANSFORMS, ClipRewardVecEnv, ConstantRewardVecEnv, LearnedRewardVecEnv
 
 __all__ = ["PPOConfig", "BUDGETS", "get_ppo_config", "train_ppo", "load_agent", "reward_env", "kl_reference",
@@ -226,6 +227,7 @@ def train_ppo(
     kl_to: str | Path | ReferencePolicy | None = None,
     kl_beta: float = 0.0,
     channels_last: bool | None = None,
+    precision: str = "fp32",
 ) -> Path:
     """Train SB3 PPO on ``game`` with the given reward; write the agent folder.
 
@@ -246,6 +248,8 @@ def train_ppo(
             ``kl_to`` and β = 0 the penalty is off (a warning says so).
         channels_last: run the policy's convolutions in NHWC memory format (faster on CPU); None: on for a CPU
             device, off elsewhere. Recorded in the card.
+        precision: the policy trunk's numerics: ``fp32``, ``bf16`` (autocast, fp32 heads/losses/weights) or
+            ``auto`` (the faster on this machine, measured once: ``trex_bench.rl.precision``). Recorded in the card.
 
     Returns:
         ``out_dir``.
@@ -265,6 +269,7 @@ def train_ppo(
         raise ValueError(f"kl_beta={kl_beta} needs a reference policy (kl_to, a BC model folder)")
     if kl_to is not None and kl_beta == 0:
         warnings.warn(f"kl_to={kl_to} with kl_beta=0: the KL penalty is off", stacklevel=2)
+    precision, precision_record = resolve_precision(precision, device)  # refuses a bad mode before any work
     # Validate the reward and the KL reference before creating anything on disk.
     venv = make_vec_env(g, cfg.n_envs, prof, seed=seed, training=True)
     try:
@@ -285,9 +290,15 @@ def train_ppo(
     if cfg.checkpoint_every > 0:
         freq = max(cfg.checkpoint_every // cfg.n_envs, 1)  # CheckpointCallback counts vectorised steps
         callbacks.append(CheckpointCallback(freq, str(out / "checkpoints"), name_prefix="ppo"))
+    if channels_last is None:
+        channels_last = torch.device(device).type == "cpu"
+    # fp32 channels-last keeps SB3's own NatureCNN (the numerics of every earlier row); bf16 needs the autocast trunk.
+    policy_kwargs = {"features_extractor_class": FastNatureCNN, "features_extractor_kwargs": {"bf16": True}} \
+        if precision == "bf16" else None
     model = PPO(
         "CnnPolicy",
         env,
+        policy_kwargs=policy_kwargs,
         learning_rate=_schedule(cfg.learning_rate, cfg.linear_lr, cfg.total_steps, cfg.horizon),
         n_steps=cfg.n_steps,
         batch_size=cfg.batch_size,
@@ -303,8 +314,6 @@ def train_ppo(
         device=device,
         verbose=0,
     )
-    if channels_last is None:
-        channels_last = torch.device(device).type == "cpu"
     if channels_last:
         # NHWC convolutions (oneDNN): the PPO update is ~70 % of a CPU run and its minibatch forward/backward ran
         # 1.2-1.3x faster this way on 2 cores (benchmarks/ppo_reward_speed.py --arms memory-format); the maths is the
@@ -337,7 +346,8 @@ def train_ppo(
         "steps_per_s": round(model.num_timesteps / max(wall, 1e-9), 1),
         "device": str(device),
         "channels_last": bool(channels_last),
-        "precision": "fp32",
+        "precision": precision,
+        "precision_probe": precision_record,
         "reward_norm": norm,
         "kl_to": ref_desc,
         "kl_beta": kl_beta,

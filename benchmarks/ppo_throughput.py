@@ -1,0 +1,99 @@
+"""PPO agent steps/s: stock SB3 as a user would run it vs ours, side by side in one run (issue: PPO throughput).
+
+    python benchmarks/ppo_throughput.py [--game breakout] [--steps 8192] [--repeats 3] [--threads N] [--json OUT]
+
+Arms, each the rl-zoo3 Atari settings (8 envs, n_steps 128, batch 256, 4 epochs, lr 2.5e-4, clip 0.1, ent 0.01):
+
+* ``stock``: SB3 as its docs run Atari: ``make_atari_env`` (gymnasium ``AtariWrapper``, ``DummyVecEnv``) +
+  ``VecFrameStack(4)`` + ``PPO("CnnPolicy")``, NCHW fp32;
+* ``ours-fp32``: ``train_ppo`` on the true reward, ``--precision fp32`` (ale-py's C++ vector env, channels-last);
+* ``ours``: ``train_ppo`` on the true reward, ``--precision auto`` (the probe's choice on this machine);
+* ``ours-learned``: as ``ours`` with a learned reward (a fresh T-REX net, sigmoid transform).
+
+The arms alternate ``--repeats`` times (background load hits each alike); each prints the median agent steps/s of
+its repeats (learning time: rollouts + updates) and its ratio to ``stock``. Targets (issue 13): ours ≥ 2.0 × stock,
+ours-learned ≥ 0.90 × ours. Ratios only: absolute speeds depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from trex_bench._io import read_json
+from trex_bench.reward.net import RewardNet, save_model
+from trex_bench.rl.ppo import get_ppo_config, train_ppo
+from trex_bench.rl.precision import resolve_precision
+
+
+def stock_sb3(game_id: str, steps: int, seed: int) -> float:
+    """Agent steps/s of stock SB3 PPO on ``game_id``'s NoFrameskip-v4 env, the way rl-zoo3 runs it."""
+    import ale_py
+    import gymnasium as gym
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_atari_env
+    from stable_baselines3.common.vec_env import VecFrameStack
+
+    gym.register_envs(ale_py)
+    env_id = next(k for k in gym.registry if k.endswith("NoFrameskip-v4") and k[: -len("NoFrameskip-v4")].lower() == game_id)
+    env = VecFrameStack(make_atari_env(env_id, n_envs=8, seed=seed), n_stack=4)
+    model = PPO("CnnPolicy", env, n_steps=128, batch_size=256, n_epochs=4, learning_rate=2.5e-4, clip_range=0.1,
+                ent_coef=0.01, vf_coef=0.5, seed=seed, device="cpu", verbose=0)
+    t0 = time.perf_counter()
+    model.learn(steps)
+    wall = time.perf_counter() - t0
+    env.close()
+    return model.num_timesteps / wall
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--game", default="breakout")
+    ap.add_argument("--steps", type=int, default=8192, help="agent steps per arm and repeat")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from trex_bench.games import get_game
+
+    game = get_game(args.game)
+    chosen, record = resolve_precision("auto")
+    cfg = get_ppo_config("quick").replace(name="bench", total_steps=args.steps, checkpoint_every=0)
+    speeds: dict[str, list[float]] = {"stock": [], "ours-fp32": [], "ours": [], "ours-learned": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = Path(tmp) / "reward"
+        torch.manual_seed(0)  # a benchmark script, not library code: a fixed random net
+        save_model(RewardNet(game.id), model_dir, {"profile": "paper", "method": "random-init"})
+        arms = {"ours-fp32": dict(reward="true", precision="fp32"), "ours": dict(reward="true", precision="auto"),
+                "ours-learned": dict(reward=model_dir, precision="auto")}
+        for rep in range(args.repeats):
+            speeds["stock"].append(stock_sb3(game.ale_id, args.steps, rep))
+            for arm, kw in arms.items():
+                out = train_ppo(game.id, cfg=cfg, seed=rep, out_dir=Path(tmp) / f"{arm}-{rep}", progress=False, **kw)
+                card = read_json(out / "card.json")
+                speeds[arm].append(card["steps"] / card["wall_s"])
+            print(f"repeat {rep + 1}/{args.repeats}: " + ", ".join(f"{a} {v[-1]:.0f}" for a, v in speeds.items()),
+                  flush=True)
+    med = {a: statistics.median(v) for a, v in speeds.items()}
+    print(f"\nPPO agent steps/s on {game.id}, {args.steps} steps x {args.repeats} interleaved repeats (median), "
+          f"{torch.get_num_threads()} torch threads; precision auto -> {chosen} {record.get('stacks_per_s')}")
+    print(f"  {'arm':14} {'steps/s':>9} {'x stock':>8}")
+    for arm, v in med.items():
+        print(f"  {arm:14} {v:9.1f} {v / med['stock']:8.2f}")
+    print(f"  ours / stock = {med['ours'] / med['stock']:.2f} (target >= 2.0); "
+          f"learned / ours = {med['ours-learned'] / med['ours']:.2f} (target >= 0.90)")
+    if args.json:
+        args.json.write_text(json.dumps({"median": med, "runs": speeds, "precision": record, "steps": args.steps,
+                                         "threads": torch.get_num_threads()}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

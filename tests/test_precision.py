@@ -1,0 +1,75 @@
+"""The PPO policy's numerics: the per-machine probe, fp32 = SB3's own extractor, bf16 runs, channels-last inputs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from stable_baselines3.common.torch_layers import NatureCNN
+
+from trex_bench._io import read_json
+from trex_bench.rl.ppo import PPOConfig, load_agent, train_ppo
+from trex_bench.rl.precision import FastNatureCNN, bf16_supported, probe_precision, resolve_precision
+
+TINY = PPOConfig("tiny", total_steps=64, n_envs=2, n_steps=16, batch_size=16, n_epochs=1)
+
+
+def test_probe_returns_a_valid_mode_and_caches_it_per_machine(tmp_path, monkeypatch):
+    monkeypatch.setenv("TREX_BENCH_CACHE", str(tmp_path))
+    out = probe_precision(rounds=1, steps=1, batch=8)
+    assert out["choice"] in ("fp32", "bf16") and out["stacks_per_s"]["fp32"] > 0
+    mode, record = resolve_precision("auto")
+    assert mode in ("fp32", "bf16") and record["asked"] == "auto" and record["choice"] == mode
+    cached = json.loads((tmp_path / "precision.json").read_text())
+    assert cached[record["machine"]]["choice"] == mode
+    # a second call reads the cache rather than probing again
+    cached[record["machine"]]["choice"] = "fp32" if mode == "bf16" else "bf16"
+    (tmp_path / "precision.json").write_text(json.dumps(cached))
+    assert resolve_precision("auto")[0] != mode
+
+
+def test_unknown_precision_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(ValueError, match="unknown precision 'fp8'"):
+        train_ppo("breakout", "true", TINY, seed=0, out_dir=tmp_path / "agent", progress=False, precision="fp8")
+    assert not (tmp_path / "agent").exists()
+    from trex_bench.cli import main
+
+    with pytest.raises(SystemExit):  # argparse: one line naming the choices, exit 2
+        main(["rl", "train", "breakout", "--reward", "true", "--budget", "smoke", "--seed", "0", "--out",
+              str(tmp_path / "a2"), "--precision", "fp16"])
+    assert not (tmp_path / "a2").exists()
+
+
+def test_fp32_keeps_sb3s_own_extractor_and_records_the_mode(tmp_path):
+    out = train_ppo("breakout", "true", TINY, seed=0, out_dir=tmp_path / "agent", progress=False, precision="fp32")
+    card = read_json(out / "card.json")
+    assert card["precision"] == "fp32" and card["precision_probe"] == {"asked": "fp32"}
+    model, _ = load_agent(out)
+    assert type(model.policy.features_extractor) is NatureCNN  # the numerics of every row made before bf16 existed
+
+
+@pytest.mark.skipif(not bf16_supported(), reason="this torch build cannot autocast convolutions to bf16 on the CPU")
+def test_bf16_runs_at_smoke_with_channels_last_inputs_and_fp32_heads(tmp_path):
+    seen = []
+    hook = lambda mod, args: seen.append((args[0].is_contiguous(memory_format=torch.channels_last), args[0].dtype))  # noqa: E731
+    orig_init = FastNatureCNN.__init__
+
+    def init(self, *a, **kw):
+        orig_init(self, *a, **kw)
+        self.cnn[0].register_forward_pre_hook(hook)
+
+    FastNatureCNN.__init__ = init
+    try:
+        out = train_ppo("breakout", "true", TINY, seed=0, out_dir=tmp_path / "agent", progress=False, precision="bf16")
+    finally:
+        FastNatureCNN.__init__ = orig_init
+    assert seen and all(cl for cl, _ in seen), "observations must reach the first conv channels-last"
+    card = read_json(out / "card.json")
+    assert card["precision"] == "bf16" and card["steps"] >= TINY.total_steps
+    model, _ = load_agent(out)
+    assert isinstance(model.policy.features_extractor, FastNatureCNN) and model.policy.features_extractor.bf16
+    obs = torch.zeros(3, 4, 84, 84)
+    feats = model.policy.extract_features(obs, model.policy.features_extractor)
+    assert feats.dtype == torch.float32  # heads, softmax, log-probs and losses see fp32
+    assert all(p.dtype == torch.float32 for p in model.policy.parameters())  # fp32 master weights

@@ -1,0 +1,164 @@
+"""The policy's numeric format on this machine: channels-last convolutions, fp32 or bf16 autocast, chosen by measurement.
+
+Measured on this project's 2-core CPU machines (AMD EPYC with avx512_bf16; torch 2.13; the Nature-CNN actor-critic
+at PPO's minibatch of 256 stacks, forward + backward + Adam, 2 threads): NCHW fp32 ≈ 1 900–2 400 stacks/s,
+channels-last fp32 ≈ 2 800–2 900, channels-last + bf16 autocast ≈ 4 300–4 700. A CPU without native bf16 kernels made
+bf16 5–10× *slower* for the reward net, so the choice is made by a probe on the machine at hand, never assumed:
+``probe_precision`` times a few update steps of each mode and caches the winner per (CPU model, torch version,
+threads, device) under ``~/.cache/trex_bench/precision.json``.
+
+bf16 autocast covers the convolutional trunk and its 3136→512 linear layer only (``FastNatureCNN``): the features
+come back as fp32, so the policy and value heads, the softmax, the log-probabilities and the losses stay fp32, and the
+master weights and Adam state are fp32 throughout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import torch
+from stable_baselines3.common.torch_layers import NatureCNN
+
+from trex_bench.types import PRECISIONS
+
+__all__ = ["PRECISIONS", "FastNatureCNN", "probe_precision", "resolve_precision", "bf16_supported"]
+
+
+
+class FastNatureCNN(NatureCNN):
+    """SB3's ``NatureCNN`` (Mnih et al. 2015) with its input in channels-last memory format and an optional bf16
+    autocast of the trunk; the output features are always fp32. The maths is SB3's: same layers, same init.
+
+    >>> import gymnasium as gym
+    >>> net = FastNatureCNN(gym.spaces.Box(0, 255, (4, 84, 84), dtype="uint8"), bf16=True)
+    >>> net(torch.zeros(2, 4, 84, 84)).dtype
+    torch.float32
+    """
+
+    def __init__(self, observation_space: gym.Space, features_dim: int = 512, bf16: bool = False) -> None:
+        super().__init__(observation_space, features_dim)
+        self.bf16 = bf16
+        # The weights go channels-last with the whole policy (``train_ppo``), after SB3's orthogonal init: that
+        # init views each weight as a matrix, which a channels-last weight cannot be.
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        x = observations.contiguous(memory_format=torch.channels_last)
+        ctx = torch.autocast(x.device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+        with ctx:
+            features = self.linear(self.cnn(x))
+        return features.float()
+
+
+def bf16_supported(device: str | torch.device = "cpu") -> bool:
+    """Whether bf16 autocast of a convolution runs on ``device`` at all (speed is the probe's business)."""
+    try:
+        x = torch.zeros(1, 4, 84, 84, device=device)
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16):
+            torch.nn.functional.conv2d(x, torch.zeros(1, 4, 8, 8, device=device), stride=4)
+        return True
+    except (RuntimeError, TypeError):
+        return False
+
+
+def _cache_path() -> Path:
+    root = os.environ.get("TREX_BENCH_CACHE") or Path.home() / ".cache" / "trex_bench"
+    return Path(root) / "precision.json"
+
+
+def _machine_key(device: torch.device) -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else ""
+    return f"{cpu}|{gpu}|torch {torch.__version__}|{torch.get_num_threads()} threads|{device.type}"
+
+
+def probe_precision(device: str | torch.device = "cpu", rounds: int = 3, steps: int = 2, batch: int = 256) -> dict[str, Any]:
+    """Time PPO-sized update steps (forward, backward, Adam on ``batch`` stacks) of the Nature-CNN in fp32 and in
+    bf16 autocast, both channels-last: ``rounds`` alternating rounds of ``steps`` steps each after a warm-up step,
+    so that load on a shared machine hits both alike; the median round decides.
+
+    Returns:
+        ``{"choice": "fp32" | "bf16", "stacks_per_s": {mode: median}}``; bf16 must be ≥ 10 % faster to be chosen
+        (fp32 is the papers' numerics).
+    """
+    device = torch.device(device)
+    space = gym.spaces.Box(0, 255, (4, 84, 84), dtype="uint8")
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.randint(0, 256, (batch, 4, 84, 84), generator=gen, dtype=torch.uint8).to(device).float() / 255.0)
+    modes = ["fp32", "bf16"] if bf16_supported(device) else ["fp32"]
+    steppers = {m: _update_step(space, x, bf16=m == "bf16") for m in modes}
+    for step in steppers.values():
+        step()  # warm-up: oneDNN picks its kernels on the first call
+    rates: dict[str, list[float]] = {m: [] for m in modes}
+    for _ in range(rounds):
+        for m in modes:
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                steppers[m]()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            rates[m].append(batch * steps / (time.perf_counter() - t0))
+    speed = {m: statistics.median(v) for m, v in rates.items()}
+    choice = "bf16" if speed.get("bf16", 0.0) > 1.1 * speed["fp32"] else "fp32"
+    return {"choice": choice, "stacks_per_s": {k: round(v, 1) for k, v in speed.items()}}
+
+
+def _update_step(space: gym.Space, x: torch.Tensor, bf16: bool) -> Callable[[], None]:
+    """One forward + backward + Adam step of a fresh ``FastNatureCNN`` and a scalar head on ``x``, as a closure."""
+    net = FastNatureCNN(space, bf16=bf16).to(x.device, memory_format=torch.channels_last)
+    head = torch.nn.Linear(512, 1).to(x.device)
+    opt = torch.optim.Adam([*net.parameters(), *head.parameters()], lr=1e-4)
+
+    def step() -> None:
+        loss = head(net(x)).square().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def resolve_precision(precision: str, device: str | torch.device = "cpu", cache: bool = True) -> tuple[str, dict[str, Any]]:
+    """``fp32``/``bf16`` as asked, or the probe's choice for ``auto`` (cached per machine); returns (mode, record).
+
+    Raises:
+        ValueError: an unknown mode, or ``bf16`` where bf16 autocast cannot run.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+    device = torch.device(device)
+    if precision == "bf16" and not bf16_supported(device):
+        raise ValueError(f"--precision bf16: bf16 autocast does not run on {device} with torch {torch.__version__}")
+    if precision != "auto":
+        return precision, {"asked": precision}
+    key = _machine_key(device)
+    path = _cache_path()
+    found: dict[str, Any] = {}
+    if cache and path.exists():
+        try:
+            found = json.loads(path.read_text())
+        except (OSError, ValueError):
+            found = {}  # a corrupt cache is re-measured, not trusted
+    if key not in found:
+        found[key] = probe_precision(device)
+        if cache:
+            from trex_bench._io import write_json
+
+            try:
+                write_json(path, found)
+            except OSError:
+                pass  # a read-only home: the probe simply runs again next time
+    return found[key]["choice"], {"asked": "auto", "machine": key, **found[key]}
