@@ -148,3 +148,23 @@ def test_cli_train_smoke_writes_a_loadable_model(tmp_path, breakout_demos, capsy
                  "--seed", "0", "--out", str(tmp_path / "m2")]) == 2
     assert "holds breakout demos, not pong" in capsys.readouterr().err
     assert not (tmp_path / "m2").exists()
+
+
+@pytest.mark.parametrize("select", ["val_accuracy", "val_loss", "last"])
+def test_the_kept_weights_follow_the_selection_rule(select):
+    """``last`` keeps the final step's weights; ``val_loss``/``val_accuracy`` the check with the best of that figure."""
+    src = FakeFrames(np.linspace(0, 1, 6), length=25)
+    rank = Ranking(6, np.array([(i, j) for i in range(6) for j in range(6) if i < j]), "return")
+    cfg = replace(FAST, n_pairs=200, max_steps=12, eval_every=3, patience=0, select=select)
+    _, m = tr.train_reward(src, rank, cfg, "breakout", np.random.default_rng(0))
+    run = m["members"][0]
+    log = run["log"]
+    if select == "last":
+        assert run["best_step"] == run["steps"] == 12
+    elif select == "val_loss":
+        assert run["best_step"] == min(log, key=lambda e: e["val_loss"])["step"]
+    else:
+        best = max(e["val_accuracy"] for e in log)
+        assert run["best_step"] == min((e["val_loss"], e["step"]) for e in log if e["val_accuracy"] == best)[1]
+    with pytest.raises(ValueError, match="select"):
+        replace(FAST, select="best")

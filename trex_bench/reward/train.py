@@ -62,6 +62,9 @@ class TrainConfig:
         val_frac: share of *episode pairs* held out for validation.
         eval_every: steps between validation-accuracy checks.
         patience: checks without improvement before early stopping (0 = never stop early).
+        select: which weights are kept: ``val_accuracy`` (the best validation pair accuracy, ties broken by loss),
+            ``val_loss`` (the lowest validation loss: keeps training while the margins still grow, after the
+            accuracy on easy pairs has saturated) or ``last`` (the final weights, as the released T-REX code).
         bf16: bfloat16 autocast for the forward pass.
         channels_last: NHWC memory format for the convolutions.
         ensemble: number of independently initialised nets.
@@ -82,6 +85,7 @@ class TrainConfig:
     val_frac: float = 0.1
     eval_every: int = 25
     patience: int = 8
+    select: Literal["val_accuracy", "val_loss", "last"] = "val_accuracy"
     bf16: bool = False  # measured on 2 CPU cores: 5–10× slower (MEASURED below)
     channels_last: bool = True  # measured on 2 CPU cores: ~2× faster at batch 32 (MEASURED below)
     ensemble: int = 1
@@ -94,6 +98,8 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.max_len <= self.min_len:
             raise ValueError(f"TrainConfig needs min_len < max_len, got {self.min_len}, {self.max_len}")
+        if self.select not in ("val_accuracy", "val_loss", "last"):
+            raise ValueError(f"TrainConfig.select must be val_accuracy, val_loss or last, got {self.select!r}")
         if not (self.lr > 0 and self.passes > 0):
             raise ValueError("TrainConfig.lr and passes must be > 0")
 
@@ -296,7 +302,12 @@ def _train_one(source: FrameSource, train_p: SnippetPairs, val_p: SnippetPairs, 
         if writer is not None:
             writer.add_scalar(f"member{member}/val_accuracy", acc, step)
             writer.add_scalar(f"member{member}/val_loss", vloss, step)
-        improved = acc > best["acc"] or (acc == best["acc"] and vloss < best["loss"])
+        if cfg.select == "val_loss":
+            improved = vloss < best["loss"]
+        elif cfg.select == "last":
+            improved = True
+        else:
+            improved = acc > best["acc"] or (acc == best["acc"] and vloss < best["loss"])
         if improved:
             best.update(acc=acc, loss=vloss, step=step, state=copy.deepcopy(net.state_dict()))
         rule.record(improved)
