@@ -68,3 +68,21 @@ def test_every_imported_distribution_is_declared():
         if not names & (declared | optional):
             missing[module] = sorted(names)
     assert not missing, f"imported but not in setup.cfg install_requires: {missing}"
+
+
+def test_help_and_games_do_not_import_torch():
+    """`trex-bench --help` and `trex-bench games` start without loading torch or SB3 (seconds saved per call)."""
+    code = ("import sys; from trex_bench.cli import main\n"
+            "for argv in (['games'],):\n    main(argv)\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'stable_baselines3') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout[-500:]
+
+
+def test_the_torch_free_budget_names_match_the_budgets():
+    from trex_bench.rl.ppo import BUDGETS
+    from trex_bench.types import PPO_BUDGETS
+
+    assert tuple(BUDGETS) == PPO_BUDGETS

@@ -15,6 +15,8 @@ import numpy as np
 __all__ = ["Episode", "DemoSet", "Ranking", "SnippetPairs", "NOOP_NOISE", "PRECISIONS", "REWARD_TRANSFORMS", "valid_noise"]
 # The PPO policy trunk's numerics (trex_bench.rl.precision): "auto" lets a per-machine probe choose.
 PRECISIONS = ("auto", "fp32", "bf16")
+# The PPO budgets' names (``rl.ppo.BUDGETS``, which imports torch); a test keeps the two equal.
+PPO_BUDGETS = ("smoke", "quick", "small", "paper", "gpu", "paper-zoo")
 
 
 def _check(cond: bool, msg: str) -> None:

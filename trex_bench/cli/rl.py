@@ -17,8 +17,8 @@ def _nonneg_float(text: str) -> float:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from trex_bench.rl.ppo import BUDGETS
-    from trex_bench.rl.wrappers import TRANSFORMS
+    from trex_bench.types import PPO_BUDGETS as BUDGETS  # torch-free: `trex-bench --help` must not load torch
+    from trex_bench.types import REWARD_TRANSFORMS as TRANSFORMS
 
     p = sub.add_parser("rl", help="train an RL agent on a learned (or true, or constant) reward",
                        description="Reinforcement learning with SB3 PPO (CnnPolicy) on a reward model's output.")
