@@ -119,7 +119,8 @@ def test_row_from_run_fills_every_result_column(tmp_path):
             "schedule_steps": 10_000_000, "precision": "fp32", "stopped": "total steps"}
     report = {"game": "breakout", "profile": "paper", "episodes": 30, "mean": 40.0, "std": 2.0, "min": 30.0,
               "max": 50.0, "best_demo": 32.0, "avg_demo": 14.5, "beats_best_demo": True, "human_normalized": 1.3}
-    row = row_from_run(card, report, "trex", ranking_source="return", fidelity={"spearman": 0.9, "pair_accuracy": 0.8})
+    row = row_from_run(card, report, "trex", ranking_source="return", fidelity={"correlations": {"pred_mean": {"spearman": 0.9}},
+                                                                             "pairwise": {"accuracy": 0.8}})
     written = append_row(tmp_path / "lb.csv", row)
     assert written["beats_best_demo"] == "true" and written["rl_steps"] == "2048" and written["fidelity_spearman"] == "0.9"
     assert written["config_hash"] == row_from_run(card, report, "trex")["config_hash"]

@@ -167,7 +167,8 @@ def row_from_run(
         report: the evaluation report (``trex_bench.evaluate.evaluate_agent``).
         method: ``trex``, ``drex``, ``ppo-true``, ``constant``, ...
         ranking_source: where the rankings came from (``return``, ``checkpoint``, ``noise``, ``human`` ...).
-        fidelity: the reward model's fidelity report; ``spearman`` and ``pair_accuracy`` are used.
+        fidelity: the reward model's fidelity report (``fidelity_report``): the per-frame-mean Spearman and the
+            snippet pair accuracy are used.
         wall_s: wall time of the whole run (default: the agent's training time).
         run_id: the run folder's id (default: a fresh one).
     """
@@ -186,8 +187,9 @@ def row_from_run(
         "seed": agent_card.get("seed"),
         "n_episodes": report["episodes"],
         **{k: report[k] for k in ("mean", "std", "min", "max", "best_demo", "avg_demo", "beats_best_demo", "human_normalized")},
-        "fidelity_spearman": fid.get("spearman"),
-        "pair_accuracy": fid.get("pair_accuracy"),
+        # the fidelity report's own keys (reward.fidelity.fidelity_report): mean per-frame r vs return, snippet pairs
+        "fidelity_spearman": fid.get("correlations", {}).get("pred_mean", {}).get("spearman"),
+        "pair_accuracy": fid.get("pairwise", {}).get("accuracy"),
         "wall_s": wall_s if wall_s is not None else agent_card.get("wall_s"),
         "config_hash": config_hash({k: agent_card.get(k) for k in ("game", "profile_settings", "reward", "config", "seed")}
                                    | {"eval": {k: report.get(k) for k in ("episodes", "seed", "deterministic")}}),
