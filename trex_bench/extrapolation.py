@@ -28,7 +28,8 @@ from trex_bench._io import atomic_write
 from trex_bench.reward.fidelity import correlation, episode_rewards, per_step_stats, snippet_accuracy
 from trex_bench.types import DemoSet
 
-__all__ = ["ExtrapolationResult", "check_split", "demonstrator_run", "extrapolation_metrics", "figure3"]
+__all__ = ["ExtrapolationResult", "check_split", "demonstrator_run", "extrapolation_metrics", "figure3", "score_split",
+           "write_stage", "summary_line", "train_or_reuse", "update_table", "markdown_table"]
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,32 @@ def score_split(model: Any, method: str, seed: int, demos: DemoSet, unseen: Demo
     best = float(demos.returns.max())
     return ExtrapolationResult(demos.game, method, seed, len(demos.episodes), len(unseen.episodes), best,
                                int(sum(e.ret > best for e in unseen.episodes)), metrics, tuple(rows))
+
+
+def write_stage(model_dir: Path, method: str, seed: int, demos: DemoSet, unseen: DemoSet, out: Path,
+                cache_dir: str | Path | None = None) -> ExtrapolationResult:
+    """A reward-model folder scored on a split: ``out/extrapolation.json`` and ``out/figure3.png`` (pipeline stage)."""
+    from trex_bench._io import write_json
+    from trex_bench.reward.net import load_model
+
+    model, _ = load_model(model_dir, game=demos.game)
+    result = score_split(model, method, seed, demos, unseen, cache_dir)
+    write_json(out / "extrapolation.json", result.to_json())
+    figure3(result, out / "figure3.png")
+    return result
+
+
+def summary_line(ex: dict[str, Any], unseen_dir: str | Path) -> str:
+    """One line of an ``extrapolation.json`` for a log."""
+    m = ex["metrics"]
+
+    def f(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.2f}"
+
+    return (f"extrapolation on {unseen_dir} ({ex['n_unseen']} unseen episodes, {ex['n_beyond_best']} beyond the best "
+            f"demo {ex['best_demo']:g}): Spearman of mean r with the return {f(m['spearman_mean_all'])} on all, "
+            f"{f(m['spearman_mean_unseen'])} on the unseen; snippet accuracy beyond the best demo "
+            f"{f(m['beyond_best_accuracy'])}")
 
 
 def train_or_reuse(game: str, demos_dir: Path, out: Path, method: str, budget: str, seed: int,

@@ -41,10 +41,6 @@ __all__ = ["PipelineConfig", "METHODS", "LEARNED_REWARD", "run_pipeline", "defau
 METHODS = ("trex", "drex", "bc", "ppo-true", "constant")
 LEARNED_REWARD = ("trex", "drex")  # the methods whose PPO runs on a reward net (and so take a --transform)
 NOT_BUILT = ("gail", "random")
-# D-REX §4 / released LearnAtariSyntheticRankingsBinning.py: ε-greedy noise around the BC policy at these levels.
-DREX_NOISE = (1.0, 0.75, 0.5, 0.25, 0.02)
-# Rollouts per noise level: the D-REX paper text says 5 (the released script 20); fewer on CPU budgets.
-DREX_ROLLOUTS = {"smoke": 1, "quick": 2, "small": 3, "gpu": 3, "paper": 5}
 BUDGETS = ("smoke", "quick", "small", "gpu", "paper")
 # Evaluation episodes per budget: 30 full games is the papers' protocol (T-REX §5); smoke only checks the path.
 BUDGET_EVAL_EPISODES = {"smoke": 2, "quick": 30, "small": 30, "gpu": 30, "paper": 30}
@@ -75,6 +71,8 @@ class PipelineConfig:
         kl_to, kl_beta: the RLHF KL penalty's reference policy and β.
         max_seconds: opt-in wall-time valve on PPO (never set by a budget; a run it stops is marked time_capped).
         precision: the policy trunk's numerics, ``fp32`` | ``bf16`` | ``auto`` (``trex_bench.rl.precision``).
+        unseen: later checkpoints of the demos' PPO run, for the reward's extrapolation check before PPO (default:
+            the demo set's sibling ``ppo-later`` when it has one, as the committed PPO-checkpoint sets do).
     """
 
     game: str
@@ -92,6 +90,7 @@ class PipelineConfig:
     kl_beta: float = 0.0
     max_seconds: float | None = None
     precision: str = "fp32"
+    unseen: Path | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "game", get_game(self.game).id)
@@ -233,8 +232,12 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path | None = None, resume: boo
 
         train_demos = demos_dir
         if cfg.method == "drex":
-            noise_key = {"stage": "noise-rollouts", "bc": bc_k, "levels": DREX_NOISE, "k": DREX_ROLLOUTS[cfg.budget], "seed": cfg.seed}
-            noise_dir, _ = run.stage("noise-rollouts", noise_key, lambda tmp: _noise_rollouts(cfg, demos, bc_dir, tmp, progress))
+            from trex_bench.drex import DREX_NOISE, DREX_ROLLOUTS, noise_rollouts
+
+            k = DREX_ROLLOUTS[cfg.budget]
+            noise_key = {"stage": "noise-rollouts", "bc": bc_k, "levels": DREX_NOISE, "k": k, "seed": cfg.seed}
+            noise_dir, _ = run.stage("noise-rollouts", noise_key, lambda tmp: noise_rollouts(
+                demos, bc_dir, tmp, per_level=k, seed=cfg.seed, device=cfg.device, progress=progress))
             train_demos = noise_dir / "demos"
         ranking = cfg.ranking_source
         reward_key = {"stage": "reward", "method": cfg.method, "ranking": ranking, "seed": cfg.seed,
@@ -251,6 +254,15 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path | None = None, resume: boo
         fid_dir, _ = run.stage("fidelity", {"stage": "fidelity", "reward": reward_k, "demos": demos_hash},
                                lambda tmp: score_command(reward_dir, demos_dir, tmp / "fidelity.json", cache_dir))
         fidelity = read_json(fid_dir / "fidelity.json")
+        unseen_dir = _unseen_set(cfg, demos_dir)
+        if unseen_dir is not None:
+            unseen = load_demos(unseen_dir, game=cfg.game, profile=cfg.profile)
+            ex_key = {"stage": "extrapolation", "reward": reward_k, "demos": demos_hash, "unseen": unseen.content_hash()}
+            from trex_bench.extrapolation import summary_line, write_stage
+
+            ex_dir, _ = run.stage("extrapolation", ex_key, lambda tmp: write_stage(
+                reward_dir, cfg.method, cfg.seed, demos, unseen, tmp, cache_dir))
+            print(summary_line(read_json(ex_dir / "extrapolation.json"), unseen_dir), flush=True)
         reward_source: str | Path = reward_dir
         upstream = reward_k
     else:
@@ -284,8 +296,15 @@ def _finish(summary: dict[str, Any], folder: Path, leaderboard: str | Path | Non
         append_row(leaderboard, summary["row"])
         summary["leaderboard"] = str(leaderboard)
     write_json(folder / "summary.json", summary)
-    _print_summary(summary)
     return summary
+
+
+def _unseen_set(cfg: PipelineConfig, demos_dir: Path) -> Path | None:
+    """The unseen set of the extrapolation stage: ``cfg.unseen``, else a ``ppo-later`` folder beside the demos."""
+    if cfg.unseen is not None:
+        return Path(cfg.unseen)
+    sibling = Path(demos_dir).parent / "ppo-later"
+    return sibling if (sibling / "manifest.json").exists() and Path(demos_dir).name == "ppo-checkpoints" else None
 
 
 def _kl_key(cfg: PipelineConfig) -> dict[str, Any] | None:
@@ -293,41 +312,6 @@ def _kl_key(cfg: PipelineConfig) -> dict[str, Any] | None:
         return None
     card = Path(cfg.kl_to) / "card.json"
     return {"beta": cfg.kl_beta, "card": file_hash(card) if card.exists() else str(cfg.kl_to)}
-
-
-def _noise_rollouts(cfg: PipelineConfig, demos: Any, bc_dir: Path, tmp: Path, progress: bool) -> None:
-    """D-REX's automatic ranking data: the demos (ranked above everything, ε = 0) + BC rollouts at each ε + the
-    no-op bin (a NOOP-only policy, ranked below every ε; ``types.NOOP_NOISE``).
-
-    Rollouts are capped at twice the longest demo (a clone that never presses FIRE would otherwise idle until the
-    108 000-frame cap); a capped rollout is recorded as truncated.
-    """
-    import numpy as np
-
-    from trex_bench.demos.collect import CollectConfig, collect
-    from trex_bench.demos.policies import EpsilonGreedy, NoopPolicy
-    from trex_bench.demos.store import merge_demo_sets, save_demos
-    from trex_bench.rl.bc import load_bc
-    from trex_bench.types import NOOP_NOISE, DemoSet
-
-    rng = np.random.default_rng(cfg.seed)
-    bc = load_bc(bc_dir, game=cfg.game, rng=rng, device=cfg.device)
-    cap = int(2 * demos.lengths.max())
-    parts = [DemoSet(demos.game, demos.profile, demos.profile_settings, f"demos ({demos.demonstrator}) as ε = 0",
-                     tuple(dataclasses.replace(e, noise=0.0) for e in demos.episodes), demos.versions, demos.created_by)]
-    for i, eps in enumerate(DREX_NOISE):
-        cc = CollectConfig(episodes=DREX_ROLLOUTS[cfg.budget], seed=cfg.seed + 100 + i, profile=cfg.profile,
-                           noise=eps, max_steps=cap, n_envs=DREX_ROLLOUTS[cfg.budget])
-        parts.append(collect(cfg.game, EpsilonGreedy(bc, eps, bc.n_actions, rng), cc, progress=progress,
-                             created_by="trex-bench pipeline (D-REX noise rollouts)"))
-    cc = CollectConfig(episodes=DREX_ROLLOUTS[cfg.budget], seed=cfg.seed + 100 + len(DREX_NOISE), profile=cfg.profile,
-                       noise=NOOP_NOISE, max_steps=cap, n_envs=DREX_ROLLOUTS[cfg.budget])
-    parts.append(collect(cfg.game, NoopPolicy(), cc, progress=progress, created_by="trex-bench pipeline (D-REX no-op bin)"))
-    merged = merge_demo_sets(parts)
-    save_demos(merged, tmp / "demos")
-    from trex_bench.degradation import write_degradation
-
-    write_degradation(merge_demo_sets(parts[1:-1]), tmp / "degradation", demo_set=demos)
 
 
 def _finish_bc(cfg: PipelineConfig, run: _Run, folder: Path, demos: Any, demos_dir: Path, demos_hash: str, bc_dir: Path,
@@ -399,18 +383,3 @@ def _device_name(device: str) -> str:
     if device.startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
     return f"cpu ({os.cpu_count()} cores, {platform.machine()})"
-
-
-def _print_summary(summary: dict[str, Any]) -> None:
-    r = summary["row"]
-    print()
-    print(f"== {r['game']} · {r['method']} · budget {r['budget']} · seed {r['seed']} ==")
-    print(f"agent: {r['mean']:.1f} ± {r['std']:.1f} over {r['n_episodes']} full games (min {r['min']:g}, max {r['max']:g})")
-    verdict = "beats" if r["beats_best_demo"] else ("beats the average but not the best" if r["mean"] > r["avg_demo"] else "does not beat")
-    print(f"demos: best {r['best_demo']:g}, average {r['avg_demo']:.1f} → the agent {verdict} demo")
-    if r["fidelity_spearman"] is not None:
-        print(f"reward fidelity: Spearman {r['fidelity_spearman']:.2f} (mean per-frame reward vs true return), "
-              f"snippet pair accuracy {r['pair_accuracy']:.2f}")
-    hn = r["human_normalized"]
-    print(f"human-normalised: {hn:.3f}" if hn is not None else "human-normalised: n/a")
-    print(f"wall time {r['wall_s']:.0f} s; run folder {summary['run_folder']}" + (f"; leaderboard {summary['leaderboard']}" if "leaderboard" in summary else ""))
