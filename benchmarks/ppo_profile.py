@@ -58,7 +58,6 @@ def main() -> None:
         wrapper.step_wait = timed("  env step + reward wrapper", wrapper.step_wait)  # type: ignore[method-assign]
     RolloutBuffer.compute_returns_and_advantage = timed(  # type: ignore[method-assign]
         "  GAE", RolloutBuffer.compute_returns_and_advantage)
-    RolloutBuffer.get = timed("  minibatch gather", RolloutBuffer.get)  # type: ignore[method-assign]
     from stable_baselines3.common.policies import ActorCriticPolicy
 
     ActorCriticPolicy.forward = timed("  policy forward (rollouts)", ActorCriticPolicy.forward)  # type: ignore[method-assign]
@@ -77,15 +76,16 @@ def main() -> None:
         total = time.perf_counter() - t0
     learn = TIMES["rollouts (total)"] + TIMES["update (total)"]
     TIMES["  backward, clipping, other (update)"] = (TIMES["update (total)"] - TIMES["  policy forward (update)"]
-                                                    - TIMES["  Adam step"] - TIMES["  minibatch gather"])
+                                                    - TIMES["  Adam step"])
     TIMES["  other (rollouts)"] = (TIMES["rollouts (total)"] - TIMES["  env step + reward wrapper"]
                                    - TIMES["  policy forward (rollouts)"] - TIMES["  GAE"])
     print(f"PPO profile: {args.game}, {args.steps} agent steps, reward {args.reward}, precision {args.precision}, "
           f"{torch.get_num_threads()} torch threads; {args.steps / learn:.0f} agent steps/s while learning "
           f"(setup incl.: {total:.1f} s)")
+    # "other (update)" holds the backward pass, gradient clipping, the minibatch gather and SB3's bookkeeping.
     order = ["rollouts (total)", "  env step + reward wrapper", "  policy forward (rollouts)", "  GAE",
              "  other (rollouts)", "update (total)", "  policy forward (update)", "  backward, clipping, other (update)",
-             "  Adam step", "  minibatch gather"]
+             "  Adam step"]
     print(f"  {'phase':40} {'s':>7} {'share':>6}")
     for k in order:
         print(f"  {k:40} {TIMES[k]:7.2f} {TIMES[k] / learn:6.1%}")
