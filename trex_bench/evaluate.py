@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from trex_bench._io import versions, write_json
+from trex_bench._io import read_json, versions, write_json
 from trex_bench.envs import make_vec_env
 from trex_bench.games import human_normalized
 
@@ -39,6 +39,7 @@ def evaluate_agent(
     out: str | Path | None = None,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    trust_pickle: bool = False,
 ) -> dict[str, Any]:
     """Play ``episodes`` full games with the agent of ``agent_dir`` and write ``eval.json``.
 
@@ -52,13 +53,14 @@ def evaluate_agent(
         out: where to write ``eval.json`` (default: ``agent_dir/eval.json``); a folder or a ``.json`` path.
         device: torch device of the policy.
         progress: show a progress bar over finished games.
+        trust_pickle: load an SB3 agent through ``PPO.load``, running the pickles in its zip (``rl.ppo.load_agent``).
 
     Returns:
         The report written to ``eval.json``.
     """
     if episodes < 1 or n_envs < 1:
         raise ValueError(f"episodes and n_envs must be >= 1, got {episodes} and {n_envs}")
-    agent, card = _load_actor(agent_dir, device)
+    agent, card = _load_actor(agent_dir, device, trust_pickle)
     demos = None
     if demos_dir is not None:
         from trex_bench.demos.store import load_demos
@@ -119,18 +121,17 @@ class _BCActor:
         return self.policy.log_probs(obs).exp()
 
 
-def _load_actor(agent_dir: str | Path, device: str | torch.device) -> tuple[Any, dict[str, Any]]:
+def _load_actor(agent_dir: str | Path, device: str | torch.device, trust_pickle: bool = False) -> tuple[Any, dict[str, Any]]:
     """An SB3 PPO agent folder, or a behaviour-cloning folder (``rl.bc``: evaluated the same way, method ``bc``)."""
-    from trex_bench._io import read_json
     from trex_bench.rl.ppo import load_agent
 
     card_path = Path(agent_dir) / "card.json"
-    if card_path.exists() and read_json(card_path).get("kind") == "bc_policy":
+    card = read_json(card_path) if card_path.is_file() else None
+    if isinstance(card, dict) and card.get("kind") == "bc_policy":
         from trex_bench.rl.bc import load_bc
 
-        card = read_json(card_path)
         return _BCActor(load_bc(agent_dir, device=device)), card
-    return load_agent(agent_dir, device)
+    return load_agent(agent_dir, device, trust_pickle=trust_pickle)
 
 
 @torch.no_grad()

@@ -52,6 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="ppo demonstrator: PPO run folder to train into or reuse (default: OUT.ppo next to --out)")
     c.add_argument("--device", default="cpu",
                    help="torch device of policy demonstrators (sb3:, bc:) and of the ppo demonstrator's training")
+    c.add_argument("--trust-pickle", action="store_true",
+                   help="let sb3:PATH.zip load a foreign SB3 zip (no trex-bench card.json) through SB3's own loader, "
+                   "which runs the code pickled in it: only for a file you trust")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
     c.set_defaults(func=run_collect)
 
@@ -97,7 +100,7 @@ def run_collect(args: argparse.Namespace) -> int:
     probe = make_vec_env(game, 1, args.profile)
     n_actions = int(probe.action_space.n)
     probe.close()
-    base = make_demonstrator(args.demonstrator, game, n_actions, rng, device=args.device)
+    base = make_demonstrator(args.demonstrator, game, n_actions, rng, device=args.device, trust_pickle=args.trust_pickle)
     parts = []
     for level_i, eps in enumerate(args.noise):
         cfg = CollectConfig(episodes=args.episodes, seed=args.seed + 1000 * level_i, profile=args.profile,

@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--envs", type=positive_int, default=8, help="games played at once (default: 8)")
     p.add_argument("--out", type=Path, default=None, help="eval.json path or folder (default: the agent folder)")
     p.add_argument("--device", default="cpu", help="torch device of the policy (default: cpu)")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="load agent.zip with SB3's own loader, which runs the code pickled in it (only for a zip you "
+                   "trust whose weights do not fit its card)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_evaluate)
 
@@ -33,7 +36,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     r = evaluate_agent(args.agent, episodes=args.episodes, seed=args.seed, deterministic=args.deterministic,
                        n_envs=args.envs, demos_dir=args.demos, out=args.out, device=args.device,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, trust_pickle=args.trust_pickle)
     print(f"{r['game']}: {r['episodes']} full games, {r['protocol']}")
     print(f"  true score: mean {r['mean']:.2f} ± {r['std']:.2f} (min {r['min']:g}, max {r['max']:g})")
     if r["best_demo"] is not None:
