@@ -40,6 +40,7 @@ def evaluate_agent(
     device: str | torch.device = "cpu",
     progress: bool = False,
     trust_pickle: bool = False,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Play ``episodes`` full games with the agent of ``agent_dir`` and write ``eval.json``.
 
@@ -54,12 +55,14 @@ def evaluate_agent(
         device: torch device of the policy.
         progress: show a progress bar over finished games.
         trust_pickle: load an SB3 agent through ``PPO.load``, running the pickles in its zip (``rl.ppo.load_agent``).
+        overwrite: replace an existing file at the destination that is not an evaluation report.
 
     Returns:
         The report written to ``eval.json``.
     """
     if episodes < 1 or n_envs < 1:
         raise ValueError(f"episodes and n_envs must be >= 1, got {episodes} and {n_envs}")
+    dest = _destination(Path(out) if out is not None else Path(agent_dir), overwrite)
     agent, card = _load_actor(agent_dir, device, trust_pickle)
     demos = None
     if demos_dir is not None:
@@ -104,11 +107,26 @@ def evaluate_agent(
             bar.close()
     report = _report(card, returns, lengths, starts, demos, demos_dir, seed, deterministic, n_envs, time.perf_counter() - t0)
     report["agent_dir"] = str(agent_dir)
-    dest = Path(out) if out is not None else Path(agent_dir)
-    dest = dest if dest.suffix == ".json" else dest / "eval.json"
     write_json(dest, report)
     report["path"] = str(dest)
     return report
+
+
+def _destination(out: Path, overwrite: bool) -> Path:
+    """``eval.json``'s path for ``--out`` (a ``.json`` path or a folder), refusing to replace a file of another kind."""
+    if out.suffix != ".json" and out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder or a .json path")
+    dest = out if out.suffix == ".json" else out / "eval.json"
+    if dest.is_dir():
+        raise ValueError(f"--out {dest} is a directory")
+    if dest.exists() and not overwrite:
+        try:
+            old = read_json(dest)
+        except ValueError:
+            old = None
+        if not (isinstance(old, dict) and old.get("kind") == "evaluation"):
+            raise ValueError(f"{dest} exists and is not an evaluation report; choose another --out or pass --overwrite")
+    return dest
 
 
 class _BCActor:
