@@ -106,3 +106,13 @@ def test_leaderboard_that_is_a_directory_or_under_a_file(tmp_path):
     with pytest.raises(ValueError, match=r"cannot write the leaderboard .*f/lb\.csv"):
         append_row(tmp_path / "f" / "lb.csv", row)
 
+
+
+def test_empty_or_directory_leaderboard_reads_cleanly(tmp_path):
+    from trex_bench.leaderboard import read_leaderboard
+
+    (tmp_path / "empty.csv").write_text("")
+    assert len(read_leaderboard(tmp_path / "empty.csv")) == 0
+    (tmp_path / "dir.csv").mkdir()
+    with pytest.raises(ValueError, match="dir.csv is a directory"):
+        read_leaderboard(tmp_path / "dir.csv")

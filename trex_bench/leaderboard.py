@@ -207,7 +207,11 @@ def read_leaderboard(csv_path: str | Path) -> pd.DataFrame:
     path = Path(csv_path)
     if not path.exists():
         return pd.DataFrame(columns=list(COLUMNS))
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a leaderboard CSV")
     text = _read_checked(path, action="read it")
+    if not text:  # a 0-byte file: no rows yet (append_row writes the header into it)
+        return pd.DataFrame(columns=list(COLUMNS))
     df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
     for c in ("rl_steps", "seed", "n_episodes", "mean", "std", "min", "max", "best_demo", "avg_demo",
               "human_normalized", "fidelity_spearman", "pair_accuracy", "wall_s", "schedule_steps"):
