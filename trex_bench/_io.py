@@ -11,16 +11,43 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "write_json", "read_json", "versions"]
+__all__ = ["atomic_write", "write_json", "read_json", "versions", "new_mode", "check_out_folder"]
+
+
+def new_mode(directory: bool = False) -> int:
+    """The mode ``open``/``mkdir`` would give a new file (0o666) or folder (0o777) under this process's umask.
+
+    ``mkstemp``/``mkdtemp`` create 0600/0700; atomic writers set this mode (or the replaced file's) instead.
+    """
+    try:  # Linux ≥ 4.7 reports the umask without changing it (os.umask would, for every thread, for a moment)
+        text = Path("/proc/self/status").read_text()
+        mask = int(next(line.split()[1] for line in text.splitlines() if line.startswith("Umask:")), 8)
+    except (OSError, StopIteration, ValueError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return (0o777 if directory else 0o666) & ~mask
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None], suffix: str = "") -> None:
-    """Call ``write(tmp_path)`` then move the temp file onto ``path`` in one step: readers never see half a file."""
+    """Call ``write(tmp_path)`` then move the temp file onto ``path`` in one step: readers never see half a file.
+
+    The file keeps the mode of the file it replaces; a new file gets the umask's mode (as ``open`` would).
+
+    Raises:
+        ValueError: ``path`` cannot be written there (read-only or missing permission), naming ``path``.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
+    if path.is_dir():
+        raise ValueError(f"cannot write {path}: it is a directory")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
+    except (PermissionError, FileExistsError, NotADirectoryError) as e:
+        raise ValueError(f"cannot write {path}: {e.strerror or e}") from e
     os.close(fd)
     try:
+        mode = path.stat().st_mode & 0o7777 if path.is_file() else new_mode()
+        os.chmod(tmp, mode)
         write(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
@@ -42,9 +69,34 @@ def file_hash(path: str | Path) -> str:
 def read_json(path: str | Path) -> Any:
     """Read a JSON file; a ValueError names the file when it is not valid JSON."""
     try:
-        return json.loads(Path(path).read_text())
-    except json.JSONDecodeError as e:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: not valid JSON ({e})") from e
+    except IsADirectoryError as e:
+        raise ValueError(f"{path}: a directory, not a JSON file") from e
+
+
+def check_out_folder(out: str | Path, kind: str, overwrite: bool = False) -> None:
+    """Refuse an output folder that a writer of cards of ``kind`` must not write into: a file, or (unless
+    ``overwrite``) a non-empty folder whose ``card.json`` is not of ``kind`` (another stage's output, or anything
+    else). A folder of the same kind is the same run written again. Call it before any work.
+
+    Raises:
+        ValueError: one line naming ``out``.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file, not a folder; choose another --out")
+    if overwrite or not out.is_dir() or not any(out.iterdir()):
+        return
+    try:
+        card = read_json(out / "card.json") if (out / "card.json").is_file() else None
+    except ValueError:
+        card = None
+    if not (isinstance(card, dict) and card.get("kind") == kind):
+        found = f"a {card['kind']} folder" if isinstance(card, dict) and isinstance(card.get("kind"), str) else \
+            "a non-empty folder"
+        raise ValueError(f"{out} is {found}, not a {kind} folder; choose another --out or pass --overwrite")
 
 
 def _jsonable(o: Any) -> Any:

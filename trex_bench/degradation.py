@@ -76,7 +76,11 @@ def read_reference_degradation(csv_path: str | Path) -> tuple[np.ndarray | None,
     path = Path(csv_path)
     demos: np.ndarray | None = None
     levels: dict[float, np.ndarray] = {}
-    with open(path, newline="") as f:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not a UTF-8 CSV ({e})") from e
+    with io.StringIO(text, newline="") as f:
         for n, row in enumerate(csv.reader(f, skipinitialspace=True), start=1):
             row = [c.strip() for c in row if c.strip()]
             if not row:
@@ -139,6 +143,10 @@ def write_degradation(demos: DemoSet, out_prefix: str | Path, demo_set: DemoSet 
     """
     if demo_set is not None and demo_set.game != demos.game:
         raise ValueError(f"demo set is of {demo_set.game}, the noise rollouts of {demos.game}")
+    if reference_csv is not None:  # validate every input before the first file is written
+        if not Path(reference_csv).is_file():
+            raise ValueError(f"reference {reference_csv} is not a file")
+        read_reference_degradation(reference_csv)
     prefix = Path(out_prefix)
     csv_path, png_path = prefix.with_name(prefix.name + ".csv"), prefix.with_name(prefix.name + ".png")
     rows = degradation_rows(demos)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from trex_bench._io import versions, write_json
+from trex_bench._io import read_json, versions, write_json
 from trex_bench.envs import make_vec_env
 from trex_bench.games import human_normalized
 
@@ -39,6 +39,8 @@ def evaluate_agent(
     out: str | Path | None = None,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    trust_pickle: bool = False,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Play ``episodes`` full games with the agent of ``agent_dir`` and write ``eval.json``.
 
@@ -52,13 +54,16 @@ def evaluate_agent(
         out: where to write ``eval.json`` (default: ``agent_dir/eval.json``); a folder or a ``.json`` path.
         device: torch device of the policy.
         progress: show a progress bar over finished games.
+        trust_pickle: load an SB3 agent through ``PPO.load``, running the pickles in its zip (``rl.ppo.load_agent``).
+        overwrite: replace an existing file at the destination that is not an evaluation report.
 
     Returns:
         The report written to ``eval.json``.
     """
     if episodes < 1 or n_envs < 1:
         raise ValueError(f"episodes and n_envs must be >= 1, got {episodes} and {n_envs}")
-    agent, card = _load_actor(agent_dir, device)
+    dest = _destination(Path(out) if out is not None else Path(agent_dir), overwrite)
+    agent, card = _load_actor(agent_dir, device, trust_pickle)
     demos = None
     if demos_dir is not None:
         from trex_bench.demos.store import load_demos
@@ -102,11 +107,26 @@ def evaluate_agent(
             bar.close()
     report = _report(card, returns, lengths, starts, demos, demos_dir, seed, deterministic, n_envs, time.perf_counter() - t0)
     report["agent_dir"] = str(agent_dir)
-    dest = Path(out) if out is not None else Path(agent_dir)
-    dest = dest if dest.suffix == ".json" else dest / "eval.json"
     write_json(dest, report)
     report["path"] = str(dest)
     return report
+
+
+def _destination(out: Path, overwrite: bool) -> Path:
+    """``eval.json``'s path for ``--out`` (a ``.json`` path or a folder), refusing to replace a file of another kind."""
+    if out.suffix != ".json" and out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder or a .json path")
+    dest = out if out.suffix == ".json" else out / "eval.json"
+    if dest.is_dir():
+        raise ValueError(f"--out {dest} is a directory")
+    if dest.exists() and not overwrite:
+        try:
+            old = read_json(dest)
+        except ValueError:
+            old = None
+        if not (isinstance(old, dict) and old.get("kind") == "evaluation"):
+            raise ValueError(f"{dest} exists and is not an evaluation report; choose another --out or pass --overwrite")
+    return dest
 
 
 class _BCActor:
@@ -119,18 +139,17 @@ class _BCActor:
         return self.policy.log_probs(obs).exp()
 
 
-def _load_actor(agent_dir: str | Path, device: str | torch.device) -> tuple[Any, dict[str, Any]]:
+def _load_actor(agent_dir: str | Path, device: str | torch.device, trust_pickle: bool = False) -> tuple[Any, dict[str, Any]]:
     """An SB3 PPO agent folder, or a behaviour-cloning folder (``rl.bc``: evaluated the same way, method ``bc``)."""
-    from trex_bench._io import read_json
     from trex_bench.rl.ppo import load_agent
 
     card_path = Path(agent_dir) / "card.json"
-    if card_path.exists() and read_json(card_path).get("kind") == "bc_policy":
+    card = read_json(card_path) if card_path.is_file() else None
+    if isinstance(card, dict) and card.get("kind") == "bc_policy":
         from trex_bench.rl.bc import load_bc
 
-        card = read_json(card_path)
         return _BCActor(load_bc(agent_dir, device=device)), card
-    return load_agent(agent_dir, device)
+    return load_agent(agent_dir, device, trust_pickle=trust_pickle)
 
 
 @torch.no_grad()

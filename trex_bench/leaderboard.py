@@ -142,12 +142,17 @@ def append_row(csv_path: str | Path, row: Mapping[str, Any]) -> dict[str, str]:
     line = buf.getvalue()
 
     path = Path(csv_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock", timeout=_LOCK_TIMEOUT_S):
-        old = _read_checked(path) if path.exists() else ""
-        header = "" if old else ",".join(COLUMNS) + "\n"
-        new = old + header + line
-        atomic_write(path, lambda p: p.write_text(new, encoding="utf-8"), suffix=".csv")
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a leaderboard CSV")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(path) + ".lock", timeout=_LOCK_TIMEOUT_S):
+            old = _read_checked(path) if path.exists() else ""
+            header = "" if old else ",".join(COLUMNS) + "\n"
+            new = old + header + line
+            atomic_write(path, lambda p: p.write_text(new, encoding="utf-8"), suffix=".csv")
+    except (PermissionError, NotADirectoryError, FileExistsError) as e:  # a read-only folder, a file as a folder
+        raise ValueError(f"cannot write the leaderboard {path}: {e.strerror or e}") from e
     return cells
 
 
@@ -204,7 +209,11 @@ def read_leaderboard(csv_path: str | Path) -> pd.DataFrame:
     path = Path(csv_path)
     if not path.exists():
         return pd.DataFrame(columns=list(COLUMNS))
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a leaderboard CSV")
     text = _read_checked(path, action="read it")
+    if not text:  # a 0-byte file: no rows yet (append_row writes the header into it)
+        return pd.DataFrame(columns=list(COLUMNS))
     df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
     for c in ("rl_steps", "seed", "n_episodes", "mean", "std", "min", "max", "best_demo", "avg_demo",
               "human_normalized", "fidelity_spearman", "pair_accuracy", "wall_s", "schedule_steps"):

@@ -15,6 +15,8 @@ preference, so training never starts on a set whose episodes all tie.
 from __future__ import annotations
 
 import csv
+import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -70,20 +72,29 @@ def from_human_labels(ds: DemoSet, csv_path: str | Path) -> Ranking:
     (88.1 %), hero 45/58 (77.6 %), spaceinvaders 50/57 (87.7 %), seaquest 42/50 (84.0 %), pong 40/48 (83.3 %),
     qbert 44/54 (81.5 %), beamrider 29/45 (64.4 %), enduro 31/54 (57.4 %); the breakout and hero figures equal the
     "MTurk label accuracy" column of T-REX Table 3, and the opposite reading would agree on only 12–43 %.
-    Rows whose checkpoints are not in the demo set are skipped; a row preferring a checkpoint to itself is dropped.
+    Rows whose checkpoints are not in the demo set are dropped with a warning that counts them; a row preferring a
+    checkpoint to itself is dropped.
 
     Raises:
-        ValueError: the file is missing or malformed, episodes have no checkpoints, or no row maps to two
-            episodes of the set.
+        ValueError: the file is missing or malformed, episodes have no checkpoints, or fewer than 2 distinct
+            episode pairs remain (the message says how many rows were dropped).
     """
     path = Path(csv_path)
     if not path.exists():
         raise ValueError(f"human labels {path} do not exist")
+    if not path.is_file():
+        raise ValueError(f"human labels {path} is not a file")
     ck = np.array([e.checkpoint for e in ds.episodes])
     if np.all(ck < 0):
         raise ValueError("human labels refer to checkpoints, but no episode of the demo set has a checkpoint index")
     rows: list[np.ndarray] = []
-    with path.open(newline="") as f:
+    unknown: set[int] = set()
+    n_rows = n_unknown = 0
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not a UTF-8 CSV ({e})") from e
+    with io.StringIO(text, newline="") as f:
         reader = csv.DictReader(f)
         need = {"A", "B", "label"}
         if not need <= set(reader.fieldnames or ()):
@@ -97,13 +108,31 @@ def from_human_labels(ds: DemoSet, csv_path: str | Path) -> Ranking:
                 raise ValueError(f"{path}:{line}: label must be 0 or 1, got {label}")
             worse, better = (a, b) if label == 1 else (b, a)
             ew, eb = np.flatnonzero(ck == worse), np.flatnonzero(ck == better)
-            if worse == better or not len(ew) or not len(eb):
+            n_rows += 1
+            if not len(ew) or not len(eb):
+                n_unknown += 1
+                unknown.update(c for c, e in ((worse, ew), (better, eb)) if not len(e))
+                continue
+            if worse == better:
                 continue
             rows.append(np.stack(np.meshgrid(ew, eb, indexing="ij"), -1).reshape(-1, 2))
+    dropped = f"{n_unknown} of {n_rows} rows name checkpoints not in the demo set ({_ids(unknown)})"
     if not rows:
-        raise ValueError(f"human labels {path}: {_NO_PREF} (no labelled pair maps to checkpoints {sorted(set(ck))})")
+        raise ValueError(f"human labels {path}: {_NO_PREF} (no labelled pair maps to checkpoints {_ids(set(ck))}; "
+                         f"{dropped})")
     pairs = np.unique(np.concatenate(rows), axis=0).astype(np.int64)
+    if len(pairs) < 2:
+        raise ValueError(f"human labels {path}: only {len(pairs)} usable pair of episodes, too few to train on "
+                         f"({dropped})")
+    if n_unknown:
+        warnings.warn(f"human labels {path}: dropped {dropped}", stacklevel=2)
     return Ranking(len(ds.episodes), pairs, "human")
+
+
+def _ids(ids: set) -> str:
+    """Checkpoint ids as plain numbers, the first few of them."""
+    nums = sorted(int(i) for i in ids)
+    return ", ".join(map(str, nums[:8])) + (f", … ({len(nums)} in all)" if len(nums) > 8 else "")
 
 
 def synthetic_bradley_terry(ds: DemoSet, rng: np.random.Generator, temperature: float = 1.0, n_queries: int = 1000) -> Ranking:

@@ -53,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CLIError, ValueError, FileNotFoundError, FileExistsError) as e:
         print(f"trex-bench: error: {e}", file=sys.stderr)
         return 2
+    except (PermissionError, IsADirectoryError, NotADirectoryError) as e:  # read-only --out, --cache, --leaderboard …
+        print(f"trex-bench: error: cannot use {e.filename or e}: {e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("trex-bench: interrupted", file=sys.stderr)
         return 130

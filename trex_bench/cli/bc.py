@@ -6,7 +6,7 @@ import argparse
 import shlex
 from pathlib import Path
 
-from trex_bench.cli_util import nonneg_int
+from trex_bench.cli_util import nonneg_int, torch_device
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,15 +28,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="training budget (default: quick)")
     t.add_argument("--seed", type=nonneg_int, required=True, help="seed of the split, batch order and init")
     t.add_argument("--out", type=Path, required=True, help="BC model folder to write")
+    t.add_argument("--overwrite", action="store_true", help="write into --out even if it holds something else")
     t.add_argument("--cache", type=Path, default=None, help="frame cache folder (default: the package cache)")
-    t.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    t.add_argument("--device", type=torch_device, default="cpu", help="torch device (default: cpu)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=run_train)
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from trex_bench._io import check_out_folder
     from trex_bench.rl.bc import train_command
 
+    check_out_folder(args.out, "bc_policy", args.overwrite)
     train_command(args.game, args.demos, args.out, budget=args.budget, seed=args.seed, cache_dir=args.cache,
                   device=args.device, progress=not args.no_progress, created_by=shlex.join(args.argv))
     return 0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trex_bench.cli_util import noise_levels, nonneg_int, positive_int
+from trex_bench.cli_util import noise_levels, nonneg_int, positive_int, torch_device
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,8 +50,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="ppo demonstrator: agent steps between checkpoints (default: the budget split in N+1)")
     c.add_argument("--ppo-dir", type=Path, default=None,
                    help="ppo demonstrator: PPO run folder to train into or reuse (default: OUT.ppo next to --out)")
-    c.add_argument("--device", default="cpu",
+    c.add_argument("--device", type=torch_device, default="cpu",
                    help="torch device of policy demonstrators (sb3:, bc:) and of the ppo demonstrator's training")
+    c.add_argument("--trust-pickle", action="store_true",
+                   help="let sb3:PATH.zip load a foreign SB3 zip (no trex-bench card.json) through SB3's own loader, "
+                   "which runs the code pickled in it: only for a file you trust")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
     c.set_defaults(func=run_collect)
 
@@ -82,22 +85,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_collect(args: argparse.Namespace) -> int:
     from trex_bench.demos.collect import CollectConfig, collect
     from trex_bench.demos.policies import EpsilonGreedy, NoopPolicy, make_demonstrator
-    from trex_bench.demos.store import DemoError, merge_demo_sets, save_demos
+    from trex_bench.demos.store import check_demo_out, merge_demo_sets, save_demos
     from trex_bench.envs import make_vec_env
     from trex_bench.games import get_game
     from trex_bench.types import NOOP_NOISE
 
     game = get_game(args.game)
     out: Path = args.out
-    if out.exists() and (out / "manifest.json").exists() and not args.overwrite:
-        raise DemoError(f"{out} already holds a demo set; pass --overwrite to replace it")
+    check_demo_out(out, args.overwrite)  # before any collection or training
     if args.demonstrator == "ppo":
         return _run_ppo_demonstrator(args)
     rng = np.random.default_rng(args.seed)
     probe = make_vec_env(game, 1, args.profile)
     n_actions = int(probe.action_space.n)
     probe.close()
-    base = make_demonstrator(args.demonstrator, game, n_actions, rng, device=args.device)
+    base = make_demonstrator(args.demonstrator, game, n_actions, rng, device=args.device, trust_pickle=args.trust_pickle)
     parts = []
     for level_i, eps in enumerate(args.noise):
         cfg = CollectConfig(episodes=args.episodes, seed=args.seed + 1000 * level_i, profile=args.profile,

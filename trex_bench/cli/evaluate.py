@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from trex_bench.cli_util import nonneg_int, positive_int
+from trex_bench.cli_util import nonneg_int, positive_int, torch_device
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the games and of action sampling (default: 0)")
     p.add_argument("--envs", type=positive_int, default=8, help="games played at once (default: 8)")
     p.add_argument("--out", type=Path, default=None, help="eval.json path or folder (default: the agent folder)")
-    p.add_argument("--device", default="cpu", help="torch device of the policy (default: cpu)")
+    p.add_argument("--device", type=torch_device, default="cpu", help="torch device of the policy (default: cpu)")
+    p.add_argument("--overwrite", action="store_true", help="replace a file at --out that is not an eval report")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="load agent.zip with SB3's own loader, which runs the code pickled in it (only for a zip you "
+                   "trust whose weights do not fit its card)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_evaluate)
 
@@ -33,7 +37,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     r = evaluate_agent(args.agent, episodes=args.episodes, seed=args.seed, deterministic=args.deterministic,
                        n_envs=args.envs, demos_dir=args.demos, out=args.out, device=args.device,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, trust_pickle=args.trust_pickle,
+                       overwrite=args.overwrite)
     print(f"{r['game']}: {r['episodes']} full games, {r['protocol']}")
     print(f"  true score: mean {r['mean']:.2f} ± {r['std']:.2f} (min {r['min']:g}, max {r['max']:g})")
     if r["best_demo"] is not None:

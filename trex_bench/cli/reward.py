@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from trex_bench.cli_util import nonneg_int
+from trex_bench.cli_util import nonneg_int, torch_device
 
 DEFAULT_REFERENCE = Path("../shared/reference")
 
@@ -34,8 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="training budget (default: quick)")
     t.add_argument("--seed", type=nonneg_int, required=True, help="seed of pair sampling, split and init")
     t.add_argument("--out", type=Path, required=True, help="reward-model folder to write")
+    t.add_argument("--overwrite", action="store_true", help="write into --out even if it holds something else")
     t.add_argument("--cache", type=Path, default=None, help="frame cache folder (default: the package cache)")
-    t.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    t.add_argument("--device", type=torch_device, default="cpu", help="torch device (default: cpu)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=run_train)
 
@@ -66,8 +67,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from trex_bench._io import check_out_folder
     from trex_bench.reward.train import train_command
 
+    check_out_folder(args.out, "reward_model", args.overwrite)
     ranking = args.ranking or ("noise" if args.method == "drex" else "return")
     if args.human_labels is not None and ranking != "human":
         raise ValueError("--human-labels is only used with --ranking human")

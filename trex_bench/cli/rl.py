@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from trex_bench.cli_util import nonneg_int, positive_seconds
+from trex_bench.cli_util import nonneg_int, positive_seconds, torch_device
 
 
 def _nonneg_float(text: str) -> float:
@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--transform", default="sigmoid", choices=list(TRANSFORMS),
                    help="learned-reward transform: sigmoid (the papers), raw, normalized (running mean/std), delta (r̂(s′) − r̂(s), an experiment)")
     t.add_argument("--profile", default="paper", choices=["paper", "machado"], help="env profile (default: paper)")
-    t.add_argument("--device", default="cpu", help="torch device of the policy and the reward model (default: cpu)")
+    t.add_argument("--device", type=torch_device, default="cpu", help="torch device of the policy and the reward model (default: cpu)")
     t.add_argument("--kl-to", type=Path, default=None, metavar="BC_DIR",
                    help="BC model folder (trex-bench bc train) = the reference policy pi_0 of an RLHF-style KL "
                    "penalty in the reward: r_t - beta*(log pi_theta(a_t|s_t) - log pi_0(a_t|s_t)), the per-step "

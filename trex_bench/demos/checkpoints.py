@@ -94,5 +94,5 @@ def collect_from_checkpoints(
     for c in items:
         cfg = CollectConfig(episodes=episodes_per_checkpoint, seed=seed + c.index, profile=profile,
                             n_envs=min(n_envs, episodes_per_checkpoint), checkpoint=c.index)
-        parts.append(collect(game, SB3Policy(c.path, device=device), cfg, progress=progress, created_by=created_by))
+        parts.append(collect(game, SB3Policy(c.path, device=device, game=game), cfg, progress=progress, created_by=created_by))
     return merge_demo_sets(parts)

@@ -132,25 +132,30 @@ SCRIPTED = {"breakout": ScriptedBreakout, "pong": ScriptedPong}
 
 
 class SB3Policy:
-    """Any Stable-Baselines3 policy saved as a ``.zip`` (PPO, A2C or DQN), acting stochastically as in T-REX."""
+    """A Stable-Baselines3 PPO agent saved as a ``.zip``, acting stochastically as in T-REX.
 
-    def __init__(self, path: str | Path, device: str = "cpu", deterministic: bool = False) -> None:
-        from stable_baselines3 import A2C, DQN, PPO
+    A zip of ours (``card.json`` next to it, or one folder up for ``<run>/checkpoints/ppo_N_steps.zip``) is loaded
+    without unpickling anything (``trex_bench.rl.agent_io``). A foreign zip without a card loads through SB3's
+    ``PPO.load``, which runs the code pickled inside it, only with ``trust_pickle=True``.
+
+    Raises:
+        ValueError: a missing file, a card of another game, no card without ``trust_pickle``, or weights that do
+            not fit.
+    """
+
+    def __init__(self, path: str | Path, device: str = "cpu", deterministic: bool = False, *,
+                 game: str | None = None, trust_pickle: bool = False) -> None:
+        from trex_bench.rl.agent_io import find_agent_card, load_ppo_zip, read_agent_card
 
         path = Path(path)
-        if not path.exists():
+        if not path.is_file():
             raise ValueError(f"SB3 policy file not found: {path}")
-        # Schedules are not needed to act; replacing them avoids unpickling callables from the file.
-        custom = {"learning_rate": 0.0, "lr_schedule": lambda _: 0.0, "clip_range": lambda _: 0.0, "exploration_schedule": lambda _: 0.0}
-        errors = []
-        for algo in (PPO, A2C, DQN):
-            try:
-                self.model = algo.load(path, device=device, custom_objects=custom)
-                break
-            except Exception as e:  # wrong algorithm class: try the next
-                errors.append(f"{algo.__name__}: {e}")
-        else:
-            raise ValueError(f"{path}: not a loadable SB3 PPO/A2C/DQN zip ({'; '.join(errors)})")
+        card_path = find_agent_card(path)
+        card = read_agent_card(card_path) if card_path is not None else None
+        if card is not None and game is not None and card["game"] != game:
+            raise ValueError(f"{path} is an agent for {card['game']} (per {card_path}), not {game}")
+        self.model = load_ppo_zip(path, card, device, trust_pickle=trust_pickle)
+        self.n_actions = int(self.model.action_space.n)
         self.path, self.deterministic = path, deterministic
 
     def act(self, obs: np.ndarray) -> np.ndarray:
@@ -178,15 +183,16 @@ class EpsilonGreedy:
         return f"epsilon-greedy({self.epsilon}) around {self.base.describe()}"
 
 
-def make_demonstrator(spec: str, game: Game, n_actions: int, rng: np.random.Generator, device: str = "cpu") -> Demonstrator:
+def make_demonstrator(spec: str, game: Game, n_actions: int, rng: np.random.Generator, device: str = "cpu",
+                      trust_pickle: bool = False) -> Demonstrator:
     """Build a demonstrator from its CLI spelling: ``random``, ``noop``, ``scripted``, ``sb3:PATH``, ``bc:DIR``.
 
     ``bc:DIR`` is a behaviour-cloned policy (``trex_bench.rl.bc``), sampling from its softmax with ``rng``: the
-    D-REX noise-injection demonstrator.
+    D-REX noise-injection demonstrator. ``trust_pickle`` lets ``sb3:PATH`` load a foreign zip (``SB3Policy``).
 
     Raises:
-        ValueError: unknown spelling, no scripted policy for this game, an unloadable SB3 file, or a BC model of
-            another game or action-set size.
+        ValueError: unknown spelling, no scripted policy for this game, an unloadable SB3 file or one of another
+            game or action-set size, or a BC model of another game or action-set size.
     """
     if spec == "random":
         return RandomPolicy(n_actions, rng)
@@ -197,7 +203,10 @@ def make_demonstrator(spec: str, game: Game, n_actions: int, rng: np.random.Gene
             raise ValueError(f"no scripted demonstrator for {game.id}; scripted games: {', '.join(SCRIPTED)}")
         return SCRIPTED[game.id]()
     if spec.startswith("sb3:"):
-        return SB3Policy(spec[4:], device=device)
+        policy = SB3Policy(spec[4:], device=device, game=game.id, trust_pickle=trust_pickle)
+        if policy.n_actions != n_actions:
+            raise ValueError(f"{spec[4:]}: an agent with {policy.n_actions} actions; {game.id} has {n_actions}")
+        return policy
     if spec.startswith("bc:"):
         from trex_bench.rl.bc import load_bc  # lazy: keeps torch model code out of plain collection imports
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trex_bench._io import atomic_write, read_json, versions, write_json
+from trex_bench._io import atomic_write, new_mode, read_json, versions, write_json
 from trex_bench.envs import get_profile, make_ale_vector_env
 from trex_bench.games import get_game
 from trex_bench.types import DemoSet, Episode
@@ -32,6 +32,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "HASH_EVERY",
     "DemoError",
+    "check_demo_out",
     "frame_hash",
     "save_demos",
     "merge_demo_sets",
@@ -112,29 +113,60 @@ def _save_episode(ep: Episode, path: Path) -> None:
     atomic_write(path, write)
 
 
+def _is_demo_set(folder: Path) -> bool:
+    """A folder holding only what ``save_demos`` writes: a demo-set ``manifest.json`` and ``.npz`` episode files."""
+    try:
+        m = read_json(folder / "manifest.json")
+    except (ValueError, OSError):
+        return False
+    if not (isinstance(m, dict) and "schema_version" in m and "episodes" in m):
+        return False
+    return all(p.name == "manifest.json" or (p.suffix == ".npz" and p.is_file()) for p in folder.iterdir())
+
+
+def check_demo_out(out: str | Path, overwrite: bool = False) -> None:
+    """Refuse an ``--out`` that ``save_demos`` must not write: a file, another demo set (unless ``overwrite``), or a
+    non-empty folder that is not a demo set (``overwrite`` replaces demo sets only). Call it before collecting.
+
+    Raises:
+        DemoError: one line naming ``out``.
+    """
+    out = Path(out)
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise DemoError(f"{out} is a file, not a demo-set folder; choose another --out")
+    if not any(out.iterdir()):
+        return
+    if not _is_demo_set(out):
+        raise DemoError(f"{out} is a non-empty folder that is not a demo set; --overwrite replaces only a demo set: "
+                        "choose another --out")
+    if not overwrite:
+        raise DemoError(f"{out} already holds a demo set; pass --overwrite to replace it")
+
+
 def save_demos(ds: DemoSet, out: str | Path, overwrite: bool = False) -> Path:
     """Write ``ds`` to folder ``out`` atomically (a temp folder renamed into place: no partial set is ever seen).
 
     Raises:
         DemoError: ``out`` already holds a *different* demo set and ``overwrite`` is False (saving the very
-            same set again is a no-op), or ``out`` is a non-empty folder that is not a demo set.
+            same set again is a no-op), or ``out`` is a file or a non-empty folder that is not a demo set (even
+            with ``overwrite``, which replaces only a demo set).
     """
     out = Path(out)
-    if out.exists():
-        if (out / "manifest.json").exists():
-            try:
-                same = read_json(out / "manifest.json").get("content_hash") == ds.content_hash()
-            except ValueError:
-                same = False
-            if same:
-                return out
-        if not overwrite and (out / "manifest.json").exists():
-            raise DemoError(f"{out} already holds a different demo set; pass --overwrite to replace it")
-        if not overwrite and any(out.iterdir()):
-            raise DemoError(f"{out} is a non-empty folder that is not a demo set; choose another --out")
+    if out.is_dir() and (out / "manifest.json").is_file():
+        try:
+            m = read_json(out / "manifest.json")
+            same = isinstance(m, dict) and m.get("content_hash") == ds.content_hash()
+        except ValueError:
+            same = False
+        if same and _is_demo_set(out):
+            return out
+    check_demo_out(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
+        os.chmod(tmp, out.stat().st_mode & 0o7777 if out.is_dir() else new_mode(directory=True))  # not mkdtemp's 0700
         for i, ep in enumerate(ds.episodes):
             _save_episode(ep, tmp / _episode_file(i))
         write_json(tmp / "manifest.json", _manifest(ds))
@@ -156,6 +188,10 @@ def _load_episode(path: Path) -> Episode:
         raise DemoError(f"{path}: episode file is missing")
     try:
         with np.load(path, allow_pickle=False) as z:
+            bad = np.flatnonzero(~np.isfinite(z["rewards"]))
+            if len(bad):  # a NaN/inf reward would turn returns, rankings and reports into NaN downstream
+                raise DemoError(f"{path}: non-finite reward {z['rewards'][bad[0]]} at step {int(bad[0])} "
+                                f"({len(bad)} such steps)")
             return Episode(
                 seed=int(z["seed"]),
                 actions=z["actions"],
@@ -173,6 +209,31 @@ def _load_episode(path: Path) -> Episode:
         raise DemoError(f"{path}: corrupt or truncated episode file ({type(e).__name__}: {e})") from e
 
 
+_MANIFEST_KEYS = {"game": str, "profile": str, "profile_settings": dict, "demonstrator": str, "episodes": list}
+_EPISODE_KEYS = {"file": str, "return": (int, float), "length": int}
+
+
+def _check_manifest(m: object, mpath: Path) -> dict:
+    """The manifest's structure (keys, types, plain episode file names), refused in one line naming ``mpath``."""
+    if not isinstance(m, dict):
+        raise DemoError(f"{mpath}: malformed manifest (a JSON object is expected, got {type(m).__name__})")
+    for key, typ in _MANIFEST_KEYS.items():
+        if not isinstance(m.get(key), typ):
+            raise DemoError(f"{mpath}: malformed manifest ({key!r} missing or not a {typ.__name__})")
+    for n, rec in enumerate(m["episodes"]):
+        if not isinstance(rec, dict):
+            raise DemoError(f"{mpath}: malformed manifest (episode entry {n} is not an object)")
+        for key, typ in _EPISODE_KEYS.items():
+            if not isinstance(rec.get(key), typ) or isinstance(rec.get(key), bool):
+                raise DemoError(f"{mpath}: malformed manifest (episode entry {n}: {key!r} missing or of the wrong type)")
+        name = rec["file"]
+        if name != Path(name).name or name in ("", ".", "..") or "\\" in name:
+            raise DemoError(f"{mpath}: episode entry {n} names {name!r}, which is not a file inside the demo set")
+        if not np.isfinite(rec["return"]):
+            raise DemoError(f"{mpath}: episode entry {n} ({name}) records a non-finite return {rec['return']}")
+    return m
+
+
 def load_demos(
     folder: str | Path, game: str | None = None, profile: str | None = None, strict_versions: bool = False
 ) -> DemoSet:
@@ -185,15 +246,18 @@ def load_demos(
         strict_versions: refuse (rather than warn) when the set was recorded with another ale-py version.
 
     Raises:
-        DemoError: missing folder/manifest/episode, corrupt or truncated file, wrong game or profile, or a
-            manifest whose recorded returns disagree with the episode files.
+        DemoError: missing folder/manifest/episode, corrupt or truncated file, a malformed manifest or one naming a
+            file outside the folder, a non-finite reward or return, wrong game or profile, or a manifest whose
+            recorded returns disagree with the episode files.
     """
     folder = Path(folder)
     mpath = folder / "manifest.json"
     if not mpath.exists():
         raise DemoError(f"{folder}: not a demo set (no manifest.json)")
     try:
-        m = read_json(mpath)
+        m = _check_manifest(read_json(mpath), mpath)
+    except DemoError:
+        raise
     except ValueError as e:
         raise DemoError(str(e)) from e
     if m.get("schema_version") != SCHEMA_VERSION:
@@ -208,7 +272,7 @@ def load_demos(
             f"which differ from this trex_bench's {get_profile(m['profile']).settings()}"
         )
     here = versions()["ale-py"]
-    there = m.get("versions", {}).get("ale-py")
+    there = m["versions"].get("ale-py") if isinstance(m.get("versions"), dict) else None
     if there != here:
         msg = f"{folder} was recorded with ale-py {there}, this is ale-py {here}: frames may differ (run demos verify)"
         if strict_versions:
@@ -217,7 +281,7 @@ def load_demos(
     episodes = []
     for rec in m["episodes"]:
         ep = _load_episode(folder / rec["file"])
-        if abs(ep.ret - rec["return"]) > 1e-6 or ep.length != rec["length"]:
+        if not abs(ep.ret - rec["return"]) <= 1e-6 or ep.length != rec["length"]:
             raise DemoError(f"{folder / rec['file']}: return/length disagree with manifest.json")
         episodes.append(ep)
     if not episodes:
@@ -228,7 +292,7 @@ def load_demos(
         profile_settings=m["profile_settings"],
         demonstrator=m["demonstrator"],
         episodes=tuple(episodes),
-        versions=m.get("versions", {}),
+        versions=m["versions"] if isinstance(m.get("versions"), dict) else {},
         created_by=m.get("created_by", ""),
     )
 

@@ -145,7 +145,8 @@ def load_model(folder: str | Path, game: Game | str | None = None, profile: str 
         ``(model, card)``, the model in eval mode.
 
     Raises:
-        ValueError: missing files, a card of another kind/game/profile, or weights that do not fit.
+        ValueError: missing files, a malformed card or one of another kind/game/profile, weights that do not fit,
+            or NaN/inf weights (one line each).
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -157,8 +158,11 @@ def load_model(folder: str | Path, game: Game | str | None = None, profile: str 
         if not (folder / name).exists():
             raise ValueError(f"{folder}: not a reward model ({name} is missing)")
     card = read_json(folder / "card.json")
-    if card.get("kind") != "reward_model":
+    if not isinstance(card, dict) or card.get("kind") != "reward_model":
         raise ValueError(f"{folder}/card.json is not a reward-model card")
+    for key, typ in (("game", str), ("arch", str), ("ensemble_size", int)):
+        if not isinstance(card.get(key), typ):
+            raise ValueError(f"{folder}/card.json: reward-model card has no valid {key!r}")
     if game is not None:
         want = game.id if isinstance(game, Game) else get_game(game).id
         if want != card["game"]:
@@ -167,7 +171,12 @@ def load_model(folder: str | Path, game: Game | str | None = None, profile: str 
         raise ValueError(f"{folder} was trained under env profile {card.get('profile')!r}, not {profile!r}")
     ens = RewardEnsemble([RewardNet(card["game"], card["arch"]) for _ in range(int(card["ensemble_size"]))])
     try:
-        ens.load_state_dict(load_file(str(folder / "model.safetensors")))
+        weights = load_file(str(folder / "model.safetensors"))
+        ens.load_state_dict(weights)
     except (SafetensorError, RuntimeError) as e:
-        raise ValueError(f"{folder}/model.safetensors does not fit a {card['arch']} ensemble of {card['ensemble_size']}: {e}") from e
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{folder}/model.safetensors does not fit a {card['arch']} ensemble of {card['ensemble_size']}: {first}") from e
+    bad = [k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:  # NaN/inf weights would score every frame NaN: a NaN report, or PPO dying mid-run
+        raise ValueError(f"{folder}/model.safetensors: non-finite weights in {len(bad)} tensor(s) (first: {bad[0]})")
     return ens.to(device).eval(), card

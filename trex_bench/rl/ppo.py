@@ -381,24 +381,23 @@ def _kl_summary(history: list[float]) -> dict[str, float | int]:
             "mean": round(sum(history) / len(history), 6)}
 
 
-def load_agent(agent_dir: str | Path, device: str | torch.device = "cpu") -> tuple[PPO, dict[str, Any]]:
+def load_agent(agent_dir: str | Path, device: str | torch.device = "cpu",
+               trust_pickle: bool = False) -> tuple[PPO, dict[str, Any]]:
     """Load ``agent.zip`` + ``card.json`` of a ``train_ppo`` folder without unpickling anything.
 
-    The schedules and spaces that SB3 would unpickle from the zip are replaced by rebuilt ones
-    (``custom_objects``); the weights are read by SB3 with ``torch.load(weights_only=True)``.
+    The zip's ``data`` (where SB3 keeps cloudpickled objects) is never read: ``policy.pth`` is read with
+    ``torch.load(weights_only=True)`` into a ``CnnPolicy`` rebuilt from the game's spaces and the card's
+    ``precision`` (``trex_bench.rl.agent_io``); the model acts, it does not resume training. ``trust_pickle``:
+    use SB3's ``PPO.load``, which runs the zip's pickles. Raises ValueError (one line) on a bad folder, card or zip.
     """
+    from trex_bench.rl.agent_io import load_ppo_zip, read_agent_card
+
     folder = Path(agent_dir)
     for name in ("card.json", AGENT_FILE):
         if not (folder / name).exists():
             raise ValueError(f"{folder}: not an agent folder ({name} is missing)")
-    card = read_json(folder / "card.json")
-    if card.get("kind") != "agent":
-        raise ValueError(f"{folder}/card.json is not an agent card")
-    probe = make_vec_env(card["game"], 1, card["profile"])
-    spaces = {"observation_space": probe.observation_space, "action_space": probe.action_space}
-    probe.close()
-    custom = {**spaces, "learning_rate": 0.0, "lr_schedule": lambda _: 0.0, "clip_range": lambda _: 0.0}
-    model = PPO.load(folder / AGENT_FILE, device=device, custom_objects=custom)
+    card = read_agent_card(folder / "card.json")
+    model = load_ppo_zip(folder / AGENT_FILE, card, device, trust_pickle=trust_pickle)
     if card.get("reward_norm") is None and (folder / NORM_FILE).exists():
         card["reward_norm"] = read_json(folder / NORM_FILE)
     return model, card
