@@ -5,7 +5,7 @@ without anyone noticing. Each ``Check`` measures a few values on committed input
 holds the value each should have, with its tolerance and the command, commit and versions that produced it:
 
 * ``demos``: every committed demo set under ``demos/`` replays to its recorded frame hashes and returns (exact);
-* ``reward.trex`` / ``reward.drex``: a fixed-seed reward net at the ``smoke`` budget on
+* ``reward.trex`` / ``reward.drex``: a fixed-seed reward net at the ``smoke`` budget (last weights) on
   ``demos/breakout/scripted-noise`` — its weights' SHA-256 (exact) and its fidelity on the held-out
   ``demos/breakout/ppo-checkpoints`` (Spearman of the mean per-frame reward, snippet pair accuracy; a band);
 * ``ppo.true``: a fixed-seed 256-step PPO run on the true reward — the first update's losses from its TensorBoard
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 __all__ = ["Value", "Measured", "Check", "Result", "RegressionError", "RewardSpec", "PPOSpec", "CHECKS", "BAND_SEEDS",
-           "EXPECTATIONS", "FROZEN_CSV", "TINY_PPO", "measure_demo_set", "measure_demos", "measure_reward",
+           "EXPECTATIONS", "FROZEN_CSV", "REWARD_FIXED", "TINY_PPO", "measure_demo_set", "measure_demos", "measure_reward",
            "measure_ppo", "measure_tables", "select_checks", "run_checks"]
 
 Value = int | float | str
@@ -134,6 +134,11 @@ def measure_demos(root: Path, seed: int = 0) -> dict[str, Measured]:
 
 
 # -- (b, c) reward learning ----------------------------------------------------------------------------------------
+# The last weights, not the best-validation ones: at the smoke budget (6 steps, a ~20-pair validation set) the best
+# can be the initial weights (measured: D-REX seed 0 kept step 0), whose hash no trainer change would move.
+REWARD_FIXED: dict[str, Any] = {"select": "last"}
+
+
 @dataclass(frozen=True)
 class RewardSpec:
     """A fixed-seed reward net at a tiny budget and where its fidelity is measured.
@@ -141,7 +146,7 @@ class RewardSpec:
     Attributes:
         method: ``trex`` (ranked by return, 16 filters) or ``drex`` (ranked by noise, D-REX's supervision; 32).
         demos, held_out: demo-set folders relative to the repo root (trained on / scored on).
-        budget: the ``reward.train.budget_config`` preset.
+        budget: the ``reward.train.budget_config`` preset (with ``REWARD_FIXED``).
         seed: seeds ``np.random.default_rng`` (pairs, split, batch order, init).
         overrides: ``TrainConfig`` fields changed (tests perturb ``lr`` this way).
         game: a ``Game`` instead of the registry's (tests move a mask row); None: the demos' game.
@@ -181,7 +186,7 @@ def measure_reward(root: Path, spec: RewardSpec, cache_dir: str | Path | None = 
     ds = load_demos(root / spec.demos)
     held = load_demos(root / spec.held_out, game=ds.game)
     ranker = spec.ranker or (ranking.by_return if spec.method == "trex" else ranking.by_noise)
-    cfg = budget_config(spec.budget, spec.method, **dict(spec.overrides))
+    cfg = budget_config(spec.budget, spec.method, **{**REWARD_FIXED, **dict(spec.overrides)})
     with _one_torch_thread():
         model, _ = train_reward(FrameCache(ds, cache_dir), ranker(ds), cfg, spec.game or get_game(ds.game),
                                 np.random.default_rng(spec.seed), "cpu")
