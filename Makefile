@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 SEED ?= 0
 
-.PHONY: install test test-slow quickstart small bench reproduce-trex reproduce-drex tables lint clean
+.PHONY: install test test-slow quickstart small bench reproduce-trex reproduce-drex tables lint clean regression regression-update
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -56,6 +56,13 @@ reproduce-drex:  ## D-REX and its BC clone at the papers' budget for GAMES x SEE
 
 tables:  ## the papers' tables beside the published numbers: results/tables/{trex,mturk,drex}.md
 	for k in trex mturk drex; do $(BIN)/trex-bench tables $$k || exit 1; done
+
+regression:  ## CI regression checks: small deterministic runs vs results/regression.json (about a minute)
+	$(BIN)/trex-bench regression check
+
+regression-update:  ## re-measure results/regression.json after a deliberate change: make regression-update REASON="..."
+	@test -n "$(strip $(REASON))" || { echo 'regression-update: REASON="why the expected values change" is required' >&2; exit 2; }
+	$(BIN)/trex-bench regression update --reason "$(REASON)"
 
 clean:
 	rm -rf runs build *.egg-info

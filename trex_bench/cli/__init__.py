@@ -12,7 +12,7 @@ from trex_bench import __version__
 
 # Command-group modules, in --help order; each defines register(subparsers) and sets args.func.
 GROUPS = ("games", "demos", "reward", "bc", "rl", "evaluate", "pipeline", "sweep", "extrapolation", "leaderboard",
-          "tables")
+          "tables", "regression")
 
 
 class CLIError(Exception):

@@ -1,0 +1,141 @@
+"""Regression checks (issue 18): each check fails when its input is perturbed on purpose, and the update command
+refuses to run without a reason. The perturbed runs are compared with the committed results/regression.json."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from trex_bench.cli import main
+from trex_bench.expectations import compare, compare_all, load_expectations
+from trex_bench.regression import (
+    EXPECTATIONS,
+    FROZEN_CSV,
+    Measured,
+    PPOSpec,
+    RewardSpec,
+    measure_demo_set,
+    measure_ppo,
+    measure_reward,
+    measure_tables,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def expected() -> dict:
+    return load_expectations(ROOT / EXPECTATIONS)
+
+
+def failing(expected: dict, check: str, measured: dict[str, Measured]) -> dict[str, str]:
+    """Failing metrics of one check's measurement against the committed expectations: {metric: detail}."""
+    return {r.metric: r.detail for r in compare_all(expected, {check: measured}) if not r.ok}
+
+
+def test_demo_replay_fails_on_a_flipped_action_bit(tmp_path, expected):
+    demos = tmp_path / "scripted-noise"
+    shutil.copytree(ROOT / "demos/breakout/scripted-noise", demos)
+    path = demos / "ep_0000.npz"
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    # Step 60 of this random-policy episode, RIGHT -> LEFT: the replay leaves its record at step 75. (Flips at steps
+    # 5-50 are undone before the next hashed frame, the paddle being at a wall; the content hash still catches them.)
+    assert arrays["actions"][60] == 2
+    arrays["actions"][60] ^= 1
+    np.savez_compressed(path, **arrays)
+
+    measured = {f"breakout/scripted-noise.{k}": v for k, v in measure_demo_set(demos).items()}
+    bad = {k: v for k, v in failing(expected, "demos", measured).items() if k.startswith("breakout/scripted-noise.")}
+    assert set(bad) == {"breakout/scripted-noise.episodes_ok", "breakout/scripted-noise.facts_sha256"}
+    assert bad["breakout/scripted-noise.episodes_ok"] == "off by -1"
+
+
+def test_trex_weights_hash_fails_on_a_changed_learning_rate(expected):
+    lr = expected["metrics"]["reward.trex.weights_sha256"]  # the entry exists before we spend seconds training
+    assert lr["tolerance"] == "exact"
+    bad = failing(expected, "reward.trex", measure_reward(ROOT, RewardSpec("trex", overrides={"lr": 2e-3})))
+    assert "weights_sha256" in bad
+
+
+def test_drex_weights_hash_fails_on_a_different_mask_row(expected):
+    from trex_bench.games import get_game
+
+    g = get_game("breakout")
+    moved = dataclasses.replace(g, mask_top=g.mask_top + 1)  # row 10 (the top wall) zeroed too
+    bad = failing(expected, "reward.drex", measure_reward(ROOT, RewardSpec("drex", game=moved)))
+    assert "weights_sha256" in bad
+
+
+def test_ppo_losses_fail_on_a_different_seed(expected):
+    bad = failing(expected, "ppo.true", measure_ppo(ROOT, PPOSpec(seed=1)))
+    assert {"policy_gradient_loss", "value_loss", "entropy_loss", "approx_kl"} <= set(bad)
+
+
+def test_tables_pass_on_the_frozen_csv_and_fail_on_a_changed_cell(tmp_path, expected):
+    baselines = ROOT / "baselines"
+    assert failing(expected, "tables", measure_tables(ROOT / FROZEN_CSV, baselines)) == {}
+    with open(ROOT / FROZEN_CSV, newline="") as f:
+        rows = list(csv.reader(f))
+    h = rows[0]
+    # the file's last plain T-REX row: the latest of its seed, so the summary and the T-REX table count it
+    last = max(i for i, r in enumerate(rows) if i and r[h.index("method")] == "trex"
+               and r[h.index("ranking_source")] == "return" and "+kl" not in r[h.index("reward_transform")])
+    rows[last][h.index("mean")] = str(float(rows[last][h.index("mean")]) + 1.0)  # its score moves by one point
+    changed = tmp_path / "leaderboard.csv"
+    with open(changed, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    bad = failing(expected, "tables", measure_tables(changed, baselines))
+    assert "summary_sha256" in bad and "trex_sha256" in bad
+
+
+@pytest.mark.slow
+def test_fidelity_band_fails_on_a_reversed_ranking(expected):
+    from trex_bench.ranking import by_return
+    from trex_bench.types import Ranking
+
+    def reversed_return(ds):
+        r = by_return(ds)
+        return Ranking(r.n_episodes, r.pairs[:, ::-1].copy(), "reversed return")
+
+    bad = failing(expected, "reward.trex", measure_reward(ROOT, RewardSpec("trex", ranker=reversed_return)))
+    assert "below the band" in bad["spearman"]
+
+
+def test_compare_says_by_how_much():
+    band = {"expected": 0.8, "tolerance": "band", "band": [0.7, 0.9]}
+    assert compare("r", "spearman", band, Measured(0.75, "band")).ok
+    low = compare("r", "spearman", band, Measured(0.4, "band"))
+    assert not low.ok and low.detail == "0.3 below the band's low end 0.7"
+    rel = {"expected": 0.5, "tolerance": "rel"}
+    assert compare("p", "value_loss", rel, Measured(0.500004, "rel")).ok
+    assert not compare("p", "value_loss", rel, Measured(0.50001, "rel")).ok
+    assert not compare("p", "new_metric", None, Measured(1)).ok
+
+
+def test_update_refuses_without_a_reason(tmp_path, capsys):
+    out = tmp_path / "regression.json"
+    for extra in ([], ["--reason", ""], ["--reason", "   "]):
+        assert main(["regression", "update", "--only", "tables", "--expectations", str(out), "--root", str(ROOT),
+                     *extra]) == 2
+        assert "without a reason" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_check_exits_1_naming_the_failing_metric(tmp_path, capsys, expected):
+    doc = json.loads(json.dumps(expected))
+    doc["metrics"]["tables.trex_sha256"]["expected"] = "0" * 64
+    path = tmp_path / "regression.json"
+    path.write_text(json.dumps(doc))
+    assert main(["regression", "check", "--only", "tables", "--expectations", str(path), "--root", str(ROOT)]) == 1
+    captured = capsys.readouterr()
+    assert "tables.trex_sha256" in captured.err and "hash differs" in captured.err
+    assert "tables.summary_sha256" not in captured.err  # only the tampered metric fails
+    assert main(["regression", "check", "--only", "tables", "--root", str(ROOT),
+                 "--expectations", str(ROOT / EXPECTATIONS)]) == 0
