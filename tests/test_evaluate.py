@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from trex_bench._io import read_json
@@ -71,3 +73,20 @@ def test_cli_trains_and_evaluates(tmp_path, capsys):
     assert main(["rl", "train", "pong", "--reward", str(tmp_path / "none"), "--budget", "smoke", "--seed", "0",
                  "--out", str(tmp_path / "x")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_cli_appends_the_agents_row_with_its_method(agent_dir, tmp_path, capsys):
+    """A demonstrator run's final agent becomes its game's ppo-true row (`evaluate --leaderboard`)."""
+    from trex_bench.cli import main
+    from trex_bench.leaderboard import read_leaderboard
+
+    lb = tmp_path / "lb.csv"
+    demos = Path(__file__).resolve().parents[1] / "demos" / "breakout" / "scripted-noise"
+    assert main(["evaluate", "--agent", str(agent_dir), "--episodes", "2", "--out", str(tmp_path / "e.json"),
+                 "--leaderboard", str(lb)]) == 2  # no --demos: refused before playing
+    assert not lb.exists()
+    assert main(["evaluate", "--agent", str(agent_dir), "--episodes", "2", "--out", str(tmp_path / "e.json"),
+                 "--demos", str(demos), "--leaderboard", str(lb), "--no-progress"]) == 0
+    df = read_leaderboard(lb)
+    assert len(df) == 1 and df.loc[0, "method"] == "ppo-true" and df.loc[0, "best_demo"] == 23.0
+    assert df.loc[0, "n_episodes"] == 2 and df.loc[0, "schedule_steps"] > 0

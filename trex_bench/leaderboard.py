@@ -204,6 +204,20 @@ def row_from_run(
     }
 
 
+def agent_method(agent_card: Mapping[str, Any]) -> str:
+    """The leaderboard method of a PPO agent, from its card: ``ppo-true``, ``constant`` or the reward model's
+    method (``trex``/``drex``)."""
+    reward = agent_card.get("reward", {})
+    source = reward.get("source")
+    if source == "true":
+        return "ppo-true"
+    if source == "constant":
+        return "constant"
+    if source == "model" and reward.get("method") in ("trex", "drex"):
+        return str(reward["method"])
+    raise ValueError(f"cannot tell the method of an agent whose reward is {reward!r}")
+
+
 def read_leaderboard(csv_path: str | Path) -> pd.DataFrame:
     """The leaderboard as a DataFrame (checked like ``append_row`` does); an empty frame when absent."""
     path = Path(csv_path)

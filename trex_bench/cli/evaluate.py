@@ -28,12 +28,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trust-pickle", action="store_true",
                    help="load agent.zip with SB3's own loader, which runs the code pickled in it (only for a zip you "
                    "trust whose weights do not fit its card)")
+    p.add_argument("--leaderboard", type=Path, default=None, metavar="CSV",
+                   help="also append the agent's row to this leaderboard (method from its card: ppo-true, constant, "
+                   "or the reward model's trex/drex; needs --demos), e.g. a demonstrator run's final agent as ppo-true")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_evaluate)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from trex_bench.evaluate import evaluate_agent
+
+    if args.leaderboard is not None and args.demos is None:
+        raise ValueError("--leaderboard needs --demos: a row compares the agent with a demo set's best and average")
 
     r = evaluate_agent(args.agent, episodes=args.episodes, seed=args.seed, deterministic=args.deterministic,
                        n_envs=args.envs, demos_dir=args.demos, out=args.out, device=args.device,
@@ -47,4 +53,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if r["human_normalized"] is not None:
         print(f"  human-normalised score: {r['human_normalized']:.3f}")
     print(f"wrote {r['path']}")
+    if args.leaderboard is not None:
+        from trex_bench._io import read_json
+        from trex_bench.leaderboard import agent_method, append_row, row_from_run
+
+        card = read_json(args.agent / "card.json")
+        row = row_from_run(card, r, agent_method(card), run_id=f"{args.agent.resolve().name}-eval-s{args.seed}")
+        append_row(args.leaderboard, row)
+        print(f"appended a {row['method']} row to {args.leaderboard}")
     return 0
