@@ -250,8 +250,8 @@ def test_agent_stage_key_covers_the_reward_transform(tmp_path, monkeypatch, brea
     summary = run_pipeline(first, **kw)
     card = read_json(tmp_path / "run" / "reward" / "card.json")
     assert summary["row"]["ranking_source"] == card["ranking"]["source"] == "return"
-    assert read_json(tmp_path / "run" / "agent" / "stage.json")["key_of"]["transform"] == "sigmoid"
     with pytest.raises(ValueError, match=r"agent was made by another config"):
         run_pipeline(dataclasses.replace(first, transform="raw"), resume=True, **kw)
     assert read_json(tmp_path / "run" / "agent" / "card.json")["reward"]["transform"] == "sigmoid"
+    assert read_json(tmp_path / "run" / "agent" / "stage.json")["key_of"]["transform"] == "sigmoid"
 
