@@ -85,6 +85,37 @@ def test_evaluation_plays_the_agents_own_actions_in_full_games(noop_agent, tmp_p
     assert ("deterministic" if deterministic else "stochastic") in rep["protocol"]
 
 
+@pytest.fixture(scope="module")
+def near_uniform_agent(noop_agent, tmp_path_factory):
+    """The NOOP agent's folder with a policy of P(NOOP) ≈ 0.28 and 0.24 for each other action: argmax is NOOP."""
+    import shutil
+
+    out = tmp_path_factory.mktemp("uniform") / "agent"
+    shutil.copytree(noop_agent, out)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(PROFILES, SHORT.name, SHORT)
+        model, _ = load_agent(out)
+    with torch.no_grad():
+        model.policy.action_net.bias.copy_(torch.tensor([1.0, 0.85, 0.85, 0.85]))
+    model.save(out / "agent.zip")
+    return out
+
+
+def test_evaluation_samples_the_policy_by_default(near_uniform_agent, tmp_path):
+    """T-REX evaluates the stochastic policy: sampled, it presses FIRE and loses its lives long before the cap;
+    ``deterministic=True`` is the argmax (NOOP here) and plays on to the cap."""
+    from trex_bench.evaluate import evaluate_agent
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(PROFILES, SHORT.name, SHORT)
+        sampled = evaluate_agent(near_uniform_agent, episodes=2, seed=0, n_envs=2, out=tmp_path / "s.json")
+        argmax = evaluate_agent(near_uniform_agent, episodes=1, seed=0, n_envs=1, out=tmp_path / "d.json",
+                                deterministic=True)
+    cap = SHORT.max_frames_per_episode // SHORT.frameskip
+    assert sampled["deterministic"] is False and max(sampled["lengths"]) < cap
+    assert argmax["lengths"] == [cap]
+
+
 # -- PPO: the true score survives every wrapper ---------------------------------------------------------------------
 def test_ppo_logs_the_true_full_game_score_not_the_reward_it_optimises(tmp_path):
     """SB3's ``rollout/ep_rew_mean`` is the true score of whole games: with reward 1 per step a monitor placed above
@@ -236,22 +267,79 @@ def test_verify_compares_every_recorded_frame_hash(breakout_demos):
 
 
 # -- pipeline -------------------------------------------------------------------------------------------------------
-def test_agent_stage_key_covers_the_reward_transform(tmp_path, monkeypatch, breakout_demos):
-    """Resuming a run folder with another transform must not reuse the agent trained on the first one."""
-    from trex_bench._io import read_json
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, breakout_demos):
+    """A finished T-REX run (smoke budget, PPO cut to 32 steps, 1 evaluation game) on 3 short scripted episodes."""
     from trex_bench.demos.store import save_demos
     from trex_bench.pipeline import PipelineConfig, run_pipeline
     from trex_bench.rl import ppo
 
-    monkeypatch.setitem(ppo.BUDGETS, "smoke", TINY.replace(name="smoke"))
-    kw = dict(out=tmp_path / "run", leaderboard=None, progress=False, cache_dir=tmp_path / "cache")
-    demos = save_demos(breakout_demos, tmp_path / "demos")  # 4 short episodes: a fast reward stage
-    first = PipelineConfig(game="breakout", method="trex", budget="smoke", eval_episodes=1, demos=demos)
-    summary = run_pipeline(first, **kw)
-    card = read_json(tmp_path / "run" / "reward" / "card.json")
-    assert summary["row"]["ranking_source"] == card["ranking"]["source"] == "return"
-    with pytest.raises(ValueError, match=r"agent was made by another config"):
-        run_pipeline(dataclasses.replace(first, transform="raw"), resume=True, **kw)
-    assert read_json(tmp_path / "run" / "agent" / "card.json")["reward"]["transform"] == "sigmoid"
-    assert read_json(tmp_path / "run" / "agent" / "stage.json")["key_of"]["transform"] == "sigmoid"
+    root = tmp_path_factory.mktemp("protocol-run")
+    demos = save_demos(dataclasses.replace(breakout_demos, episodes=breakout_demos.episodes[:3]), root / "demos")
+    kw = dict(out=root / "run", leaderboard=None, progress=False, cache_dir=root / "cache")
+    cfg = PipelineConfig(game="breakout", method="trex", budget="smoke", eval_episodes=1, demos=demos)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(ppo.BUDGETS, "smoke", TINY.replace(name="smoke"))
+        summary = run_pipeline(cfg, **kw)
+        yield root, cfg, kw, summary
 
+
+def test_the_row_names_what_the_reward_net_was_trained_on(smoke_run):
+    from trex_bench._io import file_hash, read_json
+
+    root, _, _, summary = smoke_run
+    card = read_json(root / "run" / "reward" / "card.json")
+    assert summary["row"]["ranking_source"] == card["ranking"]["source"] == "return"
+    assert card["demos"]["content_hash"] == read_json(root / "demos" / "manifest.json")["content_hash"]
+    agent = read_json(root / "run" / "agent" / "card.json")
+    assert agent["reward"]["model_card_hash"] == file_hash(root / "run" / "reward" / "card.json")
+
+
+def test_agent_stage_key_covers_the_reward_transform(smoke_run):
+    """Resuming a run folder with another transform must not reuse the agent trained on the first one."""
+    from trex_bench._io import read_json
+    from trex_bench.pipeline import run_pipeline
+
+    root, cfg, kw, _ = smoke_run
+    with pytest.raises(ValueError, match=r"agent was made by another config"):
+        run_pipeline(dataclasses.replace(cfg, transform="raw"), resume=True, **kw)
+    assert read_json(root / "run" / "agent" / "card.json")["reward"]["transform"] == "sigmoid"
+    assert read_json(root / "run" / "agent" / "stage.json")["key_of"]["transform"] == "sigmoid"
+
+
+@pytest.mark.parametrize(("change", "stage"), [
+    (dict(seed=1), "reward"),
+    (dict(ranking="synthetic"), "reward"),
+    (dict(max_seconds=1e6), "agent"),
+    (dict(kl_to="no-such-bc", kl_beta=0.1), "agent"),
+    (dict(eval_episodes=2), "eval"),
+])
+def test_every_input_keys_its_stage(smoke_run, change, stage):
+    """A resumed run with any one input changed refuses at the first stage that input reaches: nothing is reused
+    that was made from other inputs."""
+    from trex_bench.pipeline import run_pipeline
+
+    _, cfg, kw, _ = smoke_run
+    with pytest.raises(ValueError, match=rf"{stage} was made by another config"):
+        run_pipeline(dataclasses.replace(cfg, **change), resume=True, **kw)
+
+
+def test_another_demo_set_retrains_the_reward(smoke_run, breakout_demos):
+    from trex_bench.demos.store import save_demos
+    from trex_bench.pipeline import run_pipeline
+
+    root, cfg, kw, _ = smoke_run
+    other = save_demos(dataclasses.replace(breakout_demos, episodes=breakout_demos.episodes[1:]), root / "other")
+    with pytest.raises(ValueError, match=r"reward was made by another config"):
+        run_pipeline(dataclasses.replace(cfg, demos=other), resume=True, **kw)
+
+
+def test_extrapolation_stage_refuses_an_unseen_set_that_repeats_a_demo(smoke_run, breakout_demos):
+    """The unseen set must be disjoint from the demos, or "extrapolation" is measured on training data."""
+    from trex_bench.demos.store import save_demos
+    from trex_bench.pipeline import run_pipeline
+
+    root, cfg, kw, _ = smoke_run
+    overlap = save_demos(dataclasses.replace(breakout_demos, episodes=breakout_demos.episodes[2:]), root / "overlap")
+    with pytest.raises(ValueError, match=r"repeats 1 episode\(s\).*disjoint"):
+        run_pipeline(dataclasses.replace(cfg, unseen=overlap), resume=True, **kw)
