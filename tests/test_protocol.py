@@ -117,11 +117,17 @@ def test_evaluation_samples_the_policy_by_default(near_uniform_agent, tmp_path):
 
 
 # -- PPO: the true score survives every wrapper ---------------------------------------------------------------------
-def test_ppo_logs_the_true_full_game_score_not_the_reward_it_optimises(tmp_path):
-    """SB3's ``rollout/ep_rew_mean`` is the true score of whole games: with reward 1 per step a monitor placed above
-    the reward wrapper would report ep_rew_mean == ep_len_mean, per life."""
+@pytest.mark.parametrize("reward", ["constant", "true", "model"])
+def test_ppo_logs_the_true_full_game_score_not_the_reward_it_optimises(tmp_path, reward):
+    """SB3's ``rollout/ep_rew_mean`` is the true score of whole games whatever reward PPO optimises: a monitor placed
+    above the reward wrapper would log episodes of single lives (and, with reward 1 per step, ep_rew == ep_len)."""
+    if reward == "model":
+        from trex_bench.reward.net import RewardNet, save_model
+
+        torch.manual_seed(0)
+        reward = save_model(RewardNet("breakout"), tmp_path / "reward", {"profile": "paper", "method": "trex"})
     cfg = PPOConfig("tiny", total_steps=512, n_envs=2, n_steps=128, batch_size=128, n_epochs=1)
-    out = train_ppo("breakout", "constant", cfg, seed=0, out_dir=tmp_path / "agent", progress=False)
+    out = train_ppo("breakout", reward, cfg, seed=0, out_dir=tmp_path / "agent", progress=False, transform="normalized")
     tb = _tb_scalars(out / "tb")
     assert tb.get("rollout/ep_len_mean"), "no game ended during the run: the test needs at least one"
     for score, length in zip(tb["rollout/ep_rew_mean"], tb["rollout/ep_len_mean"], strict=True):
