@@ -299,6 +299,10 @@ def test_the_row_names_what_the_reward_net_was_trained_on(smoke_run):
     assert card["demos"]["content_hash"] == read_json(root / "demos" / "manifest.json")["content_hash"]
     agent = read_json(root / "run" / "agent" / "card.json")
     assert agent["reward"]["model_card_hash"] == file_hash(root / "run" / "reward" / "card.json")
+    ev, row = read_json(root / "run" / "eval" / "eval.json"), summary["row"]
+    assert (row["n_episodes"], row["mean"], row["rl_steps"]) == (ev["episodes"], ev["mean"], agent["steps"]) == \
+        (1, ev["returns"][0], 32)
+    assert row["env_profile"] == agent["profile"] == ev["profile"] == "paper"
 
 
 def test_agent_stage_key_covers_the_reward_transform(smoke_run):
