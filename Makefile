@@ -31,8 +31,8 @@ bench:  ## side-by-side speed ratios on this machine (each prints its own table)
 	$(PY) benchmarks/ppo_reward_speed.py
 	$(PY) benchmarks/reward_train_speed.py
 
-quickstart:  ## the main job: Breakout, committed demos, T-REX at the `quick` budget, one leaderboard row
-	$(BIN)/trex-bench pipeline breakout --method trex --budget quick --seed $(SEED) --resume
+quickstart:  ## the main job: Breakout, the PPO-checkpoint demos, T-REX at the `quick` budget, one leaderboard row
+	$(BIN)/trex-bench pipeline breakout --method trex --budget quick --seed $(SEED) --demos demos/breakout/ppo-checkpoints --resume
 
 small:  ## the `small` budget (<= 60 min on 2 cores) with its constant-reward control, two runs at once
 	$(BIN)/trex-bench sweep --games breakout --methods trex,constant --seeds $(SEED) --budget small --workers 2 --threads 1

@@ -32,6 +32,9 @@ def test_quickstart_recipe_runs_end_to_end_at_smoke(tmp_path):
     assert argv[1:3] == ["pipeline", "breakout"] and "--no-progress" not in argv
     i = argv.index("--budget")
     argv[i + 1] = "smoke"
+    if "--demos" in argv:  # a path relative to the checkout, where make runs it
+        j = argv.index("--demos") + 1
+        argv[j] = str(ROOT / argv[j])
     env = dict(os.environ, TREX_BENCH_CACHE=str(tmp_path / "cache"), PYTHONUNBUFFERED="1")
     done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, f"quickstart failed (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
@@ -41,6 +44,9 @@ def test_quickstart_recipe_runs_end_to_end_at_smoke(tmp_path):
     assert re.search(r"wrote|leaderboard", done.stdout), done.stdout[-2000:]
     # the PPO stage drew its progress bar (on stderr), so the default path really ran with bars on
     assert "ppo breakout" in done.stderr
+    # the reward's extrapolation to the later checkpoints is printed before PPO starts (the demos have a ppo-later set)
+    out = done.stdout
+    assert "extrapolation on" in out and out.index("extrapolation on") < out.index("[agent] running")
 
 
 def test_every_imported_distribution_is_declared():
