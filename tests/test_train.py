@@ -168,3 +168,16 @@ def test_the_kept_weights_follow_the_selection_rule(select):
         assert run["best_step"] == min((e["val_loss"], e["step"]) for e in log if e["val_accuracy"] == best)[1]
     with pytest.raises(ValueError, match="select"):
         replace(FAST, select="best")
+
+
+@pytest.mark.parametrize("passes", [1.0, 2.5, 3.0])
+def test_every_step_of_every_pass_has_pairs(passes):
+    """Passes over N pairs in batches of B take ceil(passes·N/B) steps, none of them empty (an empty last batch gave a
+    NaN loss and stopped `quick` runs at their last steps)."""
+    src = FakeFrames(np.linspace(0, 1, 6), length=25)
+    rank = Ranking(6, np.array([(i, j) for i in range(6) for j in range(6) if i < j]), "return")
+    cfg = replace(FAST, n_pairs=150, batch_pairs=32, passes=passes, eval_every=1000, patience=0, val_frac=0.2)
+    _, m = tr.train_reward(src, rank, cfg, "breakout", np.random.default_rng(1))
+    run = m["members"][0]
+    assert run["stopped"] == "completed", run["stopped"]
+    assert run["steps"] == math.ceil(passes * m["n_train_pairs"] / 32)

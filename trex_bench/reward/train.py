@@ -282,8 +282,9 @@ def _train_one(source: FrameSource, train_p: SnippetPairs, val_p: SnippetPairs, 
     if cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_pass = math.ceil(len(train_p) / cfg.batch_pairs)
-    total = math.ceil(cfg.passes * steps_per_pass)
+    # The passes are one shuffled stream of pairs cut into batches: ceil(passes·N / B) steps, every batch non-empty
+    # (counting ceil(N / B) steps per pass ran past the stream's end into empty batches: a NaN loss at the last steps).
+    total = math.ceil(cfg.passes * len(train_p) / cfg.batch_pairs)
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
     order = np.concatenate([rng.permutation(len(train_p)) for _ in range(math.ceil(cfg.passes))])
