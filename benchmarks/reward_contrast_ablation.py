@@ -33,6 +33,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "select-last": {"select": "last", "patience": 0},
     "lr-5e-5-last": {"lr": 5e-5, "select": "last", "patience": 0},
     "pairs-6000-last": {"n_pairs": 6000, "select": "last", "patience": 0, "passes": 1.0},
+    "passes-6-last": {"passes": 6.0, "select": "last", "patience": 0},
     "wd-1e-3-last": {"weight_decay": 1e-3, "select": "last", "patience": 0},
     "select-loss-6000": {"n_pairs": 6000, "select": "val_loss", "passes": 2.0},
 }

@@ -59,6 +59,7 @@ def test_smoke_run_on_true_reward_writes_agent_and_card(tmp_path):
     assert card["reward"] == {"source": "true", "transform": "sign"}
     assert card["steps"] >= 64 and card["seed"] == 0 and card["budget"] == "tiny"
     assert card["schedule_steps"] == TINY.total_steps and card["precision"] == "fp32"  # TINY anneals over its own run
+    assert card["training_env"] is True  # the learner's env: life-loss episodes (evaluation plays full games)
     assert card["config"]["n_steps"] == 16 and card["wall_s"] > 0 and "stable-baselines3" in card["versions"]
     model, card2 = load_agent(out)
     assert card2 == card and model.n_envs == 2

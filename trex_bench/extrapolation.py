@@ -137,8 +137,12 @@ def extrapolation_metrics(model: Any, demos: DemoSet, unseen: DemoSet, cache: An
     return metrics, rows
 
 
-def figure3(result: ExtrapolationResult, path: str | Path, pred: str = "pred_sum") -> Path:
-    """T-REX Fig. 3: predicted return (min–max rescaled) against true return; demos red, unseen blue."""
+def figure3(result: ExtrapolationResult, path: str | Path, pred: str = "pred_mean") -> Path:
+    """T-REX Fig. 3: predicted return (min–max rescaled) against true return; demos red, unseen blue.
+
+    The default prediction is the mean per-frame reward, the length-free one the title's Spearman is of: the summed
+    raw r of a net whose per-frame r is mostly negative falls with episode length (PAPERS.md pitfalls).
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -157,8 +161,8 @@ def figure3(result: ExtrapolationResult, path: str | Path, pred: str = "pred_sum
     ax.set_title(f"{result.game}, {result.method} (seed {result.seed}): Spearman "
                  f"{'n/a' if rho is None else f'{rho:.2f}'} (mean r)", fontsize=9)
     ax.set_xlabel("true return")
-    ax.set_ylabel(f"predicted return ({pred.removeprefix('pred_')}, min-max rescaled)")
-    ax.legend(fontsize=7, loc="upper left")
+    ax.set_ylabel(f"predicted return ({pred.removeprefix('pred_')} r per episode, min-max rescaled)")
+    ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     path = Path(path)
     atomic_write(path, lambda p: fig.savefig(p, format="png"), suffix=".png")

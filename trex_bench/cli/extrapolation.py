@@ -48,6 +48,7 @@ def _default_set(game: str, name: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from trex_bench._io import write_json
     from trex_bench.demos.store import load_demos
     from trex_bench.extrapolation import check_split, figure3, score_split, train_or_reuse, update_table
     from trex_bench.games import get_game
@@ -80,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         model, _ = load_model(folder, game=game)
         r = score_split(model, method, seed, demos, unseen, args.cache)
         plot = figure3(r, args.results / "plots" / "extrapolation" / f"{game}-{method}" / f"s{seed}.png")
+        write_json(plot.with_suffix(".json"), r.to_json())  # per-episode predictions, to redraw or report from
         m = r.metrics
         print(f"{game} {method} seed {seed}: Spearman (mean r) all {_f(m['spearman_mean_all'])}, unseen "
               f"{_f(m['spearman_mean_unseen'])}; σ-sum all {_f(m['spearman_sigmoid_sum_all'])}; snippet accuracy "

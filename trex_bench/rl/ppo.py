@@ -31,7 +31,7 @@ from trex_bench._io import atomic_write, file_hash, read_json, versions, write_j
 from trex_bench._progress import PPOProgress
 from trex_bench.envs import get_profile, make_vec_env
 from trex_bench.games import get_game
-from trex_bench.rl.kl import KLToReferenceCallback, ReferencePolicy, kl_reference
+from trex_bench.rl.kl import KLToReferenceCallback, ReferencePolicy, kl_reference, kl_summary
 from trex_bench.rl.precision import FastNatureCNN, resolve_precision
 from trex_bench.rl.wrappers import TRANSFORMS, ClipRewardVecEnv, ConstantRewardVecEnv, LearnedRewardVecEnv
 
@@ -39,6 +39,9 @@ __all__ = ["PPOConfig", "BUDGETS", "get_ppo_config", "train_ppo", "load_agent", 
            "AGENT_FILE", "NORM_FILE"]
 
 AGENT_FILE = "agent.zip"
+# PPO learns on life-loss episodes with FIRE forced after a lost life (baselines' EpisodicLifeEnv + FireResetEnv, the
+# papers' PPO); evaluation plays full games. Recorded in the card.
+TRAINING_ENV = True
 NORM_FILE = "reward_norm.json"
 
 
@@ -271,7 +274,7 @@ def train_ppo(
         warnings.warn(f"kl_to={kl_to} with kl_beta=0: the KL penalty is off", stacklevel=2)
     precision, precision_record = resolve_precision(precision, device)  # refuses a bad mode before any work
     # Validate the reward and the KL reference before creating anything on disk.
-    venv = make_vec_env(g, cfg.n_envs, prof, seed=seed, training=True)
+    venv = make_vec_env(g, cfg.n_envs, prof, seed=seed, training=TRAINING_ENV)
     try:
         env, reward_desc = reward_env(venv, reward, g.id, prof.name, transform, device)
         ref_desc, kl_cb = None, None
@@ -335,6 +338,7 @@ def train_ppo(
         "game": g.id,
         "profile": prof.name,
         "profile_settings": prof.settings(),
+        "training_env": TRAINING_ENV,
         "reward": reward_desc,
         "budget": cfg.name,
         "config": dataclasses.asdict(cfg),
@@ -351,7 +355,7 @@ def train_ppo(
         "reward_norm": norm,
         "kl_to": ref_desc,
         "kl_beta": kl_beta,
-        "kl_mean": None if kl_cb is None else _kl_summary(kl_cb.kl_history),
+        "kl_mean": None if kl_cb is None else kl_summary(kl_cb.kl_history),
         "versions": versions(),
     }
     write_json(out / "card.json", card)  # written last: a folder with a card is a finished agent
@@ -371,14 +375,6 @@ class _TimeCap(BaseCallback):
 
     def _on_step(self) -> bool:
         return time.perf_counter() - self._t0 < self.seconds
-
-
-def _kl_summary(history: list[float]) -> dict[str, float | int]:
-    """Mean per-step KL estimate (log π_θ − log π_0) over the first, last and all rollouts of a run."""
-    if not history:
-        return {"rollouts": 0}
-    return {"rollouts": len(history), "first": round(history[0], 6), "last": round(history[-1], 6),
-            "mean": round(sum(history) / len(history), 6)}
 
 
 def load_agent(agent_dir: str | Path, device: str | torch.device = "cpu",
