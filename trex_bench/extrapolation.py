@@ -239,8 +239,15 @@ def update_table(results: list[ExtrapolationResult], csv_path: str | Path, md_pa
     """Merge ``results`` into the per-seed CSV (a (game, method, seed) row is replaced) and regenerate the markdown
     table: games × methods, mean ± std over seeds."""
     import pandas as pd
+    from filelock import FileLock
 
     csv_path, md_path = Path(csv_path), Path(md_path)
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(csv_path) + ".lock", timeout=120):  # games run side by side share one table
+        _merge(results, csv_path, md_path, pd)
+
+
+def _merge(results: list[ExtrapolationResult], csv_path: Path, md_path: Path, pd: Any) -> None:
     new = pd.DataFrame([{"game": r.game, "method": r.method, "seed": r.seed, "n_demos": r.n_demos,
                          "n_unseen": r.n_unseen, "best_demo": r.best_demo, "n_beyond_best": r.n_beyond_best,
                          **{k: r.metrics.get(k) for k in METRIC_COLUMNS}} for r in results])
