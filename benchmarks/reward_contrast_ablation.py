@@ -34,6 +34,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "lr-5e-5-last": {"lr": 5e-5, "select": "last", "patience": 0},
     "pairs-6000-last": {"n_pairs": 6000, "select": "last", "patience": 0, "passes": 1.0},
     "passes-6-last": {"passes": 6.0, "select": "last", "patience": 0},
+    "lr-1e-3": {"lr": 1e-3},
     "wd-1e-3-last": {"weight_decay": 1e-3, "select": "last", "patience": 0},
     "select-loss-6000": {"n_pairs": 6000, "select": "val_loss", "passes": 2.0},
 }
