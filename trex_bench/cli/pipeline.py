@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from trex_bench.cli_util import nonneg_int, positive_int, positive_seconds
+from trex_bench.cli_util import add_ppo_run_options, nonneg_int, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,12 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.add_argument("--kl-to", type=Path, default=None, help="BC policy folder: add the RLHF KL penalty to PPO's reward")
     p.add_argument("--kl-beta", type=float, default=0.0, help="β of r − β·(log π_θ(a|s) − log π_BC(a|s))")
-    p.add_argument("--max-seconds", type=positive_seconds, default=None, metavar="S",
-                   help="opt-in safety valve: stop PPO after S seconds of training (the row says time_capped; "
-                   "budgets are step counts and never set it)")
-    p.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16"],
-                   help="PPO policy numerics: fp32 (default) | bf16 autocast of the conv trunk | auto (the faster on "
-                   "this machine, probed once and cached)")
+    add_ppo_run_options(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from trex_bench.cli_util import nonneg_int, positive_seconds, torch_device
+from trex_bench.cli_util import add_ppo_run_options, nonneg_int, torch_device
 
 
 def _nonneg_float(text: str) -> float:
@@ -49,12 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "estimate of beta*KL(pi_theta || pi_0) (Ziegler et al. 2019, Ouyang et al. 2022)")
     t.add_argument("--kl-beta", type=_nonneg_float, default=0.0, metavar="BETA",
                    help="KL coefficient beta >= 0 of --kl-to (default 0: no penalty)")
-    t.add_argument("--max-seconds", type=positive_seconds, default=None, metavar="S",
-                   help="opt-in safety valve: stop PPO after S seconds of training (recorded in the card; a run it "
-                   "stops depends on the machine's load, so budgets never set it)")
-    t.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16"],
-                   help="policy numerics: fp32 (default) | bf16 autocast of the conv trunk | auto (the faster on this "
-                   "machine, probed once and cached in ~/.cache/trex_bench/precision.json)")
+    add_ppo_run_options(t)
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=run_train)
 
