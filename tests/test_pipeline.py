@@ -53,6 +53,16 @@ def test_resume_skips_finished_stages(smoke_run):
     assert again["row"]["mean"] == first["row"]["mean"]
 
 
+def test_resuming_a_finished_run_appends_no_second_row(smoke_run):
+    """D14: `pipeline --resume` on a finished run reuses it and leaves the leaderboard as it was."""
+    root, cfg, first = smoke_run
+    before = (root / "lb.csv").read_bytes()
+    again = run_pipeline(cfg, out=root / "run", resume=True, leaderboard=root / "lb.csv", progress=False,
+                         cache_dir=root / "cache")
+    assert (root / "lb.csv").read_bytes() == before
+    assert "already in" in again["leaderboard_note"] and again["row"]["run_id"] == first["row"]["run_id"]
+
+
 def test_existing_run_folder_needs_resume(smoke_run):
     root, cfg, _ = smoke_run
     with pytest.raises(ValueError, match="--resume"):

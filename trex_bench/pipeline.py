@@ -289,8 +289,19 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path | None = None, resume: boo
 
 
 def _finish(summary: dict[str, Any], folder: Path, leaderboard: str | Path | None) -> dict[str, Any]:
-    """Append the leaderboard row, then write ``summary.json`` (a sweep takes it as "finished, row written"), print."""
-    if leaderboard is not None:
+    """Append the leaderboard row, then write ``summary.json`` (a sweep takes it as "finished, row written").
+
+    A run resumed after it had finished (its ``summary.json`` exists) reuses every stage and appends no second row:
+    its row is already in the leaderboard; the summary says so (``leaderboard_note``).
+    """
+    previous = folder / "summary.json"
+    if previous.exists():
+        old = read_json(previous)
+        summary["row"] = old.get("row", summary["row"])  # the row as appended, with its run id and time
+        summary["leaderboard_note"] = f"finished before; its row is already in {old.get('leaderboard', 'the leaderboard')}"
+        if "leaderboard" in old:
+            summary["leaderboard"] = old["leaderboard"]
+    elif leaderboard is not None:
         from trex_bench.leaderboard import append_row
 
         append_row(leaderboard, summary["row"])

@@ -69,4 +69,6 @@ def print_summary(summary: dict[str, Any]) -> None:
               f"snippet pair accuracy {r['pair_accuracy']:.2f}")
     hn = r["human_normalized"]
     print(f"human-normalised: {hn:.3f}" if hn is not None else "human-normalised: n/a")
+    if "leaderboard_note" in summary:
+        print(f"no row appended: the run {summary['leaderboard_note']}")
     print(f"wall time {r['wall_s']:.0f} s; run folder {summary['run_folder']}" + (f"; leaderboard {summary['leaderboard']}" if "leaderboard" in summary else ""))
