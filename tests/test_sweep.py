@@ -65,6 +65,10 @@ def test_cli_rejects_bad_seed_lists(capsys):
     with pytest.raises(SystemExit):
         main(["sweep", "--games", "breakout", "--methods", "trex", "--budget", "smoke", "--seeds", "3-1"])
     assert "ranges ascending" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # D10: refused at once, not expanded into a 19 GB plan
+        main(["sweep", "--games", "breakout", "--methods", "trex", "--budget", "smoke", "--seeds", "0-100000000",
+              "--dry-run"])
+    assert "at most 1000 seeds" in capsys.readouterr().err
 
 
 def _rows(path):

@@ -75,17 +75,22 @@ def noise_levels(text: str) -> list[float]:
     return levels
 
 
+MAX_SEEDS = 1_000  # a sweep's seed list; `--seeds 0-100000000` once grew a dry run to 19 GB
+
+
 def seed_list(text: str) -> list[int]:
-    """``0,1,2`` or a range ``0-4`` (inclusive)."""
+    """``0,1,2`` or a range ``0-4`` (inclusive); at most ``MAX_SEEDS`` seeds in all."""
     out: list[int] = []
     for item in [w.strip() for w in text.split(",") if w.strip()]:
         lo, sep, hi = item.partition("-")
         try:
-            span = range(int(lo), int(hi) + 1) if sep else [int(lo)]
+            span = range(int(lo), int(hi) + 1) if sep else range(int(lo), int(lo) + 1)
         except ValueError as e:
             raise argparse.ArgumentTypeError(f"not a seed or seed range: {item!r}") from e
-        if not span or min(span) < 0:
+        if not span or span.start < 0:
             raise argparse.ArgumentTypeError(f"seeds must be >= 0 and ranges ascending: {item!r}")
+        if len(out) + len(span) > MAX_SEEDS:
+            raise argparse.ArgumentTypeError(f"at most {MAX_SEEDS} seeds per sweep, got {item!r} (each seed is a run)")
         out.extend(span)
     return out
 
