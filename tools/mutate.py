@@ -227,7 +227,8 @@ def run_one(m: Mutation, repo: Path, files: list[str], python: str, timeout: flo
         if code is None:
             return result(ERROR, None, f"timed out after {limit:g} s", out)
         verdict = verdict_from_exit(code)
-        detail = first_failure(out) if verdict == CAUGHT else ("" if verdict == SURVIVED else f"pytest exit {code}")
+        last = next((ln.strip() for ln in reversed(out.splitlines()) if ln.strip()), "")
+        detail = first_failure(out) if verdict == CAUGHT else ("" if verdict == SURVIVED else f"pytest exit {code}: {last[:200]}")
         return result(verdict, code, detail, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
