@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 SEED ?= 0
 
-.PHONY: install test test-slow quickstart small bench reproduce-trex reproduce-drex tables lint clean regression regression-update
+.PHONY: install test test-slow test-mutation quickstart small bench reproduce-trex reproduce-drex tables lint clean regression regression-update
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -23,8 +23,11 @@ test:  ## the default test run (CI): everything not marked slow
 test-slow:  ## the slow tests only
 	$(BIN)/pytest -q -p no:cacheprovider -m slow
 
+test-mutation:  ## mutation testing (not in CI): each edit of tools/mutations.toml on a copy, its tests; ARGS="--only M1,E04 --jobs 2"
+	$(PY) tools/mutate.py $(ARGS)
+
 lint:
-	$(BIN)/ruff check trex_bench tests benchmarks
+	$(BIN)/ruff check trex_bench tests benchmarks tools
 
 bench:  ## side-by-side speed ratios on this machine (each prints its own table)
 	$(PY) benchmarks/collect_speed.py
