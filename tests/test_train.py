@@ -11,6 +11,7 @@ import torch
 from scipy.stats import spearmanr
 
 from trex_bench.reward import train as tr
+from trex_bench.reward.command import train_command
 from trex_bench.reward.snippets import sample_snippet_pairs
 from trex_bench.types import DemoSet, Episode, Ranking
 
@@ -117,7 +118,7 @@ def test_demo_set_of_another_game_is_refused(monkeypatch, tmp_path):
     ep = Episode(0, np.zeros(5, np.uint8), np.zeros(5, np.float32), np.array([0]), np.array([0], np.uint64))
     monkeypatch.setattr("trex_bench.demos.store.load_demos", lambda *a, **k: DemoSet("breakout", "paper", {}, "t", (ep, ep)))
     with pytest.raises(ValueError, match="holds breakout demos, not pong"):
-        tr.train_command("pong", tmp_path / "demos", tmp_path / "out", budget="smoke")
+        train_command("pong", tmp_path / "demos", tmp_path / "out", budget="smoke")
     assert not (tmp_path / "out").exists()
 
 

@@ -221,7 +221,8 @@ def train_or_reuse(game: str, demos_dir: Path, out: Path, method: str, budget: s
     """The reward model of (demos, method, budget, seed) in ``out``: reused when its card says it is that one."""
     from trex_bench._io import read_json
     from trex_bench.demos.store import load_demos
-    from trex_bench.reward.train import budget_config, train_command
+    from trex_bench.reward.command import train_command
+    from trex_bench.reward.train import budget_config
 
     want = asdict(budget_config(budget, method))  # type: ignore[arg-type]
     card = out / "card.json"

@@ -227,8 +227,9 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path | None = None, resume: boo
         return _finish_bc(cfg, run, folder, demos, demos_dir, demos_hash, bc_dir, bc_k, leaderboard, progress)
 
     if cfg.method in LEARNED_REWARD:
+        from trex_bench.reward.command import train_command
         from trex_bench.reward.fidelity import score_command
-        from trex_bench.reward.train import budget_config, train_command
+        from trex_bench.reward.train import budget_config
 
         train_demos = demos_dir
         if cfg.method == "drex":

@@ -68,7 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from trex_bench._io import check_out_folder
-    from trex_bench.reward.train import train_command
+    from trex_bench.reward.command import train_command
 
     check_out_folder(args.out, "reward_model", args.overwrite)
     ranking = args.ranking or ("noise" if args.method == "drex" else "return")

@@ -30,7 +30,7 @@ from trex_bench.reward.snippets import sample_snippet_pairs, split_by_episode_pa
 from trex_bench.types import Ranking, SnippetPairs
 
 __all__ = ["FrameSource", "TrainConfig", "budget_config", "BUDGETS", "bradley_terry_loss", "init_net",
-           "snippet_returns", "train_reward", "train_command"]
+           "snippet_returns", "train_reward"]
 
 
 class FrameSource(Protocol):
@@ -360,50 +360,3 @@ def _train_one(source: FrameSource, train_p: SnippetPairs, val_p: SnippetPairs, 
         train_accuracy=train_acc, stopped=stopped, wall_seconds=wall, pairs_per_second=step * cfg.batch_pairs / max(wall, 1e-9),
         frames_per_second=frames_scored / max(wall, 1e-9), log=log,
     )
-
-
-def train_command(game: str, demos_dir: str | Path, out: str | Path, *, method: Literal["trex", "drex"] = "trex", ranking: str = "return", human_labels: str | Path | None = None, budget: str = "quick", seed: int = 0, cache_dir: str | Path | None = None, device: str = "cpu", progress: bool = True, synthetic_temperature: float = 1.0) -> Path:
-    """``trex-bench reward train``: demos → ranking → frame cache → trained reward model folder in ``out``.
-
-    Refuses a demo set of another game than ``game``. Writes ``model.safetensors`` + ``card.json`` (profile, demo
-    content hash, ranking source, config, metrics) and ``train_log.json`` atomically, then prints where.
-    """
-    from trex_bench import ranking as rankers
-    from trex_bench.demos.store import FrameCache, load_demos
-    from trex_bench.games import get_game
-    from trex_bench.reward.net import save_model
-
-    g = get_game(game)
-    ds = load_demos(demos_dir)
-    if ds.game != g.id:
-        raise ValueError(f"{demos_dir} holds {ds.game} demos, not {g.id}")
-    cfg = budget_config(budget, method)
-    rng = np.random.default_rng(seed)
-    if ranking == "return":
-        rk = rankers.by_return(ds)
-    elif ranking == "checkpoint":
-        rk = rankers.by_checkpoint(ds)
-    elif ranking == "noise":
-        rk = rankers.by_noise(ds)
-    elif ranking == "human":
-        if human_labels is None:
-            raise ValueError("--ranking human needs --human-labels CSV")
-        rk = rankers.from_human_labels(ds, human_labels)
-    elif ranking == "synthetic":
-        rk = rankers.synthetic_bradley_terry(ds, rng, synthetic_temperature, n_queries=1000)
-    else:
-        raise ValueError(f"unknown ranking {ranking!r}; valid: return, checkpoint, noise, human, synthetic")
-    cache = FrameCache(ds, cache_dir)
-    out = Path(out)
-    model, metrics = train_reward(cache, rk, cfg, g, rng, device, progress=progress, log_dir=out, tensorboard=True)
-    card = dict(
-        profile=ds.profile, demos=dict(path=str(demos_dir), content_hash=ds.content_hash(), n_episodes=len(ds.episodes)),
-        ranking=dict(source=rk.source, n_pairs=len(rk.pairs), human_labels=str(human_labels) if human_labels else None),
-        method=method, budget=budget, seed=seed, config=asdict(cfg),
-        metrics={k: v for k, v in metrics.items() if k != "members"} | dict(members=[{k: v for k, v in m.items() if k != "log"} for m in metrics["members"]]),
-    )
-    save_model(model, out, card)
-    print(f"val pair accuracy {metrics['val_accuracy']:.3f}, train {metrics['train_accuracy']:.3f}, "
-          f"{metrics['wall_seconds']:.0f} s ({'; '.join(metrics['stopped'])})")
-    print(f"wrote reward model to {out}")
-    return out
