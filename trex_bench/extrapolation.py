@@ -161,7 +161,7 @@ def figure3(result: ExtrapolationResult, path: str | Path, pred: str = "pred_mea
     ax.set_title(f"{result.game}, {result.method} (seed {result.seed}): Spearman "
                  f"{'n/a' if rho is None else f'{rho:.2f}'} (mean r)", fontsize=9)
     ax.set_xlabel("true return")
-    ax.set_ylabel(f"predicted return ({pred.removeprefix('pred_')} r per episode, min-max rescaled)")
+    ax.set_ylabel(f"predicted ({pred.removeprefix('pred_')} r), min-max rescaled")
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     path = Path(path)
