@@ -28,6 +28,7 @@ test-mutation:  ## mutation testing (not in CI): each edit of tools/mutations.to
 
 lint:
 	$(BIN)/ruff check trex_bench tests benchmarks tools
+	$(BIN)/ruff format --check trex_bench  # the package is formatted at 120 columns (tests and tools not yet)
 
 bench:  ## side-by-side speed ratios on this machine (each prints its own table)
 	$(PY) benchmarks/collect_speed.py

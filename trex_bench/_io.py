@@ -94,8 +94,11 @@ def check_out_folder(out: str | Path, kind: str, overwrite: bool = False) -> Non
     except ValueError:
         card = None
     if not (isinstance(card, dict) and card.get("kind") == kind):
-        found = f"a {card['kind']} folder" if isinstance(card, dict) and isinstance(card.get("kind"), str) else \
-            "a non-empty folder"
+        found = (
+            f"a {card['kind']} folder"
+            if isinstance(card, dict) and isinstance(card.get("kind"), str)
+            else "a non-empty folder"
+        )
         raise ValueError(f"{out} is {found}, not a {kind} folder; choose another --out or pass --overwrite")
 
 

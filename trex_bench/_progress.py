@@ -21,8 +21,14 @@ LOG_INTERVAL_S = 30.0  # a redirected bar writes a line at most this often (tqdm
 def progress_bar(total: int | None, desc: str, unit: str, enabled: bool = True) -> Any:
     """A tqdm bar on stderr: refreshed twice a second on a terminal, every ``LOG_INTERVAL_S`` s when redirected."""
     tty = sys.stderr.isatty()
-    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, mininterval=0.5 if tty else LOG_INTERVAL_S,
-                dynamic_ncols=tty)
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        disable=not enabled,
+        mininterval=0.5 if tty else LOG_INTERVAL_S,
+        dynamic_ncols=tty,
+    )
 
 
 class PPOProgress(BaseCallback):

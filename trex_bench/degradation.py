@@ -22,8 +22,14 @@ import pandas as pd
 from trex_bench._io import atomic_write
 from trex_bench.types import NOOP_NOISE, DemoSet
 
-__all__ = ["degradation_curve", "degradation_rows", "write_degradation", "read_reference_degradation",
-           "summarise_rows", "degradation_command"]
+__all__ = [
+    "degradation_curve",
+    "degradation_rows",
+    "write_degradation",
+    "read_reference_degradation",
+    "summarise_rows",
+    "degradation_command",
+]
 
 
 def degradation_rows(demos: DemoSet) -> dict[float, list[float]]:
@@ -42,8 +48,9 @@ def degradation_rows(demos: DemoSet) -> dict[float, list[float]]:
 def summarise_rows(rows: dict[float, list[float]]) -> pd.DataFrame:
     """Columns ``noise, mean, std, n`` (std is the population std, ddof=0, as numpy's default) per ε, descending."""
     recs = [dict(noise=k, mean=float(np.mean(v)), std=float(np.std(v)), n=len(v)) for k, v in rows.items()]
-    return pd.DataFrame(recs, columns=["noise", "mean", "std", "n"]).sort_values("noise", ascending=False,
-                                                                                 ignore_index=True)
+    return pd.DataFrame(recs, columns=["noise", "mean", "std", "n"]).sort_values(
+        "noise", ascending=False, ignore_index=True
+    )
 
 
 def degradation_curve(demos: DemoSet) -> pd.DataFrame:
@@ -101,7 +108,9 @@ def read_reference_degradation(csv_path: str | Path) -> tuple[np.ndarray | None,
     return demos, levels
 
 
-def _plot(curve: pd.DataFrame, title: str, out_png: Path, reference: Path | None, demo_returns: list[float] | None) -> None:
+def _plot(
+    curve: pd.DataFrame, title: str, out_png: Path, reference: Path | None, demo_returns: list[float] | None
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -114,8 +123,16 @@ def _plot(curve: pd.DataFrame, title: str, out_png: Path, reference: Path | None
     if reference is not None:
         ref_demos, ref = read_reference_degradation(reference)
         ref_curve = summarise_rows({k: list(v) for k, v in ref.items()})
-        ax.errorbar(ref_curve["noise"], ref_curve["mean"], yerr=ref_curve["std"], marker="s", capsize=3, color="C1",
-                    alpha=0.7, label="D-REX released BC (mean ± std)")
+        ax.errorbar(
+            ref_curve["noise"],
+            ref_curve["mean"],
+            yerr=ref_curve["std"],
+            marker="s",
+            capsize=3,
+            color="C1",
+            alpha=0.7,
+            label="D-REX released BC (mean ± std)",
+        )
         if ref_demos is not None:
             ax.axhline(float(ref_demos.mean()), color="C1", ls=":", label="D-REX demos (mean)")
     ax.set_xlabel("ε (ε-greedy noise)")
@@ -127,8 +144,9 @@ def _plot(curve: pd.DataFrame, title: str, out_png: Path, reference: Path | None
     plt.close(fig)
 
 
-def write_degradation(demos: DemoSet, out_prefix: str | Path, demo_set: DemoSet | None = None,
-                      reference_csv: str | Path | None = None) -> tuple[Path, Path]:
+def write_degradation(
+    demos: DemoSet, out_prefix: str | Path, demo_set: DemoSet | None = None, reference_csv: str | Path | None = None
+) -> tuple[Path, Path]:
     """Write ``<prefix>.csv`` (reference layout) and ``<prefix>.png`` (mean ± std of return vs ε), atomically.
 
     Args:
@@ -153,13 +171,22 @@ def write_degradation(demos: DemoSet, out_prefix: str | Path, demo_set: DemoSet 
     demo_returns = demo_set.returns.tolist() if demo_set is not None else None
     text = _csv_text(rows, demo_returns)
     atomic_write(csv_path, lambda p: p.write_text(text), suffix=".csv")
-    _plot(degradation_curve(demos), f"{demos.game}: true return vs ε-greedy noise", png_path,
-          Path(reference_csv) if reference_csv is not None else None, demo_returns)
+    _plot(
+        degradation_curve(demos),
+        f"{demos.game}: true return vs ε-greedy noise",
+        png_path,
+        Path(reference_csv) if reference_csv is not None else None,
+        demo_returns,
+    )
     return csv_path, png_path
 
 
-def degradation_command(demos_dir: str | Path, out_prefix: str | Path, reference_csv: str | Path | None = None,
-                        demo_set_dir: str | Path | None = None) -> Path:
+def degradation_command(
+    demos_dir: str | Path,
+    out_prefix: str | Path,
+    reference_csv: str | Path | None = None,
+    demo_set_dir: str | Path | None = None,
+) -> Path:
     """CLI entry: load the noise rollouts in ``demos_dir``, write the CSV + PNG, print the curve; returns the CSV."""
     from trex_bench.demos.store import load_demos
 

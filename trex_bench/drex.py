@@ -21,8 +21,17 @@ DREX_NOISE = (1.0, 0.75, 0.5, 0.25, 0.02)
 DREX_ROLLOUTS = {"smoke": 1, "quick": 2, "small": 3, "gpu": 3, "paper": 5}
 
 
-def noise_rollouts(demos: DemoSet, bc_dir: Path, out: Path, *, per_level: int, seed: int, device: str = "cpu",
-                   progress: bool = True, levels: tuple[float, ...] = DREX_NOISE) -> None:
+def noise_rollouts(
+    demos: DemoSet,
+    bc_dir: Path,
+    out: Path,
+    *,
+    per_level: int,
+    seed: int,
+    device: str = "cpu",
+    progress: bool = True,
+    levels: tuple[float, ...] = DREX_NOISE,
+) -> None:
     """Write D-REX's ranking data to ``out/demos`` (the demos as ε = 0, ``per_level`` BC rollouts at each ε, the
     no-op bin) and its degradation curve to ``out/degradation``.
 
@@ -38,11 +47,21 @@ def noise_rollouts(demos: DemoSet, bc_dir: Path, out: Path, *, per_level: int, s
     rng = np.random.default_rng(seed)
     bc = load_bc(bc_dir, game=demos.game, rng=rng, device=device)
     cap = int(2 * demos.lengths.max())
-    parts = [DemoSet(demos.game, demos.profile, demos.profile_settings, f"demos ({demos.demonstrator}) as ε = 0",
-                     tuple(dataclasses.replace(e, noise=0.0) for e in demos.episodes), demos.versions, demos.created_by)]
+    parts = [
+        DemoSet(
+            demos.game,
+            demos.profile,
+            demos.profile_settings,
+            f"demos ({demos.demonstrator}) as ε = 0",
+            tuple(dataclasses.replace(e, noise=0.0) for e in demos.episodes),
+            demos.versions,
+            demos.created_by,
+        )
+    ]
     for i, eps in enumerate((*levels, NOOP_NOISE)):
-        cc = CollectConfig(episodes=per_level, seed=seed + 100 + i, profile=demos.profile, noise=eps, max_steps=cap,
-                           n_envs=per_level)
+        cc = CollectConfig(
+            episodes=per_level, seed=seed + 100 + i, profile=demos.profile, noise=eps, max_steps=cap, n_envs=per_level
+        )
         policy = NoopPolicy() if eps == NOOP_NOISE else EpsilonGreedy(bc, eps, bc.n_actions, rng)
         what = "D-REX no-op bin" if eps == NOOP_NOISE else "D-REX noise rollouts"
         parts.append(collect(demos.game, policy, cc, progress=progress, created_by=f"trex-bench pipeline ({what})"))

@@ -33,7 +33,16 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvStepRetu
 
 from trex_bench.games import Game, get_game
 
-__all__ = ["EnvProfile", "PROFILES", "get_profile", "make_env", "make_vec_env", "make_ale_vector_env", "AtariVecEnv", "OBS_SHAPE"]
+__all__ = [
+    "EnvProfile",
+    "PROFILES",
+    "get_profile",
+    "make_env",
+    "make_vec_env",
+    "make_ale_vector_env",
+    "AtariVecEnv",
+    "OBS_SHAPE",
+]
 
 OBS_SHAPE = (4, 84, 84)
 
@@ -85,7 +94,9 @@ def fire_action(ale_id: str) -> int | None:
     return actions.index(Action.FIRE) if Action.FIRE in actions else None
 
 
-def make_ale_vector_env(game: Game | str, profile: EnvProfile | str, n_envs: int, num_threads: int = 0) -> AtariVectorEnv:
+def make_ale_vector_env(
+    game: Game | str, profile: EnvProfile | str, n_envs: int, num_threads: int = 0
+) -> AtariVectorEnv:
     """The raw ale-py vector env configured by ``profile`` (no life-loss episodes, no reward clipping)."""
     g = get_game(game) if isinstance(game, str) else game
     p = get_profile(profile)
@@ -157,7 +168,9 @@ class AtariVecEnv(VecEnv):
         self._seeds = np.zeros(n_envs, dtype=np.int64)
         self._reset_index = np.zeros(n_envs, dtype=np.int64)
         self._lives = np.zeros(n_envs, dtype=np.int64)
-        self._fire = fire_action(self.game.ale_id) if training and p.use_fire_reset and not p.full_action_space else None
+        self._fire = (
+            fire_action(self.game.ale_id) if training and p.use_fire_reset and not p.full_action_space else None
+        )
         self._pending_fire = np.zeros(n_envs, dtype=bool)
         self._forced = np.zeros(n_envs, dtype=bool)
         self._ret = np.zeros(n_envs)
@@ -236,7 +249,9 @@ class AtariVecEnv(VecEnv):
         self._lives = lives.copy()
         if self._fire is not None:
             self._pending_fire = life_lost.copy()
-        infos: list[dict[str, Any]] = [{"lives": int(lives[i]), "game_over": bool(game_over[i])} for i in range(self.num_envs)]
+        infos: list[dict[str, Any]] = [
+            {"lives": int(lives[i]), "game_over": bool(game_over[i])} for i in range(self.num_envs)
+        ]
         for i in np.flatnonzero(self._forced):
             infos[i]["forced_fire"] = True
         for i in np.flatnonzero(dones):

@@ -70,7 +70,9 @@ def evaluate_agent(
 
         demos = load_demos(demos_dir, game=card["game"], profile=card["profile"])
     n_envs = min(n_envs, episodes)
-    env = make_vec_env(card["game"], n_envs, card["profile"], training=False, episode_seeds=lambda k: episode_seed(seed, k))
+    env = make_vec_env(
+        card["game"], n_envs, card["profile"], training=False, episode_seeds=lambda k: episode_seed(seed, k)
+    )
     gen = torch.Generator(device=agent.device).manual_seed(seed)
     returns = np.full(episodes, np.nan)
     lengths = np.zeros(episodes, dtype=np.int64)
@@ -105,7 +107,9 @@ def evaluate_agent(
         env.close()
         if bar is not None:
             bar.close()
-    report = _report(card, returns, lengths, starts, demos, demos_dir, seed, deterministic, n_envs, time.perf_counter() - t0)
+    report = _report(
+        card, returns, lengths, starts, demos, demos_dir, seed, deterministic, n_envs, time.perf_counter() - t0
+    )
     report["agent_dir"] = str(agent_dir)
     write_json(dest, report)
     report["path"] = str(dest)
@@ -139,7 +143,9 @@ class _BCActor:
         return self.policy.log_probs(obs).exp()
 
 
-def _load_actor(agent_dir: str | Path, device: str | torch.device, trust_pickle: bool = False) -> tuple[Any, dict[str, Any]]:
+def _load_actor(
+    agent_dir: str | Path, device: str | torch.device, trust_pickle: bool = False
+) -> tuple[Any, dict[str, Any]]:
     """An SB3 PPO agent folder, or a behaviour-cloning folder (``rl.bc``: evaluated the same way, method ``bc``)."""
     from trex_bench.rl.ppo import load_agent
 
@@ -174,7 +180,8 @@ def _report(card, returns, lengths, starts, demos, demos_dir, seed, deterministi
         "game": card["game"],
         "profile": card["profile"],
         "protocol": "full games (no life-loss termination), true score, "
-        + ("deterministic (argmax)" if deterministic else "stochastic") + " policy",
+        + ("deterministic (argmax)" if deterministic else "stochastic")
+        + " policy",
         "episodes": len(returns),
         "seed": seed,
         "deterministic": deterministic,

@@ -20,8 +20,19 @@ from typing import Any
 
 from trex_bench.regression import BAND_SEEDS, Measured, RegressionError, Result, select_checks
 
-__all__ = ["SCHEMA", "HOW", "REL_TOL", "ABS_FLOOR", "BAND_RULES", "compare", "compare_all", "load_expectations",
-           "save_expectations", "provenance", "update_expectations"]
+__all__ = [
+    "SCHEMA",
+    "HOW",
+    "REL_TOL",
+    "ABS_FLOOR",
+    "BAND_RULES",
+    "compare",
+    "compare_all",
+    "load_expectations",
+    "save_expectations",
+    "provenance",
+    "update_expectations",
+]
 
 SCHEMA = 1
 REL_TOL, ABS_FLOOR = 1e-5, 1e-9
@@ -32,13 +43,15 @@ BAND_RULES: dict[str, tuple[float, float, float]] = {
     "eval_mean": (1.0, 0.0, math.inf),
 }
 
-HOW = ("Written by `trex-bench regression update --reason ...` (trex_bench/regression.py); checked by "
-       "`trex-bench regression check` (`make regression`). Each metric is measured at seed 0 on CPU with one torch "
-       "thread. tolerance 'exact': equal value (hashes, counts); 'rel': |got - expected| <= 1e-5*|expected| + 1e-9; "
-       "'band': lo <= got <= hi, where the band is mean +- max(3*std, floor) of the metric over seeds 0-4 of the same "
-       "check (std with ddof 1), clipped to the metric's range (floors: spearman 0.05, pair_accuracy 0.02, eval_mean "
-       "1.0); 'band_how' and 'samples' give the numbers. Exact weight hashes hold for one CPU kind and torch build "
-       "('machine', 'versions'). Each entry records the command, reason, commit and versions that produced it.")
+HOW = (
+    "Written by `trex-bench regression update --reason ...` (trex_bench/regression.py); checked by "
+    "`trex-bench regression check` (`make regression`). Each metric is measured at seed 0 on CPU with one torch "
+    "thread. tolerance 'exact': equal value (hashes, counts); 'rel': |got - expected| <= 1e-5*|expected| + 1e-9; "
+    "'band': lo <= got <= hi, where the band is mean +- max(3*std, floor) of the metric over seeds 0-4 of the same "
+    "check (std with ddof 1), clipped to the metric's range (floors: spearman 0.05, pair_accuracy 0.02, eval_mean "
+    "1.0); 'band_how' and 'samples' give the numbers. Exact weight hashes hold for one CPU kind and torch build "
+    "('machine', 'versions'). Each entry records the command, reason, commit and versions that produced it."
+)
 
 
 # -- comparison ----------------------------------------------------------------------------------------------------
@@ -52,8 +65,15 @@ def _band_text(entry: Mapping[str, Any]) -> str:
 def compare(check: str, metric: str, entry: Mapping[str, Any] | None, got: Measured | None) -> Result:
     """One metric against its expectation; a missing expectation or measurement fails and says which."""
     if entry is None:
-        return Result(check, metric, None, None if got is None else got.value, "-", False,
-                      "no expectation: new metric (run `trex-bench regression update --reason ...`)")
+        return Result(
+            check,
+            metric,
+            None,
+            None if got is None else got.value,
+            "-",
+            False,
+            "no expectation: new metric (run `trex-bench regression update --reason ...`)",
+        )
     exp, band = entry["expected"], _band_text(entry)
     if got is None:
         return Result(check, metric, exp, None, band, False, "expected but not measured (a check lost a metric)")
@@ -83,8 +103,9 @@ def compare_all(expectations: Mapping[str, Any], measured: Mapping[str, Mapping[
     entries = expectations.get("metrics", {})
     out = []
     for check, values in measured.items():
-        keys = list(values) + [k[len(check) + 1:] for k in entries if k.startswith(check + ".")
-                               and k[len(check) + 1:] not in values]
+        keys = list(values) + [
+            k[len(check) + 1 :] for k in entries if k.startswith(check + ".") and k[len(check) + 1 :] not in values
+        ]
         out += [compare(check, m, entries.get(f"{check}.{m}"), values.get(m)) for m in keys]
     return out
 
@@ -117,16 +138,27 @@ def provenance(root: Path, command: str, reason: str) -> dict[str, Any]:
 
     commit = git_commit(root)
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        st = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True,
-                            text=True, timeout=10)
+        st = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         commit += "-dirty" if st.returncode == 0 and st.stdout.strip() else ""
     vers = versions()
     for pkg in ("pandas", "scipy", "tensorboard"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             vers[pkg] = metadata.version(pkg)
     cpu = next((ln.split(":", 1)[1].strip() for ln in _cpuinfo() if ln.startswith("model name")), platform.machine())
-    return {"command": command, "reason": reason, "commit": commit, "versions": vers, "machine": cpu,
-            "updated_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    return {
+        "command": command,
+        "reason": reason,
+        "commit": commit,
+        "versions": vers,
+        "machine": cpu,
+        "updated_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
 
 
 def _cpuinfo() -> list[str]:
@@ -145,13 +177,21 @@ def _band(metric: str, seeds: Sequence[int], samples: Sequence[float]) -> tuple[
     mean, std = float(x.mean()), float(x.std(ddof=1)) if len(x) > 1 else 0.0
     half = max(3 * std, floor)
     band = [round(max(mean - half, lo_lim), 6), round(min(mean + half, hi_lim), 6)]
-    return band, (f"mean {mean:.4g} ± max(3·std {3 * std:.4g}, floor {floor:g}) over seeds "
-                  f"{','.join(map(str, seeds))}, clipped to [{lo_lim:g}, {hi_lim:g}]")
+    return band, (
+        f"mean {mean:.4g} ± max(3·std {3 * std:.4g}, floor {floor:g}) over seeds "
+        f"{','.join(map(str, seeds))}, clipped to [{lo_lim:g}, {hi_lim:g}]"
+    )
 
 
-def update_expectations(root: str | Path, old: Mapping[str, Any], reason: str, command: str,
-                        names: Sequence[str] | None = None, band_seeds: Sequence[int] = BAND_SEEDS,
-                        progress: Callable[[str], None] | None = None) -> tuple[dict[str, Any], list[str]]:
+def update_expectations(
+    root: str | Path,
+    old: Mapping[str, Any],
+    reason: str,
+    command: str,
+    names: Sequence[str] | None = None,
+    band_seeds: Sequence[int] = BAND_SEEDS,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[dict[str, Any], list[str]]:
     """Measure the named checks (bands over ``band_seeds``) and return (new document, keys whose entry changed).
 
     An entry whose expected value, tolerance and band are unchanged keeps its old provenance; a changed or new one
@@ -162,7 +202,7 @@ def update_expectations(root: str | Path, old: Mapping[str, Any], reason: str, c
         RegressionError: an empty reason, or an unknown check name.
     """
     if not reason or not reason.strip():
-        raise RegressionError("refusing to update expectations without a reason (--reason \"what changed and why\")")
+        raise RegressionError('refusing to update expectations without a reason (--reason "what changed and why")')
     root = Path(root)
     checks = select_checks(names)
     prov = provenance(root, command, reason.strip())

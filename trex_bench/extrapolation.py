@@ -28,8 +28,19 @@ from trex_bench._io import atomic_write
 from trex_bench.reward.fidelity import correlation, episode_rewards, per_step_stats, snippet_accuracy
 from trex_bench.types import DemoSet
 
-__all__ = ["ExtrapolationResult", "check_split", "demonstrator_run", "extrapolation_metrics", "figure3", "score_split",
-           "write_stage", "summary_line", "train_or_reuse", "update_table", "markdown_table"]
+__all__ = [
+    "ExtrapolationResult",
+    "check_split",
+    "demonstrator_run",
+    "extrapolation_metrics",
+    "figure3",
+    "score_split",
+    "write_stage",
+    "summary_line",
+    "train_or_reuse",
+    "update_table",
+    "markdown_table",
+]
 
 
 @dataclass(frozen=True)
@@ -79,24 +90,39 @@ def check_split(demos: DemoSet, unseen: DemoSet, demos_name: str = "demos", unse
     if demos.game != unseen.game:
         raise ValueError(f"{unseen_name} holds {unseen.game} episodes, {demos_name} {demos.game}: one game only")
     if demos.profile_settings != unseen.profile_settings:
-        raise ValueError(f"{unseen_name} was recorded under env profile {unseen.profile!r}, {demos_name} under "
-                         f"{demos.profile!r} (or other settings): frames would differ")
+        raise ValueError(
+            f"{unseen_name} was recorded under env profile {unseen.profile!r}, {demos_name} under "
+            f"{demos.profile!r} (or other settings): frames would differ"
+        )
     run_d, run_u = demonstrator_run(demos), demonstrator_run(unseen)
     if run_d is not None and run_u is not None and run_d != run_u:
-        raise ValueError(f"{demos_name} come from the PPO run {run_d}, {unseen_name} from {run_u}: the papers' "
-                         "protocol takes both from one run")
+        raise ValueError(
+            f"{demos_name} come from the PPO run {run_d}, {unseen_name} from {run_u}: the papers' "
+            "protocol takes both from one run"
+        )
     seen = {(e.seed, e.reset_index, e.actions.tobytes()) for e in demos.episodes}
     shared = [i for i, e in enumerate(unseen.episodes) if (e.seed, e.reset_index, e.actions.tobytes()) in seen]
     if shared:
-        raise ValueError(f"{unseen_name} repeats {len(shared)} episode(s) of {demos_name} (e.g. episode {shared[0]}): "
-                         "the unseen set must be disjoint from the demos")
+        raise ValueError(
+            f"{unseen_name} repeats {len(shared)} episode(s) of {demos_name} (e.g. episode {shared[0]}): "
+            "the unseen set must be disjoint from the demos"
+        )
     if len(np.unique(demos.returns)) < 2:
-        raise ValueError(f"all {len(demos.episodes)} episodes of {demos_name} return {demos.returns[0]:g}: "
-                         "there is no ranking to learn from")
+        raise ValueError(
+            f"all {len(demos.episodes)} episodes of {demos_name} return {demos.returns[0]:g}: "
+            "there is no ranking to learn from"
+        )
 
 
-def extrapolation_metrics(model: Any, demos: DemoSet, unseen: DemoSet, cache: Any, rng: np.random.Generator,
-                          snippet_len: int = 50, n_pairs: int = 2000) -> tuple[dict[str, float | None], list[dict[str, Any]]]:
+def extrapolation_metrics(
+    model: Any,
+    demos: DemoSet,
+    unseen: DemoSet,
+    cache: Any,
+    rng: np.random.Generator,
+    snippet_len: int = 50,
+    n_pairs: int = 2000,
+) -> tuple[dict[str, float | None], list[dict[str, Any]]]:
     """Score demos ∪ unseen with ``model``; ``cache`` holds the frames of ``merge_demo_sets([demos, unseen])``.
 
     Returns:
@@ -106,9 +132,11 @@ def extrapolation_metrics(model: Any, demos: DemoSet, unseen: DemoSet, cache: An
     episodes = [*demos.episodes, *unseen.episodes]
     returns = np.array([e.ret for e in episodes], dtype=np.float64)
     rewards = episode_rewards(model, cache, np.array([e.length for e in episodes]))
-    preds = {"mean": np.array([r.mean() for r in rewards]),
-             "sigmoid_sum": np.array([(1.0 / (1.0 + np.exp(-r))).sum() for r in rewards]),
-             "sum": np.array([r.sum() for r in rewards])}
+    preds = {
+        "mean": np.array([r.mean() for r in rewards]),
+        "sigmoid_sum": np.array([(1.0 / (1.0 + np.exp(-r))).sum() for r in rewards]),
+        "sum": np.array([r.sum() for r in rewards]),
+    }
     is_unseen = np.arange(len(episodes)) >= n_d
     best = float(demos.returns.max())
     metrics: dict[str, float | None] = {}
@@ -121,19 +149,28 @@ def extrapolation_metrics(model: Any, demos: DemoSet, unseen: DemoSet, cache: An
     pairs = [(i, j) for j in beyond for i in range(len(episodes)) if returns[i] < returns[j]]
     if pairs:
         lo, hi = (np.array(x) for x in zip(*pairs, strict=True))
-        metrics["beyond_best_accuracy"] = snippet_accuracy(rewards, returns, snippet_len, n_pairs, rng,
-                                                           candidates=(lo, hi))["accuracy"]
+        metrics["beyond_best_accuracy"] = snippet_accuracy(
+            rewards, returns, snippet_len, n_pairs, rng, candidates=(lo, hi)
+        )["accuracy"]
     else:
         metrics["beyond_best_accuracy"] = None
     metrics["snippet_accuracy_all"] = snippet_accuracy(rewards, returns, snippet_len, n_pairs, rng)["accuracy"]
-    contrast = per_step_stats([rewards[i] for i in np.flatnonzero(is_unseen)],
-                              [episodes[i].rewards for i in np.flatnonzero(is_unseen)])
+    contrast = per_step_stats(
+        [rewards[i] for i in np.flatnonzero(is_unseen)], [episodes[i].rewards for i in np.flatnonzero(is_unseen)]
+    )
     metrics["sigmoid_constant_share_unseen"] = contrast["sigmoid_constant_share"]
     metrics["delta_at_scoring_steps_unseen"] = contrast["delta_at_scoring_steps"]
     metrics["delta_std_unseen"] = contrast["delta_std"]
-    rows = [{"set": "unseen" if is_unseen[i] else "demo", "checkpoint": int(e.checkpoint), "true_return": float(e.ret),
-             "length": int(e.length), **{f"pred_{k}": float(v[i]) for k, v in preds.items()}}
-            for i, e in enumerate(episodes)]
+    rows = [
+        {
+            "set": "unseen" if is_unseen[i] else "demo",
+            "checkpoint": int(e.checkpoint),
+            "true_return": float(e.ret),
+            "length": int(e.length),
+            **{f"pred_{k}": float(v[i]) for k, v in preds.items()},
+        }
+        for i, e in enumerate(episodes)
+    ]
     return metrics, rows
 
 
@@ -158,8 +195,11 @@ def figure3(result: ExtrapolationResult, path: str | Path, pred: str = "pred_mea
     ax.scatter(x[unseen], y[unseen], c="tab:blue", edgecolors="k", linewidths=0.3, label="unseen, later checkpoints")
     ax.axvline(result.best_demo, color="tab:red", lw=0.8, ls="--")
     rho = result.metrics.get("spearman_mean_all")
-    ax.set_title(f"{result.game}, {result.method} (seed {result.seed}): Spearman "
-                 f"{'n/a' if rho is None else f'{rho:.2f}'} (mean r)", fontsize=9)
+    ax.set_title(
+        f"{result.game}, {result.method} (seed {result.seed}): Spearman "
+        f"{'n/a' if rho is None else f'{rho:.2f}'} (mean r)",
+        fontsize=9,
+    )
     ax.set_xlabel("true return")
     ax.set_ylabel(f"predicted ({pred.removeprefix('pred_')} r), min-max rescaled")
     ax.legend(fontsize=7, loc="best")
@@ -169,13 +209,27 @@ def figure3(result: ExtrapolationResult, path: str | Path, pred: str = "pred_mea
     return path
 
 
-METRIC_COLUMNS = ("spearman_mean_all", "spearman_mean_unseen", "spearman_sigmoid_sum_all", "pearson_mean_all",
-                  "beyond_best_accuracy", "snippet_accuracy_all", "sigmoid_constant_share_unseen",
-                  "delta_at_scoring_steps_unseen")
+METRIC_COLUMNS = (
+    "spearman_mean_all",
+    "spearman_mean_unseen",
+    "spearman_sigmoid_sum_all",
+    "pearson_mean_all",
+    "beyond_best_accuracy",
+    "snippet_accuracy_all",
+    "sigmoid_constant_share_unseen",
+    "delta_at_scoring_steps_unseen",
+)
 
 
-def score_split(model: Any, method: str, seed: int, demos: DemoSet, unseen: DemoSet, cache_dir: str | Path | None = None,
-                rng_seed: int = 0) -> ExtrapolationResult:
+def score_split(
+    model: Any,
+    method: str,
+    seed: int,
+    demos: DemoSet,
+    unseen: DemoSet,
+    cache_dir: str | Path | None = None,
+    rng_seed: int = 0,
+) -> ExtrapolationResult:
     """Score one reward model on a checked split (``check_split``) and return its ``ExtrapolationResult``."""
     from trex_bench.demos.store import FrameCache, merge_demo_sets
 
@@ -186,12 +240,28 @@ def score_split(model: Any, method: str, seed: int, demos: DemoSet, unseen: Demo
     cache = FrameCache(merge_demo_sets([demos, unseen]), cache_dir)
     metrics, rows = extrapolation_metrics(model, demos, unseen, cache, np.random.default_rng(rng_seed))
     best = float(demos.returns.max())
-    return ExtrapolationResult(demos.game, method, seed, len(demos.episodes), len(unseen.episodes), best,
-                               int(sum(e.ret > best for e in unseen.episodes)), metrics, tuple(rows))
+    return ExtrapolationResult(
+        demos.game,
+        method,
+        seed,
+        len(demos.episodes),
+        len(unseen.episodes),
+        best,
+        int(sum(e.ret > best for e in unseen.episodes)),
+        metrics,
+        tuple(rows),
+    )
 
 
-def write_stage(model_dir: Path, method: str, seed: int, demos: DemoSet, unseen: DemoSet, out: Path,
-                cache_dir: str | Path | None = None) -> ExtrapolationResult:
+def write_stage(
+    model_dir: Path,
+    method: str,
+    seed: int,
+    demos: DemoSet,
+    unseen: DemoSet,
+    out: Path,
+    cache_dir: str | Path | None = None,
+) -> ExtrapolationResult:
     """A reward-model folder scored on a split: ``out/extrapolation.json`` and ``out/figure3.png`` (pipeline stage)."""
     from trex_bench._io import write_json
     from trex_bench.reward.net import load_model
@@ -210,14 +280,24 @@ def summary_line(ex: dict[str, Any], unseen_dir: str | Path) -> str:
     def f(v: float | None) -> str:
         return "n/a" if v is None else f"{v:.2f}"
 
-    return (f"extrapolation on {unseen_dir} ({ex['n_unseen']} unseen episodes, {ex['n_beyond_best']} beyond the best "
-            f"demo {ex['best_demo']:g}): Spearman of mean r with the return {f(m['spearman_mean_all'])} on all, "
-            f"{f(m['spearman_mean_unseen'])} on the unseen; snippet accuracy beyond the best demo "
-            f"{f(m['beyond_best_accuracy'])}")
+    return (
+        f"extrapolation on {unseen_dir} ({ex['n_unseen']} unseen episodes, {ex['n_beyond_best']} beyond the best "
+        f"demo {ex['best_demo']:g}): Spearman of mean r with the return {f(m['spearman_mean_all'])} on all, "
+        f"{f(m['spearman_mean_unseen'])} on the unseen; snippet accuracy beyond the best demo "
+        f"{f(m['beyond_best_accuracy'])}"
+    )
 
 
-def train_or_reuse(game: str, demos_dir: Path, out: Path, method: str, budget: str, seed: int,
-                   cache_dir: str | Path | None, progress: bool) -> Path:
+def train_or_reuse(
+    game: str,
+    demos_dir: Path,
+    out: Path,
+    method: str,
+    budget: str,
+    seed: int,
+    cache_dir: str | Path | None,
+    progress: bool,
+) -> Path:
     """The reward model of (demos, method, budget, seed) in ``out``: reused when its card says it is that one."""
     from trex_bench._io import read_json
     from trex_bench.demos.store import load_demos
@@ -228,12 +308,25 @@ def train_or_reuse(game: str, demos_dir: Path, out: Path, method: str, budget: s
     card = out / "card.json"
     if card.exists():
         c = read_json(card)
-        if (c.get("config") == want and c.get("seed") == seed
-                and c.get("demos", {}).get("content_hash") == load_demos(demos_dir).content_hash()):
+        if (
+            c.get("config") == want
+            and c.get("seed") == seed
+            and c.get("demos", {}).get("content_hash") == load_demos(demos_dir).content_hash()
+        ):
             return out
-        raise ValueError(f"{out} holds another reward model (config, seed or demos differ); remove it or use another --out")
-    return train_command(game, demos_dir, out, method=method, budget=budget, seed=seed,  # type: ignore[arg-type]
-                         cache_dir=cache_dir, progress=progress)
+        raise ValueError(
+            f"{out} holds another reward model (config, seed or demos differ); remove it or use another --out"
+        )
+    return train_command(
+        game,
+        demos_dir,
+        out,
+        method=method,
+        budget=budget,
+        seed=seed,  # type: ignore[arg-type]
+        cache_dir=cache_dir,
+        progress=progress,
+    )
 
 
 def update_table(results: list[ExtrapolationResult], csv_path: str | Path, md_path: str | Path) -> None:
@@ -249,9 +342,21 @@ def update_table(results: list[ExtrapolationResult], csv_path: str | Path, md_pa
 
 
 def _merge(results: list[ExtrapolationResult], csv_path: Path, md_path: Path, pd: Any) -> None:
-    new = pd.DataFrame([{"game": r.game, "method": r.method, "seed": r.seed, "n_demos": r.n_demos,
-                         "n_unseen": r.n_unseen, "best_demo": r.best_demo, "n_beyond_best": r.n_beyond_best,
-                         **{k: r.metrics.get(k) for k in METRIC_COLUMNS}} for r in results])
+    new = pd.DataFrame(
+        [
+            {
+                "game": r.game,
+                "method": r.method,
+                "seed": r.seed,
+                "n_demos": r.n_demos,
+                "n_unseen": r.n_unseen,
+                "best_demo": r.best_demo,
+                "n_beyond_best": r.n_beyond_best,
+                **{k: r.metrics.get(k) for k in METRIC_COLUMNS},
+            }
+            for r in results
+        ]
+    )
     if csv_path.exists():
         old = pd.read_csv(csv_path)
         keys = set(zip(new["game"], new["method"], new["seed"], strict=True))
@@ -264,14 +369,22 @@ def _merge(results: list[ExtrapolationResult], csv_path: Path, md_path: Path, pd
 
 def markdown_table(df: Any) -> str:
     """The extrapolation table from the per-seed CSV's frame."""
-    heads = {"spearman_mean_all": "ρ mean r, all", "spearman_mean_unseen": "ρ mean r, unseen",
-             "spearman_sigmoid_sum_all": "ρ σ-sum, all", "beyond_best_accuracy": "snippet acc. beyond best demo",
-             "sigmoid_constant_share_unseen": "σ(r) constant share (unseen)"}
-    lines = ["# Reward extrapolation (T-REX's protocol: early PPO checkpoints as demos, later ones unseen)", "",
-             "Generated by `trex-bench extrapolation` from `results/tables/extrapolation.csv`; mean ± std over seeds "
-             "(`released-*`: the authors' nets, one row). ρ = Spearman of predicted vs true return per episode.", "",
-             "| game | method | seeds | demos / unseen (beyond best) | " + " | ".join(heads.values()) + " |",
-             "|" + "---|" * (4 + len(heads))]
+    heads = {
+        "spearman_mean_all": "ρ mean r, all",
+        "spearman_mean_unseen": "ρ mean r, unseen",
+        "spearman_sigmoid_sum_all": "ρ σ-sum, all",
+        "beyond_best_accuracy": "snippet acc. beyond best demo",
+        "sigmoid_constant_share_unseen": "σ(r) constant share (unseen)",
+    }
+    lines = [
+        "# Reward extrapolation (T-REX's protocol: early PPO checkpoints as demos, later ones unseen)",
+        "",
+        "Generated by `trex-bench extrapolation` from `results/tables/extrapolation.csv`; mean ± std over seeds "
+        "(`released-*`: the authors' nets, one row). ρ = Spearman of predicted vs true return per episode.",
+        "",
+        "| game | method | seeds | demos / unseen (beyond best) | " + " | ".join(heads.values()) + " |",
+        "|" + "---|" * (4 + len(heads)),
+    ]
     for (game, method), g in df.groupby(["game", "method"], sort=True):
         cells = []
         for col in heads:

@@ -43,7 +43,9 @@ class Game:
         return tuple(range(self.mask_top)) + tuple(range(84 - self.mask_bottom, 84))
 
 
-def _game(gid: str, ale: str, v4: str, top: int, bottom: int, rnd: float | None, hum: float | None, paper: bool) -> Game:
+def _game(
+    gid: str, ale: str, v4: str, top: int, bottom: int, rnd: float | None, hum: float | None, paper: bool
+) -> Game:
     return Game(gid, ale, v4, top, bottom, rnd, hum, paper)
 
 

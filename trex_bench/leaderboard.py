@@ -25,19 +25,55 @@ from filelock import FileLock
 
 from trex_bench._io import atomic_write, versions
 
-__all__ = ["COLUMNS", "REQUIRED", "DEFAULT_CSV", "append_row", "row_from_run", "read_leaderboard", "summarize", "summarize_rows", "config_hash", "git_commit"]
+__all__ = [
+    "COLUMNS",
+    "REQUIRED",
+    "DEFAULT_CSV",
+    "append_row",
+    "row_from_run",
+    "read_leaderboard",
+    "summarize",
+    "summarize_rows",
+    "config_hash",
+    "git_commit",
+]
 
 DEFAULT_CSV = Path("results/leaderboard.csv")
 
 # DESIGN.md "Data formats / Leaderboard", in that order.
 COLUMNS: tuple[str, ...] = (
-    "run_id", "utc_time", "git_commit", "versions", "device", "game", "env_profile", "method", "ranking_source",
-    "reward_transform", "budget", "rl_steps", "seed", "n_episodes", "mean", "std", "min", "max", "best_demo",
-    "avg_demo", "beats_best_demo", "human_normalized", "fidelity_spearman", "pair_accuracy", "wall_s", "config_hash",
+    "run_id",
+    "utc_time",
+    "git_commit",
+    "versions",
+    "device",
+    "game",
+    "env_profile",
+    "method",
+    "ranking_source",
+    "reward_transform",
+    "budget",
+    "rl_steps",
+    "seed",
+    "n_episodes",
+    "mean",
+    "std",
+    "min",
+    "max",
+    "best_demo",
+    "avg_demo",
+    "beats_best_demo",
+    "human_normalized",
+    "fidelity_spearman",
+    "pair_accuracy",
+    "wall_s",
+    "config_hash",
     # Added 2026-11-30: the PPO schedule's horizon (a CPU budget is the first rl_steps of a schedule_steps run; empty
     # in rows made before: those annealed over their own rl_steps), the policy's numeric precision, and whether the
     # opt-in wall-time valve (--max-seconds) stopped a stage.
-    "schedule_steps", "precision", "time_capped",
+    "schedule_steps",
+    "precision",
+    "time_capped",
 )
 # The header before those three columns: such a file still reads, and the next append rewrites it with the
 # new header and empty cells for its old rows (they did not record those facts).
@@ -191,13 +227,18 @@ def row_from_run(
         "rl_steps": agent_card.get("steps"),
         "seed": agent_card.get("seed"),
         "n_episodes": report["episodes"],
-        **{k: report[k] for k in ("mean", "std", "min", "max", "best_demo", "avg_demo", "beats_best_demo", "human_normalized")},
+        **{
+            k: report[k]
+            for k in ("mean", "std", "min", "max", "best_demo", "avg_demo", "beats_best_demo", "human_normalized")
+        },
         # the fidelity report's own keys (reward.fidelity.fidelity_report): mean per-frame r vs return, snippet pairs
         "fidelity_spearman": fid.get("correlations", {}).get("pred_mean", {}).get("spearman"),
         "pair_accuracy": fid.get("pairwise", {}).get("accuracy"),
         "wall_s": wall_s if wall_s is not None else agent_card.get("wall_s"),
-        "config_hash": config_hash({k: agent_card.get(k) for k in ("game", "profile_settings", "reward", "config", "seed")}
-                                   | {"eval": {k: report.get(k) for k in ("episodes", "seed", "deterministic")}}),
+        "config_hash": config_hash(
+            {k: agent_card.get(k) for k in ("game", "profile_settings", "reward", "config", "seed")}
+            | {"eval": {k: report.get(k) for k in ("episodes", "seed", "deterministic")}}
+        ),
         "schedule_steps": agent_card.get("schedule_steps", agent_card.get("config", {}).get("total_steps")),
         "precision": agent_card.get("precision", "fp32"),
         "time_capped": str(agent_card.get("stopped", "")).startswith("time cap"),
@@ -229,15 +270,32 @@ def read_leaderboard(csv_path: str | Path) -> pd.DataFrame:
     if not text:  # a 0-byte file: no rows yet (append_row writes the header into it)
         return pd.DataFrame(columns=list(COLUMNS))
     df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-    for c in ("rl_steps", "seed", "n_episodes", "mean", "std", "min", "max", "best_demo", "avg_demo",
-              "human_normalized", "fidelity_spearman", "pair_accuracy", "wall_s", "schedule_steps"):
+    for c in (
+        "rl_steps",
+        "seed",
+        "n_episodes",
+        "mean",
+        "std",
+        "min",
+        "max",
+        "best_demo",
+        "avg_demo",
+        "human_normalized",
+        "fidelity_spearman",
+        "pair_accuracy",
+        "wall_s",
+        "schedule_steps",
+    ):
         df[c] = pd.to_numeric(df[c], errors="coerce")
     df["beats_best_demo"] = df["beats_best_demo"].str.lower().map({"true": True, "false": False})
     return df
 
 
-def summarize(csv_path: str | Path, by: tuple[str, ...] = ("game", "method", "budget", "reward_transform"),
-              latest_per_seed: bool = True) -> pd.DataFrame:
+def summarize(
+    csv_path: str | Path,
+    by: tuple[str, ...] = ("game", "method", "budget", "reward_transform"),
+    latest_per_seed: bool = True,
+) -> pd.DataFrame:
     """Results grouped by game, method, budget and reward transform: mean ± std of the per-seed mean scores, best of
     seeds, demo wins (``summarize_rows`` of the whole file).
 
@@ -269,22 +327,35 @@ def summarize_rows(df: pd.DataFrame, by: tuple[str, ...], latest_per_seed: bool 
     # rows made before that column): never one group.
     asked = [c for c in by if c not in ("best_demo", "avg_demo", "schedule_steps")]
     by = (*asked, "best_demo", "avg_demo", "schedule_steps")
-    cols = ["seeds", "superseded", "mean", "std", "best", "rl_steps", "schedule_steps", "best_demo", "avg_demo",
-            "beats_best_demo", "human_normalized"]
+    cols = [
+        "seeds",
+        "superseded",
+        "mean",
+        "std",
+        "best",
+        "rl_steps",
+        "schedule_steps",
+        "best_demo",
+        "avg_demo",
+        "beats_best_demo",
+        "human_normalized",
+    ]
     if df.empty:
         return pd.DataFrame(columns=[*asked, *cols])
     n_rows = df.groupby(list(by), sort=True, dropna=False).size()
     if latest_per_seed:
         df = df.drop_duplicates(subset=[*by, "seed"], keep="last")
     g = df.groupby(list(by), sort=True, dropna=False)  # an empty cell is a group of its own, not a dropped row
-    out = pd.DataFrame({
-        "seeds": g.size(),
-        "superseded": n_rows - g.size(),
-        "mean": g["mean"].mean(),
-        "std": g["mean"].std(ddof=1).fillna(0.0),
-        "best": g["mean"].max(),
-        "rl_steps": g["rl_steps"].max(),
-        "beats_best_demo": g["beats_best_demo"].apply(lambda s: int((s == True).sum())),  # noqa: E712
-        "human_normalized": g["human_normalized"].mean(),
-    })
+    out = pd.DataFrame(
+        {
+            "seeds": g.size(),
+            "superseded": n_rows - g.size(),
+            "mean": g["mean"].mean(),
+            "std": g["mean"].std(ddof=1).fillna(0.0),
+            "best": g["mean"].max(),
+            "rl_steps": g["rl_steps"].max(),
+            "beats_best_demo": g["beats_best_demo"].apply(lambda s: int((s == True).sum())),  # noqa: E712
+            "human_normalized": g["human_normalized"].mean(),
+        }
+    )
     return out.reset_index()[[*asked, *cols]]

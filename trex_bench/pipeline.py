@@ -95,7 +95,9 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "game", get_game(self.game).id)
         if self.method in NOT_BUILT:
-            raise ValueError(f"method {self.method!r} is not built yet in this version; available: {', '.join(METHODS)}")
+            raise ValueError(
+                f"method {self.method!r} is not built yet in this version; available: {', '.join(METHODS)}"
+            )
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; valid: {', '.join(METHODS)}")
         if self.budget not in BUDGETS:
@@ -188,13 +190,29 @@ class _Run:
         build(tmp)
         wall = time.perf_counter() - t0
         os.replace(tmp, final)
-        write_json(meta, {"stage": name, "key": key, "key_of": key_obj, "wall_s": wall, "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        write_json(
+            meta,
+            {
+                "stage": name,
+                "key": key,
+                "key_of": key_obj,
+                "wall_s": wall,
+                "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+        )
         self.walls[name] = wall
         print(f"[{name}] done in {wall:.0f} s", flush=True)
         return final, key
 
 
-def run_pipeline(cfg: PipelineConfig, out: str | Path | None = None, resume: bool = False, leaderboard: str | Path | None = "results/leaderboard.csv", progress: bool = True, cache_dir: str | Path | None = None) -> dict[str, Any]:
+def run_pipeline(
+    cfg: PipelineConfig,
+    out: str | Path | None = None,
+    resume: bool = False,
+    leaderboard: str | Path | None = "results/leaderboard.csv",
+    progress: bool = True,
+    cache_dir: str | Path | None = None,
+) -> dict[str, Any]:
     """Run every stage of ``cfg`` into one run folder and append its leaderboard row; returns the summary."""
     from trex_bench.demos.store import load_demos
     from trex_bench.evaluate import evaluate_agent
@@ -202,7 +220,9 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path | None = None, resume: boo
 
     folder = Path(out) if out is not None else Path("runs") / cfg.run_name()
     if folder.exists() and any(folder.iterdir()) and not resume:
-        raise ValueError(f"{folder} already exists; pass --resume to reuse its finished stages, or choose another --out")
+        raise ValueError(
+            f"{folder} already exists; pass --resume to reuse its finished stages, or choose another --out"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     run = _Run(folder, resume=True, progress=progress)  # folder emptiness was checked above
     demos_dir = Path(cfg.demos) if cfg.demos is not None else default_demos(cfg.game)
@@ -218,11 +238,26 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path | None = None, resume: boo
         from trex_bench.rl.bc import train_command as train_bc
 
         # keyed by the resolved values, never the budget's name: an edited budget retrains (DESIGN.md Budgets)
-        bc_key = {"stage": "bc", "config": dataclasses.asdict(bc_budget_config(cfg.budget)), "seed": cfg.seed,
-                  "demos": demos_hash}
-        bc_dir, bc_k = run.stage("bc", bc_key,
-                                 lambda tmp: train_bc(cfg.game, demos_dir, tmp, budget=cfg.budget, seed=cfg.seed,
-                                                      cache_dir=cache_dir, device=cfg.device, progress=progress))
+        bc_key = {
+            "stage": "bc",
+            "config": dataclasses.asdict(bc_budget_config(cfg.budget)),
+            "seed": cfg.seed,
+            "demos": demos_hash,
+        }
+        bc_dir, bc_k = run.stage(
+            "bc",
+            bc_key,
+            lambda tmp: train_bc(
+                cfg.game,
+                demos_dir,
+                tmp,
+                budget=cfg.budget,
+                seed=cfg.seed,
+                cache_dir=cache_dir,
+                device=cfg.device,
+                progress=progress,
+            ),
+        )
     if cfg.method == "bc":
         return _finish_bc(cfg, run, folder, demos, demos_dir, demos_hash, bc_dir, bc_k, leaderboard, progress)
 
@@ -237,32 +272,67 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path | None = None, resume: boo
 
             k = DREX_ROLLOUTS[cfg.budget]
             noise_key = {"stage": "noise-rollouts", "bc": bc_k, "levels": DREX_NOISE, "k": k, "seed": cfg.seed}
-            noise_dir, _ = run.stage("noise-rollouts", noise_key, lambda tmp: noise_rollouts(
-                demos, bc_dir, tmp, per_level=k, seed=cfg.seed, device=cfg.device, progress=progress))
+            noise_dir, _ = run.stage(
+                "noise-rollouts",
+                noise_key,
+                lambda tmp: noise_rollouts(
+                    demos, bc_dir, tmp, per_level=k, seed=cfg.seed, device=cfg.device, progress=progress
+                ),
+            )
             train_demos = noise_dir / "demos"
         ranking = cfg.ranking_source
-        reward_key = {"stage": "reward", "method": cfg.method, "ranking": ranking, "seed": cfg.seed,
-                      "config": dataclasses.asdict(budget_config(cfg.budget, cfg.method)),
-                      "demos": load_demos(train_demos).content_hash()}
+        reward_key = {
+            "stage": "reward",
+            "method": cfg.method,
+            "ranking": ranking,
+            "seed": cfg.seed,
+            "config": dataclasses.asdict(budget_config(cfg.budget, cfg.method)),
+            "demos": load_demos(train_demos).content_hash(),
+        }
         if cfg.human_labels is not None:
             if not Path(cfg.human_labels).is_file():
                 raise ValueError(f"human labels {cfg.human_labels} do not exist")
             reward_key["human_labels"] = file_hash(cfg.human_labels)
-        reward_dir, reward_k = run.stage("reward", reward_key, lambda tmp: train_command(
-            cfg.game, train_demos, tmp, method=cfg.method, ranking=ranking, human_labels=cfg.human_labels,
-            budget=cfg.budget, seed=cfg.seed, cache_dir=cache_dir, device=cfg.device, progress=progress))
+        reward_dir, reward_k = run.stage(
+            "reward",
+            reward_key,
+            lambda tmp: train_command(
+                cfg.game,
+                train_demos,
+                tmp,
+                method=cfg.method,
+                ranking=ranking,
+                human_labels=cfg.human_labels,
+                budget=cfg.budget,
+                seed=cfg.seed,
+                cache_dir=cache_dir,
+                device=cfg.device,
+                progress=progress,
+            ),
+        )
         # Fidelity on the original demos: for D-REX the net never saw their returns or their order.
-        fid_dir, _ = run.stage("fidelity", {"stage": "fidelity", "reward": reward_k, "demos": demos_hash},
-                               lambda tmp: score_command(reward_dir, demos_dir, tmp / "fidelity.json", cache_dir))
+        fid_dir, _ = run.stage(
+            "fidelity",
+            {"stage": "fidelity", "reward": reward_k, "demos": demos_hash},
+            lambda tmp: score_command(reward_dir, demos_dir, tmp / "fidelity.json", cache_dir),
+        )
         fidelity = read_json(fid_dir / "fidelity.json")
         unseen_dir = _unseen_set(cfg, demos_dir)
         if unseen_dir is not None:
             unseen = load_demos(unseen_dir, game=cfg.game, profile=cfg.profile)
-            ex_key = {"stage": "extrapolation", "reward": reward_k, "demos": demos_hash, "unseen": unseen.content_hash()}
+            ex_key = {
+                "stage": "extrapolation",
+                "reward": reward_k,
+                "demos": demos_hash,
+                "unseen": unseen.content_hash(),
+            }
             from trex_bench.extrapolation import summary_line, write_stage
 
-            ex_dir, _ = run.stage("extrapolation", ex_key, lambda tmp: write_stage(
-                reward_dir, cfg.method, cfg.seed, demos, unseen, tmp, cache_dir))
+            ex_dir, _ = run.stage(
+                "extrapolation",
+                ex_key,
+                lambda tmp: write_stage(reward_dir, cfg.method, cfg.seed, demos, unseen, tmp, cache_dir),
+            )
             print(summary_line(read_json(ex_dir / "extrapolation.json"), unseen_dir), flush=True)
         reward_source: str | Path = reward_dir
         upstream = reward_k
@@ -274,19 +344,53 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path | None = None, resume: boo
     from trex_bench.rl.precision import resolve_precision
 
     precision, _ = resolve_precision(cfg.precision, cfg.device)  # the mode that runs keys the stage, not "auto"
-    agent_key = {"stage": "agent", "reward": upstream, "ppo": dataclasses.asdict(ppo_cfg), "seed": cfg.seed,
-                 "transform": cfg.transform, "profile": cfg.profile, "kl": kl, "precision": precision}
-    agent_dir, agent_k = run.stage("agent", agent_key, lambda tmp: train_ppo(
-        cfg.game, reward_source, ppo_cfg, cfg.seed, tmp, device=cfg.device, progress=progress,
-        transform=cfg.transform, profile=cfg.profile,
-        kl_to=cfg.kl_to, kl_beta=cfg.kl_beta, precision=precision))
+    agent_key = {
+        "stage": "agent",
+        "reward": upstream,
+        "ppo": dataclasses.asdict(ppo_cfg),
+        "seed": cfg.seed,
+        "transform": cfg.transform,
+        "profile": cfg.profile,
+        "kl": kl,
+        "precision": precision,
+    }
+    agent_dir, agent_k = run.stage(
+        "agent",
+        agent_key,
+        lambda tmp: train_ppo(
+            cfg.game,
+            reward_source,
+            ppo_cfg,
+            cfg.seed,
+            tmp,
+            device=cfg.device,
+            progress=progress,
+            transform=cfg.transform,
+            profile=cfg.profile,
+            kl_to=cfg.kl_to,
+            kl_beta=cfg.kl_beta,
+            precision=precision,
+        ),
+    )
     eval_key = {"stage": "eval", "agent": agent_k, "episodes": cfg.n_eval, "seed": cfg.seed, "demos": demos_hash}
-    eval_dir, _ = run.stage("eval", eval_key, lambda tmp: evaluate_agent(
-        agent_dir, episodes=cfg.n_eval, seed=cfg.seed, demos_dir=demos_dir, out=tmp / "eval.json",
-        device=cfg.device, progress=progress))
+    eval_dir, _ = run.stage(
+        "eval",
+        eval_key,
+        lambda tmp: evaluate_agent(
+            agent_dir,
+            episodes=cfg.n_eval,
+            seed=cfg.seed,
+            demos_dir=demos_dir,
+            out=tmp / "eval.json",
+            device=cfg.device,
+            progress=progress,
+        ),
+    )
     ev = read_json(eval_dir / "eval.json")
 
-    return _finish(_summary(cfg, folder, demos, ev, fidelity, read_json(agent_dir / "card.json"), run), folder, leaderboard)
+    return _finish(
+        _summary(cfg, folder, demos, ev, fidelity, read_json(agent_dir / "card.json"), run), folder, leaderboard
+    )
 
 
 def _finish(summary: dict[str, Any], folder: Path, leaderboard: str | Path | None) -> dict[str, Any]:
@@ -299,7 +403,9 @@ def _finish(summary: dict[str, Any], folder: Path, leaderboard: str | Path | Non
     if previous.exists():
         old = read_json(previous)
         summary["row"] = old.get("row", summary["row"])  # the row as appended, with its run id and time
-        summary["leaderboard_note"] = f"finished before; its row is already in {old.get('leaderboard', 'the leaderboard')}"
+        summary["leaderboard_note"] = (
+            f"finished before; its row is already in {old.get('leaderboard', 'the leaderboard')}"
+        )
         if "leaderboard" in old:
             summary["leaderboard"] = old["leaderboard"]
     elif leaderboard is not None:
@@ -326,20 +432,47 @@ def _kl_key(cfg: PipelineConfig) -> dict[str, Any] | None:
     return {"beta": cfg.kl_beta, "card": file_hash(card) if card.exists() else str(cfg.kl_to)}
 
 
-def _finish_bc(cfg: PipelineConfig, run: _Run, folder: Path, demos: Any, demos_dir: Path, demos_hash: str, bc_dir: Path,
-               bc_k: str, leaderboard: str | Path | None, progress: bool) -> dict[str, Any]:
+def _finish_bc(
+    cfg: PipelineConfig,
+    run: _Run,
+    folder: Path,
+    demos: Any,
+    demos_dir: Path,
+    demos_hash: str,
+    bc_dir: Path,
+    bc_k: str,
+    leaderboard: str | Path | None,
+    progress: bool,
+) -> dict[str, Any]:
     """``--method bc``: evaluate the clone itself (full games, stochastic) and append its row."""
     from trex_bench.evaluate import evaluate_agent
 
     eval_key = {"stage": "eval", "agent": bc_k, "episodes": cfg.n_eval, "seed": cfg.seed, "demos": demos_hash}
-    eval_dir, _ = run.stage("eval", eval_key, lambda tmp: evaluate_agent(
-        bc_dir, episodes=cfg.n_eval, seed=cfg.seed, demos_dir=demos_dir, out=tmp / "eval.json", device=cfg.device,
-        progress=progress))
+    eval_dir, _ = run.stage(
+        "eval",
+        eval_key,
+        lambda tmp: evaluate_agent(
+            bc_dir,
+            episodes=cfg.n_eval,
+            seed=cfg.seed,
+            demos_dir=demos_dir,
+            out=tmp / "eval.json",
+            device=cfg.device,
+            progress=progress,
+        ),
+    )
     return _finish(_summary(cfg, folder, demos, read_json(eval_dir / "eval.json"), {}, None, run), folder, leaderboard)
 
 
-def _summary(cfg: PipelineConfig, folder: Path, demos: Any, ev: dict[str, Any], fidelity: dict[str, Any],
-             agent: dict[str, Any] | None, run: _Run) -> dict[str, Any]:
+def _summary(
+    cfg: PipelineConfig,
+    folder: Path,
+    demos: Any,
+    ev: dict[str, Any],
+    fidelity: dict[str, Any],
+    agent: dict[str, Any] | None,
+    run: _Run,
+) -> dict[str, Any]:
     """The run's summary and leaderboard row; ``agent`` is the PPO agent's card (None for BC, which runs no PPO)."""
     import numpy as np
 
@@ -361,9 +494,12 @@ def _summary(cfg: PipelineConfig, folder: Path, demos: Any, ev: dict[str, Any], 
         "env_profile": cfg.profile,
         "method": cfg.method,
         "ranking_source": cfg.ranking_source,
-        "reward_transform": (cfg.transform if cfg.method in LEARNED_REWARD else
-                             {"ppo-true": "clip", "constant": "constant", "bc": ""}[cfg.method])
-                            + (f"+kl{cfg.kl_beta:g}" if cfg.kl_to is not None else ""),
+        "reward_transform": (
+            cfg.transform
+            if cfg.method in LEARNED_REWARD
+            else {"ppo-true": "clip", "constant": "constant", "bc": ""}[cfg.method]
+        )
+        + (f"+kl{cfg.kl_beta:g}" if cfg.kl_to is not None else ""),
         "budget": cfg.budget,
         "rl_steps": agent["steps"] if agent else 0,  # fewer than total_steps where --max-seconds stopped PPO
         "seed": cfg.seed,

@@ -118,12 +118,14 @@ def from_human_labels(ds: DemoSet, csv_path: str | Path) -> Ranking:
             rows.append(np.stack(np.meshgrid(ew, eb, indexing="ij"), -1).reshape(-1, 2))
     dropped = f"{n_unknown} of {n_rows} rows name checkpoints not in the demo set ({_ids(unknown)})"
     if not rows:
-        raise ValueError(f"human labels {path}: {_NO_PREF} (no labelled pair maps to checkpoints {_ids(set(ck))}; "
-                         f"{dropped})")
+        raise ValueError(
+            f"human labels {path}: {_NO_PREF} (no labelled pair maps to checkpoints {_ids(set(ck))}; {dropped})"
+        )
     pairs = np.unique(np.concatenate(rows), axis=0).astype(np.int64)
     if len(pairs) < 2:
-        raise ValueError(f"human labels {path}: only {len(pairs)} usable pair of episodes, too few to train on "
-                         f"({dropped})")
+        raise ValueError(
+            f"human labels {path}: only {len(pairs)} usable pair of episodes, too few to train on ({dropped})"
+        )
     if n_unknown:
         warnings.warn(f"human labels {path}: dropped {dropped}", stacklevel=2)
     return Ranking(len(ds.episodes), pairs, "human")
@@ -135,7 +137,9 @@ def _ids(ids: set) -> str:
     return ", ".join(map(str, nums[:8])) + (f", … ({len(nums)} in all)" if len(nums) > 8 else "")
 
 
-def synthetic_bradley_terry(ds: DemoSet, rng: np.random.Generator, temperature: float = 1.0, n_queries: int = 1000) -> Ranking:
+def synthetic_bradley_terry(
+    ds: DemoSet, rng: np.random.Generator, temperature: float = 1.0, n_queries: int = 1000
+) -> Ranking:
     """A noisy preference oracle: P(j ≻ i) = sigmoid((R_j − R_i) / T) (Christiano et al. 2017, synthetic labels).
 
     Queries are uniformly drawn pairs of episodes with different returns (equal returns are ties and never asked).

@@ -30,9 +30,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["Value", "Measured", "Check", "Result", "RegressionError", "RewardSpec", "PPOSpec", "CHECKS", "BAND_SEEDS",
-           "EXPECTATIONS", "FROZEN_CSV", "REWARD_FIXED", "TINY_PPO", "measure_demo_set", "measure_demos", "measure_reward",
-           "measure_ppo", "measure_tables", "select_checks", "run_checks"]
+__all__ = [
+    "Value",
+    "Measured",
+    "Check",
+    "Result",
+    "RegressionError",
+    "RewardSpec",
+    "PPOSpec",
+    "CHECKS",
+    "BAND_SEEDS",
+    "EXPECTATIONS",
+    "FROZEN_CSV",
+    "REWARD_FIXED",
+    "TINY_PPO",
+    "measure_demo_set",
+    "measure_demos",
+    "measure_reward",
+    "measure_ppo",
+    "measure_tables",
+    "select_checks",
+    "run_checks",
+]
 
 Value = int | float | str
 Tolerance = Literal["exact", "rel", "band"]
@@ -116,10 +135,14 @@ def measure_demo_set(folder: str | Path) -> dict[str, Measured]:
 
     ds = load_demos(folder)
     results = verify_demos(ds)
-    facts = {"content_hash": ds.content_hash(),
-             "episodes": [[r.ok, r.length, r.ret, r.replayed_ret, r.message] for r in results]}
-    return {"episodes_ok": Measured(sum(r.ok for r in results)),
-            "facts_sha256": Measured(_sha256(json.dumps(facts, sort_keys=True)))}
+    facts = {
+        "content_hash": ds.content_hash(),
+        "episodes": [[r.ok, r.length, r.ret, r.replayed_ret, r.message] for r in results],
+    }
+    return {
+        "episodes_ok": Measured(sum(r.ok for r in results)),
+        "facts_sha256": Measured(_sha256(json.dumps(facts, sort_keys=True))),
+    }
 
 
 def measure_demos(root: Path, seed: int = 0) -> dict[str, Measured]:
@@ -188,13 +211,21 @@ def measure_reward(root: Path, spec: RewardSpec, cache_dir: str | Path | None = 
     ranker = spec.ranker or (ranking.by_return if spec.method == "trex" else ranking.by_noise)
     cfg = budget_config(spec.budget, spec.method, **{**REWARD_FIXED, **dict(spec.overrides)})
     with _one_torch_thread():
-        model, _ = train_reward(FrameCache(ds, cache_dir), ranker(ds), cfg, spec.game or get_game(ds.game),
-                                np.random.default_rng(spec.seed), "cpu")
+        model, _ = train_reward(
+            FrameCache(ds, cache_dir),
+            ranker(ds),
+            cfg,
+            spec.game or get_game(ds.game),
+            np.random.default_rng(spec.seed),
+            "cpu",
+        )
         report = fidelity_report(model, held, FrameCache(held, cache_dir), rng=np.random.default_rng(0))
     rho = report["correlations"]["pred_mean"]["spearman"]
-    return {"weights_sha256": Measured(_state_sha256(model)),
-            "spearman": Measured(float("nan") if rho is None else round(rho, 6), "band"),
-            "pair_accuracy": Measured(round(float(report["pairwise"]["accuracy"]), 6), "band")}
+    return {
+        "weights_sha256": Measured(_state_sha256(model)),
+        "spearman": Measured(float("nan") if rho is None else round(rho, 6), "band"),
+        "pair_accuracy": Measured(round(float(report["pairwise"]["accuracy"]), 6), "band"),
+    }
 
 
 # -- (d) RL --------------------------------------------------------------------------------------------------------
@@ -260,14 +291,29 @@ def measure_tables(csv: str | Path, baselines: str | Path) -> dict[str, Measured
 
 CHECKS: tuple[Check, ...] = (
     Check("demos", "every committed demo set replays to its frame hashes and returns", measure_demos),
-    Check("reward.trex", "T-REX net, smoke budget, scripted-noise by return; fidelity on ppo-checkpoints",
-          lambda root, seed: measure_reward(root, RewardSpec("trex", seed=seed)), banded=True),
-    Check("reward.drex", "D-REX-width net, smoke budget, scripted-noise by noise; fidelity on ppo-checkpoints",
-          lambda root, seed: measure_reward(root, RewardSpec("drex", seed=seed)), banded=True),
-    Check("ppo.true", "PPO 256 steps on the true reward: first update's losses, 4-game evaluation",
-          lambda root, seed: measure_ppo(root, PPOSpec(seed=seed)), banded=True),
-    Check("tables", "leaderboard summary and papers' tables from tests/data/leaderboard.csv",
-          lambda root, seed: measure_tables(root / FROZEN_CSV, root / "baselines")),
+    Check(
+        "reward.trex",
+        "T-REX net, smoke budget, scripted-noise by return; fidelity on ppo-checkpoints",
+        lambda root, seed: measure_reward(root, RewardSpec("trex", seed=seed)),
+        banded=True,
+    ),
+    Check(
+        "reward.drex",
+        "D-REX-width net, smoke budget, scripted-noise by noise; fidelity on ppo-checkpoints",
+        lambda root, seed: measure_reward(root, RewardSpec("drex", seed=seed)),
+        banded=True,
+    ),
+    Check(
+        "ppo.true",
+        "PPO 256 steps on the true reward: first update's losses, 4-game evaluation",
+        lambda root, seed: measure_ppo(root, PPOSpec(seed=seed)),
+        banded=True,
+    ),
+    Check(
+        "tables",
+        "leaderboard summary and papers' tables from tests/data/leaderboard.csv",
+        lambda root, seed: measure_tables(root / FROZEN_CSV, root / "baselines"),
+    ),
 )
 
 
@@ -282,8 +328,9 @@ def select_checks(names: Sequence[str] | None) -> tuple[Check, ...]:
     return tuple(c for c in CHECKS if c.name in names)
 
 
-def run_checks(root: str | Path, names: Sequence[str] | None = None, seed: int = 0
-               ) -> tuple[dict[str, dict[str, Measured]], dict[str, float]]:
+def run_checks(
+    root: str | Path, names: Sequence[str] | None = None, seed: int = 0
+) -> tuple[dict[str, dict[str, Measured]], dict[str, float]]:
     """Measure the named checks (all when None) at ``seed``: ``({check: {metric: Measured}}, {check: seconds})``."""
     root = Path(root)
     measured, seconds = {}, {}

@@ -36,8 +36,12 @@ __all__ = ["SweepJob", "JobResult", "plan_sweep", "run_sweep", "EXECUTORS"]
 
 EXECUTORS = ("local", "ray")
 # Options of a sweep that only some methods take: T-REX's ranking and labels, a learned reward's transform.
-_APPLIES_TO = {"ranking": ("trex",), "human_labels": ("trex",), "transform": LEARNED_REWARD,
-               "precision": tuple(m for m in METHODS if m != "bc")}
+_APPLIES_TO = {
+    "ranking": ("trex",),
+    "human_labels": ("trex",),
+    "transform": LEARNED_REWARD,
+    "precision": tuple(m for m in METHODS if m != "bc"),
+}
 
 
 @dataclass(frozen=True)
@@ -54,9 +58,29 @@ class SweepJob:
 
     def command(self) -> list[str]:
         c = self.config
-        cmd = [sys.executable, "-m", "trex_bench", "pipeline", c.game, "--method", c.method, "--budget", c.budget,
-               "--seed", str(c.seed), "--out", str(self.folder), "--resume", "--no-progress",
-               "--leaderboard", str(self.leaderboard), "--device", c.device, "--transform", c.transform]
+        cmd = [
+            sys.executable,
+            "-m",
+            "trex_bench",
+            "pipeline",
+            c.game,
+            "--method",
+            c.method,
+            "--budget",
+            c.budget,
+            "--seed",
+            str(c.seed),
+            "--out",
+            str(self.folder),
+            "--resume",
+            "--no-progress",
+            "--leaderboard",
+            str(self.leaderboard),
+            "--device",
+            c.device,
+            "--transform",
+            c.transform,
+        ]
         if c.method == "trex":
             cmd += ["--ranking", c.ranking]
         if c.human_labels is not None:
@@ -95,8 +119,15 @@ class JobResult:
 
 
 def plan_sweep(
-    games: Sequence[str], methods: Sequence[str], seeds: Sequence[int], budget: str, *, root: Path = Path("runs"),
-    leaderboard: Path = Path("results/leaderboard.csv"), kl_to: Path | None = None, kl_betas: Sequence[float] = (),
+    games: Sequence[str],
+    methods: Sequence[str],
+    seeds: Sequence[int],
+    budget: str,
+    *,
+    root: Path = Path("runs"),
+    leaderboard: Path = Path("results/leaderboard.csv"),
+    kl_to: Path | None = None,
+    kl_betas: Sequence[float] = (),
     **config: Any,
 ) -> list[SweepJob]:
     """Every (game, method, β, seed) as a validated :class:`PipelineConfig` with its run folder under ``root``.
@@ -141,8 +172,9 @@ def _timed_run(job: SweepJob, log: Path, threads: int) -> JobResult:
     return JobResult(job, "done" if rc == 0 else "failed", rc, time.perf_counter() - t0, log)
 
 
-def _run_ray(jobs: list[SweepJob], logs: dict[str, Path], threads: int, address: str | None,
-             report: Callable[[JobResult], None]) -> None:
+def _run_ray(
+    jobs: list[SweepJob], logs: dict[str, Path], threads: int, address: str | None, report: Callable[[JobResult], None]
+) -> None:
     try:
         import ray
     except ModuleNotFoundError as e:
@@ -160,8 +192,14 @@ def _run_ray(jobs: list[SweepJob], logs: dict[str, Path], threads: int, address:
 
 
 def run_sweep(
-    jobs: Sequence[SweepJob], *, executor: str = "local", workers: int = 2, threads: int = 1, force: bool = False,
-    log_dir: Path = Path("runs/sweep-logs"), address: str | None = None,
+    jobs: Sequence[SweepJob],
+    *,
+    executor: str = "local",
+    workers: int = 2,
+    threads: int = 1,
+    force: bool = False,
+    log_dir: Path = Path("runs/sweep-logs"),
+    address: str | None = None,
     on_result: Callable[[JobResult], None] | None = None,
 ) -> list[JobResult]:
     """Run ``jobs``; each job's output goes to ``log_dir/<run name>.log``; results in the order jobs end."""

@@ -12,7 +12,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Episode", "DemoSet", "Ranking", "SnippetPairs", "NOOP_NOISE", "PRECISIONS", "REWARD_TRANSFORMS", "valid_noise"]
+__all__ = [
+    "Episode",
+    "DemoSet",
+    "Ranking",
+    "SnippetPairs",
+    "NOOP_NOISE",
+    "PRECISIONS",
+    "REWARD_TRANSFORMS",
+    "valid_noise",
+]
 # The PPO policy trunk's numerics (trex_bench.rl.precision): "auto" lets a per-machine probe choose.
 PRECISIONS = ("auto", "fp32", "bf16")
 # The PPO budgets' names (``rl.ppo.BUDGETS``, which imports torch); a test keeps the two equal.
@@ -77,7 +86,9 @@ class Episode:
             "Episode.frame_hashes must be uint64 with one entry per hash step",
         )
         _check(bool(np.all((self.hash_steps >= 0) & (self.hash_steps <= len(self.actions)))), "hash step out of range")
-        _check(valid_noise(self.noise), f"Episode.noise must be in [0, 1] (or NOOP_NOISE = {NOOP_NOISE}), got {self.noise}")
+        _check(
+            valid_noise(self.noise), f"Episode.noise must be in [0, 1] (or NOOP_NOISE = {NOOP_NOISE}), got {self.noise}"
+        )
         _check(self.reset_index >= 0, "Episode.reset_index must be >= 0")
 
     @property
@@ -162,7 +173,9 @@ class Ranking:
 
     def __post_init__(self) -> None:
         p = self.pairs
-        _check(p.ndim == 2 and p.shape[1] == 2 and np.issubdtype(p.dtype, np.integer), "Ranking.pairs must be int [M, 2]")
+        _check(
+            p.ndim == 2 and p.shape[1] == 2 and np.issubdtype(p.dtype, np.integer), "Ranking.pairs must be int [M, 2]"
+        )
         _check(len(p) > 0, f"ranking by {self.source} has no strict preference (all episodes tie)")
         _check(bool(np.all((p >= 0) & (p < self.n_episodes))), "Ranking.pairs index outside the demo set")
         _check(bool(np.all(p[:, 0] != p[:, 1])), "Ranking.pairs prefers an episode to itself")
@@ -197,6 +210,11 @@ class SnippetPairs:
     def subset(self, idx: np.ndarray) -> SnippetPairs:
         """The pairs at ``idx`` (an index array or boolean mask)."""
         return SnippetPairs(
-            self.ep_a[idx], self.start_a[idx], self.ep_b[idx], self.start_b[idx], self.length[idx], self.stride,
+            self.ep_a[idx],
+            self.start_a[idx],
+            self.ep_b[idx],
+            self.start_b[idx],
+            self.length[idx],
+            self.stride,
             self.label[idx],
         )

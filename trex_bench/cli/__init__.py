@@ -11,8 +11,20 @@ from collections.abc import Sequence
 from trex_bench import __version__
 
 # Command-group modules, in --help order; each defines register(subparsers) and sets args.func.
-GROUPS = ("games", "demos", "reward", "bc", "rl", "evaluate", "pipeline", "sweep", "extrapolation", "leaderboard",
-          "tables", "regression")
+GROUPS = (
+    "games",
+    "demos",
+    "reward",
+    "bc",
+    "rl",
+    "evaluate",
+    "pipeline",
+    "sweep",
+    "extrapolation",
+    "leaderboard",
+    "tables",
+    "regression",
+)
 
 
 class CLIError(Exception):

@@ -10,12 +10,16 @@ from trex_bench.cli_util import nonneg_int, torch_device
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bc", help="behaviour cloning of demonstrations",
-                       description="Clone a demo set's demonstrator with a Nature-DQN CNN classifier (D-REX).")
+    p = sub.add_parser(
+        "bc",
+        help="behaviour cloning of demonstrations",
+        description="Clone a demo set's demonstrator with a Nature-DQN CNN classifier (D-REX).",
+    )
     bs = p.add_subparsers(dest="bc_command", metavar="SUBCOMMAND", required=True)
 
     t = bs.add_parser(
-        "train", help="train a BC policy on a demo set",
+        "train",
+        help="train a BC policy on a demo set",
         description="Cross-entropy on (observation, action) pairs of the demos (Adam 1e-4, batch 32, D-REX), held-out "
         "split by episode, early stopping that keeps the best weights; writes model.safetensors + card.json. "
         "Use the result as a demonstrator with `demos collect --demonstrator bc:DIR`.",
@@ -24,8 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument("game", help="game id, e.g. breakout (the demo set must be of this game)")
     t.add_argument("--demos", type=Path, required=True, help="demo set folder (at least 2 episodes)")
-    t.add_argument("--budget", choices=["smoke", "quick", "small", "gpu", "paper"], default="quick",
-                   help="training budget (default: quick)")
+    t.add_argument(
+        "--budget",
+        choices=["smoke", "quick", "small", "gpu", "paper"],
+        default="quick",
+        help="training budget (default: quick)",
+    )
     t.add_argument("--seed", type=nonneg_int, required=True, help="seed of the split, batch order and init")
     t.add_argument("--out", type=Path, required=True, help="BC model folder to write")
     t.add_argument("--overwrite", action="store_true", help="write into --out even if it holds something else")
@@ -40,6 +48,15 @@ def run_train(args: argparse.Namespace) -> int:
     from trex_bench.rl.bc import train_command
 
     check_out_folder(args.out, "bc_policy", args.overwrite)
-    train_command(args.game, args.demos, args.out, budget=args.budget, seed=args.seed, cache_dir=args.cache,
-                  device=args.device, progress=not args.no_progress, created_by=shlex.join(args.argv))
+    train_command(
+        args.game,
+        args.demos,
+        args.out,
+        budget=args.budget,
+        seed=args.seed,
+        cache_dir=args.cache,
+        device=args.device,
+        progress=not args.no_progress,
+        created_by=shlex.join(args.argv),
+    )
     return 0

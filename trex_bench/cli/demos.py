@@ -12,8 +12,11 @@ from trex_bench.cli_util import noise_levels, nonneg_int, positive_int, torch_de
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demos", help="collect, verify and inspect demonstrations",
-                       description="Collect, verify and inspect demo sets (action logs + seeds, replayed exactly).")
+    p = sub.add_parser(
+        "demos",
+        help="collect, verify and inspect demonstrations",
+        description="Collect, verify and inspect demo sets (action logs + seeds, replayed exactly).",
+    )
     ds = p.add_subparsers(dest="demos_command", metavar="SUBCOMMAND", required=True)
 
     c = ds.add_parser(
@@ -24,57 +27,106 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--seed 0 --out demos/breakout/scripted-0.25",
     )
     c.add_argument("game", help="game id, e.g. breakout (see `trex-bench games`)")
-    c.add_argument("--demonstrator", required=True,
-                   help="scripted | random | noop | sb3:PATH.zip | ppo (train PPO on the true reward, record from "
-                   "its early checkpoints: the papers' protocol)")
-    c.add_argument("--episodes", type=positive_int, required=True, help="number of full episodes to record (per noise level)")
-    c.add_argument("--noise", type=noise_levels, default=[0.0],
-                   help="ε of ε-greedy noise around the demonstrator, in [0, 1]; a comma-separated schedule "
-                   "(e.g. D-REX's 1.0,0.75,0.5,0.25,0.01,noop) records --episodes episodes at each level into one set; "
-                   "'noop' is D-REX's no-op bin (a NOOP-only policy, ranked below every ε)")
-    c.add_argument("--seed", type=nonneg_int, required=True, help="seed of the per-episode reset seeds and of the noise")
+    c.add_argument(
+        "--demonstrator",
+        required=True,
+        help="scripted | random | noop | sb3:PATH.zip | ppo (train PPO on the true reward, record from "
+        "its early checkpoints: the papers' protocol)",
+    )
+    c.add_argument(
+        "--episodes", type=positive_int, required=True, help="number of full episodes to record (per noise level)"
+    )
+    c.add_argument(
+        "--noise",
+        type=noise_levels,
+        default=[0.0],
+        help="ε of ε-greedy noise around the demonstrator, in [0, 1]; a comma-separated schedule "
+        "(e.g. D-REX's 1.0,0.75,0.5,0.25,0.01,noop) records --episodes episodes at each level into one set; "
+        "'noop' is D-REX's no-op bin (a NOOP-only policy, ranked below every ε)",
+    )
+    c.add_argument(
+        "--seed", type=nonneg_int, required=True, help="seed of the per-episode reset seeds and of the noise"
+    )
     c.add_argument("--out", type=Path, required=True, help="demo set folder to write")
     c.add_argument("--profile", default="paper", choices=["paper", "machado"], help="env profile (default: paper)")
     c.add_argument("--envs", type=positive_int, default=4, help="envs stepped together (default: 4)")
     c.add_argument("--checkpoint", type=int, default=-1, help="checkpoint index to record with every episode")
-    c.add_argument("--max-steps", type=positive_int, default=None, help="cap agent steps per episode (recorded as truncated)")
+    c.add_argument(
+        "--max-steps", type=positive_int, default=None, help="cap agent steps per episode (recorded as truncated)"
+    )
     c.add_argument("--overwrite", action="store_true", help="replace a different demo set already in --out")
-    c.add_argument("--checkpoints", type=positive_int, default=12,
-                   help="ppo demonstrator: record from N checkpoints (default 12, T-REX)")
-    c.add_argument("--skip-checkpoints", type=nonneg_int, default=0, metavar="K",
-                   help="ppo demonstrator: start after the first K checkpoints (the later, unseen set of an existing "
-                   "run: e.g. --skip-checkpoints 12 --episodes 3 --final)")
+    c.add_argument(
+        "--checkpoints",
+        type=positive_int,
+        default=12,
+        help="ppo demonstrator: record from N checkpoints (default 12, T-REX)",
+    )
+    c.add_argument(
+        "--skip-checkpoints",
+        type=nonneg_int,
+        default=0,
+        metavar="K",
+        help="ppo demonstrator: start after the first K checkpoints (the later, unseen set of an existing "
+        "run: e.g. --skip-checkpoints 12 --episodes 3 --final)",
+    )
     c.add_argument("--final", action="store_true", help="ppo demonstrator: also record from the run's final agent")
-    c.add_argument("--ppo-budget", default="small", help="ppo demonstrator: PPO budget of the true-reward run (default small)")
-    c.add_argument("--checkpoint-every", type=positive_int, default=None,
-                   help="ppo demonstrator: agent steps between checkpoints (default: the budget split in N+1)")
-    c.add_argument("--ppo-dir", type=Path, default=None,
-                   help="ppo demonstrator: PPO run folder to train into or reuse (default: OUT.ppo next to --out)")
-    c.add_argument("--device", type=torch_device, default="cpu",
-                   help="torch device of policy demonstrators (sb3:, bc:) and of the ppo demonstrator's training")
-    c.add_argument("--trust-pickle", action="store_true",
-                   help="let sb3:PATH.zip load a foreign SB3 zip (no trex-bench card.json) through SB3's own loader, "
-                   "which runs the code pickled in it: only for a file you trust")
+    c.add_argument(
+        "--ppo-budget", default="small", help="ppo demonstrator: PPO budget of the true-reward run (default small)"
+    )
+    c.add_argument(
+        "--checkpoint-every",
+        type=positive_int,
+        default=None,
+        help="ppo demonstrator: agent steps between checkpoints (default: the budget split in N+1)",
+    )
+    c.add_argument(
+        "--ppo-dir",
+        type=Path,
+        default=None,
+        help="ppo demonstrator: PPO run folder to train into or reuse (default: OUT.ppo next to --out)",
+    )
+    c.add_argument(
+        "--device",
+        type=torch_device,
+        default="cpu",
+        help="torch device of policy demonstrators (sb3:, bc:) and of the ppo demonstrator's training",
+    )
+    c.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="let sb3:PATH.zip load a foreign SB3 zip (no trex-bench card.json) through SB3's own loader, "
+        "which runs the code pickled in it: only for a file you trust",
+    )
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
     c.set_defaults(func=run_collect)
 
-    v = ds.add_parser("verify", help="replay every episode and check its frame hashes and return",
-                      description="Replay every episode from its seed and actions; fail on any hash or return mismatch.",
-                      epilog="Example: trex-bench demos verify demo-check")
+    v = ds.add_parser(
+        "verify",
+        help="replay every episode and check its frame hashes and return",
+        description="Replay every episode from its seed and actions; fail on any hash or return mismatch.",
+        epilog="Example: trex-bench demos verify demo-check",
+    )
     v.add_argument("dir", type=Path, help="demo set folder")
     v.add_argument("--envs", type=positive_int, default=4, help="episodes replayed together (default: 4)")
     v.set_defaults(func=run_verify)
 
-    i = ds.add_parser("info", help="print returns, lengths and noise levels of a demo set",
-                      description="Summarise a demo set.", epilog="Example: trex-bench demos info demo-check")
+    i = ds.add_parser(
+        "info",
+        help="print returns, lengths and noise levels of a demo set",
+        description="Summarise a demo set.",
+        epilog="Example: trex-bench demos info demo-check",
+    )
     i.add_argument("dir", type=Path, help="demo set folder")
     i.set_defaults(func=run_info)
 
-    d = ds.add_parser("degradation", help="true return vs noise level ε (the D-REX degradation curve), CSV + PNG",
-                      description="Summarise a demo set collected over a noise schedule: mean ± std of the true return "
-                      "per ε, as a CSV in the layout of the D-REX reference files and a PNG.",
-                      epilog="Example: trex-bench demos degradation runs/bc-noise --out results/plots/breakout-degradation "
-                      "--reference ../shared/reference/drex/bc_degradation/breakout_batch_rewards.csv")
+    d = ds.add_parser(
+        "degradation",
+        help="true return vs noise level ε (the D-REX degradation curve), CSV + PNG",
+        description="Summarise a demo set collected over a noise schedule: mean ± std of the true return "
+        "per ε, as a CSV in the layout of the D-REX reference files and a PNG.",
+        epilog="Example: trex-bench demos degradation runs/bc-noise --out results/plots/breakout-degradation "
+        "--reference ../shared/reference/drex/bc_degradation/breakout_batch_rewards.csv",
+    )
     d.add_argument("dir", type=Path, help="demo set with episodes at several noise levels")
     d.add_argument("--out", type=Path, required=True, help="output prefix: writes PREFIX.csv and PREFIX.png")
     d.add_argument("--reference", type=Path, default=None, help="a D-REX reference CSV to overlay")
@@ -99,11 +151,20 @@ def run_collect(args: argparse.Namespace) -> int:
     probe = make_vec_env(game, 1, args.profile)
     n_actions = int(probe.action_space.n)
     probe.close()
-    base = make_demonstrator(args.demonstrator, game, n_actions, rng, device=args.device, trust_pickle=args.trust_pickle)
+    base = make_demonstrator(
+        args.demonstrator, game, n_actions, rng, device=args.device, trust_pickle=args.trust_pickle
+    )
     parts = []
     for level_i, eps in enumerate(args.noise):
-        cfg = CollectConfig(episodes=args.episodes, seed=args.seed + 1000 * level_i, profile=args.profile,
-                            n_envs=args.envs, noise=eps, checkpoint=args.checkpoint, max_steps=args.max_steps)
+        cfg = CollectConfig(
+            episodes=args.episodes,
+            seed=args.seed + 1000 * level_i,
+            profile=args.profile,
+            n_envs=args.envs,
+            noise=eps,
+            checkpoint=args.checkpoint,
+            max_steps=args.max_steps,
+        )
         policy = NoopPolicy() if eps == NOOP_NOISE else EpsilonGreedy(base, eps, n_actions, rng) if eps > 0 else base
         parts.append(collect(game.id, policy, cfg, progress=not args.no_progress, created_by=shlex.join(args.argv)))
     ds = merge_demo_sets(parts) if len(parts) > 1 else parts[0]
@@ -123,13 +184,33 @@ def _run_ppo_demonstrator(args: argparse.Namespace) -> int:
     ppo_dir: Path = args.ppo_dir or args.out.with_name(args.out.name + ".ppo")
     if not (ppo_dir / "card.json").exists():
         print(f"training PPO on the true reward (budget {args.ppo_budget}) into {ppo_dir}")
-    train_demonstrator(args.game, ppo_dir, args.ppo_budget, args.seed, args.skip_checkpoints + args.checkpoints,
-                       args.checkpoint_every, args.profile, args.device, progress=not args.no_progress)
+    train_demonstrator(
+        args.game,
+        ppo_dir,
+        args.ppo_budget,
+        args.seed,
+        args.skip_checkpoints + args.checkpoints,
+        args.checkpoint_every,
+        args.profile,
+        args.device,
+        progress=not args.no_progress,
+    )
     chosen = select_checkpoints(ppo_dir, args.checkpoints, args.skip_checkpoints, final=args.final)
-    print(f"recording {args.episodes} episode(s) from each of {len(chosen)} policies (agent steps): "
-          + ", ".join(str(c.steps) for c in chosen))
-    ds = collect_from_checkpoints(args.game, chosen, args.episodes, args.seed, args.profile, n_envs=args.envs,
-                                  progress=not args.no_progress, created_by=shlex.join(args.argv), device=args.device)
+    print(
+        f"recording {args.episodes} episode(s) from each of {len(chosen)} policies (agent steps): "
+        + ", ".join(str(c.steps) for c in chosen)
+    )
+    ds = collect_from_checkpoints(
+        args.game,
+        chosen,
+        args.episodes,
+        args.seed,
+        args.profile,
+        n_envs=args.envs,
+        progress=not args.no_progress,
+        created_by=shlex.join(args.argv),
+        device=args.device,
+    )
     save_demos(ds, args.out, overwrite=args.overwrite)
     _print_table(ds)
     print(f"wrote {len(ds.episodes)} episodes to {args.out} (PPO run and checkpoints in {ppo_dir})")

@@ -25,12 +25,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=None, help="eval.json path or folder (default: the agent folder)")
     p.add_argument("--device", type=torch_device, default="cpu", help="torch device of the policy (default: cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace a file at --out that is not an eval report")
-    p.add_argument("--trust-pickle", action="store_true",
-                   help="load agent.zip with SB3's own loader, which runs the code pickled in it (only for a zip you "
-                   "trust whose weights do not fit its card)")
-    p.add_argument("--leaderboard", type=Path, default=None, metavar="CSV",
-                   help="also append the agent's row to this leaderboard (method from its card: ppo-true, constant, "
-                   "or the reward model's trex/drex; needs --demos), e.g. a demonstrator run's final agent as ppo-true")
+    p.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="load agent.zip with SB3's own loader, which runs the code pickled in it (only for a zip you "
+        "trust whose weights do not fit its card)",
+    )
+    p.add_argument(
+        "--leaderboard",
+        type=Path,
+        default=None,
+        metavar="CSV",
+        help="also append the agent's row to this leaderboard (method from its card: ppo-true, constant, "
+        "or the reward model's trex/drex; needs --demos), e.g. a demonstrator run's final agent as ppo-true",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_evaluate)
 
@@ -41,10 +49,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.leaderboard is not None and args.demos is None:
         raise ValueError("--leaderboard needs --demos: a row compares the agent with a demo set's best and average")
 
-    r = evaluate_agent(args.agent, episodes=args.episodes, seed=args.seed, deterministic=args.deterministic,
-                       n_envs=args.envs, demos_dir=args.demos, out=args.out, device=args.device,
-                       progress=not args.no_progress, trust_pickle=args.trust_pickle,
-                       overwrite=args.overwrite)
+    r = evaluate_agent(
+        args.agent,
+        episodes=args.episodes,
+        seed=args.seed,
+        deterministic=args.deterministic,
+        n_envs=args.envs,
+        demos_dir=args.demos,
+        out=args.out,
+        device=args.device,
+        progress=not args.no_progress,
+        trust_pickle=args.trust_pickle,
+        overwrite=args.overwrite,
+    )
     print(f"{r['game']}: {r['episodes']} full games, {r['protocol']}")
     print(f"  true score: mean {r['mean']:.2f} ± {r['std']:.2f} (min {r['min']:g}, max {r['max']:g})")
     if r["best_demo"] is not None:

@@ -24,14 +24,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("game", help="game id, e.g. breakout")
     p.add_argument("--method", default="trex", choices=["trex"], help="reward learning method (default: trex)")
     p.add_argument("--seeds", type=seed_list, default=[0], help="seeds, e.g. 0-2 or 0,3 (default: 0)")
-    p.add_argument("--budget", default="quick", help="reward budget: smoke | quick | small | gpu | paper (default: quick)")
+    p.add_argument(
+        "--budget", default="quick", help="reward budget: smoke | quick | small | gpu | paper (default: quick)"
+    )
     p.add_argument("--demos", type=Path, default=None, help="demo set (default: demos/<game>/ppo-checkpoints)")
     p.add_argument("--unseen", type=Path, default=None, help="unseen, better set (default: demos/<game>/ppo-later)")
-    p.add_argument("--reference", type=Path, default=None,
-                   help="the authors' released nets (../shared/reference): also score released T-REX and D-REX")
+    p.add_argument(
+        "--reference",
+        type=Path,
+        default=None,
+        help="the authors' released nets (../shared/reference): also score released T-REX and D-REX",
+    )
     p.add_argument("--runs", type=Path, default=Path("runs/extrapolation"), help="where the reward nets go")
-    p.add_argument("--results", type=Path, default=Path("results"),
-                   help="tables/extrapolation.{csv,md} and plots/extrapolation/ go under here (default: results)")
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=Path("results"),
+        help="tables/extrapolation.{csv,md} and plots/extrapolation/ go under here (default: results)",
+    )
     p.add_argument("--cache", type=Path, default=None, help="frame cache folder (default: the package cache)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -41,9 +51,11 @@ def _default_set(game: str, name: str) -> Path:
     folder = REPO / "demos" / game / name
     if not (folder / "manifest.json").exists():
         have = sorted(p.name for p in (REPO / "demos" / game).glob("*") if (p / "manifest.json").exists())
-        raise ValueError(f"no committed demo set demos/{game}/{name} (this game has: {', '.join(have) or 'none'}); "
-                         f"make one with `trex-bench demos collect {game} --demonstrator ppo …` (demos/README.md) "
-                         "or pass --demos/--unseen")
+        raise ValueError(
+            f"no committed demo set demos/{game}/{name} (this game has: {', '.join(have) or 'none'}); "
+            f"make one with `trex-bench demos collect {game} --demonstrator ppo …` (demos/README.md) "
+            "or pass --demos/--unseen"
+        )
     return folder
 
 
@@ -61,8 +73,16 @@ def run(args: argparse.Namespace) -> int:
     check_split(demos, unseen, str(demos_dir), str(unseen_dir))  # before any training
     jobs = []
     for seed in args.seeds:
-        folder = train_or_reuse(game, demos_dir, args.runs / f"{game}-{args.method}-{args.budget}-s{seed}",
-                                args.method, args.budget, seed, args.cache, not args.no_progress)
+        folder = train_or_reuse(
+            game,
+            demos_dir,
+            args.runs / f"{game}-{args.method}-{args.budget}-s{seed}",
+            args.method,
+            args.budget,
+            seed,
+            args.cache,
+            not args.no_progress,
+        )
         jobs.append((args.method, seed, folder))
     if args.reference is not None:
         from trex_bench.reward.official import import_official
@@ -83,10 +103,12 @@ def run(args: argparse.Namespace) -> int:
         plot = figure3(r, args.results / "plots" / "extrapolation" / f"{game}-{method}" / f"s{seed}.png")
         write_json(plot.with_suffix(".json"), r.to_json())  # per-episode predictions, to redraw or report from
         m = r.metrics
-        print(f"{game} {method} seed {seed}: Spearman (mean r) all {_f(m['spearman_mean_all'])}, unseen "
-              f"{_f(m['spearman_mean_unseen'])}; σ-sum all {_f(m['spearman_sigmoid_sum_all'])}; snippet accuracy "
-              f"beyond the best demo {_f(m['beyond_best_accuracy'])} ({r.n_beyond_best} unseen episodes beyond "
-              f"{r.best_demo:g}); σ(r) constant share {_f(m['sigmoid_constant_share_unseen'])}  [{plot}]")
+        print(
+            f"{game} {method} seed {seed}: Spearman (mean r) all {_f(m['spearman_mean_all'])}, unseen "
+            f"{_f(m['spearman_mean_unseen'])}; σ-sum all {_f(m['spearman_sigmoid_sum_all'])}; snippet accuracy "
+            f"beyond the best demo {_f(m['beyond_best_accuracy'])} ({r.n_beyond_best} unseen episodes beyond "
+            f"{r.best_demo:g}); σ(r) constant share {_f(m['sigmoid_constant_share_unseen'])}  [{plot}]"
+        )
         results.append(r)
     tables = args.results / "tables"
     update_table(results, tables / "extrapolation.csv", tables / "extrapolation.md")

@@ -8,8 +8,11 @@ from trex_bench.games import GAMES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("games", help="list the games, their ALE ids, reward-net masks and reference scores",
-                       description="List the games trex_bench knows. Example: trex-bench games")
+    p = sub.add_parser(
+        "games",
+        help="list the games, their ALE ids, reward-net masks and reference scores",
+        description="List the games trex_bench knows. Example: trex-bench games",
+    )
     p.set_defaults(func=run)
 
 
@@ -18,5 +21,7 @@ def run(args: argparse.Namespace) -> int:
     for g in GAMES.values():
         rnd = "-" if g.random_score is None else f"{g.random_score:g}"
         hum = "-" if g.human_score is None else f"{g.human_score:g}"
-        print(f"{g.id:<18}{g.ale_id:<19}{g.gym_v4_id:<32}{f'{g.mask_top}/{g.mask_bottom}':>16}{rnd:>10}{hum:>10}  {'yes' if g.in_paper else 'no'}")
+        print(
+            f"{g.id:<18}{g.ale_id:<19}{g.gym_v4_id:<32}{f'{g.mask_top}/{g.mask_bottom}':>16}{rnd:>10}{hum:>10}  {'yes' if g.in_paper else 'no'}"
+        )
     return 0

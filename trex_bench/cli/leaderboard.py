@@ -16,10 +16,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog="Example: trex-bench leaderboard --csv results/leaderboard.csv --by game method budget",
     )
     p.add_argument("--csv", type=Path, default=Path("results/leaderboard.csv"), help="leaderboard file")
-    p.add_argument("--by", nargs="+", default=["game", "method", "budget", "reward_transform"],
-                   help="columns to group by (default: game method budget reward_transform)")
-    p.add_argument("--all-rows", action="store_true",
-                   help="summarise every row; by default a seed run again counts once, with its latest row")
+    p.add_argument(
+        "--by",
+        nargs="+",
+        default=["game", "method", "budget", "reward_transform"],
+        help="columns to group by (default: game method budget reward_transform)",
+    )
+    p.add_argument(
+        "--all-rows",
+        action="store_true",
+        help="summarise every row; by default a seed run again counts once, with its latest row",
+    )
     p.set_defaults(func=run_leaderboard)
 
 

@@ -20,21 +20,49 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("game", help="game id, e.g. breakout")
     p.add_argument("--method", required=True, help="trex | drex | bc | ppo-true | constant")
-    p.add_argument("--budget", required=True, help="smoke | quick | small | gpu | paper (gpu: one GPU + 16 cores, ~10 min)")
+    p.add_argument(
+        "--budget", required=True, help="smoke | quick | small | gpu | paper (gpu: one GPU + 16 cores, ~10 min)"
+    )
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of every stage (default 0)")
-    p.add_argument("--demos", type=Path, default=None, help="demo set (default: the committed demos/<game>/scripted-noise)")
-    p.add_argument("--unseen", type=Path, default=None,
-                   help="later checkpoints of the demos' PPO run: score the reward's extrapolation before PPO "
-                   "(default: the demo set's sibling ppo-later, if any)")
-    p.add_argument("--ranking", default="return", help="return | checkpoint | noise | human | synthetic (default: return)")
-    p.add_argument("--human-labels", type=Path, default=None,
-                   help="T-REX MTurk CSV (A,B,label,…) for --ranking human; A/B are the demo set's checkpoint numbers")
-    p.add_argument("--transform", default="sigmoid", help="learned-reward transform for PPO: sigmoid (the papers) | raw | normalized | delta (r̂(s′) − r̂(s), an experiment)")
+    p.add_argument(
+        "--demos", type=Path, default=None, help="demo set (default: the committed demos/<game>/scripted-noise)"
+    )
+    p.add_argument(
+        "--unseen",
+        type=Path,
+        default=None,
+        help="later checkpoints of the demos' PPO run: score the reward's extrapolation before PPO "
+        "(default: the demo set's sibling ppo-later, if any)",
+    )
+    p.add_argument(
+        "--ranking", default="return", help="return | checkpoint | noise | human | synthetic (default: return)"
+    )
+    p.add_argument(
+        "--human-labels",
+        type=Path,
+        default=None,
+        help="T-REX MTurk CSV (A,B,label,…) for --ranking human; A/B are the demo set's checkpoint numbers",
+    )
+    p.add_argument(
+        "--transform",
+        default="sigmoid",
+        help="learned-reward transform for PPO: sigmoid (the papers) | raw | normalized | delta (r̂(s′) − r̂(s), an experiment)",
+    )
     p.add_argument("--episodes", type=positive_int, default=None, help="evaluation games (default: 30; smoke: 2)")
-    p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<game>-<method>[-<options>]-<budget>-s<seed>, every non-default option named)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="run folder (default: runs/<game>-<method>[-<options>]-<budget>-s<seed>, every non-default option named)",
+    )
     p.add_argument("--resume", action="store_true", help="reuse the finished stages of an existing run folder")
     p.add_argument("--leaderboard", type=Path, default=Path("results/leaderboard.csv"), help="CSV to append the row to")
-    p.add_argument("--cache", type=Path, default=None, help="frame cache folder (default: $TREX_BENCH_CACHE or ~/.cache/trex_bench)")
+    p.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="frame cache folder (default: $TREX_BENCH_CACHE or ~/.cache/trex_bench)",
+    )
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.add_argument("--kl-to", type=Path, default=None, help="BC policy folder: add the RLHF KL penalty to PPO's reward")
     p.add_argument("--kl-beta", type=float, default=0.0, help="β of r − β·(log π_θ(a|s) − log π_BC(a|s))")
@@ -46,12 +74,31 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from trex_bench.pipeline import PipelineConfig, run_pipeline
 
-    cfg = PipelineConfig(game=args.game, method=args.method, budget=args.budget, seed=args.seed, demos=args.demos,
-                         ranking=args.ranking, human_labels=args.human_labels, transform=args.transform, eval_episodes=args.episodes, device=args.device,
-                         kl_to=args.kl_to, kl_beta=args.kl_beta, max_seconds=args.max_seconds,
-                         precision=args.precision, unseen=args.unseen)
-    summary = run_pipeline(cfg, out=args.out, resume=args.resume, leaderboard=args.leaderboard,
-                           progress=not args.no_progress, cache_dir=args.cache)
+    cfg = PipelineConfig(
+        game=args.game,
+        method=args.method,
+        budget=args.budget,
+        seed=args.seed,
+        demos=args.demos,
+        ranking=args.ranking,
+        human_labels=args.human_labels,
+        transform=args.transform,
+        eval_episodes=args.episodes,
+        device=args.device,
+        kl_to=args.kl_to,
+        kl_beta=args.kl_beta,
+        max_seconds=args.max_seconds,
+        precision=args.precision,
+        unseen=args.unseen,
+    )
+    summary = run_pipeline(
+        cfg,
+        out=args.out,
+        resume=args.resume,
+        leaderboard=args.leaderboard,
+        progress=not args.no_progress,
+        cache_dir=args.cache,
+    )
     print_summary(summary)
     return 0
 
@@ -61,14 +108,25 @@ def print_summary(summary: dict[str, Any]) -> None:
     r = summary["row"]
     print()
     print(f"== {r['game']} · {r['method']} · budget {r['budget']} · seed {r['seed']} ==")
-    print(f"agent: {r['mean']:.1f} ± {r['std']:.1f} over {r['n_episodes']} full games (min {r['min']:g}, max {r['max']:g})")
-    verdict = "beats" if r["beats_best_demo"] else ("beats the average but not the best" if r["mean"] > r["avg_demo"] else "does not beat")
+    print(
+        f"agent: {r['mean']:.1f} ± {r['std']:.1f} over {r['n_episodes']} full games (min {r['min']:g}, max {r['max']:g})"
+    )
+    verdict = (
+        "beats"
+        if r["beats_best_demo"]
+        else ("beats the average but not the best" if r["mean"] > r["avg_demo"] else "does not beat")
+    )
     print(f"demos: best {r['best_demo']:g}, average {r['avg_demo']:.1f} → the agent {verdict} demo")
     if r["fidelity_spearman"] is not None:
-        print(f"reward fidelity: Spearman {r['fidelity_spearman']:.2f} (mean per-frame reward vs true return), "
-              f"snippet pair accuracy {r['pair_accuracy']:.2f}")
+        print(
+            f"reward fidelity: Spearman {r['fidelity_spearman']:.2f} (mean per-frame reward vs true return), "
+            f"snippet pair accuracy {r['pair_accuracy']:.2f}"
+        )
     hn = r["human_normalized"]
     print(f"human-normalised: {hn:.3f}" if hn is not None else "human-normalised: n/a")
     if "leaderboard_note" in summary:
         print(f"no row appended: the run {summary['leaderboard_note']}")
-    print(f"wall time {r['wall_s']:.0f} s; run folder {summary['run_folder']}" + (f"; leaderboard {summary['leaderboard']}" if "leaderboard" in summary else ""))
+    print(
+        f"wall time {r['wall_s']:.0f} s; run folder {summary['run_folder']}"
+        + (f"; leaderboard {summary['leaderboard']}" if "leaderboard" in summary else "")
+    )

@@ -15,7 +15,8 @@ CHECK_NAMES = ("demos", "reward.trex", "reward.drex", "ppo.true", "tables")  # t
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "regression", help="CI regression checks against committed expectations (results/regression.json)",
+        "regression",
+        help="CI regression checks against committed expectations (results/regression.json)",
         description="Small deterministic CPU runs (demo replay, tiny T-REX/D-REX reward nets, a 256-step PPO run, "
         "the table generators) compared with the expected values and bands in results/regression.json.",
         epilog="Example: trex-bench regression check",
@@ -23,15 +24,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     rsub = p.add_subparsers(dest="regression_command", metavar="COMMAND", required=True)
 
     def common(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--expectations", type=Path, default=Path("results/regression.json"),
-                       help="the expectations file (default: results/regression.json)")
-        q.add_argument("--root", type=Path, default=Path("."),
-                       help="repository root holding demos/, baselines/ and tests/data/ (default: .)")
-        q.add_argument("--only", nargs="+", choices=CHECK_NAMES, metavar="CHECK",
-                       help=f"run only these checks ({', '.join(CHECK_NAMES)}); default: all")
+        q.add_argument(
+            "--expectations",
+            type=Path,
+            default=Path("results/regression.json"),
+            help="the expectations file (default: results/regression.json)",
+        )
+        q.add_argument(
+            "--root",
+            type=Path,
+            default=Path("."),
+            help="repository root holding demos/, baselines/ and tests/data/ (default: .)",
+        )
+        q.add_argument(
+            "--only",
+            nargs="+",
+            choices=CHECK_NAMES,
+            metavar="CHECK",
+            help=f"run only these checks ({', '.join(CHECK_NAMES)}); default: all",
+        )
 
     c = rsub.add_parser(
-        "check", help="run the checks; print check, expected, got, band, verdict; exit 1 if any fails",
+        "check",
+        help="run the checks; print check, expected, got, band, verdict; exit 1 if any fails",
         description="Run the regression checks (about a minute on 2 CPU cores) and compare each metric with its "
         "expectation: 'exact' (hashes, counts), 'rel' (within 1e-5 relative) or a measured band. Exits 1 and names "
         "every failing metric and by how much.",
@@ -40,7 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     common(c)
     c.set_defaults(func=run_check)
     u = rsub.add_parser(
-        "update", help="re-measure and rewrite the expectations (needs --reason)",
+        "update",
+        help="re-measure and rewrite the expectations (needs --reason)",
         description="Re-measure the checks (banded metrics over several seeds, a few minutes) and rewrite the "
         "expectations file, recording the reason, command, commit and versions beside each changed value. Right "
         "after a deliberate change of method or dependency; never to make a failing check pass (README.md).",
@@ -48,8 +64,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     common(u)
     u.add_argument("--reason", default=None, help="why the expected values change (required, non-empty)")
-    u.add_argument("--seeds", type=seed_list, default=None,
-                   help="seeds the bands are measured over (0,1,2 or 0-4; default 0-4); seed 0 is always the expectation")
+    u.add_argument(
+        "--seeds",
+        type=seed_list,
+        default=None,
+        help="seeds the bands are measured over (0,1,2 or 0-4; default 0-4); seed 0 is always the expectation",
+    )
     u.set_defaults(func=run_update)
 
 
@@ -76,12 +96,17 @@ def run_check(args: argparse.Namespace) -> int:
     widths = [max(len(x[i]) for x in [head, *rows]) for i in range(5)]
     for row in [head, *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-    print(f"{len(results)} metrics, {sum(not r.ok for r in results)} failing; "
-          + ", ".join(f"{k} {s:.0f} s" for k, s in seconds.items()) + f"; wall {time.perf_counter() - t0:.0f} s")
+    print(
+        f"{len(results)} metrics, {sum(not r.ok for r in results)} failing; "
+        + ", ".join(f"{k} {s:.0f} s" for k, s in seconds.items())
+        + f"; wall {time.perf_counter() - t0:.0f} s"
+    )
     failing = [r for r in results if not r.ok]
     for r in failing:
-        print(f"regression: FAIL {r.key}: expected {_fmt(r.expected)}, got {_fmt(r.got)} ({r.band}): {r.detail}",
-              file=sys.stderr)
+        print(
+            f"regression: FAIL {r.key}: expected {_fmt(r.expected)}, got {_fmt(r.got)} ({r.band}): {r.detail}",
+            file=sys.stderr,
+        )
     return 1 if failing else 0
 
 
@@ -92,8 +117,14 @@ def run_update(args: argparse.Namespace) -> int:
     old = load_expectations(args.expectations)
     command = shlex.join(["trex-bench", *args.argv[1:]])
     doc, changed = update_expectations(
-        args.root, old, args.reason, command, args.only, tuple(args.seeds or BAND_SEEDS),
-        progress=lambda name: print(f"measuring {name} ...", file=sys.stderr, flush=True))
+        args.root,
+        old,
+        args.reason,
+        command,
+        args.only,
+        tuple(args.seeds or BAND_SEEDS),
+        progress=lambda name: print(f"measuring {name} ...", file=sys.stderr, flush=True),
+    )
     save_expectations(args.expectations, doc)
     print(f"{len(changed)} expectation(s) changed: {', '.join(changed) if changed else 'none'}")
     print(f"wrote {args.expectations}")

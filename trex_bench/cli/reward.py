@@ -11,13 +11,17 @@ DEFAULT_REFERENCE = Path("../shared/reference")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("reward", help="learn, import and score reward models",
-                       description="Learn a reward net from ranked demos (T-REX / D-REX), import the released nets, "
-                       "and report how well a reward model orders episodes.")
+    p = sub.add_parser(
+        "reward",
+        help="learn, import and score reward models",
+        description="Learn a reward net from ranked demos (T-REX / D-REX), import the released nets, "
+        "and report how well a reward model orders episodes.",
+    )
     rs = p.add_subparsers(dest="reward_command", metavar="SUBCOMMAND", required=True)
 
     t = rs.add_parser(
-        "train", help="train a reward net from ranked demonstrations",
+        "train",
+        help="train a reward net from ranked demonstrations",
         description="Rank the demos, sample snippet pairs, train a Bradley-Terry reward net (T-REX eq. 1) with "
         "validation and early stopping, and write a reward-model folder.",
         epilog="Example: trex-bench reward train breakout --demos demos/breakout/scripted --method trex "
@@ -26,12 +30,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("game", help="game id, e.g. breakout (the demo set must be of this game)")
     t.add_argument("--demos", type=Path, required=True, help="demo set folder")
     t.add_argument("--method", choices=["trex", "drex"], required=True, help="T-REX or D-REX (net width, recipe)")
-    t.add_argument("--ranking", choices=["return", "checkpoint", "noise", "human", "synthetic"], default=None,
-                   help="how episodes are ranked (default: return for trex, noise for drex)")
-    t.add_argument("--human-labels", type=Path, default=None,
-                   help="T-REX MTurk CSV (A,B,label,scoreA,scoreB), for --ranking human")
-    t.add_argument("--budget", choices=["smoke", "quick", "small", "gpu", "paper"], default="quick",
-                   help="training budget (default: quick)")
+    t.add_argument(
+        "--ranking",
+        choices=["return", "checkpoint", "noise", "human", "synthetic"],
+        default=None,
+        help="how episodes are ranked (default: return for trex, noise for drex)",
+    )
+    t.add_argument(
+        "--human-labels", type=Path, default=None, help="T-REX MTurk CSV (A,B,label,scoreA,scoreB), for --ranking human"
+    )
+    t.add_argument(
+        "--budget",
+        choices=["smoke", "quick", "small", "gpu", "paper"],
+        default="quick",
+        help="training budget (default: quick)",
+    )
     t.add_argument("--seed", type=nonneg_int, required=True, help="seed of pair sampling, split and init")
     t.add_argument("--out", type=Path, required=True, help="reward-model folder to write")
     t.add_argument("--overwrite", action="store_true", help="write into --out even if it holds something else")
@@ -41,19 +54,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=run_train)
 
     i = rs.add_parser(
-        "import", help="turn a released T-REX / MTurk / D-REX net into a reward-model folder",
+        "import",
+        help="turn a released T-REX / MTurk / D-REX net into a reward-model folder",
         description="Load the authors' released .params for a game and write it as our reward-model folder.",
         epilog="Example: trex-bench reward import breakout --official trex --out runs/breakout-official-trex",
     )
     i.add_argument("game", help="game id, e.g. breakout")
     i.add_argument("--official", choices=["trex", "mturk", "drex"], required=True, help="which released net")
-    i.add_argument("--reference", type=Path, default=DEFAULT_REFERENCE,
-                   help=f"folder of the released artefacts (default: {DEFAULT_REFERENCE})")
+    i.add_argument(
+        "--reference",
+        type=Path,
+        default=DEFAULT_REFERENCE,
+        help=f"folder of the released artefacts (default: {DEFAULT_REFERENCE})",
+    )
     i.add_argument("--out", type=Path, required=True, help="reward-model folder to write")
     i.set_defaults(func=run_import)
 
     s = rs.add_parser(
-        "score", help="fidelity report of a reward model on a demo set",
+        "score",
+        help="fidelity report of a reward model on a demo set",
         description="Predicted vs true return per episode (raw sum, sigmoid sum, mean per frame), Spearman and "
         "Pearson, and pair accuracy on equal-length snippets at matched progress.",
         epilog="Example: trex-bench reward score --model runs/breakout-trex-0 --demos demos/breakout/scripted "
@@ -74,9 +93,19 @@ def run_train(args: argparse.Namespace) -> int:
     ranking = args.ranking or ("noise" if args.method == "drex" else "return")
     if args.human_labels is not None and ranking != "human":
         raise ValueError("--human-labels is only used with --ranking human")
-    train_command(args.game, args.demos, args.out, method=args.method, ranking=ranking, human_labels=args.human_labels,
-                  budget=args.budget, seed=args.seed, cache_dir=args.cache, device=args.device,
-                  progress=not args.no_progress)
+    train_command(
+        args.game,
+        args.demos,
+        args.out,
+        method=args.method,
+        ranking=ranking,
+        human_labels=args.human_labels,
+        budget=args.budget,
+        seed=args.seed,
+        cache_dir=args.cache,
+        device=args.device,
+        progress=not args.no_progress,
+    )
     return 0
 
 
@@ -103,7 +132,9 @@ _LABELS = {"pred_sum": "raw sum", "pred_sigmoid_sum": "sigmoid sum", "pred_mean"
 
 def _print_summary(report: dict) -> None:
     """One line per predicted-return flavour; tolerant of which keys the report carries."""
-    corr = report.get("correlations") or {k: report[k] for k in ("raw_sum", "sigmoid_sum", "mean_per_frame") if k in report}
+    corr = report.get("correlations") or {
+        k: report[k] for k in ("raw_sum", "sigmoid_sum", "mean_per_frame") if k in report
+    }
     if corr:
         print(f"  {'predicted return':<16} {'Spearman':>9} {'Pearson':>9}")
         for name, c in corr.items():
@@ -114,16 +145,20 @@ def _print_summary(report: dict) -> None:
         if key in report:
             v = report[key]
             acc = v.get("accuracy") if isinstance(v, dict) else v
-            detail = f" ({v.get('n_pairs')} equal-length snippet pairs at matched progress)" if isinstance(v, dict) else ""
+            detail = (
+                f" ({v.get('n_pairs')} equal-length snippet pairs at matched progress)" if isinstance(v, dict) else ""
+            )
             print(f"  pair accuracy: {acc:.3f}{detail}")
             break
     step = report.get("per_step")
     if step:
+
         def fmt(v: float | None, spec: str) -> str:
             return "n/a" if v is None else format(v, spec)
 
-        print(f"  per step: σ(r) is {fmt(step['sigmoid_constant_share'], '.1%')} a constant (survival bonus); "
-              f"Spearman(r, score so far) {fmt(step['spearman_vs_score_so_far'], '.2f')}; "
-              f"Δr at scoring steps {fmt(step['delta_at_scoring_steps'], '+.3f')} vs elsewhere "
-              f"{fmt(step['delta_elsewhere'], '+.4f')} (std {fmt(step['delta_std'], '.3f')})")
-
+        print(
+            f"  per step: σ(r) is {fmt(step['sigmoid_constant_share'], '.1%')} a constant (survival bonus); "
+            f"Spearman(r, score so far) {fmt(step['spearman_vs_score_so_far'], '.2f')}; "
+            f"Δr at scoring steps {fmt(step['delta_at_scoring_steps'], '+.3f')} vs elsewhere "
+            f"{fmt(step['delta_elsewhere'], '+.4f')} (std {fmt(step['delta_std'], '.3f')})"
+        )

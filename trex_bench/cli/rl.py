@@ -20,8 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     from trex_bench.types import PPO_BUDGETS as BUDGETS  # torch-free: `trex-bench --help` must not load torch
     from trex_bench.types import REWARD_TRANSFORMS as TRANSFORMS
 
-    p = sub.add_parser("rl", help="train an RL agent on a learned (or true, or constant) reward",
-                       description="Reinforcement learning with SB3 PPO (CnnPolicy) on a reward model's output.")
+    p = sub.add_parser(
+        "rl",
+        help="train an RL agent on a learned (or true, or constant) reward",
+        description="Reinforcement learning with SB3 PPO (CnnPolicy) on a reward model's output.",
+    )
     rs = p.add_subparsers(dest="rl_command", metavar="SUBCOMMAND", required=True)
     t = rs.add_parser(
         "train",
@@ -34,21 +37,44 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument("game", help="game id, e.g. breakout (see `trex-bench games`)")
     t.add_argument("--reward", required=True, help="reward-model folder | true | constant")
-    t.add_argument("--budget", required=True, choices=list(BUDGETS),
-                   help="PPO preset: smoke (seconds), quick (~10 min on 2 cores), small (~50 min), "
-                   "paper (T-REX's baselines PPO2, 12.5M steps), paper-zoo (rl-zoo3 Atari PPO, 10M steps)")
+    t.add_argument(
+        "--budget",
+        required=True,
+        choices=list(BUDGETS),
+        help="PPO preset: smoke (seconds), quick (~10 min on 2 cores), small (~50 min), "
+        "paper (T-REX's baselines PPO2, 12.5M steps), paper-zoo (rl-zoo3 Atari PPO, 10M steps)",
+    )
     t.add_argument("--seed", type=nonneg_int, required=True, help="seed of PPO and of the env resets")
     t.add_argument("--out", type=Path, required=True, help="agent folder to write")
-    t.add_argument("--transform", default="sigmoid", choices=list(TRANSFORMS),
-                   help="learned-reward transform: sigmoid (the papers), raw, normalized (running mean/std), delta (r̂(s′) − r̂(s), an experiment)")
+    t.add_argument(
+        "--transform",
+        default="sigmoid",
+        choices=list(TRANSFORMS),
+        help="learned-reward transform: sigmoid (the papers), raw, normalized (running mean/std), delta (r̂(s′) − r̂(s), an experiment)",
+    )
     t.add_argument("--profile", default="paper", choices=["paper", "machado"], help="env profile (default: paper)")
-    t.add_argument("--device", type=torch_device, default="cpu", help="torch device of the policy and the reward model (default: cpu)")
-    t.add_argument("--kl-to", type=Path, default=None, metavar="BC_DIR",
-                   help="BC model folder (trex-bench bc train) = the reference policy pi_0 of an RLHF-style KL "
-                   "penalty in the reward: r_t - beta*(log pi_theta(a_t|s_t) - log pi_0(a_t|s_t)), the per-step "
-                   "estimate of beta*KL(pi_theta || pi_0) (Ziegler et al. 2019, Ouyang et al. 2022)")
-    t.add_argument("--kl-beta", type=_nonneg_float, default=0.0, metavar="BETA",
-                   help="KL coefficient beta >= 0 of --kl-to (default 0: no penalty)")
+    t.add_argument(
+        "--device",
+        type=torch_device,
+        default="cpu",
+        help="torch device of the policy and the reward model (default: cpu)",
+    )
+    t.add_argument(
+        "--kl-to",
+        type=Path,
+        default=None,
+        metavar="BC_DIR",
+        help="BC model folder (trex-bench bc train) = the reference policy pi_0 of an RLHF-style KL "
+        "penalty in the reward: r_t - beta*(log pi_theta(a_t|s_t) - log pi_0(a_t|s_t)), the per-step "
+        "estimate of beta*KL(pi_theta || pi_0) (Ziegler et al. 2019, Ouyang et al. 2022)",
+    )
+    t.add_argument(
+        "--kl-beta",
+        type=_nonneg_float,
+        default=0.0,
+        metavar="BETA",
+        help="KL coefficient beta >= 0 of --kl-to (default 0: no penalty)",
+    )
     add_ppo_run_options(t)
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=run_train)
@@ -61,15 +87,30 @@ def run_train(args: argparse.Namespace) -> int:
     cfg = get_ppo_config(args.budget)
     if args.max_seconds is not None:
         cfg = cfg.replace(max_seconds=args.max_seconds)
-    out = train_ppo(args.game, args.reward, cfg, args.seed, args.out, device=args.device,
-                    progress=not args.no_progress, transform=args.transform, profile=args.profile,
-                    kl_to=args.kl_to, kl_beta=args.kl_beta, precision=args.precision)
+    out = train_ppo(
+        args.game,
+        args.reward,
+        cfg,
+        args.seed,
+        args.out,
+        device=args.device,
+        progress=not args.no_progress,
+        transform=args.transform,
+        profile=args.profile,
+        kl_to=args.kl_to,
+        kl_beta=args.kl_beta,
+        precision=args.precision,
+    )
     card = read_json(out / "card.json")
-    print(f"trained PPO on {card['game']} ({card['reward']['source']} reward, budget {card['budget']}): "
-          f"{card['steps']} steps in {card['wall_s']:.0f} s ({card['steps_per_s']:.0f} steps/s)")
+    print(
+        f"trained PPO on {card['game']} ({card['reward']['source']} reward, budget {card['budget']}): "
+        f"{card['steps']} steps in {card['wall_s']:.0f} s ({card['steps_per_s']:.0f} steps/s)"
+    )
     if card.get("kl_mean"):
         kl = card["kl_mean"]
-        print(f"KL penalty to {card['kl_to']['path']} (beta {card['kl_beta']:g}): mean per-step KL estimate "
-              f"{kl.get('first', float('nan')):.4f} (first rollout) -> {kl.get('last', float('nan')):.4f} (last)")
+        print(
+            f"KL penalty to {card['kl_to']['path']} (beta {card['kl_beta']:g}): mean per-step KL estimate "
+            f"{kl.get('first', float('nan')):.4f} (first rollout) -> {kl.get('last', float('nan')):.4f} (last)"
+        )
     print(f"wrote {out / 'agent.zip'} and {out / 'card.json'}; TensorBoard: tensorboard --logdir {out / 'tb'}")
     return 0

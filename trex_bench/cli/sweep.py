@@ -36,24 +36,39 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--games", type=_words, required=True, help="comma-separated game ids, e.g. breakout,pong")
     p.add_argument("--methods", type=_words, required=True, help="comma-separated: trex, drex, bc, ppo-true, constant")
-    p.add_argument("--seeds", type=seed_list, default=[0], help="comma-separated seeds and ranges, e.g. 0-2 (default 0)")
+    p.add_argument(
+        "--seeds", type=seed_list, default=[0], help="comma-separated seeds and ranges, e.g. 0-2 (default 0)"
+    )
     p.add_argument("--budget", required=True, help="smoke | quick | small | gpu | paper")
     p.add_argument("--kl-to", type=Path, default=None, help="BC policy folder: the reference of the KL axis")
-    p.add_argument("--kl-betas", type=_floats, default=[], help="KL axis, e.g. 0,0.01,0.1 (0 = no penalty); needs --kl-to")
-    p.add_argument("--demos", type=Path, default=None, help="demo set for every run (default: each game's committed set)")
+    p.add_argument(
+        "--kl-betas", type=_floats, default=[], help="KL axis, e.g. 0,0.01,0.1 (0 = no penalty); needs --kl-to"
+    )
+    p.add_argument(
+        "--demos", type=Path, default=None, help="demo set for every run (default: each game's committed set)"
+    )
     p.add_argument("--ranking", default="return", help="T-REX ranking: return | checkpoint | human | synthetic")
     p.add_argument("--human-labels", type=Path, default=None, help="MTurk label CSV for --ranking human (T-REX runs)")
-    p.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16"],
-                   help="PPO policy numerics of every run (see `trex-bench pipeline --help`)")
-    p.add_argument("--transform", default="sigmoid",
-                   help="learned-reward transform of the T-REX/D-REX runs: sigmoid (the papers) | raw | normalized | delta")
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=["auto", "fp32", "bf16"],
+        help="PPO policy numerics of every run (see `trex-bench pipeline --help`)",
+    )
+    p.add_argument(
+        "--transform",
+        default="sigmoid",
+        help="learned-reward transform of the T-REX/D-REX runs: sigmoid (the papers) | raw | normalized | delta",
+    )
     p.add_argument("--episodes", type=positive_int, default=None, help="evaluation games per run (default by budget)")
     p.add_argument("--device", default="cpu", help="torch device of every run (default: cpu)")
     p.add_argument("--root", type=Path, default=Path("runs"), help="folder of the run folders (default: runs)")
     p.add_argument("--leaderboard", type=Path, default=Path("results/leaderboard.csv"), help="CSV the rows go to")
     p.add_argument("--executor", choices=["local", "ray"], default="local", help="where runs execute (default local)")
     p.add_argument("--workers", type=positive_int, default=2, help="local: runs at once (default 2)")
-    p.add_argument("--threads", type=positive_int, default=1, help="torch/OpenMP threads (ray: CPUs) per run (default 1)")
+    p.add_argument(
+        "--threads", type=positive_int, default=1, help="torch/OpenMP threads (ray: CPUs) per run (default 1)"
+    )
     p.add_argument("--address", default=None, help="ray: cluster address (default: a local Ray)")
     p.add_argument("--force", action="store_true", help="rerun finished runs too (a new leaderboard row each)")
     p.add_argument("--dry-run", action="store_true", help="print the runs and their commands, run nothing")
@@ -66,11 +81,26 @@ def run_sweep_command(args: argparse.Namespace) -> int:
 
     from trex_bench.sweep import JobResult, plan_sweep, run_sweep
 
-    config = {"ranking": args.ranking, "human_labels": args.human_labels, "transform": args.transform,
-              "device": args.device, "demos": args.demos, "eval_episodes": args.episodes,
-              "precision": args.precision}
-    jobs = plan_sweep(args.games, args.methods, args.seeds, args.budget, root=args.root, leaderboard=args.leaderboard,
-                      kl_to=args.kl_to, kl_betas=args.kl_betas, **config)
+    config = {
+        "ranking": args.ranking,
+        "human_labels": args.human_labels,
+        "transform": args.transform,
+        "device": args.device,
+        "demos": args.demos,
+        "eval_episodes": args.episodes,
+        "precision": args.precision,
+    }
+    jobs = plan_sweep(
+        args.games,
+        args.methods,
+        args.seeds,
+        args.budget,
+        root=args.root,
+        leaderboard=args.leaderboard,
+        kl_to=args.kl_to,
+        kl_betas=args.kl_betas,
+        **config,
+    )
     print(f"sweep: {len(jobs)} run(s), executor {args.executor}, {args.workers} at once × {args.threads} thread(s)")
     for j in jobs:
         print(f"  {j.name}{'  (finished)' if j.finished() else ''}")
@@ -86,8 +116,16 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         what = f"{score[0]:.1f} ± {score[1]:.1f}" if score else f"exit {r.returncode}, log {r.log}"
         print(f"[{next(ended)}/{n}] {r.job.name}: {r.status} ({r.wall_s / 60:.1f} min) {what}", flush=True)
 
-    results = run_sweep(jobs, executor=args.executor, workers=args.workers, threads=args.threads, force=args.force,
-                        log_dir=log_dir, address=args.address, on_result=show)
+    results = run_sweep(
+        jobs,
+        executor=args.executor,
+        workers=args.workers,
+        threads=args.threads,
+        force=args.force,
+        log_dir=log_dir,
+        address=args.address,
+        on_result=show,
+    )
     failed = [r for r in results if r.status == "failed"]
     print(f"sweep: {n - len(failed)} of {n} run(s) finished; logs in {log_dir}; rows in {args.leaderboard}")
     return 1 if failed else 0

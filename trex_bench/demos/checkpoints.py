@@ -65,9 +65,17 @@ def select_checkpoints(ppo_dir: str | Path, count: int | None, skip: int = 0, fi
     return chosen
 
 
-def train_demonstrator(game: str, ppo_dir: str | Path, budget: str, seed: int, checkpoints: int,
-                       checkpoint_every: int | None = None, profile: str = "paper", device: str = "cpu",
-                       progress: bool = True) -> Path:
+def train_demonstrator(
+    game: str,
+    ppo_dir: str | Path,
+    budget: str,
+    seed: int,
+    checkpoints: int,
+    checkpoint_every: int | None = None,
+    profile: str = "paper",
+    device: str = "cpu",
+    progress: bool = True,
+) -> Path:
     """Train PPO on the true reward into ``ppo_dir`` with at least ``checkpoints`` checkpoints (reused when the
     folder already holds a finished run); ``checkpoint_every`` defaults to the budget split in checkpoints + 1."""
     from trex_bench.rl.ppo import get_ppo_config, train_ppo
@@ -82,8 +90,15 @@ def train_demonstrator(game: str, ppo_dir: str | Path, budget: str, seed: int, c
 
 
 def collect_from_checkpoints(
-    game: str, checkpoints: list[Path] | list[Checkpoint], episodes_per_checkpoint: int, seed: int,
-    profile: str = "paper", n_envs: int = 1, progress: bool = True, created_by: str = "", device: str = "cpu",
+    game: str,
+    checkpoints: list[Path] | list[Checkpoint],
+    episodes_per_checkpoint: int,
+    seed: int,
+    profile: str = "paper",
+    n_envs: int = 1,
+    progress: bool = True,
+    created_by: str = "",
+    device: str = "cpu",
 ) -> DemoSet:
     """Record ``episodes_per_checkpoint`` stochastic episodes from each checkpoint; an episode's ``checkpoint`` is
     its policy's index in the run (a plain path list counts from 0); checkpoint ``i`` resets from ``seed + i``."""
@@ -92,7 +107,14 @@ def collect_from_checkpoints(
     items = [c if isinstance(c, Checkpoint) else Checkpoint(i, -1, Path(c)) for i, c in enumerate(checkpoints)]
     parts = []
     for c in items:
-        cfg = CollectConfig(episodes=episodes_per_checkpoint, seed=seed + c.index, profile=profile,
-                            n_envs=min(n_envs, episodes_per_checkpoint), checkpoint=c.index)
-        parts.append(collect(game, SB3Policy(c.path, device=device, game=game), cfg, progress=progress, created_by=created_by))
+        cfg = CollectConfig(
+            episodes=episodes_per_checkpoint,
+            seed=seed + c.index,
+            profile=profile,
+            n_envs=min(n_envs, episodes_per_checkpoint),
+            checkpoint=c.index,
+        )
+        parts.append(
+            collect(game, SB3Policy(c.path, device=device, game=game), cfg, progress=progress, created_by=created_by)
+        )
     return merge_demo_sets(parts)

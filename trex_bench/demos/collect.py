@@ -92,7 +92,11 @@ def collect(
                     hashes[k].append(frame_hash(frame))
                 if over or capped[i]:
                     done_eps[k] = _episode(
-                        starts[k], acts[k], rews[k], hashes[k], cfg,
+                        starts[k],
+                        acts[k],
+                        rews[k],
+                        hashes[k],
+                        cfg,
                         truncated=capped[i] or infos[i].get("TimeLimit.truncated", False),
                     )
                     bar.update(1)
@@ -121,7 +125,14 @@ def collect(
     )
 
 
-def _episode(start: tuple[int, int], acts: list[int], rews: list[float], hashes: list[np.uint64], cfg: CollectConfig, truncated: bool) -> Episode:
+def _episode(
+    start: tuple[int, int],
+    acts: list[int],
+    rews: list[float],
+    hashes: list[np.uint64],
+    cfg: CollectConfig,
+    truncated: bool,
+) -> Episode:
     length = len(acts)
     steps = np.unique(np.append(np.arange(0, length + 1, HASH_EVERY), length)).astype(np.int64)
     if len(steps) != len(hashes):

@@ -143,8 +143,15 @@ class SB3Policy:
             not fit.
     """
 
-    def __init__(self, path: str | Path, device: str = "cpu", deterministic: bool = False, *,
-                 game: str | None = None, trust_pickle: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        device: str = "cpu",
+        deterministic: bool = False,
+        *,
+        game: str | None = None,
+        trust_pickle: bool = False,
+    ) -> None:
         from trex_bench.rl.agent_io import find_agent_card, load_ppo_zip, read_agent_card
 
         path = Path(path)
@@ -183,8 +190,9 @@ class EpsilonGreedy:
         return f"epsilon-greedy({self.epsilon}) around {self.base.describe()}"
 
 
-def make_demonstrator(spec: str, game: Game, n_actions: int, rng: np.random.Generator, device: str = "cpu",
-                      trust_pickle: bool = False) -> Demonstrator:
+def make_demonstrator(
+    spec: str, game: Game, n_actions: int, rng: np.random.Generator, device: str = "cpu", trust_pickle: bool = False
+) -> Demonstrator:
     """Build a demonstrator from its CLI spelling: ``random``, ``noop``, ``scripted``, ``sb3:PATH``, ``bc:DIR``.
 
     ``bc:DIR`` is a behaviour-cloned policy (``trex_bench.rl.bc``), sampling from its softmax with ``rng``: the

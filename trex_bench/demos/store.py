@@ -139,8 +139,10 @@ def check_demo_out(out: str | Path, overwrite: bool = False) -> None:
     if not any(out.iterdir()):
         return
     if not _is_demo_set(out):
-        raise DemoError(f"{out} is a non-empty folder that is not a demo set; --overwrite replaces only a demo set: "
-                        "choose another --out")
+        raise DemoError(
+            f"{out} is a non-empty folder that is not a demo set; --overwrite replaces only a demo set: "
+            "choose another --out"
+        )
     if not overwrite:
         raise DemoError(f"{out} already holds a demo set; pass --overwrite to replace it")
 
@@ -190,8 +192,9 @@ def _load_episode(path: Path) -> Episode:
         with np.load(path, allow_pickle=False) as z:
             bad = np.flatnonzero(~np.isfinite(z["rewards"]))
             if len(bad):  # a NaN/inf reward would turn returns, rankings and reports into NaN downstream
-                raise DemoError(f"{path}: non-finite reward {z['rewards'][bad[0]]} at step {int(bad[0])} "
-                                f"({len(bad)} such steps)")
+                raise DemoError(
+                    f"{path}: non-finite reward {z['rewards'][bad[0]]} at step {int(bad[0])} ({len(bad)} such steps)"
+                )
             return Episode(
                 seed=int(z["seed"]),
                 actions=z["actions"],
@@ -225,7 +228,9 @@ def _check_manifest(m: object, mpath: Path) -> dict:
             raise DemoError(f"{mpath}: malformed manifest (episode entry {n} is not an object)")
         for key, typ in _EPISODE_KEYS.items():
             if not isinstance(rec.get(key), typ) or isinstance(rec.get(key), bool):
-                raise DemoError(f"{mpath}: malformed manifest (episode entry {n}: {key!r} missing or of the wrong type)")
+                raise DemoError(
+                    f"{mpath}: malformed manifest (episode entry {n}: {key!r} missing or of the wrong type)"
+                )
         name = rec["file"]
         if name != Path(name).name or name in ("", ".", "..") or "\\" in name:
             raise DemoError(f"{mpath}: episode entry {n} names {name!r}, which is not a file inside the demo set")

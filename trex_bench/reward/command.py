@@ -17,7 +17,21 @@ from trex_bench.reward.train import budget_config, train_reward
 __all__ = ["train_command"]
 
 
-def train_command(game: str, demos_dir: str | Path, out: str | Path, *, method: Literal["trex", "drex"] = "trex", ranking: str = "return", human_labels: str | Path | None = None, budget: str = "quick", seed: int = 0, cache_dir: str | Path | None = None, device: str = "cpu", progress: bool = True, synthetic_temperature: float = 1.0) -> Path:
+def train_command(
+    game: str,
+    demos_dir: str | Path,
+    out: str | Path,
+    *,
+    method: Literal["trex", "drex"] = "trex",
+    ranking: str = "return",
+    human_labels: str | Path | None = None,
+    budget: str = "quick",
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+    synthetic_temperature: float = 1.0,
+) -> Path:
     """``trex-bench reward train``: demos → ranking → frame cache → trained reward model folder in ``out``.
 
     Refuses a demo set of another game than ``game``. Writes ``model.safetensors`` + ``card.json`` (profile, demo
@@ -52,13 +66,20 @@ def train_command(game: str, demos_dir: str | Path, out: str | Path, *, method: 
     out = Path(out)
     model, metrics = train_reward(cache, rk, cfg, g, rng, device, progress=progress, log_dir=out, tensorboard=True)
     card = dict(
-        profile=ds.profile, demos=dict(path=str(demos_dir), content_hash=ds.content_hash(), n_episodes=len(ds.episodes)),
+        profile=ds.profile,
+        demos=dict(path=str(demos_dir), content_hash=ds.content_hash(), n_episodes=len(ds.episodes)),
         ranking=dict(source=rk.source, n_pairs=len(rk.pairs), human_labels=str(human_labels) if human_labels else None),
-        method=method, budget=budget, seed=seed, config=asdict(cfg),
-        metrics={k: v for k, v in metrics.items() if k != "members"} | dict(members=[{k: v for k, v in m.items() if k != "log"} for m in metrics["members"]]),
+        method=method,
+        budget=budget,
+        seed=seed,
+        config=asdict(cfg),
+        metrics={k: v for k, v in metrics.items() if k != "members"}
+        | dict(members=[{k: v for k, v in m.items() if k != "log"} for m in metrics["members"]]),
     )
     save_model(model, out, card)
-    print(f"val pair accuracy {metrics['val_accuracy']:.3f}, train {metrics['train_accuracy']:.3f}, "
-          f"{metrics['wall_seconds']:.0f} s ({'; '.join(metrics['stopped'])})")
+    print(
+        f"val pair accuracy {metrics['val_accuracy']:.3f}, train {metrics['train_accuracy']:.3f}, "
+        f"{metrics['wall_seconds']:.0f} s ({'; '.join(metrics['stopped'])})"
+    )
     print(f"wrote reward model to {out}")
     return out

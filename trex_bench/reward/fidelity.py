@@ -31,7 +31,17 @@ from scipy import stats
 from trex_bench._io import atomic_write, versions, write_json
 from trex_bench.types import DemoSet
 
-__all__ = ["correlation", "episode_rewards", "snippet_accuracy", "fidelity_report", "per_step_stats", "scatter_plot", "score_command", "default_report_path", "PREDICTIONS"]
+__all__ = [
+    "correlation",
+    "episode_rewards",
+    "snippet_accuracy",
+    "fidelity_report",
+    "per_step_stats",
+    "scatter_plot",
+    "score_command",
+    "default_report_path",
+    "PREDICTIONS",
+]
 
 PREDICTIONS = ("pred_sum", "pred_sigmoid_sum", "pred_mean")  # the three per-episode predicted returns
 
@@ -75,7 +85,11 @@ def episode_rewards(model: _Scorer, cache: _Stacks, lengths: np.ndarray, batch_s
 
 
 def snippet_accuracy(
-    rewards: list[np.ndarray], returns: np.ndarray, snippet_len: int, n_pairs: int, rng: np.random.Generator,
+    rewards: list[np.ndarray],
+    returns: np.ndarray,
+    snippet_len: int,
+    n_pairs: int,
+    rng: np.random.Generator,
     candidates: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Pairwise accuracy on equal-length snippets at matched progress between episodes of different return.
@@ -201,7 +215,8 @@ def fidelity_report(
         for i, ep in enumerate(demos.episodes)
     ]
     correlations = {
-        k: {"spearman": correlation("spearman", v, returns), "pearson": correlation("pearson", v, returns)} for k, v in preds.items()
+        k: {"spearman": correlation("spearman", v, returns), "pearson": correlation("pearson", v, returns)}
+        for k, v in preds.items()
     }
     return {
         "kind": "fidelity_report",
@@ -238,14 +253,18 @@ def scatter_plot(report: dict[str, Any], path: str | Path) -> Path:
     x = np.array([e["true_return"] for e in eps])
     y = np.array([e["pred_mean"] for e in eps])
     noise = np.array([e["noise"] for e in eps])
-    by, c = ("noise ε", noise) if len(np.unique(noise)) > 1 else ("checkpoint", np.array([e["checkpoint"] for e in eps]))
+    by, c = (
+        ("noise ε", noise) if len(np.unique(noise)) > 1 else ("checkpoint", np.array([e["checkpoint"] for e in eps]))
+    )
     fig = Figure(figsize=(5, 4), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     sc = ax.scatter(x, y, c=c, cmap="viridis", edgecolors="k", linewidths=0.3)
     fig.colorbar(sc, ax=ax, label=by)
     rho = report["correlations"]["pred_mean"]["spearman"]
-    ax.set_title(f"{report['game']}: mean r per frame vs return (Spearman {rho if rho is None else f'{rho:.2f}'})", fontsize=9)
+    ax.set_title(
+        f"{report['game']}: mean r per frame vs return (Spearman {rho if rho is None else f'{rho:.2f}'})", fontsize=9
+    )
     ax.set_xlabel("true return")
     ax.set_ylabel("predicted reward, mean per frame")
     fig.tight_layout()
@@ -260,7 +279,10 @@ def default_report_path(model_dir: str | Path, demos_hash: str) -> Path:
 
 
 def score_command(
-    model_dir: str | Path, demos_dir: str | Path, out_json: str | Path | None = None, cache_dir: str | Path | None = None
+    model_dir: str | Path,
+    demos_dir: str | Path,
+    out_json: str | Path | None = None,
+    cache_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Score a reward-model folder on a demo set: write the fidelity JSON and its scatter PNG, return the report.
 
@@ -284,7 +306,9 @@ def score_command(
     if card_path.exists():  # a clear message before load_model's generic one
         model_game = read_json(card_path).get("game")
         if model_game is not None and model_game != demos.game:
-            raise ValueError(f"{model_dir} is a reward model for {model_game}, but {demos_dir} holds {demos.game} demos")
+            raise ValueError(
+                f"{model_dir} is a reward model for {model_game}, but {demos_dir} holds {demos.game} demos"
+            )
     model, card = load_model(model_dir, game=demos.game)
     if card.get("profile") not in (None, demos.profile):
         warnings.warn(
@@ -295,7 +319,9 @@ def score_command(
     report = fidelity_report(model, demos, FrameCache(demos, cache_dir))
     report["model_dir"] = str(model_dir)
     report["demos_dir"] = str(demos_dir)
-    report["model_card"] = {k: card.get(k) for k in ("arch", "ensemble_size", "profile", "source", "which", "source_repo", "source_commit")}
+    report["model_card"] = {
+        k: card.get(k) for k in ("arch", "ensemble_size", "profile", "source", "which", "source_repo", "source_commit")
+    }
     out = Path(out_json) if out_json is not None else default_report_path(model_dir, report["demos_hash"])
     report["plot"] = out.with_suffix(".png").name  # next to the JSON (a pipeline stage renames its folder)
     write_json(out, report)

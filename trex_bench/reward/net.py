@@ -132,7 +132,9 @@ def save_model(model: RewardNet | RewardEnsemble, out: str | Path, card: dict[st
     return out
 
 
-def load_model(folder: str | Path, game: Game | str | None = None, profile: str | None = None, device: str | torch.device = "cpu") -> tuple[RewardEnsemble, dict[str, Any]]:
+def load_model(
+    folder: str | Path, game: Game | str | None = None, profile: str | None = None, device: str | torch.device = "cpu"
+) -> tuple[RewardEnsemble, dict[str, Any]]:
     """Load a reward-model folder written by ``save_model``.
 
     Args:
@@ -175,7 +177,9 @@ def load_model(folder: str | Path, game: Game | str | None = None, profile: str 
         ens.load_state_dict(weights)
     except (SafetensorError, RuntimeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"{folder}/model.safetensors does not fit a {card['arch']} ensemble of {card['ensemble_size']}: {first}") from e
+        raise ValueError(
+            f"{folder}/model.safetensors does not fit a {card['arch']} ensemble of {card['ensemble_size']}: {first}"
+        ) from e
     bad = [k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:  # NaN/inf weights would score every frame NaN: a NaN report, or PPO dying mid-run
         raise ValueError(f"{folder}/model.safetensors: non-finite weights in {len(bad)} tensor(s) (first: {bad[0]})")

@@ -113,7 +113,9 @@ def load_official(game: Game | str, which: Which, reference_dir: str | Path) -> 
     got = {str(k): tuple(v.shape) for k, v in sd.items()}
     if set(got) != set(want):
         missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
-        raise ValueError(f"{path}: state dict keys do not fit a {_ARCH[which]} reward net (missing {missing}, unexpected {extra})")
+        raise ValueError(
+            f"{path}: state dict keys do not fit a {_ARCH[which]} reward net (missing {missing}, unexpected {extra})"
+        )
     bad = [f"{k}: {got[k]} (expected {want[k]})" for k in want if got[k] != want[k]]
     if bad:
         raise ValueError(f"{path}: tensor shapes do not fit a {_ARCH[which]} reward net: {'; '.join(bad)}")

@@ -16,17 +16,37 @@ from trex_bench.types import Ranking, SnippetPairs
 __all__ = ["sample_snippet_pairs", "whole_trajectory_pairs", "split_by_episode_pairs"]
 
 
-def _orient(worse: np.ndarray, s_w: np.ndarray, better: np.ndarray, s_b: np.ndarray, length: np.ndarray, stride: int, rng: np.random.Generator) -> SnippetPairs:
+def _orient(
+    worse: np.ndarray,
+    s_w: np.ndarray,
+    better: np.ndarray,
+    s_b: np.ndarray,
+    length: np.ndarray,
+    stride: int,
+    rng: np.random.Generator,
+) -> SnippetPairs:
     """Put the better snippet on a random side so labels are balanced (label 1 = side b preferred)."""
     flip = rng.random(len(worse)) < 0.5  # flip: better on side a
     return SnippetPairs(
-        ep_a=np.where(flip, better, worse).astype(np.int64), start_a=np.where(flip, s_b, s_w).astype(np.int64),
-        ep_b=np.where(flip, worse, better).astype(np.int64), start_b=np.where(flip, s_w, s_b).astype(np.int64),
-        length=length.astype(np.int64), stride=int(stride), label=(~flip).astype(np.int64),
+        ep_a=np.where(flip, better, worse).astype(np.int64),
+        start_a=np.where(flip, s_b, s_w).astype(np.int64),
+        ep_b=np.where(flip, worse, better).astype(np.int64),
+        start_b=np.where(flip, s_w, s_b).astype(np.int64),
+        length=length.astype(np.int64),
+        stride=int(stride),
+        label=(~flip).astype(np.int64),
     )
 
 
-def sample_snippet_pairs(ranking: Ranking, lengths: np.ndarray, n_pairs: int, min_len: int, max_len: int, stride: int, rng: np.random.Generator) -> SnippetPairs:
+def sample_snippet_pairs(
+    ranking: Ranking,
+    lengths: np.ndarray,
+    n_pairs: int,
+    min_len: int,
+    max_len: int,
+    stride: int,
+    rng: np.random.Generator,
+) -> SnippetPairs:
     """Draw ``n_pairs`` T-REX snippet pairs (Brown et al. 2019, §5.1 and the released ``create_training_data``).
 
     Per pair: a preference (worse, better) uniformly from ``ranking.pairs``; a span L uniform in [min_len, max_len)
@@ -70,7 +90,9 @@ def sample_snippet_pairs(ranking: Ranking, lengths: np.ndarray, n_pairs: int, mi
     return _orient(worse, s_w, better, s_b, n_frames, stride, rng)
 
 
-def whole_trajectory_pairs(ranking: Ranking, lengths: np.ndarray, n_pairs: int, stride: int, rng: np.random.Generator) -> SnippetPairs:
+def whole_trajectory_pairs(
+    ranking: Ranking, lengths: np.ndarray, n_pairs: int, stride: int, rng: np.random.Generator
+) -> SnippetPairs:
     """Pairs of (nearly) whole episodes, subsampled with ``stride`` from a random offset — the T-REX Enduro variant.
 
     T-REX trains Enduro on 2000 pairs of whole trajectories (PAPERS.md), where snippets would miss the slow
@@ -89,7 +111,9 @@ def whole_trajectory_pairs(ranking: Ranking, lengths: np.ndarray, n_pairs: int, 
     return _orient(worse, off_w, better, off_b, np.maximum(frames, 1), stride, rng)
 
 
-def split_by_episode_pairs(pairs: SnippetPairs, val_frac: float, rng: np.random.Generator) -> tuple[SnippetPairs, SnippetPairs]:
+def split_by_episode_pairs(
+    pairs: SnippetPairs, val_frac: float, rng: np.random.Generator
+) -> tuple[SnippetPairs, SnippetPairs]:
     """Hold out whole *episode pairs*: no unordered (i, j) episode pair has snippets in both splits.
 
     Splitting snippet pairs at random would put near-duplicate snippets of the same two episodes on both sides and

@@ -29,8 +29,16 @@ from trex_bench.reward.net import RewardEnsemble, RewardNet
 from trex_bench.reward.snippets import sample_snippet_pairs, split_by_episode_pairs, whole_trajectory_pairs
 from trex_bench.types import Ranking, SnippetPairs
 
-__all__ = ["FrameSource", "TrainConfig", "budget_config", "BUDGETS", "bradley_terry_loss", "init_net",
-           "snippet_returns", "train_reward"]
+__all__ = [
+    "FrameSource",
+    "TrainConfig",
+    "budget_config",
+    "BUDGETS",
+    "bradley_terry_loss",
+    "init_net",
+    "snippet_returns",
+    "train_reward",
+]
 
 
 class FrameSource(Protocol):
@@ -125,8 +133,19 @@ BUDGETS: dict[str, dict[str, Any]] = {
     # one GPU lease (see rl.ppo BUDGETS["gpu"]): the small recipe
     "gpu": dict(n_pairs=6000, lr=2e-4, passes=5.0, eval_every=25, patience=8),
     # the papers' recipe: T-REX §5.1 / released code — 6000 pairs, span 50–100, stride 2, Adam 5e-5, batch 1, 5 passes
-    "paper": dict(n_pairs=6000, min_len=50, max_len=100, stride=2, lr=5e-5, batch_pairs=1, passes=5.0,
-                  eval_every=1000, patience=0, bf16=False, channels_last=False),
+    "paper": dict(
+        n_pairs=6000,
+        min_len=50,
+        max_len=100,
+        stride=2,
+        lr=5e-5,
+        batch_pairs=1,
+        passes=5.0,
+        eval_every=1000,
+        patience=0,
+        bf16=False,
+        channels_last=False,
+    ),
 }
 # D-REX (Brown et al. CoRL 2019, released LearnAtariSyntheticRankingsBinning.py): 40 000 pairs, stride 4, Adam 1e-5,
 # 32 first-conv filters (net.WIDTHS), early stopping.
@@ -177,7 +196,14 @@ def _gather(source: FrameSource, index: np.ndarray) -> np.ndarray:
     return out
 
 
-def snippet_returns(model: nn.Module, source: FrameSource, pairs: SnippetPairs, device: torch.device, bf16: bool = False, channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor, int]:
+def snippet_returns(
+    model: nn.Module,
+    source: FrameSource,
+    pairs: SnippetPairs,
+    device: torch.device,
+    bf16: bool = False,
+    channels_last: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Σ r over each snippet of ``pairs``: returns (R_a [N], R_b [N], distinct stacks scored).
 
     Each distinct (episode, observation) stack is scored once; duplicates across overlapping snippets share it.
@@ -192,13 +218,17 @@ def snippet_returns(model: nn.Module, source: FrameSource, pairs: SnippetPairs, 
     with ctx:
         r = model(stacks).float()
     per_frame = r[torch.from_numpy(inverse.reshape(-1)).to(device)]
-    sums = torch.zeros(2 * len(pairs), device=device, dtype=r.dtype).index_add_(0, torch.from_numpy(snippet).to(device), per_frame)
+    sums = torch.zeros(2 * len(pairs), device=device, dtype=r.dtype).index_add_(
+        0, torch.from_numpy(snippet).to(device), per_frame
+    )
     sums = sums.view(-1, 2)
     return sums[:, 0], sums[:, 1], len(first)
 
 
 @torch.no_grad()
-def _evaluate(model: nn.Module, source: FrameSource, pairs: SnippetPairs, cfg: TrainConfig, device: torch.device, chunk: int = 64) -> tuple[float, float]:
+def _evaluate(
+    model: nn.Module, source: FrameSource, pairs: SnippetPairs, cfg: TrainConfig, device: torch.device, chunk: int = 64
+) -> tuple[float, float]:
     """(pair accuracy, mean loss) on ``pairs``; a tie of the two sums counts as wrong."""
     model.eval()
     correct, loss = 0.0, 0.0
@@ -218,7 +248,19 @@ def _sample(source: FrameSource, ranking: Ranking, cfg: TrainConfig, rng: np.ran
     return sample_snippet_pairs(ranking, source.lengths, cfg.n_pairs, cfg.min_len, cfg.max_len, cfg.stride, rng)
 
 
-def train_reward(source: FrameSource, ranking: Ranking, cfg: TrainConfig, game: Game | str, rng: np.random.Generator, device: str | torch.device = "cpu", *, progress: bool = False, log_dir: str | Path | None = None, tensorboard: bool = False, pairs: tuple[SnippetPairs, SnippetPairs] | None = None) -> tuple[RewardNet | RewardEnsemble, dict[str, Any]]:
+def train_reward(
+    source: FrameSource,
+    ranking: Ranking,
+    cfg: TrainConfig,
+    game: Game | str,
+    rng: np.random.Generator,
+    device: str | torch.device = "cpu",
+    *,
+    progress: bool = False,
+    log_dir: str | Path | None = None,
+    tensorboard: bool = False,
+    pairs: tuple[SnippetPairs, SnippetPairs] | None = None,
+) -> tuple[RewardNet | RewardEnsemble, dict[str, Any]]:
     """Learn r(s) from ranked episodes with batched Bradley-Terry steps, validation and early stopping.
 
     Args:
@@ -260,7 +302,9 @@ def train_reward(source: FrameSource, ranking: Ranking, cfg: TrainConfig, game: 
         if writer is not None:
             writer.close()
     metrics: dict[str, Any] = dict(
-        n_train_pairs=len(train_p), n_val_pairs=len(val_p), members=runs,
+        n_train_pairs=len(train_p),
+        n_val_pairs=len(val_p),
+        members=runs,
         val_accuracy=float(np.mean([r["best_val_accuracy"] for r in runs])),
         train_accuracy=float(np.mean([r["train_accuracy"] for r in runs])),
         wall_seconds=float(sum(r["wall_seconds"] for r in runs)),
@@ -274,7 +318,19 @@ def train_reward(source: FrameSource, ranking: Ranking, cfg: TrainConfig, game: 
     return model.eval(), metrics
 
 
-def _train_one(source: FrameSource, train_p: SnippetPairs, val_p: SnippetPairs, cfg: TrainConfig, game: Game | str, rng: np.random.Generator, gen: torch.Generator, device: torch.device, progress: bool, writer: Any, member: int) -> tuple[RewardNet, dict[str, Any]]:
+def _train_one(
+    source: FrameSource,
+    train_p: SnippetPairs,
+    val_p: SnippetPairs,
+    cfg: TrainConfig,
+    game: Game | str,
+    rng: np.random.Generator,
+    gen: torch.Generator,
+    device: torch.device,
+    progress: bool,
+    writer: Any,
+    member: int,
+) -> tuple[RewardNet, dict[str, Any]]:
     """One net: Adam on shuffled batches of ``train_p``; keep the weights of the best validation accuracy."""
     from tqdm.auto import tqdm
 
@@ -354,9 +410,22 @@ def _train_one(source: FrameSource, train_p: SnippetPairs, val_p: SnippetPairs, 
     wall = rule.elapsed()
     net.load_state_dict(best["state"])
     net = net.to(memory_format=torch.contiguous_format).cpu().eval()
-    train_acc, _ = _evaluate(net, source, train_p.subset(np.arange(min(len(train_p), 500))), replace(cfg, bf16=False, channels_last=False), torch.device("cpu"))
+    train_acc, _ = _evaluate(
+        net,
+        source,
+        train_p.subset(np.arange(min(len(train_p), 500))),
+        replace(cfg, bf16=False, channels_last=False),
+        torch.device("cpu"),
+    )
     return net, dict(
-        steps=step, best_step=int(best["step"]), best_val_accuracy=float(best["acc"]), best_val_loss=float(best["loss"]),
-        train_accuracy=train_acc, stopped=stopped, wall_seconds=wall, pairs_per_second=step * cfg.batch_pairs / max(wall, 1e-9),
-        frames_per_second=frames_scored / max(wall, 1e-9), log=log,
+        steps=step,
+        best_step=int(best["step"]),
+        best_val_accuracy=float(best["acc"]),
+        best_val_loss=float(best["loss"]),
+        train_accuracy=train_acc,
+        stopped=stopped,
+        wall_seconds=wall,
+        pairs_per_second=step * cfg.batch_pairs / max(wall, 1e-9),
+        frames_per_second=frames_scored / max(wall, 1e-9),
+        log=log,
     )

@@ -26,7 +26,9 @@ from trex_bench.envs import make_vec_env
 
 __all__ = ["find_agent_card", "read_agent_card", "load_ppo_zip"]
 
-TRUST_HINT = "pass --trust-pickle (trust_pickle=True) only for a file you trust: SB3's loader runs the code pickled in it"
+TRUST_HINT = (
+    "pass --trust-pickle (trust_pickle=True) only for a file you trust: SB3's loader runs the code pickled in it"
+)
 _NO_SCHEDULES = {"learning_rate": 0.0, "lr_schedule": lambda _: 0.0, "clip_range": lambda _: 0.0}
 
 
@@ -80,7 +82,9 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
     except Exception as e:  # UnpicklingError for a pickle of anything but tensors, RuntimeError for a torn file
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise ValueError(f"{path}: policy.pth is not a plain tensor state dict ({type(e).__name__}: {first})") from e
-    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
         raise ValueError(f"{path}: policy.pth is not a state dict of named tensors")
     return state
 
@@ -91,8 +95,11 @@ def _check_fit(path: Path, want: dict[str, torch.Tensor], got: dict[str, torch.T
     extra = sorted(set(got) - set(want))
     shapes = sorted(k for k in set(want) & set(got) if want[k].shape != got[k].shape)
     if missing or extra or shapes:
-        parts = [f"{label} {len(keys)} (e.g. {keys[0]})" for label, keys in
-                 (("missing", missing), ("unexpected", extra), ("wrong shape", shapes)) if keys]
+        parts = [
+            f"{label} {len(keys)} (e.g. {keys[0]})"
+            for label, keys in (("missing", missing), ("unexpected", extra), ("wrong shape", shapes))
+            if keys
+        ]
         raise ValueError(f"{path}: its weights do not fit {what}: {'; '.join(parts)}; a foreign zip: {TRUST_HINT}")
 
 
@@ -105,8 +112,9 @@ def _trusted_load(path: Path, device: str | torch.device, custom: dict[str, Any]
         raise ValueError(f"{path}: not a loadable SB3 PPO zip ({type(e).__name__}: {first})") from e
 
 
-def load_ppo_zip(path: str | Path, card: dict[str, Any] | None, device: str | torch.device = "cpu",
-                 trust_pickle: bool = False) -> PPO:
+def load_ppo_zip(
+    path: str | Path, card: dict[str, Any] | None, device: str | torch.device = "cpu", trust_pickle: bool = False
+) -> PPO:
     """A PPO model able to act (``predict``, ``policy``) from an SB3 zip, unpickling nothing unless told to.
 
     Args:
@@ -124,8 +132,10 @@ def load_ppo_zip(path: str | Path, card: dict[str, Any] | None, device: str | to
     if not path.is_file():
         raise ValueError(f"SB3 agent file not found: {path}")
     if card is None and not trust_pickle:
-        raise ValueError(f"{path}: no agent card.json next to it (nor one folder up for a checkpoint), so its "
-                         f"architecture is unknown; to load a foreign SB3 zip, {TRUST_HINT}")
+        raise ValueError(
+            f"{path}: no agent card.json next to it (nor one folder up for a checkpoint), so its "
+            f"architecture is unknown; to load a foreign SB3 zip, {TRUST_HINT}"
+        )
     if card is None:
         return _trusted_load(path, device, _NO_SCHEDULES)
     probe = make_vec_env(card["game"], 1, card["profile"])

@@ -182,9 +182,16 @@ class BCPolicy:
         source: where it was loaded from (for ``describe``).
     """
 
-    def __init__(self, net: BCNet, game: str, action_meanings: list[str] | None = None,
-                 rng: np.random.Generator | None = None, device: str | torch.device = "cpu",
-                 deterministic: bool = False, source: str | None = None) -> None:
+    def __init__(
+        self,
+        net: BCNet,
+        game: str,
+        action_meanings: list[str] | None = None,
+        rng: np.random.Generator | None = None,
+        device: str | torch.device = "cpu",
+        deterministic: bool = False,
+        source: str | None = None,
+    ) -> None:
         if action_meanings is not None and len(action_meanings) != net.n_actions:
             raise ValueError(f"{len(action_meanings)} action meanings for a net of {net.n_actions} actions")
         self.device = torch.device(device)
@@ -217,7 +224,9 @@ class BCPolicy:
         if len(a) != len(lp):
             raise ValueError(f"{len(a)} actions for {len(lp)} observations")
         if len(a) and (int(a.min()) < 0 or int(a.max()) >= self.n_actions):
-            raise ValueError(f"actions must be indices in [0, {self.n_actions}), got {a.min().item()}..{a.max().item()}")
+            raise ValueError(
+                f"actions must be indices in [0, {self.n_actions}), got {a.min().item()}..{a.max().item()}"
+            )
         return lp.gather(1, a[:, None]).squeeze(1)
 
     def act(self, obs: np.ndarray) -> np.ndarray:
@@ -246,8 +255,15 @@ def _pairs(demos: DemoSet, episodes: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 @torch.no_grad()
-def _score(net: nn.Module, source: StackSource, ep: np.ndarray, t: np.ndarray, a: np.ndarray,
-           device: torch.device, chunk: int = 256) -> tuple[float, float]:
+def _score(
+    net: nn.Module,
+    source: StackSource,
+    ep: np.ndarray,
+    t: np.ndarray,
+    a: np.ndarray,
+    device: torch.device,
+    chunk: int = 256,
+) -> tuple[float, float]:
     """(accuracy of the argmax, mean cross-entropy) of ``net`` on the pairs."""
     was_training = net.training
     net.eval()
@@ -263,16 +279,25 @@ def _score(net: nn.Module, source: StackSource, ep: np.ndarray, t: np.ndarray, a
     return correct / n, loss / n
 
 
-def evaluate_bc(policy: BCPolicy, source: StackSource, demos: DemoSet, episodes: list[int] | np.ndarray | None = None) -> dict[str, float]:
+def evaluate_bc(
+    policy: BCPolicy, source: StackSource, demos: DemoSet, episodes: list[int] | np.ndarray | None = None
+) -> dict[str, float]:
     """Accuracy (argmax vs the recorded action) and mean cross-entropy of ``policy`` on episodes of ``demos``."""
     episodes = np.arange(len(demos.episodes)) if episodes is None else np.asarray(episodes, np.int64)
     acc, loss = _score(policy.net, source, *_pairs(demos, episodes), policy.device)
     return dict(accuracy=acc, loss=loss)
 
 
-def train_bc(cache: StackSource, demos: DemoSet, cfg: BCConfig, rng: np.random.Generator,
-             device: str | torch.device = "cpu", *, action_meanings: list[str] | None = None,
-             progress: bool = False) -> tuple[BCPolicy, dict[str, Any]]:
+def train_bc(
+    cache: StackSource,
+    demos: DemoSet,
+    cfg: BCConfig,
+    rng: np.random.Generator,
+    device: str | torch.device = "cpu",
+    *,
+    action_meanings: list[str] | None = None,
+    progress: bool = False,
+) -> tuple[BCPolicy, dict[str, Any]]:
     """Clone the demonstrator of ``demos``: cross-entropy on (observation t, action t), early stopping by episode.
 
     Args:
@@ -303,7 +328,9 @@ def train_bc(cache: StackSource, demos: DemoSet, cfg: BCConfig, rng: np.random.G
     n_actions = len(meanings)
     top = max(int(e.actions.max()) for e in demos.episodes)
     if top >= n_actions:
-        raise ValueError(f"demo action {top} is outside the {n_actions}-action set of {demos.game} ({', '.join(meanings)})")
+        raise ValueError(
+            f"demo action {top} is outside the {n_actions}-action set of {demos.game} ({', '.join(meanings)})"
+        )
 
     order = rng.permutation(len(demos.episodes))
     n_val = max(1, round(cfg.val_frac * len(order)))
@@ -365,13 +392,22 @@ def train_bc(cache: StackSource, demos: DemoSet, cfg: BCConfig, rng: np.random.G
     train_acc, train_loss = _score(net, cache, tr_ep[sub], tr_t[sub], tr_a[sub], torch.device("cpu"))
     majority = int(np.bincount(tr_a, minlength=n_actions).argmax())
     metrics: dict[str, Any] = dict(
-        steps=step, best_step=int(best["step"]), best_val_loss=float(best["loss"]), val_accuracy=float(best["acc"]),
-        train_accuracy=train_acc, train_loss=train_loss,
-        majority_action=majority, majority_val_accuracy=float(np.mean(va_a == majority)),
+        steps=step,
+        best_step=int(best["step"]),
+        best_val_loss=float(best["loss"]),
+        val_accuracy=float(best["acc"]),
+        train_accuracy=train_acc,
+        train_loss=train_loss,
+        majority_action=majority,
+        majority_val_accuracy=float(np.mean(va_a == majority)),
         chance_accuracy=1.0 / n_actions,
-        train_episodes=train_eps.tolist(), val_episodes=val_eps.tolist(),
-        n_train_pairs=int(len(tr_ep)), n_val_pairs=int(len(va_ep)),
-        stopped=stopped, wall_seconds=wall, log=log,
+        train_episodes=train_eps.tolist(),
+        val_episodes=val_eps.tolist(),
+        n_train_pairs=int(len(tr_ep)),
+        n_val_pairs=int(len(va_ep)),
+        stopped=stopped,
+        wall_seconds=wall,
+        log=log,
     )
     return BCPolicy(net, demos.game, list(meanings), rng=rng), metrics
 

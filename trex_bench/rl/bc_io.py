@@ -36,7 +36,11 @@ def save_bc(policy: BCPolicy, out: str | Path, card: dict[str, Any]) -> Path:
     atomic_write(out / "model.safetensors", lambda p: save_file(tensors, str(p)), suffix=".safetensors")
     full = dict(card)
     full.update(
-        kind="bc_policy", schema_version=BC_SCHEMA, arch="nature-dqn", game=policy.game, n_actions=policy.n_actions,
+        kind="bc_policy",
+        schema_version=BC_SCHEMA,
+        arch="nature-dqn",
+        game=policy.game,
+        n_actions=policy.n_actions,
         action_meanings=policy.action_meanings,
         input="uint8 stacks [N, 4, 84, 84], channels first; the net divides by 255 itself (no score mask)",
         output="logits over the env's action indices (the game's minimal action set under the profile)",
@@ -46,9 +50,15 @@ def save_bc(policy: BCPolicy, out: str | Path, card: dict[str, Any]) -> Path:
     return out
 
 
-def load_bc(folder: str | Path, game: str | None = None, n_actions: int | None = None, *,
-            rng: np.random.Generator | None = None, device: str | torch.device = "cpu",
-            deterministic: bool = False) -> BCPolicy:
+def load_bc(
+    folder: str | Path,
+    game: str | None = None,
+    n_actions: int | None = None,
+    *,
+    rng: np.random.Generator | None = None,
+    device: str | torch.device = "cpu",
+    deterministic: bool = False,
+) -> BCPolicy:
     """Load a BC model folder written by ``save_bc``.
 
     Args:
@@ -85,13 +95,29 @@ def load_bc(folder: str | Path, game: str | None = None, n_actions: int | None =
         net.load_state_dict(load_file(str(folder / "model.safetensors")))
     except (SafetensorError, RuntimeError) as e:
         raise ValueError(f"{folder}/model.safetensors does not fit a {card['n_actions']}-action BC net: {e}") from e
-    return BCPolicy(net, card["game"], card.get("action_meanings"), rng=rng, device=device,
-                    deterministic=deterministic, source=str(folder))
+    return BCPolicy(
+        net,
+        card["game"],
+        card.get("action_meanings"),
+        rng=rng,
+        device=device,
+        deterministic=deterministic,
+        source=str(folder),
+    )
 
 
-def train_command(game: str, demos_dir: str | Path, out: str | Path, *, budget: str = "quick", seed: int = 0,
-                  cache_dir: str | Path | None = None, device: str = "cpu", progress: bool = True,
-                  created_by: str = "") -> Path:
+def train_command(
+    game: str,
+    demos_dir: str | Path,
+    out: str | Path,
+    *,
+    budget: str = "quick",
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+    created_by: str = "",
+) -> Path:
     """``trex-bench bc train``: demos → frame cache → cloned policy folder in ``out``; refuses another game's demos."""
     from trex_bench._io import write_json
     from trex_bench.demos.store import FrameCache, load_demos
@@ -106,18 +132,27 @@ def train_command(game: str, demos_dir: str | Path, out: str | Path, *, budget: 
     rng = np.random.default_rng(seed)
     policy, metrics = train_bc(FrameCache(ds, cache_dir), ds, cfg, rng, device, progress=progress)
     card = dict(
-        profile=ds.profile, profile_settings=ds.profile_settings,
-        demos=dict(path=str(demos_dir), content_hash=ds.content_hash(), n_episodes=len(ds.episodes),
-                   demonstrator=ds.demonstrator),
-        budget=budget, seed=seed, config=asdict(cfg), created_by=created_by,
+        profile=ds.profile,
+        profile_settings=ds.profile_settings,
+        demos=dict(
+            path=str(demos_dir),
+            content_hash=ds.content_hash(),
+            n_episodes=len(ds.episodes),
+            demonstrator=ds.demonstrator,
+        ),
+        budget=budget,
+        seed=seed,
+        config=asdict(cfg),
+        created_by=created_by,
         metrics={k: v for k, v in metrics.items() if k != "log"},
     )
     out = Path(out)
     save_bc(policy, out, card)
     write_json(out / "train_log.json", dict(config=asdict(cfg), log=metrics["log"]))
-    print(f"held-out accuracy {metrics['val_accuracy']:.3f} (majority class {metrics['majority_val_accuracy']:.3f}, "
-          f"chance {metrics['chance_accuracy']:.3f}), train {metrics['train_accuracy']:.3f}; best step "
-          f"{metrics['best_step']} of {metrics['steps']} ({metrics['stopped']})")
+    print(
+        f"held-out accuracy {metrics['val_accuracy']:.3f} (majority class {metrics['majority_val_accuracy']:.3f}, "
+        f"chance {metrics['chance_accuracy']:.3f}), train {metrics['train_accuracy']:.3f}; best step "
+        f"{metrics['best_step']} of {metrics['steps']} ({metrics['stopped']})"
+    )
     print(f"wrote BC policy to {out}")
     return out
-

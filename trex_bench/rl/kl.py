@@ -173,13 +173,23 @@ def kl_reference(
     if ref_n is not None and int(ref_n) != n_actions:
         raise ValueError(f"the KL reference is a policy over {ref_n} actions, but this env has {n_actions}")
     desc = getattr(kl_to, "describe", None)
-    return kl_to, {"source": "object", "path": None, "type": type(kl_to).__name__,
-                   "describe": desc() if callable(desc) else None, "game": ref_game, "n_actions": ref_n}
+    return kl_to, {
+        "source": "object",
+        "path": None,
+        "type": type(kl_to).__name__,
+        "describe": desc() if callable(desc) else None,
+        "game": ref_game,
+        "n_actions": ref_n,
+    }
 
 
 def kl_summary(history: list[float]) -> dict[str, float | int]:
     """Mean per-step KL estimate (log π_θ − log π_0) over the first, last and all rollouts of a run."""
     if not history:
         return {"rollouts": 0}
-    return {"rollouts": len(history), "first": round(history[0], 6), "last": round(history[-1], 6),
-            "mean": round(sum(history) / len(history), 6)}
+    return {
+        "rollouts": len(history),
+        "first": round(history[0], 6),
+        "last": round(history[-1], 6),
+        "mean": round(sum(history) / len(history), 6),
+    }

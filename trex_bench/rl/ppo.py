@@ -35,8 +35,17 @@ from trex_bench.rl.kl import KLToReferenceCallback, ReferencePolicy, kl_referenc
 from trex_bench.rl.precision import FastNatureCNN, resolve_precision
 from trex_bench.rl.wrappers import TRANSFORMS, ClipRewardVecEnv, ConstantRewardVecEnv, LearnedRewardVecEnv
 
-__all__ = ["PPOConfig", "BUDGETS", "get_ppo_config", "train_ppo", "load_agent", "reward_env", "kl_reference",
-           "AGENT_FILE", "NORM_FILE"]
+__all__ = [
+    "PPOConfig",
+    "BUDGETS",
+    "get_ppo_config",
+    "train_ppo",
+    "load_agent",
+    "reward_env",
+    "kl_reference",
+    "AGENT_FILE",
+    "NORM_FILE",
+]
 
 AGENT_FILE = "agent.zip"
 # PPO learns on life-loss episodes with FIRE forced after a lost life (baselines' EpisodicLifeEnv + FireResetEnv, the
@@ -93,10 +102,14 @@ class PPOConfig:
         if min(self.total_steps, self.n_envs, self.n_steps, self.batch_size, self.n_epochs) < 1:
             raise ValueError(f"PPOConfig {self.name!r}: steps, envs, batch size and epochs must be >= 1")
         if self.batch_size > self.n_envs * self.n_steps:
-            raise ValueError(f"PPOConfig {self.name!r}: batch_size {self.batch_size} > rollout {self.n_envs * self.n_steps}")
+            raise ValueError(
+                f"PPOConfig {self.name!r}: batch_size {self.batch_size} > rollout {self.n_envs * self.n_steps}"
+            )
         if self.schedule_steps is not None and self.schedule_steps < self.total_steps:
-            raise ValueError(f"PPOConfig {self.name!r}: schedule_steps {self.schedule_steps} < total_steps "
-                             f"{self.total_steps} (a budget is a prefix of a longer run, never more)")
+            raise ValueError(
+                f"PPOConfig {self.name!r}: schedule_steps {self.schedule_steps} < total_steps "
+                f"{self.total_steps} (a budget is a prefix of a longer run, never more)"
+            )
         if self.max_seconds is not None and not self.max_seconds > 0:
             raise ValueError(f"PPOConfig {self.name!r}: max_seconds must be > 0, got {self.max_seconds}")
 
@@ -107,11 +120,15 @@ class PPOConfig:
 
     def lr_at(self, step: int) -> float:
         """The learning rate in force after ``step`` agent steps (what SB3's schedule returns there)."""
-        return float(_schedule(self.learning_rate, self.linear_lr, self.total_steps, self.horizon)(1 - step / self.total_steps))
+        return float(
+            _schedule(self.learning_rate, self.linear_lr, self.total_steps, self.horizon)(1 - step / self.total_steps)
+        )
 
     def clip_at(self, step: int) -> float:
         """The clip range in force after ``step`` agent steps."""
-        return float(_schedule(self.clip_range, self.linear_clip, self.total_steps, self.horizon)(1 - step / self.total_steps))
+        return float(
+            _schedule(self.clip_range, self.linear_clip, self.total_steps, self.horizon)(1 - step / self.total_steps)
+        )
 
     def replace(self, **changes: Any) -> PPOConfig:
         """A copy with some fields changed (validated again)."""
@@ -120,7 +137,9 @@ class PPOConfig:
 
 # rl-zoo3 hyperparams/ppo.yml `atari` (Raffin et al., "RL Baselines3 Zoo", 2020): 8 envs, n_steps 128, batch 256,
 # 4 epochs, lr lin_2.5e-4, clip lin_0.1, ent 0.01, vf 0.5, n_timesteps 1e7.
-_ZOO = dict(n_envs=8, n_steps=128, batch_size=256, n_epochs=4, learning_rate=2.5e-4, clip_range=0.1, ent_coef=0.01, vf_coef=0.5)
+_ZOO = dict(
+    n_envs=8, n_steps=128, batch_size=256, n_epochs=4, learning_rate=2.5e-4, clip_range=0.1, ent_coef=0.01, vf_coef=0.5
+)
 ZOO_HORIZON = 10_000_000
 
 # The CPU and GPU budgets are *prefixes* of rl-zoo3's 10M-step run (DESIGN.md Budgets): lr and clip anneal over
@@ -129,28 +148,66 @@ ZOO_HORIZON = 10_000_000
 # Every budget is a number of steps; none has a wall-time cap (max_seconds is an explicit opt-in).
 BUDGETS: dict[str, PPOConfig] = {
     # Seconds: exercises the code path only; scores are meaningless.
-    "smoke": PPOConfig("smoke", total_steps=2_048, n_envs=4, n_steps=64, batch_size=128, n_epochs=2, source="smoke test"),
+    "smoke": PPOConfig(
+        "smoke", total_steps=2_048, n_envs=4, n_steps=64, batch_size=128, n_epochs=2, source="smoke test"
+    ),
     # ≈ 10 minutes on 2 CPU cores (measured: 194-199 steps/s with the learned reward): the RL share of
     # `make quickstart` (≤ 15 min end to end, DESIGN.md Budgets).
-    "quick": PPOConfig("quick", total_steps=120_000, schedule_steps=ZOO_HORIZON, checkpoint_every=40_000,
-                       source="rl-zoo3 Atari PPO: the first 120k steps of its 10M-step schedule", **_ZOO),
+    "quick": PPOConfig(
+        "quick",
+        total_steps=120_000,
+        schedule_steps=ZOO_HORIZON,
+        checkpoint_every=40_000,
+        source="rl-zoo3 Atari PPO: the first 120k steps of its 10M-step schedule",
+        **_ZOO,
+    ),
     # ≈ 43 minutes on 2 CPU cores at 194 steps/s, + ≤ 5 min of reward training (DESIGN.md: `small` ≤ 60 min).
-    "small": PPOConfig("small", total_steps=500_000, schedule_steps=ZOO_HORIZON, checkpoint_every=100_000,
-                       source="rl-zoo3 Atari PPO: the first 500k steps of its 10M-step schedule", **_ZOO),
+    "small": PPOConfig(
+        "small",
+        total_steps=500_000,
+        schedule_steps=ZOO_HORIZON,
+        checkpoint_every=100_000,
+        source="rl-zoo3 Atari PPO: the first 500k steps of its 10M-step schedule",
+        **_ZOO,
+    ),
     # T-REX §5 / D-REX §5: OpenAI-baselines PPO2 Atari defaults (baselines/ppo2/defaults.py `atari()`: nsteps 128,
     # nminibatches 4, 4 epochs, lr 2.5e-4·f, clip 0.1·f, ent 0.01, vf 0.5, grad norm 0.5, γ 0.99, λ 0.95),
     # 9 parallel envs, 50M frames = 12.5M agent steps (PAPERS.md "RL on the learned reward"). Batch 128·9/4 = 288.
-    "paper": PPOConfig("paper", total_steps=12_500_000, n_envs=9, n_steps=128, batch_size=288, n_epochs=4,
-                       learning_rate=2.5e-4, clip_range=0.1, ent_coef=0.01, vf_coef=0.5, checkpoint_every=500_000,
-                       source="T-REX/D-REX: OpenAI baselines PPO2 Atari defaults, 9 envs, 50M frames"),
+    "paper": PPOConfig(
+        "paper",
+        total_steps=12_500_000,
+        n_envs=9,
+        n_steps=128,
+        batch_size=288,
+        n_epochs=4,
+        learning_rate=2.5e-4,
+        clip_range=0.1,
+        ent_coef=0.01,
+        vf_coef=0.5,
+        checkpoint_every=500_000,
+        source="T-REX/D-REX: OpenAI baselines PPO2 Atari defaults, 9 envs, 50M frames",
+    ),
     # One GPU + 16 CPU cores within one `device` lease (15 min of device time in all, start and evaluation
     # included): 700k steps, what 300 s of PPO reached there (703 968-821 264 steps, results/device/2026-11-26-h200).
     # rl-zoo3 settings with 16 envs (one per core), batch 512; a prefix of a 10M-step schedule.
-    "gpu": PPOConfig("gpu", total_steps=700_000, n_envs=16, n_steps=128, batch_size=512, n_epochs=4,
-                     learning_rate=2.5e-4, clip_range=0.1, ent_coef=0.01, vf_coef=0.5, checkpoint_every=100_000,
-                     schedule_steps=ZOO_HORIZON,
-                     source="rl-zoo3 Atari PPO, 16 envs, batch 512: the first 700k steps of a 10M-step schedule"),
-    "paper-zoo": PPOConfig("paper-zoo", total_steps=ZOO_HORIZON, checkpoint_every=500_000, source="rl-zoo3 tuned Atari PPO", **_ZOO),
+    "gpu": PPOConfig(
+        "gpu",
+        total_steps=700_000,
+        n_envs=16,
+        n_steps=128,
+        batch_size=512,
+        n_epochs=4,
+        learning_rate=2.5e-4,
+        clip_range=0.1,
+        ent_coef=0.01,
+        vf_coef=0.5,
+        checkpoint_every=100_000,
+        schedule_steps=ZOO_HORIZON,
+        source="rl-zoo3 Atari PPO, 16 envs, batch 512: the first 700k steps of a 10M-step schedule",
+    ),
+    "paper-zoo": PPOConfig(
+        "paper-zoo", total_steps=ZOO_HORIZON, checkpoint_every=500_000, source="rl-zoo3 tuned Atari PPO", **_ZOO
+    ),
 }
 
 
@@ -296,8 +353,11 @@ def train_ppo(
     if channels_last is None:
         channels_last = torch.device(device).type == "cpu"
     # fp32 channels-last keeps SB3's own NatureCNN (the numerics of every earlier row); bf16 needs the autocast trunk.
-    policy_kwargs = {"features_extractor_class": FastNatureCNN, "features_extractor_kwargs": {"bf16": True}} \
-        if precision == "bf16" else None
+    policy_kwargs = (
+        {"features_extractor_class": FastNatureCNN, "features_extractor_kwargs": {"bf16": True}}
+        if precision == "bf16"
+        else None
+    )
     model = PPO(
         "CnnPolicy",
         env,
@@ -377,8 +437,9 @@ class _TimeCap(BaseCallback):
         return time.perf_counter() - self._t0 < self.seconds
 
 
-def load_agent(agent_dir: str | Path, device: str | torch.device = "cpu",
-               trust_pickle: bool = False) -> tuple[PPO, dict[str, Any]]:
+def load_agent(
+    agent_dir: str | Path, device: str | torch.device = "cpu", trust_pickle: bool = False
+) -> tuple[PPO, dict[str, Any]]:
     """Load ``agent.zip`` + ``card.json`` of a ``train_ppo`` folder without unpickling anything.
 
     The zip's ``data`` (where SB3 keeps cloudpickled objects) is never read: ``policy.pth`` is read with

@@ -33,7 +33,6 @@ from trex_bench.types import PRECISIONS
 __all__ = ["PRECISIONS", "FastNatureCNN", "probe_precision", "resolve_precision", "bf16_supported"]
 
 
-
 class FastNatureCNN(NatureCNN):
     """SB3's ``NatureCNN`` (Mnih et al. 2015) with its input in channels-last memory format and an optional bf16
     autocast of the trunk; the output features are always fp32. The maths is SB3's: same layers, same init.
@@ -85,7 +84,9 @@ def _machine_key(device: torch.device) -> str:
     return f"{cpu}|{gpu}|torch {torch.__version__}|{torch.get_num_threads()} threads|{device.type}"
 
 
-def probe_precision(device: str | torch.device = "cpu", rounds: int = 3, steps: int = 2, batch: int = 256) -> dict[str, Any]:
+def probe_precision(
+    device: str | torch.device = "cpu", rounds: int = 3, steps: int = 2, batch: int = 256
+) -> dict[str, Any]:
     """Time PPO-sized update steps (forward, backward, Adam on ``batch`` stacks) of the Nature-CNN in fp32 and in
     bf16 autocast, both channels-last: ``rounds`` alternating rounds of ``steps`` steps each after a warm-up step,
     so that load on a shared machine hits both alike; the median round decides.
@@ -97,7 +98,7 @@ def probe_precision(device: str | torch.device = "cpu", rounds: int = 3, steps: 
     device = torch.device(device)
     space = gym.spaces.Box(0, 255, (4, 84, 84), dtype="uint8")
     gen = torch.Generator().manual_seed(0)
-    x = (torch.randint(0, 256, (batch, 4, 84, 84), generator=gen, dtype=torch.uint8).to(device).float() / 255.0)
+    x = torch.randint(0, 256, (batch, 4, 84, 84), generator=gen, dtype=torch.uint8).to(device).float() / 255.0
     modes = ["fp32", "bf16"] if bf16_supported(device) else ["fp32"]
     steppers = {m: _update_step(space, x, bf16=m == "bf16") for m in modes}
     for step in steppers.values():
@@ -131,7 +132,9 @@ def _update_step(space: gym.Space, x: torch.Tensor, bf16: bool) -> Callable[[], 
     return step
 
 
-def resolve_precision(precision: str, device: str | torch.device = "cpu", cache: bool = True) -> tuple[str, dict[str, Any]]:
+def resolve_precision(
+    precision: str, device: str | torch.device = "cpu", cache: bool = True
+) -> tuple[str, dict[str, Any]]:
     """``fp32``/``bf16`` as asked, or the probe's choice for ``auto`` (cached per machine); returns (mode, record).
 
     Raises:

@@ -47,7 +47,9 @@ class _RewardReplacer(VecEnvWrapper):
             info["true_reward"] = float(true_r[i])
         return obs, self._reward(obs, true_r, dones, infos), dones, infos
 
-    def _reward(self, obs: np.ndarray, true_r: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]]) -> np.ndarray:
+    def _reward(
+        self, obs: np.ndarray, true_r: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]]
+    ) -> np.ndarray:
         raise NotImplementedError
 
 
@@ -156,7 +158,7 @@ class LearnedRewardVecEnv(_RewardReplacer):
                 raise RuntimeError("reset() the env before stepping it")
             out = (r - self._last).astype(np.float32)
             self._last = r.copy()
-            self._last[restarted] = scored[self.num_envs:]
+            self._last[restarted] = scored[self.num_envs :]
             return out
         if self.transform == "sigmoid":
             return expit(r).astype(np.float32)  # σ without overflow warnings for very negative r̂
