@@ -58,8 +58,8 @@ reproduce-drex:  ## D-REX and its BC clone at the papers' budget for GAMES x SEE
 	$(BIN)/trex-bench leaderboard
 	$(BIN)/trex-bench tables drex
 
-tables:  ## the papers' tables beside the published numbers: results/tables/{trex,mturk,drex}.md
-	for k in trex mturk drex; do $(BIN)/trex-bench tables $$k || exit 1; done
+tables:  ## the papers' tables beside the published numbers and the aggregate statistics: results/tables/{trex,mturk,drex,stats}.md
+	for k in trex mturk drex stats; do $(BIN)/trex-bench tables $$k || exit 1; done
 
 regression:  ## CI regression checks: small deterministic runs vs results/regression.json (about a minute)
 	$(BIN)/trex-bench regression check
