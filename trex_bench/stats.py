@@ -78,16 +78,22 @@ class Stats:
     seed: int
 
 
+def variant(method: str, transform: str) -> str:
+    """A method with its usual reward transform is itself; any other transform is a variant: ``trex (delta)``."""
+    return method if transform in _DEFAULT_TRANSFORMS else f"{method} ({transform})"
+
+
+def horizon(schedule_steps: float | None) -> str:
+    """The PPO schedule's horizon as a label: ``10,000,000``, or ``own steps`` (annealed over the run's length)."""
+    return "own steps" if schedule_steps is None or pd.isna(schedule_steps) else f"{int(schedule_steps):,}"
+
+
 def _runs(df: pd.DataFrame, methods: Sequence[str]) -> pd.DataFrame:
     """The rows that count: requested methods, latest row per seed, one demo set per game (its latest row's)."""
     rows = df[df["method"].isin(methods)].copy()
     transform = rows["reward_transform"].fillna("")
-    rows["variant"] = [
-        m if t in _DEFAULT_TRANSFORMS else f"{m} ({t})" for m, t in zip(rows["method"], transform, strict=True)
-    ]
-    rows["horizon"] = [
-        "own steps" if pd.isna(s) else f"{int(s):,}" for s in pd.to_numeric(rows["schedule_steps"], errors="coerce")
-    ]
+    rows["variant"] = [variant(m, t) for m, t in zip(rows["method"], transform, strict=True)]
+    rows["horizon"] = [horizon(s) for s in pd.to_numeric(rows["schedule_steps"], errors="coerce")]
     keep = []
     for _, g in rows.groupby([*_KEY, "game"], sort=False):
         last = g.iloc[-1]
