@@ -230,7 +230,7 @@ body{font:14px/1.45 system-ui,sans-serif;margin:1.5em auto;max-width:1400px;padd
 table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:13px}th,td{border:1px solid #ccc;padding:3px 7px}
 th{background:#eef2f7;text-align:left}td.beats{background:#c8f0c8;font-weight:bold}td.above-avg{background:#eef9e0}
 td.demo{background:#fff6dd}td.empty{color:#aaa}td.differs{background:#ffd9d9}tr.lock td{font-weight:bold}
-figure{display:inline-block;margin:.4em;vertical-align:top;width:420px}img{max-width:100%;border:1px solid #ddd}
+figure{display:inline-block;margin:.4em;vertical-align:top;width:300px}img{max-width:100%;border:1px solid #ddd}
 figcaption{font-size:12px}.prov{color:#555}.warn{background:#fff0d0;padding:.4em}nav a{margin-right:1em}
 code{background:#f4f4f4;padding:0 2px}
 """
@@ -279,7 +279,7 @@ def build_report(
     sections = [("leaderboard", "Leaderboard by game", _leaderboard_html(lb, game_list, methods, notes))]
     stats = aggregate_stats(lb, methods=methods, reps=reps)
     notes += [n for n in stats.notes if not n.startswith("no leaderboard rows for method")]
-    sections.append(("stats", "Aggregate statistics", markdown_to_html(stats_markdown(stats, str(csv)), 1)))
+    sections.append(("stats", "Aggregate statistics", markdown_to_html(stats_markdown(stats, str(csv)), 2)))
 
     papers = []
     for kind in PAPER_TABLES:
