@@ -24,6 +24,7 @@ GROUPS = (
     "leaderboard",
     "tables",
     "regression",
+    "report",
 )
 
 
