@@ -7,6 +7,7 @@ import shlex
 from pathlib import Path
 
 from trex_bench.cli_util import nonneg_int, torch_device
+from trex_bench.config import BUDGETS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--demos", type=Path, required=True, help="demo set folder (at least 2 episodes)")
     t.add_argument(
         "--budget",
-        choices=["smoke", "quick", "small", "gpu", "paper"],
+        choices=list(BUDGETS),
         default="quick",
         help="training budget (default: quick)",
     )

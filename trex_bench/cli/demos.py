@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from trex_bench.cli_util import noise_levels, nonneg_int, positive_int, torch_device
+from trex_bench.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -180,7 +181,7 @@ def _run_ppo_demonstrator(args: argparse.Namespace) -> int:
     from trex_bench.demos.store import save_demos
 
     if args.noise != [0.0]:
-        raise ValueError("--noise is not used with --demonstrator ppo (the checkpoints are the quality levels)")
+        raise ConfigError("--noise is not used with --demonstrator ppo (the checkpoints are the quality levels)")
     ppo_dir: Path = args.ppo_dir or args.out.with_name(args.out.name + ".ppo")
     if not (ppo_dir / "card.json").exists():
         print(f"training PPO on the true reward (budget {args.ppo_budget}) into {ppo_dir}")

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from trex_bench.cli_util import nonneg_int, positive_int, torch_device
+from trex_bench.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,7 +48,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from trex_bench.evaluate import evaluate_agent
 
     if args.leaderboard is not None and args.demos is None:
-        raise ValueError("--leaderboard needs --demos: a row compares the agent with a demo set's best and average")
+        raise ConfigError("--leaderboard needs --demos: a row compares the agent with a demo set's best and average")
 
     r = evaluate_agent(
         args.agent,

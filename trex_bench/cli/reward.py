@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 
 from trex_bench.cli_util import nonneg_int, torch_device
+from trex_bench.config import BUDGETS, RANKINGS
+from trex_bench.errors import ConfigError
 
 DEFAULT_REFERENCE = Path("../shared/reference")
 
@@ -32,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--method", choices=["trex", "drex"], required=True, help="T-REX or D-REX (net width, recipe)")
     t.add_argument(
         "--ranking",
-        choices=["return", "checkpoint", "noise", "human", "synthetic"],
+        choices=list(RANKINGS),
         default=None,
         help="how episodes are ranked (default: return for trex, noise for drex)",
     )
@@ -41,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument(
         "--budget",
-        choices=["smoke", "quick", "small", "gpu", "paper"],
+        choices=list(BUDGETS),
         default="quick",
         help="training budget (default: quick)",
     )
@@ -92,7 +94,7 @@ def run_train(args: argparse.Namespace) -> int:
     check_out_folder(args.out, "reward_model", args.overwrite)
     ranking = args.ranking or ("noise" if args.method == "drex" else "return")
     if args.human_labels is not None and ranking != "human":
-        raise ValueError("--human-labels is only used with --ranking human")
+        raise ConfigError("--human-labels is only used with --ranking human")
     train_command(
         args.game,
         args.demos,

@@ -25,6 +25,7 @@ import numpy as np
 
 from trex_bench._io import atomic_write, new_mode, read_json, versions, write_json
 from trex_bench.envs import get_profile, make_ale_vector_env
+from trex_bench.errors import DemoError
 from trex_bench.games import get_game
 from trex_bench.types import DemoSet, Episode
 
@@ -47,10 +48,6 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 HASH_EVERY = 25  # hash the newest frame every 25 agent steps, and the last one
-
-
-class DemoError(ValueError):
-    """A demo set that is missing, corrupt, of another game/profile, or does not replay to its record."""
 
 
 def frame_hash(frame: np.ndarray) -> np.uint64:

@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from trex_bench.errors import DataError
+from trex_bench.rl.config import BCConfig
+
 if TYPE_CHECKING:
     from trex_bench.rl.bc import BCPolicy
 
@@ -82,19 +85,19 @@ def load_bc(
     folder = Path(folder)
     for name in ("card.json", "model.safetensors"):
         if not (folder / name).exists():
-            raise ValueError(f"{folder}: not a BC model ({name} is missing)")
+            raise DataError(f"{folder}: not a BC model ({name} is missing)")
     card = read_json(folder / "card.json")
     if card.get("kind") != "bc_policy":
-        raise ValueError(f"{folder}/card.json is not a BC-policy card (kind {card.get('kind')!r})")
+        raise DataError(f"{folder}/card.json is not a BC-policy card (kind {card.get('kind')!r})")
     if game is not None and get_game(game).id != card["game"]:
-        raise ValueError(f"{folder} is a BC model of {card['game']}, not {get_game(game).id}")
+        raise DataError(f"{folder} is a BC model of {card['game']}, not {get_game(game).id}")
     if n_actions is not None and int(card["n_actions"]) != n_actions:
-        raise ValueError(f"{folder} is a BC model over {card['n_actions']} actions, but this env has {n_actions}")
+        raise DataError(f"{folder} is a BC model over {card['n_actions']} actions, but this env has {n_actions}")
     net = BCNet(int(card["n_actions"]))
     try:
         net.load_state_dict(load_file(str(folder / "model.safetensors")))
     except (SafetensorError, RuntimeError) as e:
-        raise ValueError(f"{folder}/model.safetensors does not fit a {card['n_actions']}-action BC net: {e}") from e
+        raise DataError(f"{folder}/model.safetensors does not fit a {card['n_actions']}-action BC net: {e}") from e
     return BCPolicy(
         net,
         card["game"],
@@ -111,6 +114,7 @@ def train_command(
     demos_dir: str | Path,
     out: str | Path,
     *,
+    config: BCConfig | None = None,
     budget: str = "quick",
     seed: int = 0,
     cache_dir: str | Path | None = None,
@@ -127,8 +131,8 @@ def train_command(
     g = get_game(game)
     ds = load_demos(demos_dir)
     if ds.game != g.id:
-        raise ValueError(f"{demos_dir} holds {ds.game} demos, not {g.id}")
-    cfg = bc_budget_config(budget)
+        raise DataError(f"{demos_dir} holds {ds.game} demos, not {g.id}")
+    cfg = config if config is not None else bc_budget_config(budget)
     rng = np.random.default_rng(seed)
     policy, metrics = train_bc(FrameCache(ds, cache_dir), ds, cfg, rng, device, progress=progress)
     card = dict(

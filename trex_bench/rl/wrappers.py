@@ -26,6 +26,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 from torch import nn
 
+from trex_bench.errors import ConfigError
 from trex_bench.types import REWARD_TRANSFORMS
 
 __all__ = ["TRANSFORMS", "Transform", "LearnedRewardVecEnv", "ConstantRewardVecEnv", "ClipRewardVecEnv"]
@@ -113,7 +114,7 @@ class LearnedRewardVecEnv(_RewardReplacer):
         clip: float = 10.0,
     ) -> None:
         if transform not in TRANSFORMS:
-            raise ValueError(f"unknown reward transform {transform!r}; valid: {', '.join(TRANSFORMS)}")
+            raise ConfigError(f"unknown reward transform {transform!r}; valid: {', '.join(TRANSFORMS)}")
         super().__init__(venv)
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
@@ -184,7 +185,7 @@ class LearnedRewardVecEnv(_RewardReplacer):
             var = np.asarray(state["var"], dtype=np.float64).reshape(())
             count = float(state["count"])
         except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"not a reward-normalizer state (want mean, var, count of one value): {state!r}") from e
+            raise ConfigError(f"not a reward-normalizer state (want mean, var, count of one value): {state!r}") from e
         if not (np.isfinite(mean) and np.isfinite(var) and var >= 0 and count > 0):
-            raise ValueError(f"invalid reward-normalizer state: {state!r}")
+            raise ConfigError(f"invalid reward-normalizer state: {state!r}")
         self.rms.mean, self.rms.var, self.rms.count = mean, var, count
