@@ -166,22 +166,25 @@ def test_delta_crosses_no_game_boundary():
 
 
 def test_normalized_reward_is_clipped():
-    """``normalized`` is (r̂ − μ)/σ clipped to ±clip (SB3 ``VecNormalize``): an outlier cannot dominate a rollout."""
-    fixed = {"mean": [100.0], "var": [1.0], "count": 10.0}
-    env = LearnedRewardVecEnv(ScriptedVecEnv([[255, 0, 101]]), PixelValue(), "normalized", norm_state=fixed,
+    """``normalized`` is r̂/σ_R clipped to ±clip (SB3 ``VecNormalize``): an outlier cannot dominate a rollout."""
+    fixed = {"mean": [100.0], "var": [4.0], "count": 10.0}
+    env = LearnedRewardVecEnv(ScriptedVecEnv([[255, 0, 11]]), PixelValue(), "normalized", norm_state=fixed,
                               update_norm=False, clip=10.0)
     env.reset()
     _, r, _, _ = env.step(np.zeros(3, int))
-    np.testing.assert_array_equal(r, np.array([10.0, -10.0, 1.0], np.float32))
-    # with running statistics: a steady stream, then one outlier hundreds of σ away
-    values = [[100 + (t % 2)] for t in range(200)] + [[255]]
-    env = LearnedRewardVecEnv(ScriptedVecEnv(values), PixelValue(), "normalized", clip=5.0)
+    np.testing.assert_allclose(r, np.array([10.0, 0.0, 5.5], np.float32), rtol=1e-6)  # the mean is not subtracted
+
+
+def test_normalized_divides_by_the_return_std_and_keeps_a_survival_bonus_positive():
+    """Issue 14: (r̂ − μ)/σ turned a constant positive reward (a survival bonus) into ~0 or a penalty. Gymnasium's
+    ``NormalizeReward`` and SB3's ``VecNormalize`` divide by the std of the discounted return and keep the sign."""
+    steady = [[100] for _ in range(300)]
+    env = LearnedRewardVecEnv(ScriptedVecEnv(steady), PixelValue(), "normalized", gamma=0.9)
     env.reset()
-    for _ in range(200):
-        _, r, _, _ = env.step(np.zeros(1, int))
-        assert abs(r[0]) <= 5.0
-    _, r, _, _ = env.step(np.zeros(1, int))
-    assert r[0] == 5.0
+    rewards = np.array([env.step(np.zeros(1, int))[1][0] for _ in range(300)])
+    assert (rewards > 0).all()
+    returns = np.array([100 * sum(0.9**k for k in range(t + 1)) for t in range(300)])  # R_t = 0.9 R_{t-1} + 100
+    assert rewards[-1] == pytest.approx(100 / np.sqrt(returns.var() + 1e-8), rel=1e-3)
 
 
 # -- reward net -----------------------------------------------------------------------------------------------------

@@ -350,6 +350,8 @@ def _agent_stage(ctx: _Context) -> None:
         "kl": _kl_key(cfg),
         "precision": precision,
     }
+    if cfg.transform == "normalized":  # an agent of the old mean-subtracting normalizer is not reused
+        key["normalizer"] = "return-std"
     folder = ctx.stage(
         "agent",
         key,
