@@ -44,14 +44,6 @@ def positive_seconds(text: str) -> float:
     return v
 
 
-def unit_float(text: str) -> float:
-    """A float in [0, 1]."""
-    v = float(text)
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {v}")
-    return v
-
-
 def noise_levels(text: str) -> list[float]:
     """One ε or a comma-separated schedule of them, each in [0, 1] (e.g. ``1.0,0.75,0.5,0.25,0.01,noop``);
     ``noop`` is D-REX's no-op bin (``types.NOOP_NOISE``)."""

@@ -398,7 +398,7 @@ class ExperimentConfig:
         object.__setattr__(self, "game", get_game(self.game).id)
         self._validate()
 
-    def _validate(self) -> None:  # noqa: C901 - one flat list of independent checks, each one line
+    def _validate(self) -> None:
         m = get_method(self.method)
         _budget(self.budget)
         if not (isinstance(self.seed, int) and 0 <= self.seed <= MAX_SEED):

@@ -187,18 +187,17 @@ def degradation_command(
     out_prefix: str | Path,
     reference_csv: str | Path | None = None,
     demo_set_dir: str | Path | None = None,
-) -> Path:
-    """CLI entry: load the noise rollouts in ``demos_dir``, write the CSV + PNG, print the curve; returns the CSV."""
+) -> list[str]:
+    """``demos degradation``: load the noise rollouts in ``demos_dir``, write the CSV + PNG; returns the lines that
+    report the curve and where it was written (the CLI prints them)."""
     from trex_bench.demos.store import load_demos
 
     ds = load_demos(demos_dir)
     base = load_demos(demo_set_dir, game=ds.game) if demo_set_dir is not None else None
     csv_path, png_path = write_degradation(ds, out_prefix, base, reference_csv)
     curve = degradation_curve(ds)
-    print(f"{ds.game}: true return vs ε ({len(ds.episodes)} episodes)")
-    for r in curve.itertuples():
-        print(f"  ε {r.noise:5.2f}  return {r.mean:9.2f} ± {r.std:7.2f}  (n={r.n})")
+    lines = [f"{ds.game}: true return vs ε ({len(ds.episodes)} episodes)"]
+    lines += [f"  ε {r.noise:5.2f}  return {r.mean:9.2f} ± {r.std:7.2f}  (n={r.n})" for r in curve.itertuples()]
     if len(curve) < 2:
-        print("  note: one noise level only; nothing to rank by noise")
-    print(f"wrote {csv_path} and {png_path}")
-    return csv_path
+        lines.append("  note: one noise level only; nothing to rank by noise")
+    return [*lines, f"wrote {csv_path} and {png_path}"]

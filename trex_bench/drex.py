@@ -44,7 +44,7 @@ def noise_rollouts(
     from trex_bench.demos.collect import CollectConfig, collect
     from trex_bench.demos.policies import EpsilonGreedy, NoopPolicy
     from trex_bench.demos.store import merge_demo_sets, save_demos
-    from trex_bench.rl.bc import load_bc
+    from trex_bench.rl.bc_io import load_bc
 
     rng = np.random.default_rng(seed)
     bc = load_bc(bc_dir, game=demos.game, rng=rng, device=device)

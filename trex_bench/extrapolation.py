@@ -232,7 +232,8 @@ def score_split(
     rng_seed: int = 0,
 ) -> ExtrapolationResult:
     """Score one reward model on a checked split (``check_split``) and return its ``ExtrapolationResult``."""
-    from trex_bench.demos.store import FrameCache, merge_demo_sets
+    from trex_bench.demos.frames import FrameCache
+    from trex_bench.demos.store import merge_demo_sets
 
     check_split(demos, unseen)
     game = getattr(model, "game", None)

@@ -29,7 +29,6 @@ from trex_bench.errors import DataError
 __all__ = [
     "COLUMNS",
     "REQUIRED",
-    "DEFAULT_CSV",
     "append_row",
     "row_from_run",
     "read_leaderboard",
@@ -39,7 +38,6 @@ __all__ = [
     "git_commit",
 ]
 
-DEFAULT_CSV = Path("results/leaderboard.csv")
 
 # DESIGN.md "Data formats / Leaderboard", in that order.
 COLUMNS: tuple[str, ...] = (

@@ -46,10 +46,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from trex_bench._io import check_out_folder
-    from trex_bench.rl.bc import train_command
+    from trex_bench.rl.bc_io import train_command
 
     check_out_folder(args.out, "bc_policy", args.overwrite)
-    train_command(
+    from trex_bench._io import read_json
+    from trex_bench.rl.bc_io import summary_line
+
+    out = train_command(
         args.game,
         args.demos,
         args.out,
@@ -60,4 +63,6 @@ def run_train(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         created_by=shlex.join(args.argv),
     )
+    print(summary_line(read_json(out / "card.json")["metrics"]))
+    print(f"wrote BC policy to {out}")
     return 0

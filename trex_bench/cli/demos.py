@@ -245,7 +245,8 @@ def run_info(args: argparse.Namespace) -> int:
 def run_degradation(args: argparse.Namespace) -> int:
     from trex_bench.degradation import degradation_command
 
-    degradation_command(args.dir, args.out, reference_csv=args.reference, demo_set_dir=args.demo_set)
+    for line in degradation_command(args.dir, args.out, reference_csv=args.reference, demo_set_dir=args.demo_set):
+        print(line)
     return 0
 
 

@@ -88,14 +88,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from trex_bench._io import check_out_folder
-    from trex_bench.reward.command import train_command
+    from trex_bench._io import check_out_folder, read_json
+    from trex_bench.reward.command import summary_line, train_command
 
     check_out_folder(args.out, "reward_model", args.overwrite)
     ranking = args.ranking or ("noise" if args.method == "drex" else "return")
     if args.human_labels is not None and ranking != "human":
         raise ConfigError("--human-labels is only used with --ranking human")
-    train_command(
+    out = train_command(
         args.game,
         args.demos,
         args.out,
@@ -108,6 +108,8 @@ def run_train(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.no_progress,
     )
+    print(summary_line(read_json(out / "card.json")["metrics"]))
+    print(f"wrote reward model to {out}")
     return 0
 
 

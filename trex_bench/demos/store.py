@@ -41,9 +41,6 @@ __all__ = [
     "replay",
     "replay_many",
     "verify_demos",
-    "FrameCache",
-    "default_cache_dir",
-    "gather_stacks",
 ]
 
 SCHEMA_VERSION = 1
@@ -433,5 +430,15 @@ def verify_demos(ds: DemoSet, n_envs: int = 4) -> list[VerifyResult]:
     return out
 
 
-# The frame cache lives in its own module; re-exported here, where DESIGN.md's API names it.
-from trex_bench.demos.frames import FrameCache, default_cache_dir, gather_stacks  # noqa: E402, F401
+# The frame cache lives in ``demos.frames`` (it replays through this module, so this module does not import it);
+# the old names keep working for callers of this path.
+_MOVED = {"FrameCache": "trex_bench.demos.frames", "default_cache_dir": "trex_bench.demos.frames",
+          "gather_stacks": "trex_bench.demos.frames"}  # fmt: skip
+
+
+def __getattr__(name: str) -> object:
+    if name in _MOVED:
+        import importlib
+
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,7 +16,7 @@ from trex_bench.errors import ConfigError
 from trex_bench.reward.config import TrainConfig
 from trex_bench.reward.train import budget_config, train_reward
 
-__all__ = ["train_command"]
+__all__ = ["train_command", "summary_line"]
 
 
 def train_command(
@@ -42,7 +42,8 @@ def train_command(
     budget's preset for ``method``) is what trains; ``budget`` is recorded in the card.
     """
     from trex_bench import ranking as rankers
-    from trex_bench.demos.store import FrameCache, load_demos
+    from trex_bench.demos.frames import FrameCache
+    from trex_bench.demos.store import load_demos
     from trex_bench.games import get_game
     from trex_bench.reward.net import save_model
 
@@ -81,9 +82,12 @@ def train_command(
         | dict(members=[{k: v for k, v in m.items() if k != "log"} for m in metrics["members"]]),
     )
     save_model(model, out, card)
-    print(
+    return out
+
+
+def summary_line(metrics: dict) -> str:
+    """One line of a trained reward model's metrics (its card's ``metrics``), for the command's output."""
+    return (
         f"val pair accuracy {metrics['val_accuracy']:.3f}, train {metrics['train_accuracy']:.3f}, "
         f"{metrics['wall_seconds']:.0f} s ({'; '.join(metrics['stopped'])})"
     )
-    print(f"wrote reward model to {out}")
-    return out

@@ -190,7 +190,7 @@ def fidelity_report(
     if snippet_len < 1 or n_pairs < 1:
         raise ConfigError(f"snippet_len and n_pairs must be >= 1, got {snippet_len} and {n_pairs}")
     if cache is None:
-        from trex_bench.demos.store import FrameCache
+        from trex_bench.demos.frames import FrameCache
 
         cache = FrameCache(demos)
     rng = rng if rng is not None else np.random.default_rng(0)
@@ -298,7 +298,8 @@ def score_command(
         ValueError: the model is for another game than the demos, or anything ``fidelity_report`` refuses.
     """
     from trex_bench._io import read_json
-    from trex_bench.demos.store import FrameCache, load_demos
+    from trex_bench.demos.frames import FrameCache
+    from trex_bench.demos.store import load_demos
     from trex_bench.reward.net import load_model
 
     model_dir, demos_dir = Path(model_dir), Path(demos_dir)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import warnings
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -214,6 +215,29 @@ def train_reward(
     return model.eval(), metrics
 
 
+def _improved(select: str, acc: float, vloss: float, best_acc: float, best_loss: float) -> bool:
+    """Whether a validation check beats the kept weights under ``TrainConfig.select``."""
+    if select == "val_loss":
+        return vloss < best_loss
+    if select == "last":
+        return True
+    return acc > best_acc or (acc == best_acc and vloss < best_loss)
+
+
+def _finite_step(net: nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor) -> bool:
+    """One Adam step; if it makes any weight non-finite, undo it and return False."""
+    prev = [p.detach().clone() for p in net.parameters()]
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    if all(bool(torch.isfinite(p).all()) for p in net.parameters()):
+        return True
+    with torch.no_grad():
+        for p, q in zip(net.parameters(), prev, strict=True):
+            p.copy_(q)
+    return False
+
+
 def _train_one(
     source: FrameSource,
     train_p: SnippetPairs,
@@ -255,12 +279,7 @@ def _train_one(
         if writer is not None:
             writer.add_scalar(f"member{member}/val_accuracy", acc, step)
             writer.add_scalar(f"member{member}/val_loss", vloss, step)
-        if cfg.select == "val_loss":
-            improved = vloss < best["loss"]
-        elif cfg.select == "last":
-            improved = True
-        else:
-            improved = acc > best["acc"] or (acc == best["acc"] and vloss < best["loss"])
+        improved = _improved(cfg.select, acc, vloss, best["acc"], best["loss"])
         if improved:
             best.update(acc=acc, loss=vloss, step=step, state=copy.deepcopy(net.state_dict()))
         rule.record(improved)
@@ -277,14 +296,7 @@ def _train_one(
             stopped = f"non-finite loss at step {step}; kept the weights of step {step - 1}"
             step -= 1
             break
-        prev = [p.detach().clone() for p in net.parameters()]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if not all(bool(torch.isfinite(p).all()) for p in net.parameters()):
-            with torch.no_grad():
-                for p, q in zip(net.parameters(), prev, strict=True):
-                    p.copy_(q)
+        if not _finite_step(net, opt, loss):
             stopped = f"non-finite weights after step {step}; kept the weights of step {step - 1}"
             step -= 1
             break
@@ -300,7 +312,7 @@ def _train_one(
             break
     bar.close()
     if stopped.startswith("non-finite"):
-        print(f"reward training stopped: {stopped}")
+        warnings.warn(f"reward training stopped: {stopped}", RuntimeWarning, stacklevel=2)
     if not log or log[-1]["step"] != step:
         check(step)
     wall = rule.elapsed()

@@ -46,9 +46,6 @@ __all__ = [
     "action_set",
     "train_bc",
     "evaluate_bc",
-    "save_bc",
-    "load_bc",
-    "train_command",
 ]
 
 
@@ -361,5 +358,13 @@ def train_bc(
     return BCPolicy(net, demos.game, list(meanings), rng=rng), metrics
 
 
-# Folders and the CLI command live in rl.bc_io; re-exported here, where callers look for them.
-from trex_bench.rl.bc_io import BC_SCHEMA, load_bc, save_bc, train_command  # noqa: E402, F401
+# Folders and the command live in ``rl.bc_io`` (which imports this module); the old names keep working here.
+_MOVED = {"BC_SCHEMA", "load_bc", "save_bc", "train_command"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _MOVED:
+        import importlib
+
+        return getattr(importlib.import_module("trex_bench.rl.bc_io"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,18 +7,16 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from trex_bench.errors import DataError
+from trex_bench.rl.bc import BCNet, BCPolicy, bc_budget_config, train_bc
 from trex_bench.rl.config import BCConfig
 
-if TYPE_CHECKING:
-    from trex_bench.rl.bc import BCPolicy
-
-__all__ = ["BC_SCHEMA", "save_bc", "load_bc", "train_command"]
+__all__ = ["BC_SCHEMA", "save_bc", "load_bc", "train_command", "summary_line"]
 
 BC_SCHEMA = 1
 
@@ -80,7 +78,6 @@ def load_bc(
 
     from trex_bench._io import read_json
     from trex_bench.games import get_game
-    from trex_bench.rl.bc import BCNet, BCPolicy  # rl.bc re-exports this module: import late
 
     folder = Path(folder)
     for name in ("card.json", "model.safetensors"):
@@ -124,9 +121,9 @@ def train_command(
 ) -> Path:
     """``trex-bench bc train``: demos → frame cache → cloned policy folder in ``out``; refuses another game's demos."""
     from trex_bench._io import write_json
-    from trex_bench.demos.store import FrameCache, load_demos
+    from trex_bench.demos.frames import FrameCache
+    from trex_bench.demos.store import load_demos
     from trex_bench.games import get_game
-    from trex_bench.rl.bc import bc_budget_config, train_bc  # rl.bc re-exports this module: import late
 
     g = get_game(game)
     ds = load_demos(demos_dir)
@@ -153,10 +150,13 @@ def train_command(
     out = Path(out)
     save_bc(policy, out, card)
     write_json(out / "train_log.json", dict(config=asdict(cfg), log=metrics["log"]))
-    print(
+    return out
+
+
+def summary_line(metrics: dict[str, Any]) -> str:
+    """One line of a BC policy's metrics (its card's ``metrics``), for the command's output."""
+    return (
         f"held-out accuracy {metrics['val_accuracy']:.3f} (majority class {metrics['majority_val_accuracy']:.3f}, "
         f"chance {metrics['chance_accuracy']:.3f}), train {metrics['train_accuracy']:.3f}; best step "
         f"{metrics['best_step']} of {metrics['steps']} ({metrics['stopped']})"
     )
-    print(f"wrote BC policy to {out}")
-    return out

@@ -150,7 +150,7 @@ def kl_reference(
         ValueError: a missing folder, or a reference of another game or action-set size (naming both).
     """
     if isinstance(kl_to, (str, Path)):
-        from trex_bench.rl.bc import load_bc  # lazily: only a KL run needs the BC module
+        from trex_bench.rl.bc_io import load_bc  # lazily: only a KL run needs the BC module
 
         folder = Path(kl_to)
         if not folder.exists():
