@@ -183,3 +183,21 @@ def test_only_user_errors_are_one_line(monkeypatch, capsys):
     assert capsys.readouterr().err == "trex-bench: error: --demos x: no such demo set\n"
     with pytest.raises(ConfigError):  # --debug shows the traceback of a user error too
         main(["--debug", *argv])
+
+
+@pytest.mark.parametrize("argv", [
+    ["pipeline", "breakout", "--method", "trex", "--budget", "smoke"],
+    ["demos", "collect", "breakout", "--demonstrator", "random", "--episodes", "1", "--out", "x"],
+    ["reward", "train", "breakout", "--demos", "d", "--method", "trex", "--out", "x"],
+    ["bc", "train", "breakout", "--demos", "d", "--out", "x"],
+    ["rl", "train", "breakout", "--reward", "true", "--budget", "smoke", "--out", "x"],
+    ["evaluate", "--agent", "a"],
+])
+def test_one_seed_limit_for_every_command(argv, capsys):
+    """D6: seed limits differed by command (collect accepted 1e20) and messages did not name --seed."""
+    from trex_bench.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--seed", str(2**32)])
+    assert e.value.code == 2
+    assert f"argument --seed: must be in [0, {config.MAX_SEED}]" in capsys.readouterr().err

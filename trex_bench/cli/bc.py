@@ -6,7 +6,7 @@ import argparse
 import shlex
 from pathlib import Path
 
-from trex_bench.cli_util import nonneg_int, torch_device
+from trex_bench.cli_util import seed, torch_device
 from trex_bench.config import BUDGETS
 
 
@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="quick",
         help="training budget (default: quick)",
     )
-    t.add_argument("--seed", type=nonneg_int, required=True, help="seed of the split, batch order and init")
+    t.add_argument("--seed", type=seed, required=True, help="seed of the split, batch order and init")
     t.add_argument("--out", type=Path, required=True, help="BC model folder to write")
     t.add_argument("--overwrite", action="store_true", help="write into --out even if it holds something else")
     t.add_argument("--cache", type=Path, default=None, help="frame cache folder (default: the package cache)")

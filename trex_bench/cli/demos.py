@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trex_bench.cli_util import noise_levels, nonneg_int, positive_int, torch_device
+from trex_bench.cli_util import noise_levels, nonneg_int, positive_int, seed, torch_device
 from trex_bench.errors import ConfigError
 
 
@@ -45,9 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(e.g. D-REX's 1.0,0.75,0.5,0.25,0.01,noop) records --episodes episodes at each level into one set; "
         "'noop' is D-REX's no-op bin (a NOOP-only policy, ranked below every ε)",
     )
-    c.add_argument(
-        "--seed", type=nonneg_int, required=True, help="seed of the per-episode reset seeds and of the noise"
-    )
+    c.add_argument("--seed", type=seed, required=True, help="seed of the per-episode reset seeds and of the noise")
     c.add_argument("--out", type=Path, required=True, help="demo set folder to write")
     c.add_argument("--profile", default="paper", choices=["paper", "machado"], help="env profile (default: paper)")
     c.add_argument("--envs", type=positive_int, default=4, help="envs stepped together (default: 4)")

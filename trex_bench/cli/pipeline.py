@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from trex_bench.cli_util import add_ppo_run_options, nonneg_int, positive_int, torch_device
+from trex_bench.cli_util import add_ppo_run_options, positive_int, seed, torch_device
 from trex_bench.config import BUDGETS, METHODS, RANKINGS
 from trex_bench.types import ENV_PROFILES, REWARD_TRANSFORMS
 
@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", help=" | ".join(METHODS))
     p.add_argument("--budget", choices=list(BUDGETS), help=" | ".join(BUDGETS) + " (gpu: one GPU + 16 cores, ~10 min)")
     p.add_argument("--profile", choices=list(ENV_PROFILES), default="paper", help="env profile (default: paper)")
-    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of every stage (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of every stage (default 0)")
     p.add_argument(
         "--demos", type=Path, default=None, help="demo set (default: the committed demos/<game>/scripted-noise)"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from trex_bench.cli_util import nonneg_int, torch_device
+from trex_bench.cli_util import seed, torch_device
 from trex_bench.config import BUDGETS, RANKINGS
 from trex_bench.errors import ConfigError
 
@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="quick",
         help="training budget (default: quick)",
     )
-    t.add_argument("--seed", type=nonneg_int, required=True, help="seed of pair sampling, split and init")
+    t.add_argument("--seed", type=seed, required=True, help="seed of pair sampling, split and init")
     t.add_argument("--out", type=Path, required=True, help="reward-model folder to write")
     t.add_argument("--overwrite", action="store_true", help="write into --out even if it holds something else")
     t.add_argument("--cache", type=Path, default=None, help="frame cache folder (default: the package cache)")
@@ -135,25 +135,15 @@ _LABELS = {"pred_sum": "raw sum", "pred_sigmoid_sum": "sigmoid sum", "pred_mean"
 
 
 def _print_summary(report: dict) -> None:
-    """One line per predicted-return flavour; tolerant of which keys the report carries."""
-    corr = report.get("correlations") or {
-        k: report[k] for k in ("raw_sum", "sigmoid_sum", "mean_per_frame") if k in report
-    }
-    if corr:
-        print(f"  {'predicted return':<16} {'Spearman':>9} {'Pearson':>9}")
-        for name, c in corr.items():
-            if isinstance(c, dict):
-                sp, pe = (float("nan") if c.get(k) is None else c[k] for k in ("spearman", "pearson"))
-                print(f"  {_LABELS.get(name, name):<16} {sp:9.3f} {pe:9.3f}")
-    for key in ("pairwise", "pair_accuracy"):
-        if key in report:
-            v = report[key]
-            acc = v.get("accuracy") if isinstance(v, dict) else v
-            detail = (
-                f" ({v.get('n_pairs')} equal-length snippet pairs at matched progress)" if isinstance(v, dict) else ""
-            )
-            print(f"  pair accuracy: {acc:.3f}{detail}")
-            break
+    """One line per predicted-return flavour, then the snippet pair accuracy (``fidelity_report``'s keys)."""
+    print(f"  {'predicted return':<16} {'Spearman':>9} {'Pearson':>9}")
+    for name, c in report["correlations"].items():
+        sp, pe = (float("nan") if c.get(k) is None else c[k] for k in ("spearman", "pearson"))
+        print(f"  {_LABELS.get(name, name):<16} {sp:9.3f} {pe:9.3f}")
+    pairs = report["pairwise"]
+    print(
+        f"  pair accuracy: {pairs['accuracy']:.3f} ({pairs['n_pairs']} equal-length snippet pairs at matched progress)"
+    )
     step = report.get("per_step")
     if step:
 

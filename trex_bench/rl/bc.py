@@ -234,6 +234,23 @@ def evaluate_bc(
     return dict(accuracy=acc, loss=loss)
 
 
+Pairs = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _split(demos: DemoSet, cfg: BCConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, Pairs, Pairs]:
+    """The held-out split by episode: (train episodes, validation episodes, their (episode, step, action) pairs);
+    at most ``cfg.max_val_samples`` validation pairs, a fixed random subset."""
+    order = rng.permutation(len(demos.episodes))
+    n_val = max(1, round(cfg.val_frac * len(order)))
+    val_eps, train_eps = np.sort(order[:n_val]), np.sort(order[n_val:])
+    tr_ep, tr_t, tr_a = _pairs(demos, train_eps)
+    va_ep, va_t, va_a = _pairs(demos, val_eps)
+    if len(va_ep) > cfg.max_val_samples:
+        keep = np.sort(rng.choice(len(va_ep), cfg.max_val_samples, replace=False))
+        va_ep, va_t, va_a = va_ep[keep], va_t[keep], va_a[keep]
+    return train_eps, val_eps, (tr_ep, tr_t, tr_a), (va_ep, va_t, va_a)
+
+
 def train_bc(
     cache: StackSource,
     demos: DemoSet,
@@ -278,14 +295,7 @@ def train_bc(
             f"demo action {top} is outside the {n_actions}-action set of {demos.game} ({', '.join(meanings)})"
         )
 
-    order = rng.permutation(len(demos.episodes))
-    n_val = max(1, round(cfg.val_frac * len(order)))
-    val_eps, train_eps = np.sort(order[:n_val]), np.sort(order[n_val:])
-    tr_ep, tr_t, tr_a = _pairs(demos, train_eps)
-    va_ep, va_t, va_a = _pairs(demos, val_eps)
-    if len(va_ep) > cfg.max_val_samples:
-        keep = np.sort(rng.choice(len(va_ep), cfg.max_val_samples, replace=False))
-        va_ep, va_t, va_a = va_ep[keep], va_t[keep], va_a[keep]
+    train_eps, val_eps, (tr_ep, tr_t, tr_a), (va_ep, va_t, va_a) = _split(demos, cfg, rng)
 
     gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
     net = init_bc_net(n_actions, gen).to(device).train()

@@ -122,6 +122,68 @@ def reward_env(
     return wrapped, desc
 
 
+def _check_kl(kl_to: object, kl_beta: float) -> float:
+    """β as a float, refused unless finite and >= 0 and given with a reference (β = 0 with one: a warning)."""
+    kl_beta = float(kl_beta)
+    if not kl_beta >= 0 or kl_beta == float("inf"):
+        raise ConfigError(f"kl_beta must be a finite number >= 0, got {kl_beta}")
+    if kl_beta > 0 and kl_to is None:
+        raise ConfigError(f"kl_beta={kl_beta} needs a reference policy (kl_to, a BC model folder)")
+    if kl_to is not None and kl_beta == 0:
+        warnings.warn(f"kl_to={kl_to} with kl_beta=0: the KL penalty is off", stacklevel=3)
+    return kl_beta
+
+
+def _callbacks(cfg: PPOConfig, out: Path, desc: str, progress: bool, kl_cb: BaseCallback | None) -> list[BaseCallback]:
+    """The KL penalty, the progress bar, the opt-in time cap and the checkpoints, as SB3 callbacks."""
+    callbacks: list[BaseCallback] = [kl_cb] if kl_cb is not None else []
+    if progress:
+        callbacks.append(PPOProgress(cfg.total_steps, desc=desc))
+    if cfg.max_seconds is not None:
+        callbacks.append(_TimeCap(cfg.max_seconds))
+    if cfg.checkpoint_every > 0:
+        freq = max(cfg.checkpoint_every // cfg.n_envs, 1)  # CheckpointCallback counts vectorised steps
+        callbacks.append(CheckpointCallback(freq, str(out / "checkpoints"), name_prefix="ppo"))
+    return callbacks
+
+
+def _make_model(
+    env: VecEnv, cfg: PPOConfig, out: Path, seed: int, device: str | torch.device, precision: str, channels_last: bool
+) -> PPO:
+    """SB3 PPO with ``cfg``'s settings; lr and clip anneal over ``cfg.horizon`` (a budget is a prefix of it)."""
+    # fp32 channels-last keeps SB3's own NatureCNN (the numerics of every earlier row); bf16 needs the autocast trunk.
+    policy_kwargs = (
+        {"features_extractor_class": FastNatureCNN, "features_extractor_kwargs": {"bf16": True}}
+        if precision == "bf16"
+        else None
+    )
+    model = PPO(
+        "CnnPolicy",
+        env,
+        policy_kwargs=policy_kwargs,
+        learning_rate=_schedule(cfg.learning_rate, cfg.linear_lr, cfg.total_steps, cfg.horizon),
+        n_steps=cfg.n_steps,
+        batch_size=cfg.batch_size,
+        n_epochs=cfg.n_epochs,
+        gamma=cfg.gamma,
+        gae_lambda=cfg.gae_lambda,
+        clip_range=_schedule(cfg.clip_range, cfg.linear_clip, cfg.total_steps, cfg.horizon),
+        ent_coef=cfg.ent_coef,
+        vf_coef=cfg.vf_coef,
+        max_grad_norm=cfg.max_grad_norm,
+        tensorboard_log=str(out / "tb"),
+        seed=seed,
+        device=device,
+        verbose=0,
+    )
+    if channels_last:
+        # NHWC convolutions (oneDNN): the PPO update is ~70 % of a CPU run and its minibatch forward/backward ran
+        # 1.2-1.3x faster this way on 2 cores (benchmarks/ppo_reward_speed.py --arms memory-format); the maths is the
+        # same. Parameters keep their identity, so the optimiser SB3 already built still holds them.
+        model.policy.to(memory_format=torch.channels_last)
+    return model
+
+
 def train_ppo(
     game: str,
     reward: str | Path,
@@ -170,13 +232,7 @@ def train_ppo(
     prof = get_profile(profile)
     cfg = get_ppo_config(cfg)
     out = Path(out_dir)
-    kl_beta = float(kl_beta)
-    if not kl_beta >= 0 or kl_beta == float("inf"):
-        raise ConfigError(f"kl_beta must be a finite number >= 0, got {kl_beta}")
-    if kl_beta > 0 and kl_to is None:
-        raise ConfigError(f"kl_beta={kl_beta} needs a reference policy (kl_to, a BC model folder)")
-    if kl_to is not None and kl_beta == 0:
-        warnings.warn(f"kl_to={kl_to} with kl_beta=0: the KL penalty is off", stacklevel=2)
+    kl_beta = _check_kl(kl_to, kl_beta)
     precision, precision_record = resolve_precision(precision, device)  # refuses a bad mode before any work
     # Validate the reward and the KL reference before creating anything on disk.
     venv = make_vec_env(g, cfg.n_envs, prof, seed=seed, training=TRAINING_ENV)
@@ -190,46 +246,10 @@ def train_ppo(
         venv.close()
         raise
     out.mkdir(parents=True, exist_ok=True)
-    callbacks: list[BaseCallback] = [kl_cb] if kl_cb is not None else []
-    if progress:
-        callbacks.append(PPOProgress(cfg.total_steps, desc=f"ppo {g.id}"))
-    if cfg.max_seconds is not None:
-        callbacks.append(_TimeCap(cfg.max_seconds))
-    if cfg.checkpoint_every > 0:
-        freq = max(cfg.checkpoint_every // cfg.n_envs, 1)  # CheckpointCallback counts vectorised steps
-        callbacks.append(CheckpointCallback(freq, str(out / "checkpoints"), name_prefix="ppo"))
+    callbacks = _callbacks(cfg, out, f"ppo {g.id}", progress, kl_cb)
     if channels_last is None:
         channels_last = torch.device(device).type == "cpu"
-    # fp32 channels-last keeps SB3's own NatureCNN (the numerics of every earlier row); bf16 needs the autocast trunk.
-    policy_kwargs = (
-        {"features_extractor_class": FastNatureCNN, "features_extractor_kwargs": {"bf16": True}}
-        if precision == "bf16"
-        else None
-    )
-    model = PPO(
-        "CnnPolicy",
-        env,
-        policy_kwargs=policy_kwargs,
-        learning_rate=_schedule(cfg.learning_rate, cfg.linear_lr, cfg.total_steps, cfg.horizon),
-        n_steps=cfg.n_steps,
-        batch_size=cfg.batch_size,
-        n_epochs=cfg.n_epochs,
-        gamma=cfg.gamma,
-        gae_lambda=cfg.gae_lambda,
-        clip_range=_schedule(cfg.clip_range, cfg.linear_clip, cfg.total_steps, cfg.horizon),
-        ent_coef=cfg.ent_coef,
-        vf_coef=cfg.vf_coef,
-        max_grad_norm=cfg.max_grad_norm,
-        tensorboard_log=str(out / "tb"),
-        seed=seed,
-        device=device,
-        verbose=0,
-    )
-    if channels_last:
-        # NHWC convolutions (oneDNN): the PPO update is ~70 % of a CPU run and its minibatch forward/backward ran
-        # 1.2-1.3x faster this way on 2 cores (benchmarks/ppo_reward_speed.py --arms memory-format); the maths is the
-        # same. Parameters keep their identity, so the optimiser SB3 already built still holds them.
-        model.policy.to(memory_format=torch.channels_last)
+    model = _make_model(env, cfg, out, seed, device, precision, channels_last)
     t0 = time.perf_counter()
     try:
         # Our own bar (trex_bench._progress), not SB3's progress_bar=True, which needs `rich`.
