@@ -201,3 +201,18 @@ def test_one_seed_limit_for_every_command(argv, capsys):
         main([*argv, "--seed", str(2**32)])
     assert e.value.code == 2
     assert f"argument --seed: must be in [0, {config.MAX_SEED}]" in capsys.readouterr().err
+
+
+def test_a_method_is_one_entry_of_stage_names(monkeypatch, tmp_path):
+    """Adding a method is one ``METHODS`` entry (plus the functions of any new stage): the resolver, the run name,
+    the sweep's plan and the pipeline's stage loop all read it (issue 14: eight places before)."""
+    from trex_bench import pipeline
+    from trex_bench.sweep import plan_sweep
+
+    monkeypatch.setitem(config.METHODS, "survival", config.Method("survival", ("agent", "eval"), reward="constant",
+                                                                  row_transform="constant"))
+    cfg = resolve("breakout", "survival", "smoke")
+    assert cfg.ppo is not None and cfg.reward is None and cfg.run_name() == "breakout-survival-smoke-s0"
+    (job,) = plan_sweep(["breakout"], ["survival"], [0], "smoke", root=tmp_path, transform="delta")
+    assert job.config == cfg  # the learned-reward-only --transform does not reach it
+    assert all(stage in pipeline.STAGES for m in config.METHODS.values() for stage in m.stages)
