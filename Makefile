@@ -6,16 +6,42 @@ BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 SEED ?= 0
 
-.PHONY: install test test-slow test-mutation quickstart small bench reproduce-trex reproduce-drex tables lint clean regression regression-update
+.PHONY: install lock install-browser report test test-slow test-mutation quickstart small bench reproduce-trex reproduce-drex tables lint clean regression regression-update
 
 $(PY):
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-install: $(PY)  ## virtualenv + CPU torch first (a bare `torch` pulls GBs of CUDA) + the package with dev extras
+LOCK ?= requirements.lock
+install: $(PY)  ## virtualenv + CPU torch first (a bare `torch` pulls GBs of CUDA) + the exact versions of $(LOCK) + the package
+	python3 -m trex_bench.lockfile check $(LOCK)
 	$(PY) -m pip install --quiet "torch==$(TORCH_VERSION)"
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps -e .
 	$(BIN)/trex-bench --version
+
+# A throwaway venv from setup.cfg's ranges (dev extras) + CPU torch; its `pip freeze` becomes the lock. On purpose only.
+LOCK_VENV ?= build/lock-venv
+lock:  ## refresh $(LOCK): resolve setup.cfg's ranges (with dev extras) and CPU torch in a fresh venv, freeze it
+	rm -rf $(LOCK_VENV)
+	python3 -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/python -m pip install --quiet "torch==$(TORCH_VERSION)"
+	$(LOCK_VENV)/bin/python -m pip install --quiet ".[dev]"
+	{ echo "# Exact versions for \`make install\` (CPU torch==$(TORCH_VERSION)); refresh with \`make lock\`, never by hand."; \
+	  echo "# Resolved from setup.cfg (dev extras) with $$($(LOCK_VENV)/bin/python --version) on $$(date -u +%F)."; \
+	  $(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable | grep -viE '^(trex[-_]bench|pip|setuptools|wheel)( @|==)'; \
+	} > $(LOCK).tmp
+	python3 -m trex_bench.lockfile check $(LOCK).tmp
+	mv $(LOCK).tmp $(LOCK)
+	rm -rf $(LOCK_VENV)
+
+install-browser:  ## Debian's chromium for the report's browser check (root; CI runs it before `make test`)
+	command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	chromium --version
+
+report:  ## results/report/index.html from results/ (+ the browser check and its screenshot when chromium is installed)
+	$(BIN)/trex-bench report --check
 
 test:  ## the default test run (CI): everything not marked slow
 	$(BIN)/pytest -q -p no:cacheprovider
@@ -58,8 +84,8 @@ reproduce-drex:  ## D-REX and its BC clone at the papers' budget for GAMES x SEE
 	$(BIN)/trex-bench leaderboard
 	$(BIN)/trex-bench tables drex
 
-tables:  ## the papers' tables beside the published numbers: results/tables/{trex,mturk,drex}.md
-	for k in trex mturk drex; do $(BIN)/trex-bench tables $$k || exit 1; done
+tables:  ## the papers' tables beside the published numbers and the aggregate statistics: results/tables/{trex,mturk,drex,stats}.md
+	for k in trex mturk drex stats; do $(BIN)/trex-bench tables $$k || exit 1; done
 
 regression:  ## CI regression checks: small deterministic runs vs results/regression.json (about a minute)
 	$(BIN)/trex-bench regression check

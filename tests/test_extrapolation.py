@@ -71,7 +71,30 @@ def test_table_replaces_a_seed_and_keeps_the_rest(tmp_path):
 def test_cli_names_the_missing_sets(capsys):
     from trex_bench.cli import main
 
-    assert main(["extrapolation", "hero", "--seeds", "0"]) == 2
+    assert main(["extrapolation", "mspacman", "--seeds", "0"]) == 2  # a game no demonstrator run is planned for
     err = capsys.readouterr().err
-    assert "no committed demo set demos/hero/ppo-checkpoints" in err and "demos collect hero" in err
+    assert "no committed demo set demos/mspacman/ppo-checkpoints" in err and "demos collect mspacman" in err
     assert main(["extrapolation", "nogame"]) == 2
+
+
+def test_drex_follows_its_own_protocol_and_reuses_a_finished_run(breakout_demos, tmp_path):
+    """D-REX on one checkpoint's episodes: BC, noise rollouts, a reward ranked by noise; equal returns are fine."""
+    from trex_bench._io import read_json
+    from trex_bench.demos.store import save_demos
+    from trex_bench.extrapolation import train_drex_or_reuse
+
+    demos, unseen = _split(breakout_demos)
+    one_checkpoint = dataclasses.replace(demos, episodes=(demos.episodes[0], demos.episodes[0]))
+    check_split(one_checkpoint, unseen, need_ranking=False)  # D-REX never reads the demos' returns
+    drex_dir = save_demos(demos, tmp_path / "drex-demos")
+    out = tmp_path / "runs" / "breakout-drex-smoke-s0"
+    reward = train_drex_or_reuse("breakout", drex_dir, out, "smoke", 0, tmp_path / "cache", progress=False)
+    card = read_json(reward / "card.json")
+    assert card["method"] == "drex" and card["ranking"]["source"] == "noise"
+    assert (out / "bc").is_dir() and (out / "rollouts" / "demos" / "manifest.json").exists()
+    assert [p.name for p in out.parent.iterdir()] == [out.name], "no temporary folder is left behind"
+    mtime = (reward / "model.safetensors").stat().st_mtime_ns
+    assert train_drex_or_reuse("breakout", drex_dir, out, "smoke", 0, tmp_path / "cache", progress=False) == reward
+    assert (reward / "model.safetensors").stat().st_mtime_ns == mtime, "a finished run is reused, not retrained"
+    with pytest.raises(ValueError, match="another D-REX run"):
+        train_drex_or_reuse("breakout", drex_dir, out, "smoke", 1, tmp_path / "cache", progress=False)

@@ -39,6 +39,7 @@ __all__ = [
     "write_stage",
     "summary_line",
     "train_or_reuse",
+    "train_drex_or_reuse",
     "update_table",
     "markdown_table",
 ]
@@ -81,8 +82,16 @@ def demonstrator_run(ds: DemoSet) -> str | None:
     return runs.pop() if len(runs) == 1 else None
 
 
-def check_split(demos: DemoSet, unseen: DemoSet, demos_name: str = "demos", unseen_name: str = "unseen") -> None:
+def check_split(
+    demos: DemoSet,
+    unseen: DemoSet,
+    demos_name: str = "demos",
+    unseen_name: str = "unseen",
+    need_ranking: bool = True,
+) -> None:
     """Refuse an extrapolation split that does not measure extrapolation, with one line naming both sets.
+
+    ``need_ranking=False`` for D-REX's demos (episodes of one checkpoint, ranked by noise, not by return).
 
     Raises:
         ValueError: another game or profile; another demonstrator run; overlapping episodes (the same reset seed and
@@ -108,7 +117,7 @@ def check_split(demos: DemoSet, unseen: DemoSet, demos_name: str = "demos", unse
             f"{unseen_name} repeats {len(shared)} episode(s) of {demos_name} (e.g. episode {shared[0]}): "
             "the unseen set must be disjoint from the demos"
         )
-    if len(np.unique(demos.returns)) < 2:
+    if need_ranking and len(np.unique(demos.returns)) < 2:
         raise ConfigError(
             f"all {len(demos.episodes)} episodes of {demos_name} return {demos.returns[0]:g}: "
             "there is no ranking to learn from"
@@ -329,6 +338,95 @@ def train_or_reuse(
         cache_dir=cache_dir,
         progress=progress,
     )
+
+
+def train_drex_or_reuse(
+    game: str,
+    drex_demos_dir: Path,
+    out: Path,
+    budget: str,
+    seed: int,
+    cache_dir: str | Path | None,
+    progress: bool,
+    device: str = "cpu",
+) -> Path:
+    """D-REX's own protocol (Brown, Goo, Niekum, CoRL 2019 §4): behaviour-clone the episodes of ONE demonstrator
+    checkpoint, roll the clone out at the ε levels of ``drex.DREX_NOISE`` (plus the no-op bin), and learn a reward
+    ranked by noise alone: the demos' returns are never read. Stages go to ``out/{bc,rollouts,reward}``; returns the
+    reward folder. A finished ``out`` of the same key is reused; ``out`` is built in a temporary sibling and moved in
+    whole, so an interrupted run leaves nothing half-made.
+
+    Raises:
+        ValueError: ``out`` holds another D-REX run (budget, seed or demos differ).
+    """
+    import os
+    import shutil
+
+    from trex_bench._io import read_json, write_json
+    from trex_bench.demos.store import load_demos
+    from trex_bench.drex import DREX_NOISE, DREX_ROLLOUTS, noise_rollouts
+    from trex_bench.reward.command import train_command
+    from trex_bench.reward.train import budget_config
+    from trex_bench.rl.bc import bc_budget_config
+    from trex_bench.rl.bc import train_command as train_bc
+
+    drex_demos = load_demos(drex_demos_dir, game=game)
+    key = {
+        "method": "drex",
+        "seed": seed,
+        "demos": drex_demos.content_hash(),
+        "bc": asdict(bc_budget_config(budget)),
+        "rollouts": {"levels": list(DREX_NOISE), "per_level": DREX_ROLLOUTS[budget]},
+        "reward": asdict(budget_config(budget, "drex")),  # type: ignore[arg-type]
+    }
+    if (out / "key.json").exists():
+        if read_json(out / "key.json") == key and (out / "reward" / "card.json").exists():
+            return out / "reward"
+        raise ConfigError(
+            f"{out} holds another D-REX run (budget, seed or demos differ); remove it or use another --runs"
+        )
+    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        train_bc(
+            game,
+            drex_demos_dir,
+            tmp / "bc",
+            budget=budget,
+            seed=seed,
+            cache_dir=cache_dir,
+            device=device,
+            progress=progress,
+        )
+        noise_rollouts(
+            drex_demos,
+            tmp / "bc",
+            tmp / "rollouts",
+            per_level=DREX_ROLLOUTS[budget],
+            seed=seed,
+            device=device,
+            progress=progress,
+        )
+        train_command(
+            game,
+            tmp / "rollouts" / "demos",
+            tmp / "reward",
+            method="drex",
+            ranking="noise",
+            budget=budget,
+            seed=seed,
+            cache_dir=cache_dir,
+            device=device,
+            progress=progress,
+        )
+        write_json(tmp / "key.json", key)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out / "reward"
 
 
 def update_table(results: list[ExtrapolationResult], csv_path: str | Path, md_path: str | Path) -> None:

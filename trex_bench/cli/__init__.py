@@ -25,6 +25,7 @@ GROUPS = (
     "leaderboard",
     "tables",
     "regression",
+    "report",
 )
 
 

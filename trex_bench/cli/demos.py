@@ -1,4 +1,4 @@
-"""``trex-bench demos collect|verify|info``."""
+"""``trex-bench demos collect|verify|info|degradation|export-minari|import-minari``."""
 
 from __future__ import annotations
 
@@ -118,6 +118,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("dir", type=Path, help="demo set folder")
     i.set_defaults(func=run_info)
 
+    e = ds.add_parser(
+        "export-minari",
+        help="a demo set as a Minari dataset (optional extra: minari)",
+        description="Replay and verify every episode (a set that fails is refused), then write a Minari dataset: "
+        "replayed frames as observations (lossless), actions, true rewards, per-episode seed, noise, checkpoint "
+        "and frame hashes. Datasets go to $MINARI_DATASETS_PATH (default ~/.minari/datasets).",
+        epilog="Example: trex-bench demos export-minari demos/breakout/ppo-checkpoints --out trex/breakout/ppo-v0",
+    )
+    e.add_argument("dir", type=Path, help="demo set folder")
+    e.add_argument("--out", required=True, help="Minari dataset id, e.g. trex/breakout/ppo-v0")
+    e.add_argument("--envs", type=positive_int, default=4, help="episodes replayed together (default: 4)")
+    e.set_defaults(func=run_export_minari)
+
+    m = ds.add_parser(
+        "import-minari",
+        help="a Minari dataset written by export-minari back into a demo set",
+        description="Rebuild a demo set from a Minari dataset that export-minari wrote; its observations are "
+        "checked against the recorded frame hashes.",
+        epilog="Example: trex-bench demos import-minari trex/breakout/ppo-v0 --out ppo-demos-back",
+    )
+    m.add_argument("name", help="Minari dataset id")
+    m.add_argument("--out", type=Path, required=True, help="demo set folder to write")
+    m.set_defaults(func=run_import_minari)
+
     d = ds.add_parser(
         "degradation",
         help="true return vs noise level ε (the D-REX degradation curve), CSV + PNG",
@@ -228,6 +252,21 @@ def run_verify(args: argparse.Namespace) -> int:
         print(f"FAILED: {len(bad)} of {len(results)} episodes do not replay to their record ({args.dir})")
         return 1
     print(f"ok: {len(results)} episodes replay exactly; returns {', '.join(f'{r.ret:g}' for r in results)}")
+    return 0
+
+
+def run_export_minari(args: argparse.Namespace) -> int:
+    from trex_bench.demos.minari_io import export_minari
+
+    print(f"wrote Minari dataset {args.out} at {export_minari(args.dir, args.out, n_envs=args.envs)}")
+    return 0
+
+
+def run_import_minari(args: argparse.Namespace) -> int:
+    from trex_bench.demos.minari_io import import_minari
+
+    ds = import_minari(args.name, args.out)
+    print(f"wrote {args.out}: {ds.game}, {len(ds.episodes)} episodes from Minari dataset {args.name}")
     return 0
 
 

@@ -20,16 +20,30 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and on the unseen episodes, snippet accuracy beyond the best demo, the Figure-3 plot per seed, and the "
         "table results/tables/extrapolation.md (+ .csv). --reference adds the authors' released nets as rows.",
         epilog="Example: trex-bench extrapolation breakout --method trex --seeds 0-2 --budget quick "
-        "--reference ../shared/reference",
+        "--reference ../shared/reference   (D-REX: --method drex; its demos: demos/<game>/drex-demos, see "
+        "demos/README.md)",
     )
     p.add_argument("game", help="game id, e.g. breakout")
-    p.add_argument("--method", default="trex", choices=["trex"], help="reward learning method (default: trex)")
+    p.add_argument(
+        "--method",
+        default="trex",
+        choices=["trex", "drex"],
+        help="trex: ranked by return on --demos; drex: its own protocol on --drex-demos (BC, noise rollouts, "
+        "ranked by noise) (default: trex)",
+    )
     p.add_argument("--seeds", type=seed_list, default=[0], help="seeds, e.g. 0-2 or 0,3 (default: 0)")
     p.add_argument(
         "--budget", default="quick", help="reward budget: smoke | quick | small | gpu | paper (default: quick)"
     )
     p.add_argument("--demos", type=Path, default=None, help="demo set (default: demos/<game>/ppo-checkpoints)")
     p.add_argument("--unseen", type=Path, default=None, help="unseen, better set (default: demos/<game>/ppo-later)")
+    p.add_argument(
+        "--drex-demos",
+        type=Path,
+        default=None,
+        help="drex: episodes of ONE demonstrator checkpoint of the same run (default: demos/<game>/drex-demos, "
+        "10 episodes of the last demo checkpoint); scored on the same unseen set as T-REX",
+    )
     p.add_argument(
         "--reference",
         type=Path,
@@ -63,7 +77,14 @@ def _default_set(game: str, name: str) -> Path:
 def run(args: argparse.Namespace) -> int:
     from trex_bench._io import write_json
     from trex_bench.demos.store import load_demos
-    from trex_bench.extrapolation import check_split, figure3, score_split, train_or_reuse, update_table
+    from trex_bench.extrapolation import (
+        check_split,
+        figure3,
+        score_split,
+        train_drex_or_reuse,
+        train_or_reuse,
+        update_table,
+    )
     from trex_bench.games import get_game
     from trex_bench.reward.net import load_model
 
@@ -72,18 +93,20 @@ def run(args: argparse.Namespace) -> int:
     unseen_dir = args.unseen or _default_set(game, "ppo-later")
     demos, unseen = load_demos(demos_dir, game=game), load_demos(unseen_dir, game=game)
     check_split(demos, unseen, str(demos_dir), str(unseen_dir))  # before any training
+    drex_dir = None
+    if args.method == "drex":
+        drex_dir = args.drex_demos or _default_set(game, "drex-demos")
+        drex_demos = load_demos(drex_dir, game=game)
+        check_split(drex_demos, unseen, str(drex_dir), str(unseen_dir), need_ranking=False)
     jobs = []
     for seed in args.seeds:
-        folder = train_or_reuse(
-            game,
-            demos_dir,
-            args.runs / f"{game}-{args.method}-{args.budget}-s{seed}",
-            args.method,
-            args.budget,
-            seed,
-            args.cache,
-            not args.no_progress,
-        )
+        out = args.runs / f"{game}-{args.method}-{args.budget}-s{seed}"
+        if drex_dir is not None:
+            folder = train_drex_or_reuse(game, drex_dir, out, args.budget, seed, args.cache, not args.no_progress)
+        else:
+            folder = train_or_reuse(
+                game, demos_dir, out, args.method, args.budget, seed, args.cache, not args.no_progress
+            )
         jobs.append((args.method, seed, folder))
     if args.reference is not None:
         from trex_bench.reward.official import import_official

@@ -11,7 +11,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "games",
         help="list the games, their ALE ids, reward-net masks and reference scores",
-        description="List the games trex_bench knows. Example: trex-bench games",
+        description="List the games trex_bench knows. Example: trex-bench games --masks results/plots/masks",
+    )
+    p.add_argument(
+        "--masks",
+        metavar="DIR",
+        help="also write DIR/<game>.png for the papers' eight games: a real frame with the reward net's score/lives "
+        "mask drawn on it (seeded random policy; a few seconds a game)",
     )
     p.set_defaults(func=run)
 
@@ -24,4 +30,12 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"{g.id:<18}{g.ale_id:<19}{g.gym_v4_id:<32}{f'{g.mask_top}/{g.mask_bottom}':>16}{rnd:>10}{hum:>10}  {'yes' if g.in_paper else 'no'}"
         )
+    if args.masks:
+        from trex_bench.masks import mask_frame, save_mask_png  # loads the emulator: only when asked
+
+        for g in GAMES.values():
+            if g.in_paper:
+                mf = mask_frame(g)
+                path = save_mask_png(mf, f"{args.masks}/{g.id}.png")
+                print(f"{path}  (step {mf.step}, score {mf.score:g})")
     return 0

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from trex_bench._io import versions
+from trex_bench._progress import progress_bar
 from trex_bench.demos.policies import Demonstrator
 from trex_bench.demos.store import HASH_EVERY, frame_hash
 from trex_bench.envs import get_profile, make_vec_env
@@ -68,7 +68,7 @@ def collect(
     hashes: list[list[np.uint64]] = [[] for _ in range(cfg.episodes)]
     starts: list[tuple[int, int]] = [(0, 0)] * cfg.episodes  # (seed, reset_index) of each episode
     done_eps: dict[int, Episode] = {}
-    bar = tqdm(total=cfg.episodes, desc=f"collect {g.id}", unit="ep", disable=not progress)
+    bar = progress_bar(cfg.episodes, f"collect {g.id}", "ep", enabled=progress)
     try:
         obs = venv.reset()
         seeds, index = venv.current_starts()

@@ -252,7 +252,7 @@ def _train_one(
     member: int,
 ) -> tuple[RewardNet, dict[str, Any]]:
     """One net: Adam on shuffled batches of ``train_p``; keep the weights of the best validation accuracy."""
-    from tqdm.auto import tqdm
+    from trex_bench._progress import progress_bar
 
     net = init_net(game, cfg.method, gen).to(device)
     if cfg.channels_last:
@@ -285,7 +285,7 @@ def _train_one(
         rule.record(improved)
 
     check(0)
-    bar = tqdm(total=total, desc=f"reward net {member}", disable=not progress, unit="step")
+    bar = progress_bar(total, f"reward net {member}", "step", enabled=progress)
     step = 0
     for step in range(1, total + 1):
         idx = order[(step - 1) * cfg.batch_pairs : step * cfg.batch_pairs]

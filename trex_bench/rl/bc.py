@@ -282,7 +282,7 @@ def train_bc(
     Raises:
         ValueError: fewer than 2 episodes (no by-episode split), or a recorded action outside the action set.
     """
-    from tqdm.auto import tqdm
+    from trex_bench._progress import progress_bar
 
     device = torch.device(device)
     if len(demos.episodes) < 2:
@@ -320,7 +320,7 @@ def train_bc(
     check(0)
     perm = np.empty(0, np.int64)
     stopped, step = "completed", 0
-    bar = tqdm(total=cfg.max_steps, desc="bc", unit="step", disable=not progress)
+    bar = progress_bar(cfg.max_steps, "bc", "step", enabled=progress)
     for step in range(1, cfg.max_steps + 1):
         if len(perm) < cfg.batch_size:  # shuffled passes over the training pairs
             perm = np.concatenate([perm, rng.permutation(len(tr_ep))])

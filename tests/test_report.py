@@ -1,0 +1,119 @@
+"""The HTML report: built from the committed results/, every link and image resolves, gaps are named, and a real
+browser (headless Chromium) renders it without a broken image, a console message or a blank screen."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.test_curves import _run
+from trex_bench.browser import find_chromium, is_blank, render, static_problems
+from trex_bench.cli import main
+from trex_bench.lockfile import parse_lock, read_lock
+from trex_bench.report import build_report
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results"
+
+
+@pytest.fixture(scope="module")
+def committed_report(tmp_path_factory):
+    """The report of the committed results/ (few bootstrap resamples), written outside the tree."""
+    out = tmp_path_factory.mktemp("report")
+    return build_report(RESULTS, out, reps=50, games=["breakout", "seaquest", "pong"],
+                        methods=["trex", "drex", "bc", "constant", "ppo-true", "gail"])
+
+
+def test_report_builds_from_committed_results(committed_report):
+    page = committed_report.path.read_text(encoding="utf-8")
+    assert static_problems(committed_report.path) == []
+    for section in ("leaderboard", "stats", "papers", "extrapolation", "fidelity", "curves", "versions", "notes"):
+        assert f"<section id={section}>" in page
+    committed_pngs = sorted((RESULTS / "plots" / "extrapolation").glob("*/*.png"))
+    assert len(committed_pngs) >= 12 and set(committed_pngs) <= set(committed_report.figures)
+    assert page.count("<figure>") == len(committed_report.figures)
+    assert page.count("made by <code>") == len(committed_report.figures)  # every figure names its command ...
+    assert "commit <code>unknown</code>" not in page                       # ... and its commit
+    assert "★ beats best demo" in page                                     # ppo-true on breakout, small, 10M horizon
+    assert "IQM" in page and "Best of seeds" in page and "T-REX (ICML 2019, Table 1)" in page
+
+
+def test_requested_game_and_method_without_rows_are_named(committed_report):
+    assert "no leaderboard rows for game 'pong'" in committed_report.notes
+    assert "no leaderboard rows for method 'gail'" in committed_report.notes
+    page = committed_report.path.read_text(encoding="utf-8")
+    assert "<h3>breakout</h3>" in page and "<h3>seaquest</h3>" in page and "<h3>pong</h3>" not in page
+    assert "no leaderboard rows for game &#x27;pong&#x27;" in page or "no leaderboard rows for game 'pong'" in page
+
+
+def test_learning_curves_from_runs_and_a_run_without_logs(tmp_path):
+    runs = tmp_path / "runs"
+    _run(runs, "breakout-trex-quick-s0", "trex", [(1024, 0.5), (2048, 1.5)])
+    _run(runs, "breakout-constant-quick-s0", "constant", None)
+    results = tmp_path / "results"
+    results.mkdir()
+    shutil.copy(RESULTS / "leaderboard.csv", results / "leaderboard.csv")
+    report = build_report(results, results / "report", runs=runs, reps=20)
+    assert [p.name for p in report.figures] == ["breakout-quick-10000000.png"]
+    assert any("breakout-constant-quick-s0" in n and "no TensorBoard log" in n for n in report.notes)
+    assert static_problems(report.path) == []
+    assert "results/tables/trex.md is missing" in " ".join(report.notes).replace(str(tmp_path) + "/", "")
+
+
+def test_versions_differ_from_the_lock_are_shown(tmp_path):
+    lock = tmp_path / "requirements.lock"
+    lock.write_text("# a lock\ntorch==2.13.0+cpu\nstable-baselines3==2.9.2\nale-py==0.12.1\nnumpy==2.4.6\n")
+    report = build_report(RESULTS, tmp_path / "r", reps=20, lock=lock)
+    page = report.path.read_text(encoding="utf-8")
+    assert "different package version sets" in page      # the committed rows: CPU (torch 2.13) and H200 (torch 2.11)
+    assert "<td class=differs>2.11.0</td>" in page          # torch 2.11.0 on the H200 rows is not the lock's
+    assert "<tr class=lock><td>requirements.lock</td>" in page
+
+
+def test_corrupt_lock_file_is_one_clear_error(tmp_path):
+    bad = tmp_path / "requirements.lock"
+    bad.write_text("torch==2.13.0+cpu\nstable-baselines3>=2.4\nale-py==0.12.1\n")
+    with pytest.raises(ValueError, match=r"line 2: 'stable-baselines3>=2.4' is not an exact pin"):
+        read_lock(bad)
+    with pytest.raises(ValueError, match="pins no ale-py"):
+        parse_lock("torch==2.13.0\nstable-baselines3==2.9.2\n")
+    with pytest.raises(ValueError, match="pinned twice"):
+        parse_lock("torch==2.13.0\ntorch==2.12.0\n")
+    assert main(["report", "--results", str(RESULTS), "--out", str(tmp_path / "r"), "--lock", str(bad)]) == 2
+
+
+def test_committed_lock_file_parses():
+    pins = read_lock(ROOT / "requirements.lock")
+    assert pins["torch"].startswith("2.13.0") and "rliable" in pins
+
+
+def test_report_renders_in_headless_chromium(committed_report):
+    """Skips without Chromium locally; under CI=true a missing browser is a failure (CI installs it)."""
+    if find_chromium() is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI=true but no chromium on PATH: .ci/run must `make install-browser` before `make test`")
+        pytest.skip("no chromium on PATH (make install-browser)")
+    shot = committed_report.path.parent / "screenshot.png"
+    check = render(committed_report.path, shot)
+    assert check.images == len(committed_report.figures) and check.broken_images == 0
+    assert check.console == ()
+    assert not is_blank(shot)
+    assert check.problems == []
+    assert "<h3>breakout</h3>" in check.dom
+
+
+def test_browser_check_catches_a_broken_image_and_a_script_error(tmp_path, committed_report):
+    if find_chromium() is None:
+        pytest.skip("no chromium on PATH (make install-browser)")
+    page = committed_report.path.read_text(encoding="utf-8")
+    bad = committed_report.path.parent / "bad.html"
+    bad.write_text(page.replace("<h1>", '<img src="nope.png"><script>console.error("boom")</script><h1>', 1))
+    check = render(bad, tmp_path / "bad.png")
+    assert check.broken_images == 1 and any("boom" in c for c in check.console)
+    assert any("nope.png" in p for p in static_problems(bad))
+    blank = tmp_path / "blank.html"
+    blank.write_text("<!DOCTYPE html><html><body><script>document.body.dataset.images=0</script></body></html>")
+    assert "one colour" in " ".join(render(blank, tmp_path / "blank.png").problems)

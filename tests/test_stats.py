@@ -1,0 +1,93 @@
+"""Aggregate statistics (rliable): IQMs and probabilities of improvement on a synthetic leaderboard, by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from trex_bench.cli import main
+from trex_bench.leaderboard import append_row, read_leaderboard
+from trex_bench.stats import aggregate_stats, to_markdown
+
+# breakout: random 1.7, pong: random -20.7 (games.py). Best demos 10 above random: normalised = (score - random) / 10.
+BEST = {"breakout": 11.7, "pong": -10.7}
+TREX = {"breakout": [1.7, 3.7, 6.7, 11.7], "pong": [-20.7, -18.7, -15.7, -5.7]}  # demo-normalised 0 .2 .5 1 / 0 .2 .5 1.5
+
+
+def _row(game: str, method: str, seed: int, mean: float, **kw) -> dict:
+    transform = {"trex": "sigmoid", "constant": "constant", "ppo-true": "sign", "bc": ""}[method]
+    return dict(game=game, method=method, seed=seed, mean=mean, best_demo=BEST[game], avg_demo=BEST[game] - 5,
+                budget="small", schedule_steps=10_000_000, reward_transform=transform, env_profile="paper") | kw
+
+
+@pytest.fixture
+def board(tmp_path):
+    lb = tmp_path / "lb.csv"
+    for game, scores in TREX.items():
+        for seed, s in enumerate(scores):
+            append_row(lb, _row(game, "trex", seed, s))
+    append_row(lb, _row("breakout", "constant", 0, 1.7))
+    append_row(lb, _row("pong", "constant", 0, -20.7))
+    append_row(lb, _row("breakout", "ppo-true", 0, 11.7))       # true-normalised breakout: 0 .2 .5 1
+    append_row(lb, _row("pong", "ppo-true", 0, -0.7))           # pong: (s + 20.7) / 20 = 0 .1 .25 .75
+    append_row(lb, _row("breakout", "bc", 0, 6.7))
+    append_row(lb, _row("pong", "bc", 0, -15.7))
+    append_row(lb, _row("breakout", "trex", 0, 500.0, schedule_steps=""))             # another horizon: never mixed
+    append_row(lb, _row("breakout", "trex", 0, 400.0, reward_transform="sigmoid+kl0.1"))  # another variant
+    return lb
+
+
+def _agg(stats, variant: str, norm: str, horizon: str = "10,000,000"):
+    a = stats.aggregates
+    hit = a[(a["variant"] == variant) & (a["normalisation"] == norm) & (a["horizon"] == horizon)]
+    assert len(hit) == 1, a
+    return hit.iloc[0]
+
+
+def test_iqms_match_hand_computed_values(board):
+    stats = aggregate_stats(read_leaderboard(board), reps=200, seed=0)
+    demo = _agg(stats, "trex", "demo")
+    # eight runs 0 0 .2 .2 .5 .5 1 1.5: the middle four .2 .2 .5 .5
+    assert demo["iqm"] == pytest.approx(0.35)
+    assert (demo["games"], demo["runs"]) == (2, 8)
+    assert demo["ci_low"] <= demo["iqm"] <= demo["ci_high"] and demo["ci_low"] < demo["ci_high"]
+    true = _agg(stats, "trex", "true")
+    # 0 0 .1 .2 .25 .5 .75 1: the middle four .1 .2 .25 .5
+    assert true["iqm"] == pytest.approx(0.2625)
+    assert _agg(stats, "ppo-true", "true")["iqm"] == pytest.approx(1.0)
+    assert _agg(stats, "trex", "demo", horizon="own steps")["iqm"] == pytest.approx((500 - 1.7) / 10)
+    assert _agg(stats, "trex (sigmoid+kl0.1)", "demo")["runs"] == 1
+
+
+def test_probability_of_improvement_and_best_of_seeds(board):
+    stats = aggregate_stats(read_leaderboard(board), reps=200, seed=0)
+    imp = stats.improvements.set_index("other")
+    # per game: T-REX's four runs against one control run; a tie counts a half
+    assert imp.loc["constant", "probability"] == pytest.approx((0.5 + 1 + 1 + 1) / 4)
+    assert imp.loc["bc", "probability"] == pytest.approx((0 + 0 + 0.5 + 1) / 4)
+    best = stats.best_of_seeds
+    row = best[(best["variant"] == "trex") & (best["game"] == "pong") & (best["horizon"] == "10,000,000")].iloc[0]
+    assert (row["seeds"], row["best"], row["best_demo_normalised"]) == (4, -5.7, pytest.approx(1.5))
+
+
+def test_missing_method_is_named_and_the_rest_is_built(board):
+    stats = aggregate_stats(read_leaderboard(board), reps=50, seed=0)
+    assert "no leaderboard rows for method 'drex'" in stats.notes
+    assert any("P(trex > drex)" in n for n in stats.notes)
+    assert "drex" not in set(stats.improvements["other"])
+    assert len(stats.aggregates) > 0
+    text = to_markdown(stats)
+    assert "no leaderboard rows for method 'drex'" in text and "0.35 [" in text
+
+
+def test_bootstrap_is_seeded(board):
+    df = read_leaderboard(board)
+    a, b = aggregate_stats(df, reps=100, seed=3), aggregate_stats(df, reps=100, seed=3)
+    assert a.aggregates.equals(b.aggregates) and a.improvements.equals(b.improvements)
+    with pytest.raises(ValueError, match="reps"):
+        aggregate_stats(df, reps=0)
+
+
+def test_cli_tables_stats_writes_markdown(board, tmp_path, capsys):
+    out = tmp_path / "stats.md"
+    assert main(["tables", "stats", "--csv", str(board), "--out", str(out), "--reps", "50"]) == 0
+    assert "Probability of improvement" in out.read_text() and "wrote" in capsys.readouterr().out

@@ -1,0 +1,67 @@
+"""``trex-bench report``: results/report/index.html, one static page of the results (and its browser check)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from trex_bench.stats import DEFAULT_METHODS
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="one static HTML page of the results: leaderboard, statistics, tables, figures, learning curves",
+        description="Build results/report/index.html from the results folder: the leaderboard by game with the "
+        "methods side by side (best/average demo beside them, beats-best-demo flagged), rliable's aggregate "
+        "statistics, the papers' tables beside ours, the extrapolation table and Figure-3 plots, fidelity and "
+        "degradation figures, learning curves from --runs (TensorBoard logs) and the package versions of the rows "
+        "against requirements.lock. Relative links only: open it from the file system. --check renders it in "
+        "headless Chromium (make install-browser), saves screenshot.png next to it and fails on a broken image or "
+        "link, a console message or a blank screenshot.",
+        epilog="Example: trex-bench report --runs runs --check",
+    )
+    p.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results)")
+    p.add_argument("--out", type=Path, default=None, help="report folder (default: RESULTS/report)")
+    p.add_argument("--runs", type=Path, default=None, help="folder of run folders for learning curves")
+    p.add_argument("--games", default=None, help="comma-separated games to show (default: all with rows)")
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated methods to show")
+    p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples of the statistics (default 2000)")
+    p.add_argument("--lock", type=Path, default=None, help="lock file (default: RESULTS/../requirements.lock)")
+    p.add_argument("--check", action="store_true", help="render in headless Chromium; save screenshot.png")
+    p.set_defaults(func=run_report)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from trex_bench.report import build_report
+
+    out = args.out or args.results / "report"
+    games = [g.strip() for g in args.games.split(",") if g.strip()] if args.games else None
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    command = " ".join(["trex-bench", *args.argv[1:]]) if getattr(args, "argv", None) else "trex-bench report"
+    report = build_report(
+        args.results,
+        out,
+        runs=args.runs,
+        games=games,
+        methods=methods,
+        reps=args.reps,
+        command=command,
+        lock=args.lock,
+    )
+    for note in report.notes:
+        print(f"note: {note}")
+    print(f"wrote {report.path} ({len(report.figures)} figures)")
+    if not args.check:
+        return 0
+    from trex_bench.browser import render, static_problems
+
+    check = render(report.path, out / "screenshot.png")
+    problems = static_problems(report.path) + check.problems
+    for p in problems:
+        print(f"report check: {p}")
+    print(
+        f"browser check: {check.images} images, {check.broken_images} broken, {len(check.console)} console "
+        f"messages; screenshot {check.screenshot}"
+    )
+    return 1 if problems else 0
