@@ -216,3 +216,17 @@ def test_a_method_is_one_entry_of_stage_names(monkeypatch, tmp_path):
     (job,) = plan_sweep(["breakout"], ["survival"], [0], "smoke", root=tmp_path, transform="delta")
     assert job.config == cfg  # the learned-reward-only --transform does not reach it
     assert all(stage in pipeline.STAGES for m in config.METHODS.values() for stage in m.stages)
+
+
+def test_help_loads_no_heavy_library():
+    """`trex-bench --help` builds every command's options without torch, SB3, scipy, pandas or rliable (a module-level
+    import of trex_bench.stats in cli/report.py once made it 2.9 s instead of 0.5 s)."""
+    import subprocess
+    import sys
+
+    heavy = ("torch", "stable_baselines3", "scipy", "pandas", "rliable")
+    code = ("import sys; from trex_bench.cli import build_parser; build_parser(); "
+            f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
