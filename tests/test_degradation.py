@@ -101,6 +101,8 @@ def test_scripted_breakout_return_falls_with_noise(tmp_path):
     assert means[0] < means[1] < means[2]
     # The CLI entry writes both files from a saved set.
     save_demos(ds, tmp_path / "noise")
-    csv_path = degradation_command(tmp_path / "noise", tmp_path / "curve")
+    lines = degradation_command(tmp_path / "noise", tmp_path / "curve")
+    csv_path = tmp_path / "curve.csv"
+    assert lines[-1] == f"wrote {csv_path} and {tmp_path / 'curve.png'}" and lines[1].startswith("  ε ")
     assert csv_path.exists() and (tmp_path / "curve.png").exists()
     assert sorted(read_reference_degradation(csv_path)[1]) == [0.0, 0.5, 1.0]

@@ -41,6 +41,14 @@ def test_exactly_one_well_formed_leaderboard_row(smoke_run):
     assert int(row["n_episodes"]) == 2 and float(row["best_demo"]) == 23.0
     assert row["git_commit"] and row["config_hash"] and float(row["wall_s"]) > 0
     assert -1.0 <= float(row["fidelity_spearman"]) <= 1.0
+    # the fidelity figures are the fidelity stage's own (issue 14: the row builder read keys the report lacks)
+    fid = json.loads((root / "run" / "fidelity" / "fidelity.json").read_text())
+    assert float(row["fidelity_spearman"]) == pytest.approx(fid["correlations"]["pred_mean"]["spearman"])
+    assert float(row["pair_accuracy"]) == pytest.approx(fid["pairwise"]["accuracy"])
+    config = json.loads((root / "run" / "config.json").read_text())  # the resolved experiment, in every run folder
+    from trex_bench.leaderboard import config_hash
+
+    assert config["reward"]["n_pairs"] == 200 and row["config_hash"] == config_hash(config | {"device": None})
     from trex_bench.rl.ppo import BUDGETS
 
     assert int(row["schedule_steps"]) == BUDGETS["smoke"].horizon and row["time_capped"] == "false"

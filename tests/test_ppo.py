@@ -28,7 +28,7 @@ def test_budgets_are_valid_and_cite_their_source():
     assert (paper.n_envs, paper.n_steps, paper.total_steps) == (9, 128, 12_500_000)  # 50M frames, 9 envs
     assert (zoo.n_envs, zoo.n_steps, zoo.batch_size, zoo.total_steps) == (8, 128, 256, 10_000_000)
     assert all(c.source for c in BUDGETS.values())
-    with pytest.raises(ValueError, match="unknown PPO budget"):
+    with pytest.raises(ValueError, match="unknown budget"):
         get_ppo_config("huge")
     with pytest.raises(ValueError, match="batch_size"):
         PPOConfig("bad", total_steps=10, n_envs=1, n_steps=8, batch_size=16)

@@ -166,22 +166,25 @@ def test_delta_crosses_no_game_boundary():
 
 
 def test_normalized_reward_is_clipped():
-    """``normalized`` is (r̂ − μ)/σ clipped to ±clip (SB3 ``VecNormalize``): an outlier cannot dominate a rollout."""
-    fixed = {"mean": [100.0], "var": [1.0], "count": 10.0}
-    env = LearnedRewardVecEnv(ScriptedVecEnv([[255, 0, 101]]), PixelValue(), "normalized", norm_state=fixed,
+    """``normalized`` is r̂/σ_R clipped to ±clip (SB3 ``VecNormalize``): an outlier cannot dominate a rollout."""
+    fixed = {"mean": [100.0], "var": [4.0], "count": 10.0}
+    env = LearnedRewardVecEnv(ScriptedVecEnv([[255, 0, 11]]), PixelValue(), "normalized", norm_state=fixed,
                               update_norm=False, clip=10.0)
     env.reset()
     _, r, _, _ = env.step(np.zeros(3, int))
-    np.testing.assert_array_equal(r, np.array([10.0, -10.0, 1.0], np.float32))
-    # with running statistics: a steady stream, then one outlier hundreds of σ away
-    values = [[100 + (t % 2)] for t in range(200)] + [[255]]
-    env = LearnedRewardVecEnv(ScriptedVecEnv(values), PixelValue(), "normalized", clip=5.0)
+    np.testing.assert_allclose(r, np.array([10.0, 0.0, 5.5], np.float32), rtol=1e-6)  # the mean is not subtracted
+
+
+def test_normalized_divides_by_the_return_std_and_keeps_a_survival_bonus_positive():
+    """Issue 14: (r̂ − μ)/σ turned a constant positive reward (a survival bonus) into ~0 or a penalty. Gymnasium's
+    ``NormalizeReward`` and SB3's ``VecNormalize`` divide by the std of the discounted return and keep the sign."""
+    steady = [[100] for _ in range(300)]
+    env = LearnedRewardVecEnv(ScriptedVecEnv(steady), PixelValue(), "normalized", gamma=0.9)
     env.reset()
-    for _ in range(200):
-        _, r, _, _ = env.step(np.zeros(1, int))
-        assert abs(r[0]) <= 5.0
-    _, r, _, _ = env.step(np.zeros(1, int))
-    assert r[0] == 5.0
+    rewards = np.array([env.step(np.zeros(1, int))[1][0] for _ in range(300)])
+    assert (rewards > 0).all()
+    returns = np.array([100 * sum(0.9**k for k in range(t + 1)) for t in range(300)])  # R_t = 0.9 R_{t-1} + 100
+    assert rewards[-1] == pytest.approx(100 / np.sqrt(returns.var() + 1e-8), rel=1e-3)
 
 
 # -- reward net -----------------------------------------------------------------------------------------------------
@@ -276,16 +279,16 @@ def test_verify_compares_every_recorded_frame_hash(breakout_demos):
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory, breakout_demos):
     """A finished T-REX run (smoke budget, PPO cut to 32 steps, 1 evaluation game) on 3 short scripted episodes."""
+    from trex_bench import config
     from trex_bench.demos.store import save_demos
     from trex_bench.pipeline import PipelineConfig, run_pipeline
-    from trex_bench.rl import ppo
 
     root = tmp_path_factory.mktemp("protocol-run")
     demos = save_demos(dataclasses.replace(breakout_demos, episodes=breakout_demos.episodes[:3]), root / "demos")
     kw = dict(out=root / "run", leaderboard=None, progress=False, cache_dir=root / "cache")
     cfg = PipelineConfig(game="breakout", method="trex", budget="smoke", eval_episodes=1, demos=demos)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(ppo.BUDGETS, "smoke", TINY.replace(name="smoke"))
+        mp.setitem(config.BUDGETS, "smoke", dataclasses.replace(config.BUDGETS["smoke"], ppo=TINY.replace(name="smoke")))
         summary = run_pipeline(cfg, **kw)
         yield root, cfg, kw, summary
 
@@ -321,7 +324,7 @@ def test_agent_stage_key_covers_the_reward_transform(smoke_run):
     (dict(seed=1), "reward"),
     (dict(ranking="synthetic"), "reward"),
     (dict(max_seconds=1e6), "agent"),
-    (dict(kl_to="no-such-bc", kl_beta=0.1), "agent"),
+    (dict(kl_to="bc-policy", kl_beta=0.1), "agent"),
     (dict(eval_episodes=2), "eval"),
 ])
 def test_every_input_keys_its_stage(smoke_run, change, stage):
@@ -329,7 +332,11 @@ def test_every_input_keys_its_stage(smoke_run, change, stage):
     that was made from other inputs."""
     from trex_bench.pipeline import run_pipeline
 
-    _, cfg, kw, _ = smoke_run
+    root, cfg, kw, _ = smoke_run
+    if "kl_to" in change:  # a folder with a card: a missing one is refused before any stage (D6)
+        (root / change["kl_to"]).mkdir(exist_ok=True)
+        (root / change["kl_to"] / "card.json").write_text("{}")
+        change = change | {"kl_to": root / change["kl_to"]}
     with pytest.raises(ValueError, match=rf"{stage} was made by another config"):
         run_pipeline(dataclasses.replace(cfg, **change), resume=True, **kw)
 
@@ -353,3 +360,38 @@ def test_extrapolation_stage_refuses_an_unseen_set_that_repeats_a_demo(smoke_run
     overlap = save_demos(dataclasses.replace(breakout_demos, episodes=breakout_demos.episodes[2:]), root / "overlap")
     with pytest.raises(ValueError, match=r"repeats 1 episode\(s\).*disjoint"):
         run_pipeline(dataclasses.replace(cfg, unseen=overlap), resume=True, **kw)
+
+
+def test_an_edited_budget_reward_value_retrains_the_reward(smoke_run, monkeypatch):
+    """Issue 14: the reward stage was keyed by the budget's *name*: after an edit of its values, --resume reused the
+    stale net. Now the resolved values key it."""
+    from trex_bench import config
+    from trex_bench.pipeline import run_pipeline
+
+    _, cfg, kw, _ = smoke_run
+    smoke = config.BUDGETS["smoke"]
+    monkeypatch.setitem(config.BUDGETS, "smoke", dataclasses.replace(smoke, reward=dict(smoke.reward) | {"lr": 2e-3}))
+    with pytest.raises(ValueError, match=r"reward was made by another config"):
+        run_pipeline(cfg, resume=True, **kw)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete"])
+def test_a_damaged_finished_stage_is_refused_on_resume(smoke_run, tmp_path, damage):
+    """D15: a truncated agent.zip under a valid stage.json was reused and evaluation failed with "wasn't a
+    zip-file". Now the stage's recorded file hashes are checked and the message names the folder to delete."""
+    import shutil
+
+    from trex_bench.errors import RunFolderError
+    from trex_bench.pipeline import run_pipeline
+
+    root, cfg, kw, _ = smoke_run
+    copy = tmp_path / "run"
+    shutil.copytree(root / "run", copy)
+    (copy / "summary.json").unlink()
+    zip_path = copy / "agent" / "agent.zip"
+    if damage == "truncate":
+        zip_path.write_bytes(zip_path.read_bytes()[:100])
+    else:
+        zip_path.unlink()
+    with pytest.raises(RunFolderError, match=rf"delete {copy / 'agent'} and rerun"):
+        run_pipeline(cfg, resume=True, **(kw | {"out": copy}))

@@ -87,8 +87,8 @@ def test_help_and_games_do_not_import_torch():
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout[-500:]
 
 
-def test_the_torch_free_budget_names_match_the_budgets():
-    from trex_bench.rl.ppo import BUDGETS
-    from trex_bench.types import PPO_BUDGETS
+def test_the_torch_free_profile_names_match_the_profiles():
+    from trex_bench.envs import PROFILES
+    from trex_bench.types import ENV_PROFILES
 
-    assert tuple(BUDGETS) == PPO_BUDGETS
+    assert tuple(PROFILES) == ENV_PROFILES

@@ -94,7 +94,7 @@ def test_same_seed_same_weights_and_log(tmp_path):
     assert (tmp_path / "train_log.json").exists() and len(ma["members"][0]["log"]) >= 2
 
 
-def test_nan_loss_stops_naming_the_step_and_keeps_good_weights(monkeypatch, capsys):
+def test_nan_loss_stops_naming_the_step_and_keeps_good_weights(monkeypatch):
     src = FakeFrames(np.linspace(0, 1, 5), length=25)
     rank = Ranking(5, np.array([(i, j) for i in range(5) for j in range(5) if i < j]), "return")
     real, calls = tr.bradley_terry_loss, {"n": 0}
@@ -108,9 +108,10 @@ def test_nan_loss_stops_naming_the_step_and_keeps_good_weights(monkeypatch, caps
         return loss
 
     monkeypatch.setattr(tr, "bradley_terry_loss", flaky)
-    net, m = tr.train_reward(src, rank, replace(FAST, max_steps=20, eval_every=100), "breakout", np.random.default_rng(0))
+    with pytest.warns(RuntimeWarning, match="step 4"):  # a warning, not a print: the CLI shows it
+        net, m = tr.train_reward(src, rank, replace(FAST, max_steps=20, eval_every=100), "breakout",
+                                 np.random.default_rng(0))
     assert "step 4" in m["members"][0]["stopped"] and m["members"][0]["steps"] == 3
-    assert "step 4" in capsys.readouterr().out
     assert all(torch.isfinite(p).all() for p in net.parameters())
 
 

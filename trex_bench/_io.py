@@ -11,6 +11,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from trex_bench.errors import DataError
+
 __all__ = ["atomic_write", "write_json", "read_json", "versions", "new_mode", "check_out_folder"]
 
 
@@ -38,12 +40,12 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], suffix: str = 
     """
     path = Path(path)
     if path.is_dir():
-        raise ValueError(f"cannot write {path}: it is a directory")
+        raise DataError(f"cannot write {path}: it is a directory")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
     except (PermissionError, FileExistsError, NotADirectoryError) as e:
-        raise ValueError(f"cannot write {path}: {e.strerror or e}") from e
+        raise DataError(f"cannot write {path}: {e.strerror or e}") from e
     os.close(fd)
     try:
         mode = path.stat().st_mode & 0o7777 if path.is_file() else new_mode()
@@ -71,9 +73,9 @@ def read_json(path: str | Path) -> Any:
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from e
+        raise DataError(f"{path}: not valid JSON ({e})") from e
     except IsADirectoryError as e:
-        raise ValueError(f"{path}: a directory, not a JSON file") from e
+        raise DataError(f"{path}: a directory, not a JSON file") from e
 
 
 def check_out_folder(out: str | Path, kind: str, overwrite: bool = False) -> None:
@@ -86,7 +88,7 @@ def check_out_folder(out: str | Path, kind: str, overwrite: bool = False) -> Non
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"{out} is a file, not a folder; choose another --out")
+        raise DataError(f"{out} is a file, not a folder; choose another --out")
     if overwrite or not out.is_dir() or not any(out.iterdir()):
         return
     try:
@@ -99,7 +101,7 @@ def check_out_folder(out: str | Path, kind: str, overwrite: bool = False) -> Non
             if isinstance(card, dict) and isinstance(card.get("kind"), str)
             else "a non-empty folder"
         )
-        raise ValueError(f"{out} is {found}, not a {kind} folder; choose another --out or pass --overwrite")
+        raise DataError(f"{out} is {found}, not a {kind} folder; choose another --out or pass --overwrite")
 
 
 def _jsonable(o: Any) -> Any:

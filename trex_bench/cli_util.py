@@ -36,19 +36,24 @@ def nonneg_int(text: str) -> int:
     return v
 
 
+def seed(text: str) -> int:
+    """A seed in [0, 2**32 - 1] (``trex_bench.config.MAX_SEED``): one limit for every command."""
+    from trex_bench.config import MAX_SEED
+
+    try:
+        v = int(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"not an integer seed: {text!r}") from e
+    if not 0 <= v <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be in [0, {MAX_SEED}], got {v}")
+    return v
+
+
 def positive_seconds(text: str) -> float:
     """A finite number of seconds > 0 (``--max-seconds``)."""
     v = float(text)
     if not 0.0 < v < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text}")
-    return v
-
-
-def unit_float(text: str) -> float:
-    """A float in [0, 1]."""
-    v = float(text)
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {v}")
     return v
 
 
@@ -79,7 +84,9 @@ MAX_SEEDS = 1_000  # a sweep's seed list; `--seeds 0-100000000` once grew a dry 
 
 
 def seed_list(text: str) -> list[int]:
-    """``0,1,2`` or a range ``0-4`` (inclusive); at most ``MAX_SEEDS`` seeds in all."""
+    """``0,1,2`` or a range ``0-4`` (inclusive); at most ``MAX_SEEDS`` seeds in all, each a valid seed."""
+    from trex_bench.config import MAX_SEED
+
     out: list[int] = []
     for item in [w.strip() for w in text.split(",") if w.strip()]:
         lo, sep, hi = item.partition("-")
@@ -87,8 +94,8 @@ def seed_list(text: str) -> list[int]:
             span = range(int(lo), int(hi) + 1) if sep else range(int(lo), int(lo) + 1)
         except ValueError as e:
             raise argparse.ArgumentTypeError(f"not a seed or seed range: {item!r}") from e
-        if not span or span.start < 0:
-            raise argparse.ArgumentTypeError(f"seeds must be >= 0 and ranges ascending: {item!r}")
+        if not span or span.start < 0 or span.stop - 1 > MAX_SEED:
+            raise argparse.ArgumentTypeError(f"seeds must be in [0, {MAX_SEED}] and ranges ascending: {item!r}")
         if len(out) + len(span) > MAX_SEEDS:
             raise argparse.ArgumentTypeError(f"at most {MAX_SEEDS} seeds per sweep, got {item!r} (each seed is a run)")
         out.extend(span)

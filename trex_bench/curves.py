@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from trex_bench._io import atomic_write, read_json
+from trex_bench.errors import DataError
 
 __all__ = ["Curve", "TRUE_SCORE_TAG", "read_curve", "collect_curves", "plot_curves"]
 
@@ -43,7 +44,7 @@ class Curve:
 
     def __post_init__(self) -> None:
         if len(self.steps) != len(self.scores) or not self.steps:
-            raise ValueError(f"{self.run}: a curve needs as many scores as steps, at least one")
+            raise DataError(f"{self.run}: a curve needs as many scores as steps, at least one")
 
 
 def _run_facts(run: Path) -> dict:
@@ -55,7 +56,7 @@ def _run_facts(run: Path) -> dict:
             return row
     card_path = run / "agent" / "card.json"
     if not card_path.is_file():
-        raise ValueError(f"{run}: neither summary.json with a row nor agent/card.json")
+        raise DataError(f"{run}: neither summary.json with a row nor agent/card.json")
     from trex_bench.leaderboard import agent_method
 
     card = read_json(card_path)
@@ -79,7 +80,7 @@ def read_curve(run: str | Path) -> Curve:
     run = Path(run)
     events = sorted((run / "agent" / "tb").glob("*/events.out.tfevents.*")) if (run / "agent" / "tb").is_dir() else []
     if not events:
-        raise ValueError(f"{run}: no TensorBoard log (agent/tb/*/events.out.tfevents.*)")
+        raise DataError(f"{run}: no TensorBoard log (agent/tb/*/events.out.tfevents.*)")
     points: dict[int, float] = {}
     for folder in sorted({e.parent for e in events}):  # a resumed run logs to ppo_2, ...: later steps win
         acc = EventAccumulator(str(folder), size_guidance={"scalars": 0})
@@ -87,7 +88,7 @@ def read_curve(run: str | Path) -> Curve:
         if TRUE_SCORE_TAG in acc.Tags().get("scalars", []):
             points.update({int(e.step): float(e.value) for e in acc.Scalars(TRUE_SCORE_TAG)})
     if not points:
-        raise ValueError(f"{run}: its TensorBoard log has no {TRUE_SCORE_TAG} (no episode finished?)")
+        raise DataError(f"{run}: its TensorBoard log has no {TRUE_SCORE_TAG} (no episode finished?)")
     facts = _run_facts(run)
     steps = sorted(points)
     horizon = facts.get("schedule_steps")
@@ -114,7 +115,7 @@ def collect_curves(runs: str | Path) -> tuple[list[Curve], list[tuple[str, str]]
     """
     root = Path(runs)
     if not root.is_dir():
-        raise ValueError(f"{root} is not a folder of runs")
+        raise DataError(f"{root} is not a folder of runs")
     curves, skipped = [], []
     for run in sorted(p for p in root.iterdir() if p.is_dir()):
         if not (run / "agent").is_dir():

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from trex_bench._io import atomic_write
+from trex_bench.errors import ConfigError
 from trex_bench.types import NOOP_NOISE, DemoSet
 
 __all__ = [
@@ -86,7 +87,7 @@ def read_reference_degradation(csv_path: str | Path) -> tuple[np.ndarray | None,
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not a UTF-8 CSV ({e})") from e
+        raise ConfigError(f"{path}: not a UTF-8 CSV ({e})") from e
     with io.StringIO(text, newline="") as f:
         for n, row in enumerate(csv.reader(f, skipinitialspace=True), start=1):
             row = [c.strip() for c in row if c.strip()]
@@ -99,12 +100,12 @@ def read_reference_degradation(csv_path: str | Path) -> tuple[np.ndarray | None,
                 else:
                     eps = round(float(row[0]), 10)
                     if not 0.0 <= eps <= 1.0:
-                        raise ValueError(f"noise {eps} outside [0, 1]")
+                        raise ConfigError(f"noise {eps} outside [0, 1]")
                     levels[eps] = values
             except ValueError as e:
-                raise ValueError(f"{path}:{n}: not a degradation row ({e})") from e
+                raise ConfigError(f"{path}:{n}: not a degradation row ({e})") from e
     if not levels:
-        raise ValueError(f"{path}: no noise rows")
+        raise ConfigError(f"{path}: no noise rows")
     return demos, levels
 
 
@@ -160,10 +161,10 @@ def write_degradation(
         ``(csv_path, png_path)``.
     """
     if demo_set is not None and demo_set.game != demos.game:
-        raise ValueError(f"demo set is of {demo_set.game}, the noise rollouts of {demos.game}")
+        raise ConfigError(f"demo set is of {demo_set.game}, the noise rollouts of {demos.game}")
     if reference_csv is not None:  # validate every input before the first file is written
         if not Path(reference_csv).is_file():
-            raise ValueError(f"reference {reference_csv} is not a file")
+            raise ConfigError(f"reference {reference_csv} is not a file")
         read_reference_degradation(reference_csv)
     prefix = Path(out_prefix)
     csv_path, png_path = prefix.with_name(prefix.name + ".csv"), prefix.with_name(prefix.name + ".png")
@@ -186,18 +187,17 @@ def degradation_command(
     out_prefix: str | Path,
     reference_csv: str | Path | None = None,
     demo_set_dir: str | Path | None = None,
-) -> Path:
-    """CLI entry: load the noise rollouts in ``demos_dir``, write the CSV + PNG, print the curve; returns the CSV."""
+) -> list[str]:
+    """``demos degradation``: load the noise rollouts in ``demos_dir``, write the CSV + PNG; returns the lines that
+    report the curve and where it was written (the CLI prints them)."""
     from trex_bench.demos.store import load_demos
 
     ds = load_demos(demos_dir)
     base = load_demos(demo_set_dir, game=ds.game) if demo_set_dir is not None else None
     csv_path, png_path = write_degradation(ds, out_prefix, base, reference_csv)
     curve = degradation_curve(ds)
-    print(f"{ds.game}: true return vs ε ({len(ds.episodes)} episodes)")
-    for r in curve.itertuples():
-        print(f"  ε {r.noise:5.2f}  return {r.mean:9.2f} ± {r.std:7.2f}  (n={r.n})")
+    lines = [f"{ds.game}: true return vs ε ({len(ds.episodes)} episodes)"]
+    lines += [f"  ε {r.noise:5.2f}  return {r.mean:9.2f} ± {r.std:7.2f}  (n={r.n})" for r in curve.itertuples()]
     if len(curve) < 2:
-        print("  note: one noise level only; nothing to rank by noise")
-    print(f"wrote {csv_path} and {png_path}")
-    return csv_path
+        lines.append("  note: one noise level only; nothing to rank by noise")
+    return [*lines, f"wrote {csv_path} and {png_path}"]

@@ -11,14 +11,16 @@ from pathlib import Path
 
 import numpy as np
 
+from trex_bench.config import BUDGETS
 from trex_bench.types import NOOP_NOISE, DemoSet
 
 __all__ = ["DREX_NOISE", "DREX_ROLLOUTS", "noise_rollouts"]
 
 # D-REX §4 / released LearnAtariSyntheticRankingsBinning.py: ε-greedy noise around the BC policy at these levels.
 DREX_NOISE = (1.0, 0.75, 0.5, 0.25, 0.02)
-# Rollouts per noise level: the D-REX paper text says 5 (the released script 20); fewer on CPU budgets.
-DREX_ROLLOUTS = {"smoke": 1, "quick": 2, "small": 3, "gpu": 3, "paper": 5}
+# Rollouts per noise level (the budget table, ``trex_bench.config``): the D-REX paper text says 5 (the released
+# script 20); fewer on CPU budgets.
+DREX_ROLLOUTS = {name: b.drex_rollouts for name, b in BUDGETS.items()}
 
 
 def noise_rollouts(
@@ -42,7 +44,7 @@ def noise_rollouts(
     from trex_bench.demos.collect import CollectConfig, collect
     from trex_bench.demos.policies import EpsilonGreedy, NoopPolicy
     from trex_bench.demos.store import merge_demo_sets, save_demos
-    from trex_bench.rl.bc import load_bc
+    from trex_bench.rl.bc_io import load_bc
 
     rng = np.random.default_rng(seed)
     bc = load_bc(bc_dir, game=demos.game, rng=rng, device=device)

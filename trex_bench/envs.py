@@ -31,6 +31,7 @@ from ale_py import Action, ALEInterface, LoggerMode, roms
 from ale_py.vector_env import AtariVectorEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvStepReturn
 
+from trex_bench.errors import ConfigError
 from trex_bench.games import Game, get_game
 
 __all__ = [
@@ -80,7 +81,7 @@ def get_profile(name: str | EnvProfile) -> EnvProfile:
     if isinstance(name, EnvProfile):
         return name
     if name not in PROFILES:
-        raise ValueError(f"unknown env profile {name!r}; valid: {', '.join(PROFILES)}")
+        raise ConfigError(f"unknown env profile {name!r}; valid: {', '.join(PROFILES)}")
     return PROFILES[name]
 
 

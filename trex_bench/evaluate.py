@@ -19,6 +19,7 @@ import torch
 
 from trex_bench._io import read_json, versions, write_json
 from trex_bench.envs import make_vec_env
+from trex_bench.errors import ConfigError
 from trex_bench.games import human_normalized
 
 __all__ = ["evaluate_agent", "episode_seed"]
@@ -61,7 +62,7 @@ def evaluate_agent(
         The report written to ``eval.json``.
     """
     if episodes < 1 or n_envs < 1:
-        raise ValueError(f"episodes and n_envs must be >= 1, got {episodes} and {n_envs}")
+        raise ConfigError(f"episodes and n_envs must be >= 1, got {episodes} and {n_envs}")
     dest = _destination(Path(out) if out is not None else Path(agent_dir), overwrite)
     agent, card = _load_actor(agent_dir, device, trust_pickle)
     demos = None
@@ -119,17 +120,19 @@ def evaluate_agent(
 def _destination(out: Path, overwrite: bool) -> Path:
     """``eval.json``'s path for ``--out`` (a ``.json`` path or a folder), refusing to replace a file of another kind."""
     if out.suffix != ".json" and out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file, not a folder or a .json path")
+        raise ConfigError(f"--out {out} is a file, not a folder or a .json path")
     dest = out if out.suffix == ".json" else out / "eval.json"
     if dest.is_dir():
-        raise ValueError(f"--out {dest} is a directory")
+        raise ConfigError(f"--out {dest} is a directory")
     if dest.exists() and not overwrite:
         try:
             old = read_json(dest)
         except ValueError:
             old = None
         if not (isinstance(old, dict) and old.get("kind") == "evaluation"):
-            raise ValueError(f"{dest} exists and is not an evaluation report; choose another --out or pass --overwrite")
+            raise ConfigError(
+                f"{dest} exists and is not an evaluation report; choose another --out or pass --overwrite"
+            )
     return dest
 
 

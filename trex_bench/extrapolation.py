@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from trex_bench._io import atomic_write
+from trex_bench.errors import ConfigError
 from trex_bench.reward.fidelity import correlation, episode_rewards, per_step_stats, snippet_accuracy
 from trex_bench.types import DemoSet
 
@@ -97,27 +98,27 @@ def check_split(
             actions); demos whose returns are all equal (no ranking to learn).
     """
     if demos.game != unseen.game:
-        raise ValueError(f"{unseen_name} holds {unseen.game} episodes, {demos_name} {demos.game}: one game only")
+        raise ConfigError(f"{unseen_name} holds {unseen.game} episodes, {demos_name} {demos.game}: one game only")
     if demos.profile_settings != unseen.profile_settings:
-        raise ValueError(
+        raise ConfigError(
             f"{unseen_name} was recorded under env profile {unseen.profile!r}, {demos_name} under "
             f"{demos.profile!r} (or other settings): frames would differ"
         )
     run_d, run_u = demonstrator_run(demos), demonstrator_run(unseen)
     if run_d is not None and run_u is not None and run_d != run_u:
-        raise ValueError(
+        raise ConfigError(
             f"{demos_name} come from the PPO run {run_d}, {unseen_name} from {run_u}: the papers' "
             "protocol takes both from one run"
         )
     seen = {(e.seed, e.reset_index, e.actions.tobytes()) for e in demos.episodes}
     shared = [i for i, e in enumerate(unseen.episodes) if (e.seed, e.reset_index, e.actions.tobytes()) in seen]
     if shared:
-        raise ValueError(
+        raise ConfigError(
             f"{unseen_name} repeats {len(shared)} episode(s) of {demos_name} (e.g. episode {shared[0]}): "
             "the unseen set must be disjoint from the demos"
         )
     if need_ranking and len(np.unique(demos.returns)) < 2:
-        raise ValueError(
+        raise ConfigError(
             f"all {len(demos.episodes)} episodes of {demos_name} return {demos.returns[0]:g}: "
             "there is no ranking to learn from"
         )
@@ -240,12 +241,13 @@ def score_split(
     rng_seed: int = 0,
 ) -> ExtrapolationResult:
     """Score one reward model on a checked split (``check_split``) and return its ``ExtrapolationResult``."""
-    from trex_bench.demos.store import FrameCache, merge_demo_sets
+    from trex_bench.demos.frames import FrameCache
+    from trex_bench.demos.store import merge_demo_sets
 
     check_split(demos, unseen)
     game = getattr(model, "game", None)
     if game is not None and getattr(game, "id", game) != demos.game:
-        raise ValueError(f"the reward model is for {getattr(game, 'id', game)}, the demos are {demos.game}")
+        raise ConfigError(f"the reward model is for {getattr(game, 'id', game)}, the demos are {demos.game}")
     cache = FrameCache(merge_demo_sets([demos, unseen]), cache_dir)
     metrics, rows = extrapolation_metrics(model, demos, unseen, cache, np.random.default_rng(rng_seed))
     best = float(demos.returns.max())
@@ -323,7 +325,7 @@ def train_or_reuse(
             and c.get("demos", {}).get("content_hash") == load_demos(demos_dir).content_hash()
         ):
             return out
-        raise ValueError(
+        raise ConfigError(
             f"{out} holds another reward model (config, seed or demos differ); remove it or use another --out"
         )
     return train_command(
@@ -380,7 +382,7 @@ def train_drex_or_reuse(
     if (out / "key.json").exists():
         if read_json(out / "key.json") == key and (out / "reward" / "card.json").exists():
             return out / "reward"
-        raise ValueError(
+        raise ConfigError(
             f"{out} holds another D-REX run (budget, seed or demos differ); remove it or use another --runs"
         )
     tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from trex_bench.errors import ConfigError
+
 __all__ = ["Game", "GAMES", "get_game", "human_normalized"]
 
 
@@ -98,7 +100,7 @@ def get_game(name: str) -> Game:
     aliases = {"montezuma": "montezumarevenge", "montezumasrevenge": "montezumarevenge", "pinball": "videopinball"}
     key = aliases.get(key, key)
     if key not in GAMES:
-        raise ValueError(f"unknown game {name!r}; valid ids: {', '.join(sorted(GAMES))}")
+        raise ConfigError(f"unknown game {name!r}; valid ids: {', '.join(sorted(GAMES))}")
     return GAMES[key]
 
 

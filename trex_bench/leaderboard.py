@@ -24,11 +24,11 @@ import pandas as pd
 from filelock import FileLock
 
 from trex_bench._io import atomic_write, versions
+from trex_bench.errors import DataError
 
 __all__ = [
     "COLUMNS",
     "REQUIRED",
-    "DEFAULT_CSV",
     "append_row",
     "row_from_run",
     "read_leaderboard",
@@ -38,7 +38,6 @@ __all__ = [
     "git_commit",
 ]
 
-DEFAULT_CSV = Path("results/leaderboard.csv")
 
 # DESIGN.md "Data formats / Leaderboard", in that order.
 COLUMNS: tuple[str, ...] = (
@@ -117,21 +116,21 @@ def _read_checked(path: Path, action: str = "append") -> str:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not a leaderboard CSV (not UTF-8 text); refusing to {action}") from e
+        raise DataError(f"{path}: not a leaderboard CSV (not UTF-8 text); refusing to {action}") from e
     if not text:
         return ""
     try:
         rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
     except csv.Error as e:
-        raise ValueError(f"{path}: unparsable CSV ({e}); refusing to {action}") from e
+        raise DataError(f"{path}: unparsable CSV ({e}); refusing to {action}") from e
     if not rows or tuple(rows[0]) not in (COLUMNS, LEGACY_COLUMNS):
-        raise ValueError(f"{path}: header is not the leaderboard header {','.join(COLUMNS)}; refusing to {action}")
+        raise DataError(f"{path}: header is not the leaderboard header {','.join(COLUMNS)}; refusing to {action}")
     width = len(rows[0])
     for n, row in enumerate(rows[1:], start=2):
         if len(row) != width:
-            raise ValueError(f"{path}: line {n} has {len(row)} fields, want {width}; refusing to {action}")
+            raise DataError(f"{path}: line {n} has {len(row)} fields, want {width}; refusing to {action}")
     if not text.endswith("\n"):
-        raise ValueError(f"{path}: last line is incomplete (no newline); refusing to {action}")
+        raise DataError(f"{path}: last line is incomplete (no newline); refusing to {action}")
     if width < len(COLUMNS):  # a legacy file: the same rows with the new columns left empty
         buf = io.StringIO(newline="")
         writer = csv.writer(buf, lineterminator="\n")
@@ -160,10 +159,10 @@ def append_row(csv_path: str | Path, row: Mapping[str, Any]) -> dict[str, str]:
     """
     unknown = sorted(set(row) - set(COLUMNS))
     if unknown:
-        raise ValueError(f"unknown leaderboard column(s) {', '.join(unknown)}; valid: {', '.join(COLUMNS)}")
+        raise DataError(f"unknown leaderboard column(s) {', '.join(unknown)}; valid: {', '.join(COLUMNS)}")
     missing = [c for c in REQUIRED if row.get(c) in (None, "")]
     if missing:
-        raise ValueError(f"leaderboard row lacks required column(s) {', '.join(missing)}")
+        raise DataError(f"leaderboard row lacks required column(s) {', '.join(missing)}")
     full: dict[str, Any] = {
         "run_id": uuid.uuid4().hex[:12],
         "utc_time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -179,7 +178,7 @@ def append_row(csv_path: str | Path, row: Mapping[str, Any]) -> dict[str, str]:
 
     path = Path(csv_path)
     if path.is_dir():
-        raise ValueError(f"{path} is a directory, not a leaderboard CSV")
+        raise DataError(f"{path} is a directory, not a leaderboard CSV")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(path) + ".lock", timeout=_LOCK_TIMEOUT_S):
@@ -188,7 +187,7 @@ def append_row(csv_path: str | Path, row: Mapping[str, Any]) -> dict[str, str]:
             new = old + header + line
             atomic_write(path, lambda p: p.write_text(new, encoding="utf-8"), suffix=".csv")
     except (PermissionError, NotADirectoryError, FileExistsError) as e:  # a read-only folder, a file as a folder
-        raise ValueError(f"cannot write the leaderboard {path}: {e.strerror or e}") from e
+        raise DataError(f"cannot write the leaderboard {path}: {e.strerror or e}") from e
     return cells
 
 
@@ -256,7 +255,7 @@ def agent_method(agent_card: Mapping[str, Any]) -> str:
         return "constant"
     if source == "model" and reward.get("method") in ("trex", "drex"):
         return str(reward["method"])
-    raise ValueError(f"cannot tell the method of an agent whose reward is {reward!r}")
+    raise DataError(f"cannot tell the method of an agent whose reward is {reward!r}")
 
 
 def read_leaderboard(csv_path: str | Path) -> pd.DataFrame:
@@ -265,7 +264,7 @@ def read_leaderboard(csv_path: str | Path) -> pd.DataFrame:
     if not path.exists():
         return pd.DataFrame(columns=list(COLUMNS))
     if path.is_dir():
-        raise ValueError(f"{path} is a directory, not a leaderboard CSV")
+        raise DataError(f"{path} is a directory, not a leaderboard CSV")
     text = _read_checked(path, action="read it")
     if not text:  # a 0-byte file: no rows yet (append_row writes the header into it)
         return pd.DataFrame(columns=list(COLUMNS))

@@ -12,6 +12,8 @@ import re
 import sys
 from pathlib import Path
 
+from trex_bench.errors import DataError
+
 __all__ = ["parse_lock", "read_lock"]
 
 _PIN = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9][A-Za-z0-9.+!_-]*)")
@@ -40,17 +42,17 @@ def parse_lock(text: str, source: str = "requirements.lock") -> dict[str, str]:
             continue
         m = _PIN.fullmatch(line)
         if m is None:
-            raise ValueError(
+            raise DataError(
                 f"{source} line {n}: {raw.strip()[:80]!r} is not an exact pin name==version "
                 "(a corrupt lock file: restore it with git or refresh it with `make lock`)"
             )
         name = _canonical(m.group(1))
         if name in pins:
-            raise ValueError(f"{source} line {n}: {name} is pinned twice (a corrupt lock file; `make lock`)")
+            raise DataError(f"{source} line {n}: {name} is pinned twice (a corrupt lock file; `make lock`)")
         pins[name] = m.group(2)
     missing = [p for p in _REQUIRED if p not in pins]
     if missing:
-        raise ValueError(f"{source} pins no {', '.join(missing)} (a corrupt or partial lock file; `make lock`)")
+        raise DataError(f"{source} pins no {', '.join(missing)} (a corrupt or partial lock file; `make lock`)")
     return pins
 
 
@@ -58,11 +60,11 @@ def read_lock(path: str | Path) -> dict[str, str]:
     """``parse_lock`` of a file; ValueError when it is missing or not UTF-8 text."""
     p = Path(path)
     if not p.is_file():
-        raise ValueError(f"{p} does not exist (the lock file; `make lock` writes it)")
+        raise DataError(f"{p} does not exist (the lock file; `make lock` writes it)")
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
-        raise ValueError(f"{p}: not UTF-8 text (a corrupt lock file; `make lock`)") from e
+        raise DataError(f"{p}: not UTF-8 text (a corrupt lock file; `make lock`)") from e
     return parse_lock(text, str(p))
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from trex_bench.errors import ConfigError
 from trex_bench.types import DemoSet, Ranking
 
 __all__ = ["by_return", "by_checkpoint", "by_noise", "from_human_labels", "synthetic_bradley_terry"]
@@ -33,7 +34,7 @@ def _pairs_from_scores(score: np.ndarray, source: str) -> Ranking:
     score = np.asarray(score, dtype=np.float64)
     i, j = np.nonzero(score[:, None] < score[None, :])
     if len(i) == 0:
-        raise ValueError(f"ranking by {source}: {_NO_PREF} (all {len(score)} episodes tie)")
+        raise ConfigError(f"ranking by {source}: {_NO_PREF} (all {len(score)} episodes tie)")
     return Ranking(len(score), np.stack([i, j], axis=1).astype(np.int64), source)
 
 
@@ -51,7 +52,7 @@ def by_checkpoint(ds: DemoSet) -> Ranking:
     ck = np.array([e.checkpoint for e in ds.episodes])
     missing = np.flatnonzero(ck < 0)
     if len(missing):
-        raise ValueError(
+        raise ConfigError(
             f"ranking by checkpoint: {len(missing)} of {len(ck)} episodes have no checkpoint index "
             f"(first: episode {missing[0]}); record them with `demos collect --checkpoint K` or use another ranker"
         )
@@ -81,31 +82,31 @@ def from_human_labels(ds: DemoSet, csv_path: str | Path) -> Ranking:
     """
     path = Path(csv_path)
     if not path.exists():
-        raise ValueError(f"human labels {path} do not exist")
+        raise ConfigError(f"human labels {path} do not exist")
     if not path.is_file():
-        raise ValueError(f"human labels {path} is not a file")
+        raise ConfigError(f"human labels {path} is not a file")
     ck = np.array([e.checkpoint for e in ds.episodes])
     if np.all(ck < 0):
-        raise ValueError("human labels refer to checkpoints, but no episode of the demo set has a checkpoint index")
+        raise ConfigError("human labels refer to checkpoints, but no episode of the demo set has a checkpoint index")
     rows: list[np.ndarray] = []
     unknown: set[int] = set()
     n_rows = n_unknown = 0
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not a UTF-8 CSV ({e})") from e
+        raise ConfigError(f"{path}: not a UTF-8 CSV ({e})") from e
     with io.StringIO(text, newline="") as f:
         reader = csv.DictReader(f)
         need = {"A", "B", "label"}
         if not need <= set(reader.fieldnames or ()):
-            raise ValueError(f"{path}: expected columns A,B,label(,scoreA,scoreB), got {reader.fieldnames}")
+            raise ConfigError(f"{path}: expected columns A,B,label(,scoreA,scoreB), got {reader.fieldnames}")
         for line, r in enumerate(reader, start=2):
             try:
                 a, b, label = int(r["A"]), int(r["B"]), int(r["label"])
             except (TypeError, ValueError) as e:
-                raise ValueError(f"{path}:{line}: not integers ({e})") from e
+                raise ConfigError(f"{path}:{line}: not integers ({e})") from e
             if label not in (0, 1):
-                raise ValueError(f"{path}:{line}: label must be 0 or 1, got {label}")
+                raise ConfigError(f"{path}:{line}: label must be 0 or 1, got {label}")
             worse, better = (a, b) if label == 1 else (b, a)
             ew, eb = np.flatnonzero(ck == worse), np.flatnonzero(ck == better)
             n_rows += 1
@@ -118,12 +119,12 @@ def from_human_labels(ds: DemoSet, csv_path: str | Path) -> Ranking:
             rows.append(np.stack(np.meshgrid(ew, eb, indexing="ij"), -1).reshape(-1, 2))
     dropped = f"{n_unknown} of {n_rows} rows name checkpoints not in the demo set ({_ids(unknown)})"
     if not rows:
-        raise ValueError(
+        raise ConfigError(
             f"human labels {path}: {_NO_PREF} (no labelled pair maps to checkpoints {_ids(set(ck))}; {dropped})"
         )
     pairs = np.unique(np.concatenate(rows), axis=0).astype(np.int64)
     if len(pairs) < 2:
-        raise ValueError(
+        raise ConfigError(
             f"human labels {path}: only {len(pairs)} usable pair of episodes, too few to train on ({dropped})"
         )
     if n_unknown:
@@ -152,13 +153,13 @@ def synthetic_bradley_terry(
         n_queries: number of labelled queries (pairs may repeat, as with a real labeller).
     """
     if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+        raise ConfigError(f"temperature must be > 0, got {temperature}")
     if n_queries < 1:
-        raise ValueError(f"n_queries must be >= 1, got {n_queries}")
+        raise ConfigError(f"n_queries must be >= 1, got {n_queries}")
     ret = ds.returns
     i, j = np.nonzero(ret[:, None] < ret[None, :])
     if len(i) == 0:
-        raise ValueError(f"ranking by synthetic oracle: {_NO_PREF} (all {len(ret)} episodes tie)")
+        raise ConfigError(f"ranking by synthetic oracle: {_NO_PREF} (all {len(ret)} episodes tie)")
     q = rng.integers(len(i), size=n_queries)
     lo, hi = i[q], j[q]  # lo has the lower return
     p_hi = 1.0 / (1.0 + np.exp(-(ret[hi] - ret[lo]) / temperature))

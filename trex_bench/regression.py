@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from trex_bench.errors import TrexBenchError
+
 __all__ = [
     "Value",
     "Measured",
@@ -60,7 +62,7 @@ FROZEN_CSV = Path("tests/data/leaderboard.csv")  # a frozen copy of results/lead
 BAND_SEEDS = (0, 1, 2, 3, 4)
 
 
-class RegressionError(ValueError):
+class RegressionError(TrexBenchError, ValueError):
     """A user error of the regression commands (no reason given, unknown check, unreadable expectations)."""
 
 

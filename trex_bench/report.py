@@ -27,6 +27,7 @@ import pandas as pd
 
 from trex_bench._io import atomic_write
 from trex_bench.curves import collect_curves, plot_curves
+from trex_bench.errors import DataError
 from trex_bench.leaderboard import git_commit, read_leaderboard, summarize_rows
 from trex_bench.lockfile import read_lock
 from trex_bench.stats import DEFAULT_METHODS, aggregate_stats, horizon, variant
@@ -265,7 +266,7 @@ def build_report(
     results, out = Path(results), Path(out)
     csv = results / "leaderboard.csv"
     if not csv.is_file():
-        raise ValueError(f"{csv} does not exist: the report is built from a results folder with a leaderboard")
+        raise DataError(f"{csv} does not exist: the report is built from a results folder with a leaderboard")
     lock_path = Path(lock) if lock is not None else results.parent / "requirements.lock"
     locked = read_lock(lock_path) if lock is not None or lock_path.is_file() else None
     lb = read_leaderboard(csv)

@@ -35,6 +35,7 @@ import pandas as pd
 from rliable import metrics
 
 from trex_bench._io import atomic_write
+from trex_bench.errors import ConfigError, DataError
 from trex_bench.games import GAMES
 from trex_bench.leaderboard import read_leaderboard
 
@@ -169,11 +170,11 @@ def aggregate_stats(
         ValueError: ``reps`` < 1, or ``df`` lacks a leaderboard column this needs.
     """
     if reps < 1:
-        raise ValueError(f"reps must be >= 1, got {reps}")
+        raise ConfigError(f"reps must be >= 1, got {reps}")
     need = ["game", "method", "reward_transform", "budget", "schedule_steps", "seed", "mean", "best_demo", "avg_demo"]
     lacking = [c for c in need if c not in df.columns]
     if lacking:
-        raise ValueError(f"leaderboard rows lack column(s) {', '.join(lacking)}")
+        raise DataError(f"leaderboard rows lack column(s) {', '.join(lacking)}")
     notes = [f"no leaderboard rows for method {m!r}" for m in methods if not (df["method"] == m).any()]
     rows = _runs(df, methods)
     rows = rows.assign(demo_norm=_demo_normalised(rows), true_norm=_true_normalised(rows, notes))

@@ -1,12 +1,13 @@
 """Sweeps: games × methods × seeds (× KL β) as independent ``trex-bench pipeline`` runs.
 
-Each job is one pipeline run in its own folder (``PipelineConfig.run_name``:
-``runs/<game>-<method>[-<ranking>][-<transform>][-kl<β>][-<demo set>]-<budget>-s<seed>``, every non-default option
-named, so two experiments never share a folder), started with ``--resume`` so a rerun reuses finished stages,
-appending its leaderboard row under the file lock. A job whose folder already holds a ``summary.json`` is finished
+Each job is one resolved :class:`~trex_bench.config.ExperimentConfig` run by ``trex-bench pipeline --config`` in
+its own folder (``ExperimentConfig.run_name``: a readable prefix and a short hash of every other non-default field,
+so two experiments never share a folder), started with ``--resume`` so a rerun reuses finished stages, appending its
+leaderboard row under the file lock. A job whose folder already holds a ``summary.json`` is finished
 (its row is in the leaderboard) and is skipped unless ``force``.
 
-Executors run the same command line for every job:
+Executors run the same command line for every job; the job's config is written to
+``<root>/sweep-configs/<run name>.json`` when it starts (the flags are never rebuilt):
 - ``local`` (default): ``workers`` pipelines at once on this machine, each limited to ``threads`` torch/OpenMP
   threads. On 2 cores two single-threaded pipelines beat one two-threaded pipeline: measured 2 × 140 agent
   steps/s side by side vs 195 steps/s alone (docs/design-notes.md), so ``--workers 2 --threads 1`` is the default.
@@ -19,6 +20,7 @@ Executors run the same command line for every job:
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import subprocess
 import sys
@@ -30,17 +32,19 @@ from pathlib import Path
 from typing import Any
 
 from trex_bench._io import read_json
-from trex_bench.pipeline import LEARNED_REWARD, METHODS, PipelineConfig
+from trex_bench.config import METHODS, ExperimentConfig
+from trex_bench.errors import ConfigError
+from trex_bench.pipeline import LEARNED_REWARD, PipelineConfig
 
 __all__ = ["SweepJob", "JobResult", "plan_sweep", "run_sweep", "EXECUTORS"]
 
 EXECUTORS = ("local", "ray")
 # Options of a sweep that only some methods take: T-REX's ranking and labels, a learned reward's transform.
 _APPLIES_TO = {
-    "ranking": ("trex",),
-    "human_labels": ("trex",),
+    "ranking": tuple(name for name, m in METHODS.items() if len(m.rankings) > 1),
+    "human_labels": tuple(name for name, m in METHODS.items() if "human" in m.rankings),
     "transform": LEARNED_REWARD,
-    "precision": tuple(m for m in METHODS if m != "bc"),
+    "precision": tuple(name for name, m in METHODS.items() if m.ppo),
 }
 
 
@@ -48,7 +52,7 @@ _APPLIES_TO = {
 class SweepJob:
     """One pipeline run of a sweep: its config, folder and the command that runs it."""
 
-    config: PipelineConfig
+    config: ExperimentConfig
     folder: Path
     leaderboard: Path
 
@@ -56,44 +60,27 @@ class SweepJob:
     def name(self) -> str:
         return self.folder.name
 
+    @property
+    def config_file(self) -> Path:
+        """Where the job's config is written when it starts (``pipeline --config`` reads it)."""
+        return self.folder.parent / "sweep-configs" / f"{self.name}.json"
+
     def command(self) -> list[str]:
-        c = self.config
-        cmd = [
+        """``trex-bench pipeline --config <config_file>`` into the job's folder, resuming, appending its row."""
+        return [
             sys.executable,
             "-m",
             "trex_bench",
             "pipeline",
-            c.game,
-            "--method",
-            c.method,
-            "--budget",
-            c.budget,
-            "--seed",
-            str(c.seed),
+            "--config",
+            str(self.config_file),
             "--out",
             str(self.folder),
             "--resume",
             "--no-progress",
             "--leaderboard",
             str(self.leaderboard),
-            "--device",
-            c.device,
-            "--transform",
-            c.transform,
         ]
-        if c.method == "trex":
-            cmd += ["--ranking", c.ranking]
-        if c.human_labels is not None:
-            cmd += ["--human-labels", str(c.human_labels)]
-        if c.demos is not None:
-            cmd += ["--demos", str(c.demos)]
-        if c.eval_episodes is not None:
-            cmd += ["--episodes", str(c.eval_episodes)]
-        if c.kl_to is not None:
-            cmd += ["--kl-to", str(c.kl_to), "--kl-beta", repr(c.kl_beta)]
-        if c.precision != "fp32":
-            cmd += ["--precision", c.precision]
-        return cmd
 
     def finished(self) -> bool:
         return (self.folder / "summary.json").exists()
@@ -137,29 +124,30 @@ def plan_sweep(
     Bad values fail here, before anything runs.
     """
     if not games or not methods or not seeds:
-        raise ValueError("a sweep needs at least one game, one method and one seed")
+        raise ConfigError("a sweep needs at least one game, one method and one seed")
     if kl_betas and kl_to is None:
-        raise ValueError("--kl-betas needs --kl-to BC_DIR (the reference policy)")
+        raise ConfigError("--kl-betas needs --kl-to BC_DIR (the reference policy)")
     if kl_to is not None and not kl_betas:
-        raise ValueError("--kl-to needs --kl-betas (e.g. 0,0.01,0.1)")
-    if any(b < 0 for b in kl_betas):
-        raise ValueError(f"KL betas must be >= 0, got {list(kl_betas)}")
+        raise ConfigError("--kl-to needs --kl-betas (e.g. 0,0.01,0.1)")
+    if any(not (math.isfinite(b) and b >= 0) for b in kl_betas):
+        raise ConfigError(f"--kl-betas must be finite numbers >= 0, got {list(kl_betas)}")
     jobs: list[SweepJob] = []
     for game, method in itertools.product(games, methods):
         betas = [0.0] if method == "bc" else (kl_betas or [0.0])  # the clone itself has no KL axis
         for beta, seed in itertools.product(betas, seeds):
             kl = {"kl_to": kl_to, "kl_beta": beta} if beta > 0 else {}
             own = {k: v for k, v in config.items() if method in _APPLIES_TO.get(k, METHODS)}
-            cfg = PipelineConfig(game=game, method=method, budget=budget, seed=seed, **kl, **own)
+            cfg = PipelineConfig(game=game, method=method, budget=budget, seed=seed, **kl, **own).resolve()
             jobs.append(SweepJob(cfg, root / cfg.run_name(), leaderboard))
     names = [j.name for j in jobs]
     if len(set(names)) != len(names):
-        raise ValueError("the sweep names the same run twice (repeated game, method or seed?)")
+        raise ConfigError("the sweep names the same run twice (repeated game, method or seed?)")
     return jobs
 
 
 def _run_local(job: SweepJob, log: Path, threads: int) -> int:
     env = os.environ | {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    job.config.write(job.config_file)
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as f:
         return subprocess.run(job.command(), stdout=f, stderr=subprocess.STDOUT, env=env, check=False).returncode
@@ -178,7 +166,7 @@ def _run_ray(
     try:
         import ray
     except ModuleNotFoundError as e:
-        raise ValueError("--executor ray needs Ray: pip install ray (or use --executor local)") from e
+        raise ConfigError("--executor ray needs Ray: pip install ray (or use --executor local)") from e
     ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
 
     run_job = ray.remote(num_cpus=threads)(_timed_run)
@@ -204,9 +192,9 @@ def run_sweep(
 ) -> list[JobResult]:
     """Run ``jobs``; each job's output goes to ``log_dir/<run name>.log``; results in the order jobs end."""
     if executor not in EXECUTORS:
-        raise ValueError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
+        raise ConfigError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
     if workers < 1 or threads < 1:
-        raise ValueError("--workers and --threads must be >= 1")
+        raise ConfigError("--workers and --threads must be >= 1")
     results: list[JobResult] = []
 
     def report(r: JobResult) -> None:

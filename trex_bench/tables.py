@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from trex_bench._io import atomic_write
+from trex_bench.errors import DataError
 from trex_bench.leaderboard import read_leaderboard, summarize_rows
 
 __all__ = ["TableSpec", "TABLES", "build_table", "to_markdown", "write_table"]
@@ -93,15 +94,15 @@ def build_table(kind: str, leaderboard: str | Path, baselines: str | Path) -> pd
         ValueError: an unknown kind, or a baselines CSV that is missing or has no ``game`` column.
     """
     if kind not in TABLES:
-        raise ValueError(f"unknown table {kind!r}; valid: {', '.join(TABLES)}")
+        raise DataError(f"unknown table {kind!r}; valid: {', '.join(TABLES)}")
     spec = TABLES[kind]
     path = Path(baselines) / spec.baseline_file
     if not path.exists():
-        raise ValueError(f"{path} does not exist (the published numbers; see baselines/README.md)")
+        raise DataError(f"{path} does not exist (the published numbers; see baselines/README.md)")
     published = pd.read_csv(path)
     missing = [c for c in ("game", *spec.published) if c not in published.columns]
     if missing:
-        raise ValueError(f"{path} lacks column(s) {', '.join(missing)}")
+        raise DataError(f"{path} lacks column(s) {', '.join(missing)}")
     published = published[["game", *spec.published]].rename(columns=dict(spec.published))
 
     lb = read_leaderboard(leaderboard)

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from trex_bench.errors import ConfigError
+
 __all__ = [
     "Episode",
     "DemoSet",
@@ -24,13 +26,13 @@ __all__ = [
 ]
 # The PPO policy trunk's numerics (trex_bench.rl.precision): "auto" lets a per-machine probe choose.
 PRECISIONS = ("auto", "fp32", "bf16")
-# The PPO budgets' names (``rl.ppo.BUDGETS``, which imports torch); a test keeps the two equal.
-PPO_BUDGETS = ("smoke", "quick", "small", "paper", "gpu", "paper-zoo")
+# The env profiles' names (``envs.PROFILES``, which imports the emulator); a test keeps the two equal.
+ENV_PROFILES = ("paper", "machado")
 
 
 def _check(cond: bool, msg: str) -> None:
     if not cond:
-        raise ValueError(msg)
+        raise ConfigError(msg)
 
 
 NOOP_NOISE = 2.0

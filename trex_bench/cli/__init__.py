@@ -9,6 +9,7 @@ import warnings
 from collections.abc import Sequence
 
 from trex_bench import __version__
+from trex_bench.errors import TrexBenchError
 
 # Command-group modules, in --help order; each defines register(subparsers) and sets args.func.
 GROUPS = (
@@ -28,10 +29,6 @@ GROUPS = (
 )
 
 
-class CLIError(Exception):
-    """A user error: printed as one line, exit code 2."""
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="trex-bench",
@@ -39,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Example: trex-bench demos collect breakout --demonstrator scripted --episodes 4 --seed 0 --out demo-check",
     )
     parser.add_argument("--version", action="version", version=f"trex-bench {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of a user error too")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in GROUPS:
         try:
@@ -52,7 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit code (0 ok, 1 a check failed, 2 bad input)."""
+    """Entry point; returns the exit code (0 ok, 1 a check failed, 2 bad input).
+
+    A user error (``trex_bench.errors.TrexBenchError``, or the OS refusing a path the user named) is printed as one
+    line; ``--debug`` re-raises it with its traceback. Any other exception is a bug and keeps its traceback.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -63,10 +65,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
             return int(args.func(args) or 0)
-    except (CLIError, ValueError, FileNotFoundError, FileExistsError) as e:
+    except (TrexBenchError, FileNotFoundError, FileExistsError) as e:
+        if args.debug:
+            raise
         print(f"trex-bench: error: {e}", file=sys.stderr)
         return 2
     except (PermissionError, IsADirectoryError, NotADirectoryError) as e:  # read-only --out, --cache, --leaderboard …
+        if args.debug:
+            raise
         print(f"trex-bench: error: cannot use {e.filename or e}: {e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

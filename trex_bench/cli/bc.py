@@ -6,7 +6,8 @@ import argparse
 import shlex
 from pathlib import Path
 
-from trex_bench.cli_util import nonneg_int, torch_device
+from trex_bench.cli_util import seed, torch_device
+from trex_bench.config import BUDGETS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,11 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--demos", type=Path, required=True, help="demo set folder (at least 2 episodes)")
     t.add_argument(
         "--budget",
-        choices=["smoke", "quick", "small", "gpu", "paper"],
+        choices=list(BUDGETS),
         default="quick",
         help="training budget (default: quick)",
     )
-    t.add_argument("--seed", type=nonneg_int, required=True, help="seed of the split, batch order and init")
+    t.add_argument("--seed", type=seed, required=True, help="seed of the split, batch order and init")
     t.add_argument("--out", type=Path, required=True, help="BC model folder to write")
     t.add_argument("--overwrite", action="store_true", help="write into --out even if it holds something else")
     t.add_argument("--cache", type=Path, default=None, help="frame cache folder (default: the package cache)")
@@ -45,10 +46,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from trex_bench._io import check_out_folder
-    from trex_bench.rl.bc import train_command
+    from trex_bench.rl.bc_io import train_command
 
     check_out_folder(args.out, "bc_policy", args.overwrite)
-    train_command(
+    from trex_bench._io import read_json
+    from trex_bench.rl.bc_io import summary_line
+
+    out = train_command(
         args.game,
         args.demos,
         args.out,
@@ -59,4 +63,6 @@ def run_train(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         created_by=shlex.join(args.argv),
     )
+    print(summary_line(read_json(out / "card.json")["metrics"]))
+    print(f"wrote BC policy to {out}")
     return 0

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from trex_bench.cli_util import noise_levels, nonneg_int, positive_int, torch_device
+from trex_bench.cli_util import noise_levels, nonneg_int, positive_int, seed, torch_device
+from trex_bench.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,9 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(e.g. D-REX's 1.0,0.75,0.5,0.25,0.01,noop) records --episodes episodes at each level into one set; "
         "'noop' is D-REX's no-op bin (a NOOP-only policy, ranked below every ε)",
     )
-    c.add_argument(
-        "--seed", type=nonneg_int, required=True, help="seed of the per-episode reset seeds and of the noise"
-    )
+    c.add_argument("--seed", type=seed, required=True, help="seed of the per-episode reset seeds and of the noise")
     c.add_argument("--out", type=Path, required=True, help="demo set folder to write")
     c.add_argument("--profile", default="paper", choices=["paper", "machado"], help="env profile (default: paper)")
     c.add_argument("--envs", type=positive_int, default=4, help="envs stepped together (default: 4)")
@@ -204,7 +203,7 @@ def _run_ppo_demonstrator(args: argparse.Namespace) -> int:
     from trex_bench.demos.store import save_demos
 
     if args.noise != [0.0]:
-        raise ValueError("--noise is not used with --demonstrator ppo (the checkpoints are the quality levels)")
+        raise ConfigError("--noise is not used with --demonstrator ppo (the checkpoints are the quality levels)")
     ppo_dir: Path = args.ppo_dir or args.out.with_name(args.out.name + ".ppo")
     if not (ppo_dir / "card.json").exists():
         print(f"training PPO on the true reward (budget {args.ppo_budget}) into {ppo_dir}")
@@ -283,7 +282,8 @@ def run_info(args: argparse.Namespace) -> int:
 def run_degradation(args: argparse.Namespace) -> int:
     from trex_bench.degradation import degradation_command
 
-    degradation_command(args.dir, args.out, reference_csv=args.reference, demo_set_dir=args.demo_set)
+    for line in degradation_command(args.dir, args.out, reference_csv=args.reference, demo_set_dir=args.demo_set):
+        print(line)
     return 0
 
 

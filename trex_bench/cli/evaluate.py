@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from trex_bench.cli_util import nonneg_int, positive_int, torch_device
+from trex_bench.cli_util import positive_int, seed, torch_device
+from trex_bench.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--episodes", type=positive_int, default=30, help="number of full games (default: 30, as T-REX)")
     p.add_argument("--demos", type=Path, default=None, help="demo set to compare with (best and average return)")
     p.add_argument("--deterministic", action="store_true", help="argmax actions instead of sampling (T-REX samples)")
-    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the games and of action sampling (default: 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the games and of action sampling (default: 0)")
     p.add_argument("--envs", type=positive_int, default=8, help="games played at once (default: 8)")
     p.add_argument("--out", type=Path, default=None, help="eval.json path or folder (default: the agent folder)")
     p.add_argument("--device", type=torch_device, default="cpu", help="torch device of the policy (default: cpu)")
@@ -47,7 +48,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from trex_bench.evaluate import evaluate_agent
 
     if args.leaderboard is not None and args.demos is None:
-        raise ValueError("--leaderboard needs --demos: a row compares the agent with a demo set's best and average")
+        raise ConfigError("--leaderboard needs --demos: a row compares the agent with a demo set's best and average")
 
     r = evaluate_agent(
         args.agent,

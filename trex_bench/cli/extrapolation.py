@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from trex_bench.cli_util import seed_list
+from trex_bench.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -65,7 +66,7 @@ def _default_set(game: str, name: str) -> Path:
     folder = REPO / "demos" / game / name
     if not (folder / "manifest.json").exists():
         have = sorted(p.name for p in (REPO / "demos" / game).glob("*") if (p / "manifest.json").exists())
-        raise ValueError(
+        raise ConfigError(
             f"no committed demo set demos/{game}/{name} (this game has: {', '.join(have) or 'none'}); "
             f"make one with `trex-bench demos collect {game} --demonstrator ppo …` (demos/README.md) "
             "or pass --demos/--unseen"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from trex_bench.errors import ConfigError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -35,9 +37,9 @@ def run_leaderboard(args: argparse.Namespace) -> int:
 
     bad = [c for c in args.by if c not in COLUMNS]
     if bad:
-        raise ValueError(f"cannot group by {', '.join(bad)}; columns: {', '.join(COLUMNS)}")
+        raise ConfigError(f"cannot group by {', '.join(bad)}; columns: {', '.join(COLUMNS)}")
     if not args.csv.exists():
-        raise ValueError(f"{args.csv} does not exist (runs append to it; see `trex-bench pipeline --help`)")
+        raise ConfigError(f"{args.csv} does not exist (runs append to it; see `trex-bench pipeline --help`)")
     table = summarize(args.csv, by=tuple(args.by), latest_per_seed=not args.all_rows)
     if table.empty:
         print(f"{args.csv}: no rows yet")

@@ -6,7 +6,15 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from trex_bench.cli_util import add_ppo_run_options, nonneg_int, positive_int
+from trex_bench.cli_util import add_ppo_run_options, positive_int, seed, torch_device
+from trex_bench.config import BUDGETS, METHODS, RANKINGS
+from trex_bench.types import ENV_PROFILES, REWARD_TRANSFORMS
+
+# The options that make the experiment (with --config, the file gives them all) and their defaults.
+_EXPERIMENT = dict(
+    game=None, method=None, budget=None, seed=0, demos=None, unseen=None, ranking="return", human_labels=None,
+    transform="sigmoid", episodes=None, profile="paper", kl_to=None, kl_beta=0.0, precision="fp32", max_seconds=None,
+)  # fmt: skip
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,14 +24,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run every stage for one game, method, budget and seed into one run folder; finished stages "
         "are reused with --resume; the final summary compares the agent with the best and average demo and one "
         "row is appended to the leaderboard.",
-        epilog="Example: trex-bench pipeline breakout --method trex --budget quick --seed 0",
+        epilog="Example: trex-bench pipeline breakout --method trex --budget quick --seed 0  "
+        "(or: trex-bench pipeline --config runs/breakout-trex-quick-s0/config.json --out OTHER)",
     )
-    p.add_argument("game", help="game id, e.g. breakout")
-    p.add_argument("--method", required=True, help="trex | drex | bc | ppo-true | constant")
+    p.add_argument("game", nargs="?", help="game id, e.g. breakout (not with --config)")
     p.add_argument(
-        "--budget", required=True, help="smoke | quick | small | gpu | paper (gpu: one GPU + 16 cores, ~10 min)"
+        "--config",
+        type=Path,
+        default=None,
+        help="run the experiment of a config.json (as written into every run folder) instead of the options below",
     )
-    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of every stage (default 0)")
+    p.add_argument("--method", help=" | ".join(METHODS))
+    p.add_argument("--budget", choices=list(BUDGETS), help=" | ".join(BUDGETS) + " (gpu: one GPU + 16 cores, ~10 min)")
+    p.add_argument("--profile", choices=list(ENV_PROFILES), default="paper", help="env profile (default: paper)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of every stage (default 0)")
     p.add_argument(
         "--demos", type=Path, default=None, help="demo set (default: the committed demos/<game>/scripted-noise)"
     )
@@ -34,9 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="later checkpoints of the demos' PPO run: score the reward's extrapolation before PPO "
         "(default: the demo set's sibling ppo-later, if any)",
     )
-    p.add_argument(
-        "--ranking", default="return", help="return | checkpoint | noise | human | synthetic (default: return)"
-    )
+    p.add_argument("--ranking", default="return", choices=list(RANKINGS), help="T-REX's ranking (default: return)")
     p.add_argument(
         "--human-labels",
         type=Path,
@@ -46,7 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--transform",
         default="sigmoid",
-        help="learned-reward transform for PPO: sigmoid (the papers) | raw | normalized | delta (r̂(s′) − r̂(s), an experiment)",
+        choices=list(REWARD_TRANSFORMS),
+        help="learned-reward transform for PPO: sigmoid (the papers) | raw | normalized (divided by a running return "
+        "std) | delta (potential-based shaping r̂(s′) − r̂(s), an experiment)",
     )
     p.add_argument("--episodes", type=positive_int, default=None, help="evaluation games (default: 30; smoke: 2)")
     p.add_argument(
@@ -63,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="frame cache folder (default: $TREX_BENCH_CACHE or ~/.cache/trex_bench)",
     )
-    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.add_argument("--device", type=torch_device, default="cpu", help="torch device (default: cpu)")
     p.add_argument("--kl-to", type=Path, default=None, help="BC policy folder: add the RLHF KL penalty to PPO's reward")
     p.add_argument("--kl-beta", type=float, default=0.0, help="β of r − β·(log π_θ(a|s) − log π_BC(a|s))")
     add_ppo_run_options(p)
@@ -71,10 +85,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from trex_bench.pipeline import PipelineConfig, run_pipeline
+def experiment(args: argparse.Namespace) -> Any:
+    """The ``ExperimentConfig`` of the command line: from ``--config``, or resolved from the options."""
+    from trex_bench.config import ExperimentConfig
+    from trex_bench.errors import ConfigError
+    from trex_bench.pipeline import PipelineConfig
 
-    cfg = PipelineConfig(
+    if args.config is not None:
+        given = [k for k, default in _EXPERIMENT.items() if getattr(args, k) != default]
+        if given:
+            raise ConfigError(f"--config gives the whole experiment; drop {', '.join(given)}")
+        return ExperimentConfig.read(args.config).replace(device=args.device)
+    missing = [k for k in ("game", "method", "budget") if getattr(args, k) is None]
+    if missing:
+        raise ConfigError(f"pipeline needs {', '.join(missing)} (or --config FILE)")
+    return PipelineConfig(
         game=args.game,
         method=args.method,
         budget=args.budget,
@@ -84,20 +109,27 @@ def run(args: argparse.Namespace) -> int:
         human_labels=args.human_labels,
         transform=args.transform,
         eval_episodes=args.episodes,
+        profile=args.profile,
         device=args.device,
         kl_to=args.kl_to,
         kl_beta=args.kl_beta,
         max_seconds=args.max_seconds,
         precision=args.precision,
         unseen=args.unseen,
-    )
+    ).resolve()
+
+
+def run(args: argparse.Namespace) -> int:
+    from trex_bench.pipeline import run_pipeline
+
     summary = run_pipeline(
-        cfg,
+        experiment(args),
         out=args.out,
         resume=args.resume,
         leaderboard=args.leaderboard,
         progress=not args.no_progress,
         cache_dir=args.cache,
+        log=lambda line: print(line, flush=True),
     )
     print_summary(summary)
     return 0

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from trex_bench.stats import DEFAULT_METHODS
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -25,7 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=None, help="report folder (default: RESULTS/report)")
     p.add_argument("--runs", type=Path, default=None, help="folder of run folders for learning curves")
     p.add_argument("--games", default=None, help="comma-separated games to show (default: all with rows)")
-    p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated methods to show")
+    p.add_argument(  # the default is stats.DEFAULT_METHODS, read at run time: stats loads scipy/rliable (~2.8 s)
+        "--methods", default=None, help="comma-separated methods to show (default: trex,drex,bc,constant,ppo-true)"
+    )
     p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples of the statistics (default 2000)")
     p.add_argument("--lock", type=Path, default=None, help="lock file (default: RESULTS/../requirements.lock)")
     p.add_argument("--check", action="store_true", help="render in headless Chromium; save screenshot.png")
@@ -37,7 +37,10 @@ def run_report(args: argparse.Namespace) -> int:
 
     out = args.out or args.results / "report"
     games = [g.strip() for g in args.games.split(",") if g.strip()] if args.games else None
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    from trex_bench.stats import DEFAULT_METHODS
+
+    given = args.methods if args.methods is not None else ",".join(DEFAULT_METHODS)
+    methods = [m.strip() for m in given.split(",") if m.strip()]
     command = " ".join(["trex-bench", *args.argv[1:]]) if getattr(args, "argv", None) else "trex-bench report"
     report = build_report(
         args.results,

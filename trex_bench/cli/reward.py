@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from trex_bench.cli_util import nonneg_int, torch_device
+from trex_bench.cli_util import seed, torch_device
+from trex_bench.config import BUDGETS, RANKINGS
+from trex_bench.errors import ConfigError
 
 DEFAULT_REFERENCE = Path("../shared/reference")
 
@@ -32,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--method", choices=["trex", "drex"], required=True, help="T-REX or D-REX (net width, recipe)")
     t.add_argument(
         "--ranking",
-        choices=["return", "checkpoint", "noise", "human", "synthetic"],
+        choices=list(RANKINGS),
         default=None,
         help="how episodes are ranked (default: return for trex, noise for drex)",
     )
@@ -41,11 +43,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument(
         "--budget",
-        choices=["smoke", "quick", "small", "gpu", "paper"],
+        choices=list(BUDGETS),
         default="quick",
         help="training budget (default: quick)",
     )
-    t.add_argument("--seed", type=nonneg_int, required=True, help="seed of pair sampling, split and init")
+    t.add_argument("--seed", type=seed, required=True, help="seed of pair sampling, split and init")
     t.add_argument("--out", type=Path, required=True, help="reward-model folder to write")
     t.add_argument("--overwrite", action="store_true", help="write into --out even if it holds something else")
     t.add_argument("--cache", type=Path, default=None, help="frame cache folder (default: the package cache)")
@@ -86,14 +88,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from trex_bench._io import check_out_folder
-    from trex_bench.reward.command import train_command
+    from trex_bench._io import check_out_folder, read_json
+    from trex_bench.reward.command import summary_line, train_command
 
     check_out_folder(args.out, "reward_model", args.overwrite)
     ranking = args.ranking or ("noise" if args.method == "drex" else "return")
     if args.human_labels is not None and ranking != "human":
-        raise ValueError("--human-labels is only used with --ranking human")
-    train_command(
+        raise ConfigError("--human-labels is only used with --ranking human")
+    out = train_command(
         args.game,
         args.demos,
         args.out,
@@ -106,6 +108,8 @@ def run_train(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.no_progress,
     )
+    print(summary_line(read_json(out / "card.json")["metrics"]))
+    print(f"wrote reward model to {out}")
     return 0
 
 
@@ -131,25 +135,15 @@ _LABELS = {"pred_sum": "raw sum", "pred_sigmoid_sum": "sigmoid sum", "pred_mean"
 
 
 def _print_summary(report: dict) -> None:
-    """One line per predicted-return flavour; tolerant of which keys the report carries."""
-    corr = report.get("correlations") or {
-        k: report[k] for k in ("raw_sum", "sigmoid_sum", "mean_per_frame") if k in report
-    }
-    if corr:
-        print(f"  {'predicted return':<16} {'Spearman':>9} {'Pearson':>9}")
-        for name, c in corr.items():
-            if isinstance(c, dict):
-                sp, pe = (float("nan") if c.get(k) is None else c[k] for k in ("spearman", "pearson"))
-                print(f"  {_LABELS.get(name, name):<16} {sp:9.3f} {pe:9.3f}")
-    for key in ("pairwise", "pair_accuracy"):
-        if key in report:
-            v = report[key]
-            acc = v.get("accuracy") if isinstance(v, dict) else v
-            detail = (
-                f" ({v.get('n_pairs')} equal-length snippet pairs at matched progress)" if isinstance(v, dict) else ""
-            )
-            print(f"  pair accuracy: {acc:.3f}{detail}")
-            break
+    """One line per predicted-return flavour, then the snippet pair accuracy (``fidelity_report``'s keys)."""
+    print(f"  {'predicted return':<16} {'Spearman':>9} {'Pearson':>9}")
+    for name, c in report["correlations"].items():
+        sp, pe = (float("nan") if c.get(k) is None else c[k] for k in ("spearman", "pearson"))
+        print(f"  {_LABELS.get(name, name):<16} {sp:9.3f} {pe:9.3f}")
+    pairs = report["pairwise"]
+    print(
+        f"  pair accuracy: {pairs['accuracy']:.3f} ({pairs['n_pairs']} equal-length snippet pairs at matched progress)"
+    )
     step = report.get("per_step")
     if step:
 

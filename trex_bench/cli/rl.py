@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from trex_bench.cli_util import add_ppo_run_options, nonneg_int, torch_device
+from trex_bench.cli_util import add_ppo_run_options, seed, torch_device
 
 
 def _nonneg_float(text: str) -> float:
@@ -17,7 +17,7 @@ def _nonneg_float(text: str) -> float:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from trex_bench.types import PPO_BUDGETS as BUDGETS  # torch-free: `trex-bench --help` must not load torch
+    from trex_bench.config import BUDGETS  # torch-free: `trex-bench --help` must not load torch
     from trex_bench.types import REWARD_TRANSFORMS as TRANSFORMS
 
     p = sub.add_parser(
@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="PPO preset: smoke (seconds), quick (~10 min on 2 cores), small (~50 min), "
         "paper (T-REX's baselines PPO2, 12.5M steps), paper-zoo (rl-zoo3 Atari PPO, 10M steps)",
     )
-    t.add_argument("--seed", type=nonneg_int, required=True, help="seed of PPO and of the env resets")
+    t.add_argument("--seed", type=seed, required=True, help="seed of PPO and of the env resets")
     t.add_argument("--out", type=Path, required=True, help="agent folder to write")
     t.add_argument(
         "--transform",

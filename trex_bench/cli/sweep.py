@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from trex_bench.cli_util import positive_int, seed_list
+from trex_bench.cli_util import positive_int, seed_list, torch_device
+from trex_bench.config import BUDGETS, RANKINGS
+from trex_bench.types import ENV_PROFILES, PRECISIONS, REWARD_TRANSFORMS
 
 
 def _words(text: str) -> list[str]:
@@ -27,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "sweep",
         help="games × methods × seeds (× KL β) as independent pipeline runs, several at once",
         description="Run `trex-bench pipeline` for every combination, each in its own run folder "
-        "(ROOT/<game>-<method>[-kl<β>]-<budget>-s<seed>) with --resume, each appending its leaderboard row. "
+        "(ROOT/<game>-<method>[-<options>]-<budget>-s<seed>[-<hash of other options>]) from its config file with --resume, each appending its leaderboard row. "
         "A run folder that already holds summary.json is finished and skipped (--force reruns it, reusing its "
         "stages and appending a new row). Local executor: --workers pipelines at once, each with --threads "
         "torch threads (on 2 cores, two 1-thread runs do ~1.4x the work of one 2-thread run). Ray executor: one "
@@ -39,7 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--seeds", type=seed_list, default=[0], help="comma-separated seeds and ranges, e.g. 0-2 (default 0)"
     )
-    p.add_argument("--budget", required=True, help="smoke | quick | small | gpu | paper")
+    p.add_argument("--budget", required=True, choices=list(BUDGETS), help=" | ".join(BUDGETS))
+    p.add_argument("--profile", choices=list(ENV_PROFILES), default="paper", help="env profile (default: paper)")
     p.add_argument("--kl-to", type=Path, default=None, help="BC policy folder: the reference of the KL axis")
     p.add_argument(
         "--kl-betas", type=_floats, default=[], help="KL axis, e.g. 0,0.01,0.1 (0 = no penalty); needs --kl-to"
@@ -47,21 +50,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--demos", type=Path, default=None, help="demo set for every run (default: each game's committed set)"
     )
-    p.add_argument("--ranking", default="return", help="T-REX ranking: return | checkpoint | human | synthetic")
+    p.add_argument("--ranking", default="return", choices=list(RANKINGS), help="T-REX's ranking (default: return)")
     p.add_argument("--human-labels", type=Path, default=None, help="MTurk label CSV for --ranking human (T-REX runs)")
     p.add_argument(
         "--precision",
         default="fp32",
-        choices=["auto", "fp32", "bf16"],
+        choices=list(PRECISIONS),
         help="PPO policy numerics of every run (see `trex-bench pipeline --help`)",
     )
     p.add_argument(
         "--transform",
         default="sigmoid",
+        choices=list(REWARD_TRANSFORMS),
         help="learned-reward transform of the T-REX/D-REX runs: sigmoid (the papers) | raw | normalized | delta",
     )
     p.add_argument("--episodes", type=positive_int, default=None, help="evaluation games per run (default by budget)")
-    p.add_argument("--device", default="cpu", help="torch device of every run (default: cpu)")
+    p.add_argument("--device", type=torch_device, default="cpu", help="torch device of every run (default: cpu)")
     p.add_argument("--root", type=Path, default=Path("runs"), help="folder of the run folders (default: runs)")
     p.add_argument("--leaderboard", type=Path, default=Path("results/leaderboard.csv"), help="CSV the rows go to")
     p.add_argument("--executor", choices=["local", "ray"], default="local", help="where runs execute (default local)")
@@ -89,6 +93,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         "demos": args.demos,
         "eval_episodes": args.episodes,
         "precision": args.precision,
+        "profile": args.profile,
     }
     jobs = plan_sweep(
         args.games,

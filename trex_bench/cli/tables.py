@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from trex_bench.errors import ConfigError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -35,7 +37,7 @@ def run_tables(args: argparse.Namespace) -> int:
     from trex_bench.tables import write_table
 
     if not args.csv.exists():
-        raise ValueError(f"{args.csv} does not exist (runs append to it; see `trex-bench pipeline --help`)")
+        raise ConfigError(f"{args.csv} does not exist (runs append to it; see `trex-bench pipeline --help`)")
     out = args.out or Path("results/tables") / f"{args.kind}.md"
     if args.kind == "stats":
         from trex_bench.stats import write_stats

@@ -16,6 +16,7 @@ from pathlib import Path
 from trex_bench.demos.collect import CollectConfig, collect
 from trex_bench.demos.policies import SB3Policy
 from trex_bench.demos.store import merge_demo_sets
+from trex_bench.errors import ConfigError
 from trex_bench.types import DemoSet
 
 __all__ = ["Checkpoint", "list_checkpoints", "select_checkpoints", "train_demonstrator", "collect_from_checkpoints"]
@@ -53,12 +54,12 @@ def select_checkpoints(ppo_dir: str | Path, count: int | None, skip: int = 0, fi
     have = list_checkpoints(ppo_dir / "checkpoints")
     stop = len(have) if count is None else skip + count
     if stop > len(have) or skip >= stop:
-        raise ValueError(f"{ppo_dir} has {len(have)} checkpoints; asked for {count or 'all'} after the first {skip}")
+        raise ConfigError(f"{ppo_dir} has {len(have)} checkpoints; asked for {count or 'all'} after the first {skip}")
     chosen = [Checkpoint(i, steps, path) for i, (steps, path) in enumerate(have) if skip <= i < stop]
     if final:
         agent = ppo_dir / FINAL_AGENT
         if not agent.exists():
-            raise ValueError(f"{ppo_dir} has no final agent ({FINAL_AGENT}): the run did not finish")
+            raise ConfigError(f"{ppo_dir} has no final agent ({FINAL_AGENT}): the run did not finish")
         from trex_bench._io import read_json
 
         chosen.append(Checkpoint(len(have), int(read_json(ppo_dir / "card.json")["steps"]), agent))
@@ -103,7 +104,7 @@ def collect_from_checkpoints(
     """Record ``episodes_per_checkpoint`` stochastic episodes from each checkpoint; an episode's ``checkpoint`` is
     its policy's index in the run (a plain path list counts from 0); checkpoint ``i`` resets from ``seed + i``."""
     if not checkpoints:
-        raise ValueError("no checkpoints to collect from")
+        raise ConfigError("no checkpoints to collect from")
     items = [c if isinstance(c, Checkpoint) else Checkpoint(i, -1, Path(c)) for i, c in enumerate(checkpoints)]
     parts = []
     for c in items:

@@ -11,6 +11,7 @@ from trex_bench._progress import progress_bar
 from trex_bench.demos.policies import Demonstrator
 from trex_bench.demos.store import HASH_EVERY, frame_hash
 from trex_bench.envs import get_profile, make_vec_env
+from trex_bench.errors import ConfigError
 from trex_bench.games import get_game
 from trex_bench.types import DemoSet, Episode, valid_noise
 
@@ -43,13 +44,13 @@ class CollectConfig:
 
     def __post_init__(self) -> None:
         if self.episodes < 1:
-            raise ValueError(f"episodes must be >= 1, got {self.episodes}")
+            raise ConfigError(f"episodes must be >= 1, got {self.episodes}")
         if not valid_noise(self.noise):
-            raise ValueError(f"noise must be in [0, 1] (or NOOP_NOISE, the D-REX no-op bin), got {self.noise}")
+            raise ConfigError(f"noise must be in [0, 1] (or NOOP_NOISE, the D-REX no-op bin), got {self.noise}")
         if self.n_envs < 1:
-            raise ValueError(f"n_envs must be >= 1, got {self.n_envs}")
+            raise ConfigError(f"n_envs must be >= 1, got {self.n_envs}")
         if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+            raise ConfigError(f"max_steps must be >= 1, got {self.max_steps}")
         get_profile(self.profile)
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from trex_bench.demos.store import frame_hash, load_demos, save_demos, verify_demos
+from trex_bench.errors import DataError
 from trex_bench.leaderboard import git_commit
 from trex_bench.types import DemoSet, Episode
 
@@ -33,7 +34,7 @@ def _minari() -> Any:
     try:
         import minari
     except ModuleNotFoundError as e:
-        raise ValueError('Minari is not installed: pip install -e ".[minari]" (the optional extra)') from e
+        raise DataError('Minari is not installed: pip install -e ".[minari]" (the optional extra)') from e
     return minari
 
 
@@ -59,13 +60,13 @@ def export_minari(demos: str | Path, name: str, n_envs: int = 4) -> Path:
     from minari.data_collector.episode_buffer import EpisodeBuffer
 
     if name in minari.list_local_datasets():
-        raise ValueError(f"Minari dataset {name!r} exists already (minari delete {name})")
+        raise DataError(f"Minari dataset {name!r} exists already (minari delete {name})")
     ds = load_demos(demos)
     results = verify_demos(ds, n_envs=n_envs)
     bad = [r for r in results if not r.ok]
     if bad:
         detail = "; ".join(f"episode {r.index}: {r.message}" for r in bad[:3])
-        raise ValueError(
+        raise DataError(
             f"{demos}: {len(bad)} of {len(results)} episodes fail replay verification ({detail}); refusing to export"
         )
     from trex_bench.demos.store import replay_many
@@ -138,12 +139,12 @@ def import_minari(name: str, out: str | Path, overwrite: bool = False) -> DemoSe
     """
     minari = _minari()
     if name not in minari.list_local_datasets():
-        raise ValueError(f"no local Minari dataset {name!r} (minari list local)")
+        raise DataError(f"no local Minari dataset {name!r} (minari list local)")
     dataset = minari.load_dataset(name)
     raw = dataset.storage.metadata.get("trex_bench")
     meta = json.loads(raw) if isinstance(raw, str) else None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ValueError(f"Minari dataset {name!r} was not exported by trex_bench (no {FORMAT!r} metadata)")
+        raise DataError(f"Minari dataset {name!r} was not exported by trex_bench (no {FORMAT!r} metadata)")
     ids = list(range(dataset.total_episodes))
     episodes = []
     for data, em in zip(dataset.iterate_episodes(ids), dataset.storage.get_episode_metadata(ids), strict=True):
@@ -152,7 +153,7 @@ def import_minari(name: str, out: str | Path, overwrite: bool = False) -> DemoSe
         frames = np.asarray(data.observations)
         got = np.array([frame_hash(frames[s]) for s in hash_steps], np.uint64)
         if not np.array_equal(got, hashes):
-            raise ValueError(f"Minari dataset {name!r}, episode {data.id}: observations do not match the frame hashes")
+            raise DataError(f"Minari dataset {name!r}, episode {data.id}: observations do not match the frame hashes")
         episodes.append(
             Episode(
                 seed=int(em["trex_seed"]),

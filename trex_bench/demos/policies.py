@@ -13,6 +13,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from trex_bench.errors import ConfigError
 from trex_bench.games import Game
 
 __all__ = [
@@ -156,11 +157,11 @@ class SB3Policy:
 
         path = Path(path)
         if not path.is_file():
-            raise ValueError(f"SB3 policy file not found: {path}")
+            raise ConfigError(f"SB3 policy file not found: {path}")
         card_path = find_agent_card(path)
         card = read_agent_card(card_path) if card_path is not None else None
         if card is not None and game is not None and card["game"] != game:
-            raise ValueError(f"{path} is an agent for {card['game']} (per {card_path}), not {game}")
+            raise ConfigError(f"{path} is an agent for {card['game']} (per {card_path}), not {game}")
         self.model = load_ppo_zip(path, card, device, trust_pickle=trust_pickle)
         self.n_actions = int(self.model.action_space.n)
         self.path, self.deterministic = path, deterministic
@@ -178,7 +179,7 @@ class EpsilonGreedy:
 
     def __init__(self, base: Demonstrator, epsilon: float, n_actions: int, rng: np.random.Generator) -> None:
         if not 0.0 <= epsilon <= 1.0:
-            raise ValueError(f"noise must be in [0, 1], got {epsilon}")
+            raise ConfigError(f"noise must be in [0, 1], got {epsilon}")
         self.base, self.epsilon, self.n_actions, self.rng = base, epsilon, n_actions, rng
 
     def act(self, obs: np.ndarray) -> np.ndarray:
@@ -208,15 +209,15 @@ def make_demonstrator(
         return NoopPolicy()
     if spec == "scripted":
         if game.id not in SCRIPTED:
-            raise ValueError(f"no scripted demonstrator for {game.id}; scripted games: {', '.join(SCRIPTED)}")
+            raise ConfigError(f"no scripted demonstrator for {game.id}; scripted games: {', '.join(SCRIPTED)}")
         return SCRIPTED[game.id]()
     if spec.startswith("sb3:"):
         policy = SB3Policy(spec[4:], device=device, game=game.id, trust_pickle=trust_pickle)
         if policy.n_actions != n_actions:
-            raise ValueError(f"{spec[4:]}: an agent with {policy.n_actions} actions; {game.id} has {n_actions}")
+            raise ConfigError(f"{spec[4:]}: an agent with {policy.n_actions} actions; {game.id} has {n_actions}")
         return policy
     if spec.startswith("bc:"):
         from trex_bench.rl.bc import load_bc  # lazy: keeps torch model code out of plain collection imports
 
         return load_bc(spec[3:], game=game.id, n_actions=n_actions, rng=rng, device=device)
-    raise ValueError(f"unknown demonstrator {spec!r}; use random, noop, scripted, sb3:PATH or bc:DIR")
+    raise ConfigError(f"unknown demonstrator {spec!r}; use random, noop, scripted, sb3:PATH or bc:DIR")

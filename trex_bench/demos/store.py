@@ -25,6 +25,7 @@ import numpy as np
 
 from trex_bench._io import atomic_write, new_mode, read_json, versions, write_json
 from trex_bench.envs import get_profile, make_ale_vector_env
+from trex_bench.errors import DemoError
 from trex_bench.games import get_game
 from trex_bench.types import DemoSet, Episode
 
@@ -40,17 +41,10 @@ __all__ = [
     "replay",
     "replay_many",
     "verify_demos",
-    "FrameCache",
-    "default_cache_dir",
-    "gather_stacks",
 ]
 
 SCHEMA_VERSION = 1
 HASH_EVERY = 25  # hash the newest frame every 25 agent steps, and the last one
-
-
-class DemoError(ValueError):
-    """A demo set that is missing, corrupt, of another game/profile, or does not replay to its record."""
 
 
 def frame_hash(frame: np.ndarray) -> np.uint64:
@@ -436,5 +430,15 @@ def verify_demos(ds: DemoSet, n_envs: int = 4) -> list[VerifyResult]:
     return out
 
 
-# The frame cache lives in its own module; re-exported here, where DESIGN.md's API names it.
-from trex_bench.demos.frames import FrameCache, default_cache_dir, gather_stacks  # noqa: E402, F401
+# The frame cache lives in ``demos.frames`` (it replays through this module, so this module does not import it);
+# the old names keep working for callers of this path.
+_MOVED = {"FrameCache": "trex_bench.demos.frames", "default_cache_dir": "trex_bench.demos.frames",
+          "gather_stacks": "trex_bench.demos.frames"}  # fmt: skip
+
+
+def __getattr__(name: str) -> object:
+    if name in _MOVED:
+        import importlib
+
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

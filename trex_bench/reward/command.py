@@ -12,9 +12,11 @@ from typing import Literal
 
 import numpy as np
 
+from trex_bench.errors import ConfigError
+from trex_bench.reward.config import TrainConfig
 from trex_bench.reward.train import budget_config, train_reward
 
-__all__ = ["train_command"]
+__all__ = ["train_command", "summary_line"]
 
 
 def train_command(
@@ -25,6 +27,7 @@ def train_command(
     method: Literal["trex", "drex"] = "trex",
     ranking: str = "return",
     human_labels: str | Path | None = None,
+    config: TrainConfig | None = None,
     budget: str = "quick",
     seed: int = 0,
     cache_dir: str | Path | None = None,
@@ -35,18 +38,20 @@ def train_command(
     """``trex-bench reward train``: demos → ranking → frame cache → trained reward model folder in ``out``.
 
     Refuses a demo set of another game than ``game``. Writes ``model.safetensors`` + ``card.json`` (profile, demo
-    content hash, ranking source, config, metrics) and ``train_log.json`` atomically, then prints where.
+    content hash, ranking source, config, metrics) and ``train_log.json`` atomically. ``config`` (default: the
+    budget's preset for ``method``) is what trains; ``budget`` is recorded in the card.
     """
     from trex_bench import ranking as rankers
-    from trex_bench.demos.store import FrameCache, load_demos
+    from trex_bench.demos.frames import FrameCache
+    from trex_bench.demos.store import load_demos
     from trex_bench.games import get_game
     from trex_bench.reward.net import save_model
 
     g = get_game(game)
     ds = load_demos(demos_dir)
     if ds.game != g.id:
-        raise ValueError(f"{demos_dir} holds {ds.game} demos, not {g.id}")
-    cfg = budget_config(budget, method)
+        raise ConfigError(f"{demos_dir} holds {ds.game} demos, not {g.id}")
+    cfg = config if config is not None else budget_config(budget, method)
     rng = np.random.default_rng(seed)
     if ranking == "return":
         rk = rankers.by_return(ds)
@@ -56,12 +61,12 @@ def train_command(
         rk = rankers.by_noise(ds)
     elif ranking == "human":
         if human_labels is None:
-            raise ValueError("--ranking human needs --human-labels CSV")
+            raise ConfigError("--ranking human needs --human-labels CSV")
         rk = rankers.from_human_labels(ds, human_labels)
     elif ranking == "synthetic":
         rk = rankers.synthetic_bradley_terry(ds, rng, synthetic_temperature, n_queries=1000)
     else:
-        raise ValueError(f"unknown ranking {ranking!r}; valid: return, checkpoint, noise, human, synthetic")
+        raise ConfigError(f"unknown ranking {ranking!r}; valid: return, checkpoint, noise, human, synthetic")
     cache = FrameCache(ds, cache_dir)
     out = Path(out)
     model, metrics = train_reward(cache, rk, cfg, g, rng, device, progress=progress, log_dir=out, tensorboard=True)
@@ -77,9 +82,12 @@ def train_command(
         | dict(members=[{k: v for k, v in m.items() if k != "log"} for m in metrics["members"]]),
     )
     save_model(model, out, card)
-    print(
+    return out
+
+
+def summary_line(metrics: dict) -> str:
+    """One line of a trained reward model's metrics (its card's ``metrics``), for the command's output."""
+    return (
         f"val pair accuracy {metrics['val_accuracy']:.3f}, train {metrics['train_accuracy']:.3f}, "
         f"{metrics['wall_seconds']:.0f} s ({'; '.join(metrics['stopped'])})"
     )
-    print(f"wrote reward model to {out}")
-    return out

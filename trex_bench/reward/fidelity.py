@@ -29,6 +29,7 @@ import torch
 from scipy import stats
 
 from trex_bench._io import atomic_write, versions, write_json
+from trex_bench.errors import ConfigError
 from trex_bench.types import DemoSet
 
 __all__ = [
@@ -179,17 +180,17 @@ def fidelity_report(
     """
     game = getattr(model, "game", None)
     if game is not None and getattr(game, "id", game) != demos.game:
-        raise ValueError(f"reward model is for {getattr(game, 'id', game)}, the demos are {demos.game}")
+        raise ConfigError(f"reward model is for {getattr(game, 'id', game)}, the demos are {demos.game}")
     returns = demos.returns
     if len(np.unique(returns)) < 2:
-        raise ValueError(
+        raise ConfigError(
             f"fidelity needs episodes with at least 2 distinct true returns; all {len(returns)} episodes of this "
             f"{demos.game} demo set return {returns[0]:g} (collect at several noise levels or checkpoints)"
         )
     if snippet_len < 1 or n_pairs < 1:
-        raise ValueError(f"snippet_len and n_pairs must be >= 1, got {snippet_len} and {n_pairs}")
+        raise ConfigError(f"snippet_len and n_pairs must be >= 1, got {snippet_len} and {n_pairs}")
     if cache is None:
-        from trex_bench.demos.store import FrameCache
+        from trex_bench.demos.frames import FrameCache
 
         cache = FrameCache(demos)
     rng = rng if rng is not None else np.random.default_rng(0)
@@ -297,7 +298,8 @@ def score_command(
         ValueError: the model is for another game than the demos, or anything ``fidelity_report`` refuses.
     """
     from trex_bench._io import read_json
-    from trex_bench.demos.store import FrameCache, load_demos
+    from trex_bench.demos.frames import FrameCache
+    from trex_bench.demos.store import load_demos
     from trex_bench.reward.net import load_model
 
     model_dir, demos_dir = Path(model_dir), Path(demos_dir)
@@ -306,7 +308,7 @@ def score_command(
     if card_path.exists():  # a clear message before load_model's generic one
         model_game = read_json(card_path).get("game")
         if model_game is not None and model_game != demos.game:
-            raise ValueError(
+            raise ConfigError(
                 f"{model_dir} is a reward model for {model_game}, but {demos_dir} holds {demos.game} demos"
             )
     model, card = load_model(model_dir, game=demos.game)

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trex_bench.errors import DataError
 from trex_bench.games import Game, get_game
 
 __all__ = ["RewardNet", "RewardEnsemble", "WIDTHS", "save_model", "load_model"]
@@ -33,7 +34,7 @@ class RewardNet(nn.Module):
     def __init__(self, game: Game | str, arch: Literal["trex", "drex"] = "trex") -> None:
         super().__init__()
         if arch not in WIDTHS:
-            raise ValueError(f"unknown reward-net architecture {arch!r}; valid: {', '.join(WIDTHS)}")
+            raise DataError(f"unknown reward-net architecture {arch!r}; valid: {', '.join(WIDTHS)}")
         self.game = get_game(game) if isinstance(game, str) else game
         self.arch = arch
         w = WIDTHS[arch]
@@ -64,7 +65,7 @@ class RewardNet(nn.Module):
         device = self.input_scale.device
         stacks = torch.as_tensor(stacks)
         if stacks.ndim != 4 or tuple(stacks.shape[1:]) != (4, 84, 84):
-            raise ValueError(f"expected stacks [N, 4, 84, 84], got {tuple(stacks.shape)}")
+            raise DataError(f"expected stacks [N, 4, 84, 84], got {tuple(stacks.shape)}")
         out = [self(stacks[i : i + batch_size].to(device)) for i in range(0, len(stacks), batch_size)]
         return torch.cat(out).float().cpu() if out else torch.zeros(0)
 
@@ -78,9 +79,9 @@ class RewardEnsemble(nn.Module):
     def __init__(self, members: list[RewardNet]) -> None:
         super().__init__()
         if not members:
-            raise ValueError("an ensemble needs at least one reward net")
+            raise DataError("an ensemble needs at least one reward net")
         if len({(m.game.id, m.arch) for m in members}) != 1:
-            raise ValueError("ensemble members must share game and architecture")
+            raise DataError("ensemble members must share game and architecture")
         self.members = nn.ModuleList(members)
         self.game, self.arch = members[0].game, members[0].arch
 
@@ -158,29 +159,29 @@ def load_model(
     folder = Path(folder)
     for name in ("card.json", "model.safetensors"):
         if not (folder / name).exists():
-            raise ValueError(f"{folder}: not a reward model ({name} is missing)")
+            raise DataError(f"{folder}: not a reward model ({name} is missing)")
     card = read_json(folder / "card.json")
     if not isinstance(card, dict) or card.get("kind") != "reward_model":
-        raise ValueError(f"{folder}/card.json is not a reward-model card")
+        raise DataError(f"{folder}/card.json is not a reward-model card")
     for key, typ in (("game", str), ("arch", str), ("ensemble_size", int)):
         if not isinstance(card.get(key), typ):
-            raise ValueError(f"{folder}/card.json: reward-model card has no valid {key!r}")
+            raise DataError(f"{folder}/card.json: reward-model card has no valid {key!r}")
     if game is not None:
         want = game.id if isinstance(game, Game) else get_game(game).id
         if want != card["game"]:
-            raise ValueError(f"{folder} is a reward model for {card['game']}, not {want}")
+            raise DataError(f"{folder} is a reward model for {card['game']}, not {want}")
     if profile is not None and card.get("profile") not in (None, profile):
-        raise ValueError(f"{folder} was trained under env profile {card.get('profile')!r}, not {profile!r}")
+        raise DataError(f"{folder} was trained under env profile {card.get('profile')!r}, not {profile!r}")
     ens = RewardEnsemble([RewardNet(card["game"], card["arch"]) for _ in range(int(card["ensemble_size"]))])
     try:
         weights = load_file(str(folder / "model.safetensors"))
         ens.load_state_dict(weights)
     except (SafetensorError, RuntimeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(
+        raise DataError(
             f"{folder}/model.safetensors does not fit a {card['arch']} ensemble of {card['ensemble_size']}: {first}"
         ) from e
     bad = [k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:  # NaN/inf weights would score every frame NaN: a NaN report, or PPO dying mid-run
-        raise ValueError(f"{folder}/model.safetensors: non-finite weights in {len(bad)} tensor(s) (first: {bad[0]})")
+        raise DataError(f"{folder}/model.safetensors: non-finite weights in {len(bad)} tensor(s) (first: {bad[0]})")
     return ens.to(device).eval(), card

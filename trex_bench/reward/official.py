@@ -16,6 +16,7 @@ from typing import Literal
 
 import torch
 
+from trex_bench.errors import DataError
 from trex_bench.games import Game, get_game
 from trex_bench.reward.net import RewardNet, save_model
 
@@ -58,7 +59,7 @@ _ARCH: dict[str, Literal["trex", "drex"]] = {"trex": "trex", "mturk": "trex", "d
 
 def _check_which(which: str) -> str:
     if which not in SOURCES:
-        raise ValueError(f"unknown released-net family {which!r}; valid: {', '.join(WHICH)}")
+        raise DataError(f"unknown released-net family {which!r}; valid: {', '.join(WHICH)}")
     return which
 
 
@@ -71,7 +72,7 @@ def official_path(game: Game | str, which: Which, reference_dir: str | Path) -> 
     g = get_game(game) if isinstance(game, str) else game
     which = _check_which(which)  # type: ignore[assignment]
     if g.id not in _RELEASED[which]:
-        raise ValueError(
+        raise DataError(
             f"the authors released no {which} reward net for {g.id}; games with one: {', '.join(_RELEASED[which])}"
         )
     ref = Path(reference_dir)
@@ -100,25 +101,25 @@ def load_official(game: Game | str, which: Which, reference_dir: str | Path) -> 
     g = get_game(game) if isinstance(game, str) else game
     path = official_path(g, which, reference_dir)
     if not path.is_file():
-        raise ValueError(f"{path}: released {which} reward net for {g.id} not found (is reference_dir right?)")
+        raise DataError(f"{path}: released {which} reward net for {g.id} not found (is reference_dir right?)")
     try:
         # weights_only: never unpickle arbitrary objects from a file we did not write.
         sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # UnpicklingError, RuntimeError, EOFError from a corrupt or foreign file
-        raise ValueError(f"{path}: not a loadable PyTorch state dict ({type(e).__name__}: {e})") from e
+        raise DataError(f"{path}: not a loadable PyTorch state dict ({type(e).__name__}: {e})") from e
     if not isinstance(sd, Mapping) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise ValueError(f"{path}: expected a state dict (name → tensor), got {type(sd).__name__}")
+        raise DataError(f"{path}: expected a state dict (name → tensor), got {type(sd).__name__}")
     net = RewardNet(g, _ARCH[which])
     want = {k: tuple(v.shape) for k, v in net.state_dict().items()}
     got = {str(k): tuple(v.shape) for k, v in sd.items()}
     if set(got) != set(want):
         missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
-        raise ValueError(
+        raise DataError(
             f"{path}: state dict keys do not fit a {_ARCH[which]} reward net (missing {missing}, unexpected {extra})"
         )
     bad = [f"{k}: {got[k]} (expected {want[k]})" for k in want if got[k] != want[k]]
     if bad:
-        raise ValueError(f"{path}: tensor shapes do not fit a {_ARCH[which]} reward net: {'; '.join(bad)}")
+        raise DataError(f"{path}: tensor shapes do not fit a {_ARCH[which]} reward net: {'; '.join(bad)}")
     net.load_state_dict({k: v.float() for k, v in sd.items()})
     return net.eval()
 

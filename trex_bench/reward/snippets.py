@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from trex_bench.errors import ConfigError
 from trex_bench.types import Ranking, SnippetPairs
 
 __all__ = ["sample_snippet_pairs", "whole_trajectory_pairs", "split_by_episode_pairs"]
@@ -66,16 +67,16 @@ def sample_snippet_pairs(
     """
     lengths = np.asarray(lengths, dtype=np.int64)
     if not 1 <= min_len < max_len:
-        raise ValueError(f"need 1 <= min_len < max_len, got {min_len}, {max_len}")
+        raise ConfigError(f"need 1 <= min_len < max_len, got {min_len}, {max_len}")
     if stride < 1 or n_pairs < 1:
-        raise ValueError(f"stride and n_pairs must be >= 1, got {stride}, {n_pairs}")
+        raise ConfigError(f"stride and n_pairs must be >= 1, got {stride}, {n_pairs}")
     if len(lengths) != ranking.n_episodes:
-        raise ValueError(f"{len(lengths)} episode lengths for a ranking of {ranking.n_episodes} episodes")
+        raise ConfigError(f"{len(lengths)} episode lengths for a ranking of {ranking.n_episodes} episodes")
     n_obs = lengths + 1
     pairs = ranking.pairs
     fits = np.minimum(n_obs[pairs[:, 0]], n_obs[pairs[:, 1]]) >= min_len
     if not fits.any():
-        raise ValueError(
+        raise ConfigError(
             f"snippet length {min_len} exceeds every episode pair (longest episode has {n_obs.max()} observations); "
             "lower the snippet length"
         )
@@ -100,9 +101,9 @@ def whole_trajectory_pairs(
     """
     lengths = np.asarray(lengths, dtype=np.int64)
     if stride < 1 or n_pairs < 1:
-        raise ValueError(f"stride and n_pairs must be >= 1, got {stride}, {n_pairs}")
+        raise ConfigError(f"stride and n_pairs must be >= 1, got {stride}, {n_pairs}")
     if len(lengths) != ranking.n_episodes:
-        raise ValueError(f"{len(lengths)} episode lengths for a ranking of {ranking.n_episodes} episodes")
+        raise ConfigError(f"{len(lengths)} episode lengths for a ranking of {ranking.n_episodes} episodes")
     pick = ranking.pairs[rng.integers(len(ranking.pairs), size=n_pairs)]
     worse, better = pick[:, 0], pick[:, 1]
     off_w, off_b = rng.integers(0, stride, size=n_pairs), rng.integers(0, stride, size=n_pairs)
@@ -124,7 +125,7 @@ def split_by_episode_pairs(
         and there are two or more), ``train`` at least one.
     """
     if not 0.0 <= val_frac < 1.0:
-        raise ValueError(f"val_frac must be in [0, 1), got {val_frac}")
+        raise ConfigError(f"val_frac must be in [0, 1), got {val_frac}")
     key = np.minimum(pairs.ep_a, pairs.ep_b) * (1 << 32) + np.maximum(pairs.ep_a, pairs.ep_b)
     groups, inverse = np.unique(key, return_inverse=True)
     n_val = int(round(val_frac * len(groups)))

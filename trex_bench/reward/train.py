@@ -13,7 +13,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-from dataclasses import asdict, dataclass, replace
+import warnings
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -22,9 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trex_bench import config as _config
 from trex_bench._nn import default_init_
 from trex_bench._stopping import StopRule
 from trex_bench.games import Game
+from trex_bench.reward.config import TrainConfig
 from trex_bench.reward.net import RewardEnsemble, RewardNet
 from trex_bench.reward.snippets import sample_snippet_pairs, split_by_episode_pairs, whole_trajectory_pairs
 from trex_bench.types import Ranking, SnippetPairs
@@ -51,119 +54,13 @@ class FrameSource(Protocol):
     def stack_index(self, ep: np.ndarray, t: np.ndarray) -> np.ndarray: ...
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything the reward trainer does, as data. ``budget_config`` builds the presets.
-
-    Attributes:
-        method: ``"trex"`` or ``"drex"`` (net width: 16 or 32 first-conv filters).
-        n_pairs: snippet pairs drawn (train + validation).
-        min_len, max_len: snippet span in observations, before the stride.
-        stride: frame subsampling inside a snippet.
-        whole_trajectory: Enduro-style whole-episode pairs instead of snippets.
-        lr, weight_decay: Adam settings.
-        batch_pairs: pairs per optimiser step.
-        passes: epochs over the training pairs.
-        max_steps: a cap on optimiser steps (None = none).
-        max_seconds: an opt-in wall-time valve, never set by a budget (None = none): a run it stops depends on the
-            machine's load, and its metrics say so (``stopped``).
-        val_frac: share of *episode pairs* held out for validation.
-        eval_every: steps between validation-accuracy checks.
-        patience: checks without improvement before early stopping (0 = never stop early).
-        select: which weights are kept: ``val_accuracy`` (the best validation pair accuracy, ties broken by loss),
-            ``val_loss`` (the lowest validation loss: keeps training while the margins still grow, after the
-            accuracy on easy pairs has saturated) or ``last`` (the final weights, as the released T-REX code).
-        bf16: bfloat16 autocast for the forward pass.
-        channels_last: NHWC memory format for the convolutions.
-        ensemble: number of independently initialised nets.
-    """
-
-    method: Literal["trex", "drex"] = "trex"
-    n_pairs: int = 6000  # T-REX §5.1: 6000 snippet pairs
-    min_len: int = 50  # T-REX §5.1: snippet length 50–100
-    max_len: int = 100
-    stride: int = 2  # T-REX released code: every 2nd observation
-    whole_trajectory: bool = False
-    lr: float = 5e-5  # T-REX released code: Adam lr 5e-5, no weight decay
-    weight_decay: float = 0.0
-    batch_pairs: int = 32  # measured on 2 CPU cores, see the module's docs and benchmarks/reward_train_speed.py
-    passes: float = 5.0  # T-REX released code: 5 passes over the pairs
-    max_steps: int | None = None
-    max_seconds: float | None = None
-    val_frac: float = 0.1
-    eval_every: int = 25
-    patience: int = 8
-    select: Literal["val_accuracy", "val_loss", "last"] = "val_accuracy"
-    bf16: bool = False  # measured on 2 CPU cores: 5–10× slower (MEASURED below)
-    channels_last: bool = True  # measured on 2 CPU cores: ~2× faster at batch 32 (MEASURED below)
-    ensemble: int = 1
-
-    def __post_init__(self) -> None:
-        if self.method not in ("trex", "drex"):
-            raise ValueError(f"unknown method {self.method!r}; valid: trex, drex")
-        for name in ("n_pairs", "min_len", "stride", "batch_pairs", "eval_every", "ensemble"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_len <= self.min_len:
-            raise ValueError(f"TrainConfig needs min_len < max_len, got {self.min_len}, {self.max_len}")
-        if self.select not in ("val_accuracy", "val_loss", "last"):
-            raise ValueError(f"TrainConfig.select must be val_accuracy, val_loss or last, got {self.select!r}")
-        if not (self.lr > 0 and self.passes > 0):
-            raise ValueError("TrainConfig.lr and passes must be > 0")
-
-
-# Measured on this machine kind (2 shared CPU cores, torch 2.13 CPU, snippets of span 50–100 at stride 2 over
-# 12 episodes; steps of Adam incl. backward, frames/s of distinct stacks scored):
-#   1 thread:  batch 1 966 frames/s · batch 32 485, channels_last 972 · batch 64 287, channels_last 722 ·
-#              batch 128 444 (channels_last 447)
-#   2 threads (machine loaded): batch 8 166 / channels_last 329 · batch 32 291 / 707 · batch 64 758 / 889;
-#              bf16 autocast is 5–10× *slower* here (13–150 frames/s): this CPU has no native bf16 kernels.
-# So: channels_last on, bf16 off, batch 32 pairs (per-frame speed of batch 1, ~30× fewer optimiser steps).
-# On a GPU, bf16 is worth re-measuring. benchmarks/reward_train_speed.py compares whole recipes.
-MEASURED = dict(batch_pairs=32, bf16=False, channels_last=True)
-
-# Every budget is a count of pairs, passes and steps: the same seed gives the same net on any machine, busy or
-# idle (a wall-time cap made `quick` stop at step 47 of 171 on a loaded machine). max_seconds stays an opt-in valve.
-BUDGETS: dict[str, dict[str, Any]] = {
-    # seconds on 2 cores, exercises the code path only
-    "smoke": dict(n_pairs=200, min_len=10, max_len=20, lr=1e-3, passes=1.0, eval_every=5, patience=3),
-    # make quickstart: a couple of minutes; larger lr + early stopping instead of 5 slow passes
-    "quick": dict(n_pairs=2000, lr=3e-4, passes=3.0, eval_every=20, patience=6),
-    "small": dict(n_pairs=6000, lr=2e-4, passes=5.0, eval_every=25, patience=8),
-    # one GPU lease (see rl.ppo BUDGETS["gpu"]): the small recipe
-    "gpu": dict(n_pairs=6000, lr=2e-4, passes=5.0, eval_every=25, patience=8),
-    # the papers' recipe: T-REX §5.1 / released code — 6000 pairs, span 50–100, stride 2, Adam 5e-5, batch 1, 5 passes
-    "paper": dict(
-        n_pairs=6000,
-        min_len=50,
-        max_len=100,
-        stride=2,
-        lr=5e-5,
-        batch_pairs=1,
-        passes=5.0,
-        eval_every=1000,
-        patience=0,
-        bf16=False,
-        channels_last=False,
-    ),
-}
-# D-REX (Brown et al. CoRL 2019, released LearnAtariSyntheticRankingsBinning.py): 40 000 pairs, stride 4, Adam 1e-5,
-# 32 first-conv filters (net.WIDTHS), early stopping.
-DREX_PAPER = dict(n_pairs=40000, min_len=50, max_len=100, stride=4, lr=1e-5, passes=1.0, eval_every=2000, patience=5)
+# The budget presets live in the one budget table (``trex_bench.config.BUDGETS``); these names stay for callers.
+BUDGETS: tuple[str, ...] = tuple(_config.BUDGETS)
 
 
 def budget_config(budget: str, method: Literal["trex", "drex"] = "trex", **overrides: Any) -> TrainConfig:
-    """The preset ``TrainConfig`` of a budget (smoke | quick | small | paper) for a method, plus overrides."""
-    if budget not in BUDGETS:
-        raise ValueError(f"unknown budget {budget!r}; valid: {', '.join(BUDGETS)}")
-    values: dict[str, Any] = dict(MEASURED)
-    values.update(BUDGETS[budget])
-    if method == "drex" and budget == "paper":
-        values.update(DREX_PAPER)
-    elif method == "drex":
-        values["stride"] = 4  # D-REX released script: stride 4
-    values.update(overrides)
-    return TrainConfig(method=method, **values)
+    """The preset ``TrainConfig`` of a budget for a method, plus overrides (``trex_bench.config.reward_config``)."""
+    return _config.reward_config(budget, method, **overrides)
 
 
 def bradley_terry_loss(ret_a: torch.Tensor, ret_b: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
@@ -318,6 +215,29 @@ def train_reward(
     return model.eval(), metrics
 
 
+def _improved(select: str, acc: float, vloss: float, best_acc: float, best_loss: float) -> bool:
+    """Whether a validation check beats the kept weights under ``TrainConfig.select``."""
+    if select == "val_loss":
+        return vloss < best_loss
+    if select == "last":
+        return True
+    return acc > best_acc or (acc == best_acc and vloss < best_loss)
+
+
+def _finite_step(net: nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor) -> bool:
+    """One Adam step; if it makes any weight non-finite, undo it and return False."""
+    prev = [p.detach().clone() for p in net.parameters()]
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    if all(bool(torch.isfinite(p).all()) for p in net.parameters()):
+        return True
+    with torch.no_grad():
+        for p, q in zip(net.parameters(), prev, strict=True):
+            p.copy_(q)
+    return False
+
+
 def _train_one(
     source: FrameSource,
     train_p: SnippetPairs,
@@ -359,12 +279,7 @@ def _train_one(
         if writer is not None:
             writer.add_scalar(f"member{member}/val_accuracy", acc, step)
             writer.add_scalar(f"member{member}/val_loss", vloss, step)
-        if cfg.select == "val_loss":
-            improved = vloss < best["loss"]
-        elif cfg.select == "last":
-            improved = True
-        else:
-            improved = acc > best["acc"] or (acc == best["acc"] and vloss < best["loss"])
+        improved = _improved(cfg.select, acc, vloss, best["acc"], best["loss"])
         if improved:
             best.update(acc=acc, loss=vloss, step=step, state=copy.deepcopy(net.state_dict()))
         rule.record(improved)
@@ -381,14 +296,7 @@ def _train_one(
             stopped = f"non-finite loss at step {step}; kept the weights of step {step - 1}"
             step -= 1
             break
-        prev = [p.detach().clone() for p in net.parameters()]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if not all(bool(torch.isfinite(p).all()) for p in net.parameters()):
-            with torch.no_grad():
-                for p, q in zip(net.parameters(), prev, strict=True):
-                    p.copy_(q)
+        if not _finite_step(net, opt, loss):
             stopped = f"non-finite weights after step {step}; kept the weights of step {step - 1}"
             step -= 1
             break
@@ -404,7 +312,7 @@ def _train_one(
             break
     bar.close()
     if stopped.startswith("non-finite"):
-        print(f"reward training stopped: {stopped}")
+        warnings.warn(f"reward training stopped: {stopped}", RuntimeWarning, stacklevel=2)
     if not log or log[-1]["step"] != step:
         check(step)
     wall = rule.elapsed()

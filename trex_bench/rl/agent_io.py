@@ -23,6 +23,7 @@ from stable_baselines3 import PPO
 
 from trex_bench._io import read_json
 from trex_bench.envs import make_vec_env
+from trex_bench.errors import DataError
 
 __all__ = ["find_agent_card", "read_agent_card", "load_ppo_zip"]
 
@@ -49,10 +50,10 @@ def read_agent_card(card_path: str | Path) -> dict[str, Any]:
     """
     card = read_json(card_path)
     if not isinstance(card, dict) or card.get("kind") != "agent":
-        raise ValueError(f"{card_path} is not an agent card")
+        raise DataError(f"{card_path} is not an agent card")
     for key in ("game", "profile"):
         if not isinstance(card.get(key), str):
-            raise ValueError(f"{card_path}: agent card names no {key}")
+            raise DataError(f"{card_path}: agent card names no {key}")
     return card
 
 
@@ -65,7 +66,7 @@ def _policy_kwargs(card: dict[str, Any], where: str) -> dict[str, Any] | None:
         from trex_bench.rl.precision import FastNatureCNN
 
         return {"features_extractor_class": FastNatureCNN, "features_extractor_kwargs": {"bf16": True}}
-    raise ValueError(f"{where}: unknown precision {precision!r} (expected fp32 or bf16)")
+    raise DataError(f"{where}: unknown precision {precision!r} (expected fp32 or bf16)")
 
 
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -73,19 +74,19 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
     try:
         with zipfile.ZipFile(path) as zf:
             if "policy.pth" not in zf.namelist():
-                raise ValueError(f"{path}: not an SB3 agent zip (no policy.pth inside)")
+                raise DataError(f"{path}: not an SB3 agent zip (no policy.pth inside)")
             raw = zf.read("policy.pth")
     except (zipfile.BadZipFile, OSError) as e:
-        raise ValueError(f"{path}: not a readable zip file ({e})") from e
+        raise DataError(f"{path}: not a readable zip file ({e})") from e
     try:
         state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except Exception as e:  # UnpicklingError for a pickle of anything but tensors, RuntimeError for a torn file
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise ValueError(f"{path}: policy.pth is not a plain tensor state dict ({type(e).__name__}: {first})") from e
+        raise DataError(f"{path}: policy.pth is not a plain tensor state dict ({type(e).__name__}: {first})") from e
     if not isinstance(state, dict) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
     ):
-        raise ValueError(f"{path}: policy.pth is not a state dict of named tensors")
+        raise DataError(f"{path}: policy.pth is not a state dict of named tensors")
     return state
 
 
@@ -100,7 +101,7 @@ def _check_fit(path: Path, want: dict[str, torch.Tensor], got: dict[str, torch.T
             for label, keys in (("missing", missing), ("unexpected", extra), ("wrong shape", shapes))
             if keys
         ]
-        raise ValueError(f"{path}: its weights do not fit {what}: {'; '.join(parts)}; a foreign zip: {TRUST_HINT}")
+        raise DataError(f"{path}: its weights do not fit {what}: {'; '.join(parts)}; a foreign zip: {TRUST_HINT}")
 
 
 def _trusted_load(path: Path, device: str | torch.device, custom: dict[str, Any]) -> PPO:
@@ -109,7 +110,7 @@ def _trusted_load(path: Path, device: str | torch.device, custom: dict[str, Any]
         return PPO.load(path, device=device, custom_objects=custom)
     except Exception as e:  # another algorithm's zip, a torn file, a pickle that fails: SB3 raises many types
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise ValueError(f"{path}: not a loadable SB3 PPO zip ({type(e).__name__}: {first})") from e
+        raise DataError(f"{path}: not a loadable SB3 PPO zip ({type(e).__name__}: {first})") from e
 
 
 def load_ppo_zip(
@@ -130,9 +131,9 @@ def load_ppo_zip(
     """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"SB3 agent file not found: {path}")
+        raise DataError(f"SB3 agent file not found: {path}")
     if card is None and not trust_pickle:
-        raise ValueError(
+        raise DataError(
             f"{path}: no agent card.json next to it (nor one folder up for a checkpoint), so its "
             f"architecture is unknown; to load a foreign SB3 zip, {TRUST_HINT}"
         )

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -30,8 +29,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trex_bench import config as _config
 from trex_bench._nn import default_init_
 from trex_bench._stopping import StopRule
+from trex_bench.errors import ConfigError
+from trex_bench.rl.config import BCConfig
 from trex_bench.types import DemoSet
 
 __all__ = [
@@ -44,9 +46,6 @@ __all__ = [
     "action_set",
     "train_bc",
     "evaluate_bc",
-    "save_bc",
-    "load_bc",
-    "train_command",
 ]
 
 
@@ -56,66 +55,13 @@ class StackSource(Protocol):
     def stacks(self, ep: np.ndarray, t: np.ndarray) -> np.ndarray: ...
 
 
-@dataclass(frozen=True)
-class BCConfig:
-    """The BC training recipe, as data (``bc_budget_config`` builds the presets).
-
-    Attributes:
-        lr: Adam learning rate.
-        batch_size: (observation, action) pairs per step.
-        max_steps: cap on optimiser steps.
-        eval_every: steps between validation checks.
-        patience: checks without a lower validation loss before stopping (0 = never stop early).
-        val_frac: share of *episodes* held out (at least one episode).
-        max_val_samples: cap on held-out pairs scored per check (a fixed random subset, for speed).
-        max_seconds: wall-clock cap (None = none).
-        weight_decay: Adam weight decay.
-        channels_last: NHWC memory format for the convolutions while training.
-    """
-
-    lr: float = 1e-4  # D-REX (Brown et al. 2019) BC: Adam, lr 1e-4
-    batch_size: int = 32  # D-REX BC: batch 32
-    max_steps: int = 100_000
-    eval_every: int = 1000
-    patience: int = 5
-    val_frac: float = 0.2
-    max_val_samples: int = 5000
-    max_seconds: float | None = None
-    weight_decay: float = 0.0
-    # Measured on 2 shared CPU cores (torch 2.13, batch 32, Adam step incl. backward): 86 ms NCHW vs 40 ms
-    # channels_last on 1 thread, 108 vs 23 ms on 2 threads.
-    channels_last: bool = True
-
-    def __post_init__(self) -> None:
-        for name in ("batch_size", "max_steps", "eval_every", "max_val_samples"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"BCConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"BCConfig.lr must be > 0, got {self.lr}")
-        if not 0.0 < self.val_frac < 1.0:
-            raise ValueError(f"BCConfig.val_frac must be in (0, 1), got {self.val_frac}")
-        if self.patience < 0:
-            raise ValueError(f"BCConfig.patience must be >= 0, got {self.patience}")
-
-
-BC_BUDGETS: dict[str, dict[str, Any]] = {
-    # seconds on 2 CPU cores: exercises the code path only
-    "smoke": dict(max_steps=30, eval_every=10, patience=2),
-    # a few minutes on 2 CPU cores
-    "quick": dict(max_steps=2000, eval_every=100, patience=5),
-    "small": dict(max_steps=10_000, eval_every=250, patience=8),
-    "gpu": dict(max_steps=10_000, eval_every=250, patience=8),
-    # D-REX recipe (Adam 1e-4, batch 32, early stopping). The number of steps is not stated in PAPERS.md: a cap of
-    # 100 000 steps (~several passes over 10 demos of a few thousand frames) with early stopping deciding.
-    "paper": dict(max_steps=100_000, eval_every=1000, patience=5),
-}
+# The budget presets live in the one budget table (``trex_bench.config.BUDGETS``); this view stays for callers.
+BC_BUDGETS: dict[str, dict[str, Any]] = {name: dict(b.bc) for name, b in _config.BUDGETS.items()}
 
 
 def bc_budget_config(budget: str, **overrides: Any) -> BCConfig:
-    """The preset ``BCConfig`` of a budget (smoke | quick | small | paper), plus overrides."""
-    if budget not in BC_BUDGETS:
-        raise ValueError(f"unknown budget {budget!r}; valid: {', '.join(BC_BUDGETS)}")
-    return BCConfig(**(BC_BUDGETS[budget] | overrides))
+    """The preset ``BCConfig`` of a budget, plus overrides (``trex_bench.config.bc_config``)."""
+    return _config.bc_config(budget, **overrides)
 
 
 def action_set(game: str, profile: str = "paper") -> list[str]:
@@ -142,7 +88,7 @@ class BCNet(nn.Module):
     def __init__(self, n_actions: int) -> None:
         super().__init__()
         if n_actions < 2:
-            raise ValueError(f"BCNet needs >= 2 actions, got {n_actions}")
+            raise ConfigError(f"BCNet needs >= 2 actions, got {n_actions}")
         self.n_actions = n_actions
         self.conv1 = nn.Conv2d(4, 32, 8, stride=4)
         self.conv2 = nn.Conv2d(32, 64, 4, stride=2)
@@ -193,7 +139,7 @@ class BCPolicy:
         source: str | None = None,
     ) -> None:
         if action_meanings is not None and len(action_meanings) != net.n_actions:
-            raise ValueError(f"{len(action_meanings)} action meanings for a net of {net.n_actions} actions")
+            raise ConfigError(f"{len(action_meanings)} action meanings for a net of {net.n_actions} actions")
         self.device = torch.device(device)
         self.net = net.to(self.device).eval()
         self.game, self.action_meanings, self.rng = game, action_meanings, rng
@@ -207,7 +153,7 @@ class BCPolicy:
     def _as_tensor(self, obs: np.ndarray | torch.Tensor) -> torch.Tensor:
         obs = torch.as_tensor(obs)
         if obs.ndim != 4 or tuple(obs.shape[1:]) != (4, 84, 84):
-            raise ValueError(f"expected observations [N, 4, 84, 84], got {tuple(obs.shape)}")
+            raise ConfigError(f"expected observations [N, 4, 84, 84], got {tuple(obs.shape)}")
         return obs.to(self.device)
 
     @torch.no_grad()
@@ -222,9 +168,9 @@ class BCPolicy:
         a = torch.as_tensor(actions, device=self.device).long().reshape(-1)
         lp = self.log_probs(obs)
         if len(a) != len(lp):
-            raise ValueError(f"{len(a)} actions for {len(lp)} observations")
+            raise ConfigError(f"{len(a)} actions for {len(lp)} observations")
         if len(a) and (int(a.min()) < 0 or int(a.max()) >= self.n_actions):
-            raise ValueError(
+            raise ConfigError(
                 f"actions must be indices in [0, {self.n_actions}), got {a.min().item()}..{a.max().item()}"
             )
         return lp.gather(1, a[:, None]).squeeze(1)
@@ -235,7 +181,7 @@ class BCPolicy:
         if self.deterministic:
             return lp.argmax(1).cpu().numpy().astype(np.int64)
         if self.rng is None:
-            raise ValueError("a sampling BCPolicy needs an rng (or deterministic=True)")
+            raise ConfigError("a sampling BCPolicy needs an rng (or deterministic=True)")
         cdf = lp.exp().cumsum(1).cpu().numpy()
         u = self.rng.random(len(cdf)) * cdf[:, -1]  # scale by the total so rounding never picks index A
         return np.minimum((cdf < u[:, None]).sum(1), self.n_actions - 1).astype(np.int64)
@@ -288,6 +234,23 @@ def evaluate_bc(
     return dict(accuracy=acc, loss=loss)
 
 
+Pairs = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _split(demos: DemoSet, cfg: BCConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, Pairs, Pairs]:
+    """The held-out split by episode: (train episodes, validation episodes, their (episode, step, action) pairs);
+    at most ``cfg.max_val_samples`` validation pairs, a fixed random subset."""
+    order = rng.permutation(len(demos.episodes))
+    n_val = max(1, round(cfg.val_frac * len(order)))
+    val_eps, train_eps = np.sort(order[:n_val]), np.sort(order[n_val:])
+    tr_ep, tr_t, tr_a = _pairs(demos, train_eps)
+    va_ep, va_t, va_a = _pairs(demos, val_eps)
+    if len(va_ep) > cfg.max_val_samples:
+        keep = np.sort(rng.choice(len(va_ep), cfg.max_val_samples, replace=False))
+        va_ep, va_t, va_a = va_ep[keep], va_t[keep], va_a[keep]
+    return train_eps, val_eps, (tr_ep, tr_t, tr_a), (va_ep, va_t, va_a)
+
+
 def train_bc(
     cache: StackSource,
     demos: DemoSet,
@@ -323,23 +286,16 @@ def train_bc(
 
     device = torch.device(device)
     if len(demos.episodes) < 2:
-        raise ValueError("behaviour cloning needs >= 2 episodes: the held-out split is by episode")
+        raise ConfigError("behaviour cloning needs >= 2 episodes: the held-out split is by episode")
     meanings = action_meanings if action_meanings is not None else action_set(demos.game, demos.profile)
     n_actions = len(meanings)
     top = max(int(e.actions.max()) for e in demos.episodes)
     if top >= n_actions:
-        raise ValueError(
+        raise ConfigError(
             f"demo action {top} is outside the {n_actions}-action set of {demos.game} ({', '.join(meanings)})"
         )
 
-    order = rng.permutation(len(demos.episodes))
-    n_val = max(1, round(cfg.val_frac * len(order)))
-    val_eps, train_eps = np.sort(order[:n_val]), np.sort(order[n_val:])
-    tr_ep, tr_t, tr_a = _pairs(demos, train_eps)
-    va_ep, va_t, va_a = _pairs(demos, val_eps)
-    if len(va_ep) > cfg.max_val_samples:
-        keep = np.sort(rng.choice(len(va_ep), cfg.max_val_samples, replace=False))
-        va_ep, va_t, va_a = va_ep[keep], va_t[keep], va_a[keep]
+    train_eps, val_eps, (tr_ep, tr_t, tr_a), (va_ep, va_t, va_a) = _split(demos, cfg, rng)
 
     gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
     net = init_bc_net(n_actions, gen).to(device).train()
@@ -412,5 +368,13 @@ def train_bc(
     return BCPolicy(net, demos.game, list(meanings), rng=rng), metrics
 
 
-# Folders and the CLI command live in rl.bc_io; re-exported here, where callers look for them.
-from trex_bench.rl.bc_io import BC_SCHEMA, load_bc, save_bc, train_command  # noqa: E402, F401
+# Folders and the command live in ``rl.bc_io`` (which imports this module); the old names keep working here.
+_MOVED = {"BC_SCHEMA", "load_bc", "save_bc", "train_command"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _MOVED:
+        import importlib
+
+        return getattr(importlib.import_module("trex_bench.rl.bc_io"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,15 +7,16 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
-if TYPE_CHECKING:
-    from trex_bench.rl.bc import BCPolicy
+from trex_bench.errors import DataError
+from trex_bench.rl.bc import BCNet, BCPolicy, bc_budget_config, train_bc
+from trex_bench.rl.config import BCConfig
 
-__all__ = ["BC_SCHEMA", "save_bc", "load_bc", "train_command"]
+__all__ = ["BC_SCHEMA", "save_bc", "load_bc", "train_command", "summary_line"]
 
 BC_SCHEMA = 1
 
@@ -77,24 +78,23 @@ def load_bc(
 
     from trex_bench._io import read_json
     from trex_bench.games import get_game
-    from trex_bench.rl.bc import BCNet, BCPolicy  # rl.bc re-exports this module: import late
 
     folder = Path(folder)
     for name in ("card.json", "model.safetensors"):
         if not (folder / name).exists():
-            raise ValueError(f"{folder}: not a BC model ({name} is missing)")
+            raise DataError(f"{folder}: not a BC model ({name} is missing)")
     card = read_json(folder / "card.json")
     if card.get("kind") != "bc_policy":
-        raise ValueError(f"{folder}/card.json is not a BC-policy card (kind {card.get('kind')!r})")
+        raise DataError(f"{folder}/card.json is not a BC-policy card (kind {card.get('kind')!r})")
     if game is not None and get_game(game).id != card["game"]:
-        raise ValueError(f"{folder} is a BC model of {card['game']}, not {get_game(game).id}")
+        raise DataError(f"{folder} is a BC model of {card['game']}, not {get_game(game).id}")
     if n_actions is not None and int(card["n_actions"]) != n_actions:
-        raise ValueError(f"{folder} is a BC model over {card['n_actions']} actions, but this env has {n_actions}")
+        raise DataError(f"{folder} is a BC model over {card['n_actions']} actions, but this env has {n_actions}")
     net = BCNet(int(card["n_actions"]))
     try:
         net.load_state_dict(load_file(str(folder / "model.safetensors")))
     except (SafetensorError, RuntimeError) as e:
-        raise ValueError(f"{folder}/model.safetensors does not fit a {card['n_actions']}-action BC net: {e}") from e
+        raise DataError(f"{folder}/model.safetensors does not fit a {card['n_actions']}-action BC net: {e}") from e
     return BCPolicy(
         net,
         card["game"],
@@ -111,6 +111,7 @@ def train_command(
     demos_dir: str | Path,
     out: str | Path,
     *,
+    config: BCConfig | None = None,
     budget: str = "quick",
     seed: int = 0,
     cache_dir: str | Path | None = None,
@@ -120,15 +121,15 @@ def train_command(
 ) -> Path:
     """``trex-bench bc train``: demos → frame cache → cloned policy folder in ``out``; refuses another game's demos."""
     from trex_bench._io import write_json
-    from trex_bench.demos.store import FrameCache, load_demos
+    from trex_bench.demos.frames import FrameCache
+    from trex_bench.demos.store import load_demos
     from trex_bench.games import get_game
-    from trex_bench.rl.bc import bc_budget_config, train_bc  # rl.bc re-exports this module: import late
 
     g = get_game(game)
     ds = load_demos(demos_dir)
     if ds.game != g.id:
-        raise ValueError(f"{demos_dir} holds {ds.game} demos, not {g.id}")
-    cfg = bc_budget_config(budget)
+        raise DataError(f"{demos_dir} holds {ds.game} demos, not {g.id}")
+    cfg = config if config is not None else bc_budget_config(budget)
     rng = np.random.default_rng(seed)
     policy, metrics = train_bc(FrameCache(ds, cache_dir), ds, cfg, rng, device, progress=progress)
     card = dict(
@@ -149,10 +150,13 @@ def train_command(
     out = Path(out)
     save_bc(policy, out, card)
     write_json(out / "train_log.json", dict(config=asdict(cfg), log=metrics["log"]))
-    print(
+    return out
+
+
+def summary_line(metrics: dict[str, Any]) -> str:
+    """One line of a BC policy's metrics (its card's ``metrics``), for the command's output."""
+    return (
         f"held-out accuracy {metrics['val_accuracy']:.3f} (majority class {metrics['majority_val_accuracy']:.3f}, "
         f"chance {metrics['chance_accuracy']:.3f}), train {metrics['train_accuracy']:.3f}; best step "
         f"{metrics['best_step']} of {metrics['steps']} ({metrics['stopped']})"
     )
-    print(f"wrote BC policy to {out}")
-    return out

@@ -34,6 +34,7 @@ from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 
 from trex_bench._io import file_hash, read_json
+from trex_bench.errors import ConfigError
 from trex_bench.games import get_game
 
 __all__ = ["ReferencePolicy", "kl_penalty", "KLToReferenceCallback", "kl_reference"]
@@ -90,9 +91,9 @@ class KLToReferenceCallback(BaseCallback):
     def __init__(self, reference: ReferencePolicy, beta: float, batch_size: int = 256, verbose: int = 0) -> None:
         super().__init__(verbose)
         if not np.isfinite(beta) or beta < 0:
-            raise ValueError(f"the KL coefficient beta must be a finite number >= 0, got {beta}")
+            raise ConfigError(f"the KL coefficient beta must be a finite number >= 0, got {beta}")
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         if not isinstance(reference, ReferencePolicy):
             raise TypeError(f"reference must have log_prob(obs, actions), got {type(reference).__name__}")
         self.reference, self.beta, self.batch_size = reference, float(beta), batch_size
@@ -113,7 +114,7 @@ class KLToReferenceCallback(BaseCallback):
                 out.append(torch.as_tensor(lp).detach().float().cpu().reshape(-1).numpy())
         logp = np.concatenate(out)
         if logp.shape != (n_steps * n_envs,):
-            raise ValueError(f"reference.log_prob returned {logp.shape[0]} values for {n_steps * n_envs} steps")
+            raise ConfigError(f"reference.log_prob returned {logp.shape[0]} values for {n_steps * n_envs} steps")
         return logp.reshape(n_steps, n_envs)
 
     def _on_rollout_end(self) -> None:
@@ -149,11 +150,11 @@ def kl_reference(
         ValueError: a missing folder, or a reference of another game or action-set size (naming both).
     """
     if isinstance(kl_to, (str, Path)):
-        from trex_bench.rl.bc import load_bc  # lazily: only a KL run needs the BC module
+        from trex_bench.rl.bc_io import load_bc  # lazily: only a KL run needs the BC module
 
         folder = Path(kl_to)
         if not folder.exists():
-            raise ValueError(f"kl_to must be a BC model folder; {folder} does not exist")
+            raise ConfigError(f"kl_to must be a BC model folder; {folder} does not exist")
         ref = load_bc(folder, game=game, n_actions=n_actions, device=device, deterministic=True)
         card = read_json(folder / "card.json")
         return ref, {
@@ -166,12 +167,12 @@ def kl_reference(
             "n_actions": card.get("n_actions"),
         }
     if not isinstance(kl_to, ReferencePolicy):
-        raise ValueError(f"kl_to must be a BC model folder or have log_prob(obs, actions); got {type(kl_to).__name__}")
+        raise ConfigError(f"kl_to must be a BC model folder or have log_prob(obs, actions); got {type(kl_to).__name__}")
     ref_game, ref_n = getattr(kl_to, "game", None), getattr(kl_to, "n_actions", None)
     if ref_game is not None and get_game(ref_game).id != game:
-        raise ValueError(f"the KL reference is a policy of {get_game(ref_game).id}, not {game}")
+        raise ConfigError(f"the KL reference is a policy of {get_game(ref_game).id}, not {game}")
     if ref_n is not None and int(ref_n) != n_actions:
-        raise ValueError(f"the KL reference is a policy over {ref_n} actions, but this env has {n_actions}")
+        raise ConfigError(f"the KL reference is a policy over {ref_n} actions, but this env has {n_actions}")
     desc = getattr(kl_to, "describe", None)
     return kl_to, {
         "source": "object",

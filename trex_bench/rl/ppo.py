@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +26,13 @@ from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv
 
+from trex_bench import config as _config
 from trex_bench._io import atomic_write, file_hash, read_json, versions, write_json
 from trex_bench._progress import PPOProgress
 from trex_bench.envs import get_profile, make_vec_env
+from trex_bench.errors import ConfigError
 from trex_bench.games import get_game
+from trex_bench.rl.config import PPOConfig
 from trex_bench.rl.kl import KLToReferenceCallback, ReferencePolicy, kl_reference, kl_summary
 from trex_bench.rl.precision import FastNatureCNN, resolve_precision
 from trex_bench.rl.wrappers import TRANSFORMS, ClipRewardVecEnv, ConstantRewardVecEnv, LearnedRewardVecEnv
@@ -54,170 +56,14 @@ TRAINING_ENV = True
 NORM_FILE = "reward_norm.json"
 
 
-@dataclass(frozen=True)
-class PPOConfig:
-    """Every PPO setting of a run (recorded in the agent's card).
-
-    Attributes:
-        name: the budget/preset name.
-        total_steps: agent steps (one step = 4 frames) summed over envs.
-        n_envs: parallel envs.
-        n_steps: rollout length per env per update.
-        batch_size: minibatch size (SB3 ``batch_size``; baselines' nminibatches = n_envs·n_steps / batch_size).
-        n_epochs: passes over each rollout.
-        learning_rate: initial Adam learning rate; ``linear_lr`` anneals it to 0 over ``schedule_steps``.
-        clip_range: initial PPO clip ε; ``linear_clip`` anneals it to 0 over ``schedule_steps``.
-        schedule_steps: the horizon of those linear schedules: the full-length run of the preset this budget is a
-            prefix of (rl-zoo3: 10M agent steps). A run of ``total_steps`` < ``schedule_steps`` is the first
-            ``total_steps`` of that run, with the same lr and clip at every step (None: ``total_steps``, a run
-            annealed over its own length).
-        ent_coef, vf_coef, max_grad_norm, gamma, gae_lambda: as in SB3/baselines.
-        checkpoint_every: save a checkpoint every this many agent steps (0: none).
-        max_seconds: an opt-in safety valve, never set by a budget: stop after this much training wall time
-            (None: none). A run it stops depends on the machine's load; the card and the leaderboard row say so.
-        source: where the values come from.
-    """
-
-    name: str
-    total_steps: int
-    n_envs: int = 8
-    n_steps: int = 128
-    batch_size: int = 256
-    n_epochs: int = 4
-    learning_rate: float = 2.5e-4
-    linear_lr: bool = True
-    clip_range: float = 0.1
-    linear_clip: bool = True
-    ent_coef: float = 0.01
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    schedule_steps: int | None = None
-    checkpoint_every: int = 0
-    max_seconds: float | None = None
-    source: str = ""
-
-    def __post_init__(self) -> None:
-        if min(self.total_steps, self.n_envs, self.n_steps, self.batch_size, self.n_epochs) < 1:
-            raise ValueError(f"PPOConfig {self.name!r}: steps, envs, batch size and epochs must be >= 1")
-        if self.batch_size > self.n_envs * self.n_steps:
-            raise ValueError(
-                f"PPOConfig {self.name!r}: batch_size {self.batch_size} > rollout {self.n_envs * self.n_steps}"
-            )
-        if self.schedule_steps is not None and self.schedule_steps < self.total_steps:
-            raise ValueError(
-                f"PPOConfig {self.name!r}: schedule_steps {self.schedule_steps} < total_steps "
-                f"{self.total_steps} (a budget is a prefix of a longer run, never more)"
-            )
-        if self.max_seconds is not None and not self.max_seconds > 0:
-            raise ValueError(f"PPOConfig {self.name!r}: max_seconds must be > 0, got {self.max_seconds}")
-
-    @property
-    def horizon(self) -> int:
-        """Agent steps over which lr and clip anneal to 0."""
-        return self.schedule_steps if self.schedule_steps is not None else self.total_steps
-
-    def lr_at(self, step: int) -> float:
-        """The learning rate in force after ``step`` agent steps (what SB3's schedule returns there)."""
-        return float(
-            _schedule(self.learning_rate, self.linear_lr, self.total_steps, self.horizon)(1 - step / self.total_steps)
-        )
-
-    def clip_at(self, step: int) -> float:
-        """The clip range in force after ``step`` agent steps."""
-        return float(
-            _schedule(self.clip_range, self.linear_clip, self.total_steps, self.horizon)(1 - step / self.total_steps)
-        )
-
-    def replace(self, **changes: Any) -> PPOConfig:
-        """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
-
-
-# rl-zoo3 hyperparams/ppo.yml `atari` (Raffin et al., "RL Baselines3 Zoo", 2020): 8 envs, n_steps 128, batch 256,
-# 4 epochs, lr lin_2.5e-4, clip lin_0.1, ent 0.01, vf 0.5, n_timesteps 1e7.
-_ZOO = dict(
-    n_envs=8, n_steps=128, batch_size=256, n_epochs=4, learning_rate=2.5e-4, clip_range=0.1, ent_coef=0.01, vf_coef=0.5
-)
-ZOO_HORIZON = 10_000_000
-
-# The CPU and GPU budgets are *prefixes* of rl-zoo3's 10M-step run (DESIGN.md Budgets): lr and clip anneal over
-# ZOO_HORIZON and the run stops at total_steps. Measured on 2 CPU cores, Breakout, PPO on the true reward, seed 0:
-# 16.3 ± 5.7 at 515k steps this way vs 8.7 ± 4.4 when annealed to 0 over 500k (rl-zoo3's own curve: 15.3 at 500k).
-# Every budget is a number of steps; none has a wall-time cap (max_seconds is an explicit opt-in).
-BUDGETS: dict[str, PPOConfig] = {
-    # Seconds: exercises the code path only; scores are meaningless.
-    "smoke": PPOConfig(
-        "smoke", total_steps=2_048, n_envs=4, n_steps=64, batch_size=128, n_epochs=2, source="smoke test"
-    ),
-    # ≈ 10 minutes on 2 CPU cores (measured: 194-199 steps/s with the learned reward): the RL share of
-    # `make quickstart` (≤ 15 min end to end, DESIGN.md Budgets).
-    "quick": PPOConfig(
-        "quick",
-        total_steps=120_000,
-        schedule_steps=ZOO_HORIZON,
-        checkpoint_every=40_000,
-        source="rl-zoo3 Atari PPO: the first 120k steps of its 10M-step schedule",
-        **_ZOO,
-    ),
-    # ≈ 43 minutes on 2 CPU cores at 194 steps/s, + ≤ 5 min of reward training (DESIGN.md: `small` ≤ 60 min).
-    "small": PPOConfig(
-        "small",
-        total_steps=500_000,
-        schedule_steps=ZOO_HORIZON,
-        checkpoint_every=100_000,
-        source="rl-zoo3 Atari PPO: the first 500k steps of its 10M-step schedule",
-        **_ZOO,
-    ),
-    # T-REX §5 / D-REX §5: OpenAI-baselines PPO2 Atari defaults (baselines/ppo2/defaults.py `atari()`: nsteps 128,
-    # nminibatches 4, 4 epochs, lr 2.5e-4·f, clip 0.1·f, ent 0.01, vf 0.5, grad norm 0.5, γ 0.99, λ 0.95),
-    # 9 parallel envs, 50M frames = 12.5M agent steps (PAPERS.md "RL on the learned reward"). Batch 128·9/4 = 288.
-    "paper": PPOConfig(
-        "paper",
-        total_steps=12_500_000,
-        n_envs=9,
-        n_steps=128,
-        batch_size=288,
-        n_epochs=4,
-        learning_rate=2.5e-4,
-        clip_range=0.1,
-        ent_coef=0.01,
-        vf_coef=0.5,
-        checkpoint_every=500_000,
-        source="T-REX/D-REX: OpenAI baselines PPO2 Atari defaults, 9 envs, 50M frames",
-    ),
-    # One GPU + 16 CPU cores within one `device` lease (15 min of device time in all, start and evaluation
-    # included): 700k steps, what 300 s of PPO reached there (703 968-821 264 steps, results/device/2026-11-26-h200).
-    # rl-zoo3 settings with 16 envs (one per core), batch 512; a prefix of a 10M-step schedule.
-    "gpu": PPOConfig(
-        "gpu",
-        total_steps=700_000,
-        n_envs=16,
-        n_steps=128,
-        batch_size=512,
-        n_epochs=4,
-        learning_rate=2.5e-4,
-        clip_range=0.1,
-        ent_coef=0.01,
-        vf_coef=0.5,
-        checkpoint_every=100_000,
-        schedule_steps=ZOO_HORIZON,
-        source="rl-zoo3 Atari PPO, 16 envs, batch 512: the first 700k steps of a 10M-step schedule",
-    ),
-    "paper-zoo": PPOConfig(
-        "paper-zoo", total_steps=ZOO_HORIZON, checkpoint_every=500_000, source="rl-zoo3 tuned Atari PPO", **_ZOO
-    ),
-}
+# The budget presets live in the one budget table (``trex_bench.config.BUDGETS``); this view stays for callers.
+ZOO_HORIZON = _config.ZOO_HORIZON
+BUDGETS: dict[str, PPOConfig] = {name: b.ppo for name, b in _config.BUDGETS.items()}
 
 
 def get_ppo_config(budget: str | PPOConfig) -> PPOConfig:
-    """The PPO preset of a budget (``smoke``, ``quick``, ``small``, ``gpu``, ``paper``, ``paper-zoo``)."""
-    if isinstance(budget, PPOConfig):
-        return budget
-    if budget not in BUDGETS:
-        raise ValueError(f"unknown PPO budget {budget!r}; valid: {', '.join(BUDGETS)}")
-    return BUDGETS[budget]
+    """The PPO preset of a budget (``trex_bench.config.ppo_config``); a ``PPOConfig`` passes through."""
+    return _config.ppo_config(budget)
 
 
 def _schedule(value: float, linear: bool, total_steps: int, horizon: int) -> float | LinearSchedule:
@@ -254,12 +100,12 @@ def reward_env(
     if str(reward) == "constant":
         return ConstantRewardVecEnv(venv), {"source": "constant", "transform": "none"}
     if transform not in TRANSFORMS:
-        raise ValueError(f"unknown reward transform {transform!r}; valid: {', '.join(TRANSFORMS)}")
+        raise ConfigError(f"unknown reward transform {transform!r}; valid: {', '.join(TRANSFORMS)}")
     from trex_bench.reward.net import load_model
 
     folder = Path(reward)
     if not folder.exists():
-        raise ValueError(f"reward must be 'true', 'constant' or a reward-model folder; {folder} does not exist")
+        raise ConfigError(f"reward must be 'true', 'constant' or a reward-model folder; {folder} does not exist")
     model, card = load_model(folder, game=game, profile=profile, device=device)
     wrapped = LearnedRewardVecEnv(venv, model, transform, device, norm_state=norm_state, update_norm=update_norm)
     desc = {
@@ -271,7 +117,71 @@ def reward_env(
         "arch": card.get("arch"),
         "transform": transform,
     }
+    if transform == "normalized":  # since issue 14: r̂ / std of the discounted return, no mean subtracted
+        desc["normalizer"] = "return-std"
     return wrapped, desc
+
+
+def _check_kl(kl_to: object, kl_beta: float) -> float:
+    """β as a float, refused unless finite and >= 0 and given with a reference (β = 0 with one: a warning)."""
+    kl_beta = float(kl_beta)
+    if not kl_beta >= 0 or kl_beta == float("inf"):
+        raise ConfigError(f"kl_beta must be a finite number >= 0, got {kl_beta}")
+    if kl_beta > 0 and kl_to is None:
+        raise ConfigError(f"kl_beta={kl_beta} needs a reference policy (kl_to, a BC model folder)")
+    if kl_to is not None and kl_beta == 0:
+        warnings.warn(f"kl_to={kl_to} with kl_beta=0: the KL penalty is off", stacklevel=3)
+    return kl_beta
+
+
+def _callbacks(cfg: PPOConfig, out: Path, desc: str, progress: bool, kl_cb: BaseCallback | None) -> list[BaseCallback]:
+    """The KL penalty, the progress bar, the opt-in time cap and the checkpoints, as SB3 callbacks."""
+    callbacks: list[BaseCallback] = [kl_cb] if kl_cb is not None else []
+    if progress:
+        callbacks.append(PPOProgress(cfg.total_steps, desc=desc))
+    if cfg.max_seconds is not None:
+        callbacks.append(_TimeCap(cfg.max_seconds))
+    if cfg.checkpoint_every > 0:
+        freq = max(cfg.checkpoint_every // cfg.n_envs, 1)  # CheckpointCallback counts vectorised steps
+        callbacks.append(CheckpointCallback(freq, str(out / "checkpoints"), name_prefix="ppo"))
+    return callbacks
+
+
+def _make_model(
+    env: VecEnv, cfg: PPOConfig, out: Path, seed: int, device: str | torch.device, precision: str, channels_last: bool
+) -> PPO:
+    """SB3 PPO with ``cfg``'s settings; lr and clip anneal over ``cfg.horizon`` (a budget is a prefix of it)."""
+    # fp32 channels-last keeps SB3's own NatureCNN (the numerics of every earlier row); bf16 needs the autocast trunk.
+    policy_kwargs = (
+        {"features_extractor_class": FastNatureCNN, "features_extractor_kwargs": {"bf16": True}}
+        if precision == "bf16"
+        else None
+    )
+    model = PPO(
+        "CnnPolicy",
+        env,
+        policy_kwargs=policy_kwargs,
+        learning_rate=_schedule(cfg.learning_rate, cfg.linear_lr, cfg.total_steps, cfg.horizon),
+        n_steps=cfg.n_steps,
+        batch_size=cfg.batch_size,
+        n_epochs=cfg.n_epochs,
+        gamma=cfg.gamma,
+        gae_lambda=cfg.gae_lambda,
+        clip_range=_schedule(cfg.clip_range, cfg.linear_clip, cfg.total_steps, cfg.horizon),
+        ent_coef=cfg.ent_coef,
+        vf_coef=cfg.vf_coef,
+        max_grad_norm=cfg.max_grad_norm,
+        tensorboard_log=str(out / "tb"),
+        seed=seed,
+        device=device,
+        verbose=0,
+    )
+    if channels_last:
+        # NHWC convolutions (oneDNN): the PPO update is ~70 % of a CPU run and its minibatch forward/backward ran
+        # 1.2-1.3x faster this way on 2 cores (benchmarks/ppo_reward_speed.py --arms memory-format); the maths is the
+        # same. Parameters keep their identity, so the optimiser SB3 already built still holds them.
+        model.policy.to(memory_format=torch.channels_last)
+    return model
 
 
 def train_ppo(
@@ -322,13 +232,7 @@ def train_ppo(
     prof = get_profile(profile)
     cfg = get_ppo_config(cfg)
     out = Path(out_dir)
-    kl_beta = float(kl_beta)
-    if not kl_beta >= 0 or kl_beta == float("inf"):
-        raise ValueError(f"kl_beta must be a finite number >= 0, got {kl_beta}")
-    if kl_beta > 0 and kl_to is None:
-        raise ValueError(f"kl_beta={kl_beta} needs a reference policy (kl_to, a BC model folder)")
-    if kl_to is not None and kl_beta == 0:
-        warnings.warn(f"kl_to={kl_to} with kl_beta=0: the KL penalty is off", stacklevel=2)
+    kl_beta = _check_kl(kl_to, kl_beta)
     precision, precision_record = resolve_precision(precision, device)  # refuses a bad mode before any work
     # Validate the reward and the KL reference before creating anything on disk.
     venv = make_vec_env(g, cfg.n_envs, prof, seed=seed, training=TRAINING_ENV)
@@ -342,46 +246,10 @@ def train_ppo(
         venv.close()
         raise
     out.mkdir(parents=True, exist_ok=True)
-    callbacks: list[BaseCallback] = [kl_cb] if kl_cb is not None else []
-    if progress:
-        callbacks.append(PPOProgress(cfg.total_steps, desc=f"ppo {g.id}"))
-    if cfg.max_seconds is not None:
-        callbacks.append(_TimeCap(cfg.max_seconds))
-    if cfg.checkpoint_every > 0:
-        freq = max(cfg.checkpoint_every // cfg.n_envs, 1)  # CheckpointCallback counts vectorised steps
-        callbacks.append(CheckpointCallback(freq, str(out / "checkpoints"), name_prefix="ppo"))
+    callbacks = _callbacks(cfg, out, f"ppo {g.id}", progress, kl_cb)
     if channels_last is None:
         channels_last = torch.device(device).type == "cpu"
-    # fp32 channels-last keeps SB3's own NatureCNN (the numerics of every earlier row); bf16 needs the autocast trunk.
-    policy_kwargs = (
-        {"features_extractor_class": FastNatureCNN, "features_extractor_kwargs": {"bf16": True}}
-        if precision == "bf16"
-        else None
-    )
-    model = PPO(
-        "CnnPolicy",
-        env,
-        policy_kwargs=policy_kwargs,
-        learning_rate=_schedule(cfg.learning_rate, cfg.linear_lr, cfg.total_steps, cfg.horizon),
-        n_steps=cfg.n_steps,
-        batch_size=cfg.batch_size,
-        n_epochs=cfg.n_epochs,
-        gamma=cfg.gamma,
-        gae_lambda=cfg.gae_lambda,
-        clip_range=_schedule(cfg.clip_range, cfg.linear_clip, cfg.total_steps, cfg.horizon),
-        ent_coef=cfg.ent_coef,
-        vf_coef=cfg.vf_coef,
-        max_grad_norm=cfg.max_grad_norm,
-        tensorboard_log=str(out / "tb"),
-        seed=seed,
-        device=device,
-        verbose=0,
-    )
-    if channels_last:
-        # NHWC convolutions (oneDNN): the PPO update is ~70 % of a CPU run and its minibatch forward/backward ran
-        # 1.2-1.3x faster this way on 2 cores (benchmarks/ppo_reward_speed.py --arms memory-format); the maths is the
-        # same. Parameters keep their identity, so the optimiser SB3 already built still holds them.
-        model.policy.to(memory_format=torch.channels_last)
+    model = _make_model(env, cfg, out, seed, device, precision, channels_last)
     t0 = time.perf_counter()
     try:
         # Our own bar (trex_bench._progress), not SB3's progress_bar=True, which needs `rich`.
@@ -452,7 +320,7 @@ def load_agent(
     folder = Path(agent_dir)
     for name in ("card.json", AGENT_FILE):
         if not (folder / name).exists():
-            raise ValueError(f"{folder}: not an agent folder ({name} is missing)")
+            raise ConfigError(f"{folder}: not an agent folder ({name} is missing)")
     card = read_agent_card(folder / "card.json")
     model = load_ppo_zip(folder / AGENT_FILE, card, device, trust_pickle=trust_pickle)
     if card.get("reward_norm") is None and (folder / NORM_FILE).exists():

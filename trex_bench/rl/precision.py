@@ -28,6 +28,7 @@ import gymnasium as gym
 import torch
 from stable_baselines3.common.torch_layers import NatureCNN
 
+from trex_bench.errors import DataError
 from trex_bench.types import PRECISIONS
 
 __all__ = ["PRECISIONS", "FastNatureCNN", "probe_precision", "resolve_precision", "bf16_supported"]
@@ -141,10 +142,10 @@ def resolve_precision(
         ValueError: an unknown mode, or ``bf16`` where bf16 autocast cannot run.
     """
     if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+        raise DataError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
     device = torch.device(device)
     if precision == "bf16" and not bf16_supported(device):
-        raise ValueError(f"--precision bf16: bf16 autocast does not run on {device} with torch {torch.__version__}")
+        raise DataError(f"--precision bf16: bf16 autocast does not run on {device} with torch {torch.__version__}")
     if precision != "auto":
         return precision, {"asked": precision}
     key = _machine_key(device)

@@ -8,10 +8,23 @@ The learned reward of a transition is r̂ of the frame stack it reaches. For an 
 stack returned by ``step`` already belongs to the next episode, so the wrapper scores
 ``info["terminal_observation"]`` instead. All envs are scored in one batched forward pass (STYLE.md rule 5).
 
-The ``delta`` transform (an experiment, not the papers' method) pays r̂(s′) − r̂(s): the learned per-frame reward
-of Breakout behaves like a progress potential (−0.5 at the start of a game, +0.4 to +0.8 late), so σ(r̂) is mostly
-a survival bonus of ~0.5 a step with a small per-brick term on top; its difference keeps only the progress.
-Differences are taken within an episode; the first stack of each episode sets the baseline.
+Transforms (``transform=``), each one small piece of ``_reward``:
+
+* ``sigmoid``: σ(r̂), what T-REX/D-REX fed to PPO (their ``custom_reward_wrapper``).
+* ``raw``: r̂ itself.
+* ``normalized``: r̂ / σ_R, divided by a running standard deviation of the *discounted return* R_t = γ·R_{t−1} + r̂_t
+  (reset at every episode end; γ = 0.99) and clipped to ±``clip``; the mean is **not** subtracted. This is what
+  Gymnasium's ``NormalizeReward`` wrapper and SB3's ``VecNormalize(norm_reward=True)`` do (see openai/baselines#538
+  for why: subtracting a running mean of r̂ shifts every step's reward, which turns a positive survival bonus into a
+  penalty and changes the optimal policy; scaling does not). Before issue 14 this transform computed (r̂ − μ)/σ of
+  r̂ itself; no leaderboard row used it. Agents record ``"normalizer": "return-std"`` in their card.
+* ``delta``: potential-based reward shaping (Ng, Harada, Russell 1999) with the learned reward as the potential
+  Φ = r̂ and γ = 1: F(s, s′) = Φ(s′) − Φ(s). Breakout's learned per-frame reward behaves like a progress potential
+  (−0.5 at the start of a game, +0.4 to +0.8 late), so σ(r̂) is mostly a survival bonus of ~0.5 a step with a
+  small per-brick term on top; the difference keeps only the progress (an experiment, not the papers' method).
+  Terminal convention: the potential of the terminal stack is r̂ of that stack (it is *not* set to 0), so over a
+  whole game the shaped rewards sum to Φ(s_T) − Φ(s_0); differences never cross a game boundary: the next game's
+  first stack sets the new baseline. (``imitation``'s ``ShapedRewardNet`` uses the opposite convention, Φ(s_T) = 0.)
 """
 
 from __future__ import annotations
@@ -26,6 +39,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 from torch import nn
 
+from trex_bench.errors import ConfigError
 from trex_bench.types import REWARD_TRANSFORMS
 
 __all__ = ["TRANSFORMS", "Transform", "LearnedRewardVecEnv", "ConstantRewardVecEnv", "ClipRewardVecEnv"]
@@ -90,14 +104,15 @@ class LearnedRewardVecEnv(_RewardReplacer):
         venv: the env below (its ``info["episode"]`` must be the true score, e.g. ``make_vec_env``).
         model: maps uint8 stacks [N, 4, 84, 84] to r̂ [N] (``RewardNet`` / ``RewardEnsemble``); it is moved to
             ``device`` and put in eval mode.
-        transform: ``"sigmoid"``: σ(r̂), what T-REX/D-REX fed to PPO (their ``custom_reward_wrapper``);
-            ``"raw"``: r̂ itself; ``"normalized"``: (r̂ − μ) / σ with running statistics of r̂, clipped to
-            ±``clip``; ``"delta"``: r̂(s′) − r̂(s), the change of r̂ along the episode (an experiment: it removes
-            the survival bonus that σ(r̂) > 0 pays).
+        transform: ``"sigmoid"`` | ``"raw"`` | ``"normalized"`` (r̂ divided by the running std of the discounted
+            return, no mean subtracted, clipped to ±``clip``) | ``"delta"`` (potential-based shaping
+            r̂(s′) − r̂(s), γ = 1); see the module's docs.
         device: where the forward pass runs.
         norm_state: statistics from ``get_norm_state`` to start from (reloading an agent).
         update_norm: update the running statistics (True while training, False when evaluating a loaded agent).
         clip: bound of the normalized reward (10, as SB3's ``VecNormalize``).
+        gamma: discount of the return whose std ``normalized`` divides by (0.99, as ``VecNormalize`` and
+            Gymnasium's ``NormalizeReward``).
 
     ``info["learned_reward"]`` holds the untransformed r̂ of each step.
     """
@@ -111,9 +126,10 @@ class LearnedRewardVecEnv(_RewardReplacer):
         norm_state: dict[str, Any] | None = None,
         update_norm: bool = True,
         clip: float = 10.0,
+        gamma: float = 0.99,
     ) -> None:
         if transform not in TRANSFORMS:
-            raise ValueError(f"unknown reward transform {transform!r}; valid: {', '.join(TRANSFORMS)}")
+            raise ConfigError(f"unknown reward transform {transform!r}; valid: {', '.join(TRANSFORMS)}")
         super().__init__(venv)
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
@@ -124,7 +140,9 @@ class LearnedRewardVecEnv(_RewardReplacer):
         self.transform = transform
         self.update_norm = update_norm
         self.clip = float(clip)
-        self.rms = RunningMeanStd(shape=())
+        self.rms = RunningMeanStd(shape=())  # normalized: statistics of the discounted return
+        self.gamma = float(gamma)
+        self._returns = np.zeros(self.num_envs, dtype=np.float64)  # normalized: each env's discounted return
         self._last: np.ndarray | None = None  # delta: r̂ of each env's current stack
         if norm_state is not None:
             self.set_norm_state(norm_state)
@@ -154,19 +172,29 @@ class LearnedRewardVecEnv(_RewardReplacer):
         for i, info in enumerate(infos):
             info["learned_reward"] = float(r[i])
         if self.transform == "delta":
-            if self._last is None:
-                raise RuntimeError("reset() the env before stepping it")
-            out = (r - self._last).astype(np.float32)
-            self._last = r.copy()
-            self._last[restarted] = scored[self.num_envs :]
-            return out
+            return self._potential_shaping(r, scored[self.num_envs :], restarted)
         if self.transform == "sigmoid":
             return expit(r).astype(np.float32)  # σ without overflow warnings for very negative r̂
         if self.transform == "raw":
             return r.astype(np.float32)
+        return self._normalize(r, dones)
+
+    def _potential_shaping(self, r: np.ndarray, first: np.ndarray, restarted: np.ndarray) -> np.ndarray:
+        """Φ(s′) − Φ(s) with Φ = r̂, γ = 1; a restarted env's first stack (``first``) is its new Φ(s)."""
+        if self._last is None:
+            raise RuntimeError("reset() the env before stepping it")
+        out = (r - self._last).astype(np.float32)
+        self._last = r.copy()
+        self._last[restarted] = first
+        return out
+
+    def _normalize(self, r: np.ndarray, dones: np.ndarray) -> np.ndarray:
+        """r̂ / std(discounted return), clipped; the mean is not subtracted (Gymnasium ``NormalizeReward``)."""
         if self.update_norm:
-            self.rms.update(r.astype(np.float64))
-        return np.clip((r - self.rms.mean) / np.sqrt(self.rms.var + 1e-8), -self.clip, self.clip).astype(np.float32)
+            self._returns = self._returns * self.gamma + r
+            self.rms.update(self._returns)
+            self._returns[np.asarray(dones, dtype=bool)] = 0.0
+        return np.clip(r / np.sqrt(self.rms.var + 1e-8), -self.clip, self.clip).astype(np.float32)
 
     # -- normalizer statistics (saved with the agent, restored wherever it is loaded) ---------------------------
     def get_norm_state(self) -> dict[str, Any]:
@@ -184,7 +212,7 @@ class LearnedRewardVecEnv(_RewardReplacer):
             var = np.asarray(state["var"], dtype=np.float64).reshape(())
             count = float(state["count"])
         except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"not a reward-normalizer state (want mean, var, count of one value): {state!r}") from e
+            raise ConfigError(f"not a reward-normalizer state (want mean, var, count of one value): {state!r}") from e
         if not (np.isfinite(mean) and np.isfinite(var) and var >= 0 and count > 0):
-            raise ValueError(f"invalid reward-normalizer state: {state!r}")
+            raise ConfigError(f"invalid reward-normalizer state: {state!r}")
         self.rms.mean, self.rms.var, self.rms.count = mean, var, count

@@ -1,0 +1,71 @@
+"""The reward trainer's settings as data, torch-free (the CLI and ``trex_bench.config`` import it at start-up)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from trex_bench.errors import ConfigError
+
+__all__ = ["TrainConfig"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything the reward trainer does, as data. ``budget_config`` builds the presets.
+
+    Attributes:
+        method: ``"trex"`` or ``"drex"`` (net width: 16 or 32 first-conv filters).
+        n_pairs: snippet pairs drawn (train + validation).
+        min_len, max_len: snippet span in observations, before the stride.
+        stride: frame subsampling inside a snippet.
+        whole_trajectory: Enduro-style whole-episode pairs instead of snippets.
+        lr, weight_decay: Adam settings.
+        batch_pairs: pairs per optimiser step.
+        passes: epochs over the training pairs.
+        max_steps: a cap on optimiser steps (None = none).
+        max_seconds: an opt-in wall-time valve, never set by a budget (None = none): a run it stops depends on the
+            machine's load, and its metrics say so (``stopped``).
+        val_frac: share of *episode pairs* held out for validation.
+        eval_every: steps between validation-accuracy checks.
+        patience: checks without improvement before early stopping (0 = never stop early).
+        select: which weights are kept: ``val_accuracy`` (the best validation pair accuracy, ties broken by loss),
+            ``val_loss`` (the lowest validation loss: keeps training while the margins still grow, after the
+            accuracy on easy pairs has saturated) or ``last`` (the final weights, as the released T-REX code).
+        bf16: bfloat16 autocast for the forward pass.
+        channels_last: NHWC memory format for the convolutions.
+        ensemble: number of independently initialised nets.
+    """
+
+    method: Literal["trex", "drex"] = "trex"
+    n_pairs: int = 6000  # T-REX §5.1: 6000 snippet pairs
+    min_len: int = 50  # T-REX §5.1: snippet length 50–100
+    max_len: int = 100
+    stride: int = 2  # T-REX released code: every 2nd observation
+    whole_trajectory: bool = False
+    lr: float = 5e-5  # T-REX released code: Adam lr 5e-5, no weight decay
+    weight_decay: float = 0.0
+    batch_pairs: int = 32  # measured on 2 CPU cores, see the module's docs and benchmarks/reward_train_speed.py
+    passes: float = 5.0  # T-REX released code: 5 passes over the pairs
+    max_steps: int | None = None
+    max_seconds: float | None = None
+    val_frac: float = 0.1
+    eval_every: int = 25
+    patience: int = 8
+    select: Literal["val_accuracy", "val_loss", "last"] = "val_accuracy"
+    bf16: bool = False  # measured on 2 CPU cores: 5–10× slower (MEASURED below)
+    channels_last: bool = True  # measured on 2 CPU cores: ~2× faster at batch 32 (MEASURED below)
+    ensemble: int = 1
+
+    def __post_init__(self) -> None:
+        if self.method not in ("trex", "drex"):
+            raise ConfigError(f"unknown method {self.method!r}; valid: trex, drex")
+        for name in ("n_pairs", "min_len", "stride", "batch_pairs", "eval_every", "ensemble"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_len <= self.min_len:
+            raise ConfigError(f"TrainConfig needs min_len < max_len, got {self.min_len}, {self.max_len}")
+        if self.select not in ("val_accuracy", "val_loss", "last"):
+            raise ConfigError(f"TrainConfig.select must be val_accuracy, val_loss or last, got {self.select!r}")
+        if not (self.lr > 0 and self.passes > 0):
+            raise ConfigError("TrainConfig.lr and passes must be > 0")
