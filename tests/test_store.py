@@ -6,16 +6,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from trex_bench.demos.store import (
-    DemoError,
-    FrameCache,
-    frame_hash,
-    load_demos,
-    replay,
-    replay_many,
-    save_demos,
-    verify_demos,
-)
+from trex_bench.demos.replay import frame_hash, replay, replay_many, verify_demos
+from trex_bench.demos.store import DemoError, FrameCache, load_demos, save_demos
 
 
 def test_round_trip(tmp_path, breakout_demos):

@@ -218,7 +218,8 @@ def _run_ppo_demonstrator(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from trex_bench.demos.store import load_demos, verify_demos
+    from trex_bench.demos.replay import verify_demos
+    from trex_bench.demos.store import load_demos
 
     ds = load_demos(args.dir)
     results = verify_demos(ds, n_envs=args.envs)

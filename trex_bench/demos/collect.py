@@ -9,7 +9,8 @@ from tqdm.auto import tqdm
 
 from trex_bench._io import versions
 from trex_bench.demos.policies import Demonstrator
-from trex_bench.demos.store import HASH_EVERY, frame_hash
+from trex_bench.demos.replay import frame_hash
+from trex_bench.demos.store import HASH_EVERY
 from trex_bench.envs import get_profile, make_vec_env
 from trex_bench.games import get_game
 from trex_bench.types import DemoSet, Episode, valid_noise

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from trex_bench._io import atomic_write
+from trex_bench.demos.replay import replay_many
 from trex_bench.types import DemoSet
 
 __all__ = ["FrameCache", "default_cache_dir", "gather_stacks"]
@@ -31,7 +32,7 @@ class FrameCache:
     """
 
     def __init__(self, ds: DemoSet, cache_dir: str | Path | None = None, n_envs: int = 4) -> None:
-        from trex_bench.demos.store import DemoError, replay_many  # store re-exports this module: import late
+        from trex_bench.demos.store import DemoError  # store re-exports this module: import late
 
         self.folder = Path(cache_dir or default_cache_dir()) / "frames" / f"{ds.game}-{ds.content_hash()}"
         paths = [self.folder / f"ep_{i:04d}.npy" for i in range(len(ds.episodes))]
