@@ -13,10 +13,13 @@ too) keeps replayed frames as uint8 single 84×84 frames so later stages never r
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -103,75 +106,124 @@ def _save_episode(ep: Episode, path: Path) -> None:
     atomic_write(path, write)
 
 
-def _is_demo_set(folder: Path) -> bool:
-    """A folder holding only what ``save_demos`` writes: a demo-set ``manifest.json`` and ``.npz`` episode files."""
+def _set_at(out: Path) -> str | None:
+    """What ``out`` holds: ``""`` nothing (absent or an empty folder), a demo set's content hash, or None (a file, or
+    a folder holding anything but what ``save_demos`` writes: a demo-set ``manifest.json`` and ``.npz`` files)."""
+    if not out.exists():
+        return ""
+    if not out.is_dir():
+        return None
+    if not any(out.iterdir()):
+        return ""
     try:
-        m = read_json(folder / "manifest.json")
+        m = read_json(out / "manifest.json")
     except (ValueError, OSError):
-        return False
+        return None
     if not (isinstance(m, dict) and "schema_version" in m and "episodes" in m):
-        return False
-    return all(p.name == "manifest.json" or (p.suffix == ".npz" and p.is_file()) for p in folder.iterdir())
+        return None
+    if not all(p.name == "manifest.json" or (p.suffix == ".npz" and p.is_file()) for p in out.iterdir()):
+        return None
+    return str(m.get("content_hash"))
 
 
-def check_demo_out(out: str | Path, overwrite: bool = False) -> None:
+def check_demo_out(out: str | Path, overwrite: bool = False) -> str:
     """Refuse an ``--out`` that ``save_demos`` must not write: a file, another demo set (unless ``overwrite``), or a
     non-empty folder that is not a demo set (``overwrite`` replaces demo sets only). Call it before collecting.
+
+    Returns:
+        What ``out`` holds now: ``""`` (nothing) or the content hash of the demo set there. Pass it to
+        ``save_demos(..., replaces=)`` so that a set another process writes there meanwhile is not replaced.
 
     Raises:
         DemoError: one line naming ``out``.
     """
     out = Path(out)
-    if not out.exists():
-        return
-    if not out.is_dir():
+    if out.exists() and not out.is_dir():
         raise DemoError(f"{out} is a file, not a demo-set folder; choose another --out")
-    if not any(out.iterdir()):
-        return
-    if not _is_demo_set(out):
+    found = _set_at(out)
+    if found is None:
         raise DemoError(
             f"{out} is a non-empty folder that is not a demo set; --overwrite replaces only a demo set: "
             "choose another --out"
         )
-    if not overwrite:
+    if found and not overwrite:
         raise DemoError(f"{out} already holds a demo set; pass --overwrite to replace it")
+    return found
 
 
-def save_demos(ds: DemoSet, out: str | Path, overwrite: bool = False) -> Path:
+def _written_meanwhile(out: Path) -> DemoError:
+    return DemoError(
+        f"{out}: another process wrote a demo set there while this one was collecting; this set was not saved "
+        "(choose another --out, or run again to replace it with --overwrite)"
+    )
+
+
+@contextlib.contextmanager
+def _publish_lock(parent: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on the folder that receives the set, held while a writer checks and renames: two
+    processes publishing into one ``--out`` take turns (the lock goes with the descriptor; no lock file is left)."""
+    fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def save_demos(ds: DemoSet, out: str | Path, overwrite: bool = False, replaces: str | None = None) -> Path:
     """Write ``ds`` to folder ``out`` atomically (a temp folder renamed into place: no partial set is ever seen).
+
+    The files are written beside ``out``; the check of ``out`` and the rename happen under a lock on its parent
+    folder, so of two processes saving into one ``out`` at once exactly one publishes its whole set and the other
+    fails (D5 of issue 16).
+
+    Args:
+        ds: the demo set.
+        out: its folder.
+        overwrite: replace a demo set already at ``out``.
+        replaces: what ``check_demo_out`` found at ``out`` before collecting (``""`` or a set's content hash); when
+            given, a different set there now (another process wrote it meanwhile) is refused, even with
+            ``overwrite``. When None, what ``out`` held when this call began.
 
     Raises:
         DemoError: ``out`` already holds a *different* demo set and ``overwrite`` is False (saving the very
-            same set again is a no-op), or ``out`` is a file or a non-empty folder that is not a demo set (even
-            with ``overwrite``, which replaces only a demo set).
+            same set again is a no-op), ``out`` is a file or a non-empty folder that is not a demo set (even
+            with ``overwrite``, which replaces only a demo set), or another process wrote a set at ``out``
+            since ``replaces`` was taken (or since this call began).
     """
     out = Path(out)
-    if out.is_dir() and (out / "manifest.json").is_file():
-        try:
-            m = read_json(out / "manifest.json")
-            same = isinstance(m, dict) and m.get("content_hash") == ds.content_hash()
-        except ValueError:
-            same = False
-        if same and _is_demo_set(out):
-            return out
-    check_demo_out(out, overwrite)
+    if _set_at(out) == ds.content_hash():
+        return out
+    found = check_demo_out(out, overwrite)
+    before = found if replaces is None else replaces
+    if found != before:
+        raise _written_meanwhile(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    trash = None
     try:
         os.chmod(tmp, out.stat().st_mode & 0o7777 if out.is_dir() else new_mode(directory=True))  # not mkdtemp's 0700
         for i, ep in enumerate(ds.episodes):
             _save_episode(ep, tmp / _episode_file(i))
         write_json(tmp / "manifest.json", _manifest(ds))
-        if out.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            os.replace(out, trash / "old")
-            os.replace(tmp, out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
+        with _publish_lock(out.parent):
+            now = _set_at(out)
+            if now == ds.content_hash():  # the very same set, published meanwhile
+                shutil.rmtree(tmp, ignore_errors=True)
+                return out
+            if now != before:
+                raise _written_meanwhile(out)
+            check_demo_out(out, overwrite)
+            if out.exists():
+                trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+                os.replace(out, trash / "old")
             os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
     return out
 
 
