@@ -37,12 +37,20 @@ def replay_many(
     Returns:
         For each episode ``(frames, rewards)``: frames uint8 [T+1, 84, 84] (the newest frame of every observation,
         the reset observation first), rewards float32 [T].
+
+    Raises:
+        ValueError: an episode plays an action outside the game's action set.
     """
     episodes = list(episodes)
     n_envs = max(1, min(n_envs, len(episodes)))
     order = sorted(range(len(episodes)), key=lambda k: (episodes[k].seed, episodes[k].reset_index))
     queue = list(order)
     ale = make_ale_vector_env(game, profile, n_envs, num_threads=min(n_envs, 2))
+    try:
+        _check_actions(episodes, game, int(ale.single_action_space.n))
+    except ValueError:
+        ale.close()
+        raise
     frames = [np.zeros((e.length + 1, 84, 84), np.uint8) for e in episodes]
     rewards = [np.zeros(e.length, np.float32) for e in episodes]
     playing = np.full(n_envs, -1)  # episode index each env plays, -1 = idle
@@ -104,6 +112,17 @@ def replay_many(
     finally:
         ale.close()
     return list(zip(frames, rewards))
+
+
+def _check_actions(episodes: list[Episode], game: str, n_actions: int) -> None:
+    """Refuse an action outside the env's action set: ale-py's vector env would wait forever on it (issue 16)."""
+    for ep in episodes:
+        bad = np.flatnonzero(ep.actions >= n_actions)
+        if len(bad):
+            raise ValueError(
+                f"an episode (seed {ep.seed}, reset index {ep.reset_index}) plays action {int(ep.actions[bad[0]])} "
+                f"at step {int(bad[0])}, but {game} has {n_actions} actions: a corrupt or foreign episode file"
+            )
 
 
 def replay(episode: Episode, game: str, profile: str = "paper") -> np.ndarray:

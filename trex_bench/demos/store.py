@@ -237,8 +237,11 @@ def _load_episode(path: Path) -> Episode:
                 raise DemoError(
                     f"{path}: non-finite reward {z['rewards'][bad[0]]} at step {int(bad[0])} ({len(bad)} such steps)"
                 )
+            seed = int(z["seed"])
+            if not 0 <= seed < 2**31:  # what AtariVecEnv records; ale-py's reset takes int32 seeds only
+                raise DemoError(f"{path}: seed {seed} is outside 0..2**31-1, the seeds episodes are recorded with")
             return Episode(
-                seed=int(z["seed"]),
+                seed=seed,
                 actions=z["actions"],
                 rewards=z["rewards"],
                 hash_steps=z["hash_steps"],
