@@ -18,7 +18,7 @@ from ale_py.vector_env import AtariVectorEnv
 
 from trex_bench.demos.collect import CollectConfig, collect
 from trex_bench.demos.policies import RandomPolicy, ScriptedBreakout
-from trex_bench.demos.store import replay_many
+from trex_bench.demos.replay import replay_many
 from trex_bench.games import get_game
 
 

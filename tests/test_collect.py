@@ -53,7 +53,7 @@ def test_collection_is_seeded():
 
 
 def test_max_steps_truncates_and_replays(tmp_path):
-    from trex_bench.demos.store import verify_demos
+    from trex_bench.demos.replay import verify_demos
 
     ds = collect("pong", ScriptedPong(), CollectConfig(2, seed=0, max_steps=150), progress=False)
     assert all(e.truncated and e.length == 150 for e in ds.episodes)

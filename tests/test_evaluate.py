@@ -90,3 +90,52 @@ def test_cli_appends_the_agents_row_with_its_method(agent_dir, tmp_path, capsys)
     df = read_leaderboard(lb)
     assert len(df) == 1 and df.loc[0, "method"] == "ppo-true" and df.loc[0, "best_demo"] == 23.0
     assert df.loc[0, "n_episodes"] == 2 and df.loc[0, "schedule_steps"] > 0
+
+
+# -- a BC policy is checked against the game it is played on (issue 16, D8) -------------------------------------
+@pytest.fixture
+def bc_dir(tmp_path):
+    import numpy as np
+
+    from trex_bench.rl.bc import BCNet, BCPolicy, save_bc
+
+    policy = BCPolicy(BCNet(4), "breakout", ["NOOP", "FIRE", "RIGHT", "LEFT"], rng=np.random.default_rng(0))
+    return save_bc(policy, tmp_path / "bc", dict(profile="paper"))
+
+
+def _edit_card(folder, **changes):
+    import json
+
+    card = json.loads((folder / "card.json").read_text())
+    (folder / "card.json").write_text(json.dumps({**card, **changes}))
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        (dict(game="pong"), "over 4 actions, but this env has 6"),  # a Breakout clone's card edited to say pong
+        (dict(action_meanings=["LEFT", "RIGHT", "FIRE", "NOOP"]), "over actions LEFT RIGHT FIRE NOOP, but breakout"),
+    ],
+    ids=["other-game", "other-action-order"],
+)
+def test_bc_policy_over_another_action_set_is_refused(bc_dir, tmp_path, capsys, changes, match):
+    from trex_bench.cli import main
+
+    _edit_card(bc_dir, **changes)
+    with pytest.raises(ValueError, match=match):
+        evaluate_agent(bc_dir, episodes=1, n_envs=1, out=tmp_path / "e.json")
+    assert main(["evaluate", "--agent", str(bc_dir), "--episodes", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(bc_dir) in err
+    assert not (tmp_path / "e.json").exists() and not (bc_dir / "eval.json").exists()
+
+
+def test_agent_of_another_game_than_asked_is_refused(bc_dir, tmp_path, capsys):
+    from trex_bench.cli import main
+
+    with pytest.raises(ValueError, match="an agent of breakout, not pong"):
+        evaluate_agent(bc_dir, episodes=1, n_envs=1, out=tmp_path / "e.json", game="pong")
+    assert main(["evaluate", "--agent", str(bc_dir), "--game", "pong", "--no-progress"]) == 2
+    assert "not pong" in capsys.readouterr().err
+    rep = evaluate_agent(bc_dir, episodes=1, n_envs=1, out=tmp_path / "e.json", game="breakout")
+    assert rep["game"] == "breakout" and rep["episodes"] == 1

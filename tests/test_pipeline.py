@@ -204,7 +204,8 @@ def test_bad_kl_options(kw):
 
 @pytest.mark.parametrize("name", ["scripted-noise", "ppo-checkpoints"])
 def test_committed_demo_sets_replay_exactly(name):
-    from trex_bench.demos.store import load_demos, verify_demos
+    from trex_bench.demos.replay import verify_demos
+    from trex_bench.demos.store import load_demos
     from trex_bench.pipeline import REPO_DEMOS
 
     ds = load_demos(REPO_DEMOS / "breakout" / name)

@@ -73,3 +73,17 @@ def test_bf16_runs_at_smoke_with_channels_last_inputs_and_fp32_heads(tmp_path):
     feats = model.policy.extract_features(obs, model.policy.features_extractor)
     assert feats.dtype == torch.float32  # heads, softmax, log-probs and losses see fp32
     assert all(p.dtype == torch.float32 for p in model.policy.parameters())  # fp32 master weights
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", '"fp32"', "{MACHINE: 3}", '{MACHINE: {"choice": "fp8"}}', "{not json"])
+def test_a_corrupt_precision_cache_is_measured_again(tmp_path, monkeypatch, text):
+    """Issue 16, D7 (corrupt cache files): valid JSON of another shape was a TypeError/KeyError traceback."""
+    from trex_bench.rl import precision
+
+    monkeypatch.setenv("TREX_BENCH_CACHE", str(tmp_path))
+    monkeypatch.setattr(precision, "probe_precision", lambda device: {"choice": "fp32", "measured": True})
+    machine = precision._machine_key(torch.device("cpu"))
+    (tmp_path / "precision.json").write_text(text.replace("MACHINE", json.dumps(machine)))
+    mode, record = resolve_precision("auto")
+    assert mode == "fp32" and record["measured"]
+    assert json.loads((tmp_path / "precision.json").read_text())[machine]["choice"] == "fp32"

@@ -263,7 +263,7 @@ def test_reward_trainer_returns_the_weights_it_selected(select):
 # -- demos ----------------------------------------------------------------------------------------------------------
 def test_verify_compares_every_recorded_frame_hash(breakout_demos):
     """A record whose frames differ fails ``verify`` on its frame hashes, even where return and length agree."""
-    from trex_bench.demos.store import verify_demos
+    from trex_bench.demos.replay import verify_demos
 
     ep = breakout_demos.episodes[0]
     hashes = ep.frame_hashes.copy()

@@ -6,16 +6,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from trex_bench.demos.store import (
-    DemoError,
-    FrameCache,
-    frame_hash,
-    load_demos,
-    replay,
-    replay_many,
-    save_demos,
-    verify_demos,
-)
+from trex_bench.demos.replay import frame_hash, replay, replay_many, verify_demos
+from trex_bench.demos.store import DemoError, FrameCache, load_demos, save_demos
 
 
 def test_round_trip(tmp_path, breakout_demos):
@@ -149,3 +141,26 @@ def test_frame_cache_builds_stacks_from_indices(tmp_path, breakout_demos):
     mtimes = sorted(p.stat().st_mtime_ns for p in cache.folder.iterdir())
     FrameCache(breakout_demos, cache_dir=tmp_path)
     assert sorted(p.stat().st_mtime_ns for p in cache.folder.iterdir()) == mtimes
+
+
+@pytest.fixture(scope="module")
+def built_cache(tmp_path_factory, breakout_demos):
+    root = tmp_path_factory.mktemp("cache")
+    return root, FrameCache(breakout_demos, cache_dir=root)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "other-shape"])
+def test_frame_cache_rebuilds_a_corrupt_file(tmp_path, breakout_demos, built_cache, damage):
+    """A torn or foreign cache file is replayed again (issue 16, D7: it was an unnamed ValueError or EOFError)."""
+    import shutil
+
+    root, cache = built_cache
+    shutil.copytree(root, tmp_path, dirs_exist_ok=True)
+    path = tmp_path / cache.folder.relative_to(root) / "ep_0001.npy"
+    data = path.read_bytes()
+    if damage == "other-shape":
+        np.save(path, np.zeros((3, 84, 84), np.uint8))
+    else:
+        path.write_bytes({"truncate": data[: len(data) // 2], "garbage": b"hello", "empty": b""}[damage])
+    again = FrameCache(breakout_demos, cache_dir=tmp_path)
+    assert np.array_equal(again.episode_frames(1), cache.episode_frames(1)) and path.read_bytes() == data

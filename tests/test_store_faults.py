@@ -156,3 +156,26 @@ def test_leaderboard_and_demo_sets_get_the_umask_mode_and_keep_theirs(tmp_path, 
     assert _mode(lb) == 0o664
     ds = save_demos(breakout_demos, tmp_path / "set")
     assert _mode(ds) == 0o755 and {_mode(p) for p in ds.iterdir()} == {0o644}
+
+
+def test_action_outside_the_games_action_set_is_refused_not_replayed_forever(demo_dir, capsys):
+    """ale-py's vector env waits forever on an action index it does not have: replay refuses it first."""
+    from trex_bench.demos.replay import verify_demos
+
+    def poison(a):
+        a = a.copy()
+        a[3] = 200
+        return a
+
+    _edit_npz(demo_dir / "ep_0001.npz", actions=poison)
+    with pytest.raises(ValueError, match="plays action 200 at step 3, but breakout has 4 actions"):
+        verify_demos(load_demos(demo_dir), n_envs=2)
+    assert "plays action 200" in _one_line_error(capsys, ["demos", "verify", str(demo_dir)])
+
+
+@pytest.mark.parametrize("seed", [-1, 2**31, 2**62])
+def test_seed_outside_the_recorded_range_is_refused(demo_dir, seed):
+    """Episodes are recorded with seeds in 0..2**31-1; ale-py's reset takes int32 only (a TypeError traceback)."""
+    _edit_npz(demo_dir / "ep_0002.npz", seed=lambda s: np.int64(seed))
+    with pytest.raises(DemoError, match=rf"ep_0002\.npz: seed {seed} is outside 0\.\.2\*\*31-1"):
+        load_demos(demo_dir)

@@ -20,7 +20,7 @@ import torch
 from trex_bench._io import read_json, versions, write_json
 from trex_bench.envs import make_vec_env
 from trex_bench.errors import ConfigError
-from trex_bench.games import human_normalized
+from trex_bench.games import get_game, human_normalized
 
 __all__ = ["evaluate_agent", "episode_seed"]
 
@@ -42,6 +42,7 @@ def evaluate_agent(
     progress: bool = False,
     trust_pickle: bool = False,
     overwrite: bool = False,
+    game: str | None = None,
 ) -> dict[str, Any]:
     """Play ``episodes`` full games with the agent of ``agent_dir`` and write ``eval.json``.
 
@@ -57,14 +58,22 @@ def evaluate_agent(
         progress: show a progress bar over finished games.
         trust_pickle: load an SB3 agent through ``PPO.load``, running the pickles in its zip (``rl.ppo.load_agent``).
         overwrite: replace an existing file at the destination that is not an evaluation report.
+        game: when given, refuse an agent (PPO or BC) of another game; the games are those of the agent's card.
 
     Returns:
         The report written to ``eval.json``.
+
+    Raises:
+        ValueError: bad counts, a destination of another kind, an agent of another game than ``game``, or one whose
+            weights or action set do not fit its game's env (a BC policy over another action set is refused here,
+            as ``demos collect --demonstrator bc:`` refuses it).
     """
     if episodes < 1 or n_envs < 1:
         raise ConfigError(f"episodes and n_envs must be >= 1, got {episodes} and {n_envs}")
     dest = _destination(Path(out) if out is not None else Path(agent_dir), overwrite)
     agent, card = _load_actor(agent_dir, device, trust_pickle)
+    if game is not None and get_game(game).id != card["game"]:
+        raise ConfigError(f"{agent_dir} is an agent of {card['game']}, not {get_game(game).id}")
     demos = None
     if demos_dir is not None:
         from trex_bench.demos.store import load_demos
@@ -149,15 +158,30 @@ class _BCActor:
 def _load_actor(
     agent_dir: str | Path, device: str | torch.device, trust_pickle: bool = False
 ) -> tuple[Any, dict[str, Any]]:
-    """An SB3 PPO agent folder, or a behaviour-cloning folder (``rl.bc``: evaluated the same way, method ``bc``)."""
+    """An SB3 PPO agent folder, or a behaviour-cloning folder (``rl.bc``: evaluated the same way, method ``bc``).
+
+    A BC policy must act over exactly the actions of its card's game and profile (count and names, read from
+    ALE), as ``demos collect --demonstrator bc:`` requires; an SB3 agent's weights are fitted to the game's spaces
+    by ``load_agent``.
+    """
     from trex_bench.rl.ppo import load_agent
 
     card_path = Path(agent_dir) / "card.json"
     card = read_json(card_path) if card_path.is_file() else None
     if isinstance(card, dict) and card.get("kind") == "bc_policy":
-        from trex_bench.rl.bc import load_bc
+        from trex_bench.rl.bc import action_set, load_bc
 
-        return _BCActor(load_bc(agent_dir, device=device)), card
+        for key in ("game", "profile"):
+            if not isinstance(card.get(key), str):
+                raise ConfigError(f"{card_path}: malformed BC card ({key!r} missing or not a string)")
+        actions = action_set(card["game"], card["profile"])
+        policy = load_bc(agent_dir, game=card["game"], n_actions=len(actions), device=device)
+        if policy.action_meanings is not None and list(policy.action_meanings) != actions:
+            raise ConfigError(
+                f"{agent_dir} is a BC model over actions {' '.join(policy.action_meanings)}, but {card['game']} "
+                f"under profile {card['profile']!r} has {' '.join(actions)}"
+            )
+        return _BCActor(policy), card
     return load_agent(agent_dir, device, trust_pickle=trust_pickle)
 
 

@@ -133,7 +133,8 @@ def measure_demo_set(folder: str | Path) -> dict[str, Measured]:
     The facts are the set's content hash (seeds, actions, recorded frame hashes) and, per episode, the verdict,
     length, recorded and replayed return and message: one changed action or one replayed frame moves the hash.
     """
-    from trex_bench.demos.store import load_demos, verify_demos
+    from trex_bench.demos.replay import verify_demos
+    from trex_bench.demos.store import load_demos
 
     ds = load_demos(folder)
     results = verify_demos(ds)

@@ -167,9 +167,9 @@ def run_collect(args: argparse.Namespace) -> int:
 
     game = get_game(args.game)
     out: Path = args.out
-    check_demo_out(out, args.overwrite)  # before any collection or training
+    seen = check_demo_out(out, args.overwrite)  # before any collection or training
     if args.demonstrator == "ppo":
-        return _run_ppo_demonstrator(args)
+        return _run_ppo_demonstrator(args, seen)
     rng = np.random.default_rng(args.seed)
     probe = make_vec_env(game, 1, args.profile)
     n_actions = int(probe.action_space.n)
@@ -191,14 +191,17 @@ def run_collect(args: argparse.Namespace) -> int:
         policy = NoopPolicy() if eps == NOOP_NOISE else EpsilonGreedy(base, eps, n_actions, rng) if eps > 0 else base
         parts.append(collect(game.id, policy, cfg, progress=not args.no_progress, created_by=shlex.join(args.argv)))
     ds = merge_demo_sets(parts) if len(parts) > 1 else parts[0]
-    save_demos(ds, out, overwrite=args.overwrite)
+    save_demos(ds, out, overwrite=args.overwrite, replaces=seen)  # a set another run wrote meanwhile is kept
     _print_table(ds)
     print(f"wrote {len(ds.episodes)} episodes to {out}")
     return 0
 
 
-def _run_ppo_demonstrator(args: argparse.Namespace) -> int:
-    """``--demonstrator ppo``: train (or reuse) PPO on the true reward, record from some of its checkpoints."""
+def _run_ppo_demonstrator(args: argparse.Namespace, seen: str) -> int:
+    """``--demonstrator ppo``: train (or reuse) PPO on the true reward, record from some of its checkpoints.
+
+    ``seen``: what ``check_demo_out`` found at ``--out`` before training (``save_demos``'s ``replaces``).
+    """
     from trex_bench.demos.checkpoints import collect_from_checkpoints, select_checkpoints, train_demonstrator
     from trex_bench.demos.store import save_demos
 
@@ -234,14 +237,15 @@ def _run_ppo_demonstrator(args: argparse.Namespace) -> int:
         created_by=shlex.join(args.argv),
         device=args.device,
     )
-    save_demos(ds, args.out, overwrite=args.overwrite)
+    save_demos(ds, args.out, overwrite=args.overwrite, replaces=seen)
     _print_table(ds)
     print(f"wrote {len(ds.episodes)} episodes to {args.out} (PPO run and checkpoints in {ppo_dir})")
     return 0
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from trex_bench.demos.store import load_demos, verify_demos
+    from trex_bench.demos.replay import verify_demos
+    from trex_bench.demos.store import load_demos
 
     ds = load_demos(args.dir)
     results = verify_demos(ds, n_envs=args.envs)

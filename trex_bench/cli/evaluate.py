@@ -18,6 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog="Example: trex-bench evaluate --agent runs/breakout/agent --episodes 30 --demos demos/breakout/ppo",
     )
     p.add_argument("--agent", type=Path, required=True, help="agent folder (agent.zip + card.json)")
+    p.add_argument(
+        "--game", default=None, help="refuse an agent (PPO or BC) of another game (default: play its card's game)"
+    )
     p.add_argument("--episodes", type=positive_int, default=30, help="number of full games (default: 30, as T-REX)")
     p.add_argument("--demos", type=Path, default=None, help="demo set to compare with (best and average return)")
     p.add_argument("--deterministic", action="store_true", help="argmax actions instead of sampling (T-REX samples)")
@@ -62,6 +65,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         trust_pickle=args.trust_pickle,
         overwrite=args.overwrite,
+        game=args.game,
     )
     print(f"{r['game']}: {r['episodes']} full games, {r['protocol']}")
     print(f"  true score: mean {r['mean']:.2f} ± {r['std']:.2f} (min {r['min']:g}, max {r['max']:g})")

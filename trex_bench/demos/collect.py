@@ -9,7 +9,8 @@ import numpy as np
 from trex_bench._io import versions
 from trex_bench._progress import progress_bar
 from trex_bench.demos.policies import Demonstrator
-from trex_bench.demos.store import HASH_EVERY, frame_hash
+from trex_bench.demos.replay import frame_hash
+from trex_bench.demos.store import HASH_EVERY
 from trex_bench.envs import get_profile, make_vec_env
 from trex_bench.errors import ConfigError
 from trex_bench.games import get_game

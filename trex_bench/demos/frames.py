@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from trex_bench._io import atomic_write
-from trex_bench.demos.store import replay_many
+from trex_bench.demos.replay import replay_many
 from trex_bench.errors import DemoError
 from trex_bench.types import DemoSet
 
@@ -35,15 +35,16 @@ class FrameCache:
     def __init__(self, ds: DemoSet, cache_dir: str | Path | None = None, n_envs: int = 4) -> None:
         self.folder = Path(cache_dir or default_cache_dir()) / "frames" / f"{ds.game}-{ds.content_hash()}"
         paths = [self.folder / f"ep_{i:04d}.npy" for i in range(len(ds.episodes))]
-        missing = [i for i, p in enumerate(paths) if not p.exists()]
+        cached = [_read_cached(p, ep.length) for p, ep in zip(paths, ds.episodes)]
+        missing = [i for i, arr in enumerate(cached) if arr is None]  # absent, torn or not this episode's: rebuilt
         if missing:
             todo = [ds.episodes[i] for i in missing]
             for i, (frames, _) in zip(missing, replay_many(todo, ds.game, ds.profile, n_envs)):
                 atomic_write(paths[i], lambda p, f=frames: np.save(p, f), suffix=".npy")
-        per_ep = [np.load(p, mmap_mode="r") for p in paths]
-        for i, (arr, ep) in enumerate(zip(per_ep, ds.episodes)):
-            if arr.shape != (ep.length + 1, 84, 84) or arr.dtype != np.uint8:
-                raise DemoError(f"{paths[i]}: cached frames have shape {arr.shape}, expected {(ep.length + 1, 84, 84)}")
+                cached[i] = _read_cached(paths[i], ds.episodes[i].length)
+                if cached[i] is None:
+                    raise DemoError(f"{paths[i]}: the frame cache file just written does not read back")
+        per_ep = [arr for arr in cached if arr is not None]
         self.lengths = np.array([ep.length for ep in ds.episodes], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(self.lengths + 1)[:-1]]).astype(np.int64)
         self.frames = np.concatenate(per_ep, axis=0)
@@ -62,6 +63,16 @@ class FrameCache:
     def stacks(self, ep: np.ndarray, t: np.ndarray) -> np.ndarray:
         """uint8 [N, 4, 84, 84] observations of episode ``ep[n]`` at step ``t[n]``."""
         return gather_stacks(self.frames, self.stack_index(ep, t))
+
+
+def _read_cached(path: Path, length: int) -> np.ndarray | None:
+    """The cached uint8 [length + 1, 84, 84] frames at ``path`` (memory-mapped), or None when the file is missing,
+    torn, not an ``.npy`` or of another shape or dtype: a cache file is rebuilt, never trusted or fatal."""
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    return arr if arr.shape == (length + 1, 84, 84) and arr.dtype == np.uint8 else None
 
 
 def gather_stacks(frames: np.ndarray, index: np.ndarray) -> np.ndarray:

@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from trex_bench.demos.store import frame_hash, load_demos, save_demos, verify_demos
+from trex_bench.demos.replay import frame_hash, verify_demos
+from trex_bench.demos.store import load_demos, save_demos
 from trex_bench.errors import DataError
 from trex_bench.leaderboard import git_commit
 from trex_bench.types import DemoSet, Episode
@@ -69,7 +70,7 @@ def export_minari(demos: str | Path, name: str, n_envs: int = 4) -> Path:
         raise DataError(
             f"{demos}: {len(bad)} of {len(results)} episodes fail replay verification ({detail}); refusing to export"
         )
-    from trex_bench.demos.store import replay_many
+    from trex_bench.demos.replay import replay_many
 
     replayed = replay_many(ds.episodes, ds.game, ds.profile, n_envs)
     buffers = []

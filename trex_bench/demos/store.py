@@ -1,4 +1,4 @@
-"""The demo-set format: compact action logs + seeds, replayed exactly, checked against frame hashes.
+"""The demo-set format: compact action logs + seeds, saved atomically, loaded with every check on the record.
 
 A demo set is a folder::
 
@@ -6,25 +6,26 @@ A demo set is a folder::
     ep_0000.npz         actions uint8 [T], rewards float32 [T], seed, noise, checkpoint, truncated,
     ep_0001.npz ...     hash_steps int64 [H], frame_hashes uint64 [H]   (no pickled objects)
 
-``replay`` rebuilds the frames from ``(seed, actions)``; ``verify_demos`` replays every episode and compares each
-recorded frame hash, the return and the length. ``FrameCache`` keeps replayed frames as uint8 single 84×84 frames
-(one ``.npy`` per episode, memory-mapped) so later stages never replay twice; stacks are built from indices.
+Replaying an episode from ``(seed, actions)`` and verifying a set against its frame hashes is ``demos.replay``
+(``replay`` is re-exported here, where DESIGN.md's API names it); ``FrameCache`` (``demos.frames``, re-exported
+too) keeps replayed frames as uint8 single 84×84 frames so later stages never replay twice.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
+import fcntl
 import os
 import shutil
 import tempfile
 import warnings
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from trex_bench._io import atomic_write, new_mode, read_json, versions, write_json
-from trex_bench.envs import get_profile, make_ale_vector_env
+from trex_bench.envs import get_profile
 from trex_bench.errors import DemoError
 from trex_bench.games import get_game
 from trex_bench.types import DemoSet, Episode
@@ -34,22 +35,14 @@ __all__ = [
     "HASH_EVERY",
     "DemoError",
     "check_demo_out",
-    "frame_hash",
     "save_demos",
     "merge_demo_sets",
     "load_demos",
     "replay",
-    "replay_many",
-    "verify_demos",
 ]
 
 SCHEMA_VERSION = 1
 HASH_EVERY = 25  # hash the newest frame every 25 agent steps, and the last one
-
-
-def frame_hash(frame: np.ndarray) -> np.uint64:
-    """64-bit BLAKE2b of one uint8 84×84 frame."""
-    return np.frombuffer(hashlib.blake2b(np.ascontiguousarray(frame).tobytes(), digest_size=8).digest(), np.uint64)[0]
 
 
 def hash_steps_for(length: int) -> np.ndarray:
@@ -107,75 +100,124 @@ def _save_episode(ep: Episode, path: Path) -> None:
     atomic_write(path, write)
 
 
-def _is_demo_set(folder: Path) -> bool:
-    """A folder holding only what ``save_demos`` writes: a demo-set ``manifest.json`` and ``.npz`` episode files."""
+def _set_at(out: Path) -> str | None:
+    """What ``out`` holds: ``""`` nothing (absent or an empty folder), a demo set's content hash, or None (a file, or
+    a folder holding anything but what ``save_demos`` writes: a demo-set ``manifest.json`` and ``.npz`` files)."""
+    if not out.exists():
+        return ""
+    if not out.is_dir():
+        return None
+    if not any(out.iterdir()):
+        return ""
     try:
-        m = read_json(folder / "manifest.json")
+        m = read_json(out / "manifest.json")
     except (ValueError, OSError):
-        return False
+        return None
     if not (isinstance(m, dict) and "schema_version" in m and "episodes" in m):
-        return False
-    return all(p.name == "manifest.json" or (p.suffix == ".npz" and p.is_file()) for p in folder.iterdir())
+        return None
+    if not all(p.name == "manifest.json" or (p.suffix == ".npz" and p.is_file()) for p in out.iterdir()):
+        return None
+    return str(m.get("content_hash"))
 
 
-def check_demo_out(out: str | Path, overwrite: bool = False) -> None:
+def check_demo_out(out: str | Path, overwrite: bool = False) -> str:
     """Refuse an ``--out`` that ``save_demos`` must not write: a file, another demo set (unless ``overwrite``), or a
     non-empty folder that is not a demo set (``overwrite`` replaces demo sets only). Call it before collecting.
+
+    Returns:
+        What ``out`` holds now: ``""`` (nothing) or the content hash of the demo set there. Pass it to
+        ``save_demos(..., replaces=)`` so that a set another process writes there meanwhile is not replaced.
 
     Raises:
         DemoError: one line naming ``out``.
     """
     out = Path(out)
-    if not out.exists():
-        return
-    if not out.is_dir():
+    if out.exists() and not out.is_dir():
         raise DemoError(f"{out} is a file, not a demo-set folder; choose another --out")
-    if not any(out.iterdir()):
-        return
-    if not _is_demo_set(out):
+    found = _set_at(out)
+    if found is None:
         raise DemoError(
             f"{out} is a non-empty folder that is not a demo set; --overwrite replaces only a demo set: "
             "choose another --out"
         )
-    if not overwrite:
+    if found and not overwrite:
         raise DemoError(f"{out} already holds a demo set; pass --overwrite to replace it")
+    return found
 
 
-def save_demos(ds: DemoSet, out: str | Path, overwrite: bool = False) -> Path:
+def _written_meanwhile(out: Path) -> DemoError:
+    return DemoError(
+        f"{out}: another process wrote a demo set there while this one was collecting; this set was not saved "
+        "(choose another --out, or run again to replace it with --overwrite)"
+    )
+
+
+@contextlib.contextmanager
+def _publish_lock(parent: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on the folder that receives the set, held while a writer checks and renames: two
+    processes publishing into one ``--out`` take turns (the lock goes with the descriptor; no lock file is left)."""
+    fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def save_demos(ds: DemoSet, out: str | Path, overwrite: bool = False, replaces: str | None = None) -> Path:
     """Write ``ds`` to folder ``out`` atomically (a temp folder renamed into place: no partial set is ever seen).
+
+    The files are written beside ``out``; the check of ``out`` and the rename happen under a lock on its parent
+    folder, so of two processes saving into one ``out`` at once exactly one publishes its whole set and the other
+    fails (D5 of issue 16).
+
+    Args:
+        ds: the demo set.
+        out: its folder.
+        overwrite: replace a demo set already at ``out``.
+        replaces: what ``check_demo_out`` found at ``out`` before collecting (``""`` or a set's content hash); when
+            given, a different set there now (another process wrote it meanwhile) is refused, even with
+            ``overwrite``. When None, what ``out`` held when this call began.
 
     Raises:
         DemoError: ``out`` already holds a *different* demo set and ``overwrite`` is False (saving the very
-            same set again is a no-op), or ``out`` is a file or a non-empty folder that is not a demo set (even
-            with ``overwrite``, which replaces only a demo set).
+            same set again is a no-op), ``out`` is a file or a non-empty folder that is not a demo set (even
+            with ``overwrite``, which replaces only a demo set), or another process wrote a set at ``out``
+            since ``replaces`` was taken (or since this call began).
     """
     out = Path(out)
-    if out.is_dir() and (out / "manifest.json").is_file():
-        try:
-            m = read_json(out / "manifest.json")
-            same = isinstance(m, dict) and m.get("content_hash") == ds.content_hash()
-        except ValueError:
-            same = False
-        if same and _is_demo_set(out):
-            return out
-    check_demo_out(out, overwrite)
+    if _set_at(out) == ds.content_hash():
+        return out
+    found = check_demo_out(out, overwrite)
+    before = found if replaces is None else replaces
+    if found != before:
+        raise _written_meanwhile(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    trash = None
     try:
         os.chmod(tmp, out.stat().st_mode & 0o7777 if out.is_dir() else new_mode(directory=True))  # not mkdtemp's 0700
         for i, ep in enumerate(ds.episodes):
             _save_episode(ep, tmp / _episode_file(i))
         write_json(tmp / "manifest.json", _manifest(ds))
-        if out.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            os.replace(out, trash / "old")
-            os.replace(tmp, out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
+        with _publish_lock(out.parent):
+            now = _set_at(out)
+            if now == ds.content_hash():  # the very same set, published meanwhile
+                shutil.rmtree(tmp, ignore_errors=True)
+                return out
+            if now != before:
+                raise _written_meanwhile(out)
+            check_demo_out(out, overwrite)
+            if out.exists():
+                trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+                os.replace(out, trash / "old")
             os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
     return out
 
 
@@ -189,8 +231,11 @@ def _load_episode(path: Path) -> Episode:
                 raise DemoError(
                     f"{path}: non-finite reward {z['rewards'][bad[0]]} at step {int(bad[0])} ({len(bad)} such steps)"
                 )
+            seed = int(z["seed"])
+            if not 0 <= seed < 2**31:  # what AtariVecEnv records; ale-py's reset takes int32 seeds only
+                raise DemoError(f"{path}: seed {seed} is outside 0..2**31-1, the seeds episodes are recorded with")
             return Episode(
-                seed=int(z["seed"]),
+                seed=seed,
                 actions=z["actions"],
                 rewards=z["rewards"],
                 hash_steps=z["hash_steps"],
@@ -314,123 +359,10 @@ def merge_demo_sets(parts: list[DemoSet]) -> DemoSet:
     )
 
 
-# -- replay --------------------------------------------------------------------------------------------------------
-def replay_many(
-    episodes: list[Episode] | tuple[Episode, ...], game: str, profile: str = "paper", n_envs: int = 4
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Replay episodes, ``n_envs`` at a time, from their starts ``(seed, reset_index)`` and actions.
+# Replay lives in ``demos.replay``; ``replay`` is re-exported here, where DESIGN.md's API names it.
+from trex_bench.demos.replay import replay  # noqa: E402, F401
 
-    Each episode starts as ``AtariVecEnv`` started it: ``reset(seed)`` then ``reset_index`` unseeded resets
-    (an env already on that chain only moves forward). An episode whose game ends early, or not at all, simply
-    replays to different frames, which ``verify_demos`` reports.
-
-    Returns:
-        For each episode ``(frames, rewards)``: frames uint8 [T+1, 84, 84] (the newest frame of every observation,
-        the reset observation first), rewards float32 [T].
-    """
-    episodes = list(episodes)
-    n_envs = max(1, min(n_envs, len(episodes)))
-    order = sorted(range(len(episodes)), key=lambda k: (episodes[k].seed, episodes[k].reset_index))
-    queue = list(order)
-    ale = make_ale_vector_env(game, profile, n_envs, num_threads=min(n_envs, 2))
-    frames = [np.zeros((e.length + 1, 84, 84), np.uint8) for e in episodes]
-    rewards = [np.zeros(e.length, np.float32) for e in episodes]
-    playing = np.full(n_envs, -1)  # episode index each env plays, -1 = idle
-    chain = np.full(n_envs, -1, dtype=np.int64)  # the chain seed each env is on
-    index = np.full(n_envs, -1, dtype=np.int64)  # the reset index of its current game
-    t = np.zeros(n_envs, np.int64)
-
-    def pick(i: int) -> int:
-        """Position in ``queue`` for env ``i``: its own chain's next game, else a chain no env is on."""
-        same = [q for q, k in enumerate(queue) if episodes[k].seed == chain[i] and episodes[k].reset_index > index[i]]
-        if same:
-            return same[0]
-        busy = {chain[j] for j in range(n_envs) if playing[j] >= 0}
-        free = [q for q, k in enumerate(queue) if episodes[k].seed not in busy]
-        return free[0] if free else 0
-
-    def start(envs: list[int], obs: np.ndarray | None = None) -> None:
-        """Start the next queued episodes on ``envs`` (``obs``: the observations if no reset is needed)."""
-        for i in envs:
-            if not queue:
-                playing[i] = -1
-                continue
-            k = queue.pop(pick(i))
-            ep = episodes[k]
-            mask = np.zeros(n_envs, bool)
-            mask[i] = True
-            if chain[i] != ep.seed or index[i] > ep.reset_index:
-                obs, _ = ale.reset(seed=np.array([ep.seed], np.int64), options={"reset_mask": mask})
-                chain[i], index[i] = ep.seed, 0
-            while index[i] < ep.reset_index:
-                obs, _ = ale.reset(seed=None, options={"reset_mask": mask})
-                index[i] += 1
-            playing[i], t[i] = k, 0
-            assert obs is not None
-            frames[k][0] = obs[i, -1]
-
-    try:
-        distinct = list(dict.fromkeys(episodes[k].seed for k in queue))
-        first = (distinct + [episodes[queue[0]].seed] * n_envs)[:n_envs]
-        obs, _ = ale.reset(seed=np.array(first, dtype=np.int64))  # ale-py needs one full reset before partial ones
-        chain[:], index[:] = first, 0
-        start(list(range(n_envs)), obs)
-        while np.any(playing >= 0):
-            acts = np.array([episodes[k].actions[t[i]] if k >= 0 else 0 for i, k in enumerate(playing)], np.int64)
-            obs, rew, term, trunc, _ = ale.step(acts)
-            finished = []
-            for i, k in enumerate(playing):
-                if k < 0:
-                    continue
-                rewards[k][t[i]] = rew[i]
-                t[i] += 1
-                frames[k][t[i]] = obs[i, -1]
-                if t[i] >= episodes[k].length or term[i] or trunc[i]:
-                    finished.append(i)
-            if finished:
-                # The next start resets these envs explicitly (seeded, or unseeded along the chain), exactly as
-                # collection did; ale-py's own autoreset never runs on an env that plays a recorded episode.
-                start(finished)
-    finally:
-        ale.close()
-    return list(zip(frames, rewards))
-
-
-def replay(episode: Episode, game: str, profile: str = "paper") -> np.ndarray:
-    """Frames uint8 [T+1, 84, 84] of one episode, rebuilt from its seed and actions."""
-    return replay_many([episode], game, profile, n_envs=1)[0][0]
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    """Outcome of replaying one episode against its record."""
-
-    index: int
-    ok: bool
-    ret: float
-    replayed_ret: float
-    length: int
-    message: str
-
-
-def verify_demos(ds: DemoSet, n_envs: int = 4) -> list[VerifyResult]:
-    """Replay every episode and compare frame hashes, return and length with the record."""
-    out = []
-    for i, (ep, (frames, rew)) in enumerate(zip(ds.episodes, replay_many(ds.episodes, ds.game, ds.profile, n_envs))):
-        got = np.array([frame_hash(frames[s]) for s in ep.hash_steps], dtype=np.uint64)
-        bad = np.flatnonzero(got != ep.frame_hashes)
-        r = float(rew.sum(dtype=np.float64))
-        if len(bad):
-            msg = f"frame hash mismatch at step {int(ep.hash_steps[bad[0]])} ({len(bad)} of {len(got)} hashes differ)"
-        elif abs(r - ep.ret) > 1e-6:
-            msg = f"return mismatch: recorded {ep.ret}, replayed {r}"
-        else:
-            msg = "ok"
-        out.append(VerifyResult(i, msg == "ok", ep.ret, r, ep.length, msg))
-    return out
-
-
-# The frame cache lives in ``demos.frames`` (it replays through this module, so this module does not import it);
+# The frame cache lives in ``demos.frames`` (it replays through ``demos.replay``, so this module does not import it);
 # the old names keep working for callers of this path.
 _MOVED = {"FrameCache": "trex_bench.demos.frames", "default_cache_dir": "trex_bench.demos.frames",
           "gather_stacks": "trex_bench.demos.frames"}  # fmt: skip

@@ -104,10 +104,15 @@ def whole_trajectory_pairs(
         raise ConfigError(f"stride and n_pairs must be >= 1, got {stride}, {n_pairs}")
     if len(lengths) != ranking.n_episodes:
         raise ConfigError(f"{len(lengths)} episode lengths for a ranking of {ranking.n_episodes} episodes")
+    if np.any(lengths < 1):
+        raise ConfigError(f"episode lengths must be >= 1, got {lengths.min()}")
     pick = ranking.pairs[rng.integers(len(ranking.pairs), size=n_pairs)]
     worse, better = pick[:, 0], pick[:, 1]
     off_w, off_b = rng.integers(0, stride, size=n_pairs), rng.integers(0, stride, size=n_pairs)
     n_obs = lengths + 1
+    # an episode shorter than the stride starts at its last observation (the draws, and so every longer episode's
+    # pairs, stay as they were)
+    off_w, off_b = np.minimum(off_w, n_obs[worse] - 1), np.minimum(off_b, n_obs[better] - 1)
     frames = np.minimum((n_obs[worse] - off_w + stride - 1) // stride, (n_obs[better] - off_b + stride - 1) // stride)
     return _orient(worse, off_w, better, off_b, np.maximum(frames, 1), stride, rng)
 

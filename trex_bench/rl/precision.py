@@ -156,7 +156,10 @@ def resolve_precision(
             found = json.loads(path.read_text())
         except (OSError, ValueError):
             found = {}  # a corrupt cache is re-measured, not trusted
-    if key not in found:
+        if not isinstance(found, dict):  # valid JSON of another shape: the same
+            found = {}
+    entry = found.get(key)
+    if not (isinstance(entry, dict) and entry.get("choice") in ("fp32", "bf16")):
         found[key] = probe_precision(device)
         if cache:
             from trex_bench._io import write_json
