@@ -398,6 +398,7 @@ def _eval_stage(ctx: _Context) -> None:
             out=tmp / "eval.json",
             device=cfg.device,
             progress=ctx.progress,
+            game=cfg.game,  # an agent of another game is refused, not played (#16 D8)
         ),
     )
 
