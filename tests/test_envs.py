@@ -95,6 +95,25 @@ def test_true_score_monitor_and_life_loss_episodes():
     assert episode["r"] == pytest.approx(game_ret)
 
 
+def test_each_game_reports_its_own_score_not_the_chains():
+    """Found by `make test-mutation` (E13): info['episode'] of the second game must not carry the first game's score."""
+    venv = make_vec_env("breakout", 1, seed=0, training=True)
+    venv.reset()
+    rng = np.random.default_rng(0)
+    own, games = 0.0, []  # (reported, summed from the steps) per finished game
+    for _ in range(6000):
+        _, rew, _, infos = venv.step(rng.integers(0, 4, 1))
+        own += float(rew[0])
+        if "episode" in infos[0]:
+            games.append((infos[0]["episode"]["r"], own))
+            own = 0.0
+            if len(games) == 2:
+                break
+    venv.close()
+    assert len(games) == 2 and games[0][1] > 0, "the first game should score, or the test could not fail"
+    assert [r for r, _ in games] == pytest.approx([o for _, o in games])
+
+
 def test_fire_after_life_loss_in_training_only():
     """baselines' FireResetEnv wraps EpisodicLifeEnv: after a lost life the ball is relaunched for the learner.
 

@@ -15,8 +15,10 @@ import pytest
 from trex_bench.cli import main
 from trex_bench.expectations import compare, compare_all, load_expectations
 from trex_bench.regression import (
+    CHECKS,
     EXPECTATIONS,
     FROZEN_CSV,
+    CheckSkipped,
     Measured,
     PPOSpec,
     RewardSpec,
@@ -25,6 +27,7 @@ from trex_bench.regression import (
     measure_reward,
     measure_tables,
 )
+from trex_bench.regression_extrapolation import ExtrapolationSpec, measure_extrapolation, measure_released
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,6 +79,60 @@ def test_drex_weights_hash_fails_on_a_different_mask_row(expected):
 def test_ppo_losses_fail_on_a_different_seed(expected):
     bad = failing(expected, "ppo.true", measure_ppo(ROOT, PPOSpec(seed=1)))
     assert {"policy_gradient_loss", "value_loss", "entropy_loss", "approx_kl"} <= set(bad)
+
+
+def test_ppo_on_a_learned_reward_fails_on_a_shifted_wrapper_reward(monkeypatch, expected):
+    from trex_bench.rl.wrappers import LearnedRewardVecEnv
+
+    assert expected["metrics"]["ppo.learned.value_loss"]["tolerance"] == "rel"
+    score = LearnedRewardVecEnv.score
+    # r-hat moved by 0.01 before the sigmoid: PPO is paid ~0.0025 more per step, a change no crash would reveal.
+    monkeypatch.setattr(LearnedRewardVecEnv, "score", lambda self, stacks: score(self, stacks) + np.float32(0.01))
+    bad = failing(expected, "ppo.learned", measure_ppo(ROOT, PPOSpec(eval_episodes=0, reward=RewardSpec("trex"))))
+    assert "value_loss" in bad
+
+
+def test_ppo_on_a_learned_reward_fails_on_another_transform(expected):
+    spec = PPOSpec(eval_episodes=0, reward=RewardSpec("trex"), transform="raw")  # r-hat itself, not sigmoid(r-hat)
+    bad = failing(expected, "ppo.learned", measure_ppo(ROOT, spec))
+    assert {"value_loss", "policy_gradient_loss"} <= set(bad)
+
+
+def test_released_net_fails_on_a_moved_mask_row(expected, reference_dir):
+    assert failing(expected, "released.breakout", measure_released(ROOT, "breakout", reference_dir)) == {}
+    bad = failing(expected, "released.breakout", measure_released(ROOT, "breakout", reference_dir, mask_shift=1))
+    assert "pred_mean" in bad
+
+
+def test_released_check_is_skipped_loudly_without_the_reference(tmp_path, capsys, expected):
+    with pytest.raises(CheckSkipped, match="released nets are not at"):
+        measure_released(ROOT, "breakout", tmp_path / "absent")
+    root = tmp_path / "clone"  # a clone with no ../shared/reference beside it
+    root.mkdir()
+    assert main(["regression", "check", "--only", "released.breakout", "--root", str(root),
+                 "--expectations", str(ROOT / EXPECTATIONS)]) == 0
+    captured = capsys.readouterr()
+    assert "SKIPPED released.breakout" in captured.err and "1 check(s) skipped" in captured.out
+
+
+def test_extrapolation_fails_on_a_reversed_ranking(expected):
+    from trex_bench.ranking import by_return
+    from trex_bench.types import Ranking
+
+    def reversed_return(ds):
+        r = by_return(ds)
+        return Ranking(r.n_episodes, r.pairs[:, ::-1].copy(), "reversed return")
+
+    assert expected["metrics"]["extrap.breakout.spearman_mean_unseen"]["tolerance"] == "band"
+    bad = failing(expected, "extrap.breakout", measure_extrapolation(ROOT, ExtrapolationSpec(ranker=reversed_return)))
+    assert "weights_sha256" in bad
+    assert "below the band" in bad["spearman_mean_unseen"]
+
+
+def test_cli_names_every_check():
+    from trex_bench.cli.regression import CHECK_NAMES
+
+    assert CHECK_NAMES == tuple(c.name for c in CHECKS)
 
 
 def test_tables_pass_on_the_frozen_csv_and_fail_on_a_changed_cell(tmp_path, expected):

@@ -57,6 +57,20 @@ def test_verify_catches_tampered_actions(tmp_path, breakout_demos):
     assert "mismatch" in results[1].message
 
 
+def test_verify_catches_a_recorded_return_the_replay_does_not_reach(breakout_demos):
+    # Found by `make test-mutation` (E17): every frame replays to its hash, but the recorded rewards (and so the
+    # return, and a manifest written from them) say one point more than the game paid.
+    import dataclasses
+
+    ep = breakout_demos.episodes[1]
+    rewards = ep.rewards.copy()
+    rewards[-1] += np.float32(1.0)
+    tampered = dataclasses.replace(ep, rewards=rewards)
+    results = verify_demos(dataclasses.replace(breakout_demos, episodes=(breakout_demos.episodes[0], tampered)))
+    assert results[0].ok and not results[1].ok
+    assert results[1].message.startswith("return mismatch")
+
+
 def test_verify_catches_tampered_rewards_via_manifest(tmp_path, breakout_demos):
     out = save_demos(breakout_demos, tmp_path / "d")
     with np.load(out / "ep_0002.npz") as z:

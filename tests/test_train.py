@@ -13,7 +13,7 @@ from scipy.stats import spearmanr
 from trex_bench.reward import train as tr
 from trex_bench.reward.command import train_command
 from trex_bench.reward.snippets import sample_snippet_pairs
-from trex_bench.types import DemoSet, Episode, Ranking
+from trex_bench.types import DemoSet, Episode, Ranking, SnippetPairs
 
 
 class FakeFrames:
@@ -65,6 +65,31 @@ def test_dedup_scoring_equals_one_forward_per_snippet():
             t = start + pairs.stride * np.arange(pairs.length[k])
             stacks = torch.from_numpy(tr._gather(src, src.stack_index(np.full(len(t), ep), t)))
             assert got.item() == pytest.approx(net(stacks).sum().item(), rel=1e-4, abs=1e-4)
+
+
+def test_a_snippet_at_an_episode_start_sees_zero_filled_stacks():
+    # Found by `make test-mutation` (E08): the trainer must build its stacks as the env's frame stack does at reset,
+    # with zeros before an episode's first observation, not rows of whatever episode lies before it in the cache.
+    src = FakeFrames(np.linspace(0.2, 1, 3), length=20)
+    pairs = SnippetPairs(np.array([1, 2]), np.array([0, 1]), np.array([2, 1]), np.array([2, 0]), np.array([3, 3]), 1,
+                         np.array([1, 0]))
+    net = tr.init_net("breakout", "trex", torch.Generator().manual_seed(0))
+
+    def by_hand(ep: int, start: int) -> float:
+        total = 0.0
+        for t in range(start, start + 3):
+            stack = np.zeros((1, 4, 84, 84), np.uint8)
+            for slot, k in enumerate(range(t - 3, t + 1)):
+                if k >= 0:
+                    stack[0, slot] = src.frames[src.offsets[ep] + k]
+            total += net(torch.from_numpy(stack)).item()
+        return total
+
+    with torch.no_grad():
+        ra, rb, _ = tr.snippet_returns(net, src, pairs, torch.device("cpu"))
+        for k in range(len(pairs)):
+            assert ra[k].item() == pytest.approx(by_hand(pairs.ep_a[k], pairs.start_a[k]), rel=1e-4, abs=1e-4)
+            assert rb[k].item() == pytest.approx(by_hand(pairs.ep_b[k], pairs.start_b[k]), rel=1e-4, abs=1e-4)
 
 
 def test_learning_signal_on_held_out_episodes():

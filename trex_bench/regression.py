@@ -8,8 +8,12 @@ holds the value each should have, with its tolerance and the command, commit and
 * ``reward.trex`` / ``reward.drex``: a fixed-seed reward net at the ``smoke`` budget (last weights) on
   ``demos/breakout/scripted-noise`` — its weights' SHA-256 (exact) and its fidelity on the held-out
   ``demos/breakout/ppo-checkpoints`` (Spearman of the mean per-frame reward, snippet pair accuracy; a band);
+* ``extrap.breakout`` / ``released.breakout``: a small fixed-seed T-REX net trained on ``ppo-checkpoints`` and the
+  authors' released net, scored on the unseen ``ppo-later`` (``trex_bench.regression_extrapolation``);
 * ``ppo.true``: a fixed-seed 256-step PPO run on the true reward — the first update's losses from its TensorBoard
   events (relative 1e-5) and a 4-game evaluation score (a band);
+* ``ppo.learned``: the same run on the ``reward.trex`` net through the σ(r̂) reward wrapper — its first update's
+  losses (relative 1e-5): the value and policy losses see every reward PPO was paid in the first rollout;
 * ``tables``: the leaderboard summary and the papers' tables generated from a frozen CSV (exact output hashes).
 
 Each metric is ``exact`` (hashes, counts), ``rel`` (within 1e-5 relative) or ``band`` (inside a range measured
@@ -38,6 +42,7 @@ __all__ = [
     "Check",
     "Result",
     "RegressionError",
+    "CheckSkipped",
     "RewardSpec",
     "PPOSpec",
     "CHECKS",
@@ -49,10 +54,13 @@ __all__ = [
     "measure_demo_set",
     "measure_demos",
     "measure_reward",
+    "train_spec",
     "measure_ppo",
     "measure_tables",
     "select_checks",
     "run_checks",
+    "one_torch_thread",
+    "state_sha256",
 ]
 
 Value = int | float | str
@@ -64,6 +72,10 @@ BAND_SEEDS = (0, 1, 2, 3, 4)
 
 class RegressionError(TrexBenchError, ValueError):
     """A user error of the regression commands (no reason given, unknown check, unreadable expectations)."""
+
+
+class CheckSkipped(Exception):
+    """A check cannot run here (an input outside the repository is absent); the message says which and why."""
 
 
 @dataclass(frozen=True)
@@ -114,7 +126,7 @@ def _sha256(data: bytes | str) -> str:
 
 
 @contextlib.contextmanager
-def _one_torch_thread() -> Iterator[None]:
+def one_torch_thread() -> Iterator[None]:
     """One intra-op thread while a check runs (bitwise reproducible reductions), then the caller's setting back."""
     import torch
 
@@ -189,7 +201,7 @@ class RewardSpec:
     ranker: Callable[[Any], Any] | None = None
 
 
-def _state_sha256(model: Any) -> str:
+def state_sha256(model: Any) -> str:
     """SHA-256 over the state dict's names, dtypes, shapes and bytes, in name order."""
     h = hashlib.sha256()
     for k, v in sorted(model.state_dict().items()):
@@ -199,33 +211,37 @@ def _state_sha256(model: Any) -> str:
     return h.hexdigest()
 
 
-def measure_reward(root: Path, spec: RewardSpec, cache_dir: str | Path | None = None) -> dict[str, Measured]:
-    """Train ``spec``'s net on CPU with one thread; its weights' hash and its held-out fidelity."""
+def train_spec(root: Path, spec: RewardSpec, cache_dir: str | Path | None = None) -> tuple[Any, Any]:
+    """``spec``'s reward net trained on CPU (call under ``one_torch_thread``): ``(model, its demo set)``."""
     import numpy as np
 
     from trex_bench import ranking
     from trex_bench.demos.store import FrameCache, load_demos
     from trex_bench.games import get_game
-    from trex_bench.reward.fidelity import fidelity_report
     from trex_bench.reward.train import budget_config, train_reward
 
     ds = load_demos(root / spec.demos)
-    held = load_demos(root / spec.held_out, game=ds.game)
     ranker = spec.ranker or (ranking.by_return if spec.method == "trex" else ranking.by_noise)
     cfg = budget_config(spec.budget, spec.method, **{**REWARD_FIXED, **dict(spec.overrides)})
-    with _one_torch_thread():
-        model, _ = train_reward(
-            FrameCache(ds, cache_dir),
-            ranker(ds),
-            cfg,
-            spec.game or get_game(ds.game),
-            np.random.default_rng(spec.seed),
-            "cpu",
-        )
+    game = spec.game or get_game(ds.game)
+    model, _ = train_reward(FrameCache(ds, cache_dir), ranker(ds), cfg, game, np.random.default_rng(spec.seed), "cpu")
+    return model, ds
+
+
+def measure_reward(root: Path, spec: RewardSpec, cache_dir: str | Path | None = None) -> dict[str, Measured]:
+    """Train ``spec``'s net on CPU with one thread; its weights' hash and its held-out fidelity."""
+    import numpy as np
+
+    from trex_bench.demos.store import FrameCache, load_demos
+    from trex_bench.reward.fidelity import fidelity_report
+
+    with one_torch_thread():
+        model, ds = train_spec(root, spec, cache_dir)
+        held = load_demos(root / spec.held_out, game=ds.game)
         report = fidelity_report(model, held, FrameCache(held, cache_dir), rng=np.random.default_rng(0))
     rho = report["correlations"]["pred_mean"]["spearman"]
     return {
-        "weights_sha256": Measured(_state_sha256(model)),
+        "weights_sha256": Measured(state_sha256(model)),
         "spearman": Measured(float("nan") if rho is None else round(rho, 6), "band"),
         "pair_accuracy": Measured(round(float(report["pairwise"]["accuracy"]), 6), "band"),
     }
@@ -238,19 +254,23 @@ LOSSES = ("policy_gradient_loss", "value_loss", "entropy_loss", "approx_kl")  # 
 
 @dataclass(frozen=True)
 class PPOSpec:
-    """A fixed-seed tiny PPO run on the true reward and its short evaluation.
+    """A fixed-seed tiny PPO run on the true or a learned reward, and its short evaluation.
 
     Attributes:
         game: game id.
         seed: PPO's seed (policy init, sampling, env resets) and the evaluation's.
         overrides: ``PPOConfig`` fields changed from ``TINY_PPO``.
-        eval_episodes: full games scored (stochastic policy, true score).
+        eval_episodes: full games scored (stochastic policy, true score); 0: none.
+        reward: None: the true reward; else the reward net trained first (``measure_reward``'s recipe).
+        transform: what PPO is paid from a learned r̂ (``rl.wrappers.LearnedRewardVecEnv``).
     """
 
     game: str = "breakout"
     seed: int = 0
     overrides: Mapping[str, Any] = field(default_factory=dict)
     eval_episodes: int = 4
+    reward: RewardSpec | None = None
+    transform: str = "sigmoid"
 
 
 def _first_update(tb_dir: Path) -> dict[str, float]:
@@ -265,18 +285,28 @@ def _first_update(tb_dir: Path) -> dict[str, float]:
     return {k: float(acc.Scalars(f"train/{k}")[0].value) for k in LOSSES if f"train/{k}" in acc.Tags()["scalars"]}
 
 
+def _reward_folder(root: Path, spec: RewardSpec, out: Path) -> Path:
+    """``spec``'s reward net (``train_spec``) written as a reward-model folder for PPO."""
+    from trex_bench.reward.net import save_model
+
+    model, ds = train_spec(root, spec)
+    return save_model(model, out, {"profile": ds.profile, "method": spec.method, "seed": spec.seed})
+
+
 def measure_ppo(root: Path, spec: PPOSpec) -> dict[str, Measured]:
     """Train ``spec`` in a temporary folder (fp32, CPU, one thread); first-update losses and evaluation mean."""
     from trex_bench.evaluate import evaluate_agent
     from trex_bench.rl.ppo import PPOConfig, train_ppo
 
     cfg = PPOConfig("regression", **{**TINY_PPO, **dict(spec.overrides)}, source="trex_bench.regression TINY_PPO")
-    with _one_torch_thread(), tempfile.TemporaryDirectory(prefix="trex-regression-") as tmp:
-        train_ppo(spec.game, "true", cfg, spec.seed, tmp, progress=False, precision="fp32")
-        losses = _first_update(Path(tmp) / "tb")
-        ev = evaluate_agent(tmp, episodes=spec.eval_episodes, seed=spec.seed, n_envs=2, out=Path(tmp) / "eval.json")
-    out = {k: Measured(v, "rel") for k, v in losses.items()}
-    out["eval_mean"] = Measured(float(ev["mean"]), "band")
+    with one_torch_thread(), tempfile.TemporaryDirectory(prefix="trex-regression-") as tmp:
+        agent = Path(tmp) / "agent"
+        reward = "true" if spec.reward is None else _reward_folder(root, spec.reward, Path(tmp) / "reward")
+        train_ppo(spec.game, reward, cfg, spec.seed, agent, progress=False, transform=spec.transform, precision="fp32")
+        out = {k: Measured(v, "rel") for k, v in _first_update(agent / "tb").items()}
+        if spec.eval_episodes > 0:
+            ev = evaluate_agent(agent, episodes=spec.eval_episodes, seed=spec.seed, n_envs=2, out=agent / "eval.json")
+            out["eval_mean"] = Measured(float(ev["mean"]), "band")
     return out
 
 
@@ -290,6 +320,18 @@ def measure_tables(csv: str | Path, baselines: str | Path) -> dict[str, Measured
     for kind, spec in TABLES.items():  # a fixed label: the page names its input, which must not depend on the cwd
         out[f"{kind}_sha256"] = Measured(_sha256(to_markdown(build_table(kind, csv, baselines), spec, FROZEN_CSV)))
     return out
+
+
+def _extrapolation(root: Path, seed: int) -> dict[str, Measured]:
+    from trex_bench.regression_extrapolation import ExtrapolationSpec, measure_extrapolation  # imports this module
+
+    return measure_extrapolation(root, ExtrapolationSpec("breakout", seed))
+
+
+def _released(root: Path) -> dict[str, Measured]:
+    from trex_bench.regression_extrapolation import measure_released
+
+    return measure_released(root, "breakout")
 
 
 CHECKS: tuple[Check, ...] = (
@@ -307,10 +349,26 @@ CHECKS: tuple[Check, ...] = (
         banded=True,
     ),
     Check(
+        "extrap.breakout",
+        "T-REX net (smoke, 800 pairs) on breakout ppo-checkpoints, scored on the unseen ppo-later",
+        lambda root, seed: _extrapolation(root, seed),
+        banded=True,
+    ),
+    Check(
+        "released.breakout",
+        "the authors' released T-REX net scored on breakout ppo-checkpoints + ppo-later",
+        lambda root, seed: _released(root),
+    ),
+    Check(
         "ppo.true",
         "PPO 256 steps on the true reward: first update's losses, 4-game evaluation",
         lambda root, seed: measure_ppo(root, PPOSpec(seed=seed)),
         banded=True,
+    ),
+    Check(
+        "ppo.learned",
+        "PPO 256 steps on the reward.trex net, paid sigmoid(r): first update's losses",
+        lambda root, seed: measure_ppo(root, PPOSpec(seed=seed, eval_episodes=0, reward=RewardSpec("trex"))),
     ),
     Check(
         "tables",
@@ -333,12 +391,19 @@ def select_checks(names: Sequence[str] | None) -> tuple[Check, ...]:
 
 def run_checks(
     root: str | Path, names: Sequence[str] | None = None, seed: int = 0
-) -> tuple[dict[str, dict[str, Measured]], dict[str, float]]:
-    """Measure the named checks (all when None) at ``seed``: ``({check: {metric: Measured}}, {check: seconds})``."""
+) -> tuple[dict[str, dict[str, Measured]], dict[str, float], dict[str, str]]:
+    """Measure the named checks (all when None) at ``seed``.
+
+    Returns:
+        ``({check: {metric: Measured}}, {check: seconds}, {skipped check: why})``; a skipped check is not measured.
+    """
     root = Path(root)
-    measured, seconds = {}, {}
+    measured, seconds, skipped = {}, {}, {}
     for check in select_checks(names):
         t0 = time.perf_counter()
-        measured[check.name] = check.measure(root, seed)
+        try:
+            measured[check.name] = check.measure(root, seed)
+        except CheckSkipped as e:
+            skipped[check.name] = str(e)
         seconds[check.name] = time.perf_counter() - t0
-    return measured, seconds
+    return measured, seconds, skipped
