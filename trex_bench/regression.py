@@ -328,10 +328,15 @@ def _extrapolation(root: Path, seed: int) -> dict[str, Measured]:
     return measure_extrapolation(root, ExtrapolationSpec("breakout", seed))
 
 
-def _released(root: Path) -> dict[str, Measured]:
+def _released(root: Path, game: str) -> dict[str, Measured]:
     from trex_bench.regression_extrapolation import measure_released
 
-    return measure_released(root, "breakout")
+    return measure_released(root, game)
+
+
+# Games with a committed extrapolation split (demos/<game>/ppo-checkpoints + ppo-later): the released T-REX net is
+# scored on each (deterministic, no training: the cost is replaying the split once into the frame cache).
+RELEASED_GAMES = ("breakout", "beamrider", "qbert", "seaquest", "spaceinvaders")
 
 
 CHECKS: tuple[Check, ...] = (
@@ -354,10 +359,13 @@ CHECKS: tuple[Check, ...] = (
         lambda root, seed: _extrapolation(root, seed),
         banded=True,
     ),
-    Check(
-        "released.breakout",
-        "the authors' released T-REX net scored on breakout ppo-checkpoints + ppo-later",
-        lambda root, seed: _released(root),
+    *(
+        Check(
+            f"released.{game}",
+            f"the authors' released T-REX net scored on {game} ppo-checkpoints + ppo-later",
+            lambda root, seed, game=game: _released(root, game),
+        )
+        for game in RELEASED_GAMES
     ),
     Check(
         "ppo.true",

@@ -17,6 +17,10 @@ CHECK_NAMES = (
     "reward.drex",
     "extrap.breakout",
     "released.breakout",
+    "released.beamrider",
+    "released.qbert",
+    "released.seaquest",
+    "released.spaceinvaders",
     "ppo.true",
     "ppo.learned",
     "tables",
@@ -28,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "regression",
         help="CI regression checks against committed expectations (results/regression.json)",
         description="Small deterministic CPU runs (demo replay, tiny T-REX/D-REX reward nets, extrapolation to the "
-        "unseen Breakout set of a tiny net and of the released T-REX net, 256-step PPO runs on the true and on a "
+        "unseen Breakout set of a tiny net, of the released T-REX nets on every game's unseen set, 256-step PPO runs on the true and on a "
         "learned reward, the table generators) compared with the expected values and bands in "
         "results/regression.json.",
         epilog="Example: trex-bench regression check",
