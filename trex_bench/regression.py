@@ -24,17 +24,24 @@ build only; another CPU (other oneDNN kernels) may move the float bits (``machin
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from trex_bench.errors import TrexBenchError
+from trex_bench.regression_common import (
+    CheckSkipped,
+    Measured,
+    Value,
+    one_torch_thread,
+    state_sha256,
+)
+from trex_bench.regression_extrapolation import ExtrapolationSpec, measure_extrapolation, measure_released
 
 __all__ = [
     "Value",
@@ -63,8 +70,6 @@ __all__ = [
     "state_sha256",
 ]
 
-Value = int | float | str
-Tolerance = Literal["exact", "rel", "band"]
 EXPECTATIONS = Path("results/regression.json")
 FROZEN_CSV = Path("tests/data/leaderboard.csv")  # a frozen copy of results/leaderboard.csv (the tables' input)
 BAND_SEEDS = (0, 1, 2, 3, 4)
@@ -72,18 +77,6 @@ BAND_SEEDS = (0, 1, 2, 3, 4)
 
 class RegressionError(TrexBenchError, ValueError):
     """A user error of the regression commands (no reason given, unknown check, unreadable expectations)."""
-
-
-class CheckSkipped(Exception):
-    """A check cannot run here (an input outside the repository is absent); the message says which and why."""
-
-
-@dataclass(frozen=True)
-class Measured:
-    """One measured value and how it is compared with its expectation."""
-
-    value: Value
-    tolerance: Tolerance = "exact"
 
 
 @dataclass(frozen=True)
@@ -123,19 +116,6 @@ class Result:
 
 def _sha256(data: bytes | str) -> str:
     return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
-
-
-@contextlib.contextmanager
-def one_torch_thread() -> Iterator[None]:
-    """One intra-op thread while a check runs (bitwise reproducible reductions), then the caller's setting back."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
 
 
 # -- (a) demo replay -----------------------------------------------------------------------------------------------
@@ -199,16 +179,6 @@ class RewardSpec:
     overrides: Mapping[str, Any] = field(default_factory=dict)
     game: Any = None
     ranker: Callable[[Any], Any] | None = None
-
-
-def state_sha256(model: Any) -> str:
-    """SHA-256 over the state dict's names, dtypes, shapes and bytes, in name order."""
-    h = hashlib.sha256()
-    for k, v in sorted(model.state_dict().items()):
-        t = v.detach().cpu().contiguous()
-        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.numpy().tobytes())
-    return h.hexdigest()
 
 
 def train_spec(root: Path, spec: RewardSpec, cache_dir: str | Path | None = None) -> tuple[Any, Any]:
@@ -323,14 +293,10 @@ def measure_tables(csv: str | Path, baselines: str | Path) -> dict[str, Measured
 
 
 def _extrapolation(root: Path, seed: int) -> dict[str, Measured]:
-    from trex_bench.regression_extrapolation import ExtrapolationSpec, measure_extrapolation  # imports this module
-
     return measure_extrapolation(root, ExtrapolationSpec("breakout", seed))
 
 
 def _released(root: Path, game: str) -> dict[str, Measured]:
-    from trex_bench.regression_extrapolation import measure_released
-
     return measure_released(root, game)
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trex_bench.regression import CheckSkipped, Measured, one_torch_thread, state_sha256
+from trex_bench.regression_common import CheckSkipped, Measured, one_torch_thread, state_sha256
 
 __all__ = [
     "EXTRAP_FIXED",
