@@ -90,6 +90,20 @@ def test_committed_lock_file_parses():
     assert pins["torch"].startswith("2.13.0") and "rliable" in pins
 
 
+def test_the_lock_pins_every_declared_dependency():
+    """`make install` installs the lock, then the package with --no-deps: a dependency added to setup.cfg (the package's
+    or the dev extra's) without `make lock` would be missing on a fresh machine."""
+    import configparser
+    import re
+
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    lines = cfg["options"]["install_requires"].splitlines() + cfg["options.extras_require"]["dev"].splitlines()
+    declared = {re.split(r"[<>=!\[ ]", ln.strip())[0].lower().replace("_", "-") for ln in lines if ln.strip()}
+    pins = {name.lower().replace("_", "-") for name in read_lock(ROOT / "requirements.lock")}
+    assert declared - pins == set(), "declared in setup.cfg but not pinned: run `make lock`"
+
+
 def test_report_renders_in_headless_chromium(committed_report):
     """Skips without Chromium locally; under CI=true a missing browser is a failure (CI installs it)."""
     if find_chromium() is None:
