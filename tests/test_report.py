@@ -8,8 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from test_curves import _run  # tests/ is on sys.path (pytest prepend mode), as for `fakes`
 
-from tests.test_curves import _run
 from trex_bench.browser import find_chromium, is_blank, render, static_problems
 from trex_bench.cli import main
 from trex_bench.lockfile import parse_lock, read_lock
