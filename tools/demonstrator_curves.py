@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from trex_bench.curves import read_scores
+
 STEPS = (125_000, 250_000, 500_000)
 RL_ZOO3 = {  # rl-zoo3 PPO training curves at 125k / 250k / 500k agent steps (issue #15)
     "beamrider": (414, 505, 550),
@@ -24,22 +26,10 @@ RL_ZOO3 = {  # rl-zoo3 PPO training curves at 125k / 250k / 500k agent steps (is
 }
 
 
-def curve(run: Path) -> list[tuple[int, float]]:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    points: list[tuple[int, float]] = []
-    for f in sorted(run.glob("tb/**/events.out.tfevents.*")):
-        ea = EventAccumulator(str(f), size_guidance={"scalars": 0})
-        ea.Reload()
-        if "rollout/ep_rew_mean" in ea.Tags()["scalars"]:
-            points += [(e.step, e.value) for e in ea.Scalars("rollout/ep_rew_mean")]
-    return sorted(points)
-
-
-def at(points: list[tuple[int, float]], step: int) -> float | None:
+def at(points: dict[int, float], step: int) -> float | None:
     """The last logged value at or before ``step`` (None past the run's end)."""
-    before = [v for s, v in points if s <= step]
-    return before[-1] if before and points[-1][0] >= step * 0.99 else None
+    before = [points[s] for s in sorted(points) if s <= step]
+    return before[-1] if before and max(points) >= step * 0.99 else None
 
 
 def main() -> int:
@@ -58,7 +48,7 @@ def main() -> int:
         "|---|---|---|---|---|---|---|",
     ]
     for run in sorted(p for p in args.runs.iterdir() if (p / "tb").is_dir()):
-        pts = curve(run)
+        pts = read_scores(run / "tb")
         if not pts:
             continue
         ours = [fmt(at(pts, s)) for s in STEPS]

@@ -22,7 +22,7 @@ import numpy as np
 from trex_bench._io import atomic_write, read_json
 from trex_bench.errors import DataError
 
-__all__ = ["Curve", "TRUE_SCORE_TAG", "read_curve", "collect_curves", "plot_curves"]
+__all__ = ["Curve", "TRUE_SCORE_TAG", "read_scores", "read_curve", "collect_curves", "plot_curves"]
 
 TRUE_SCORE_TAG = "rollout/ep_rew_mean"
 
@@ -69,24 +69,31 @@ def _run_facts(run: Path) -> dict:
     }
 
 
+def read_scores(tb_dir: str | Path) -> dict[int, float]:
+    """``{agent step: true score}`` from the SB3 TensorBoard logs under ``tb_dir`` (``ppo_1``, ``ppo_2``, ...: a resumed
+    run logs to the next folder, and its later steps win); empty where no episode finished."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    points: dict[int, float] = {}
+    for folder in sorted({e.parent for e in Path(tb_dir).glob("*/events.out.tfevents.*")}):
+        acc = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+        acc.Reload()
+        if TRUE_SCORE_TAG in acc.Tags().get("scalars", []):
+            points.update({int(e.step): float(e.value) for e in acc.Scalars(TRUE_SCORE_TAG)})
+    return points
+
+
 def read_curve(run: str | Path) -> Curve:
     """The curve of a run folder (``trex-bench pipeline``'s layout: ``agent/tb/*/events.out.tfevents.*``).
 
     Raises:
         ValueError: the folder has no TensorBoard event file, no ``rollout/ep_rew_mean`` in it, or no run facts.
     """
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     run = Path(run)
     events = sorted((run / "agent" / "tb").glob("*/events.out.tfevents.*")) if (run / "agent" / "tb").is_dir() else []
     if not events:
         raise DataError(f"{run}: no TensorBoard log (agent/tb/*/events.out.tfevents.*)")
-    points: dict[int, float] = {}
-    for folder in sorted({e.parent for e in events}):  # a resumed run logs to ppo_2, ...: later steps win
-        acc = EventAccumulator(str(folder), size_guidance={"scalars": 0})
-        acc.Reload()
-        if TRUE_SCORE_TAG in acc.Tags().get("scalars", []):
-            points.update({int(e.step): float(e.value) for e in acc.Scalars(TRUE_SCORE_TAG)})
+    points = read_scores(run / "agent" / "tb")
     if not points:
         raise DataError(f"{run}: its TensorBoard log has no {TRUE_SCORE_TAG} (no episode finished?)")
     facts = _run_facts(run)
