@@ -81,7 +81,7 @@ def test_drex_follows_its_own_protocol_and_reuses_a_finished_run(breakout_demos,
     """D-REX on one checkpoint's episodes: BC, noise rollouts, a reward ranked by noise; equal returns are fine."""
     from trex_bench._io import read_json
     from trex_bench.demos.store import save_demos
-    from trex_bench.extrapolation import train_drex_or_reuse
+    from trex_bench.extrapolation_train import train_drex_or_reuse
 
     demos, unseen = _split(breakout_demos)
     one_checkpoint = dataclasses.replace(demos, episodes=(demos.episodes[0], demos.episodes[0]))

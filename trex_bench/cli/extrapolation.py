@@ -81,10 +81,9 @@ def run(args: argparse.Namespace) -> int:
         check_split,
         figure3,
         score_split,
-        train_drex_or_reuse,
-        train_or_reuse,
         update_table,
     )
+    from trex_bench.extrapolation_train import train_drex_or_reuse, train_or_reuse
     from trex_bench.games import get_game
     from trex_bench.reward.net import load_model
 
