@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from trex_bench import config
-from trex_bench.config import BUDGETS, ExperimentConfig, resolve
+from trex_bench import budgets, config
+from trex_bench.budgets import BUDGETS
+from trex_bench.config import ExperimentConfig, resolve
 from trex_bench.errors import ConfigError, TrexBenchError
 
 
@@ -20,8 +21,8 @@ def test_every_stage_table_is_a_view_of_the_one_budget_table():
     assert tuple(reward_train.BUDGETS) == tuple(BUDGETS) == tuple(ppo.BUDGETS) == tuple(bc.BC_BUDGETS)
     assert tuple(DREX_ROLLOUTS) == tuple(BUDGETS)
     for name, b in BUDGETS.items():
-        assert ppo.BUDGETS[name] == b.ppo and bc.bc_budget_config(name) == config.bc_config(name)
-        assert reward_train.budget_config(name, "drex") == config.reward_config(name, "drex")
+        assert ppo.BUDGETS[name] == b.ppo and bc.bc_budget_config(name) == budgets.bc_config(name)
+        assert reward_train.budget_config(name, "drex") == budgets.reward_config(name, "drex")
     # paper-zoo was a PPO-only budget the pipeline refused; now every budget resolves for every method
     for method in config.METHODS:
         assert resolve("breakout", method, "paper-zoo").budget == "paper-zoo"

@@ -279,7 +279,7 @@ def test_verify_compares_every_recorded_frame_hash(breakout_demos):
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory, breakout_demos):
     """A finished T-REX run (smoke budget, PPO cut to 32 steps, 1 evaluation game) on 3 short scripted episodes."""
-    from trex_bench import config
+    from trex_bench import budgets
     from trex_bench.demos.store import save_demos
     from trex_bench.pipeline import PipelineConfig, run_pipeline
 
@@ -288,7 +288,7 @@ def smoke_run(tmp_path_factory, breakout_demos):
     kw = dict(out=root / "run", leaderboard=None, progress=False, cache_dir=root / "cache")
     cfg = PipelineConfig(game="breakout", method="trex", budget="smoke", eval_episodes=1, demos=demos)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(config.BUDGETS, "smoke", dataclasses.replace(config.BUDGETS["smoke"], ppo=TINY.replace(name="smoke")))
+        mp.setitem(budgets.BUDGETS, "smoke", dataclasses.replace(budgets.BUDGETS["smoke"], ppo=TINY.replace(name="smoke")))
         summary = run_pipeline(cfg, **kw)
         yield root, cfg, kw, summary
 
@@ -365,12 +365,12 @@ def test_extrapolation_stage_refuses_an_unseen_set_that_repeats_a_demo(smoke_run
 def test_an_edited_budget_reward_value_retrains_the_reward(smoke_run, monkeypatch):
     """Issue 14: the reward stage was keyed by the budget's *name*: after an edit of its values, --resume reused the
     stale net. Now the resolved values key it."""
-    from trex_bench import config
+    from trex_bench import budgets
     from trex_bench.pipeline import run_pipeline
 
     _, cfg, kw, _ = smoke_run
-    smoke = config.BUDGETS["smoke"]
-    monkeypatch.setitem(config.BUDGETS, "smoke", dataclasses.replace(smoke, reward=dict(smoke.reward) | {"lr": 2e-3}))
+    smoke = budgets.BUDGETS["smoke"]
+    monkeypatch.setitem(budgets.BUDGETS, "smoke", dataclasses.replace(smoke, reward=dict(smoke.reward) | {"lr": 2e-3}))
     with pytest.raises(ValueError, match=r"reward was made by another config"):
         run_pipeline(cfg, resume=True, **kw)
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trex_bench.budgets import bc_config, get_budget, reward_config
 from trex_bench.errors import ConfigError
 from trex_bench.games import get_game
 from trex_bench.reward.config import TrainConfig
@@ -35,8 +36,6 @@ from trex_bench.rl.config import BCConfig, PPOConfig
 from trex_bench.types import ENV_PROFILES, PRECISIONS, REWARD_TRANSFORMS
 
 __all__ = [
-    "Budget",
-    "BUDGETS",
     "Method",
     "METHODS",
     "NOT_BUILT",
@@ -46,9 +45,6 @@ __all__ = [
     "KLSpec",
     "ExperimentConfig",
     "resolve",
-    "reward_config",
-    "bc_config",
-    "ppo_config",
     "REPO_DEMOS",
     "SCHEMA",
 ]
@@ -57,219 +53,6 @@ SCHEMA = 1  # of config.json
 REPO_DEMOS = Path(__file__).resolve().parents[1] / "demos"
 MAX_SEED = 2**32 - 1  # numpy's and the envs' seed range; one limit for every command
 RANKINGS = ("return", "checkpoint", "noise", "human", "synthetic")
-
-# -- the one budget table -------------------------------------------------------------------------------------------
-
-# Reward trainer, measured on this machine kind (2 shared CPU cores, torch 2.13 CPU, snippets of span 50–100 at
-# stride 2 over 12 episodes; steps of Adam incl. backward, frames/s of distinct stacks scored):
-#   1 thread:  batch 1 966 frames/s · batch 32 485, channels_last 972 · batch 64 287, channels_last 722 ·
-#              batch 128 444 (channels_last 447)
-#   2 threads (machine loaded): batch 8 166 / channels_last 329 · batch 32 291 / 707 · batch 64 758 / 889;
-#              bf16 autocast is 5–10× *slower* here (13–150 frames/s): this CPU has no native bf16 kernels.
-# So: channels_last on, bf16 off, batch 32 pairs (per-frame speed of batch 1, ~30× fewer optimiser steps).
-# On a GPU, bf16 is worth re-measuring. benchmarks/reward_train_speed.py compares whole recipes.
-MEASURED: dict[str, Any] = dict(batch_pairs=32, bf16=False, channels_last=True)
-# D-REX (Brown et al. CoRL 2019, released LearnAtariSyntheticRankingsBinning.py): 40 000 pairs, stride 4, Adam 1e-5,
-# 32 first-conv filters (net.WIDTHS), early stopping.
-DREX_PAPER: dict[str, Any] = dict(
-    n_pairs=40000, min_len=50, max_len=100, stride=4, lr=1e-5, passes=1.0, eval_every=2000, patience=5
-)
-DREX_STRIDE: dict[str, Any] = dict(stride=4)  # D-REX released script: stride 4 (below the paper budget)
-
-# PPO: rl-zoo3 hyperparams/ppo.yml `atari` (Raffin et al., "RL Baselines3 Zoo", 2020): 8 envs, n_steps 128,
-# batch 256, 4 epochs, lr lin_2.5e-4, clip lin_0.1, ent 0.01, vf 0.5, n_timesteps 1e7.
-_ZOO: dict[str, Any] = dict(
-    n_envs=8, n_steps=128, batch_size=256, n_epochs=4, learning_rate=2.5e-4, clip_range=0.1, ent_coef=0.01, vf_coef=0.5
-)
-ZOO_HORIZON = 10_000_000
-
-
-@dataclass(frozen=True)
-class Budget:
-    """One row of the budget table: every stage's preset at this budget.
-
-    Attributes:
-        name: the budget's name.
-        reward: ``TrainConfig`` values of T-REX (over ``MEASURED``); ``drex_reward`` is applied on top for D-REX.
-        bc: ``BCConfig`` values (the D-REX clone, ``--method bc``).
-        drex_rollouts: D-REX's ε-greedy rollouts of the clone per noise level.
-        ppo: the PPO run. The CPU and GPU budgets are *prefixes* of rl-zoo3's 10M-step run: lr and clip anneal
-            over ``ZOO_HORIZON`` and the run stops at ``total_steps``. Measured on 2 CPU cores, Breakout, PPO on
-            the true reward, seed 0: 16.3 ± 5.7 at 515k steps this way vs 8.7 ± 4.4 when annealed to 0 over 500k.
-        eval_episodes: full games in the evaluation: 30 is the papers' protocol (T-REX §5); smoke only checks the
-            path.
-    """
-
-    name: str
-    reward: Mapping[str, Any]
-    drex_reward: Mapping[str, Any]
-    bc: Mapping[str, Any]
-    drex_rollouts: int
-    ppo: PPOConfig
-    eval_episodes: int
-
-
-# Every budget is a count of pairs, passes and steps: the same seed gives the same result on any machine, busy or
-# idle (a wall-time cap once made the reward's `quick` stop at step 47 of 171 on a loaded machine). max_seconds
-# stays an opt-in valve, never set here.
-_PAPER_REWARD: dict[str, Any] = dict(  # T-REX §5.1 / released code: 6000 pairs, span 50–100, stride 2, Adam 5e-5,
-    n_pairs=6000,  # batch 1, 5 passes
-    min_len=50,
-    max_len=100,
-    stride=2,
-    lr=5e-5,
-    batch_pairs=1,
-    passes=5.0,
-    eval_every=1000,
-    patience=0,
-    bf16=False,
-    channels_last=False,
-)
-# D-REX BC recipe (Adam 1e-4, batch 32, early stopping). The number of steps is not stated in PAPERS.md: a cap of
-# 100 000 steps (~several passes over 10 demos of a few thousand frames) with early stopping deciding.
-_PAPER_BC: dict[str, Any] = dict(max_steps=100_000, eval_every=1000, patience=5)
-# T-REX §5 / D-REX §5: OpenAI-baselines PPO2 Atari defaults (baselines/ppo2/defaults.py `atari()`: nsteps 128,
-# nminibatches 4, 4 epochs, lr 2.5e-4·f, clip 0.1·f, ent 0.01, vf 0.5, grad norm 0.5, γ 0.99, λ 0.95),
-# 9 parallel envs, 50M frames = 12.5M agent steps (PAPERS.md "RL on the learned reward"). Batch 128·9/4 = 288.
-_PAPER_PPO = PPOConfig(
-    "paper",
-    total_steps=12_500_000,
-    n_envs=9,
-    n_steps=128,
-    batch_size=288,
-    n_epochs=4,
-    learning_rate=2.5e-4,
-    clip_range=0.1,
-    ent_coef=0.01,
-    vf_coef=0.5,
-    checkpoint_every=500_000,
-    source="T-REX/D-REX: OpenAI baselines PPO2 Atari defaults, 9 envs, 50M frames",
-)
-_SMALL_REWARD: dict[str, Any] = dict(n_pairs=6000, lr=2e-4, passes=5.0, eval_every=25, patience=8)
-_SMALL_BC: dict[str, Any] = dict(max_steps=10_000, eval_every=250, patience=8)
-
-BUDGETS: dict[str, Budget] = {
-    # Seconds to a couple of minutes on 2 cores: exercises every stage; scores are meaningless.
-    "smoke": Budget(
-        "smoke",
-        reward=dict(n_pairs=200, min_len=10, max_len=20, lr=1e-3, passes=1.0, eval_every=5, patience=3),
-        drex_reward=DREX_STRIDE,
-        bc=dict(max_steps=30, eval_every=10, patience=2),
-        drex_rollouts=1,
-        ppo=PPOConfig(
-            "smoke", total_steps=2_048, n_envs=4, n_steps=64, batch_size=128, n_epochs=2, source="smoke test"
-        ),
-        eval_episodes=2,
-    ),
-    # make quickstart, ≤ 15 min end to end: reward a couple of minutes (larger lr + early stopping instead of 5 slow
-    # passes); PPO ≈ 10 minutes on 2 CPU cores (measured: 194-199 steps/s with the learned reward).
-    "quick": Budget(
-        "quick",
-        reward=dict(n_pairs=2000, lr=3e-4, passes=3.0, eval_every=20, patience=6),
-        drex_reward=DREX_STRIDE,
-        bc=dict(max_steps=2000, eval_every=100, patience=5),
-        drex_rollouts=2,
-        ppo=PPOConfig(
-            "quick",
-            total_steps=120_000,
-            schedule_steps=ZOO_HORIZON,
-            checkpoint_every=40_000,
-            source="rl-zoo3 Atari PPO: the first 120k steps of its 10M-step schedule",
-            **_ZOO,
-        ),
-        eval_episodes=30,
-    ),
-    # ≤ 60 min on 2 CPU cores: PPO ≈ 43 minutes at 194 steps/s, + ≤ 5 min of reward training.
-    "small": Budget(
-        "small",
-        reward=_SMALL_REWARD,
-        drex_reward=DREX_STRIDE,
-        bc=_SMALL_BC,
-        drex_rollouts=3,
-        ppo=PPOConfig(
-            "small",
-            total_steps=500_000,
-            schedule_steps=ZOO_HORIZON,
-            checkpoint_every=100_000,
-            source="rl-zoo3 Atari PPO: the first 500k steps of its 10M-step schedule",
-            **_ZOO,
-        ),
-        eval_episodes=30,
-    ),
-    # The papers' values (PAPERS.md), for a GPU or a cluster; hours per game.
-    "paper": Budget(
-        "paper",
-        reward=_PAPER_REWARD,
-        drex_reward=DREX_PAPER,
-        bc=_PAPER_BC,
-        drex_rollouts=5,
-        ppo=_PAPER_PPO,
-        eval_episodes=30,
-    ),
-    # One GPU + 16 CPU cores within one `device` lease (15 min of device time in all, start and evaluation
-    # included): 700k steps, what 300 s of PPO reached there (703 968-821 264 steps, results/device/2026-11-26-h200).
-    # rl-zoo3 settings with 16 envs (one per core), batch 512; a prefix of a 10M-step schedule. Reward and BC: the
-    # small recipe.
-    "gpu": Budget(
-        "gpu",
-        reward=_SMALL_REWARD,
-        drex_reward=DREX_STRIDE,
-        bc=_SMALL_BC,
-        drex_rollouts=3,
-        ppo=PPOConfig(
-            "gpu",
-            total_steps=700_000,
-            n_envs=16,
-            n_steps=128,
-            batch_size=512,
-            n_epochs=4,
-            learning_rate=2.5e-4,
-            clip_range=0.1,
-            ent_coef=0.01,
-            vf_coef=0.5,
-            checkpoint_every=100_000,
-            schedule_steps=ZOO_HORIZON,
-            source="rl-zoo3 Atari PPO, 16 envs, batch 512: the first 700k steps of a 10M-step schedule",
-        ),
-        eval_episodes=30,
-    ),
-    # The papers' reward and BC with rl-zoo3's tuned 10M-step PPO instead of baselines' PPO2.
-    "paper-zoo": Budget(
-        "paper-zoo",
-        reward=_PAPER_REWARD,
-        drex_reward=DREX_PAPER,
-        bc=_PAPER_BC,
-        drex_rollouts=5,
-        ppo=PPOConfig(
-            "paper-zoo", total_steps=ZOO_HORIZON, checkpoint_every=500_000, source="rl-zoo3 tuned Atari PPO", **_ZOO
-        ),
-        eval_episodes=30,
-    ),
-}
-
-
-def _budget(name: str) -> Budget:
-    if name not in BUDGETS:
-        raise ConfigError(f"unknown budget {name!r}; valid: {', '.join(BUDGETS)}")
-    return BUDGETS[name]
-
-
-def reward_config(budget: str, method: str = "trex", **overrides: Any) -> TrainConfig:
-    """The reward trainer's preset of a budget for ``trex`` or ``drex``, plus overrides."""
-    b = _budget(budget)
-    values = dict(MEASURED) | dict(b.reward) | (dict(b.drex_reward) if method == "drex" else {}) | overrides
-    return TrainConfig(method=method, **values)  # type: ignore[arg-type]  # TrainConfig validates the method
-
-
-def bc_config(budget: str, **overrides: Any) -> BCConfig:
-    """The behaviour-cloning preset of a budget, plus overrides."""
-    return BCConfig(**(dict(_budget(budget).bc) | overrides))
-
-
-def ppo_config(budget: str | PPOConfig) -> PPOConfig:
-    """The PPO preset of a budget (a ``PPOConfig`` passes through)."""
-    return budget if isinstance(budget, PPOConfig) else _budget(budget).ppo
-
 
 # -- methods as stage lists -----------------------------------------------------------------------------------------
 
@@ -400,7 +183,7 @@ class ExperimentConfig:
 
     def _validate(self) -> None:
         m = get_method(self.method)
-        _budget(self.budget)
+        get_budget(self.budget)
         if not (isinstance(self.seed, int) and 0 <= self.seed <= MAX_SEED):
             raise ConfigError(f"--seed must be an integer in [0, {MAX_SEED}], got {self.seed!r}")
         if self.profile not in ENV_PROFILES:
@@ -593,7 +376,7 @@ def resolve(
     configs. ``kl_to`` and ``kl_beta`` go together (β = 0 and no folder: no penalty).
     """
     m = get_method(method)
-    b = _budget(budget)
+    b = get_budget(budget)
     if ranking is None or (method == "drex" and ranking == "return"):  # "return": the CLI's default
         ranking = m.rankings[0] if m.rankings else ""
     elif not m.rankings:

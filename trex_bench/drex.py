@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trex_bench.config import BUDGETS
+from trex_bench.budgets import BUDGETS
 from trex_bench.types import NOOP_NOISE, DemoSet
 
 __all__ = ["DREX_NOISE", "DREX_ROLLOUTS", "noise_rollouts"]

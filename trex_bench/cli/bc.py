@@ -6,8 +6,8 @@ import argparse
 import shlex
 from pathlib import Path
 
+from trex_bench.budgets import BUDGETS
 from trex_bench.cli_util import seed, torch_device
-from trex_bench.config import BUDGETS
 
 
 def register(sub: argparse._SubParsersAction) -> None:

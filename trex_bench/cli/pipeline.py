@@ -6,8 +6,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from trex_bench.budgets import BUDGETS
 from trex_bench.cli_util import add_ppo_run_options, positive_int, seed, torch_device
-from trex_bench.config import BUDGETS, METHODS, RANKINGS
+from trex_bench.config import METHODS, RANKINGS
 from trex_bench.types import ENV_PROFILES, REWARD_TRANSFORMS
 
 # The options that make the experiment (with --config, the file gives them all) and their defaults.

@@ -17,7 +17,7 @@ def _nonneg_float(text: str) -> float:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from trex_bench.config import BUDGETS  # torch-free: `trex-bench --help` must not load torch
+    from trex_bench.budgets import BUDGETS  # torch-free: `trex-bench --help` must not load torch
     from trex_bench.types import REWARD_TRANSFORMS as TRANSFORMS
 
     p = sub.add_parser(

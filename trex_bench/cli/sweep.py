@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from trex_bench.budgets import BUDGETS
 from trex_bench.cli_util import positive_int, seed_list, torch_device
-from trex_bench.config import BUDGETS, RANKINGS
+from trex_bench.config import RANKINGS
 from trex_bench.types import ENV_PROFILES, PRECISIONS, REWARD_TRANSFORMS
 
 

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trex_bench import config as _config
+from trex_bench import budgets as _budgets
 from trex_bench._nn import default_init_
 from trex_bench._stopping import StopRule
 from trex_bench.games import Game
@@ -54,13 +54,13 @@ class FrameSource(Protocol):
     def stack_index(self, ep: np.ndarray, t: np.ndarray) -> np.ndarray: ...
 
 
-# The budget presets live in the one budget table (``trex_bench.config.BUDGETS``); these names stay for callers.
-BUDGETS: tuple[str, ...] = tuple(_config.BUDGETS)
+# The budget presets live in the one budget table (``trex_bench.budgets.BUDGETS``); these names stay for callers.
+BUDGETS: tuple[str, ...] = tuple(_budgets.BUDGETS)
 
 
 def budget_config(budget: str, method: Literal["trex", "drex"] = "trex", **overrides: Any) -> TrainConfig:
     """The preset ``TrainConfig`` of a budget for a method, plus overrides (``trex_bench.config.reward_config``)."""
-    return _config.reward_config(budget, method, **overrides)
+    return _budgets.reward_config(budget, method, **overrides)
 
 
 def bradley_terry_loss(ret_a: torch.Tensor, ret_b: torch.Tensor, label: torch.Tensor) -> torch.Tensor:

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trex_bench import config as _config
+from trex_bench import budgets as _budgets
 from trex_bench._nn import default_init_
 from trex_bench._stopping import StopRule
 from trex_bench.errors import ConfigError
@@ -55,13 +55,13 @@ class StackSource(Protocol):
     def stacks(self, ep: np.ndarray, t: np.ndarray) -> np.ndarray: ...
 
 
-# The budget presets live in the one budget table (``trex_bench.config.BUDGETS``); this view stays for callers.
-BC_BUDGETS: dict[str, dict[str, Any]] = {name: dict(b.bc) for name, b in _config.BUDGETS.items()}
+# The budget presets live in the one budget table (``trex_bench.budgets.BUDGETS``); this view stays for callers.
+BC_BUDGETS: dict[str, dict[str, Any]] = {name: dict(b.bc) for name, b in _budgets.BUDGETS.items()}
 
 
 def bc_budget_config(budget: str, **overrides: Any) -> BCConfig:
     """The preset ``BCConfig`` of a budget, plus overrides (``trex_bench.config.bc_config``)."""
-    return _config.bc_config(budget, **overrides)
+    return _budgets.bc_config(budget, **overrides)
 
 
 def action_set(game: str, profile: str = "paper") -> list[str]:

@@ -26,7 +26,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv
 
-from trex_bench import config as _config
+from trex_bench import budgets as _budgets
 from trex_bench._io import atomic_write, file_hash, read_json, versions, write_json
 from trex_bench._progress import PPOProgress
 from trex_bench.envs import get_profile, make_vec_env
@@ -56,14 +56,14 @@ TRAINING_ENV = True
 NORM_FILE = "reward_norm.json"
 
 
-# The budget presets live in the one budget table (``trex_bench.config.BUDGETS``); this view stays for callers.
-ZOO_HORIZON = _config.ZOO_HORIZON
-BUDGETS: dict[str, PPOConfig] = {name: b.ppo for name, b in _config.BUDGETS.items()}
+# The budget presets live in the one budget table (``trex_bench.budgets.BUDGETS``); this view stays for callers.
+ZOO_HORIZON = _budgets.ZOO_HORIZON
+BUDGETS: dict[str, PPOConfig] = {name: b.ppo for name, b in _budgets.BUDGETS.items()}
 
 
 def get_ppo_config(budget: str | PPOConfig) -> PPOConfig:
     """The PPO preset of a budget (``trex_bench.config.ppo_config``); a ``PPOConfig`` passes through."""
-    return _config.ppo_config(budget)
+    return _budgets.ppo_config(budget)
 
 
 def _schedule(value: float, linear: bool, total_steps: int, horizon: int) -> float | LinearSchedule:
