@@ -52,9 +52,10 @@ HOW = (
     "thread. tolerance 'exact': equal value (hashes, counts); 'rel': |got - expected| <= 1e-5*|expected| + 1e-9; "
     "'band': lo <= got <= hi, where the band is mean +- max(3*std, floor) of the metric over seeds 0-4 of the same "
     "check (std with ddof 1), clipped to the metric's range (floors: Spearman 0.05, pair and snippet accuracies 0.02, "
-    "eval_mean 1.0); 'band_how' and 'samples' give the numbers. Exact weight hashes hold for one CPU kind and torch build "
-    "('machine', 'versions'). A check whose input lies outside the repository (released.*: the authors' nets in "
-    "../shared/reference) is skipped, and says so, where that input is absent. Each entry records the command, reason, commit and versions that produced it."
+    "eval_mean 1.0); 'band_how' and 'samples' give the numbers. Exact weight hashes hold for one CPU kind and torch "
+    "build ('machine', 'versions'). A check whose input lies outside the repository (released.*: the authors' nets in "
+    "../shared/reference) is skipped, and says so, where that input is absent. Each entry records the command, "
+    "reason, commit and versions that produced it."
 )
 
 

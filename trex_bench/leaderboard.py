@@ -316,7 +316,8 @@ def summarize_rows(df: pd.DataFrame, by: tuple[str, ...], latest_per_seed: bool 
     every row.
 
     Returns:
-        One row per group of ``by`` + the demo set (``best_demo``, ``avg_demo``) + ``schedule_steps`` with ``seeds`` (rows summarised), ``superseded`` (older rows of those seeds left out),
+        One row per group of ``by`` + the demo set (``best_demo``, ``avg_demo``) + ``schedule_steps`` with ``seeds``
+        (rows summarised), ``superseded`` (older rows of those seeds left out),
         ``mean``, ``std`` (over seeds; 0 for one seed), ``best``, ``rl_steps`` (max),
         ``beats_best_demo`` (count of rows) and ``human_normalized`` (mean).
     """

@@ -254,7 +254,8 @@ def to_markdown(stats: Stats, source: str = "results/leaderboard.csv") -> str:
         "|---|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {r.variant} | {r.budget} | {r.horizon} | {r.game} | {r.seeds} | {r.best:.1f} | {r.best_demo_normalised:.2f} |"
+        f"| {r.variant} | {r.budget} | {r.horizon} | {r.game} | {r.seeds} | {r.best:.1f} "
+        f"| {r.best_demo_normalised:.2f} |"
         for r in stats.best_of_seeds.itertuples()
     ]
     lines += ["", "Notes:", ""] + [f"- {n}" for n in stats.notes] if stats.notes else []

@@ -56,7 +56,8 @@ TABLES: dict[str, TableSpec] = {
         "trex",
         "return",
         {"best_demo": "paper best demo", "avg_demo": "paper avg demo", "trex": "paper T-REX"},
-        source="Brown et al., ICML 2019, Table 1: best of 3 seeds, 30 games each, PPO 50M frames (baselines/README.md).",
+        source="Brown et al., ICML 2019, Table 1: best of 3 seeds, 30 games each, PPO 50M frames "
+        "(baselines/README.md).",
     ),
     "mturk": TableSpec(
         "T-REX from human (MTurk) labels vs trex_bench",

@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="trex-bench",
         description="Learn rewards from ranked demonstrations on Atari (T-REX, D-REX) and benchmark them.",
-        epilog="Example: trex-bench demos collect breakout --demonstrator scripted --episodes 4 --seed 0 --out demo-check",
+        epilog="Example: trex-bench demos collect breakout --demonstrator scripted --episodes 4 --seed 0 "
+        "--out demo-check",
     )
     parser.add_argument("--version", action="version", version=f"trex-bench {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the traceback of a user error too")

@@ -28,7 +28,8 @@ def run(args: argparse.Namespace) -> int:
         rnd = "-" if g.random_score is None else f"{g.random_score:g}"
         hum = "-" if g.human_score is None else f"{g.human_score:g}"
         print(
-            f"{g.id:<18}{g.ale_id:<19}{g.gym_v4_id:<32}{f'{g.mask_top}/{g.mask_bottom}':>16}{rnd:>10}{hum:>10}  {'yes' if g.in_paper else 'no'}"
+            f"{g.id:<18}{g.ale_id:<19}{g.gym_v4_id:<32}{f'{g.mask_top}/{g.mask_bottom}':>16}{rnd:>10}{hum:>10}"
+            f"  {'yes' if g.in_paper else 'no'}"
         )
     if args.masks:
         from trex_bench.masks import mask_frame, save_mask_png  # loads the emulator: only when asked

@@ -142,7 +142,8 @@ def print_summary(summary: dict[str, Any]) -> None:
     print()
     print(f"== {r['game']} · {r['method']} · budget {r['budget']} · seed {r['seed']} ==")
     print(
-        f"agent: {r['mean']:.1f} ± {r['std']:.1f} over {r['n_episodes']} full games (min {r['min']:g}, max {r['max']:g})"
+        f"agent: {r['mean']:.1f} ± {r['std']:.1f} over {r['n_episodes']} full games "
+        f"(min {r['min']:g}, max {r['max']:g})"
     )
     verdict = (
         "beats"

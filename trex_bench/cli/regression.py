@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "regression",
         help="CI regression checks against committed expectations (results/regression.json)",
         description="Small deterministic CPU runs (demo replay, tiny T-REX/D-REX reward nets, extrapolation to the "
-        "unseen Breakout set of a tiny net, of the released T-REX nets on every game's unseen set, 256-step PPO runs on the true and on a "
+        "unseen Breakout set of a tiny net, of the released T-REX nets on every game's unseen set, 256-step PPO "
+        "runs on the true and on a "
         "learned reward, the table generators) compared with the expected values and bands in "
         "results/regression.json.",
         epilog="Example: trex-bench regression check",
@@ -76,7 +77,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Re-measure the checks (banded metrics over several seeds, a few minutes) and rewrite the "
         "expectations file, recording the reason, command, commit and versions beside each changed value. Right "
         "after a deliberate change of method or dependency; never to make a failing check pass (README.md).",
-        epilog='Example: trex-bench regression update --reason "torch 2.13 -> 2.14: new CPU conv kernels" --only reward.trex',
+        epilog="Example: trex-bench regression update --reason "
+        '"torch 2.13 -> 2.14: new CPU conv kernels" --only reward.trex',
     )
     common(u)
     u.add_argument("--reason", default=None, help="why the expected values change (required, non-empty)")

@@ -50,7 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--transform",
         default="sigmoid",
         choices=list(TRANSFORMS),
-        help="learned-reward transform: sigmoid (the papers), raw, normalized (running mean/std), delta (r̂(s′) − r̂(s), an experiment)",
+        help="learned-reward transform: sigmoid (the papers), raw, normalized (divided by a running return std), "
+        "delta (r̂(s′) − r̂(s), potential-based shaping; an experiment)",
     )
     t.add_argument("--profile", default="paper", choices=["paper", "machado"], help="env profile (default: paper)")
     t.add_argument(

@@ -30,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "sweep",
         help="games × methods × seeds (× KL β) as independent pipeline runs, several at once",
         description="Run `trex-bench pipeline` for every combination, each in its own run folder "
-        "(ROOT/<game>-<method>[-<options>]-<budget>-s<seed>[-<hash of other options>]) from its config file with --resume, each appending its leaderboard row. "
+        "(ROOT/<game>-<method>[-<options>]-<budget>-s<seed>[-<hash of other options>]) from its config file "
+        "with --resume, each appending its leaderboard row. "
         "A run folder that already holds summary.json is finished and skipped (--force reruns it, reusing its "
         "stages and appending a new row). Local executor: --workers pipelines at once, each with --threads "
         "torch threads (on 2 cores, two 1-thread runs do ~1.4x the work of one 2-thread run). Ray executor: one "

@@ -227,7 +227,9 @@ def fidelity_report(
         "demonstrator": demos.demonstrator,
         "n_episodes": len(returns),
         "n_distinct_returns": int(len(np.unique(returns))),
-        "scored_observations": "1..T of each episode (the observation after each agent step; the reset stack is not scored)",
+        "scored_observations": (
+            "1..T of each episode (the observation after each agent step; the reset stack is not scored)"
+        ),
         "episodes": episodes,
         "correlations": correlations,
         "length_confound": {

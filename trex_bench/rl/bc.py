@@ -4,7 +4,8 @@ A Nature-DQN CNN (Mnih et al. 2015) classifies a frame stack into action logits 
 on the (observation t, action t) pairs of a demo set (D-REX §4, PAPERS.md: Adam lr 1e-4, batch 32, early stopping
 on a held-out split)::
 
-    uint8 [N,4,84,84] /255 → Conv(4→32, 8, s4) → Conv(32→64, 4, s2) → Conv(64→64, 3, s1) → Linear(3136→512) → Linear(512→A)
+    uint8 [N,4,84,84] /255 → Conv(4→32, 8, s4) → Conv(32→64, 4, s2) → Conv(64→64, 3, s1)
+                           → Linear(3136→512) → Linear(512→A)
 
 with ReLU between layers. Two bugs of the released D-REX code are avoided on purpose:
 

@@ -1,4 +1,4 @@
-"""The policy's numeric format on this machine: channels-last convolutions, fp32 or bf16 autocast, chosen by measurement.
+"""The policy's numeric format on this machine: channels-last convolutions, fp32 or bf16 autocast, chosen by measuring.
 
 Measured on this project's 2-core CPU machines (AMD EPYC with avx512_bf16; torch 2.13; the Nature-CNN actor-critic
 at PPO's minibatch of 256 stacks, forward + backward + Adam, 2 threads): NCHW fp32 ≈ 1 900–2 400 stacks/s,
