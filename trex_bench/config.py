@@ -1,10 +1,10 @@
-"""One experiment config: the budget table, the methods as stage lists, and the one resolver.
+"""One experiment config: the methods as stage lists and the one resolver (the budget table: ``trex_bench.budgets``).
 
 ``resolve(game, method, budget, seed, **overrides)`` turns what a user asks for into an :class:`ExperimentConfig`:
 every stage's settings resolved to values (reward ``TrainConfig``, ``BCConfig``, D-REX rollouts, ``PPOConfig``,
 evaluation, KL spec). It is what ``pipeline``, ``sweep`` and Ray tasks pass around, what every run folder holds as
 ``config.json``, and what ``trex-bench pipeline --config run.json`` runs. Stages are keyed by these resolved values,
-never by a budget's name: an edit of the table below retrains what it changes (DESIGN.md "Budgets").
+never by a budget's name: an edit of the budget table retrains what it changes (DESIGN.md "Budgets").
 
 Everything here is torch-free: the CLI builds its ``choices`` from this module at start-up.
 

@@ -18,7 +18,7 @@ __all__ = ["DREX_NOISE", "DREX_ROLLOUTS", "noise_rollouts"]
 
 # D-REX §4 / released LearnAtariSyntheticRankingsBinning.py: ε-greedy noise around the BC policy at these levels.
 DREX_NOISE = (1.0, 0.75, 0.5, 0.25, 0.02)
-# Rollouts per noise level (the budget table, ``trex_bench.config``): the D-REX paper text says 5 (the released
+# Rollouts per noise level (the budget table, ``trex_bench.budgets``): the D-REX paper text says 5 (the released
 # script 20); fewer on CPU budgets.
 DREX_ROLLOUTS = {name: b.drex_rollouts for name, b in BUDGETS.items()}
 
