@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
@@ -231,3 +232,58 @@ def test_help_loads_no_heavy_library():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_cli_options_are_generated_from_the_config_fields():
+    """Issue 14: `pipeline`'s experiment options, their types, defaults and choices come from PipelineConfig's fields,
+    so a field added there is an option everywhere it is shared (pipeline, sweep, rl train), with nothing to copy."""
+    import argparse
+    import dataclasses
+
+    from trex_bench.cli.options import add_config_options, config_defaults, config_kwargs
+    from trex_bench.pipeline import PipelineConfig
+
+    cli_fields = [f.name for f in dataclasses.fields(PipelineConfig) if "cli" in f.metadata]
+    assert cli_fields == [f.name for f in dataclasses.fields(PipelineConfig)], "every field is a pipeline option"
+    p = argparse.ArgumentParser()
+    add_config_options(p, PipelineConfig)
+    args = p.parse_args(["breakout", "--method", "trex", "--budget", "smoke", "--episodes", "3", "--profile", "machado",
+                         "--demos", "d"])
+    cfg = PipelineConfig(**config_kwargs(args, PipelineConfig))
+    assert (cfg.game, cfg.eval_episodes, cfg.profile, cfg.demos) == ("breakout", 3, "machado", Path("d"))
+    assert p.parse_args(["--kl-beta", "0.5"]).kl_beta == 0.5
+    assert config_defaults(PipelineConfig)["game"] is None and config_defaults(PipelineConfig)["ranking"] == "return"
+    for bad in (["--episodes", "0"], ["--seed", "-1"], ["--ranking", "votes"], ["--max-seconds", "inf"]):
+        with pytest.raises(SystemExit):
+            p.parse_args(bad)
+
+    @dataclasses.dataclass(frozen=True)
+    class Extended:  # a new field with a "cli" entry is an option, typed from its annotation
+        game: str = dataclasses.field(metadata={"cli": {"help": "g", "flag": "game", "choices": None, "metavar": None}})
+        ensemble: int = dataclasses.field(default=1, metadata={"cli": {"help": "nets", "flag": None, "choices": None,
+                                                                       "metavar": None}})
+
+    q = argparse.ArgumentParser()
+    add_config_options(q, Extended)
+    assert config_kwargs(q.parse_args(["pong", "--ensemble", "3"]), Extended) == {"game": "pong", "ensemble": 3}
+    with pytest.raises(KeyError, match="no command-line field"):
+        add_config_options(argparse.ArgumentParser(), PipelineConfig, only=("nope",))
+
+
+def test_pipeline_sweep_and_rl_train_share_one_definition_of_each_option(capsys):
+    """The shared options' choices and defaults are the same in every command that has them (they were copied)."""
+    from trex_bench.cli import build_parser
+
+    parser = build_parser()
+    subs = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction").choices
+    rl_train = next(a for a in subs["rl"]._actions if a.__class__.__name__ == "_SubParsersAction").choices["train"]
+
+    def option(p, flag):
+        return next(a for a in p._actions if flag in a.option_strings)
+
+    for flag in ("--precision", "--transform", "--ranking", "--profile", "--episodes", "--device"):
+        a, b = option(subs["pipeline"], flag), option(subs["sweep"], flag)
+        assert (a.choices, a.default, a.type, a.dest) == (b.choices, b.default, b.type, b.dest), flag
+    for flag in ("--precision", "--max-seconds"):
+        a, b = option(subs["pipeline"], flag), option(rl_train, flag)
+        assert (a.choices, a.default, a.type, a.help) == (b.choices, b.default, b.type, b.help), flag

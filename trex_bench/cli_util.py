@@ -100,22 +100,3 @@ def seed_list(text: str) -> list[int]:
             raise argparse.ArgumentTypeError(f"at most {MAX_SEEDS} seeds per sweep, got {item!r} (each seed is a run)")
         out.extend(span)
     return out
-
-
-def add_ppo_run_options(p: argparse.ArgumentParser) -> None:
-    """``--precision`` and ``--max-seconds``: how a PPO run executes (``rl train``, ``pipeline``)."""
-    p.add_argument(
-        "--precision",
-        default="fp32",
-        choices=["auto", "fp32", "bf16"],
-        help="PPO policy numerics: fp32 (default) | bf16 autocast of the conv trunk | auto (the faster on "
-        "this machine, probed once and cached in ~/.cache/trex_bench/precision.json)",
-    )
-    p.add_argument(
-        "--max-seconds",
-        type=positive_seconds,
-        default=None,
-        metavar="S",
-        help="opt-in safety valve: stop PPO after S seconds of training (recorded in the card and the "
-        "row's time_capped; a run it stops depends on the machine's load, so budgets never set it)",
-    )

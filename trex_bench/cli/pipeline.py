@@ -6,16 +6,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from trex_bench.budgets import BUDGETS
-from trex_bench.cli_util import add_ppo_run_options, positive_int, seed, torch_device
-from trex_bench.config import METHODS, RANKINGS
-from trex_bench.types import ENV_PROFILES, REWARD_TRANSFORMS
+from trex_bench.cli.options import add_config_options, config_defaults, config_kwargs
+from trex_bench.pipeline import PipelineConfig
 
-# The options that make the experiment (with --config, the file gives them all) and their defaults.
-_EXPERIMENT = dict(
-    game=None, method=None, budget=None, seed=0, demos=None, unseen=None, ranking="return", human_labels=None,
-    transform="sigmoid", episodes=None, profile="paper", kl_to=None, kl_beta=0.0, precision="fp32", max_seconds=None,
-)  # fmt: skip
+# With --config the file gives the whole experiment; --device may still say where it runs.
+_RUN_WHERE = ("device",)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,42 +23,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog="Example: trex-bench pipeline breakout --method trex --budget quick --seed 0  "
         "(or: trex-bench pipeline --config runs/breakout-trex-quick-s0/config.json --out OTHER)",
     )
-    p.add_argument("game", nargs="?", help="game id, e.g. breakout (not with --config)")
     p.add_argument(
         "--config",
         type=Path,
         default=None,
         help="run the experiment of a config.json (as written into every run folder) instead of the options below",
     )
-    p.add_argument("--method", help=" | ".join(METHODS))
-    p.add_argument("--budget", choices=list(BUDGETS), help=" | ".join(BUDGETS) + " (gpu: one GPU + 16 cores, ~10 min)")
-    p.add_argument("--profile", choices=list(ENV_PROFILES), default="paper", help="env profile (default: paper)")
-    p.add_argument("--seed", type=seed, default=0, help="seed of every stage (default 0)")
-    p.add_argument(
-        "--demos", type=Path, default=None, help="demo set (default: the committed demos/<game>/scripted-noise)"
-    )
-    p.add_argument(
-        "--unseen",
-        type=Path,
-        default=None,
-        help="later checkpoints of the demos' PPO run: score the reward's extrapolation before PPO "
-        "(default: the demo set's sibling ppo-later, if any)",
-    )
-    p.add_argument("--ranking", default="return", choices=list(RANKINGS), help="T-REX's ranking (default: return)")
-    p.add_argument(
-        "--human-labels",
-        type=Path,
-        default=None,
-        help="T-REX MTurk CSV (A,B,label,…) for --ranking human; A/B are the demo set's checkpoint numbers",
-    )
-    p.add_argument(
-        "--transform",
-        default="sigmoid",
-        choices=list(REWARD_TRANSFORMS),
-        help="learned-reward transform for PPO: sigmoid (the papers) | raw | normalized (divided by a running return "
-        "std) | delta (potential-based shaping r̂(s′) − r̂(s), an experiment)",
-    )
-    p.add_argument("--episodes", type=positive_int, default=None, help="evaluation games (default: 30; smoke: 2)")
+    add_config_options(p, PipelineConfig)  # every experiment option, from PipelineConfig's fields
     p.add_argument(
         "--out",
         type=Path,
@@ -78,10 +44,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="frame cache folder (default: $TREX_BENCH_CACHE or ~/.cache/trex_bench)",
     )
-    p.add_argument("--device", type=torch_device, default="cpu", help="torch device (default: cpu)")
-    p.add_argument("--kl-to", type=Path, default=None, help="BC policy folder: add the RLHF KL penalty to PPO's reward")
-    p.add_argument("--kl-beta", type=float, default=0.0, help="β of r − β·(log π_θ(a|s) − log π_BC(a|s))")
-    add_ppo_run_options(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -90,34 +52,17 @@ def experiment(args: argparse.Namespace) -> Any:
     """The ``ExperimentConfig`` of the command line: from ``--config``, or resolved from the options."""
     from trex_bench.config import ExperimentConfig
     from trex_bench.errors import ConfigError
-    from trex_bench.pipeline import PipelineConfig
 
     if args.config is not None:
-        given = [k for k, default in _EXPERIMENT.items() if getattr(args, k) != default]
+        defaults = config_defaults(PipelineConfig)
+        given = [k for k, default in defaults.items() if k not in _RUN_WHERE and getattr(args, k) != default]
         if given:
             raise ConfigError(f"--config gives the whole experiment; drop {', '.join(given)}")
         return ExperimentConfig.read(args.config).replace(device=args.device)
     missing = [k for k in ("game", "method", "budget") if getattr(args, k) is None]
     if missing:
         raise ConfigError(f"pipeline needs {', '.join(missing)} (or --config FILE)")
-    return PipelineConfig(
-        game=args.game,
-        method=args.method,
-        budget=args.budget,
-        seed=args.seed,
-        demos=args.demos,
-        ranking=args.ranking,
-        human_labels=args.human_labels,
-        transform=args.transform,
-        eval_episodes=args.episodes,
-        profile=args.profile,
-        device=args.device,
-        kl_to=args.kl_to,
-        kl_beta=args.kl_beta,
-        max_seconds=args.max_seconds,
-        precision=args.precision,
-        unseen=args.unseen,
-    ).resolve()
+    return PipelineConfig(**config_kwargs(args, PipelineConfig)).resolve()
 
 
 def run(args: argparse.Namespace) -> int:

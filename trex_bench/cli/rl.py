@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from trex_bench.cli_util import add_ppo_run_options, seed, torch_device
+from trex_bench.cli.options import add_config_options
+from trex_bench.cli_util import seed, torch_device
 
 
 def _nonneg_float(text: str) -> float:
@@ -76,7 +77,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="BETA",
         help="KL coefficient beta >= 0 of --kl-to (default 0: no penalty)",
     )
-    add_ppo_run_options(t)
+    from trex_bench.pipeline import PipelineConfig
+
+    add_config_options(t, PipelineConfig, only=("precision", "max_seconds"))  # as in `pipeline`, from one source
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=run_train)
 

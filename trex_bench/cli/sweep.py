@@ -6,9 +6,20 @@ import argparse
 from pathlib import Path
 
 from trex_bench.budgets import BUDGETS
-from trex_bench.cli_util import positive_int, seed_list, torch_device
-from trex_bench.config import RANKINGS
-from trex_bench.types import ENV_PROFILES, PRECISIONS, REWARD_TRANSFORMS
+from trex_bench.cli.options import add_config_options, config_kwargs
+from trex_bench.cli_util import positive_int, seed_list
+from trex_bench.pipeline import PipelineConfig
+
+# PipelineConfig fields a sweep passes to every run, and where a sweep's help says it differently.
+_SHARED = ("profile", "demos", "ranking", "human_labels", "precision", "transform", "eval_episodes", "device")
+_SHARED_HELP = {
+    "demos": "demo set for every run (default: each game's committed set)",
+    "human_labels": "MTurk label CSV for --ranking human (T-REX runs)",
+    "precision": "PPO policy numerics of every run (see `trex-bench pipeline --help`)",
+    "transform": "learned-reward transform of the T-REX/D-REX runs: sigmoid (the papers) | raw | normalized | delta",
+    "eval_episodes": "evaluation games per run (default by budget)",
+    "device": "torch device of every run (default: cpu)",
+}
 
 
 def _words(text: str) -> list[str]:
@@ -44,30 +55,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--seeds", type=seed_list, default=[0], help="comma-separated seeds and ranges, e.g. 0-2 (default 0)"
     )
     p.add_argument("--budget", required=True, choices=list(BUDGETS), help=" | ".join(BUDGETS))
-    p.add_argument("--profile", choices=list(ENV_PROFILES), default="paper", help="env profile (default: paper)")
     p.add_argument("--kl-to", type=Path, default=None, help="BC policy folder: the reference of the KL axis")
     p.add_argument(
         "--kl-betas", type=_floats, default=[], help="KL axis, e.g. 0,0.01,0.1 (0 = no penalty); needs --kl-to"
     )
-    p.add_argument(
-        "--demos", type=Path, default=None, help="demo set for every run (default: each game's committed set)"
-    )
-    p.add_argument("--ranking", default="return", choices=list(RANKINGS), help="T-REX's ranking (default: return)")
-    p.add_argument("--human-labels", type=Path, default=None, help="MTurk label CSV for --ranking human (T-REX runs)")
-    p.add_argument(
-        "--precision",
-        default="fp32",
-        choices=list(PRECISIONS),
-        help="PPO policy numerics of every run (see `trex-bench pipeline --help`)",
-    )
-    p.add_argument(
-        "--transform",
-        default="sigmoid",
-        choices=list(REWARD_TRANSFORMS),
-        help="learned-reward transform of the T-REX/D-REX runs: sigmoid (the papers) | raw | normalized | delta",
-    )
-    p.add_argument("--episodes", type=positive_int, default=None, help="evaluation games per run (default by budget)")
-    p.add_argument("--device", type=torch_device, default="cpu", help="torch device of every run (default: cpu)")
+    # The options every run shares, generated from PipelineConfig's fields (as `pipeline`'s), in the sweep's words.
+    add_config_options(p, PipelineConfig, only=_SHARED, helps=_SHARED_HELP)
     p.add_argument("--root", type=Path, default=Path("runs"), help="folder of the run folders (default: runs)")
     p.add_argument("--leaderboard", type=Path, default=Path("results/leaderboard.csv"), help="CSV the rows go to")
     p.add_argument("--executor", choices=["local", "ray"], default="local", help="where runs execute (default local)")
@@ -87,16 +80,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
 
     from trex_bench.sweep import JobResult, plan_sweep, run_sweep
 
-    config = {
-        "ranking": args.ranking,
-        "human_labels": args.human_labels,
-        "transform": args.transform,
-        "device": args.device,
-        "demos": args.demos,
-        "eval_episodes": args.episodes,
-        "precision": args.precision,
-        "profile": args.profile,
-    }
+    config = config_kwargs(args, PipelineConfig, only=_SHARED)
     jobs = plan_sweep(
         args.games,
         args.methods,
