@@ -166,6 +166,24 @@ BUDGETS: dict[str, Budget] = {
         ),
         eval_episodes=30,
     ),
+    # Twice small, ~90 min of PPO on 2 CPU cores: the demonstrator run of games whose first 240k steps all score the
+    # same (Enduro: 0 in every checkpoint to 240k, rl-zoo3's curve 0 / 22 / 112 / 214 at 125k / 250k / 500k / 1M).
+    "medium": Budget(
+        "medium",
+        reward=_SMALL_REWARD,
+        drex_reward=DREX_STRIDE,
+        bc=_SMALL_BC,
+        drex_rollouts=3,
+        ppo=PPOConfig(
+            "medium",
+            total_steps=1_000_000,
+            schedule_steps=ZOO_HORIZON,
+            checkpoint_every=100_000,
+            source="rl-zoo3 Atari PPO: the first 1M steps of its 10M-step schedule",
+            **_ZOO,
+        ),
+        eval_episodes=30,
+    ),
     # The papers' values (PAPERS.md), for a GPU or a cluster; hours per game.
     "paper": Budget(
         "paper",
