@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from trex_bench.budgets import BUDGETS
 from trex_bench.cli_util import seed_list
 from trex_bench.errors import ConfigError
 
@@ -33,7 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seeds", type=seed_list, default=[0], help="seeds, e.g. 0-2 or 0,3 (default: 0)")
     p.add_argument(
-        "--budget", default="quick", help="reward budget: smoke | quick | small | gpu | paper (default: quick)"
+        "--budget",
+        default="quick",
+        choices=list(BUDGETS),
+        help="the budget whose reward recipe trains the net: " + " | ".join(BUDGETS) + " (default: quick)",
     )
     p.add_argument("--demos", type=Path, default=None, help="demo set (default: demos/<game>/ppo-checkpoints)")
     p.add_argument("--unseen", type=Path, default=None, help="unseen, better set (default: demos/<game>/ppo-later)")
