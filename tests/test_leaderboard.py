@@ -157,3 +157,19 @@ def test_the_same_seed_on_another_demo_set_is_another_experiment(tmp_path):
     groups = summarize(path)
     assert len(groups) == 2 and list(groups["superseded"]) == [0, 0]
     assert sorted(zip(groups["best_demo"], groups["mean"])) == [(16.0, 4.2), (23.0, 3.5)]
+
+
+def test_the_row_reads_the_fidelity_report_through_one_typed_reader():
+    """Issue 14: the row builder read keys the fidelity report did not have and wrote empty columns; now a report
+    without the figures is refused, and a Spearman that could not be computed stays None."""
+    from trex_bench.errors import DataError
+    from trex_bench.stages import AgentResult, Evaluation, FidelityFigures
+
+    report = {"correlations": {"pred_mean": {"spearman": None}}, "pairwise": {"accuracy": 0.75}}
+    assert FidelityFigures.from_json(report) == FidelityFigures(None, 0.75)
+    for bad in ({"spearman": 0.9, "pair_accuracy": 0.8}, {"correlations": {}}, {"correlations": None}):
+        with pytest.raises(DataError, match="not a fidelity report"):
+            FidelityFigures.from_json(bad)
+    card = {"steps": 500736, "schedule_steps": 10_000_000, "precision": "bf16", "stopped": "time cap (60 s)"}
+    assert AgentResult.from_card(card) == AgentResult(500736, 10_000_000, "bf16", time_capped=True)
+    assert Evaluation.from_json({"returns": [1, 2.5]}).returns == (1.0, 2.5)

@@ -212,7 +212,9 @@ def row_from_run(
         wall_s: wall time of the whole run (default: the agent's training time).
         run_id: the run folder's id (default: a fresh one).
     """
-    fid = fidelity or {}
+    from trex_bench.stages import FidelityFigures
+
+    fid = FidelityFigures.from_json(fidelity) if fidelity is not None else FidelityFigures(None, None)
     reward = agent_card.get("reward", {})
     return {
         "run_id": run_id,
@@ -230,9 +232,9 @@ def row_from_run(
             k: report[k]
             for k in ("mean", "std", "min", "max", "best_demo", "avg_demo", "beats_best_demo", "human_normalized")
         },
-        # the fidelity report's own keys (reward.fidelity.fidelity_report): mean per-frame r vs return, snippet pairs
-        "fidelity_spearman": fid.get("correlations", {}).get("pred_mean", {}).get("spearman"),
-        "pair_accuracy": fid.get("pairwise", {}).get("accuracy"),
+        # one reader of the fidelity report (stages.FidelityFigures): mean per-frame r vs return, snippet pairs
+        "fidelity_spearman": fid.spearman,
+        "pair_accuracy": fid.pair_accuracy,
         "wall_s": wall_s if wall_s is not None else agent_card.get("wall_s"),
         "config_hash": config_hash(
             {k: agent_card.get(k) for k in ("game", "profile_settings", "reward", "config", "seed")}

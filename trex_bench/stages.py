@@ -10,13 +10,14 @@ the next stage reads (bc, noise-rollouts, reward), or the figures the summary ne
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from trex_bench._io import file_hash, read_json
 from trex_bench.config import ExperimentConfig
+from trex_bench.errors import DataError
 from trex_bench.run_folder import RunFolder, StageRecord
 from trex_bench.types import DemoSet
 
@@ -32,9 +33,15 @@ class FidelityFigures:
     pair_accuracy: float | None
 
     @classmethod
-    def from_json(cls, report: dict[str, Any]) -> FidelityFigures:
-        corr = report.get("correlations", {}).get("pred_mean", {})
-        return cls(corr.get("spearman"), report.get("pairwise", {}).get("accuracy"))
+    def from_json(cls, report: Mapping[str, Any]) -> FidelityFigures:
+        """The figures of a ``fidelity_report``; a report without them is refused (a renamed key must not become
+        an empty leaderboard column). A Spearman that could not be computed (all returns equal) is None."""
+        try:
+            return cls(report["correlations"]["pred_mean"]["spearman"], report["pairwise"]["accuracy"])
+        except (KeyError, TypeError) as e:
+            raise DataError(
+                f"not a fidelity report (no correlations.pred_mean.spearman / pairwise.accuracy): {e}"
+            ) from e
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
