@@ -163,7 +163,7 @@ def test_the_row_reads_the_fidelity_report_through_one_typed_reader():
     """Issue 14: the row builder read keys the fidelity report did not have and wrote empty columns; now a report
     without the figures is refused, and a Spearman that could not be computed stays None."""
     from trex_bench.errors import DataError
-    from trex_bench.stages import AgentResult, Evaluation, FidelityFigures
+    from trex_bench.results import AgentResult, Evaluation, FidelityFigures
 
     report = {"correlations": {"pred_mean": {"spearman": None}}, "pairwise": {"accuracy": 0.75}}
     assert FidelityFigures.from_json(report) == FidelityFigures(None, 0.75)

@@ -212,7 +212,7 @@ def row_from_run(
         wall_s: wall time of the whole run (default: the agent's training time).
         run_id: the run folder's id (default: a fresh one).
     """
-    from trex_bench.stages import FidelityFigures
+    from trex_bench.results import FidelityFigures
 
     fid = FidelityFigures.from_json(fidelity) if fidelity is not None else FidelityFigures(None, None)
     reward = agent_card.get("reward", {})

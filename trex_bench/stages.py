@@ -3,84 +3,25 @@
 A method is a list of stage names (``trex_bench.config.METHODS``); :data:`STAGES` maps each name to its function
 here. A stage function takes the run's :class:`StageContext` (the config, the demos, the stages finished so far)
 and returns its typed result: a :class:`~trex_bench.run_folder.StageRecord` for a stage whose product is a folder
-the next stage reads (bc, noise-rollouts, reward), or the figures the summary needs (:class:`FidelityFigures`,
-:class:`AgentResult`, :class:`Evaluation`). Paths appear only where a stage writes or reads its folder.
+the next stage reads (bc, noise-rollouts, reward), or the figures the summary needs (``trex_bench.results``:
+``FidelityFigures``, ``AgentResult``, ``Evaluation``). Paths appear only where a stage writes or reads its folder.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from trex_bench._io import file_hash, read_json
 from trex_bench.config import ExperimentConfig
-from trex_bench.errors import DataError
+from trex_bench.results import AgentResult, Evaluation, FidelityFigures
 from trex_bench.run_folder import RunFolder, StageRecord
 from trex_bench.types import DemoSet
 
-__all__ = ["STAGES", "StageContext", "FidelityFigures", "AgentResult", "Evaluation"]
-
-
-@dataclass(frozen=True)
-class FidelityFigures:
-    """The reward net's fidelity on the demos it was trained from (``fidelity.json``): per-frame-mean Spearman with
-    the true return, and snippet-pair accuracy. None where the report has no such figure."""
-
-    spearman: float | None
-    pair_accuracy: float | None
-
-    @classmethod
-    def from_json(cls, report: Mapping[str, Any]) -> FidelityFigures:
-        """The figures of a ``fidelity_report``; a report without them is refused (a renamed key must not become
-        an empty leaderboard column). A Spearman that could not be computed (all returns equal) is None."""
-        try:
-            return cls(report["correlations"]["pred_mean"]["spearman"], report["pairwise"]["accuracy"])
-        except (KeyError, TypeError) as e:
-            raise DataError(
-                f"not a fidelity report (no correlations.pred_mean.spearman / pairwise.accuracy): {e}"
-            ) from e
-
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True)
-class AgentResult:
-    """What the run's row needs from a PPO agent's ``card.json``."""
-
-    steps: int
-    schedule_steps: int | None
-    precision: str
-    time_capped: bool
-
-    @classmethod
-    def from_card(cls, card: dict[str, Any]) -> AgentResult:
-        return cls(
-            steps=int(card["steps"]),
-            schedule_steps=card.get("schedule_steps"),
-            precision=card.get("precision", "fp32"),
-            time_capped=str(card.get("stopped", "")).startswith("time cap"),
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """The full games of the final policy (``eval.json``): their true returns, in the order played."""
-
-    returns: tuple[float, ...]
-
-    @classmethod
-    def from_json(cls, report: dict[str, Any]) -> Evaluation:
-        return cls(tuple(float(r) for r in report["returns"]))
-
-    def to_json(self) -> dict[str, Any]:
-        return {"returns": list(self.returns)}
+__all__ = ["STAGES", "StageContext", "FidelityFigures", "AgentResult", "Evaluation"]  # results from trex_bench.results
 
 
 @dataclass
