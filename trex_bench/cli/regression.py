@@ -18,6 +18,7 @@ CHECK_NAMES = (
     "extrap.breakout",
     "released.breakout",
     "released.beamrider",
+    "released.hero",
     "released.qbert",
     "released.seaquest",
     "released.spaceinvaders",
