@@ -7,7 +7,6 @@ import json
 import os
 import tempfile
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +117,8 @@ def _jsonable(o: Any) -> Any:
 
 def versions() -> dict[str, str]:
     """Versions of the packages that change results (written into every manifest and card)."""
+    from importlib import metadata  # here, not at import: it costs ~0.1 s of every `trex-bench --help`
+
     out = {}
     for pkg in ("trex_bench", "ale-py", "gymnasium", "numpy", "torch", "stable-baselines3"):
         try:

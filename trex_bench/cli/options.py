@@ -7,7 +7,7 @@ value needs a range check with a one-line argparse error; the default is the fie
 that ``--config FILE`` can stand in for it).
 
 >>> import argparse
->>> from trex_bench.pipeline import PipelineConfig
+>>> from trex_bench.pipeline_config import PipelineConfig
 >>> p = argparse.ArgumentParser()
 >>> add_config_options(p, PipelineConfig, only=("seed", "eval_episodes"))
 >>> config_kwargs(p.parse_args(["--episodes", "5"]), PipelineConfig, only=("seed", "eval_episodes"))

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from trex_bench.cli.options import add_config_options, config_defaults, config_kwargs
-from trex_bench.pipeline import PipelineConfig
+from trex_bench.pipeline_config import PipelineConfig
 
 # With --config the file gives the whole experiment; --device may still say where it runs.
 _RUN_WHERE = ("device",)

@@ -77,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="BETA",
         help="KL coefficient beta >= 0 of --kl-to (default 0: no penalty)",
     )
-    from trex_bench.pipeline import PipelineConfig
+    from trex_bench.pipeline_config import PipelineConfig
 
     add_config_options(t, PipelineConfig, only=("precision", "max_seconds"))  # as in `pipeline`, from one source
     t.add_argument("--no-progress", action="store_true", help="no progress bar")

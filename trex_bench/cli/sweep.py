@@ -8,7 +8,7 @@ from pathlib import Path
 from trex_bench.budgets import BUDGETS
 from trex_bench.cli.options import add_config_options, config_kwargs
 from trex_bench.cli_util import positive_int, seed_list
-from trex_bench.pipeline import PipelineConfig
+from trex_bench.pipeline_config import PipelineConfig
 
 # PipelineConfig fields a sweep passes to every run, and where a sweep's help says it differently.
 _SHARED = ("profile", "demos", "ranking", "human_labels", "precision", "transform", "eval_episodes", "device")
