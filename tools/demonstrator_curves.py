@@ -1,7 +1,7 @@
 """The demonstrator runs' PPO curves beside rl-zoo3's published ones (issue #15 item 1).
 
 Reads each run's TensorBoard log (``rollout/ep_rew_mean``: SB3's mean full-game score over the last 100 games) at
-125k / 250k / 500k agent steps and writes ``results/tables/demonstrators.md``. rl-zoo3's numbers: its published PPO
+125k / 250k / 500k / 1M agent steps and writes ``results/tables/demonstrators.md``. rl-zoo3's numbers: its published PPO
 training curves (8 envs, same hyperparameters), as quoted in issue #15.
 
     python tools/demonstrator_curves.py /work/demoruns --out results/tables/demonstrators.md
@@ -14,15 +14,15 @@ from pathlib import Path
 
 from trex_bench.curves import read_scores
 
-STEPS = (125_000, 250_000, 500_000)
-RL_ZOO3 = {  # rl-zoo3 PPO training curves at 125k / 250k / 500k agent steps (issue #15)
-    "beamrider": (414, 505, 550),
-    "breakout": (5.5, 10.3, 15.3),
-    "enduro": (0, 22, 112),
-    "pong": (-20.1, -20.3, -17.4),
-    "qbert": (285, 291, 427),
-    "seaquest": (464, 629, 740),
-    "spaceinvaders": (234, 204, 257),
+STEPS = (125_000, 250_000, 500_000, 1_000_000)
+RL_ZOO3 = {  # rl-zoo3 PPO training curves at 125k / 250k / 500k / 1M agent steps (issue #15); Hero: none published
+    "beamrider": (414, 505, 550, 602),
+    "breakout": (5.5, 10.3, 15.3, 25.5),
+    "enduro": (0, 22, 112, 214),
+    "pong": (-20.1, -20.3, -17.4, -9.9),
+    "qbert": (285, 291, 427, 749),
+    "seaquest": (464, 629, 740, 842),
+    "spaceinvaders": (234, 204, 257, 371),
 }
 
 
@@ -39,20 +39,22 @@ def main() -> int:
     args = ap.parse_args()
     fmt = lambda v: "–" if v is None else f"{v:.4g}"  # noqa: E731
     lines = [
-        "# Demonstrator runs: PPO on the true reward (`small`, rl-zoo3 settings, 10M-step schedule prefix)",
+        "# Demonstrator runs: PPO on the true reward (`small`/`medium`, rl-zoo3 settings, 10M-step schedule prefix)",
         "",
-        "SB3's `rollout/ep_rew_mean` (mean full-game score of the last 100 games) at 125k / 250k / 500k agent steps,",
-        "beside rl-zoo3's published PPO curves. Written by `python tools/demonstrator_curves.py RUNS`.",
+        "SB3's `rollout/ep_rew_mean` (mean full-game score of the last 100 games) at 125k / 250k / 500k / 1M agent",
+        "steps, beside rl-zoo3's published PPO curves (– where a run is shorter or rl-zoo3 publishes none). A run named",
+        "`GAME-500k` is a `small` run kept beside the game's longer demonstrator run. Written by",
+        "`python tools/demonstrator_curves.py RUNS`.",
         "",
-        "| game | ours 125k | 250k | 500k | rl-zoo3 125k | 250k | 500k |",
-        "|---|---|---|---|---|---|---|",
+        "| run | ours 125k | 250k | 500k | 1M | rl-zoo3 125k | 250k | 500k | 1M |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for run in sorted(p for p in args.runs.iterdir() if (p / "tb").is_dir()):
         pts = read_scores(run / "tb")
         if not pts:
             continue
         ours = [fmt(at(pts, s)) for s in STEPS]
-        zoo = [fmt(v) for v in RL_ZOO3.get(run.name, (None, None, None))]
+        zoo = [fmt(v) for v in RL_ZOO3.get(run.name.split("-")[0], (None,) * len(STEPS))]
         lines.append(f"| {run.name} | " + " | ".join(ours + zoo) + " |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")

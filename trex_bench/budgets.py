@@ -166,8 +166,8 @@ BUDGETS: dict[str, Budget] = {
         ),
         eval_episodes=30,
     ),
-    # Twice small, ~90 min of PPO on 2 CPU cores: the demonstrator run of games whose first 240k steps all score the
-    # same (Enduro: 0 in every checkpoint to 240k, rl-zoo3's curve 0 / 22 / 112 / 214 at 125k / 250k / 500k / 1M).
+    # Twice small, ~70-90 min of PPO on 2 CPU cores: rl-zoo3's 1M-step curve point, and the demonstrator run of games
+    # whose first 240k steps do not spread (Pong: -17 at 500k; Enduro: rl-zoo3 0 / 22 / 112 / 214 at 125k-1M).
     "medium": Budget(
         "medium",
         reward=_SMALL_REWARD,
