@@ -118,6 +118,20 @@ _PAPER_PPO = PPOConfig(
 _SMALL_REWARD: dict[str, Any] = dict(n_pairs=6000, lr=2e-4, passes=5.0, eval_every=25, patience=8)
 _SMALL_BC: dict[str, Any] = dict(max_steps=10_000, eval_every=250, patience=8)
 
+
+def _zoo_prefix(name: str, steps: int, checkpoint_every: int) -> PPOConfig:
+    """rl-zoo3's Atari PPO run stopped after its first ``steps`` agent steps (lr and clip anneal over 10M)."""
+    label = f"{steps // 1_000_000}M" if steps % 1_000_000 == 0 else f"{steps // 1000}k"
+    return PPOConfig(
+        name,
+        total_steps=steps,
+        schedule_steps=ZOO_HORIZON,
+        checkpoint_every=checkpoint_every,
+        source=f"rl-zoo3 Atari PPO: the first {label} steps of its 10M-step schedule",
+        **_ZOO,
+    )
+
+
 BUDGETS: dict[str, Budget] = {
     # Seconds to a couple of minutes on 2 cores: exercises every stage; scores are meaningless.
     "smoke": Budget(
@@ -139,14 +153,7 @@ BUDGETS: dict[str, Budget] = {
         drex_reward=DREX_STRIDE,
         bc=dict(max_steps=2000, eval_every=100, patience=5),
         drex_rollouts=2,
-        ppo=PPOConfig(
-            "quick",
-            total_steps=120_000,
-            schedule_steps=ZOO_HORIZON,
-            checkpoint_every=40_000,
-            source="rl-zoo3 Atari PPO: the first 120k steps of its 10M-step schedule",
-            **_ZOO,
-        ),
+        ppo=_zoo_prefix("quick", 120_000, checkpoint_every=40_000),
         eval_episodes=30,
     ),
     # ≤ 60 min on 2 CPU cores: PPO ≈ 43 minutes at 194 steps/s, + ≤ 5 min of reward training.
@@ -156,14 +163,7 @@ BUDGETS: dict[str, Budget] = {
         drex_reward=DREX_STRIDE,
         bc=_SMALL_BC,
         drex_rollouts=3,
-        ppo=PPOConfig(
-            "small",
-            total_steps=500_000,
-            schedule_steps=ZOO_HORIZON,
-            checkpoint_every=100_000,
-            source="rl-zoo3 Atari PPO: the first 500k steps of its 10M-step schedule",
-            **_ZOO,
-        ),
+        ppo=_zoo_prefix("small", 500_000, checkpoint_every=100_000),
         eval_episodes=30,
     ),
     # Twice small, ~70-90 min of PPO on 2 CPU cores: rl-zoo3's 1M-step curve point, and the demonstrator run of games
@@ -174,14 +174,7 @@ BUDGETS: dict[str, Budget] = {
         drex_reward=DREX_STRIDE,
         bc=_SMALL_BC,
         drex_rollouts=3,
-        ppo=PPOConfig(
-            "medium",
-            total_steps=1_000_000,
-            schedule_steps=ZOO_HORIZON,
-            checkpoint_every=100_000,
-            source="rl-zoo3 Atari PPO: the first 1M steps of its 10M-step schedule",
-            **_ZOO,
-        ),
+        ppo=_zoo_prefix("medium", 1_000_000, checkpoint_every=100_000),
         eval_episodes=30,
     ),
     # The papers' values (PAPERS.md), for a GPU or a cluster; hours per game.
