@@ -119,6 +119,19 @@ _SMALL_REWARD: dict[str, Any] = dict(n_pairs=6000, lr=2e-4, passes=5.0, eval_eve
 _SMALL_BC: dict[str, Any] = dict(max_steps=10_000, eval_every=250, patience=8)
 
 
+def _small_recipe(ppo: PPOConfig) -> Budget:
+    """A budget named after ``ppo`` with the ``small`` reward, BC and D-REX recipe (small, medium, gpu)."""
+    return Budget(
+        ppo.name,
+        reward=_SMALL_REWARD,
+        drex_reward=DREX_STRIDE,
+        bc=_SMALL_BC,
+        drex_rollouts=3,
+        ppo=ppo,
+        eval_episodes=30,
+    )
+
+
 def _zoo_prefix(name: str, steps: int, checkpoint_every: int) -> PPOConfig:
     """rl-zoo3's Atari PPO run stopped after its first ``steps`` agent steps (lr and clip anneal over 10M)."""
     label = f"{steps // 1_000_000}M" if steps % 1_000_000 == 0 else f"{steps // 1000}k"
@@ -157,26 +170,10 @@ BUDGETS: dict[str, Budget] = {
         eval_episodes=30,
     ),
     # ≤ 60 min on 2 CPU cores: PPO ≈ 43 minutes at 194 steps/s, + ≤ 5 min of reward training.
-    "small": Budget(
-        "small",
-        reward=_SMALL_REWARD,
-        drex_reward=DREX_STRIDE,
-        bc=_SMALL_BC,
-        drex_rollouts=3,
-        ppo=_zoo_prefix("small", 500_000, checkpoint_every=100_000),
-        eval_episodes=30,
-    ),
+    "small": _small_recipe(_zoo_prefix("small", 500_000, checkpoint_every=100_000)),
     # Twice small, ~70-90 min of PPO on 2 CPU cores: rl-zoo3's 1M-step curve point, and the demonstrator run of games
     # whose first 240k steps do not spread (Pong: -17 at 500k; Enduro: rl-zoo3 0 / 22 / 112 / 214 at 125k-1M).
-    "medium": Budget(
-        "medium",
-        reward=_SMALL_REWARD,
-        drex_reward=DREX_STRIDE,
-        bc=_SMALL_BC,
-        drex_rollouts=3,
-        ppo=_zoo_prefix("medium", 1_000_000, checkpoint_every=100_000),
-        eval_episodes=30,
-    ),
+    "medium": _small_recipe(_zoo_prefix("medium", 1_000_000, checkpoint_every=100_000)),
     # The papers' values (PAPERS.md), for a GPU or a cluster; hours per game.
     "paper": Budget(
         "paper",
@@ -191,13 +188,8 @@ BUDGETS: dict[str, Budget] = {
     # included): 700k steps, what 300 s of PPO reached there (703 968-821 264 steps, results/device/2026-11-26-h200).
     # rl-zoo3 settings with 16 envs (one per core), batch 512; a prefix of a 10M-step schedule. Reward and BC: the
     # small recipe.
-    "gpu": Budget(
-        "gpu",
-        reward=_SMALL_REWARD,
-        drex_reward=DREX_STRIDE,
-        bc=_SMALL_BC,
-        drex_rollouts=3,
-        ppo=PPOConfig(
+    "gpu": _small_recipe(
+        PPOConfig(
             "gpu",
             total_steps=700_000,
             n_envs=16,
@@ -211,8 +203,7 @@ BUDGETS: dict[str, Budget] = {
             checkpoint_every=100_000,
             schedule_steps=ZOO_HORIZON,
             source="rl-zoo3 Atari PPO, 16 envs, batch 512: the first 700k steps of a 10M-step schedule",
-        ),
-        eval_episodes=30,
+        )
     ),
     # The papers' reward and BC with rl-zoo3's tuned 10M-step PPO instead of baselines' PPO2.
     "paper-zoo": Budget(
