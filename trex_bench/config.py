@@ -1,4 +1,4 @@
-"""One experiment config: the methods as stage lists and the one resolver (the budget table: ``trex_bench.budgets``).
+"""One experiment config and its one resolver (the methods: ``trex_bench.methods``; the budgets: ``trex_bench.budgets``).
 
 ``resolve(game, method, budget, seed, **overrides)`` turns what a user asks for into an :class:`ExperimentConfig`:
 every stage's settings resolved to values (reward ``TrainConfig``, ``BCConfig``, D-REX rollouts, ``PPOConfig``,
@@ -31,6 +31,7 @@ from typing import Any
 from trex_bench.budgets import bc_config, get_budget, reward_config
 from trex_bench.errors import ConfigError
 from trex_bench.games import get_game
+from trex_bench.methods import METHODS, NOT_BUILT, RANKINGS, Method, get_method
 from trex_bench.reward.config import TrainConfig
 from trex_bench.rl.config import BCConfig, PPOConfig
 from trex_bench.types import ENV_PROFILES, PRECISIONS, REWARD_TRANSFORMS
@@ -52,59 +53,6 @@ __all__ = [
 SCHEMA = 1  # of config.json
 REPO_DEMOS = Path(__file__).resolve().parents[1] / "demos"
 MAX_SEED = 2**32 - 1  # numpy's and the envs' seed range; one limit for every command
-RANKINGS = ("return", "checkpoint", "noise", "human", "synthetic")
-
-# -- methods as stage lists -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Method:
-    """A method: the stages it runs, in order (``trex_bench.pipeline.STAGES`` holds their functions).
-
-    Attributes:
-        name: the method's name (``--method``).
-        stages: stage names in the order they run.
-        rankings: the rankings its reward net may be trained on (the first is the default); () for no reward net.
-        reward: what PPO sees: ``learned`` (the reward stage's net), ``true`` (the clipped game score), ``constant``
-            (1 per step), or "" when the method runs no PPO.
-        row_transform: the leaderboard's ``reward_transform`` of a method without a learned reward.
-    """
-
-    name: str
-    stages: tuple[str, ...]
-    rankings: tuple[str, ...] = ()
-    reward: str = ""
-    row_transform: str = ""
-
-    @property
-    def learned_reward(self) -> bool:
-        return self.reward == "learned"
-
-    @property
-    def ppo(self) -> bool:
-        return "agent" in self.stages
-
-
-_REWARD_STAGES = ("reward", "fidelity", "extrapolation")
-METHODS: dict[str, Method] = {
-    "trex": Method("trex", (*_REWARD_STAGES, "agent", "eval"), rankings=RANKINGS, reward="learned"),
-    # BC → ε-greedy rollouts of the clone → ranked by noise, the demos above every bin → reward net → PPO
-    "drex": Method("drex", ("bc", "noise-rollouts", *_REWARD_STAGES, "agent", "eval"), ("noise",), reward="learned"),
-    "bc": Method("bc", ("bc", "eval")),  # the clone itself, evaluated
-    "ppo-true": Method("ppo-true", ("agent", "eval"), reward="true", row_transform="clip"),  # the upper reference
-    "constant": Method("constant", ("agent", "eval"), reward="constant", row_transform="constant"),  # survival bonus
-}
-NOT_BUILT = ("gail", "random")  # named by DESIGN.md; refused with a clear message until their stages exist
-
-
-def get_method(name: str) -> Method:
-    if name in NOT_BUILT:
-        raise ConfigError(f"method {name!r} is not built yet in this version; available: {', '.join(METHODS)}")
-    if name not in METHODS:
-        raise ConfigError(f"unknown method {name!r}; valid: {', '.join(METHODS)}")
-    return METHODS[name]
-
-
 # -- the experiment config ------------------------------------------------------------------------------------------
 
 
