@@ -10,7 +10,7 @@ from stable_baselines3.common.torch_layers import NatureCNN
 
 from trex_bench._io import read_json
 from trex_bench.rl.ppo import PPOConfig, load_agent, train_ppo
-from trex_bench.rl.precision import FastNatureCNN, bf16_supported, probe_precision, resolve_precision
+from trex_bench.rl.precision import FastCnnPolicy, FastNatureCNN, bf16_supported, probe_precision, resolve_precision
 
 TINY = PPOConfig("tiny", total_steps=64, n_envs=2, n_steps=16, batch_size=16, n_epochs=1)
 
@@ -73,6 +73,32 @@ def test_bf16_runs_at_smoke_with_channels_last_inputs_and_fp32_heads(tmp_path):
     feats = model.policy.extract_features(obs, model.policy.features_extractor)
     assert feats.dtype == torch.float32  # heads, softmax, log-probs and losses see fp32
     assert all(p.dtype == torch.float32 for p in model.policy.parameters())  # fp32 master weights
+
+
+@pytest.mark.parametrize("bf16", [False, pytest.param(True, marks=pytest.mark.skipif(not bf16_supported(), reason="no bf16"))])
+def test_fast_policy_gives_sb3s_cnn_policy_numerics_bit_for_bit(bf16):
+    """Issue 13: the uint8 stacks are laid out channels-last and scaled after the cast; values, losses, gradients and
+    the updated weights are exactly those of SB3's CnnPolicy with the same weights (fp32: every earlier row)."""
+    import gymnasium as gym
+    from stable_baselines3.common.policies import ActorCriticCnnPolicy
+
+    space, actions = gym.spaces.Box(0, 255, (4, 84, 84), dtype="uint8"), gym.spaces.Discrete(4)
+    kwargs = {"features_extractor_class": FastNatureCNN, "features_extractor_kwargs": {"bf16": True}} if bf16 else {}
+    gen = torch.Generator().manual_seed(0)
+    obs = torch.randint(0, 256, (16, 4, 84, 84), generator=gen, dtype=torch.uint8)
+    act = torch.randint(0, 4, (16,), generator=gen)
+    results = []
+    for cls in (ActorCriticCnnPolicy, FastCnnPolicy):
+        torch.manual_seed(0)
+        policy = cls(space, actions, lambda _: 2.5e-4, **kwargs).to(memory_format=torch.channels_last)
+        values, log_prob, entropy = policy.evaluate_actions(obs, act)
+        loss = -log_prob.mean() + 0.5 * values.square().mean() - 0.01 * entropy.mean()
+        loss.backward()
+        policy.optimizer.step()
+        results.append((loss.detach(), [p.detach().clone() for p in policy.parameters()]))
+    (loss_sb3, params_sb3), (loss_fast, params_fast) = results
+    assert torch.equal(loss_sb3, loss_fast)
+    assert all(torch.equal(a, b) for a, b in zip(params_sb3, params_fast, strict=True))
 
 
 @pytest.mark.parametrize("text", ["[1, 2]", '"fp32"', "{MACHINE: 3}", '{MACHINE: {"choice": "fp8"}}', "{not json"])

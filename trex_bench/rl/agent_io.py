@@ -24,6 +24,7 @@ from stable_baselines3 import PPO
 from trex_bench._io import read_json
 from trex_bench.envs import make_vec_env
 from trex_bench.errors import DataError
+from trex_bench.rl.precision import FastCnnPolicy
 
 __all__ = ["find_agent_card", "read_agent_card", "load_ppo_zip"]
 
@@ -147,7 +148,7 @@ def load_ppo_zip(
     state = _read_weights(path)
     kwargs = _policy_kwargs(card, str(path))
     # PPO.load's own recipe, with every unpickled value replaced by one we rebuild: an un-set-up PPO, then its policy.
-    model = PPO("CnnPolicy", env=None, device=device, policy_kwargs=kwargs, _init_setup_model=False)
+    model = PPO(FastCnnPolicy, env=None, device=device, policy_kwargs=kwargs, _init_setup_model=False)
     model.observation_space, model.action_space = obs_space, act_space
     model.n_envs = int((card.get("config") or {}).get("n_envs", 1))
     model.num_timesteps = int(card.get("steps", 0))

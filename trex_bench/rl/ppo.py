@@ -34,7 +34,7 @@ from trex_bench.errors import ConfigError
 from trex_bench.games import get_game
 from trex_bench.rl.config import PPOConfig
 from trex_bench.rl.kl import KLToReferenceCallback, ReferencePolicy, kl_reference, kl_summary
-from trex_bench.rl.precision import FastNatureCNN, resolve_precision
+from trex_bench.rl.precision import FastCnnPolicy, FastNatureCNN, resolve_precision
 from trex_bench.rl.wrappers import TRANSFORMS, ClipRewardVecEnv, ConstantRewardVecEnv, LearnedRewardVecEnv
 
 __all__ = [
@@ -158,7 +158,7 @@ def _make_model(
         else None
     )
     model = PPO(
-        "CnnPolicy",
+        FastCnnPolicy,
         env,
         policy_kwargs=policy_kwargs,
         learning_rate=_schedule(cfg.learning_rate, cfg.linear_lr, cfg.total_steps, cfg.horizon),
