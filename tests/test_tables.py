@@ -63,3 +63,16 @@ def test_markdown_is_written_and_bad_input_refused(files, tmp_path, capsys):
         build_table("trex", lb, baselines)
     assert main(["tables", "mturk", "--csv", str(lb), "--baselines", str(baselines), "--out", str(out)]) == 2
     assert "lacks column" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["trex", "mturk", "drex", "stats"])
+def test_committed_tables_are_what_the_committed_leaderboard_generates(kind, tmp_path, monkeypatch):
+    """The tables under results/tables/ are generated files: a column or a row added without `make tables` left them
+    stale (found 2026-11-30: trex/mturk/drex lacked the schedule_steps column and two newer Breakout rows)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / f"{kind}.md"
+    monkeypatch.chdir(root)  # the default paths, as `make tables` runs it (the table names its CSV)
+    main(["tables", kind, "--out", str(out)])
+    assert out.read_text() == (root / f"results/tables/{kind}.md").read_text(), f"run `make tables` ({kind}.md)"
