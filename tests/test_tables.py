@@ -76,3 +76,15 @@ def test_committed_tables_are_what_the_committed_leaderboard_generates(kind, tmp
     monkeypatch.chdir(root)  # the default paths, as `make tables` runs it (the table names its CSV)
     main(["tables", kind, "--out", str(out)])
     assert out.read_text() == (root / f"results/tables/{kind}.md").read_text(), f"run `make tables` ({kind}.md)"
+
+
+def test_committed_extrapolation_table_is_what_its_csv_generates():
+    """results/tables/extrapolation.md is regenerated from its CSV by every `trex-bench extrapolation` run."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from trex_bench.extrapolation import markdown_table
+
+    tables = Path(__file__).resolve().parents[1] / "results/tables"
+    assert markdown_table(pd.read_csv(tables / "extrapolation.csv")) == (tables / "extrapolation.md").read_text()
