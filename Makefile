@@ -62,10 +62,10 @@ bench:  ## side-by-side speed ratios on this machine (each prints its own table)
 	$(PY) benchmarks/reward_train_speed.py
 
 quickstart:  ## the main job: Breakout, the PPO-checkpoint demos, T-REX at the `quick` budget, one leaderboard row
-	$(BIN)/trex-bench pipeline breakout --method trex --budget quick --seed $(SEED) --demos demos/breakout/ppo-checkpoints --resume
+	$(BIN)/trex-bench pipeline breakout --method trex --budget quick --seed $(SEED) --demos demos/breakout/ppo-checkpoints --precision auto --resume
 
 small:  ## the `small` budget (<= 60 min on 2 cores) with its constant-reward control, two runs at once
-	$(BIN)/trex-bench sweep --games breakout --methods trex,constant --seeds $(SEED) --budget small --workers 2 --threads 1
+	$(BIN)/trex-bench sweep --games breakout --methods trex,constant --seeds $(SEED) --budget small --precision auto --workers 2 --threads 1
 
 # Sweeps: comma-separated lists (seeds also as ranges, 0-2). WORKERS runs at once with THREADS torch threads each.
 GAMES ?= breakout

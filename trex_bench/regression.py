@@ -302,7 +302,7 @@ def _released(root: Path, game: str) -> dict[str, Measured]:
 
 # Games with a committed extrapolation split (demos/<game>/ppo-checkpoints + ppo-later): the released T-REX net is
 # scored on each (deterministic, no training: the cost is replaying the split once into the frame cache).
-RELEASED_GAMES = ("breakout", "beamrider", "hero", "qbert", "seaquest", "spaceinvaders")
+RELEASED_GAMES = ("breakout", "beamrider", "hero", "pong", "qbert", "seaquest", "spaceinvaders")
 
 
 CHECKS: tuple[Check, ...] = (

@@ -19,6 +19,7 @@ CHECK_NAMES = (
     "released.breakout",
     "released.beamrider",
     "released.hero",
+    "released.pong",
     "released.qbert",
     "released.seaquest",
     "released.spaceinvaders",
