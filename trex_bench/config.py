@@ -1,4 +1,4 @@
-"""One experiment config and its one resolver (the methods: ``trex_bench.methods``; the budgets: ``trex_bench.budgets``).
+"""One experiment config and its resolver (the methods: ``trex_bench.methods``; the budgets: ``trex_bench.budgets``).
 
 ``resolve(game, method, budget, seed, **overrides)`` turns what a user asks for into an :class:`ExperimentConfig`:
 every stage's settings resolved to values (reward ``TrainConfig``, ``BCConfig``, D-REX rollouts, ``PPOConfig``,

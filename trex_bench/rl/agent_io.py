@@ -24,7 +24,7 @@ from stable_baselines3 import PPO
 from trex_bench._io import read_json
 from trex_bench.envs import make_vec_env
 from trex_bench.errors import DataError
-from trex_bench.rl.precision import FastCnnPolicy
+from trex_bench.rl.precision import FastCnnPolicy, policy_kwargs
 
 __all__ = ["find_agent_card", "read_agent_card", "load_ppo_zip"]
 
@@ -60,14 +60,10 @@ def read_agent_card(card_path: str | Path) -> dict[str, Any]:
 
 def _policy_kwargs(card: dict[str, Any], where: str) -> dict[str, Any] | None:
     """The ``policy_kwargs`` ``train_ppo`` used for the card's ``precision`` (missing: fp32, SB3's NatureCNN)."""
-    precision = card.get("precision", "fp32")
-    if precision == "fp32":
-        return None
-    if precision == "bf16":
-        from trex_bench.rl.precision import FastNatureCNN
-
-        return {"features_extractor_class": FastNatureCNN, "features_extractor_kwargs": {"bf16": True}}
-    raise DataError(f"{where}: unknown precision {precision!r} (expected fp32 or bf16)")
+    try:
+        return policy_kwargs(card.get("precision", "fp32"))
+    except DataError as e:
+        raise DataError(f"{where}: {e}") from None
 
 
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:

@@ -34,7 +34,7 @@ from trex_bench.errors import ConfigError
 from trex_bench.games import get_game
 from trex_bench.rl.config import PPOConfig
 from trex_bench.rl.kl import KLToReferenceCallback, ReferencePolicy, kl_reference, kl_summary
-from trex_bench.rl.precision import FastCnnPolicy, FastNatureCNN, resolve_precision
+from trex_bench.rl.precision import FastCnnPolicy, policy_kwargs, resolve_precision
 from trex_bench.rl.wrappers import TRANSFORMS, ClipRewardVecEnv, ConstantRewardVecEnv, LearnedRewardVecEnv
 
 __all__ = [
@@ -151,16 +151,10 @@ def _make_model(
     env: VecEnv, cfg: PPOConfig, out: Path, seed: int, device: str | torch.device, precision: str, channels_last: bool
 ) -> PPO:
     """SB3 PPO with ``cfg``'s settings; lr and clip anneal over ``cfg.horizon`` (a budget is a prefix of it)."""
-    # fp32 channels-last keeps SB3's own NatureCNN (the numerics of every earlier row); bf16 needs the autocast trunk.
-    policy_kwargs = (
-        {"features_extractor_class": FastNatureCNN, "features_extractor_kwargs": {"bf16": True}}
-        if precision == "bf16"
-        else None
-    )
     model = PPO(
         FastCnnPolicy,
         env,
-        policy_kwargs=policy_kwargs,
+        policy_kwargs=policy_kwargs(precision),
         learning_rate=_schedule(cfg.learning_rate, cfg.linear_lr, cfg.total_steps, cfg.horizon),
         n_steps=cfg.n_steps,
         batch_size=cfg.batch_size,

@@ -32,7 +32,15 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureC
 from trex_bench.errors import DataError
 from trex_bench.types import PRECISIONS
 
-__all__ = ["PRECISIONS", "FastCnnPolicy", "FastNatureCNN", "probe_precision", "resolve_precision", "bf16_supported"]
+__all__ = [
+    "PRECISIONS",
+    "FastCnnPolicy",
+    "FastNatureCNN",
+    "policy_kwargs",
+    "probe_precision",
+    "resolve_precision",
+    "bf16_supported",
+]
 
 
 class FastNatureCNN(NatureCNN):
@@ -81,6 +89,16 @@ class FastCnnPolicy(ActorCriticCnnPolicy):
         if conv is not None and conv.weight.is_contiguous(memory_format=torch.channels_last):
             obs = obs.contiguous(memory_format=torch.channels_last)  # the layout of the weights (``train_ppo``)
         return extractor(obs.to(dtype).div_(255.0))
+
+
+def policy_kwargs(precision: str) -> dict[str, Any] | None:
+    """``FastCnnPolicy``'s ``policy_kwargs`` for a resolved mode: fp32 keeps SB3's own NatureCNN (the numerics of every
+    earlier row), bf16 the autocast trunk. One recipe for training (``train_ppo``) and loading (``agent_io``)."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return {"features_extractor_class": FastNatureCNN, "features_extractor_kwargs": {"bf16": True}}
+    raise DataError(f"unknown precision {precision!r} (expected fp32 or bf16)")
 
 
 def bf16_supported(device: str | torch.device = "cpu") -> bool:
