@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from trex_bench.cli import main
@@ -13,7 +14,7 @@ def _row(seed: int, mean: float, method: str = "trex", budget: str = "small", **
     return dict(game="breakout", method=method, seed=seed, mean=mean, std=1.0, min=0.0, max=40.0, n_episodes=30,
                 best_demo=23.0, avg_demo=11.5, beats_best_demo=mean > 23, env_profile="paper", budget=budget,
                 rl_steps=500_000, config_hash=config_hash({"seed": seed}),
-                **({"ranking_source": "return" if method == "trex" else "", "reward_transform": "sigmoid"} | kw))
+                ranking_source="return" if method == "trex" else "", reward_transform="sigmoid") | kw
 
 
 @pytest.fixture
@@ -45,6 +46,27 @@ def test_trex_table_joins_published_and_ours(files):
     assert t[t["game"] == "pong"]["ours mean"].isna().all()
     mturk = build_table("mturk", lb, baselines)
     assert mturk[mturk["budget"] == "small"].iloc[0]["ours mean"] == 50.0
+
+
+def test_trex_table_sets_the_controls_and_the_share_recovered_beside_ours(files):
+    """Issue #15: (T-REX − constant) / (true − constant) at the same game, budget and schedule; a control's demo set
+    does not split it (it learns nothing from demos); a budget with controls but no T-REX run still gets its row."""
+    lb, baselines = files
+    append_row(lb, _row(0, 41.0, method="ppo-true", reward_transform="clip", best_demo=15.0, avg_demo=5.8))
+    append_row(lb, _row(1, 39.0, method="ppo-true", reward_transform="clip"))
+    append_row(lb, _row(0, 99.0, method="ppo-true", reward_transform="clip", schedule_steps=10_000_000))
+    append_row(lb, _row(0, 2.0, method="constant", budget="medium", reward_transform="constant"))
+    t = build_table("trex", lb, baselines)
+    small = t[(t["game"] == "breakout") & (t["budget"] == "small")]
+    assert len(small) == 2, "the 10M-schedule true-reward row is another experiment: a row of its own"
+    ours = small[small["schedule_steps"].isna()].iloc[0]
+    assert (ours["constant"], ours["true reward"]) == (1.0, 40.0)
+    assert ours["(T-REX − constant) / (true − constant)"] == pytest.approx((20.0 - 1.0) / (40.0 - 1.0))
+    prefix = small[small["schedule_steps"].notna()].iloc[0]
+    assert pd.isna(prefix["ours mean"]) and prefix["true reward"] == 99.0
+    medium = t[t["budget"] == "medium"].iloc[0]
+    assert medium["constant"] == 2.0 and pd.isna(medium["(T-REX − constant) / (true − constant)"])
+    assert "| 1 | 40 | 0.49 |" in write_table("trex", lb, baselines, lb.parent / "trex.md")
 
 
 def test_markdown_is_written_and_bad_input_refused(files, tmp_path, capsys):

@@ -6,6 +6,10 @@ row for each published game without runs (our columns empty), so the gap to the 
 
 Our columns summarise the plain method only (a KL-penalised run, ``reward_transform`` ``…+kl…``, is another
 experiment), over the latest row of each seed (``leaderboard.summarize``): mean ± std over seeds and best of seeds.
+The T-REX table also sets the two controls beside each row, run at the same game, budget and PPO schedule: the
+constant reward (what staying alive earns) and PPO on the true reward, and the share of the true reward's gain over
+the constant one that the learned reward recovers, (T-REX − constant) / (true − constant) (the issue #15 measure;
+``stats`` aggregates the same ratio over games).
 The papers report best of 3 seeds at 50M frames; our budgets are far smaller, so the ``rl_steps`` column matters
 as much as the score.
 """
@@ -37,6 +41,7 @@ class TableSpec:
             (D-REX always ranks by noise; its rows written before that was fixed say "return").
         published: published column → header.
         companion: another method summarised beside ours (e.g. the BC clone next to D-REX), or None.
+        controls: whether the constant-reward and true-reward controls (and the share recovered) sit beside ours.
         source: the citation printed under the table.
     """
 
@@ -46,6 +51,7 @@ class TableSpec:
     ranking: str | None
     published: Mapping[str, str] = field(default_factory=dict)
     companion: str | None = None
+    controls: bool = False
     source: str = ""
 
 
@@ -56,6 +62,7 @@ TABLES: dict[str, TableSpec] = {
         "trex",
         "return",
         {"best_demo": "paper best demo", "avg_demo": "paper avg demo", "trex": "paper T-REX"},
+        controls=True,
         source="Brown et al., ICML 2019, Table 1: best of 3 seeds, 30 games each, PPO 50M frames "
         "(baselines/README.md).",
     ),
@@ -86,6 +93,35 @@ def _ours(df: pd.DataFrame, method: str, ranking: str | None) -> pd.DataFrame:
         rows = rows[rows["ranking_source"] == ranking]
     rows = rows[~rows["reward_transform"].str.contains("+kl", regex=False)]
     return summarize_rows(rows, ("game", "budget")).drop(columns=["superseded", "human_normalized"])
+
+
+CONSTANT, TRUE, RECOVERED = "constant", "true reward", "(T-REX − constant) / (true − constant)"
+_CONTROL_KEY = ["game", "budget", "schedule_steps"]
+
+
+def _control(df: pd.DataFrame, method: str) -> pd.DataFrame:
+    """A control's mean over seeds per game, budget and schedule: ``_CONTROL_KEY`` + ``mean``.
+
+    Neither control learns from the demos, so the demo set its row names does not split it: the latest row of each
+    seed counts, whichever set it was logged with.
+    """
+    rows = df[(df["method"] == method) & ~df["reward_transform"].str.contains("+kl", regex=False)]
+    rows = rows.drop_duplicates(subset=[*_CONTROL_KEY, "seed"], keep="last")
+    return rows.groupby(_CONTROL_KEY, dropna=False)["mean"].mean().reset_index()
+
+
+def _with_controls(ours: pd.DataFrame, lb: pd.DataFrame) -> pd.DataFrame:
+    """``ours`` with the constant and true-reward controls of its game, budget and schedule, and the share recovered.
+
+    A game and budget with controls but no T-REX run gets a row of its own (T-REX columns empty), so the controls
+    already run are visible before the method's run lands.
+    """
+    both = _control(lb, "constant").merge(_control(lb, "ppo-true"), on=_CONTROL_KEY, how="outer", suffixes=("_c", "_t"))
+    both = both.rename(columns={"mean_c": CONSTANT, "mean_t": TRUE})
+    out = ours.merge(both, on=_CONTROL_KEY, how="outer")
+    gain = out[TRUE] - out[CONSTANT]
+    out[RECOVERED] = ((out["ours mean"] - out[CONSTANT]) / gain).where(gain != 0)
+    return out
 
 
 def build_table(kind: str, leaderboard: str | Path, baselines: str | Path) -> pd.DataFrame:
@@ -123,6 +159,8 @@ def build_table(kind: str, leaderboard: str | Path, baselines: str | Path) -> pd
             columns={"best": f"ours {spec.companion}"}
         )
         ours = ours.merge(comp, on=["game", "budget"], how="outer")
+    if spec.controls:
+        ours = _with_controls(ours, lb)
     table = published.merge(ours, on="game", how="outer").sort_values(["game", "budget"], na_position="last")
     return table.reset_index(drop=True)
 
@@ -149,6 +187,8 @@ def to_markdown(table: pd.DataFrame, spec: TableSpec, leaderboard: str | Path) -
             [("—" if pd.isna(m) else f"{m:.1f} ± {s:.1f}") for m, s in zip(t["ours mean"], t["ours std"], strict=True)],
         )
         t = t.drop(columns=["ours mean", "ours std"])
+    if RECOVERED in t.columns:
+        t[RECOVERED] = [("—" if pd.isna(v) else f"{v:.2f}") for v in t[RECOVERED]]
     for c in ("seeds", "rl_steps", "seeds beating best demo"):
         if c in t.columns:
             t[c] = [("—" if pd.isna(v) else f"{int(v):,}") for v in t[c]]
