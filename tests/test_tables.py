@@ -29,6 +29,7 @@ def files(tmp_path):
     append_row(lb, _row(1, 30.0))
     append_row(lb, _row(0, 10.0))                                           # seed 0 again: replaces 5.0
     append_row(lb, _row(2, 99.0, reward_transform="sigmoid+kl0.1"))         # a KL run: another experiment
+    append_row(lb, _row(1, 77.0, reward_transform="delta"))                 # another transform: does not replace 30
     append_row(lb, _row(0, 50.0, ranking_source="human"))                   # the MTurk table's row
     append_row(lb, _row(0, 1.0, method="constant", reward_transform="constant"))
     append_row(lb, _row(0, 3.0, budget="quick"))

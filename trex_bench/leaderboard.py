@@ -34,6 +34,7 @@ __all__ = [
     "read_leaderboard",
     "summarize",
     "summarize_rows",
+    "variant",
     "config_hash",
     "git_commit",
 ]
@@ -307,6 +308,15 @@ def summarize(
     large seed variance (PAPERS.md pitfalls).
     """
     return summarize_rows(read_leaderboard(csv_path), by, latest_per_seed)
+
+
+# A method's usual reward transform; any other (a KL penalty, ``delta``) makes a variant of its own.
+_DEFAULT_TRANSFORMS = frozenset({"", "sigmoid", "constant", "clip", "sign"})
+
+
+def variant(method: str, transform: str) -> str:
+    """A method with its usual reward transform is itself; any other transform is a variant: ``trex (delta)``."""
+    return method if transform in _DEFAULT_TRANSFORMS else f"{method} ({transform})"
 
 
 def summarize_rows(df: pd.DataFrame, by: tuple[str, ...], latest_per_seed: bool = True) -> pd.DataFrame:

@@ -37,7 +37,7 @@ from rliable import metrics
 from trex_bench._io import atomic_write
 from trex_bench.errors import ConfigError, DataError
 from trex_bench.games import GAMES
-from trex_bench.leaderboard import read_leaderboard
+from trex_bench.leaderboard import read_leaderboard, variant
 
 __all__ = [
     "Stats",
@@ -46,13 +46,12 @@ __all__ = [
     "DEFAULT_METHODS",
     "IMPROVEMENT_OVER",
     "RANDOM_SOURCE",
+    "variant",
     "write_stats",
 ]
 
 DEFAULT_METHODS: tuple[str, ...] = ("trex", "drex", "bc", "constant", "ppo-true")
 IMPROVEMENT_OVER: tuple[str, ...] = ("constant", "bc", "drex")  # P(T-REX > each of these)
-# A method's usual reward transform; any other (a KL penalty, ``delta``) makes a variant of its own.
-_DEFAULT_TRANSFORMS = {"", "sigmoid", "constant", "clip", "sign"}
 RANDOM_SOURCE = "random-policy scores: trex_bench/games.py (Mnih et al. 2015, as quoted by T-REX/D-REX; PAPERS.md)"
 _KEY = ["variant", "budget", "horizon"]
 
@@ -77,11 +76,6 @@ class Stats:
     notes: tuple[str, ...]
     reps: int
     seed: int
-
-
-def variant(method: str, transform: str) -> str:
-    """A method with its usual reward transform is itself; any other transform is a variant: ``trex (delta)``."""
-    return method if transform in _DEFAULT_TRANSFORMS else f"{method} ({transform})"
 
 
 def horizon(schedule_steps: float | None) -> str:
@@ -181,14 +175,14 @@ def aggregate_stats(
     rng = np.random.default_rng(seed)
 
     agg = []
-    for (variant, budget, horizon), g in rows.groupby(_KEY, sort=True):
+    for (name, budget, hor), g in rows.groupby(_KEY, sort=True):
         for norm in ("demo", "true"):
             vals = g.dropna(subset=[f"{norm}_norm"])
             if vals.empty:
                 continue
             per_game = [v[f"{norm}_norm"].to_numpy(float) for _, v in vals.groupby("game")]
             iqm, low, high = _bootstrap([per_game], _iqm, reps, rng)
-            agg.append((variant, budget, horizon, norm, iqm, low, high, len(per_game), len(vals)))
+            agg.append((name, budget, hor, norm, iqm, low, high, len(per_game), len(vals)))
     aggregates = pd.DataFrame(
         agg, columns=[*_KEY, "normalisation", "iqm", "ci_low", "ci_high", "games", "runs"]
     ).sort_values(["normalisation", "budget", "horizon", "variant"], ignore_index=True)

@@ -4,8 +4,8 @@
 game and writes a markdown table to ``results/tables/<kind>.md``. One row per (game, budget) that has runs, plus one
 row for each published game without runs (our columns empty), so the gap to the papers stays visible.
 
-Our columns summarise the plain method only (a KL-penalised run, ``reward_transform`` ``…+kl…``, is another
-experiment), over the latest row of each seed (``leaderboard.summarize``): mean ± std over seeds and best of seeds.
+Our columns summarise the plain method only (a KL-penalised run or another reward transform, ``…+kl…`` or
+``delta``, is another experiment: ``leaderboard.variant``), over the latest row of each seed (``leaderboard.summarize``): mean ± std over seeds and best of seeds.
 The T-REX table also sets the two controls beside each row, run at the same game, budget and PPO schedule: the
 constant reward (what staying alive earns) and PPO on the true reward, and the share of the true reward's gain over
 the constant one that the learned reward recovers, (T-REX − constant) / (true − constant) (the issue #15 measure;
@@ -25,7 +25,7 @@ import pandas as pd
 
 from trex_bench._io import atomic_write
 from trex_bench.errors import DataError
-from trex_bench.leaderboard import read_leaderboard, summarize_rows
+from trex_bench.leaderboard import read_leaderboard, summarize_rows, variant
 
 __all__ = ["TableSpec", "TABLES", "build_table", "to_markdown", "write_table"]
 
@@ -86,12 +86,18 @@ TABLES: dict[str, TableSpec] = {
 }
 
 
-def _ours(df: pd.DataFrame, method: str, ranking: str | None) -> pd.DataFrame:
-    """Per (game, budget) of the plain method (no KL): ``leaderboard.summarize_rows``, latest row per seed."""
+def _plain(df: pd.DataFrame, method: str) -> pd.DataFrame:
+    """The rows of ``method`` with its usual reward transform (no KL penalty, no ``delta``: ``leaderboard.variant``)."""
     rows = df[df["method"] == method]
+    plain = rows["reward_transform"].fillna("").map(lambda t: variant(method, t) == method).astype(bool)
+    return rows[plain]
+
+
+def _ours(df: pd.DataFrame, method: str, ranking: str | None) -> pd.DataFrame:
+    """Per (game, budget) of the plain method: ``leaderboard.summarize_rows``, latest row per seed."""
+    rows = _plain(df, method)
     if ranking is not None:
         rows = rows[rows["ranking_source"] == ranking]
-    rows = rows[~rows["reward_transform"].str.contains("+kl", regex=False)]
     return summarize_rows(rows, ("game", "budget")).drop(columns=["superseded", "human_normalized"])
 
 
@@ -105,8 +111,7 @@ def _control(df: pd.DataFrame, method: str) -> pd.DataFrame:
     Neither control learns from the demos, so the demo set its row names does not split it: the latest row of each
     seed counts, whichever set it was logged with.
     """
-    rows = df[(df["method"] == method) & ~df["reward_transform"].str.contains("+kl", regex=False)]
-    rows = rows.drop_duplicates(subset=[*_CONTROL_KEY, "seed"], keep="last")
+    rows = _plain(df, method).drop_duplicates(subset=[*_CONTROL_KEY, "seed"], keep="last")
     return rows.groupby(_CONTROL_KEY, dropna=False)["mean"].mean().reset_index()
 
 
