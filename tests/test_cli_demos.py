@@ -105,3 +105,12 @@ def test_ppo_demonstrator_smoke(tmp_path):
     assert [e.checkpoint for e in ds.episodes] == [0, 1]
     assert (tmp_path / "ppo-demos.ppo" / "card.json").exists()
     assert main(["demos", "verify", str(out)]) == 0
+
+
+def test_ppo_later_set_of_a_missing_run_is_refused_before_training(tmp_path, capsys):
+    """--skip-checkpoints reads an existing run: a mistyped --ppo-dir is a one-line error, not a new PPO run."""
+    typo = tmp_path / "typo-run"
+    assert main(["demos", "collect", "breakout", "--demonstrator", "ppo", "--skip-checkpoints", "12", "--final",
+                 "--episodes", "3", "--seed", "0", "--out", str(tmp_path / "later"), "--ppo-dir", str(typo)]) == 2
+    assert "holds no finished PPO run" in capsys.readouterr().err
+    assert not typo.exists() and not (tmp_path / "later").exists()

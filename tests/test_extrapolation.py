@@ -77,6 +77,16 @@ def test_cli_names_the_missing_sets(capsys):
     assert main(["extrapolation", "nogame"]) == 2
 
 
+def test_cli_refuses_a_wrong_reference_folder_before_training(tmp_path, capsys):
+    """--reference is checked before any net trains (it was read after, and a wrong path printed a note, exit 0)."""
+    from trex_bench.cli import main
+
+    runs = tmp_path / "runs"
+    assert main(["extrapolation", "breakout", "--reference", str(tmp_path / "nope"), "--runs", str(runs)]) == 2
+    assert "breakout_progress_masking.params not found" in capsys.readouterr().err
+    assert not runs.exists()
+
+
 def test_drex_follows_its_own_protocol_and_reuses_a_finished_run(breakout_demos, tmp_path):
     """D-REX on one checkpoint's episodes: BC, noise rollouts, a reward ranked by noise; equal returns are fine."""
     from trex_bench._io import read_json

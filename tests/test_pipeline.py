@@ -133,8 +133,9 @@ def test_default_demos_exist_and_verify():
 
     ds = load_demos(default_demos("breakout"))
     assert len(ds.episodes) == 12 and ds.returns.max() == 23
-    with pytest.raises(ValueError, match="no committed demo set"):
-        default_demos("qbert")
+    assert default_demos("pong").name == "ppo-checkpoints", "a game without scripted-noise: the T-REX protocol's set"
+    with pytest.raises(ValueError, match="no committed demo set for enduro"):
+        default_demos("enduro")
 
 
 def test_checkpoint_demonstrator_tags_episodes(smoke_run):

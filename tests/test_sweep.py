@@ -10,7 +10,15 @@ from trex_bench.cli import build_parser, main
 from trex_bench.sweep import plan_sweep, run_sweep
 
 
+def _bc_folder(path):
+    """A stand-in KL reference: ``plan_sweep`` checks that --kl-to is a BC policy folder (a card.json)."""
+    path.mkdir()
+    (path / "card.json").write_text("{}")
+    return path
+
+
 def test_plan_covers_every_combination_once(tmp_path):
+    _bc_folder(tmp_path / "bc")
     jobs = plan_sweep(["breakout", "pong"], ["trex", "bc"], [0, 1], "smoke", root=tmp_path,
                       kl_to=tmp_path / "bc", kl_betas=[0.0, 0.1])
     names = [j.name for j in jobs]
@@ -35,6 +43,9 @@ def test_plan_covers_every_combination_once(tmp_path):
     (dict(seeds=[0, 0]), "same run twice"),
     (dict(methods=["gail"]), "not built"),
     (dict(budget="huge"), "unknown budget"),
+    (dict(games=["enduro"]), "enduro-trex-smoke-s0: no committed demo set for enduro"),  # before any run starts
+    (dict(kl_to="nope", kl_betas=[0.1]), "kl0.1-smoke-s0-.*: --kl-to nope is not a BC policy folder"),
+    (dict(demos="nope"), "nope"),
     (dict(games=[]), "at least one game"),
 ])
 def test_bad_sweeps_fail_before_running(kw, msg):
@@ -52,8 +63,8 @@ def _job_args(job):
 
 
 def test_job_command_is_the_pipeline_of_its_config(tmp_path):
-    (job,) = plan_sweep(["breakout"], ["trex"], [3], "quick", root=tmp_path, kl_to=tmp_path / "bc", kl_betas=[0.05],
-                        ranking="checkpoint", eval_episodes=5, profile="machado")
+    (job,) = plan_sweep(["breakout"], ["trex"], [3], "quick", root=tmp_path, kl_to=_bc_folder(tmp_path / "bc"),
+                        kl_betas=[0.05], ranking="checkpoint", eval_episodes=5, profile="machado", check=False)
     cmd = job.command()
     assert cmd[1:3] == ["-m", "trex_bench"] and "--config" in cmd and "--method" not in cmd
     args = build_parser().parse_args(cmd[3:])
@@ -68,7 +79,7 @@ def test_job_command_is_the_pipeline_of_its_config(tmp_path):
 def test_labels_and_transform_go_to_the_runs_they_apply_to(tmp_path):
     labels = tmp_path / "labels.csv"
     jobs = plan_sweep(["breakout"], ["trex", "drex", "constant"], [0], "smoke", root=tmp_path, ranking="human",
-                      human_labels=labels, transform="delta")
+                      human_labels=labels, transform="delta", check=False)
     assert [j.name[:35] for j in jobs] == ["breakout-trex-human-delta-smoke-s0-", "breakout-drex-delta-smoke-s0",
                                            "breakout-constant-smoke-s0"]
     trex, drex, const = (_job_args(j) for j in jobs)
@@ -80,7 +91,7 @@ def test_labels_and_transform_go_to_the_runs_they_apply_to(tmp_path):
 def test_sweep_runs_differing_only_in_profile_or_episodes_get_their_own_folders(tmp_path):
     """Issue 14: the profile and the evaluation episodes were not in the run name; a sweep skipped the second."""
     def name(**kw):
-        (job,) = plan_sweep(["breakout"], ["constant"], [0], "smoke", root=tmp_path, **kw)
+        (job,) = plan_sweep(["breakout"], ["constant"], [0], "smoke", root=tmp_path, check=False, **kw)
         return job.name
 
     names = {name(), name(profile="machado"), name(eval_episodes=7)}
@@ -115,10 +126,17 @@ def test_local_sweep_runs_in_parallel_skips_finished_and_reports_failures(tmp_pa
     again = run_sweep(jobs, workers=2, log_dir=tmp_path / "logs")
     assert [r.status for r in again] == ["skipped", "skipped"] and len(_rows(board)) == 2
 
-    rc = main(["sweep", "--games", "breakout", "--methods", "constant", "--seeds", "2", "--budget", "smoke",
-               "--root", str(tmp_path / "runs"), "--leaderboard", str(board), "--demos", str(tmp_path / "missing")])
-    out = capsys.readouterr().out
-    assert rc == 1 and "failed" in out and "breakout-constant-missing-smoke-s2-" in out  # the demo set is named
+    # a run that fails (its demo set went missing after planning): reported, no row, the others untouched
+    (gone,) = plan_sweep(["breakout"], ["constant"], [2], "smoke", root=tmp_path / "runs", leaderboard=board,
+                         demos=tmp_path / "missing", check=False)
+    (failed,) = run_sweep([gone], workers=1, log_dir=tmp_path / "logs")
+    assert failed.status == "failed" and failed.score() is None and len(_rows(board)) == 2
+    # the CLI checks every run's input files when it plans: refused at once (exit 2), naming the run, --dry-run too
+    for dry in ([], ["--dry-run"]):
+        rc = main(["sweep", "--games", "breakout", "--methods", "constant", "--seeds", "2", "--budget", "smoke",
+                   "--root", str(tmp_path / "runs"), "--leaderboard", str(board), "--demos", str(tmp_path / "missing"),
+                   *dry])
+        assert rc == 2 and "breakout-constant-missing-smoke-s2-" in capsys.readouterr().err  # the demo set is named
     assert len(_rows(board)) == 2
 
 

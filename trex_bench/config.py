@@ -47,6 +47,8 @@ __all__ = [
     "ExperimentConfig",
     "resolve",
     "REPO_DEMOS",
+    "DEFAULT_DEMO_SETS",
+    "committed_default_demos",
     "SCHEMA",
 ]
 
@@ -280,13 +282,24 @@ class ExperimentConfig:
             raise ConfigError(f"{path}: {e}") from e
 
 
+DEFAULT_DEMO_SETS = ("scripted-noise", "ppo-checkpoints")  # a game's default set: the first of these it has
+
+
+def committed_default_demos(game: str) -> Path | None:
+    """The committed set a game's runs use without ``--demos`` (``DEFAULT_DEMO_SETS``' first), or None."""
+    for name in DEFAULT_DEMO_SETS:
+        if (REPO_DEMOS / game / name / "manifest.json").exists():
+            return REPO_DEMOS / game / name
+    return None
+
+
 def _demos_key(game: str, demos: Path | None) -> str:
-    """``default`` for the committed scripted-noise set, ``repo`` for another committed set of the game (its folder
-    name is unique there and is in the run name), else the set's absolute path."""
+    """``default`` for the game's default committed set (``committed_default_demos``), ``repo`` for another committed
+    set of the game (its folder name is unique there and is in the run name), else the set's absolute path."""
     if demos is None:
         return "default"
     path = Path(demos).resolve()
-    if path == REPO_DEMOS / game / "scripted-noise":
+    if path == committed_default_demos(game):
         return "default"
     return "repo" if path.parent == REPO_DEMOS / game else str(path)
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from trex_bench._io import read_json, write_json
-from trex_bench.config import METHODS, REPO_DEMOS, ExperimentConfig
+from trex_bench.config import METHODS, REPO_DEMOS, ExperimentConfig, committed_default_demos
 from trex_bench.errors import ConfigError, RunFolderError
 from trex_bench.games import get_game, human_normalized
 from trex_bench.pipeline_config import PipelineConfig
@@ -46,6 +46,7 @@ __all__ = [
     "STAGES",
     "run_pipeline",
     "default_demos",
+    "check_inputs",
     "prepare",
     "REPO_DEMOS",
 ]
@@ -55,11 +56,20 @@ Log = Callable[[str], None]
 
 
 def default_demos(game: str) -> Path:
-    """The committed demo set of a game (``demos/<game>/scripted-noise``), if this checkout has one."""
-    path = REPO_DEMOS / get_game(game).id / "scripted-noise"
-    if not (path / "manifest.json").exists():
-        raise ConfigError(f"no committed demo set for {get_game(game).id}; pass --demos DIR")
-    return path
+    """The committed demo set a game's runs use without ``--demos``: ``demos/<game>/scripted-noise`` where the game
+    has one (Breakout), else the T-REX protocol's ``demos/<game>/ppo-checkpoints``.
+
+    Raises:
+        ConfigError: the game has neither (say what to do).
+    """
+    gid = get_game(game).id
+    path = committed_default_demos(gid)
+    if path is not None:
+        return path
+    raise ConfigError(
+        f"no committed demo set for {gid} (neither demos/{gid}/scripted-noise nor ppo-checkpoints); pass --demos DIR, "
+        f"or make one: trex-bench demos collect {gid} --demonstrator ppo … (demos/README.md)"
+    )
 
 
 # -- the run ---------------------------------------------------------------------------------------------------------
@@ -78,8 +88,6 @@ class Prepared:
 
 def prepare(cfg: PipelineConfig | ExperimentConfig, out: str | Path | None = None, resume: bool = False) -> Prepared:
     """D6: every check of a run that can fail on the user's input, before the first folder is made."""
-    from trex_bench.demos.store import load_demos
-
     exp = cfg.resolve() if isinstance(cfg, PipelineConfig) else cfg
     _check_device(exp.device)
     folder = Path(out) if out is not None else Path("runs") / exp.run_name()
@@ -89,6 +97,18 @@ def prepare(cfg: PipelineConfig | ExperimentConfig, out: str | Path | None = Non
         raise RunFolderError(
             f"{folder} already exists; pass --resume to reuse its finished stages, or choose another --out"
         )
+    return Prepared(exp, folder, *check_inputs(exp))
+
+
+def check_inputs(exp: ExperimentConfig) -> tuple[Path, DemoSet, Path | None]:
+    """The checks of a run's input files (demo set, human labels, ``--kl-to``, unseen set), without the device and
+    the folder: ``prepare`` and ``sweep`` (which plans runs for other machines) share them.
+
+    Returns:
+        The demo set's folder, the demo set and the unseen set's folder (None without an extrapolation stage).
+    """
+    from trex_bench.demos.store import load_demos
+
     demos_dir = exp.demos if exp.demos is not None else default_demos(exp.game)
     demos = load_demos(demos_dir, game=exp.game, profile=exp.profile)
     if exp.ranking in ("checkpoint", "human") and any(e.checkpoint < 0 for e in demos.episodes):
@@ -103,7 +123,7 @@ def prepare(cfg: PipelineConfig | ExperimentConfig, out: str | Path | None = Non
     unseen_dir = _unseen_set(exp, demos_dir) if "extrapolation" in exp.spec.stages else None
     if unseen_dir is not None:
         load_demos(unseen_dir, game=exp.game, profile=exp.profile)
-    return Prepared(exp, folder, demos_dir, demos, unseen_dir)
+    return demos_dir, demos, unseen_dir
 
 
 def run_pipeline(

@@ -35,7 +35,7 @@ class PipelineConfig:
 
     Attributes:
         game, method, budget, seed: what to run.
-        demos: the demo set (default: the committed one for the game).
+        demos: the demo set (default: ``config.committed_default_demos``: scripted-noise, else ppo-checkpoints).
         ranking: how the demos are ranked for the reward net (``return``, ``checkpoint``, ``noise``, ...).
         human_labels: the MTurk label CSV of ``--ranking human`` (checkpoint numbers of the demo set's episodes).
         transform: how PPO sees the learned reward (``sigmoid``, the papers).
@@ -54,7 +54,10 @@ class PipelineConfig:
     budget: str = field(metadata=_cli(" | ".join(BUDGETS) + " (gpu: one GPU + 16 cores, ~10 min)", choices=BUDGETS))
     seed: int = field(default=0, metadata=_cli("seed of every stage (default 0)"))
     demos: Path | None = field(
-        default=None, metadata=_cli("demo set (default: the committed demos/<game>/scripted-noise)")
+        default=None,
+        metadata=_cli(
+            "demo set (default: demos/<game>/scripted-noise if the game has one, else demos/<game>/ppo-checkpoints)"
+        ),
     )
     ranking: str = field(default="return", metadata=_cli("T-REX's ranking (default: return)", choices=RANKINGS))
     human_labels: Path | None = field(

@@ -34,7 +34,7 @@ from typing import Any
 from trex_bench._io import read_json
 from trex_bench.config import METHODS, ExperimentConfig
 from trex_bench.errors import ConfigError
-from trex_bench.pipeline import LEARNED_REWARD, PipelineConfig
+from trex_bench.pipeline import LEARNED_REWARD, PipelineConfig, check_inputs
 
 __all__ = ["SweepJob", "JobResult", "plan_sweep", "run_sweep", "EXECUTORS"]
 
@@ -115,13 +115,15 @@ def plan_sweep(
     leaderboard: Path = Path("results/leaderboard.csv"),
     kl_to: Path | None = None,
     kl_betas: Sequence[float] = (),
+    check: bool = True,
     **config: Any,
 ) -> list[SweepJob]:
     """Every (game, method, β, seed) as a validated :class:`PipelineConfig` with its run folder under ``root``.
 
     ``kl_betas`` (with ``kl_to``) adds a KL axis to the PPO methods; β = 0 means no penalty. ``config`` holds
     the remaining :class:`PipelineConfig` fields, shared by all jobs (``demos``, ``ranking``, ``device`` ...).
-    Bad values fail here, before anything runs.
+    Bad values fail here, before anything runs; with ``check`` (the default) so do bad input files, each run's
+    demo set, labels, ``--kl-to`` and unseen set (``pipeline.check_inputs``; ``check=False`` only names runs).
     """
     if not games or not methods or not seeds:
         raise ConfigError("a sweep needs at least one game, one method and one seed")
@@ -138,6 +140,11 @@ def plan_sweep(
             kl = {"kl_to": kl_to, "kl_beta": beta} if beta > 0 else {}
             own = {k: v for k, v in config.items() if method in _APPLIES_TO.get(k, METHODS)}
             cfg = PipelineConfig(game=game, method=method, budget=budget, seed=seed, **kl, **own).resolve()
+            try:
+                if check:  # a missing demo set or --kl-to fails the plan (and --dry-run), not the run an hour in
+                    check_inputs(cfg)
+            except ValueError as e:
+                raise type(e)(f"{cfg.run_name()}: {e}") from e
             jobs.append(SweepJob(cfg, root / cfg.run_name(), leaderboard))
     names = [j.name for j in jobs]
     if len(set(names)) != len(names):

@@ -208,6 +208,11 @@ def _run_ppo_demonstrator(args: argparse.Namespace, seen: str) -> int:
     if args.noise != [0.0]:
         raise ConfigError("--noise is not used with --demonstrator ppo (the checkpoints are the quality levels)")
     ppo_dir: Path = args.ppo_dir or args.out.with_name(args.out.name + ".ppo")
+    if args.skip_checkpoints and not (ppo_dir / "card.json").exists():  # a typo must not start a 500k-step run
+        raise ConfigError(
+            f"--skip-checkpoints reads the later checkpoints of an existing run, but {ppo_dir} holds no finished "
+            "PPO run (card.json); pass that run's --ppo-dir, or train it first without --skip-checkpoints"
+        )
     if not (ppo_dir / "card.json").exists():
         print(f"training PPO on the true reward (budget {args.ppo_budget}) into {ppo_dir}")
     train_demonstrator(

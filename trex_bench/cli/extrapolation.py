@@ -7,7 +7,7 @@ from pathlib import Path
 
 from trex_bench.budgets import BUDGETS
 from trex_bench.cli_util import seed_list
-from trex_bench.errors import ConfigError
+from trex_bench.errors import ConfigError, DataError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -78,6 +78,26 @@ def _default_set(game: str, name: str) -> Path:
     return folder
 
 
+def _released_nets(game: str, reference: Path) -> list[str]:
+    """The released families (``trex``, ``drex``) of ``game`` to score; a missing file is an error, before training.
+
+    A family the authors released no net of for this game (Hero's D-REX) is said and skipped.
+    """
+    from trex_bench.reward.official import official_path
+
+    found = []
+    for which in ("trex", "drex"):
+        try:
+            path = official_path(game, which, reference)
+        except DataError as e:
+            print(f"no released {which} net for {game}: {e}")
+            continue
+        if not path.is_file():
+            raise ConfigError(f"--reference {reference}: {path} not found (the authors' nets: ../shared/reference)")
+        found.append(which)
+    return found
+
+
 def run(args: argparse.Namespace) -> int:
     from trex_bench._io import write_json
     from trex_bench.demos.store import load_demos
@@ -101,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         drex_dir = args.drex_demos or _default_set(game, "drex-demos")
         drex_demos = load_demos(drex_dir, game=game)
         check_split(drex_demos, unseen, str(drex_dir), str(unseen_dir), need_ranking=False)
+    released = _released_nets(game, args.reference) if args.reference is not None else []  # before any training
     jobs = []
     for seed in args.seeds:
         out = args.runs / f"{game}-{args.method}-{args.budget}-s{seed}"
@@ -111,18 +132,13 @@ def run(args: argparse.Namespace) -> int:
                 game, demos_dir, out, args.method, args.budget, seed, args.cache, not args.no_progress
             )
         jobs.append((args.method, seed, folder))
-    if args.reference is not None:
+    for which in released:
         from trex_bench.reward.official import import_official
 
-        for which in ("trex", "drex"):
-            folder = args.runs / f"{game}-released-{which}"
-            try:
-                if not (folder / "card.json").exists():
-                    import_official(game, which, args.reference, folder)
-            except ValueError as e:  # hero has no released D-REX net
-                print(f"no released {which} net for {game}: {e}")
-                continue
-            jobs.append((f"released-{which}", -1, folder))
+        folder = args.runs / f"{game}-released-{which}"
+        if not (folder / "card.json").exists():
+            import_official(game, which, args.reference, folder)
+        jobs.append((f"released-{which}", -1, folder))
     results = []
     for method, seed, folder in jobs:
         model, _ = load_model(folder, game=game)
