@@ -91,3 +91,19 @@ def test_cli_tables_stats_writes_markdown(board, tmp_path, capsys):
     out = tmp_path / "stats.md"
     assert main(["tables", "stats", "--csv", str(board), "--out", str(out), "--reps", "50"]) == 0
     assert "Probability of improvement" in out.read_text() and "wrote" in capsys.readouterr().out
+
+
+def test_one_demo_set_per_game_budget_and_horizon_controls_included(tmp_path):
+    """Found 2026-12-01: T-REX was normalised by its demo set's best (15) and PPO on the true reward, logged beside
+    another set, by that set's (23), so at one budget T-REX out-scored the true reward it trailed. Now T-REX's set
+    normalises the controls too, and a learned method's rows on another set are left out."""
+    lb = tmp_path / "lb.csv"
+    append_row(lb, _row("breakout", "trex", 0, 6.7))                                    # best demo 11.7
+    append_row(lb, _row("breakout", "ppo-true", 0, 11.7, best_demo=21.7, avg_demo=9.0))  # logged beside another set
+    append_row(lb, _row("breakout", "constant", 0, 1.7, best_demo=21.7, avg_demo=9.0))
+    append_row(lb, _row("breakout", "bc", 0, 6.7, best_demo=21.7, avg_demo=9.0))         # BC on the other set
+    stats = aggregate_stats(read_leaderboard(lb), reps=50, seed=0)
+    assert _agg(stats, "ppo-true", "demo")["iqm"] == pytest.approx(1.0), "normalised by T-REX's set: (11.7-1.7)/10"
+    assert _agg(stats, "trex", "demo")["iqm"] == pytest.approx(0.5)
+    assert _agg(stats, "trex", "true")["iqm"] == pytest.approx(0.5)
+    assert not (stats.aggregates["variant"] == "bc").any(), "BC learned from another demo set: not comparable here"
