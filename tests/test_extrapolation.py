@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,6 +30,13 @@ def test_split_checks_refuse_what_is_not_extrapolation(breakout_demos):
     with pytest.raises(ValueError, match="one run"):
         check_split(dataclasses.replace(demos, demonstrator="sb3:runA/checkpoints/ppo_1_steps.zip"),
                     dataclasses.replace(unseen, demonstrator="sb3:runB/checkpoints/ppo_9_steps.zip"))
+    from trex_bench.demos.store import load_demos
+
+    root = Path(__file__).resolve().parents[1] / "demos" / "breakout"
+    early, later = load_demos(root / "ppo-checkpoints"), load_demos(root / "ppo-later")
+    check_split(early, later)
+    with pytest.raises(ValueError, match="swapped"):  # the unseen set is the run's later checkpoints
+        check_split(later, early)
     same = dataclasses.replace(demos, episodes=(demos.episodes[0], demos.episodes[0]))
     with pytest.raises(ValueError, match="no ranking"):
         check_split(same, unseen)

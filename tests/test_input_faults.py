@@ -102,3 +102,46 @@ def test_degradation_validates_the_reference_before_writing(tmp_path, capsys):
         assert main(["demos", "degradation", str(demos), "--out", str(tmp_path / "P"), "--reference", str(bad)]) == 2
     assert "bad.csv" in capsys.readouterr().err
     assert not (tmp_path / "P.csv").exists() and not (tmp_path / "P.png").exists()
+
+
+def _parsers(parser, path=("trex-bench",)):
+    """Every (command path, parser) of the CLI, the top level included."""
+    import argparse
+
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, (*path, name))
+
+
+def test_every_help_has_an_example_whose_committed_paths_exist():
+    """Found 2026-12-01: `reward train --help` showed --demos demos/breakout/scripted, a folder that never existed,
+    and four command groups had no example."""
+    import re
+    from pathlib import Path
+
+    from trex_bench.cli import build_parser
+
+    root = Path(__file__).resolve().parents[1]
+    for path, parser in _parsers(build_parser()):
+        text = f"{parser.description or ''} {parser.epilog or ''}"
+        assert "Example" in text, f"{' '.join(path)} --help has no example"
+        for ref in re.findall(r"\b(demos/[\w./-]+|results/[\w./-]+\.\w+)", text):
+            if not ref.startswith("results/plots"):  # an --out of the example, made by it
+                assert (root / ref).exists(), f"{' '.join(path)} --help names {ref}, which does not exist"
+
+
+def test_config_report_inputs_are_one_line_errors(tmp_path, capsys):
+    missing = tmp_path / "nope.json"
+    assert main(["pipeline", "--config", str(missing)]) == 2
+    assert f"config file {missing} does not exist" in capsys.readouterr().err
+    other = tmp_path / "other.json"
+    other.write_text('{"a": 1}')
+    assert main(["pipeline", "--config", str(other)]) == 2
+    assert "not an experiment config" in capsys.readouterr().err
+    out = tmp_path / "report"
+    assert main(["report", "--games", "foo", "--out", str(out)]) == 2
+    assert "unknown game 'foo'" in capsys.readouterr().err
+    assert main(["report", "--runs", str(tmp_path / "none"), "--out", str(out)]) == 2
+    assert "is not a folder of run folders" in capsys.readouterr().err and not out.exists()

@@ -244,8 +244,15 @@ class ExperimentConfig:
         """The config of a dict written by :meth:`to_json` (a ``ConfigError`` names what is wrong)."""
         if not isinstance(data, Mapping):
             raise ConfigError(f"an experiment config is a JSON object, not {type(data).__name__}")
-        if data.get("schema") != SCHEMA:
-            raise ConfigError(f"experiment config schema {data.get('schema')!r} is not {SCHEMA}")
+        if "schema" not in data:
+            raise ConfigError(
+                'not an experiment config (no "schema" key): pass a config.json that `trex-bench pipeline` wrote, '
+                "or one of sweep-configs/"
+            )
+        if data["schema"] != SCHEMA:
+            raise ConfigError(
+                f"experiment config schema {data['schema']!r} is not {SCHEMA} (written by another version)"
+            )
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - names - {"schema"}
         if unknown:
@@ -276,6 +283,8 @@ class ExperimentConfig:
         """Read a config written by :meth:`write` (a ``ConfigError`` names the file)."""
         from trex_bench._io import read_json
 
+        if not Path(path).is_file():
+            raise ConfigError(f"config file {path} does not exist")
         try:
             return cls.from_json(read_json(path))
         except ConfigError as e:

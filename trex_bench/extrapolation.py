@@ -93,7 +93,8 @@ def check_split(
 
     Raises:
         ValueError: another game or profile; another demonstrator run; overlapping episodes (the same reset seed and
-            actions); demos whose returns are all equal (no ranking to learn).
+            actions); an unseen set with no checkpoint later than the demos' latest (swapped sets); demos whose
+            returns are all equal (no ranking to learn).
     """
     if demos.game != unseen.game:
         raise ConfigError(f"{unseen_name} holds {unseen.game} episodes, {demos_name} {demos.game}: one game only")
@@ -114,6 +115,13 @@ def check_split(
         raise ConfigError(
             f"{unseen_name} repeats {len(shared)} episode(s) of {demos_name} (e.g. episode {shared[0]}): "
             "the unseen set must be disjoint from the demos"
+        )
+    ck_d = [e.checkpoint for e in demos.episodes if e.checkpoint >= 0]
+    ck_u = [e.checkpoint for e in unseen.episodes if e.checkpoint >= 0]
+    if ck_d and ck_u and max(ck_u) <= max(ck_d):
+        raise ConfigError(
+            f"{unseen_name} holds checkpoints up to {max(ck_u)}, {demos_name} up to {max(ck_d)}: the unseen set is "
+            "the run's later checkpoints (swapped --demos and --unseen?)"
         )
     if need_ranking and len(np.unique(demos.returns)) < 2:
         raise ConfigError(

@@ -17,6 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "demos",
         help="collect, verify and inspect demonstrations",
         description="Collect, verify and inspect demo sets (action logs + seeds, replayed exactly).",
+        epilog="Example: trex-bench demos info demos/breakout/ppo-checkpoints   (trex-bench demos SUBCOMMAND --help)",
     )
     ds = p.add_subparsers(dest="demos_command", metavar="SUBCOMMAND", required=True)
 
@@ -25,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="record episodes of a demonstrator",
         description="Record full episodes of a demonstrator, vectorised, into a demo set folder.",
         epilog="Example: trex-bench demos collect breakout --demonstrator scripted --episodes 4 --noise 0.25 "
-        "--seed 0 --out demos/breakout/scripted-0.25",
+        "--seed 0 --out my-demos",
     )
     c.add_argument("game", help="game id, e.g. breakout (see `trex-bench games`)")
     c.add_argument(
@@ -103,7 +104,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "verify",
         help="replay every episode and check its frame hashes and return",
         description="Replay every episode from its seed and actions; fail on any hash or return mismatch.",
-        epilog="Example: trex-bench demos verify demo-check",
+        epilog="Example: trex-bench demos verify demos/breakout/ppo-checkpoints",
     )
     v.add_argument("dir", type=Path, help="demo set folder")
     v.add_argument("--envs", type=positive_int, default=4, help="episodes replayed together (default: 4)")
@@ -113,7 +114,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "info",
         help="print returns, lengths and noise levels of a demo set",
         description="Summarise a demo set.",
-        epilog="Example: trex-bench demos info demo-check",
+        epilog="Example: trex-bench demos info demos/breakout/ppo-checkpoints",
     )
     i.add_argument("dir", type=Path, help="demo set folder")
     i.set_defaults(func=run_info)

@@ -33,10 +33,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    from trex_bench.errors import ConfigError
+    from trex_bench.games import get_game
     from trex_bench.report import build_report
 
     out = args.out or args.results / "report"
-    games = [g.strip() for g in args.games.split(",") if g.strip()] if args.games else None
+    games = [get_game(g.strip()).id for g in args.games.split(",") if g.strip()] if args.games else None
+    if args.runs is not None and not args.runs.is_dir():  # before the report folder is made
+        raise ConfigError(f"--runs {args.runs} is not a folder of run folders")
     from trex_bench.stats import DEFAULT_METHODS
 
     given = args.methods if args.methods is not None else ",".join(DEFAULT_METHODS)

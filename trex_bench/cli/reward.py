@@ -19,6 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="learn, import and score reward models",
         description="Learn a reward net from ranked demos (T-REX / D-REX), import the released nets, "
         "and report how well a reward model orders episodes.",
+        epilog="Example: trex-bench reward train breakout --demos demos/breakout/ppo-checkpoints --method trex "
+        "--budget quick --seed 0 --out runs/breakout-reward   (trex-bench reward SUBCOMMAND --help)",
     )
     rs = p.add_subparsers(dest="reward_command", metavar="SUBCOMMAND", required=True)
 
@@ -27,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train a reward net from ranked demonstrations",
         description="Rank the demos, sample snippet pairs, train a Bradley-Terry reward net (T-REX eq. 1) with "
         "validation and early stopping, and write a reward-model folder.",
-        epilog="Example: trex-bench reward train breakout --demos demos/breakout/scripted --method trex "
+        epilog="Example: trex-bench reward train breakout --demos demos/breakout/scripted-noise --method trex "
         "--ranking return --budget quick --seed 0 --out runs/breakout-trex-0",
     )
     t.add_argument("game", help="game id, e.g. breakout (the demo set must be of this game)")
@@ -78,7 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="fidelity report of a reward model on a demo set",
         description="Predicted vs true return per episode (raw sum, sigmoid sum, mean per frame), Spearman and "
         "Pearson, and pair accuracy on equal-length snippets at matched progress.",
-        epilog="Example: trex-bench reward score --model runs/breakout-trex-0 --demos demos/breakout/scripted "
+        epilog="Example: trex-bench reward score --model runs/breakout-trex-0 --demos demos/breakout/ppo-later "
         "--out runs/breakout-trex-0/fidelity.json",
     )
     s.add_argument("--model", type=Path, required=True, help="reward-model folder")

@@ -25,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "rl",
         help="train an RL agent on a learned (or true, or constant) reward",
         description="Reinforcement learning with SB3 PPO (CnnPolicy) on a reward model's output.",
+        epilog="Example: trex-bench rl train breakout --reward true --budget quick --seed 0 --out runs/breakout-true",
     )
     rs = p.add_subparsers(dest="rl_command", metavar="SUBCOMMAND", required=True)
     t = rs.add_parser(
@@ -42,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--budget",
         required=True,
         choices=list(BUDGETS),
-        help="PPO preset: smoke (seconds), quick (~10 min on 2 cores), small (~50 min), "
+        help="PPO preset: smoke (seconds), quick (~4 min of PPO on 2 idle cores with --precision auto), small (~45 min), "
         "paper (T-REX's baselines PPO2, 12.5M steps), paper-zoo (rl-zoo3 Atari PPO, 10M steps)",
     )
     t.add_argument("--seed", type=seed, required=True, help="seed of PPO and of the env resets")
