@@ -51,7 +51,9 @@ class PipelineConfig:
 
     game: str = field(metadata=_cli("game id, e.g. breakout (not with --config)", flag="game"))
     method: str = field(metadata=_cli(" | ".join(METHODS)))
-    budget: str = field(metadata=_cli(" | ".join(BUDGETS) + " (gpu: 700k agent steps for one GPU + 16 cores)", choices=BUDGETS))
+    budget: str = field(
+        metadata=_cli(" | ".join(BUDGETS) + " (gpu: 700k agent steps for one GPU + 16 cores)", choices=BUDGETS)
+    )
     seed: int = field(default=0, metadata=_cli("seed of every stage (default 0)"))
     demos: Path | None = field(
         default=None,
