@@ -107,3 +107,15 @@ def test_one_demo_set_per_game_budget_and_horizon_controls_included(tmp_path):
     assert _agg(stats, "trex", "demo")["iqm"] == pytest.approx(0.5)
     assert _agg(stats, "trex", "true")["iqm"] == pytest.approx(0.5)
     assert not (stats.aggregates["variant"] == "bc").any(), "BC learned from another demo set: not comparable here"
+
+
+def test_true_normalised_needs_the_true_reward_above_the_constant(tmp_path):
+    """BeamRider at small (2026-12-01): constant 622 > true 610. (score − c) / (t − c) would divide by a negative gap."""
+    lb = tmp_path / "lb.csv"
+    append_row(lb, _row("breakout", "trex", 0, 6.7))
+    append_row(lb, _row("breakout", "constant", 0, 9.0))
+    append_row(lb, _row("breakout", "ppo-true", 0, 8.0))
+    stats = aggregate_stats(read_leaderboard(lb), reps=50, seed=0)
+    a = stats.aggregates
+    assert a[a["normalisation"] == "true"].empty
+    assert any("scores no higher than the constant" in n for n in stats.notes)

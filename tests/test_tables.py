@@ -68,6 +68,11 @@ def test_trex_table_sets_the_controls_and_the_share_recovered_beside_ours(files)
     medium = t[t["budget"] == "medium"].iloc[0]
     assert medium["constant"] == 2.0 and pd.isna(medium["(T-REX − constant) / (true − constant)"])
     assert "| 1 | 40 | 0.49 |" in write_table("trex", lb, baselines, lb.parent / "trex.md")
+    # BeamRider at small (2026-12-01): the constant control out-scored the true reward; the share has no scale there
+    append_row(lb, _row(0, 45.0, method="constant", reward_transform="constant"))
+    small = build_table("trex", lb, baselines)
+    ours = small[(small["budget"] == "small") & small["schedule_steps"].isna()].iloc[0]
+    assert ours["constant"] == 45.0 and pd.isna(ours["(T-REX − constant) / (true − constant)"])
 
 
 def test_markdown_is_written_and_bad_input_refused(files, tmp_path, capsys):

@@ -124,14 +124,14 @@ def _true_normalised(rows: pd.DataFrame, notes: list[str]) -> pd.Series:
     for i, r in rows.iterrows():
         lo = ref.get(("constant", r["budget"], r["horizon"], r["game"]))
         hi = ref.get(("ppo-true", r["budget"], r["horizon"], r["game"]))
-        if lo is None or hi is None or hi == lo:
+        if lo is None or hi is None or hi <= lo:  # no gain of the true reward over survival: no scale to measure on
             missing.add((r["game"], r["budget"], r["horizon"]))
         else:
             out[i] = (r["mean"] - lo) / (hi - lo)
     for game, budget, horizon in sorted(missing):
         notes.append(
             f"true-reward-normalised: {game} at {budget} ({horizon}) lacks a constant or a ppo-true row "
-            "(or they score equal); its runs are left out of that column"
+            "(or the true reward scores no higher than the constant); its runs are left out of that column"
         )
     return out
 

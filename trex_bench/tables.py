@@ -125,7 +125,7 @@ def _with_controls(ours: pd.DataFrame, lb: pd.DataFrame) -> pd.DataFrame:
     both = both.rename(columns={"mean_c": CONSTANT, "mean_t": TRUE})
     out = ours.merge(both, on=_CONTROL_KEY, how="outer")
     gain = out[TRUE] - out[CONSTANT]
-    out[RECOVERED] = ((out["ours mean"] - out[CONSTANT]) / gain).where(gain != 0)
+    out[RECOVERED] = ((out["ours mean"] - out[CONSTANT]) / gain).where(gain > 0)  # no gain over survival: undefined
     return out
 
 
@@ -211,7 +211,7 @@ def to_markdown(table: pd.DataFrame, spec: TableSpec, leaderboard: str | Path) -
                 f"Controls: `{CONSTANT}` and `{TRUE}` are PPO on the constant and on the true reward at the same game, "
                 "budget and schedule, mean over seeds (latest row per seed), whatever demo set their rows name "
                 f"(neither learns from demos); `{RECOVERED}` is the share of the true reward's gain over survival "
-                "that the learned reward recovers."
+                "that the learned reward recovers, left empty where the true reward gained nothing over the constant."
             ]
             if spec.controls
             else []
