@@ -5,7 +5,8 @@ game and writes a markdown table to ``results/tables/<kind>.md``. One row per (g
 row for each published game without runs (our columns empty), so the gap to the papers stays visible.
 
 Our columns summarise the plain method only (a KL-penalised run or another reward transform, ``…+kl…`` or
-``delta``, is another experiment: ``leaderboard.variant``), over the latest row of each seed (``leaderboard.summarize``): mean ± std over seeds and best of seeds.
+``delta``, is another experiment: ``leaderboard.variant``), over the latest row of each seed
+(``leaderboard.summarize``): mean ± std over seeds and best of seeds.
 The T-REX table also sets the two controls beside each row, run at the same game, budget and PPO schedule: the
 constant reward (what staying alive earns) and PPO on the true reward, and the share of the true reward's gain over
 the constant one that the learned reward recovers, (T-REX − constant) / (true − constant) (the issue #15 measure;

@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "bc",
         help="behaviour cloning of demonstrations",
         description="Clone a demo set's demonstrator with a Nature-DQN CNN classifier (D-REX).",
-        epilog="Example: trex-bench bc train breakout --demos demos/breakout/drex-demos --budget quick --seed 0 --out bc",
+        epilog="Example: trex-bench bc train breakout --demos demos/breakout/drex-demos --budget quick --seed 0 "
+        "--out bc",
     )
     bs = p.add_subparsers(dest="bc_command", metavar="SUBCOMMAND", required=True)
 

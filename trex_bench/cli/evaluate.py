@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="play N full games with an agent and report its true score",
         description="Evaluate an agent folder as T-REX did: N full games (no life-loss termination), stochastic "
         "policy, true score; compare with a demo set's best and average return. Writes eval.json.",
-        epilog="Example: trex-bench evaluate --agent runs/breakout/agent --episodes 30 --demos demos/breakout/ppo-checkpoints",
+        epilog="Example: trex-bench evaluate --agent runs/breakout/agent --episodes 30 "
+        "--demos demos/breakout/ppo-checkpoints",
     )
     p.add_argument("--agent", type=Path, required=True, help="agent folder (agent.zip + card.json)")
     p.add_argument(
