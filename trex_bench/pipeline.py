@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from trex_bench._io import read_json, write_json
-from trex_bench.config import METHODS, REPO_DEMOS, ExperimentConfig, committed_default_demos
+from trex_bench.config import DEFAULT_DEMO_SETS, METHODS, REPO_DEMOS, ExperimentConfig, committed_default_demos
 from trex_bench.errors import ConfigError, RunFolderError
 from trex_bench.games import get_game, human_normalized
 from trex_bench.pipeline_config import PipelineConfig
@@ -67,7 +67,7 @@ def default_demos(game: str) -> Path:
     if path is not None:
         return path
     raise ConfigError(
-        f"no committed demo set for {gid} (neither demos/{gid}/scripted-noise nor ppo-checkpoints); pass --demos DIR, "
+        f"no committed demo set for {gid} (none of demos/{gid}/{{{','.join(DEFAULT_DEMO_SETS)}}}); pass --demos DIR, "
         f"or make one: trex-bench demos collect {gid} --demonstrator ppo … (demos/README.md)"
     )
 

@@ -140,11 +140,11 @@ def plan_sweep(
             kl = {"kl_to": kl_to, "kl_beta": beta} if beta > 0 else {}
             own = {k: v for k, v in config.items() if method in _APPLIES_TO.get(k, METHODS)}
             cfg = PipelineConfig(game=game, method=method, budget=budget, seed=seed, **kl, **own).resolve()
-            try:
-                if check:  # a missing demo set or --kl-to fails the plan (and --dry-run), not the run an hour in
+            if check:  # a missing demo set or --kl-to fails the plan (and --dry-run), not the run an hour in
+                try:
                     check_inputs(cfg)
-            except ValueError as e:
-                raise type(e)(f"{cfg.run_name()}: {e}") from e
+                except ValueError as e:
+                    raise type(e)(f"{cfg.run_name()}: {e}") from e
             jobs.append(SweepJob(cfg, root / cfg.run_name(), leaderboard))
     names = [j.name for j in jobs]
     if len(set(names)) != len(names):
