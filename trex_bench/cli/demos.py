@@ -83,7 +83,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--ppo-dir",
         type=Path,
         default=None,
-        help="ppo demonstrator: PPO run folder to train into or reuse (default: OUT.ppo next to --out)",
+        help="ppo demonstrator: PPO run folder to train into, reuse, or go on with when a run there was cut off "
+        "(default: OUT.ppo next to --out)",
+    )
+    c.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16"],
+        default="fp32",
+        help="ppo demonstrator: PPO policy numerics, as `rl train --precision` (default: fp32)",
     )
     c.add_argument(
         "--device",
@@ -215,7 +222,9 @@ def _run_ppo_demonstrator(args: argparse.Namespace, seen: str) -> int:
             "PPO run (card.json); pass that run's --ppo-dir, or train it first without --skip-checkpoints"
         )
     if not (ppo_dir / "card.json").exists():
-        print(f"training PPO on the true reward (budget {args.ppo_budget}) into {ppo_dir}")
+        cut = (ppo_dir / "checkpoints").is_dir() and any((ppo_dir / "checkpoints").glob("*_steps.zip"))
+        how = "going on from the newest checkpoint in" if cut else "into"
+        print(f"training PPO on the true reward (budget {args.ppo_budget}) {how} {ppo_dir}")
     train_demonstrator(
         args.game,
         ppo_dir,
@@ -226,6 +235,7 @@ def _run_ppo_demonstrator(args: argparse.Namespace, seen: str) -> int:
         args.profile,
         args.device,
         progress=not args.no_progress,
+        precision=args.precision,
     )
     chosen = select_checkpoints(ppo_dir, args.checkpoints, args.skip_checkpoints, final=args.final)
     print(

@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         required=True,
         choices=list(BUDGETS),
         help="PPO preset: smoke (seconds), quick (~4 min of PPO on 2 idle cores with --precision auto), "
-        "small (~45 min), "
+        "small (~45 min), medium (twice small), gpu (700k steps, 16 envs), "
         "paper (T-REX's baselines PPO2, 12.5M steps), paper-zoo (rl-zoo3 Atari PPO, 10M steps)",
     )
     t.add_argument("--seed", type=seed, required=True, help="seed of PPO and of the env resets")
@@ -82,6 +82,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     from trex_bench.pipeline_config import PipelineConfig
 
     add_config_options(t, PipelineConfig, only=("precision", "max_seconds"))  # as in `pipeline`, from one source
+    t.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on from the newest checkpoint of an unfinished run in --out started with the same settings "
+        "(a run cut off by a session's end loses at most one checkpoint interval)",
+    )
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=run_train)
 
@@ -106,6 +112,7 @@ def run_train(args: argparse.Namespace) -> int:
         kl_to=args.kl_to,
         kl_beta=args.kl_beta,
         precision=args.precision,
+        resume=args.resume,
     )
     card = read_json(out / "card.json")
     print(

@@ -9,7 +9,6 @@ Every episode is tagged with its checkpoint's index in the whole run, so both se
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from trex_bench.demos.collect import CollectConfig, collect
 from trex_bench.demos.policies import SB3Policy
 from trex_bench.demos.store import merge_demo_sets
 from trex_bench.errors import ConfigError
+from trex_bench.rl.resume import list_checkpoints
 from trex_bench.types import DemoSet
 
 __all__ = ["Checkpoint", "list_checkpoints", "select_checkpoints", "train_demonstrator", "collect_from_checkpoints"]
@@ -31,16 +31,6 @@ class Checkpoint:
     index: int
     steps: int
     path: Path
-
-
-def list_checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
-    """``(agent steps, path)`` of every ``ppo_<steps>_steps.zip`` in ``folder``, in training order."""
-    found = []
-    for p in Path(folder).glob("*_steps.zip"):
-        m = re.search(r"_(\d+)_steps\.zip$", p.name)
-        if m:
-            found.append((int(m.group(1)), p))
-    return sorted(found)
 
 
 def select_checkpoints(ppo_dir: str | Path, count: int | None, skip: int = 0, final: bool = False) -> list[Checkpoint]:
@@ -76,9 +66,11 @@ def train_demonstrator(
     profile: str = "paper",
     device: str = "cpu",
     progress: bool = True,
+    precision: str = "fp32",
 ) -> Path:
     """Train PPO on the true reward into ``ppo_dir`` with at least ``checkpoints`` checkpoints (reused when the
-    folder already holds a finished run); ``checkpoint_every`` defaults to the budget split in checkpoints + 1."""
+    folder already holds a finished run, continued from its newest checkpoint when it holds an unfinished one);
+    ``checkpoint_every`` defaults to the budget split in checkpoints + 1."""
     from trex_bench.rl.ppo import get_ppo_config, train_ppo
 
     ppo_dir = Path(ppo_dir)
@@ -87,7 +79,19 @@ def train_demonstrator(
     cfg = get_ppo_config(budget)
     every = checkpoint_every or max(cfg.total_steps // (checkpoints + 1), cfg.n_envs * cfg.n_steps)
     cfg = cfg.replace(checkpoint_every=every, total_steps=max(cfg.total_steps, every * checkpoints))
-    return train_ppo(game, "true", cfg, seed, ppo_dir, progress=progress, profile=profile, device=device)
+    # A run cut off before its end (a session's end) goes on from its newest checkpoint (trex_bench.rl.resume).
+    return train_ppo(
+        game,
+        "true",
+        cfg,
+        seed,
+        ppo_dir,
+        progress=progress,
+        profile=profile,
+        device=device,
+        precision=precision,
+        resume=True,
+    )
 
 
 def collect_from_checkpoints(

@@ -26,7 +26,7 @@ from trex_bench.envs import make_vec_env
 from trex_bench.errors import DataError
 from trex_bench.rl.precision import FastCnnPolicy, policy_kwargs
 
-__all__ = ["find_agent_card", "read_agent_card", "load_ppo_zip"]
+__all__ = ["find_agent_card", "read_agent_card", "load_ppo_zip", "read_zip_member"]
 
 TRUST_HINT = (
     "pass --trust-pickle (trust_pickle=True) only for a file you trust: SB3's loader runs the code pickled in it"
@@ -66,20 +66,30 @@ def _policy_kwargs(card: dict[str, Any], where: str) -> dict[str, Any] | None:
         raise DataError(f"{where}: {e}") from None
 
 
-def _read_weights(path: Path) -> dict[str, torch.Tensor]:
-    """``policy.pth`` of an SB3 zip as a state dict of tensors (``weights_only=True``: no code runs)."""
+def read_zip_member(path: Path, member: str) -> Any:
+    """One ``.pth`` member of an SB3 zip (``policy.pth``, ``policy.optimizer.pth``) read with
+    ``torch.load(weights_only=True)``: tensors and plain containers, no code runs.
+
+    Raises:
+        DataError: an unreadable zip, no such member, or a member that is not plain data (one line naming ``path``).
+    """
     try:
         with zipfile.ZipFile(path) as zf:
-            if "policy.pth" not in zf.namelist():
-                raise DataError(f"{path}: not an SB3 agent zip (no policy.pth inside)")
-            raw = zf.read("policy.pth")
+            if member not in zf.namelist():
+                raise DataError(f"{path}: not an SB3 agent zip (no {member} inside)")
+            raw = zf.read(member)
     except (zipfile.BadZipFile, OSError) as e:
         raise DataError(f"{path}: not a readable zip file ({e})") from e
     try:
-        state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+        return torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except Exception as e:  # UnpicklingError for a pickle of anything but tensors, RuntimeError for a torn file
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise DataError(f"{path}: policy.pth is not a plain tensor state dict ({type(e).__name__}: {first})") from e
+        raise DataError(f"{path}: {member} is not a plain tensor state dict ({type(e).__name__}: {first})") from e
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """``policy.pth`` of an SB3 zip as a state dict of tensors (``weights_only=True``: no code runs)."""
+    state = read_zip_member(path, "policy.pth")
     if not isinstance(state, dict) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
     ):

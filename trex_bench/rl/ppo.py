@@ -35,6 +35,7 @@ from trex_bench.games import get_game
 from trex_bench.rl.config import PPOConfig
 from trex_bench.rl.kl import KLToReferenceCallback, ReferencePolicy, kl_reference, kl_summary
 from trex_bench.rl.precision import FastCnnPolicy, policy_kwargs, resolve_precision
+from trex_bench.rl.resume import RUN_FILE, restore, resume_point
 from trex_bench.rl.wrappers import TRANSFORMS, ClipRewardVecEnv, ConstantRewardVecEnv, LearnedRewardVecEnv
 
 __all__ = [
@@ -134,11 +135,14 @@ def _check_kl(kl_to: object, kl_beta: float) -> float:
     return kl_beta
 
 
-def _callbacks(cfg: PPOConfig, out: Path, desc: str, progress: bool, kl_cb: BaseCallback | None) -> list[BaseCallback]:
-    """The KL penalty, the progress bar, the opt-in time cap and the checkpoints, as SB3 callbacks."""
+def _callbacks(
+    cfg: PPOConfig, out: Path, desc: str, progress: bool, kl_cb: BaseCallback | None, done: int = 0
+) -> list[BaseCallback]:
+    """The KL penalty, the progress bar, the opt-in time cap and the checkpoints, as SB3 callbacks (``done``: steps a
+    resumed run already has)."""
     callbacks: list[BaseCallback] = [kl_cb] if kl_cb is not None else []
     if progress:
-        callbacks.append(PPOProgress(cfg.total_steps, desc=desc))
+        callbacks.append(PPOProgress(cfg.total_steps - done, desc=desc))
     if cfg.max_seconds is not None:
         callbacks.append(_TimeCap(cfg.max_seconds))
     if cfg.checkpoint_every > 0:
@@ -192,6 +196,7 @@ def train_ppo(
     kl_beta: float = 0.0,
     channels_last: bool | None = None,
     precision: str = "fp32",
+    resume: bool = False,
 ) -> Path:
     """Train SB3 PPO on ``game`` with the given reward; write the agent folder.
 
@@ -214,6 +219,9 @@ def train_ppo(
             device, off elsewhere. Recorded in the card.
         precision: the policy trunk's numerics: ``fp32``, ``bf16`` (autocast, fp32 heads/losses/weights) or
             ``auto`` (the faster on this machine, measured once: ``trex_bench.rl.precision``). Recorded in the card.
+        resume: go on from the newest checkpoint of an unfinished run in ``out_dir`` started with the same settings
+            (its ``run.json``; ``trex_bench.rl.resume``); a folder without checkpoints starts afresh. The card
+            records the step it resumed from.
 
     Returns:
         ``out_dir``.
@@ -236,18 +244,43 @@ def train_ppo(
         if kl_to is not None:
             reference, ref_desc = kl_reference(kl_to, g.id, int(venv.action_space.n), device)
             kl_cb = KLToReferenceCallback(reference, kl_beta) if kl_beta > 0 else None
+        started = {
+            "game": g.id,
+            "profile": prof.name,
+            "reward": reward_desc,
+            "config": dataclasses.asdict(cfg),
+            "seed": seed,
+            "precision": precision,
+            "kl_to": ref_desc,
+            "kl_beta": kl_beta,
+        }
+        if resume and transform == "normalized":
+            raise ConfigError("resume with the normalized transform: its running return std is not in checkpoints")
+        point = resume_point(out, started) if resume else None
     except BaseException:
         venv.close()
         raise
     out.mkdir(parents=True, exist_ok=True)
-    callbacks = _callbacks(cfg, out, f"ppo {g.id}", progress, kl_cb)
+    if point is None:
+        write_json(out / RUN_FILE, started)
+    done = 0 if point is None else point.steps
+    callbacks = _callbacks(cfg, out, f"ppo {g.id}", progress, kl_cb, done)
     if channels_last is None:
         channels_last = torch.device(device).type == "cpu"
     model = _make_model(env, cfg, out, seed, device, precision, channels_last)
     t0 = time.perf_counter()
     try:
-        # Our own bar (trex_bench._progress), not SB3's progress_bar=True, which needs `rich`.
-        model.learn(cfg.total_steps, callback=callbacks, progress_bar=False, tb_log_name="ppo")
+        if point is not None:
+            restore(model, point)
+        # Our own bar (trex_bench._progress), not SB3's progress_bar=True, which needs `rich`. A resumed learn() keeps
+        # the step count, so lr and clip continue along their schedule and TensorBoard continues the same log.
+        model.learn(
+            cfg.total_steps - done,
+            callback=callbacks,
+            progress_bar=False,
+            tb_log_name="ppo",
+            reset_num_timesteps=point is None,
+        )
     finally:
         env.close()
     wall = time.perf_counter() - t0
@@ -268,8 +301,9 @@ def train_ppo(
         "steps": int(model.num_timesteps),
         "schedule_steps": cfg.horizon,
         "stopped": f"time cap ({cfg.max_seconds:g} s)" if model.num_timesteps < cfg.total_steps else "total steps",
+        "resumed_from": done or None,
         "wall_s": round(wall, 3),
-        "steps_per_s": round(model.num_timesteps / max(wall, 1e-9), 1),
+        "steps_per_s": round((model.num_timesteps - done) / max(wall, 1e-9), 1),
         "device": str(device),
         "channels_last": bool(channels_last),
         "precision": precision,

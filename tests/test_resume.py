@@ -1,0 +1,88 @@
+"""A PPO run cut off before its end goes on from its newest checkpoint, only with the settings it was started with."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from trex_bench._io import read_json
+from trex_bench.rl.agent_io import read_zip_member
+from trex_bench.rl.ppo import PPOConfig, train_ppo
+from trex_bench.rl.resume import RUN_FILE, list_checkpoints
+
+TINY = PPOConfig("tiny", total_steps=64, n_envs=2, n_steps=16, batch_size=16, n_epochs=1, checkpoint_every=32)
+
+
+def _cut_after_first_checkpoint(out: Path) -> None:
+    """What a kill after the first checkpoint leaves: no agent, no card, no later checkpoint."""
+    (out / "card.json").unlink()
+    (out / "agent.zip").unlink()
+    (out / "checkpoints" / "ppo_64_steps.zip").unlink()
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "agent"
+    return train_ppo("breakout", "true", TINY, seed=0, out_dir=out, progress=False, resume=True)
+
+
+def test_a_cut_run_resumes_from_its_newest_checkpoint_and_finishes(finished, tmp_path):
+    out = tmp_path / "agent"
+    shutil.copytree(finished, out)
+    _cut_after_first_checkpoint(out)
+    train_ppo("breakout", "true", TINY, seed=0, out_dir=out, progress=False, resume=True)
+    card = read_json(out / "card.json")
+    assert (card["resumed_from"], card["steps"], card["stopped"]) == (32, 64, "total steps")
+    assert [s for s, _ in list_checkpoints(out / "checkpoints")] == [32, 64]
+    assert sorted(p.name for p in (out / "tb").iterdir()) == ["ppo_1"]  # TensorBoard continues the same log
+    assert read_json(finished / "card.json")["resumed_from"] is None
+
+
+def test_restore_loads_the_checkpoints_weights_and_adam_state(finished, tmp_path):
+    from trex_bench.envs import make_vec_env
+    from trex_bench.rl.ppo import _make_model
+    from trex_bench.rl.resume import ResumePoint, restore
+
+    ckpt = finished / "checkpoints" / "ppo_32_steps.zip"
+    env = make_vec_env("breakout", TINY.n_envs, "paper", seed=0, training=True)
+    try:
+        model = _make_model(env, TINY, tmp_path, 1, "cpu", "fp32", channels_last=True)
+        restore(model, ResumePoint(32, ckpt))
+    finally:
+        env.close()
+    want = read_zip_member(ckpt, "policy.pth")
+    got = model.policy.state_dict()
+    assert all(torch.equal(got[k], v) for k, v in want.items())
+    adam = model.policy.optimizer.state_dict()["state"]
+    saved = read_zip_member(ckpt, "policy.optimizer.pth")["state"]
+    assert adam.keys() == saved.keys() and all(torch.equal(adam[i]["exp_avg"], saved[i]["exp_avg"]) for i in adam)
+    assert model.num_timesteps == 32
+
+
+def test_resume_refuses_other_settings_a_finished_run_and_an_unchecked_folder(finished, tmp_path):
+    with pytest.raises(ValueError, match="finished run"):
+        train_ppo("breakout", "true", TINY, seed=0, out_dir=finished, progress=False, resume=True)
+    out = tmp_path / "agent"
+    shutil.copytree(finished, out)
+    _cut_after_first_checkpoint(out)
+    with pytest.raises(ValueError, match=r"other settings \(seed\)"):
+        train_ppo("breakout", "true", TINY, seed=1, out_dir=out, progress=False, resume=True)
+    with pytest.raises(ValueError, match=r"other settings \(config, reward\)"):
+        train_ppo("breakout", "constant", TINY.replace(n_epochs=2), seed=0, out_dir=out, progress=False, resume=True)
+    (out / RUN_FILE).unlink()
+    with pytest.raises(ValueError, match="no run.json"):
+        train_ppo("breakout", "true", TINY, seed=0, out_dir=out, progress=False, resume=True)
+
+
+def test_a_torn_newest_checkpoint_falls_back_to_the_one_before(finished, tmp_path):
+    out = tmp_path / "agent"
+    shutil.copytree(finished, out)
+    (out / "card.json").unlink()
+    (out / "agent.zip").unlink()
+    (out / "checkpoints" / "ppo_64_steps.zip").write_bytes(b"PK\x03\x04 torn")
+    with pytest.warns(UserWarning, match="unreadable checkpoint"):
+        train_ppo("breakout", "true", TINY, seed=0, out_dir=out, progress=False, resume=True)
+    assert read_json(out / "card.json")["resumed_from"] == 32
