@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import math
 import multiprocessing as mp
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from trex_bench.leaderboard import COLUMNS, append_row, config_hash, read_leaderboard, summarize
@@ -173,3 +175,12 @@ def test_the_row_reads_the_fidelity_report_through_one_typed_reader():
     card = {"steps": 500736, "schedule_steps": 10_000_000, "precision": "bf16", "stopped": "time cap (60 s)"}
     assert AgentResult.from_card(card) == AgentResult(500736, 10_000_000, "bf16", time_capped=True)
     assert Evaluation.from_json({"returns": [1, 2.5]}).returns == (1.0, 2.5)
+
+
+def test_recovered_share_of_the_true_rewards_gain_over_survival():
+    from trex_bench.leaderboard import recovered
+
+    assert recovered(5.0, 1.0, 9.0) == 0.5
+    assert math.isnan(recovered(5.0, 9.0, 9.0))  # the true reward gained nothing over the constant: no scale
+    got = recovered(pd.Series([3.0, 3.0]), pd.Series([1.0, 4.0]), pd.Series([5.0, 2.0]))
+    assert got.iloc[0] == 0.5 and math.isnan(got.iloc[1])

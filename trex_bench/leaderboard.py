@@ -35,6 +35,7 @@ __all__ = [
     "summarize",
     "summarize_rows",
     "variant",
+    "recovered",
     "config_hash",
     "git_commit",
 ]
@@ -317,6 +318,16 @@ _DEFAULT_TRANSFORMS = frozenset({"", "sigmoid", "constant", "clip", "sign"})
 def variant(method: str, transform: str) -> str:
     """A method with its usual reward transform is itself; any other transform is a variant: ``trex (delta)``."""
     return method if transform in _DEFAULT_TRANSFORMS else f"{method} ({transform})"
+
+
+def recovered(score: Any, constant: Any, true: Any) -> Any:
+    """(score − constant) / (true − constant): the share of the true reward's gain over the survival bonus (the
+    constant-reward control) that ``score`` recovers; NaN where the true reward gained nothing (``true ≤ constant``:
+    no scale to measure on). Floats or aligned ``pd.Series``."""
+    gain = true - constant
+    if isinstance(gain, pd.Series):
+        return (score - constant) / gain.where(gain > 0)
+    return (score - constant) / gain if gain > 0 else float("nan")
 
 
 def summarize_rows(df: pd.DataFrame, by: tuple[str, ...], latest_per_seed: bool = True) -> pd.DataFrame:

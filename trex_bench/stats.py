@@ -38,7 +38,7 @@ from rliable import metrics
 from trex_bench._io import atomic_write
 from trex_bench.errors import ConfigError, DataError
 from trex_bench.games import GAMES
-from trex_bench.leaderboard import read_leaderboard, variant
+from trex_bench.leaderboard import read_leaderboard, recovered, variant
 
 __all__ = [
     "Stats",
@@ -124,10 +124,11 @@ def _true_normalised(rows: pd.DataFrame, notes: list[str]) -> pd.Series:
     for i, r in rows.iterrows():
         lo = ref.get(("constant", r["budget"], r["horizon"], r["game"]))
         hi = ref.get(("ppo-true", r["budget"], r["horizon"], r["game"]))
-        if lo is None or hi is None or hi <= lo:  # no gain of the true reward over survival: no scale to measure on
+        share = float("nan") if lo is None or hi is None else recovered(r["mean"], lo, hi)
+        if np.isnan(share):  # a control missing, or no gain of the true reward over survival: no scale to measure on
             missing.add((r["game"], r["budget"], r["horizon"]))
         else:
-            out[i] = (r["mean"] - lo) / (hi - lo)
+            out[i] = share
     for game, budget, horizon in sorted(missing):
         notes.append(
             f"true-reward-normalised: {game} at {budget} ({horizon}) lacks a constant or a ppo-true row "

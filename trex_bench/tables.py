@@ -26,7 +26,7 @@ import pandas as pd
 
 from trex_bench._io import atomic_write
 from trex_bench.errors import DataError
-from trex_bench.leaderboard import read_leaderboard, summarize_rows, variant
+from trex_bench.leaderboard import read_leaderboard, recovered, summarize_rows, variant
 
 __all__ = ["TableSpec", "TABLES", "build_table", "to_markdown", "write_table"]
 
@@ -125,8 +125,7 @@ def _with_controls(ours: pd.DataFrame, lb: pd.DataFrame) -> pd.DataFrame:
     both = _control(lb, "constant").merge(_control(lb, "ppo-true"), on=_CONTROL_KEY, how="outer", suffixes=("_c", "_t"))
     both = both.rename(columns={"mean_c": CONSTANT, "mean_t": TRUE})
     out = ours.merge(both, on=_CONTROL_KEY, how="outer")
-    gain = out[TRUE] - out[CONSTANT]
-    out[RECOVERED] = ((out["ours mean"] - out[CONSTANT]) / gain).where(gain > 0)  # no gain over survival: undefined
+    out[RECOVERED] = recovered(out["ours mean"], out[CONSTANT], out[TRUE])
     return out
 
 
