@@ -57,7 +57,7 @@ def resume_point(out: Path, record: dict[str, Any]) -> ResumePoint | None:
 
     Raises:
         ConfigError: the run already finished (``card.json``), has checkpoints but no ``run.json`` (it cannot be
-            checked), or was started with other settings (the differing keys are named).
+            checked), was started with other settings (the differing keys are named), or has no readable checkpoint.
     """
     if (out / "card.json").exists():
         raise ConfigError(f"{out} holds a finished run (card.json); nothing to resume")
@@ -80,6 +80,8 @@ def resume_point(out: Path, record: dict[str, Any]) -> ResumePoint | None:
             warnings.warn(f"skipping an unreadable checkpoint: {e}", stacklevel=2)
             continue
         return ResumePoint(steps, path)
+    if have:
+        raise ConfigError(f"{out}: none of its {len(have)} checkpoints is readable; choose another --out")
     return None
 
 
