@@ -214,3 +214,45 @@ def test_committed_demo_sets_replay_exactly(name):
     assert len(results) == 12 and all(r.ok for r in results), [r for r in results if not r.ok]
     if name == "ppo-checkpoints":  # the papers' protocol: one episode from each of 12 checkpoints, in order
         assert [e.checkpoint for e in ds.episodes] == list(range(12))
+
+
+def test_an_interrupted_ppo_stage_goes_on_from_its_newest_checkpoint(tmp_path, monkeypatch):
+    """A session's end kills a run mid-PPO; `pipeline --resume` (what `sweep` runs) goes on from the last checkpoint of
+    the interrupted `.agent.tmp` made with the same key, and starts afresh from one made with another."""
+    import dataclasses
+    import shutil
+
+    from trex_bench._io import read_json
+    from trex_bench.budgets import BUDGETS
+    from trex_bench.rl.config import PPOConfig
+    from trex_bench.run_folder import PARTIAL_KEY
+
+    tiny = PPOConfig("smoke", total_steps=128, n_envs=2, n_steps=16, batch_size=16, n_epochs=1, checkpoint_every=48)
+    monkeypatch.setitem(BUDGETS, "smoke", dataclasses.replace(BUDGETS["smoke"], ppo=tiny))
+    cfg = PipelineConfig(game="breakout", method="constant", budget="smoke", seed=0, eval_episodes=1)
+    done = tmp_path / "done"
+    run_pipeline(cfg, out=done, leaderboard=None, progress=False, cache_dir=tmp_path / "cache")
+    key = read_json(done / "agent" / "stage.json")["key"]
+
+    def interrupted(name: str, partial_key: str):
+        """The run folder as a kill after the first checkpoint leaves it."""
+        run = tmp_path / name
+        run.mkdir()
+        shutil.copy(done / "config.json", run / "config.json")
+        tmp = run / ".agent.tmp"
+        shutil.copytree(done / "agent", tmp)
+        for f in ("stage.json", "card.json", "agent.zip", "checkpoints/ppo_96_steps.zip"):
+            (tmp / f).unlink()
+        (tmp / PARTIAL_KEY).write_text(partial_key)
+        return run
+
+    run = interrupted("cut", key)
+    summary = run_pipeline(cfg, out=run, resume=True, leaderboard=None, progress=False, cache_dir=tmp_path / "cache")
+    assert "agent" not in summary["reused_stages"]
+    card = read_json(run / "agent" / "card.json")
+    assert (card["resumed_from"], card["steps"]) == (32, 128)  # the checkpoint at 48 holds the update at 32
+    assert not (run / "agent" / PARTIAL_KEY).exists() and not (run / ".agent.tmp").exists()
+
+    other = interrupted("other", "0" * 16)  # made for another config: nothing of it is used
+    run_pipeline(cfg, out=other, resume=True, leaderboard=None, progress=False, cache_dir=tmp_path / "cache")
+    assert read_json(other / "agent" / "card.json")["resumed_from"] is None

@@ -13,14 +13,15 @@ from trex_bench.rl.agent_io import read_zip_member
 from trex_bench.rl.ppo import PPOConfig, train_ppo
 from trex_bench.rl.resume import RUN_FILE, list_checkpoints
 
-TINY = PPOConfig("tiny", total_steps=64, n_envs=2, n_steps=16, batch_size=16, n_epochs=1, checkpoint_every=32)
+# A rollout is 32 steps; checkpoints at 48 (saved inside the 2nd rollout, after 1 update) and 96 (after 2).
+TINY = PPOConfig("tiny", total_steps=128, n_envs=2, n_steps=16, batch_size=16, n_epochs=1, checkpoint_every=48)
 
 
 def _cut_after_first_checkpoint(out: Path) -> None:
     """What a kill after the first checkpoint leaves: no agent, no card, no later checkpoint."""
     (out / "card.json").unlink()
     (out / "agent.zip").unlink()
-    (out / "checkpoints" / "ppo_64_steps.zip").unlink()
+    (out / "checkpoints" / "ppo_96_steps.zip").unlink()
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +36,9 @@ def test_a_cut_run_resumes_from_its_newest_checkpoint_and_finishes(finished, tmp
     _cut_after_first_checkpoint(out)
     train_ppo("breakout", "true", TINY, seed=0, out_dir=out, progress=False, resume=True)
     card = read_json(out / "card.json")
-    assert (card["resumed_from"], card["steps"], card["stopped"]) == (32, 64, "total steps")
-    assert [s for s, _ in list_checkpoints(out / "checkpoints")] == [32, 64]
+    # The checkpoint at 48 holds the policy after the update at 32: the run goes on from there, on the same grid.
+    assert (card["resumed_from"], card["steps"], card["stopped"]) == (32, 128, "total steps")
+    assert [s for s, _ in list_checkpoints(out / "checkpoints")] == [48, 96]
     assert sorted(p.name for p in (out / "tb").iterdir()) == ["ppo_1"]  # TensorBoard continues the same log
     assert read_json(finished / "card.json")["resumed_from"] is None
 
@@ -46,11 +48,11 @@ def test_restore_loads_the_checkpoints_weights_and_adam_state(finished, tmp_path
     from trex_bench.rl.ppo import _make_model
     from trex_bench.rl.resume import ResumePoint, restore
 
-    ckpt = finished / "checkpoints" / "ppo_32_steps.zip"
+    ckpt = finished / "checkpoints" / "ppo_96_steps.zip"
     env = make_vec_env("breakout", TINY.n_envs, "paper", seed=0, training=True)
     try:
         model = _make_model(env, TINY, tmp_path, 1, "cpu", "fp32", channels_last=True)
-        restore(model, ResumePoint(32, ckpt))
+        assert restore(model, ResumePoint(96, ckpt), rollout=32) == 64  # two updates done when it was saved
     finally:
         env.close()
     want = read_zip_member(ckpt, "policy.pth")
@@ -58,8 +60,10 @@ def test_restore_loads_the_checkpoints_weights_and_adam_state(finished, tmp_path
     assert all(torch.equal(got[k], v) for k, v in want.items())
     adam = model.policy.optimizer.state_dict()["state"]
     saved = read_zip_member(ckpt, "policy.optimizer.pth")["state"]
-    assert adam.keys() == saved.keys() and all(torch.equal(adam[i]["exp_avg"], saved[i]["exp_avg"]) for i in adam)
-    assert model.num_timesteps == 32
+    assert saved and adam.keys() == saved.keys()
+    assert all(torch.equal(adam[i]["exp_avg"], saved[i]["exp_avg"]) for i in adam)
+    assert {float(v["step"]) for v in adam.values()} == {4.0}  # 2 updates × 1 epoch × 2 minibatches
+    assert model.num_timesteps == 64
 
 
 def test_resume_refuses_other_settings_a_finished_run_and_an_unchecked_folder(finished, tmp_path):
@@ -82,7 +86,27 @@ def test_a_torn_newest_checkpoint_falls_back_to_the_one_before(finished, tmp_pat
     shutil.copytree(finished, out)
     (out / "card.json").unlink()
     (out / "agent.zip").unlink()
-    (out / "checkpoints" / "ppo_64_steps.zip").write_bytes(b"PK\x03\x04 torn")
+    (out / "checkpoints" / "ppo_96_steps.zip").write_bytes(b"PK\x03\x04 torn")
     with pytest.warns(UserWarning, match="unreadable checkpoint"):
         train_ppo("breakout", "true", TINY, seed=0, out_dir=out, progress=False, resume=True)
     assert read_json(out / "card.json")["resumed_from"] == 32
+
+
+def test_a_fresh_start_never_mixes_its_checkpoints_with_an_earlier_runs(finished, tmp_path):
+    out = tmp_path / "agent"
+    shutil.copytree(finished, out)
+    _cut_after_first_checkpoint(out)
+    with pytest.raises(ValueError, match="checkpoints of an earlier run; pass --resume"):
+        train_ppo("breakout", "true", TINY, seed=1, out_dir=out, progress=False)
+
+
+def test_a_resumed_auto_run_keeps_the_precision_it_started_with(finished, tmp_path, monkeypatch):
+    import trex_bench.rl.ppo as ppo
+
+    out = tmp_path / "agent"
+    shutil.copytree(finished, out)  # started as fp32
+    _cut_after_first_checkpoint(out)
+    real = ppo.resolve_precision
+    monkeypatch.setattr(ppo, "resolve_precision", lambda p, d: ("bf16", {}) if p == "auto" else real(p, d))
+    train_ppo("breakout", "true", TINY, seed=0, out_dir=out, progress=False, resume=True, precision="auto")
+    assert read_json(out / "card.json")["precision"] == "fp32"

@@ -4,6 +4,8 @@ A stage is built into ``<run>/.<name>.tmp`` and renamed into place when it finis
 *key* (a hash of its resolved sub-config and its inputs' keys), its wall time and the hash of every file it wrote.
 A stage folder with the same key is reused, its files checked against those hashes; one with another key is refused
 (another config made it: nothing is overwritten). A folder without ``stage.json`` is an interrupted stage, rebuilt.
+A *resumable* stage (PPO, whose runs outlast a session) keeps an interrupted ``.<name>.tmp`` made with the same key
+(its ``.partial-key``) and hands it to ``build`` to go on from (``trex_bench.rl.resume``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from trex_bench.errors import RunFolderError
 __all__ = ["StageRecord", "RunFolder", "stage_key"]
 
 Log = Callable[[str], None]
+PARTIAL_KEY = ".partial-key"  # in a resumable stage's tmp folder: the key it is being built for
 
 
 def stage_key(obj: Any) -> str:
@@ -69,8 +72,9 @@ class RunFolder:
     def reused(self) -> list[str]:
         return [name for name, r in self.records.items() if r.reused]
 
-    def stage(self, name: str, key_obj: Any, build: Callable[[Path], object]) -> StageRecord:
-        """Run ``build(tmp_dir)`` unless ``<run>/<name>`` already holds this key."""
+    def stage(self, name: str, key_obj: Any, build: Callable[[Path], object], resumable: bool = False) -> StageRecord:
+        """Run ``build(tmp_dir)`` unless ``<run>/<name>`` already holds this key; with ``resumable``, an interrupted
+        build of the same key is left in ``tmp_dir`` for ``build`` to go on from."""
         key = stage_key(key_obj)
         final = self.folder / name
         meta = final / "stage.json"
@@ -86,12 +90,17 @@ class RunFolder:
         if final.exists():
             shutil.rmtree(final)  # an unfinished stage from an interrupted run: no stage.json, nothing of value
         tmp = self.folder / f".{name}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        self.log(f"[{name}] running …")
+        partial = resumable and (tmp / PARTIAL_KEY).is_file() and (tmp / PARTIAL_KEY).read_text() == key
+        if not partial:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            if resumable:
+                (tmp / PARTIAL_KEY).write_text(key)
+        self.log(f"[{name}] {'going on from where an interrupted run stopped' if partial else 'running'} …")
         t0 = time.perf_counter()
         build(tmp)
         wall = time.perf_counter() - t0
+        (tmp / PARTIAL_KEY).unlink(missing_ok=True)
         os.replace(tmp, final)
         utc = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         files = _folder_hashes(final)

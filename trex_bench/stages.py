@@ -182,6 +182,9 @@ def agent_stage(ctx: StageContext) -> AgentResult:
     }
     if cfg.transform == "normalized":  # an agent of the old mean-subtracting normalizer is not reused
         key["normalizer"] = "return-std"
+    # A PPO run cut off (a session's end) goes on from its newest checkpoint on `--resume`; not the normalized
+    # transform, whose running return std is not in the checkpoints.
+    resumable = cfg.transform != "normalized"
     rec = ctx.run.stage(
         "agent",
         key,
@@ -198,7 +201,9 @@ def agent_stage(ctx: StageContext) -> AgentResult:
             kl_to=cfg.kl.to if cfg.kl else None,
             kl_beta=cfg.kl.beta if cfg.kl else 0.0,
             precision=precision,
+            resume=resumable,
         ),
+        resumable=resumable,
     )
     ctx.agent = AgentResult.from_card(read_json(rec.folder / "card.json"))
     return ctx.agent

@@ -35,7 +35,7 @@ from trex_bench.games import get_game
 from trex_bench.rl.config import PPOConfig
 from trex_bench.rl.kl import KLToReferenceCallback, ReferencePolicy, kl_reference, kl_summary
 from trex_bench.rl.precision import FastCnnPolicy, policy_kwargs, resolve_precision
-from trex_bench.rl.resume import RUN_FILE, restore, resume_point
+from trex_bench.rl.resume import begin, restore, run_precision
 from trex_bench.rl.wrappers import TRANSFORMS, ClipRewardVecEnv, ConstantRewardVecEnv, LearnedRewardVecEnv
 
 __all__ = [
@@ -147,7 +147,9 @@ def _callbacks(
         callbacks.append(_TimeCap(cfg.max_seconds))
     if cfg.checkpoint_every > 0:
         freq = max(cfg.checkpoint_every // cfg.n_envs, 1)  # CheckpointCallback counts vectorised steps
-        callbacks.append(CheckpointCallback(freq, str(out / "checkpoints"), name_prefix="ppo"))
+        checkpoints = CheckpointCallback(freq, str(out / "checkpoints"), name_prefix="ppo")
+        checkpoints.n_calls = done // cfg.n_envs  # a resumed run keeps the checkpoint grid of the whole run
+        callbacks.append(checkpoints)
     return callbacks
 
 
@@ -235,6 +237,8 @@ def train_ppo(
     cfg = get_ppo_config(cfg)
     out = Path(out_dir)
     kl_beta = _check_kl(kl_to, kl_beta)
+    if resume and precision == "auto":
+        precision = run_precision(out) or precision  # a resumed run keeps the numerics it was started with
     precision, precision_record = resolve_precision(precision, device)  # refuses a bad mode before any work
     # Validate the reward and the KL reference before creating anything on disk.
     venv = make_vec_env(g, cfg.n_envs, prof, seed=seed, training=TRAINING_ENV)
@@ -248,7 +252,7 @@ def train_ppo(
             "game": g.id,
             "profile": prof.name,
             "reward": reward_desc,
-            "config": dataclasses.asdict(cfg),
+            "config": dataclasses.asdict(cfg.replace(max_seconds=None)),  # a time cap may differ per session
             "seed": seed,
             "precision": precision,
             "kl_to": ref_desc,
@@ -256,14 +260,12 @@ def train_ppo(
         }
         if resume and transform == "normalized":
             raise ConfigError("resume with the normalized transform: its running return std is not in checkpoints")
-        point = resume_point(out, started) if resume else None
+        point = begin(out, started, resume)  # refuses a run started otherwise, or one that would mix checkpoints
     except BaseException:
         venv.close()
         raise
     out.mkdir(parents=True, exist_ok=True)
-    if point is None:
-        write_json(out / RUN_FILE, started)
-    done = 0 if point is None else point.steps
+    done = 0 if point is None else point.updated_steps(cfg.n_envs * cfg.n_steps)
     callbacks = _callbacks(cfg, out, f"ppo {g.id}", progress, kl_cb, done)
     if channels_last is None:
         channels_last = torch.device(device).type == "cpu"
@@ -271,7 +273,7 @@ def train_ppo(
     t0 = time.perf_counter()
     try:
         if point is not None:
-            restore(model, point)
+            restore(model, point, cfg.n_envs * cfg.n_steps)
         # Our own bar (trex_bench._progress), not SB3's progress_bar=True, which needs `rich`. A resumed learn() keeps
         # the step count, so lr and clip continue along their schedule and TensorBoard continues the same log.
         model.learn(

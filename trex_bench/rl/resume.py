@@ -7,6 +7,11 @@ Adam state). ``resume_point`` finds the newest readable checkpoint of a folder s
 model (nothing is unpickled: the zip's ``data``, with SB3's cloudpickled schedules, is never read) and sets the step
 count, so the learning rate and clip range go on along their schedule from where they were.
 
+SB3 saves a checkpoint while it collects a rollout, before that rollout's update: ``ppo_X_steps.zip`` holds the policy
+after the updates of the rollouts finished before step X. The run therefore goes on from the start of X's rollout
+(``ResumePoint.updated_steps``), collecting that rollout again with the same policy, so its updates stay on the grid of
+an uninterrupted run (one every ``n_envs · n_steps`` steps) and later checkpoints keep their step numbers.
+
 Not restored: the envs (the resumed run starts new games, reset from the run's seed again) and SB3's sampling rng, so a
 resumed run is not bit-identical to an uninterrupted one; its card records the step it resumed from.
 """
@@ -22,11 +27,11 @@ from typing import Any
 
 from stable_baselines3 import PPO
 
-from trex_bench._io import read_json
+from trex_bench._io import _jsonable, read_json, write_json
 from trex_bench.errors import ConfigError, DataError
 from trex_bench.rl.agent_io import read_zip_member
 
-__all__ = ["RUN_FILE", "ResumePoint", "list_checkpoints", "resume_point", "restore"]
+__all__ = ["RUN_FILE", "ResumePoint", "list_checkpoints", "begin", "resume_point", "run_precision", "restore"]
 
 RUN_FILE = "run.json"
 CHECKPOINTS = "checkpoints"
@@ -39,6 +44,11 @@ class ResumePoint:
     steps: int
     path: Path
 
+    def updated_steps(self, rollout: int) -> int:
+        """Agent steps at the checkpoint's last finished update (``rollout`` = ``n_envs · n_steps``): where the run
+        goes on."""
+        return (self.steps - 1) // rollout * rollout
+
 
 def list_checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
     """``(agent steps, path)`` of every ``ppo_<steps>_steps.zip`` in ``folder``, in training order."""
@@ -48,6 +58,32 @@ def list_checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
         if m:
             found.append((int(m.group(1)), p))
     return sorted(found)
+
+
+def run_precision(out: Path) -> str | None:
+    """The precision an unfinished run in ``out`` was started with (its ``run.json``), None without one: a resumed
+    ``auto`` run keeps its own choice, where a new probe (another session, another thread count) might differ."""
+    return str(read_json(out / RUN_FILE)["precision"]) if (out / RUN_FILE).is_file() else None
+
+
+def begin(out: Path, record: dict[str, Any], resume: bool) -> ResumePoint | None:
+    """Where the run in ``out`` starts: with ``resume``, the checkpoint it goes on from (``resume_point``); else, or
+    where there is none yet, a fresh start, whose ``run.json`` (``record``) is written.
+
+    Raises:
+        ConfigError: ``resume_point``'s refusals; a fresh start over the checkpoints of an earlier run (they would be
+            mixed with the new run's).
+    """
+    point = resume_point(out, record) if resume else None
+    if point is None:
+        if not resume and list_checkpoints(out / CHECKPOINTS):
+            raise ConfigError(
+                f"{out} holds the checkpoints of an earlier run; pass --resume to go on with it, "
+                "or start in another folder"
+            )
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / RUN_FILE, record)
+    return point
 
 
 def resume_point(out: Path, record: dict[str, Any]) -> ResumePoint | None:
@@ -66,13 +102,14 @@ def resume_point(out: Path, record: dict[str, Any]) -> ResumePoint | None:
     if not run_file.exists():
         if have:
             raise ConfigError(
-                f"{out} has checkpoints but no {RUN_FILE}, so its settings cannot be checked; choose another --out"
+                f"{out} has checkpoints but no {RUN_FILE}, so its settings cannot be checked; start it in another folder"
             )
         return None
-    started, record = read_json(run_file), json.loads(json.dumps(record))  # tuples read back as lists
+    started = read_json(run_file)
+    record = json.loads(json.dumps(record, default=_jsonable))  # as write_json wrote it: tuples read back as lists
     differ = sorted(k for k in set(started) | set(record) if started.get(k) != record.get(k))
     if differ:
-        raise ConfigError(f"{out} was started with other settings ({', '.join(differ)}); choose another --out")
+        raise ConfigError(f"{out} was started with other settings ({', '.join(differ)}); start it in another folder")
     for steps, path in reversed(have):
         try:
             read_zip_member(path, "policy.pth"), read_zip_member(path, "policy.optimizer.pth")
@@ -81,12 +118,13 @@ def resume_point(out: Path, record: dict[str, Any]) -> ResumePoint | None:
             continue
         return ResumePoint(steps, path)
     if have:
-        raise ConfigError(f"{out}: none of its {len(have)} checkpoints is readable; choose another --out")
+        raise ConfigError(f"{out}: none of its {len(have)} checkpoints is readable; start it in another folder")
     return None
 
 
-def restore(model: PPO, point: ResumePoint) -> None:
-    """Load ``point``'s policy weights and Adam state into ``model`` and set its step count.
+def restore(model: PPO, point: ResumePoint, rollout: int) -> int:
+    """Load ``point``'s policy weights and Adam state into ``model``; set and return its step count (the checkpoint's
+    last finished update, ``ResumePoint.updated_steps(rollout)``).
 
     Raises:
         DataError: weights or optimiser state that do not fit ``model`` (one line naming the file).
@@ -96,7 +134,8 @@ def restore(model: PPO, point: ResumePoint) -> None:
     try:
         model.policy.load_state_dict(weights)
         model.policy.optimizer.load_state_dict(optimiser)
-    except (RuntimeError, ValueError, KeyError) as e:
+    except (RuntimeError, ValueError, KeyError, TypeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DataError(f"{point.path}: does not fit this run's policy ({first})") from e
-    model.num_timesteps = point.steps
+    model.num_timesteps = point.updated_steps(rollout)
+    return model.num_timesteps
