@@ -102,7 +102,8 @@ def resume_point(out: Path, record: dict[str, Any]) -> ResumePoint | None:
     if not run_file.exists():
         if have:
             raise ConfigError(
-                f"{out} has checkpoints but no {RUN_FILE}, so its settings cannot be checked; start it in another folder"
+                f"{out} has checkpoints but no {RUN_FILE}, so its settings cannot be checked; "
+                "start it in another folder"
             )
         return None
     started = read_json(run_file)
