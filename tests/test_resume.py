@@ -110,3 +110,17 @@ def test_a_resumed_auto_run_keeps_the_precision_it_started_with(finished, tmp_pa
     monkeypatch.setattr(ppo, "resolve_precision", lambda p, d: ("bf16", {}) if p == "auto" else real(p, d))
     train_ppo("breakout", "true", TINY, seed=0, out_dir=out, progress=False, resume=True, precision="auto")
     assert read_json(out / "card.json")["precision"] == "fp32"
+
+
+def test_the_configs_source_text_is_a_description_not_a_setting(finished, tmp_path):
+    """A run started before a budget's ``source`` text was reworded still resumes; a changed value does not."""
+    from trex_bench.rl.resume import resume_point
+
+    out = tmp_path / "agent"
+    shutil.copytree(finished, out)
+    _cut_after_first_checkpoint(out)
+    started = read_json(out / RUN_FILE)
+    reworded = started | {"config": started["config"] | {"source": "reworded"}}
+    assert resume_point(out, reworded).steps == 48
+    with pytest.raises(ValueError, match=r"\(config\)"):
+        resume_point(out, started | {"config": started["config"] | {"n_epochs": 3}})

@@ -78,7 +78,14 @@ def train_demonstrator(
         return ppo_dir
     cfg = get_ppo_config(budget)
     every = checkpoint_every or max(cfg.total_steps // (checkpoints + 1), cfg.n_envs * cfg.n_steps)
-    cfg = cfg.replace(checkpoint_every=every, total_steps=max(cfg.total_steps, every * checkpoints))
+    if (
+        every * checkpoints > cfg.total_steps
+    ):  # more checkpoints than the budget holds: the run goes on along its schedule
+        cfg = cfg.replace(
+            total_steps=every * checkpoints,
+            source=f"{cfg.source}, run on to {every * checkpoints:,} steps for {checkpoints} checkpoints",
+        )
+    cfg = cfg.replace(checkpoint_every=every)
     # A run cut off before its end (a session's end) goes on from its newest checkpoint (trex_bench.rl.resume).
     return train_ppo(
         game,

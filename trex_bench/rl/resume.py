@@ -106,8 +106,8 @@ def resume_point(out: Path, record: dict[str, Any]) -> ResumePoint | None:
                 "start it in another folder"
             )
         return None
-    started = read_json(run_file)
-    record = json.loads(json.dumps(record, default=_jsonable))  # as write_json wrote it: tuples read back as lists
+    started = _settings(read_json(run_file))
+    record = _settings(json.loads(json.dumps(record, default=_jsonable)))  # as written: tuples read back as lists
     differ = sorted(k for k in set(started) | set(record) if started.get(k) != record.get(k))
     if differ:
         raise ConfigError(f"{out} was started with other settings ({', '.join(differ)}); start it in another folder")
@@ -121,6 +121,14 @@ def resume_point(out: Path, record: dict[str, Any]) -> ResumePoint | None:
     if have:
         raise ConfigError(f"{out}: none of its {len(have)} checkpoints is readable; start it in another folder")
     return None
+
+
+def _settings(record: dict[str, Any]) -> dict[str, Any]:
+    """A run record without the PPO config's ``source``: a description of where the values come from, not one."""
+    config = record.get("config")
+    if isinstance(config, dict):
+        record = record | {"config": {k: v for k, v in config.items() if k != "source"}}
+    return record
 
 
 def restore(model: PPO, point: ResumePoint, rollout: int) -> int:
