@@ -1,4 +1,5 @@
-"""``python -m trex_bench …`` is ``trex-bench …`` (for machines where the package is on PYTHONPATH, not installed)."""
+"""``python -m trex_bench …`` is ``trex-bench …`` (for machines where the package is on PYTHONPATH, not
+installed)."""
 
 import sys
 

@@ -1,7 +1,7 @@
 """D-REX's automatically ranked data (Brown, Goo, Niekum, CoRL 2019): behaviour-cloned rollouts at noise levels.
 
-The demos rank above everything (ε = 0), then ε-greedy rollouts of the BC policy at each ε (less noise ≻ more noise),
-then a no-op bin (a NOOP-only policy, ranked below every ε; ``types.NOOP_NOISE``).
+The demos rank above everything (ε = 0), then ε-greedy rollouts of the BC policy at each ε (less noise ≻ more
+noise), then a no-op bin (a NOOP-only policy, ranked below every ε; ``types.NOOP_NOISE``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The whole benchmark for one (game, method, budget, seed): demos → reward → PPO → evaluation → leaderboard row.
+"""The whole benchmark for one (game, method, budget, seed): demos → reward → PPO → evaluation →
+leaderboard row.
 
 Each stage writes into its own folder of the run folder (``trex_bench.run_folder``: built under a temporary name,
 renamed into place, then keyed by a ``stage.json``); a finished stage with the same key is reused (``--resume``),
@@ -13,8 +14,9 @@ one with another key is refused, and a reused stage's files are checked against 
       summary.json
 
 A method is a list of stage names (``trex_bench.config.METHODS``: ``trex`` = reward → fidelity → extrapolation →
-agent → eval; ``drex`` = bc → noise-rollouts → reward → …; ``bc`` = bc → eval; ``ppo-true``/``constant`` = agent →
-eval); each name maps to one function of ``trex_bench.stages.STAGES``, which returns that stage's typed result.
+agent → eval; ``drex`` = bc → noise-rollouts → reward → …; ``bc`` = bc → eval; ``ppo-true``/``constant`` =
+agent → eval); each name maps to one function of ``trex_bench.stages.STAGES``, which returns that stage's typed
+result.
 Adding a method is one ``METHODS`` entry plus the functions of any stage it adds. The whole run is one resolved
 :class:`~trex_bench.config.ExperimentConfig`, validated before the run folder is made and written into it as
 ``config.json``. This module prepares the run, loops over the stages and builds the summary and leaderboard row.

@@ -235,7 +235,9 @@ def to_markdown(stats: Stats, source: str = "results/leaderboard.csv") -> str:
     lines = ["# Aggregate statistics (rliable): IQM and probability of improvement over games and seeds", ""]
     titles = {
         "demo": "Demo-normalised score, (score − random) / (best demo − random): IQM [95 % CI]",
-        "true": "True-reward-normalised score, (score − constant) / (ppo-true − constant), same budget: IQM [95 % CI]",
+        "true": (
+            "True-reward-normalised score, (score − constant) / (ppo-true − constant), same budget: IQM [95 % CI]"
+        ),
     }
     for norm, title in titles.items():
         a = stats.aggregates[stats.aggregates["normalisation"] == norm]

@@ -182,6 +182,11 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
+def _mean_std(mean: float, std: float) -> str:
+    """A cell of ours: mean ± std over seeds, — where there is no run."""
+    return "—" if pd.isna(mean) else f"{mean:.1f} ± {std:.1f}"
+
+
 def to_markdown(table: pd.DataFrame, spec: TableSpec, leaderboard: str | Path) -> str:
     """A markdown page: title, the table (ours as mean ± std), provenance and the protocol caveat."""
     t = table.copy()
@@ -189,7 +194,7 @@ def to_markdown(table: pd.DataFrame, spec: TableSpec, leaderboard: str | Path) -
         t.insert(
             t.columns.get_loc("ours mean"),
             "ours mean ± std (over seeds)",
-            [("—" if pd.isna(m) else f"{m:.1f} ± {s:.1f}") for m, s in zip(t["ours mean"], t["ours std"], strict=True)],
+            [_mean_std(m, s) for m, s in zip(t["ours mean"], t["ours std"], strict=True)],
         )
         t = t.drop(columns=["ours mean", "ours std"])
     if RECOVERED in t.columns:

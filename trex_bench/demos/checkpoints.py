@@ -2,8 +2,9 @@
 
 T-REX (§5, PAPERS.md) trained PPO on the true reward and recorded one stochastic episode from each of 12 early
 checkpoints (50…600); ranked by return (or by checkpoint order: "learning from a learner", Jacq et al. 2019) they
-are the demonstrations. The *later* checkpoints of the same run (650…1450, three episodes each, hiwonjoon/ICML2019-TREX
-``VisualizeAtariLearnedReward.py``) are the unseen, better behaviour the learned reward must extrapolate to.
+are the demonstrations. The *later* checkpoints of the same run (650…1450, three episodes each,
+hiwonjoon/ICML2019-TREX ``VisualizeAtariLearnedReward.py``) are the unseen, better behaviour the learned reward
+must extrapolate to.
 Every episode is tagged with its checkpoint's index in the whole run, so both sets share one numbering.
 """
 

@@ -1,6 +1,7 @@
 """The T-REX / D-REX image reward net r(s): one definition, both widths (PAPERS.md "Reward net").
 
-    Conv(4→w, 7, s3) → Conv(w→16, 5, s2) → Conv(16→16, 3, s1) → Conv(16→16, 3, s1) → Linear(784→64) → Linear(64→1)
+    Conv(4→w, 7, s3) → Conv(w→16, 5, s2) → Conv(16→16, 3, s1) → Conv(16→16, 3, s1)
+    → Linear(784→64) → Linear(64→1)
 
 with leaky_relu between layers; w = 16 (T-REX) or 32 (D-REX). The net takes uint8 stacks [N, 4, 84, 84], scales
 them by 1/255 and zeroes the game's score/lives rows itself, so callers never pre-process.

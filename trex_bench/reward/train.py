@@ -1,8 +1,8 @@
 """Batched Bradley-Terry reward learning (T-REX eq. 1) on index-only snippet pairs.
 
-For a pair τ_a, τ_b the loss is cross-entropy on the logits [Σ_{s∈τ_a} r(s), Σ_{s∈τ_b} r(s)] with the preferred
-side as the label. Each step takes many pairs; their snippets overlap heavily, so every *distinct* frame stack of
-the step is scored once in one forward pass and the per-snippet sums are built with ``index_add_``.
+For a pair τ_a, τ_b the loss is cross-entropy on the logits [Σ_{s∈τ_a} r(s), Σ_{s∈τ_b} r(s)] with the
+preferred side as the label. Each step takes many pairs; their snippets overlap heavily, so every *distinct* frame
+stack of the step is scored once in one forward pass and the per-snippet sums are built with ``index_add_``.
 
 The frame source is anything with ``.frames`` (uint8 [F, 84, 84]), ``.offsets``, ``.lengths`` and
 ``.stack_index(ep, t)`` (e.g. ``trex_bench.demos.store.FrameCache``), so tests can train on synthetic frames.
@@ -69,7 +69,8 @@ def bradley_terry_loss(ret_a: torch.Tensor, ret_b: torch.Tensor, label: torch.Te
 
 
 def init_net(game: Game | str, arch: str, generator: torch.Generator) -> RewardNet:
-    """A RewardNet initialised like PyTorch's default (Kaiming-uniform, a=√5) but from ``generator``, not global RNG."""
+    """A RewardNet initialised like PyTorch's default (Kaiming-uniform, a=√5) but from ``generator``, not the
+    global RNG."""
     net = RewardNet(game, arch)  # type: ignore[arg-type]
     default_init_(net, generator)
     return net

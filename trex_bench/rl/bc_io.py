@@ -119,7 +119,8 @@ def train_command(
     progress: bool = True,
     created_by: str = "",
 ) -> Path:
-    """``trex-bench bc train``: demos → frame cache → cloned policy folder in ``out``; refuses another game's demos."""
+    """``trex-bench bc train``: demos → frame cache → cloned policy folder in ``out``; refuses another game's
+    demos."""
     from trex_bench._io import write_json
     from trex_bench.demos.frames import FrameCache
     from trex_bench.demos.store import load_demos

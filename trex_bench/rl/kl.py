@@ -4,8 +4,8 @@ Ziegler et al. 2019 and Ouyang et al. 2022 train the policy with PPO on::
 
     r̂_t = r_t − β · (log π_θ(a_t|s_t) − log π_0(a_t|s_t)),        a_t ~ π_θ(·|s_t)
 
-whose expectation over a_t is r_t − β·KL(π_θ(·|s_t) ‖ π_0(·|s_t)): the per-step, single-sample estimate of the
-KL to the SFT policy π_0 (here the behaviour clone of ``trex_bench.rl.bc``). ``kl_penalty`` is that one line and
+whose expectation over a_t is r_t − β·KL(π_θ(·|s_t) ‖ π_0(·|s_t)): the per-step, single-sample estimate of
+the KL to the SFT policy π_0 (here the behaviour clone of ``trex_bench.rl.bc``). ``kl_penalty`` is that one line and
 ``KLToReferenceCallback`` applies it to every step of an SB3 rollout.
 
 **Why in the reward and not in the loss.** Both papers put the term in the reward, and so does this module. In the
@@ -56,8 +56,8 @@ class ReferencePolicy(Protocol):
 def kl_penalty(logp_theta: ArrayT, logp_ref: ArrayT, beta: float) -> ArrayT:
     """Per-step KL penalty β·(log π_θ(a|s) − log π_0(a|s)), to be *subtracted* from the reward.
 
-    With a ~ π_θ(·|s) its expectation is β·KL(π_θ(·|s) ‖ π_0(·|s)) ≥ 0 (Ziegler et al. 2019 eq. 2; Ouyang et al.
-    2022 eq. 2); a single sample may be negative.
+    With a ~ π_θ(·|s) its expectation is β·KL(π_θ(·|s) ‖ π_0(·|s)) ≥ 0 (Ziegler et al. 2019 eq. 2;
+    Ouyang et al. 2022 eq. 2); a single sample may be negative.
 
     Args:
         logp_theta: log π_θ(a_t|s_t) of the acting policy, any shape.
@@ -76,7 +76,8 @@ class KLToReferenceCallback(BaseCallback):
     At ``_on_rollout_end`` (after SB3 computed GAE on the original rewards) it scores every (obs, action) of
     ``model.rollout_buffer`` under the reference in batches, subtracts ``kl_penalty`` using the buffer's stored
     ``log_probs`` (π_θ at rollout time, the behaviour policy), recomputes returns and advantages with the same last
-    values and dones, and logs ``kl_to_bc/kl`` (mean of log π_θ − log π_0) and ``kl_to_bc/penalty`` (mean β·that).
+    values and dones, and logs ``kl_to_bc/kl`` (mean of log π_θ − log π_0) and ``kl_to_bc/penalty``
+    (mean β·that).
 
     Args:
         reference: the frozen π_0.

@@ -8,8 +8,8 @@ Observations are uint8 channels-first stacks [4, 84, 84]: SB3 recognises them as
 (``is_image_space_channels_first``: the smallest axis comes first), divides by 255 in the policy and does *not*
 insert a ``VecTransposeImage`` (tests/test_ppo.py checks both).
 
-``kl_to``/``kl_beta`` add the RLHF penalty r̂_t = r_t − β·(log π_θ(a_t|s_t) − log π_BC(a_t|s_t)) to that reward
-(``trex_bench.rl.kl``; Ziegler et al. 2019, Ouyang et al. 2022).
+``kl_to``/``kl_beta`` add the RLHF penalty r̂_t = r_t − β·(log π_θ(a_t|s_t) − log π_BC(a_t|s_t)) to that
+reward (``trex_bench.rl.kl``; Ziegler et al. 2019, Ouyang et al. 2022).
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Measured on this project's 2-core CPU machines (AMD EPYC with avx512_bf16; torch 2.13; the Nature-CNN actor-critic
 at PPO's minibatch of 256 stacks, forward + backward + Adam, 2 threads): NCHW fp32 ≈ 1 900–2 400 stacks/s,
-channels-last fp32 ≈ 2 800–2 900, channels-last + bf16 autocast ≈ 4 300–4 700. A CPU without native bf16 kernels made
-bf16 5–10× *slower* for the reward net, so the choice is made by a probe on the machine at hand, never assumed:
+channels-last fp32 ≈ 2 800–2 900, channels-last + bf16 autocast ≈ 4 300–4 700. A CPU without native bf16 kernels
+made bf16 5–10× *slower* for the reward net, so the choice is made by a probe on the machine at hand, never assumed:
 ``probe_precision`` times a few update steps of each mode and caches the winner per (CPU model, torch version,
 threads, device) under ``~/.cache/trex_bench/precision.json``.
 

@@ -12,16 +12,17 @@ Transforms (``transform=``), each one small piece of ``_reward``:
 
 * ``sigmoid``: σ(r̂), what T-REX/D-REX fed to PPO (their ``custom_reward_wrapper``).
 * ``raw``: r̂ itself.
-* ``normalized``: r̂ / σ_R, divided by a running standard deviation of the *discounted return* R_t = γ·R_{t−1} + r̂_t
-  (reset at every episode end; γ = 0.99) and clipped to ±``clip``; the mean is **not** subtracted. This is what
-  Gymnasium's ``NormalizeReward`` wrapper and SB3's ``VecNormalize(norm_reward=True)`` do (see openai/baselines#538
-  for why: subtracting a running mean of r̂ shifts every step's reward, which turns a positive survival bonus into a
-  penalty and changes the optimal policy; scaling does not). Before issue 14 this transform computed (r̂ − μ)/σ of
-  r̂ itself; no leaderboard row used it. Agents record ``"normalizer": "return-std"`` in their card.
+* ``normalized``: r̂ / σ_R, divided by a running standard deviation of the *discounted return*
+  R_t = γ·R_{t−1} + r̂_t (reset at every episode end; γ = 0.99) and clipped to ±``clip``; the mean is **not**
+  subtracted. This is what Gymnasium's ``NormalizeReward`` wrapper and SB3's ``VecNormalize(norm_reward=True)`` do
+  (see openai/baselines#538 for why: subtracting a running mean of r̂ shifts every step's reward, which turns a
+  positive survival bonus into a penalty and changes the optimal policy; scaling does not). Before issue 14 this
+  transform computed (r̂ − μ)/σ of r̂ itself; no leaderboard row used it. Agents record
+  ``"normalizer": "return-std"`` in their card.
 * ``delta``: potential-based reward shaping (Ng, Harada, Russell 1999) with the learned reward as the potential
-  Φ = r̂ and γ = 1: F(s, s′) = Φ(s′) − Φ(s). Breakout's learned per-frame reward behaves like a progress potential
-  (−0.5 at the start of a game, +0.4 to +0.8 late), so σ(r̂) is mostly a survival bonus of ~0.5 a step with a
-  small per-brick term on top; the difference keeps only the progress (an experiment, not the papers' method).
+  Φ = r̂ and γ = 1: F(s, s′) = Φ(s′) − Φ(s). Breakout's learned per-frame reward behaves like a progress
+  potential (−0.5 at the start of a game, +0.4 to +0.8 late), so σ(r̂) is mostly a survival bonus of ~0.5 a step
+  with a small per-brick term on top; the difference keeps only the progress (an experiment, not the papers' method).
   Terminal convention: the potential of the terminal stack is r̂ of that stack (it is *not* set to 0), so over a
   whole game the shaped rewards sum to Φ(s_T) − Φ(s_0); differences never cross a game boundary: the next game's
   first stack sets the new baseline. (``imitation``'s ``ShapedRewardNet`` uses the opposite convention, Φ(s_T) = 0.)
