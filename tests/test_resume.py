@@ -52,7 +52,9 @@ def test_restore_loads_the_checkpoints_weights_and_adam_state(finished, tmp_path
     env = make_vec_env("breakout", TINY.n_envs, "paper", seed=0, training=True)
     try:
         model = _make_model(env, TINY, tmp_path, 1, "cpu", "fp32", channels_last=True)
-        assert restore(model, ResumePoint(96, ckpt), rollout=32) == 64  # two updates done when it was saved
+        weights, adam_state = read_zip_member(ckpt, "policy.pth"), read_zip_member(ckpt, "policy.optimizer.pth")
+        point = ResumePoint(96, ckpt, weights, adam_state)
+        assert restore(model, point, rollout=32) == 64  # two updates done when it was saved
     finally:
         env.close()
     want = read_zip_member(ckpt, "policy.pth")

@@ -360,9 +360,8 @@ def markdown_table(df: Any) -> str:
         "*mean r* ranks episodes by the net's mean per-frame reward (length-free), *σ-sum* by the sum of σ(r) over "
         "the episode (what PPO is paid; long episodes score high whatever r is). *Snippet acc. beyond best demo*: "
         "equal-length, progress-matched snippet pairs whose better episode is unseen and beats the best demo, the "
-        "share "
-        "the net orders right (0.5 = chance). *σ(r) constant share*: mean(σ(r))² / mean(σ(r)²) over the unseen "
-        "episodes' frames, the share of the paid reward a constant explains (1 = a pure survival bonus).",
+        "share the net orders right (0.5 = chance). *σ(r) constant share*: mean(σ(r))² / mean(σ(r)²) over the "
+        "unseen episodes' frames, the share of the paid reward a constant explains (1 = a pure survival bonus).",
         "",
         "| game | method | seeds | demos / unseen (beyond best) | " + " | ".join(heads.values()) + " |",
         "|" + "---|" * (4 + len(heads)),

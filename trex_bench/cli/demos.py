@@ -210,7 +210,12 @@ def _run_ppo_demonstrator(args: argparse.Namespace, seen: str) -> int:
 
     ``seen``: what ``check_demo_out`` found at ``--out`` before training (``save_demos``'s ``replaces``).
     """
-    from trex_bench.demos.checkpoints import collect_from_checkpoints, select_checkpoints, train_demonstrator
+    from trex_bench.demos.checkpoints import (
+        collect_from_checkpoints,
+        list_checkpoints,
+        select_checkpoints,
+        train_demonstrator,
+    )
     from trex_bench.demos.store import save_demos
 
     if args.noise != [0.0]:
@@ -222,8 +227,7 @@ def _run_ppo_demonstrator(args: argparse.Namespace, seen: str) -> int:
             "PPO run (card.json); pass that run's --ppo-dir, or train it first without --skip-checkpoints"
         )
     if not (ppo_dir / "card.json").exists():
-        cut = (ppo_dir / "checkpoints").is_dir() and any((ppo_dir / "checkpoints").glob("*_steps.zip"))
-        how = "going on from the newest checkpoint in" if cut else "into"
+        how = "going on from the newest checkpoint in" if list_checkpoints(ppo_dir / "checkpoints") else "into"
         print(f"training PPO on the true reward (budget {args.ppo_budget}) {how} {ppo_dir}")
     train_demonstrator(
         args.game,

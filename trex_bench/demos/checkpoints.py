@@ -79,12 +79,10 @@ def train_demonstrator(
         return ppo_dir
     cfg = get_ppo_config(budget)
     every = checkpoint_every or max(cfg.total_steps // (checkpoints + 1), cfg.n_envs * cfg.n_steps)
-    if (
-        every * checkpoints > cfg.total_steps
-    ):  # more checkpoints than the budget holds: the run goes on along its schedule
+    total = every * checkpoints
+    if total > cfg.total_steps:  # more checkpoints than the budget holds: the run goes on along its schedule
         cfg = cfg.replace(
-            total_steps=every * checkpoints,
-            source=f"{cfg.source}, run on to {every * checkpoints:,} steps for {checkpoints} checkpoints",
+            total_steps=total, source=f"{cfg.source}, run on to {total:,} steps for {checkpoints} checkpoints"
         )
     cfg = cfg.replace(checkpoint_every=every)
     # A run cut off before its end (a session's end) goes on from its newest checkpoint (trex_bench.rl.resume).

@@ -264,16 +264,13 @@ def train_ppo(
     except BaseException:
         venv.close()
         raise
-    out.mkdir(parents=True, exist_ok=True)
-    done = 0 if point is None else point.updated_steps(cfg.n_envs * cfg.n_steps)
-    callbacks = _callbacks(cfg, out, f"ppo {g.id}", progress, kl_cb, done)
     if channels_last is None:
         channels_last = torch.device(device).type == "cpu"
-    model = _make_model(env, cfg, out, seed, device, precision, channels_last)
-    t0 = time.perf_counter()
     try:
-        if point is not None:
-            restore(model, point, cfg.n_envs * cfg.n_steps)
+        model = _make_model(env, cfg, out, seed, device, precision, channels_last)
+        done = 0 if point is None else restore(model, point, cfg.n_envs * cfg.n_steps)
+        callbacks = _callbacks(cfg, out, f"ppo {g.id}", progress, kl_cb, done)
+        t0 = time.perf_counter()
         # Our own bar (trex_bench._progress), not SB3's progress_bar=True, which needs `rich`. A resumed learn() keeps
         # the step count, so lr and clip continue along their schedule and TensorBoard continues the same log.
         model.learn(

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +35,18 @@ __all__ = ["RUN_FILE", "ResumePoint", "list_checkpoints", "begin", "resume_point
 
 RUN_FILE = "run.json"
 CHECKPOINTS = "checkpoints"
+OPTIMISER = "policy.optimizer.pth"  # SB3's name for the Adam state in its zips
 
 
 @dataclass(frozen=True)
 class ResumePoint:
-    """The checkpoint a run continues from: its agent steps and file."""
+    """The checkpoint a run continues from: its agent steps, file, and the policy weights and Adam state read from it
+    (``read_zip_member``; read once, when the checkpoint is checked)."""
 
     steps: int
     path: Path
+    weights: dict[str, Any] = field(repr=False)
+    optimiser: dict[str, Any] = field(repr=False)
 
     def updated_steps(self, rollout: int) -> int:
         """Agent steps at the checkpoint's last finished update (``rollout`` = ``n_envs · n_steps``): where the run
@@ -113,11 +117,9 @@ def resume_point(out: Path, record: dict[str, Any]) -> ResumePoint | None:
         raise ConfigError(f"{out} was started with other settings ({', '.join(differ)}); start it in another folder")
     for steps, path in reversed(have):
         try:
-            read_zip_member(path, "policy.pth"), read_zip_member(path, "policy.optimizer.pth")
+            return ResumePoint(steps, path, read_zip_member(path, "policy.pth"), read_zip_member(path, OPTIMISER))
         except DataError as e:  # a checkpoint torn by the kill that stopped the run: take the one before
             warnings.warn(f"skipping an unreadable checkpoint: {e}", stacklevel=2)
-            continue
-        return ResumePoint(steps, path)
     if have:
         raise ConfigError(f"{out}: none of its {len(have)} checkpoints is readable; start it in another folder")
     return None
@@ -138,11 +140,9 @@ def restore(model: PPO, point: ResumePoint, rollout: int) -> int:
     Raises:
         DataError: weights or optimiser state that do not fit ``model`` (one line naming the file).
     """
-    weights = read_zip_member(point.path, "policy.pth")
-    optimiser = read_zip_member(point.path, "policy.optimizer.pth")
     try:
-        model.policy.load_state_dict(weights)
-        model.policy.optimizer.load_state_dict(optimiser)
+        model.policy.load_state_dict(point.weights)
+        model.policy.optimizer.load_state_dict(point.optimiser)
     except (RuntimeError, ValueError, KeyError, TypeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DataError(f"{point.path}: does not fit this run's policy ({first})") from e
