@@ -126,3 +126,26 @@ def test_the_configs_source_text_is_a_description_not_a_setting(finished, tmp_pa
     assert resume_point(out, reworded).steps == 48
     with pytest.raises(ValueError, match=r"\(config\)"):
         resume_point(out, started | {"config": started["config"] | {"n_epochs": 3}})
+
+
+def test_a_resumed_run_can_be_extended_but_not_shortened(finished, tmp_path):
+    """A budget is a prefix of one schedule, so a longer total is the same run going on; run.json records it. Without
+    its own schedule horizon the total is the horizon, and a new total another run."""
+    from trex_bench.rl.resume import resume_point
+
+    prefix = TINY.replace(schedule_steps=256)
+    out = train_ppo("breakout", "true", prefix, seed=0, out_dir=tmp_path / "agent", progress=False, resume=True)
+    _cut_after_first_checkpoint(out)
+    started = read_json(out / RUN_FILE)
+    with pytest.raises(ValueError, match="extended, not shortened to 96"):
+        resume_point(out, started | {"config": started["config"] | {"total_steps": 96}})
+    own_horizon = tmp_path / "own-horizon"  # TINY: its schedules anneal over its own total
+    shutil.copytree(finished, own_horizon)
+    _cut_after_first_checkpoint(own_horizon)
+    tiny = read_json(own_horizon / RUN_FILE)
+    with pytest.raises(ValueError, match=r"other settings \(config\)"):
+        resume_point(own_horizon, tiny | {"config": tiny["config"] | {"total_steps": 160}})
+    train_ppo("breakout", "true", prefix.replace(total_steps=160), seed=0, out_dir=out, progress=False, resume=True)
+    card = read_json(out / "card.json")
+    assert (card["resumed_from"], card["steps"]) == (32, 160)
+    assert read_json(out / RUN_FILE)["config"]["total_steps"] == 160

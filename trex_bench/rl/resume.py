@@ -12,6 +12,10 @@ after the updates of the rollouts finished before step X. The run therefore goes
 (``ResumePoint.updated_steps``), collecting that rollout again with the same policy, so its updates stay on the grid of
 an uninterrupted run (one every ``n_envs · n_steps`` steps) and later checkpoints keep their step numbers.
 
+A run may be extended: where its schedules have their own horizon (``PPOConfig.schedule_steps``: every budget is a
+prefix of one schedule), its config's ``total_steps`` may grow when it is resumed, since a longer run takes the same
+steps as the shorter one up to its end; its ``run.json`` then records the new total. It may not shrink.
+
 Not restored: the envs (the resumed run starts new games, reset from the run's seed again) and SB3's sampling rng, so a
 resumed run is not bit-identical to an uninterrupted one; its card records the step it resumed from.
 """
@@ -79,6 +83,8 @@ def begin(out: Path, record: dict[str, Any], resume: bool) -> ResumePoint | None
             mixed with the new run's).
     """
     point = resume_point(out, record) if resume else None
+    if point is not None and _total(read_json(out / RUN_FILE)) != _total(record):
+        write_json(out / RUN_FILE, record)  # an extended run: later resumes check against its new total
     if point is None:
         if not resume and list_checkpoints(out / CHECKPOINTS):
             raise ConfigError(
@@ -110,11 +116,17 @@ def resume_point(out: Path, record: dict[str, Any]) -> ResumePoint | None:
                 "start it in another folder"
             )
         return None
-    started = _settings(read_json(run_file))
-    record = _settings(json.loads(json.dumps(record, default=_jsonable)))  # as written: tuples read back as lists
-    differ = sorted(k for k in set(started) | set(record) if started.get(k) != record.get(k))
+    started_record = read_json(run_file)
+    started = _settings(started_record)
+    record = json.loads(json.dumps(record, default=_jsonable))  # as written: tuples read back as lists
+    differ = sorted(k for k in set(started) | set(_settings(record)) if started.get(k) != _settings(record).get(k))
     if differ:
         raise ConfigError(f"{out} was started with other settings ({', '.join(differ)}); start it in another folder")
+    if (_total(record) or 0) < (_total(started_record) or 0):
+        raise ConfigError(
+            f"{out} was started for {_total(started_record):,} steps; a resumed run can be extended, not shortened "
+            f"to {_total(record):,}"
+        )
     for steps, path in reversed(have):
         try:
             return ResumePoint(steps, path, read_zip_member(path, "policy.pth"), read_zip_member(path, OPTIMISER))
@@ -126,11 +138,21 @@ def resume_point(out: Path, record: dict[str, Any]) -> ResumePoint | None:
 
 
 def _settings(record: dict[str, Any]) -> dict[str, Any]:
-    """A run record without the PPO config's ``source``: a description of where the values come from, not one."""
+    """A run record without the PPO config's ``source`` (a description of where the values come from, not one) and,
+    where the config's schedules have their own horizon (``schedule_steps``), ``total_steps``: such a run may be
+    extended (``resume_point`` checks that it does not shrink); without one the horizon is the total, so a new
+    total is another schedule."""
     config = record.get("config")
     if isinstance(config, dict):
-        record = record | {"config": {k: v for k, v in config.items() if k != "source"}}
+        drop = ("source", "total_steps") if config.get("schedule_steps") is not None else ("source",)
+        record = record | {"config": {k: v for k, v in config.items() if k not in drop}}
     return record
+
+
+def _total(record: dict[str, Any]) -> int | None:
+    """The ``total_steps`` of a run record's PPO config (None where it has none)."""
+    config = record.get("config")
+    return int(config["total_steps"]) if isinstance(config, dict) and "total_steps" in config else None
 
 
 def restore(model: PPO, point: ResumePoint, rollout: int) -> int:
