@@ -134,8 +134,8 @@ def test_default_demos_exist_and_verify():
     ds = load_demos(default_demos("breakout"))
     assert len(ds.episodes) == 12 and ds.returns.max() == 23
     assert default_demos("pong").name == "ppo-checkpoints", "a game without scripted-noise: the T-REX protocol's set"
-    with pytest.raises(ValueError, match="no committed demo set for enduro"):
-        default_demos("enduro")
+    with pytest.raises(ValueError, match="no committed demo set for mspacman"):
+        default_demos("mspacman")
 
 
 def test_checkpoint_demonstrator_tags_episodes(smoke_run):

@@ -23,7 +23,7 @@ RESULTS = ROOT / "results"
 def committed_report(tmp_path_factory):
     """The report of the committed results/ (few bootstrap resamples), written outside the tree."""
     out = tmp_path_factory.mktemp("report")
-    return build_report(RESULTS, out, reps=50, games=["breakout", "seaquest", "enduro"],
+    return build_report(RESULTS, out, reps=50, games=["breakout", "seaquest", "mspacman"],
                         methods=["trex", "drex", "bc", "constant", "ppo-true", "gail"])
 
 
@@ -42,11 +42,11 @@ def test_report_builds_from_committed_results(committed_report):
 
 
 def test_requested_game_and_method_without_rows_are_named(committed_report):
-    assert "no leaderboard rows for game 'enduro'" in committed_report.notes
+    assert "no leaderboard rows for game 'mspacman'" in committed_report.notes
     assert "no leaderboard rows for method 'gail'" in committed_report.notes
     page = committed_report.path.read_text(encoding="utf-8")
-    assert "<h3>breakout</h3>" in page and "<h3>seaquest</h3>" in page and "<h3>enduro</h3>" not in page
-    assert "no leaderboard rows for game &#x27;enduro&#x27;" in page or "no leaderboard rows for game 'enduro'" in page
+    assert "<h3>breakout</h3>" in page and "<h3>seaquest</h3>" in page and "<h3>mspacman</h3>" not in page
+    assert "no leaderboard rows for game &#x27;mspacman&#x27;" in page or "no leaderboard rows for game 'mspacman'" in page
 
 
 def test_learning_curves_from_runs_and_a_run_without_logs(tmp_path):

@@ -43,7 +43,7 @@ def test_plan_covers_every_combination_once(tmp_path):
     (dict(seeds=[0, 0]), "same run twice"),
     (dict(methods=["gail"]), "not built"),
     (dict(budget="huge"), "unknown budget"),
-    (dict(games=["enduro"]), "enduro-trex-smoke-s0: no committed demo set for enduro"),  # before any run starts
+    (dict(games=["mspacman"]), "mspacman-trex-smoke-s0: no committed demo set for mspacman"),  # before any run starts
     (dict(kl_to="nope", kl_betas=[0.1]), "kl0.1-smoke-s0-.*: --kl-to nope is not a BC policy folder"),
     (dict(demos="nope"), "nope"),
     (dict(games=[]), "at least one game"),
