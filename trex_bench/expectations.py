@@ -52,8 +52,9 @@ HOW = (
     "thread. tolerance 'exact': equal value (hashes, counts); 'rel': |got - expected| <= 1e-5*|expected| + 1e-9; "
     "'band': lo <= got <= hi, where the band is mean +- max(3*std, floor) of the metric over seeds 0-4 of the same "
     "check (std with ddof 1), clipped to the metric's range (floors: Spearman 0.05, pair and snippet accuracies 0.02, "
-    "eval_mean 1.0); 'band_how' and 'samples' give the numbers. Exact weight hashes hold for one CPU kind and torch "
-    "build ('machine', 'versions'). A check whose input lies outside the repository (released.*: the authors' nets in "
+    "eval_mean 1.0); 'band_how' and 'samples' give the numbers. The checks pin the CPU float kernels ('numerics': "
+    "torch's at AVX2, MKL_CBWR=COMPATIBLE,STRICT, oneDNN off) so that exact weight hashes hold across x86-64 CPUs "
+    "('machine' says where each was recorded); a torch build may move them ('versions'). A check whose input lies outside the repository (released.*: the authors' nets in "
     "../shared/reference) is skipped, and says so, where that input is absent. Each entry records the command, "
     "reason, commit and versions that produced it."
 )
@@ -155,6 +156,8 @@ def provenance(root: Path, command: str, reason: str) -> dict[str, Any]:
     for pkg in ("pandas", "scipy", "tensorboard"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             vers[pkg] = metadata.version(pkg)
+    from trex_bench.regression_common import numerics
+
     cpu = next((ln.split(":", 1)[1].strip() for ln in _cpuinfo() if ln.startswith("model name")), platform.machine())
     return {
         "command": command,
@@ -162,6 +165,7 @@ def provenance(root: Path, command: str, reason: str) -> dict[str, Any]:
         "commit": commit,
         "versions": vers,
         "machine": cpu,
+        "numerics": numerics(),
         "updated_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 

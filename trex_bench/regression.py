@@ -17,9 +17,10 @@ holds the value each should have, with its tolerance and the command, commit and
 * ``tables``: the leaderboard summary and the papers' tables generated from a frozen CSV (exact output hashes).
 
 Each metric is ``exact`` (hashes, counts), ``rel`` (within 1e-5 relative) or ``band`` (inside a range measured
-over ``BAND_SEEDS``); ``trex_bench.expectations`` compares and refreshes. All checks run with one torch thread:
-the weight hashes were bitwise equal across repeated runs on this machine, but hold for one CPU kind and torch
-build only; another CPU (other oneDNN kernels) may move the float bits (``machine`` in the file says where).
+over ``BAND_SEEDS``); ``trex_bench.expectations`` compares and refreshes. All checks run with one torch thread,
+oneDNN off and the CPU float kernels pinned (``trex_bench.regression_common.pin_numerics``: torch's at AVX2, MKL's
+reproducible ``COMPATIBLE`` branch), so that a weight hash recorded on one x86-64 CPU holds on another; a new torch
+build may still move it (``versions`` in the file).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from trex_bench.regression_common import (
     CheckSkipped,
     Measured,
     Value,
-    one_torch_thread,
+    reproducible_torch,
     state_sha256,
 )
 from trex_bench.regression_extrapolation import ExtrapolationSpec, measure_extrapolation, measure_released
@@ -66,7 +67,7 @@ __all__ = [
     "measure_tables",
     "select_checks",
     "run_checks",
-    "one_torch_thread",
+    "reproducible_torch",
     "state_sha256",
 ]
 
@@ -182,7 +183,7 @@ class RewardSpec:
 
 
 def train_spec(root: Path, spec: RewardSpec, cache_dir: str | Path | None = None) -> tuple[Any, Any]:
-    """``spec``'s reward net trained on CPU (call under ``one_torch_thread``): ``(model, its demo set)``."""
+    """``spec``'s reward net trained on CPU (call under ``reproducible_torch``): ``(model, its demo set)``."""
     import numpy as np
 
     from trex_bench import ranking
@@ -205,7 +206,7 @@ def measure_reward(root: Path, spec: RewardSpec, cache_dir: str | Path | None = 
     from trex_bench.demos.store import FrameCache, load_demos
     from trex_bench.reward.fidelity import fidelity_report
 
-    with one_torch_thread():
+    with reproducible_torch():
         model, ds = train_spec(root, spec, cache_dir)
         held = load_demos(root / spec.held_out, game=ds.game)
         report = fidelity_report(model, held, FrameCache(held, cache_dir), rng=np.random.default_rng(0))
@@ -269,7 +270,7 @@ def measure_ppo(root: Path, spec: PPOSpec) -> dict[str, Measured]:
     from trex_bench.rl.ppo import PPOConfig, train_ppo
 
     cfg = PPOConfig("regression", **{**TINY_PPO, **dict(spec.overrides)}, source="trex_bench.regression TINY_PPO")
-    with one_torch_thread(), tempfile.TemporaryDirectory(prefix="trex-regression-") as tmp:
+    with reproducible_torch(), tempfile.TemporaryDirectory(prefix="trex-regression-") as tmp:
         agent = Path(tmp) / "agent"
         reward = "true" if spec.reward is None else _reward_folder(root, spec.reward, Path(tmp) / "reward")
         train_ppo(spec.game, reward, cfg, spec.seed, agent, progress=False, transform=spec.transform, precision="fp32")

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trex_bench.regression_common import CheckSkipped, Measured, one_torch_thread, state_sha256
+from trex_bench.regression_common import CheckSkipped, Measured, reproducible_torch, state_sha256
 
 __all__ = [
     "EXTRAP_FIXED",
@@ -84,7 +84,7 @@ def measure_extrapolation(
     demos, unseen = _split(root, spec.game)
     cfg = budget_config("smoke", "trex", **{**EXTRAP_FIXED, **dict(spec.overrides)})
     ranker = spec.ranker or ranking.by_return
-    with one_torch_thread():
+    with reproducible_torch():
         model, _ = train_reward(
             FrameCache(demos, cache_dir),
             ranker(demos),
@@ -128,7 +128,7 @@ def measure_released(
     if mask_shift:
         g = dataclasses.replace(g, mask_top=g.mask_top + mask_shift)
     demos, unseen = _split(root, g.id)
-    with one_torch_thread():
+    with reproducible_torch():
         result = score_split(load_official(g, "trex", ref), "released-trex", -1, demos, unseen, cache_dir)
     pred_mean = float(np.mean([e["pred_mean"] for e in result.episodes]))
     return {

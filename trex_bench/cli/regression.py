@@ -103,7 +103,17 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
+def _pin() -> None:
+    """Pin the float kernels before torch loads (``pin_numerics``); say so on stderr where they could not be."""
+    from trex_bench.regression_common import pin_numerics
+
+    why = pin_numerics()
+    if why:
+        print(f"regression: warning: numerics not pinned: {why}; exact weight hashes may differ", file=sys.stderr)
+
+
 def run_check(args: argparse.Namespace) -> int:
+    _pin()
     from trex_bench.expectations import compare_all, load_expectations
     from trex_bench.regression import run_checks
 
@@ -119,8 +129,10 @@ def run_check(args: argparse.Namespace) -> int:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     for name, why in skipped.items():
         print(f"regression: SKIPPED {name}: {why}", file=sys.stderr)
+    from trex_bench.regression_common import numerics
+
     print(
-        f"{len(results)} metrics, {sum(not r.ok for r in results)} failing, {len(skipped)} check(s) skipped; "
+        f"{numerics()}; {len(results)} metrics, {sum(not r.ok for r in results)} failing, {len(skipped)} check(s) skipped; "
         + ", ".join(f"{k} {s:.0f} s" for k, s in seconds.items())
         + f"; wall {time.perf_counter() - t0:.0f} s"
     )
@@ -134,6 +146,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_update(args: argparse.Namespace) -> int:
+    _pin()
     from trex_bench.expectations import load_expectations, save_expectations, update_expectations
     from trex_bench.regression import BAND_SEEDS
 
