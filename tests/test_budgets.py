@@ -19,7 +19,7 @@ from trex_bench.rl.bc import BC_BUDGETS, bc_budget_config
 from trex_bench.rl.ppo import BUDGETS, ZOO_HORIZON
 
 
-@pytest.mark.parametrize("budget", ["quick", "small", "gpu"])
+@pytest.mark.parametrize("budget", ["quick", "small", "medium", "long", "gpu"])
 def test_a_budget_is_the_first_n_steps_of_the_full_length_schedule(budget):
     cfg = BUDGETS[budget]
     full = cfg.replace(total_steps=ZOO_HORIZON, schedule_steps=None)  # the whole rl-zoo3 run
@@ -28,8 +28,8 @@ def test_a_budget_is_the_first_n_steps_of_the_full_length_schedule(budget):
         assert cfg.lr_at(n) == pytest.approx(full.lr_at(n), rel=1e-9, abs=1e-15)
         assert cfg.clip_at(n) == pytest.approx(full.clip_at(n), rel=1e-9, abs=1e-15)
         assert cfg.lr_at(n) == pytest.approx(2.5e-4 * (1 - n / ZOO_HORIZON), rel=1e-9)
-    # at its last step a prefix is still near the start of the schedule, not annealed to 0
-    assert cfg.lr_at(cfg.total_steps) > 0.9 * cfg.learning_rate
+    # at its last step a prefix (at most a quarter of the schedule) is still near its start, not annealed to 0
+    assert cfg.lr_at(cfg.total_steps) >= 0.75 * cfg.learning_rate
 
 
 def test_a_run_annealed_over_its_own_length_still_ends_at_zero():

@@ -134,7 +134,7 @@ def _small_recipe(ppo: PPOConfig) -> Budget:
 
 def _zoo_prefix(name: str, steps: int, checkpoint_every: int) -> PPOConfig:
     """rl-zoo3's Atari PPO run stopped after its first ``steps`` agent steps (lr and clip anneal over 10M)."""
-    label = f"{steps // 1_000_000}M" if steps % 1_000_000 == 0 else f"{steps // 1000}k"
+    label = f"{steps / 1_000_000:g}M" if steps >= 1_000_000 else f"{steps // 1000}k"
     return PPOConfig(
         name,
         total_steps=steps,
@@ -174,6 +174,9 @@ BUDGETS: dict[str, Budget] = {
     # Twice small, ~70-90 min of PPO on 2 CPU cores: rl-zoo3's 1M-step curve point, and the demonstrator run of games
     # whose first 240k steps do not spread (Pong: -17 at 500k; Enduro: rl-zoo3 0 / 22 / 112 / 214 at 125k-1M).
     "medium": _small_recipe(_zoo_prefix("medium", 1_000_000, checkpoint_every=100_000)),
+    # 2.5M steps, ~2 h of PPO per run on 2 CPU cores: the demonstrator run of a game that scores only after 1M steps
+    # (Enduro: its first point at 825k, 178 at 2M; demos/README.md), and that game's T-REX and control rows.
+    "long": _small_recipe(_zoo_prefix("long", 2_500_000, checkpoint_every=250_000)),
     # The papers' values (PAPERS.md), for a GPU or a cluster; hours per game.
     "paper": Budget(
         "paper",

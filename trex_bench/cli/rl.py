@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         required=True,
         choices=list(BUDGETS),
         help="PPO preset: smoke (seconds), quick (~4 min of PPO on 2 idle cores with --precision auto), "
-        "small (~45 min), medium (twice small), gpu (700k steps, 16 envs), "
+        "small (~45 min), medium (twice small), long (2.5M steps, ~2 h), gpu (700k steps, 16 envs), "
         "paper (T-REX's baselines PPO2, 12.5M steps), paper-zoo (rl-zoo3 Atari PPO, 10M steps)",
     )
     t.add_argument("--seed", type=seed, required=True, help="seed of PPO and of the env resets")
