@@ -108,3 +108,16 @@ def test_a_leaderboard_with_the_old_header_still_reads_and_is_upgraded_on_append
     assert rows[1][: len(LEGACY_COLUMNS)] == [old_row[c] for c in LEGACY_COLUMNS]
     assert rows[1][len(LEGACY_COLUMNS):] == ["", "", ""]
     assert rows[2][COLUMNS.index("schedule_steps")] == str(ZOO_HORIZON)
+
+
+def test_a_demonstrator_run_on_to_a_named_budgets_length_takes_its_name():
+    """Enduro's `medium` demonstrator, run on to 50 checkpoints every 50k steps, is a `long` run: its row says so."""
+    from trex_bench.demos.checkpoints import demonstrator_config
+
+    cfg = demonstrator_config("medium", checkpoints=50, checkpoint_every=50_000)
+    assert (cfg.name, cfg.total_steps, cfg.checkpoint_every) == ("long", 2_500_000, 50_000)
+    assert cfg.replace(checkpoint_every=BUDGETS["long"].checkpoint_every) == BUDGETS["long"]
+    within = demonstrator_config("medium", checkpoints=12, checkpoint_every=50_000)  # 600k: inside medium's 1M
+    assert (within.name, within.total_steps) == ("medium", 1_000_000)
+    odd = demonstrator_config("small", checkpoints=30, checkpoint_every=20_000)  # 600k: no budget is that long
+    assert (odd.name, odd.total_steps) == ("small", 600_000) and "run on to 600,000 steps" in odd.source

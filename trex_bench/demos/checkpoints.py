@@ -10,8 +10,10 @@ Every episode is tagged with its checkpoint's index in the whole run, so both se
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from trex_bench.demos.collect import CollectConfig, collect
 from trex_bench.demos.policies import SB3Policy
@@ -20,7 +22,17 @@ from trex_bench.errors import ConfigError
 from trex_bench.rl.resume import list_checkpoints
 from trex_bench.types import DemoSet
 
-__all__ = ["Checkpoint", "list_checkpoints", "select_checkpoints", "train_demonstrator", "collect_from_checkpoints"]
+if TYPE_CHECKING:
+    from trex_bench.rl.config import PPOConfig
+
+__all__ = [
+    "Checkpoint",
+    "list_checkpoints",
+    "select_checkpoints",
+    "demonstrator_config",
+    "train_demonstrator",
+    "collect_from_checkpoints",
+]
 
 FINAL_AGENT = "agent.zip"
 
@@ -57,6 +69,32 @@ def select_checkpoints(ppo_dir: str | Path, count: int | None, skip: int = 0, fi
     return chosen
 
 
+def demonstrator_config(budget: str, checkpoints: int, checkpoint_every: int | None = None) -> PPOConfig:
+    """The PPO config of a demonstrator run: ``budget``'s, a checkpoint every ``checkpoint_every`` steps (default:
+    the budget split in checkpoints + 1), run on along its schedule where the checkpoints need more steps.
+
+    A run on to the length of another named budget with the same schedule takes that budget's name (its card's and
+    leaderboard row's ``budget``): Enduro's ``medium`` run on to 2.5M steps is a ``long`` run.
+    """
+    from trex_bench.budgets import BUDGETS
+    from trex_bench.rl.ppo import get_ppo_config
+
+    cfg = get_ppo_config(budget)
+    every = checkpoint_every or max(cfg.total_steps // (checkpoints + 1), cfg.n_envs * cfg.n_steps)
+    total = every * checkpoints
+    if total > cfg.total_steps:  # more checkpoints than the budget holds: the run goes on along its schedule
+        cfg = cfg.replace(total_steps=total)
+
+        def same(other: PPOConfig) -> bool:
+            keep = {"name": cfg.name, "source": cfg.source, "checkpoint_every": cfg.checkpoint_every}
+            return dataclasses.replace(other, **keep) == cfg
+
+        named = next((b.ppo for b in BUDGETS.values() if same(b.ppo)), None)
+        source = f"{cfg.source}, run on to {total:,} steps for {checkpoints} checkpoints"
+        cfg = cfg.replace(name=named.name if named else cfg.name, source=named.source if named else source)
+    return cfg.replace(checkpoint_every=every)
+
+
 def train_demonstrator(
     game: str,
     ppo_dir: str | Path,
@@ -72,19 +110,12 @@ def train_demonstrator(
     """Train PPO on the true reward into ``ppo_dir`` with at least ``checkpoints`` checkpoints (reused when the
     folder already holds a finished run, continued from its newest checkpoint when it holds an unfinished one);
     ``checkpoint_every`` defaults to the budget split in checkpoints + 1."""
-    from trex_bench.rl.ppo import get_ppo_config, train_ppo
+    from trex_bench.rl.ppo import train_ppo
 
     ppo_dir = Path(ppo_dir)
     if (ppo_dir / "card.json").exists():
         return ppo_dir
-    cfg = get_ppo_config(budget)
-    every = checkpoint_every or max(cfg.total_steps // (checkpoints + 1), cfg.n_envs * cfg.n_steps)
-    total = every * checkpoints
-    if total > cfg.total_steps:  # more checkpoints than the budget holds: the run goes on along its schedule
-        cfg = cfg.replace(
-            total_steps=total, source=f"{cfg.source}, run on to {total:,} steps for {checkpoints} checkpoints"
-        )
-    cfg = cfg.replace(checkpoint_every=every)
+    cfg = demonstrator_config(budget, checkpoints, checkpoint_every)
     # A run cut off before its end (a session's end) goes on from its newest checkpoint (trex_bench.rl.resume).
     return train_ppo(
         game,
