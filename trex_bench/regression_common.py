@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -96,8 +97,11 @@ def reproducible_torch() -> Iterator[None]:
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with torch.backends.mkldnn.flags(enabled=False):
-            yield
+        with warnings.catch_warnings():
+            # flags() also sets oneDNN's TF32 switch, which warns that TF32 needs an Intel GPU: not our concern
+            warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
+            with torch.backends.mkldnn.flags(enabled=False):
+                yield
     finally:
         torch.set_num_threads(n)
 
