@@ -6,7 +6,10 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +37,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def expected() -> dict:
+    from conftest import NUMERICS_NOT_PINNED
+
+    # unpinned, every exact metric below would fail whatever the perturbation: the tests would prove nothing
+    assert NUMERICS_NOT_PINNED is None, NUMERICS_NOT_PINNED
     return load_expectations(ROOT / EXPECTATIONS)
 
 
@@ -196,3 +203,30 @@ def test_check_exits_1_naming_the_failing_metric(tmp_path, capsys, expected):
     assert "tables.summary_sha256" not in captured.err  # only the tampered metric fails
     assert main(["regression", "check", "--only", "tables", "--root", str(ROOT),
                  "--expectations", str(ROOT / EXPECTATIONS)]) == 0
+
+
+def test_weight_hash_holds_where_mkl_and_onednn_would_pick_other_kernels(expected):
+    """Another CPU, emulated: MKL and oneDNN held to AVX2 (an AVX2-only CPU, or a vendor whose MKL branch differs).
+
+    Unpinned, ``MKL_ENABLE_INSTRUCTIONS=AVX2`` alone moved this hash on an AVX-512 Xeon (2026-12-02); pinned, the
+    check passes against the expectations recorded on whatever CPU wrote them.
+    """
+    assert expected["metrics"]["reward.trex.weights_sha256"]["tolerance"] == "exact"
+    env = {**os.environ, "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2", "OMP_NUM_THREADS": "1"}
+    for name in ("ATEN_CPU_CAPABILITY", "MKL_CBWR"):  # the CLI must pin them itself, not inherit this process's
+        env.pop(name, None)
+    r = subprocess.run([sys.executable, "-m", "trex_bench", "regression", "check", "--only", "reward.trex",
+                        "--root", str(ROOT), "--expectations", str(ROOT / EXPECTATIONS)],
+                       env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "ATen AVX2, MKL_CBWR=COMPATIBLE,STRICT" in r.stdout and "warning" not in r.stderr
+
+
+def test_pinning_after_torch_loaded_changes_nothing_and_says_so(monkeypatch):
+    from trex_bench.regression_common import PINNED_ENV, pin_numerics
+
+    assert pin_numerics() is None  # this process was pinned by conftest before torch loaded
+    monkeypatch.setenv("MKL_CBWR", "AUTO")  # as if torch had loaded with another MKL branch
+    why = pin_numerics()
+    assert why is not None and "torch was loaded before the numerics were pinned" in why
+    assert os.environ["MKL_CBWR"] == "AUTO" != PINNED_ENV["MKL_CBWR"]  # nothing changed behind torch's back
