@@ -54,7 +54,8 @@ HOW = (
     "check (std with ddof 1), clipped to the metric's range (floors: Spearman 0.05, pair and snippet accuracies 0.02, "
     "eval_mean 1.0); 'band_how' and 'samples' give the numbers. The checks pin the CPU float kernels ('numerics': "
     "torch's at AVX2, MKL_CBWR=COMPATIBLE,STRICT, oneDNN off) so that exact weight hashes hold across x86-64 CPUs "
-    "('machine' says where each was recorded); a torch build may move them ('versions'). A check whose input lies outside the repository (released.*: the authors' nets in "
+    "('machine' says where each was recorded); a torch build may move them ('versions'). A check whose input lies "
+    "outside the repository (released.*: the authors' nets in "
     "../shared/reference) is skipped, and says so, where that input is absent. Each entry records the command, "
     "reason, commit and versions that produced it."
 )

@@ -132,7 +132,8 @@ def run_check(args: argparse.Namespace) -> int:
     from trex_bench.regression_common import numerics
 
     print(
-        f"{numerics()}; {len(results)} metrics, {sum(not r.ok for r in results)} failing, {len(skipped)} check(s) skipped; "
+        f"{numerics()}; {len(results)} metrics, {sum(not r.ok for r in results)} failing, "
+        f"{len(skipped)} check(s) skipped; "
         + ", ".join(f"{k} {s:.0f} s" for k, s in seconds.items())
         + f"; wall {time.perf_counter() - t0:.0f} s"
     )
