@@ -40,7 +40,6 @@ __all__ = [
 
 # read by torch (ATen's kernel dispatch) and MKL at their first use; see the module's docstring
 PINNED_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "COMPATIBLE,STRICT"}
-PINNED_CAPABILITY = "AVX2"
 
 Value = int | float | str
 Tolerance = Literal["exact", "rel", "band"]
@@ -74,7 +73,7 @@ def pin_numerics() -> str | None:
 
 def pinned_numerics() -> str:
     """The numerics the expectations are recorded with, as ``numerics`` words them."""
-    return f"ATen {PINNED_CAPABILITY}, MKL_CBWR={PINNED_ENV['MKL_CBWR']}"
+    return f"ATen {PINNED_ENV['ATEN_CPU_CAPABILITY'].upper()}, MKL_CBWR={PINNED_ENV['MKL_CBWR']}"
 
 
 def numerics() -> str:

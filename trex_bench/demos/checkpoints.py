@@ -10,7 +10,6 @@ Every episode is tagged with its checkpoint's index in the whole run, so both se
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -84,14 +83,9 @@ def demonstrator_config(budget: str, checkpoints: int, checkpoint_every: int | N
     total = every * checkpoints
     if total > cfg.total_steps:  # more checkpoints than the budget holds: the run goes on along its schedule
         cfg = cfg.replace(total_steps=total)
-
-        def same(other: PPOConfig) -> bool:
-            keep = {"name": cfg.name, "source": cfg.source, "checkpoint_every": cfg.checkpoint_every}
-            return dataclasses.replace(other, **keep) == cfg
-
-        named = next((b.ppo for b in BUDGETS.values() if same(b.ppo)), None)
-        source = f"{cfg.source}, run on to {total:,} steps for {checkpoints} checkpoints"
-        cfg = cfg.replace(name=named.name if named else cfg.name, source=named.source if named else source)
+        mine = {"name": cfg.name, "source": cfg.source, "checkpoint_every": cfg.checkpoint_every}
+        named = next((b.ppo for b in BUDGETS.values() if b.ppo.replace(**mine) == cfg), None)
+        cfg = named or cfg.replace(source=f"{cfg.source}, run on to {total:,} steps for {checkpoints} checkpoints")
     return cfg.replace(checkpoint_every=every)
 
 
