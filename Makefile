@@ -14,7 +14,7 @@ $(PY):
 
 LOCK ?= requirements.lock
 install: $(PY)  ## virtualenv + CPU torch first (a bare `torch` pulls GBs of CUDA) + the exact versions of $(LOCK) + the package
-	python3 -m trex_bench.lockfile check $(LOCK)
+	python3 -m trex_bench.core.lockfile check $(LOCK)
 	$(PY) -m pip install --quiet "torch==$(TORCH_VERSION)"
 	$(PY) -m pip install --quiet -r $(LOCK)
 	$(PY) -m pip install --quiet --no-deps -e .
@@ -32,7 +32,7 @@ lock:  ## refresh $(LOCK): resolve setup.cfg's ranges (with dev extras) and CPU 
 	  echo "# Resolved from setup.cfg (dev extras) with $$($(LOCK_VENV)/bin/python --version) on $$(date -u +%F)."; \
 	  $(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable | grep -viE '^(trex[-_]bench|pip|setuptools|wheel)( @|==)'; \
 	} > $(LOCK).tmp
-	python3 -m trex_bench.lockfile check $(LOCK).tmp
+	python3 -m trex_bench.core.lockfile check $(LOCK).tmp
 	mv $(LOCK).tmp $(LOCK)
 	rm -rf $(LOCK_VENV)
 

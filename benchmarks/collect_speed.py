@@ -16,10 +16,10 @@ import time
 import numpy as np
 from ale_py.vector_env import AtariVectorEnv
 
+from trex_bench.core.games import get_game
 from trex_bench.demos.collect import CollectConfig, collect
 from trex_bench.demos.policies import RandomPolicy, ScriptedBreakout
 from trex_bench.demos.replay import replay_many
-from trex_bench.games import get_game
 
 
 def raw_speed(game: str, n_envs: int, steps: int) -> float:

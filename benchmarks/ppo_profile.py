@@ -23,8 +23,9 @@ import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.buffers import RolloutBuffer
 
+from trex_bench.experiment.budgets import ppo_config
 from trex_bench.reward.net import RewardNet, save_model
-from trex_bench.rl.ppo import get_ppo_config, train_ppo
+from trex_bench.rl.ppo import train_ppo
 from trex_bench.rl.wrappers import ClipRewardVecEnv, LearnedRewardVecEnv
 
 TIMES: dict[str, float] = defaultdict(float)
@@ -65,7 +66,7 @@ def main() -> None:
         "  policy forward (update)", ActorCriticPolicy.evaluate_actions)
     torch.optim.Adam.step = timed("  Adam step", torch.optim.Adam.step)  # type: ignore[method-assign]
 
-    cfg = get_ppo_config("quick").replace(name="profile", total_steps=args.steps, checkpoint_every=0)
+    cfg = ppo_config("quick").replace(name="profile", total_steps=args.steps, checkpoint_every=0)
     with tempfile.TemporaryDirectory() as tmp:
         reward: Any = "true"
         if args.reward == "learned":

@@ -21,9 +21,10 @@ from typing import Any
 
 import torch
 
-from trex_bench._io import read_json
+from trex_bench.core.io import read_json
+from trex_bench.experiment.budgets import ppo_config
 from trex_bench.reward.net import RewardNet, save_model
-from trex_bench.rl.ppo import PPOConfig, get_ppo_config, train_ppo
+from trex_bench.rl.ppo import PPOConfig, train_ppo
 
 
 def main() -> None:
@@ -41,7 +42,7 @@ def main() -> None:
     if args.arms == "memory-format":
         return compare_memory_format(args)
 
-    cfg = get_ppo_config("quick").replace(name="bench", total_steps=args.steps, checkpoint_every=0)
+    cfg = ppo_config("quick").replace(name="bench", total_steps=args.steps, checkpoint_every=0)
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(tmp) / "reward"
         torch.manual_seed(0)  # a benchmark script, not library code: a fixed random net
@@ -86,7 +87,7 @@ def run_arms(args: argparse.Namespace, cfg: PPOConfig, arms: dict[str, dict[str,
 
 def compare_memory_format(args: argparse.Namespace) -> None:
     """PPO on the true reward with the policy in NCHW vs channels_last, alternating, one table."""
-    cfg = get_ppo_config("quick").replace(name="bench", total_steps=args.steps, checkpoint_every=0)
+    cfg = ppo_config("quick").replace(name="bench", total_steps=args.steps, checkpoint_every=0)
     with tempfile.TemporaryDirectory() as tmp:
         sps = run_arms(args, cfg, {"nchw": {"reward": "true", "channels_last": False},
                                    "channels_last": {"reward": "true", "channels_last": True}}, Path(tmp))

@@ -26,9 +26,10 @@ from pathlib import Path
 
 import torch
 
-from trex_bench._io import read_json
+from trex_bench.core.io import read_json
+from trex_bench.experiment.budgets import ppo_config
 from trex_bench.reward.net import RewardNet, save_model
-from trex_bench.rl.ppo import get_ppo_config, train_ppo
+from trex_bench.rl.ppo import train_ppo
 from trex_bench.rl.precision import resolve_precision
 
 
@@ -62,11 +63,11 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    from trex_bench.games import get_game
+    from trex_bench.core.games import get_game
 
     game = get_game(args.game)
     chosen, record = resolve_precision("auto")
-    cfg = get_ppo_config("quick").replace(name="bench", total_steps=args.steps, checkpoint_every=0)
+    cfg = ppo_config("quick").replace(name="bench", total_steps=args.steps, checkpoint_every=0)
     speeds: dict[str, list[float]] = {"stock": [], "ours-fp32": [], "ours": [], "ours-learned": []}
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(tmp) / "reward"

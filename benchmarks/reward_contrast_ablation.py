@@ -5,7 +5,7 @@
 
 Each variant is the budget's ``TrainConfig`` with a few fields changed; each trains on the game's committed
 early-checkpoint demo set (``demos/<game>/ppo-checkpoints``) and is scored on the later checkpoints of the same PPO
-run (``demos/<game>/ppo-later``) with ``trex_bench.extrapolation.score_split``. Printed per variant (mean over
+run (``demos/<game>/ppo-later``) with ``trex_bench.reward.extrapolation.score_split``. Printed per variant (mean over
 seeds): Spearman of the per-frame mean reward with the true return on the unseen episodes and on all, snippet
 accuracy on all pairs and beyond the best demo, the share of σ(r) a constant explains on the unseen episodes, Δr at
 scoring steps, optimiser steps and wall time. ``--reference`` adds the authors' released T-REX net as a row.
@@ -54,10 +54,12 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
 
-    from trex_bench.demos.store import FrameCache, load_demos
-    from trex_bench.extrapolation import score_split
-    from trex_bench.ranking import by_return
-    from trex_bench.reward.train import budget_config, train_reward
+    from trex_bench.demos.frames import FrameCache
+    from trex_bench.demos.store import load_demos
+    from trex_bench.experiment.budgets import reward_config
+    from trex_bench.reward.extrapolation import score_split
+    from trex_bench.reward.ranking import by_return
+    from trex_bench.reward.train import train_reward
 
     demos = load_demos(ROOT / "demos" / args.game / "ppo-checkpoints")
     unseen = load_demos(ROOT / "demos" / args.game / "ppo-later")
@@ -73,7 +75,7 @@ def main() -> None:
     for name in args.variants.split(","):
         per_seed = []
         for seed in seeds:
-            cfg = budget_config(args.budget, "trex", **VARIANTS[name])
+            cfg = reward_config(args.budget, "trex", **VARIANTS[name])
             t0 = time.perf_counter()
             with tempfile.TemporaryDirectory():
                 net, m = train_reward(cache, by_return(demos), cfg, args.game, np.random.default_rng(seed))

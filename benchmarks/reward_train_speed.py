@@ -26,13 +26,13 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+from trex_bench.core.types import DemoSet
 from trex_bench.demos.collect import CollectConfig, collect
+from trex_bench.demos.frames import FrameCache
 from trex_bench.demos.policies import EpsilonGreedy, ScriptedBreakout
-from trex_bench.demos.store import FrameCache
-from trex_bench.ranking import by_return
 from trex_bench.reward import train as tr
+from trex_bench.reward.ranking import by_return
 from trex_bench.reward.snippets import sample_snippet_pairs, split_by_episode_pairs
-from trex_bench.types import DemoSet
 
 
 def demos(levels: list[float], per_level: int, max_steps: int) -> DemoSet:

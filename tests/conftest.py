@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trex_bench.regression_common import pin_numerics
+from trex_bench.regression.numerics import pin_numerics
 
 # Before anything loads torch: the regression tests compare runs in this process with results/regression.json,
-# which was measured with these float kernels (trex_bench/regression_common.py says why; ~10% slower PPO tests).
+# which was measured with these float kernels (trex_bench/regression/numerics.py says why; ~10% slower PPO tests).
 NUMERICS_NOT_PINNED = pin_numerics()
 
 

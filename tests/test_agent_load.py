@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from trex_bench.demos.policies import SB3Policy
-from trex_bench.evaluate import evaluate_agent
+from trex_bench.evaluation.evaluate import evaluate_agent
+from trex_bench.rl.agent_io import SB3Policy
 from trex_bench.rl.ppo import PPOConfig, load_agent, train_ppo
 
 TINY = PPOConfig("tiny", total_steps=32, n_envs=2, n_steps=16, batch_size=16, n_epochs=1, checkpoint_every=16)
@@ -119,7 +119,7 @@ def test_foreign_zip_needs_trust_pickle(agent_dir, tmp_path, capsys):
 def test_no_dqn_retry(tmp_path):
     from stable_baselines3 import DQN
 
-    from trex_bench.envs import make_vec_env
+    from trex_bench.core.envs import make_vec_env
 
     env = make_vec_env("breakout", 1)
     DQN("CnnPolicy", env, buffer_size=8, learning_starts=0, device="cpu").save(tmp_path / "dqn.zip")

@@ -1,4 +1,4 @@
-"""Behaviour cloning (trex_bench.rl.bc): learns a scripted policy, keeps its best weights, round-trips, refuses
+"""Behaviour cloning (trex_bench.bc.train): learns a scripted policy, keeps its best weights, round-trips, refuses
 another game's model, and works as a ``bc:DIR`` demonstrator."""
 
 from __future__ import annotations
@@ -9,16 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from trex_bench.rl.bc import (
-    BCConfig,
-    action_set,
-    bc_budget_config,
-    evaluate_bc,
-    load_bc,
-    save_bc,
-    train_bc,
-)
-from trex_bench.types import DemoSet, Episode
+from trex_bench.bc.config import BCConfig
+from trex_bench.bc.folder import load_bc, save_bc
+from trex_bench.bc.train import action_set, evaluate_bc, train_bc
+from trex_bench.core.types import DemoSet, Episode
+from trex_bench.experiment.budgets import bc_config
 
 BREAKOUT_ACTIONS = ["NOOP", "FIRE", "RIGHT", "LEFT"]
 
@@ -125,13 +120,13 @@ def test_bad_input_refused():
     with pytest.raises(ValueError, match="outside the 2-action set"):
         train_bc(BrightnessSource(), ds, BCConfig(max_steps=1), np.random.default_rng(0), action_meanings=["NOOP", "FIRE"])
     with pytest.raises(ValueError, match="unknown budget"):
-        bc_budget_config("huge")
+        bc_config("huge")
     with pytest.raises(ValueError, match="val_frac"):
         BCConfig(val_frac=1.0)
 
 
 def test_action_set_matches_the_env():
-    from trex_bench.envs import make_vec_env
+    from trex_bench.core.envs import make_vec_env
 
     venv = make_vec_env("breakout", 1, "paper")
     try:
@@ -156,13 +151,13 @@ def test_cli_parses_and_shows_an_example():
 @pytest.fixture(scope="module")
 def scripted_clone(tmp_path_factory):
     from trex_bench.demos.collect import CollectConfig, collect
+    from trex_bench.demos.frames import FrameCache
     from trex_bench.demos.policies import ScriptedBreakout
-    from trex_bench.demos.store import FrameCache
 
     ds = collect("breakout", ScriptedBreakout(), CollectConfig(4, seed=0, max_steps=600), progress=False)
     cache = FrameCache(ds, tmp_path_factory.mktemp("cache"))
     # A larger lr than D-REX's 1e-4 so that a few hundred steps suffice in a test; the recipe is otherwise the paper's.
-    cfg = bc_budget_config("smoke", lr=1e-3, max_steps=300, eval_every=100, patience=0, val_frac=0.25, max_seconds=None)
+    cfg = bc_config("smoke", lr=1e-3, max_steps=300, eval_every=100, patience=0, val_frac=0.25, max_seconds=None)
     policy, metrics = train_bc(cache, ds, cfg, np.random.default_rng(0))
     return ds, policy, metrics
 
@@ -177,9 +172,10 @@ def test_bc_learns_the_scripted_breakout_policy(scripted_clone):
 
 
 def test_bc_directory_works_as_a_demonstrator_in_collect(scripted_clone, tmp_path):
+    from trex_bench.core.games import get_game
     from trex_bench.demos.collect import CollectConfig, collect
-    from trex_bench.demos.policies import EpsilonGreedy, make_demonstrator
-    from trex_bench.games import get_game
+    from trex_bench.demos.policies import EpsilonGreedy
+    from trex_bench.experiment.demonstrators import make_demonstrator
 
     ds, policy, m = scripted_clone
     out = save_bc(policy, tmp_path / "bc", dict(profile=ds.profile, demos=dict(content_hash=ds.content_hash())))

@@ -13,10 +13,19 @@ import numpy as np
 import pytest
 import torch
 
-from trex_bench.leaderboard import COLUMNS, LEGACY_COLUMNS, append_row, config_hash, read_leaderboard, summarize_rows
-from trex_bench.reward import train as reward_train
-from trex_bench.rl.bc import BC_BUDGETS, bc_budget_config
-from trex_bench.rl.ppo import BUDGETS, ZOO_HORIZON
+from trex_bench.evaluation.leaderboard import (
+    COLUMNS,
+    LEGACY_COLUMNS,
+    append_row,
+    config_hash,
+    read_leaderboard,
+    summarize_rows,
+)
+from trex_bench.experiment.budgets import BUDGETS as BUDGET_TABLE
+from trex_bench.experiment.budgets import ZOO_HORIZON, bc_config, reward_config
+from trex_bench.reward.train import train_reward
+
+BUDGETS = {name: b.ppo for name, b in BUDGET_TABLE.items()}
 
 
 @pytest.mark.parametrize("budget", ["quick", "small", "medium", "long", "gpu"])
@@ -41,10 +50,10 @@ def test_a_run_annealed_over_its_own_length_still_ends_at_zero():
 
 def test_no_named_budget_has_a_wall_time_cap():
     assert all(c.max_seconds is None for c in BUDGETS.values())
-    for budget in reward_train.BUDGETS:
+    for budget in BUDGET_TABLE:
         for method in ("trex", "drex"):
-            assert reward_train.budget_config(budget, method).max_seconds is None, (budget, method)
-    assert all(bc_budget_config(b).max_seconds is None for b in BC_BUDGETS)
+            assert reward_config(budget, method).max_seconds is None, (budget, method)
+    assert all(bc_config(b).max_seconds is None for b in BUDGET_TABLE)
 
 
 class _SlowFrames:
@@ -60,14 +69,14 @@ class _SlowFrames:
 
 
 def test_the_same_seed_gives_bit_identical_reward_weights_however_slow_the_machine(breakout_demos, tmp_path):
-    from trex_bench.demos.store import FrameCache
-    from trex_bench.ranking import by_return
+    from trex_bench.demos.frames import FrameCache
+    from trex_bench.reward.ranking import by_return
 
     cache = FrameCache(breakout_demos, tmp_path / "cache")
-    cfg = reward_train.budget_config("smoke", n_pairs=120, passes=2.0)
+    cfg = reward_config("smoke", n_pairs=120, passes=2.0)
     weights = []
     for source in (cache, _SlowFrames(cache, delay=0.02)):
-        net, metrics = reward_train.train_reward(source, by_return(breakout_demos), cfg, "breakout",
+        net, metrics = train_reward(source, by_return(breakout_demos), cfg, "breakout",
                                                  np.random.default_rng(7))
         weights.append({k: v.clone() for k, v in net.state_dict().items()})
         assert metrics["stopped"] != ["time cap"]
@@ -112,7 +121,7 @@ def test_a_leaderboard_with_the_old_header_still_reads_and_is_upgraded_on_append
 
 def test_a_demonstrator_run_on_to_a_named_budgets_length_takes_its_name():
     """Enduro's `medium` demonstrator, run on to 50 checkpoints every 50k steps, is a `long` run: its row says so."""
-    from trex_bench.demos.checkpoints import demonstrator_config
+    from trex_bench.experiment.demonstrators import demonstrator_config
 
     cfg = demonstrator_config("medium", checkpoints=50, checkpoint_every=50_000)
     assert (cfg.name, cfg.total_steps, cfg.checkpoint_every) == ("long", 2_500_000, 50_000)

@@ -81,9 +81,9 @@ def test_bad_numbers_rejected_by_argparse(tmp_path, capsys, flag, value):
 
 def test_noop_bin_in_a_noise_schedule(tmp_path):
     """'noop' in --noise records D-REX's no-op bin: NOOP-only episodes tagged NOOP_NOISE, ranked below every ε."""
+    from trex_bench.core.types import NOOP_NOISE
     from trex_bench.demos.store import load_demos
-    from trex_bench.ranking import by_noise
-    from trex_bench.types import NOOP_NOISE
+    from trex_bench.reward.ranking import by_noise
 
     out = tmp_path / "o"
     assert main(["demos", "collect", "breakout", "--demonstrator", "random", "--episodes", "1", "--noise", "1.0,noop",

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from trex_bench.core.games import get_game
 from trex_bench.demos.collect import CollectConfig, collect
 from trex_bench.demos.policies import (
     EpsilonGreedy,
@@ -10,9 +11,8 @@ from trex_bench.demos.policies import (
     RandomPolicy,
     ScriptedBreakout,
     ScriptedPong,
-    make_demonstrator,
 )
-from trex_bench.games import get_game
+from trex_bench.experiment.demonstrators import make_demonstrator
 
 
 @pytest.mark.parametrize("bad", [dict(episodes=0), dict(episodes=-3), dict(episodes=2, noise=1.5), dict(episodes=2, noise=-0.1)])

@@ -8,22 +8,23 @@ from pathlib import Path
 
 import pytest
 
-from trex_bench import budgets, config
-from trex_bench.budgets import BUDGETS
-from trex_bench.config import ExperimentConfig, resolve
-from trex_bench.errors import ConfigError, TrexBenchError
+from trex_bench.core.errors import ConfigError, TrexBenchError
+from trex_bench.experiment import budgets, config
+from trex_bench.experiment.budgets import BUDGETS
+from trex_bench.experiment.config import ExperimentConfig, resolve
 
 
-def test_every_stage_table_is_a_view_of_the_one_budget_table():
-    from trex_bench.drex import DREX_ROLLOUTS
+def test_the_budget_table_is_the_only_one():
+    """Stage modules sit below the experiment layer and keep no view of the budget table of their own."""
+    from trex_bench.bc import train as bc_train
+    from trex_bench.reward import drex
     from trex_bench.reward import train as reward_train
-    from trex_bench.rl import bc, ppo
+    from trex_bench.rl import ppo
 
-    assert tuple(reward_train.BUDGETS) == tuple(BUDGETS) == tuple(ppo.BUDGETS) == tuple(bc.BC_BUDGETS)
-    assert tuple(DREX_ROLLOUTS) == tuple(BUDGETS)
+    for module in (bc_train, drex, reward_train, ppo):
+        assert not {"BUDGETS", "BC_BUDGETS", "DREX_ROLLOUTS", "budget_config", "get_ppo_config"} & set(vars(module))
     for name, b in BUDGETS.items():
-        assert ppo.BUDGETS[name] == b.ppo and bc.bc_budget_config(name) == budgets.bc_config(name)
-        assert reward_train.budget_config(name, "drex") == budgets.reward_config(name, "drex")
+        assert budgets.ppo_config(name) == b.ppo and budgets.bc_config(name).lr == b.bc.get("lr", budgets.bc_config(name).lr)
     # paper-zoo was a PPO-only budget the pipeline refused; now every budget resolves for every method
     for method in config.METHODS:
         assert resolve("breakout", method, "paper-zoo").budget == "paper-zoo"
@@ -114,7 +115,7 @@ def test_one_seed_limit_and_finite_kl_beta():
 ])
 def test_pipeline_refuses_before_making_any_folder(tmp_path, kw):
     """D6: a bad option used to be found after folders were made (and a rerun was refused as "already exists")."""
-    from trex_bench.pipeline import PipelineConfig, run_pipeline
+    from trex_bench.experiment.pipeline import PipelineConfig, run_pipeline
 
     cfg = PipelineConfig(**({"game": "breakout", "method": "constant", "budget": "smoke"} | kw))
     with pytest.raises(ConfigError):
@@ -141,8 +142,8 @@ def test_profile_machado_reaches_the_env_at_smoke(tmp_path, monkeypatch):
     the row show the sticky-action profile it was trained and evaluated under."""
     import numpy as np
 
-    from trex_bench._io import read_json
     from trex_bench.cli import main
+    from trex_bench.core.io import read_json
     from trex_bench.demos.collect import CollectConfig, collect
     from trex_bench.demos.policies import RandomPolicy
     from trex_bench.demos.store import save_demos
@@ -165,8 +166,8 @@ def test_profile_machado_reaches_the_env_at_smoke(tmp_path, monkeypatch):
 
 def test_only_user_errors_are_one_line(monkeypatch, capsys):
     """Issue 14: any ValueError was printed as a one-line "user error", so a real bug lost its traceback."""
-    from trex_bench import pipeline
     from trex_bench.cli import main
+    from trex_bench.experiment import pipeline
 
     argv = ["pipeline", "breakout", "--method", "constant", "--budget", "smoke", "--out", "never-made"]
 
@@ -208,8 +209,8 @@ def test_one_seed_limit_for_every_command(argv, capsys):
 def test_a_method_is_one_entry_of_stage_names(monkeypatch, tmp_path):
     """Adding a method is one ``METHODS`` entry (plus the functions of any new stage): the resolver, the run name,
     the sweep's plan and the pipeline's stage loop all read it (issue 14: eight places before)."""
-    from trex_bench import pipeline
-    from trex_bench.sweep import plan_sweep
+    from trex_bench.experiment import pipeline
+    from trex_bench.experiment.sweep import plan_sweep
 
     monkeypatch.setitem(config.METHODS, "survival", config.Method("survival", ("agent", "eval"), reward="constant",
                                                                   row_transform="constant"))
@@ -222,7 +223,7 @@ def test_a_method_is_one_entry_of_stage_names(monkeypatch, tmp_path):
 
 def test_help_loads_no_heavy_library():
     """`trex-bench --help` builds every command's options without torch, SB3, scipy, pandas or rliable (a module-level
-    import of trex_bench.stats in cli/report.py once made it 2.9 s instead of 0.5 s)."""
+    import of trex_bench.analysis.stats in cli/report.py once made it 2.9 s instead of 0.5 s)."""
     import subprocess
     import sys
 
@@ -241,7 +242,7 @@ def test_cli_options_are_generated_from_the_config_fields():
     import dataclasses
 
     from trex_bench.cli.options import add_config_options, config_defaults, config_kwargs
-    from trex_bench.pipeline import PipelineConfig
+    from trex_bench.experiment.pipeline import PipelineConfig
 
     cli_fields = [f.name for f in dataclasses.fields(PipelineConfig) if "cli" in f.metadata]
     assert cli_fields == [f.name for f in dataclasses.fields(PipelineConfig)], "every field is a pipeline option"

@@ -7,7 +7,7 @@ import json
 import pytest
 from torch.utils.tensorboard import SummaryWriter
 
-from trex_bench.curves import TRUE_SCORE_TAG, collect_curves, plot_curves, read_curve
+from trex_bench.analysis.curves import TRUE_SCORE_TAG, collect_curves, plot_curves, read_curve
 
 
 def _run(root, name, method, points, seed=0, tag=TRUE_SCORE_TAG):

@@ -1,17 +1,17 @@
-"""The D-REX degradation curve (trex_bench.degradation): summary, CSV in the authors' layout, real reference files."""
+"""The D-REX degradation curve (trex_bench.demos.degradation): summary, CSV in the authors' layout, real reference files."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from trex_bench.degradation import (
+from trex_bench.core.types import DemoSet, Episode
+from trex_bench.demos.degradation import (
     degradation_command,
     degradation_curve,
     read_reference_degradation,
     write_degradation,
 )
-from trex_bench.types import DemoSet, Episode
 
 
 def _episode(ret: float, noise: float) -> Episode:

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
+from trex_bench.core.envs import fire_action, make_vec_env
+from trex_bench.core.games import GAMES
 from trex_bench.demos.collect import CollectConfig, collect
 from trex_bench.demos.policies import RandomPolicy
 from trex_bench.demos.replay import replay, verify_demos
-from trex_bench.envs import fire_action, make_vec_env
-from trex_bench.games import GAMES
 from trex_bench.reward.net import RewardNet, save_model
 from trex_bench.rl.ppo import PPOConfig, train_ppo
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trex_bench.envs import EnvProfile, make_vec_env
+from trex_bench.core.envs import EnvProfile, make_vec_env
 
 NOOP = 0  # Breakout: NOOP never relaunches the ball after the first lost life, so the game runs to the cap
 CAP = EnvProfile("paper-cap", 0.0, 30, 4, True, 4, 84, True, 400)  # 100 agent steps

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from trex_bench.envs import PROFILES, get_profile, make_ale_vector_env, make_env, make_vec_env
+from trex_bench.core.envs import PROFILES, get_profile, make_ale_vector_env, make_env, make_vec_env
 
 
 def test_single_env_shapes_and_zero_filled_stack():
@@ -59,7 +59,7 @@ def test_vec_env_maxpool_keeps_blinking_objects():
     on = make_ale_vector_env("breakout", "paper", 1)
     from dataclasses import replace
 
-    from trex_bench import envs
+    from trex_bench.core import envs
 
     off_profile = replace(get_profile("paper"), maxpool=False)
     off = envs.make_ale_vector_env("breakout", off_profile, 1)

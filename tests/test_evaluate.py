@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from trex_bench._io import read_json
-from trex_bench.evaluate import episode_seed, evaluate_agent
+from trex_bench.core.io import read_json
+from trex_bench.evaluation.evaluate import episode_seed, evaluate_agent
 from trex_bench.rl.ppo import PPOConfig, train_ppo
 
 
@@ -78,7 +78,7 @@ def test_cli_trains_and_evaluates(tmp_path, capsys):
 def test_cli_appends_the_agents_row_with_its_method(agent_dir, tmp_path, capsys):
     """A demonstrator run's final agent becomes its game's ppo-true row (`evaluate --leaderboard`)."""
     from trex_bench.cli import main
-    from trex_bench.leaderboard import read_leaderboard
+    from trex_bench.evaluation.leaderboard import read_leaderboard
 
     lb = tmp_path / "lb.csv"
     demos = Path(__file__).resolve().parents[1] / "demos" / "breakout" / "scripted-noise"
@@ -97,7 +97,8 @@ def test_cli_appends_the_agents_row_with_its_method(agent_dir, tmp_path, capsys)
 def bc_dir(tmp_path):
     import numpy as np
 
-    from trex_bench.rl.bc import BCNet, BCPolicy, save_bc
+    from trex_bench.bc.folder import save_bc
+    from trex_bench.bc.train import BCNet, BCPolicy
 
     policy = BCPolicy(BCNet(4), "breakout", ["NOOP", "FIRE", "RIGHT", "LEFT"], rng=np.random.default_rng(0))
     return save_bc(policy, tmp_path / "bc", dict(profile="paper"))

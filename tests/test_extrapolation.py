@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from trex_bench.extrapolation import ExtrapolationResult, check_split, figure3, score_split, update_table
+from trex_bench.reward.extrapolation import ExtrapolationResult, check_split, figure3, score_split, update_table
 from trex_bench.reward.net import RewardNet
 
 
@@ -97,9 +97,9 @@ def test_cli_refuses_a_wrong_reference_folder_before_training(tmp_path, capsys):
 
 def test_drex_follows_its_own_protocol_and_reuses_a_finished_run(breakout_demos, tmp_path):
     """D-REX on one checkpoint's episodes: BC, noise rollouts, a reward ranked by noise; equal returns are fine."""
-    from trex_bench._io import read_json
+    from trex_bench.core.io import read_json
     from trex_bench.demos.store import save_demos
-    from trex_bench.extrapolation_train import train_drex_or_reuse
+    from trex_bench.experiment.extrapolation import train_drex_or_reuse
 
     demos, unseen = _split(breakout_demos)
     one_checkpoint = dataclasses.replace(demos, episodes=(demos.episodes[0], demos.episodes[0]))

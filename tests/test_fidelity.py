@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from trex_bench.envs import get_profile
-from trex_bench.games import get_game
+from trex_bench.core.envs import get_profile
+from trex_bench.core.games import get_game
+from trex_bench.core.types import DemoSet, Episode
 from trex_bench.reward.fidelity import PREDICTIONS, fidelity_report, per_step_stats, scatter_plot, score_command
-from trex_bench.types import DemoSet, Episode
 
 RETURNS = [1.0, 2.0, 3.0, 4.0, 5.0]
 BRIGHT = [10, 20, 30, 50, 40]  # ranks 1 2 3 5 4 vs 1 2 3 4 5: Σd² = 2 → Spearman 1 − 6·2/(5·24) = 0.9
@@ -165,7 +165,7 @@ def _saved(tmp_path: Path, ds: DemoSet, bright: list[int]) -> tuple[Path, Path]:
 
 
 def test_score_command_writes_json_and_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from trex_bench._io import read_json
+    from trex_bench.core.io import read_json
     from trex_bench.reward.net import RewardNet, save_model
 
     ds = _demos()

@@ -2,7 +2,7 @@
 
 import pytest
 
-from trex_bench.games import GAMES, get_game, human_normalized
+from trex_bench.core.games import GAMES, get_game, human_normalized
 
 PAPER_GAMES = {"beamrider", "breakout", "enduro", "hero", "pong", "qbert", "seaquest", "spaceinvaders"}
 

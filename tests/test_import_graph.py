@@ -1,8 +1,10 @@
-"""The package's import graph (issue 14): no cycles, no domain module importing the CLI, no domain module printing.
+"""The package's import graph: folders in pipeline order, each importing only from its own layer or below; no
+cycles; no module loose at the package's top; no domain module importing the CLI or printing.
 
-Every ``import`` counts, function-local ones included: a cycle that only works because one side imports late is
-still a cycle. The one exception is a module-level ``__getattr__`` (PEP 562) that keeps an old import path working
-for outside callers; nothing inside the package may use such a path.
+Every ``import`` counts, function-local ones included: a cycle or an upward arrow that only works because one side
+imports late is still one. No module keeps a ``__getattr__`` shim for an old import path.
+
+The layer order, bottom to top (DESIGN.md). A folder may import from its own layer and from any layer below it:
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "trex_bench"
+
+LAYERS = ("core", "demos", "bc", "reward", "rl", "evaluation", "experiment", "analysis", "regression", "label", "cli")
+TOP_LEVEL = {"trex_bench", "trex_bench.__main__"}  # the package's face (its version) and `python -m trex_bench`
 
 
 def _modules() -> dict[str, Path]:
@@ -23,24 +28,10 @@ def _modules() -> dict[str, Path]:
     return out
 
 
-def _compat_shims(tree: ast.Module) -> set[int]:
-    """Line numbers inside module-level ``def __getattr__`` (old import paths kept for outside callers)."""
-    return {
-        n.lineno
-        for f in tree.body
-        if isinstance(f, ast.FunctionDef) and f.name == "__getattr__"
-        for n in ast.walk(f)
-        if hasattr(n, "lineno")
-    }
-
-
 def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
     tree = ast.parse(path.read_text())
-    shims = _compat_shims(tree)
     found = set()
     for node in ast.walk(tree):
-        if getattr(node, "lineno", None) in shims:
-            continue
         if isinstance(node, ast.Import):
             targets = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -121,7 +112,7 @@ def test_no_domain_module_imports_the_cli():
 def test_no_domain_module_prints():
     """Printing is the CLI's (cli/): domain code returns values, logs, or takes a progress/log callback."""
     # lockfile is a standard-library script run by `make install` before the package is installed (its own main)
-    scripts = {"trex_bench.lockfile"}
+    scripts = {"trex_bench.core.lockfile"}
     printing = []
     for name, path in _modules().items():
         if name == "trex_bench.cli" or name.startswith("trex_bench.cli.") or name in scripts:
@@ -130,3 +121,44 @@ def test_no_domain_module_prints():
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
                 printing.append(f"{name}:{node.lineno}")
     assert printing == []
+
+
+def _layer(module: str) -> int:
+    """The index of ``module``'s folder in LAYERS; -1 for the package's face."""
+    if module == "trex_bench":
+        return -1
+    return LAYERS.index(module.split(".")[1])
+
+
+def _upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(
+        f"{m} -> {t}"
+        for m, ts in graph.items()
+        if m not in TOP_LEVEL
+        for t in ts
+        if _layer(t) > _layer(m)
+    )
+
+
+def test_every_module_sits_in_a_layer_folder():
+    loose = [m for m in _modules() if m not in TOP_LEVEL and m.split(".")[1] not in LAYERS]
+    assert loose == [], "modules outside the layer folders (add the folder to LAYERS or move the module)"
+
+
+def test_layers_only_import_downwards():
+    assert _upward_imports(_graph()) == []
+
+
+def test_the_layer_check_finds_an_upward_import():
+    graph = {"trex_bench.core.io": {"trex_bench.rl.ppo"}, "trex_bench.rl.ppo": {"trex_bench.core.io"}}
+    assert _upward_imports(graph) == ["trex_bench.core.io -> trex_bench.rl.ppo"]
+
+
+def test_no_module_keeps_an_old_import_path_alive():
+    shims = [
+        name
+        for name, path in _modules().items()
+        for node in ast.parse(path.read_text()).body
+        if isinstance(node, ast.FunctionDef) and node.name == "__getattr__"
+    ]
+    assert shims == []

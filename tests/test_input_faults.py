@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from trex_bench.cli import main
-from trex_bench.ranking import from_human_labels
+from trex_bench.core.types import DemoSet, Episode
 from trex_bench.reward.net import RewardNet, load_model, save_model
-from trex_bench.types import DemoSet, Episode
+from trex_bench.reward.ranking import from_human_labels
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ def test_degradation_validates_the_reference_before_writing(tmp_path, capsys):
 
     eps = [Episode(0, np.zeros(3, np.uint8), np.array([0, e, 0], np.float32), np.array([0]), np.array([0], np.uint64),
                    noise) for noise, e in [(0.0, 3), (0.5, 1), (1.0, 0)]]
-    from trex_bench.envs import get_profile
+    from trex_bench.core.envs import get_profile
 
     demos = save_demos(DemoSet("breakout", "paper", get_profile("paper").settings(), "test", tuple(eps)), tmp_path / "set")
     bad = tmp_path / "bad.csv"

@@ -10,8 +10,8 @@ import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
-from trex_bench._io import read_json
-from trex_bench.envs import make_vec_env
+from trex_bench.core.envs import make_vec_env
+from trex_bench.core.io import read_json
 from trex_bench.rl.kl import KLToReferenceCallback, ReferencePolicy, kl_penalty
 from trex_bench.rl.ppo import PPOConfig, train_ppo
 
@@ -219,12 +219,14 @@ def test_without_kl_the_card_says_so(tmp_path):
 @pytest.fixture(scope="module")
 def bc_dirs(tmp_path_factory):
     """Saved BC models (random weights): breakout (4 actions), pong (6), and breakout with 6 logits."""
-    bc = pytest.importorskip("trex_bench.rl.bc")
+    from trex_bench.bc.folder import save_bc
+    from trex_bench.bc.train import BCPolicy, init_bc_net
+
     root = tmp_path_factory.mktemp("bc")
     gen = torch.Generator().manual_seed(0)
     dirs = {}
     for name, game, n in (("breakout", "breakout", 4), ("pong", "pong", 6), ("breakout6", "breakout", 6)):
-        dirs[name] = bc.save_bc(bc.BCPolicy(bc.init_bc_net(n, gen), game), root / name, {"profile": "paper"})
+        dirs[name] = save_bc(BCPolicy(init_bc_net(n, gen), game), root / name, {"profile": "paper"})
     return dirs
 
 

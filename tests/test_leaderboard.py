@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from trex_bench.leaderboard import COLUMNS, append_row, config_hash, read_leaderboard, summarize
+from trex_bench.evaluation.leaderboard import COLUMNS, append_row, config_hash, read_leaderboard, summarize
 
 
 def _row(seed: int = 0, mean: float = 12.5, method: str = "trex", game: str = "breakout", budget: str = "smoke", **kw) -> dict:
@@ -114,7 +114,7 @@ def test_cli_prints_the_summary(tmp_path, capsys):
 
 
 def test_row_from_run_fills_every_result_column(tmp_path):
-    from trex_bench.leaderboard import row_from_run
+    from trex_bench.evaluation.leaderboard import row_from_run
 
     card = {"game": "breakout", "profile_settings": {}, "reward": {"source": "model", "transform": "sigmoid"},
             "budget": "smoke", "steps": 2048, "seed": 3, "config": {"n_steps": 64}, "wall_s": 12.0, "device": "cpu",
@@ -131,7 +131,7 @@ def test_row_from_run_fills_every_result_column(tmp_path):
 
 def test_git_commit_can_come_from_the_environment(monkeypatch):
     """A copied tree without .git (a rented GPU machine) records the commit it was copied from."""
-    from trex_bench.leaderboard import git_commit
+    from trex_bench.core.io import git_commit
 
     monkeypatch.setenv("TREX_BENCH_GIT_COMMIT", "0123abcd")
     assert git_commit() == "0123abcd"
@@ -164,8 +164,8 @@ def test_the_same_seed_on_another_demo_set_is_another_experiment(tmp_path):
 def test_the_row_reads_the_fidelity_report_through_one_typed_reader():
     """Issue 14: the row builder read keys the fidelity report did not have and wrote empty columns; now a report
     without the figures is refused, and a Spearman that could not be computed stays None."""
-    from trex_bench.errors import DataError
-    from trex_bench.results import AgentResult, Evaluation, FidelityFigures
+    from trex_bench.core.errors import DataError
+    from trex_bench.evaluation.results import AgentResult, Evaluation, FidelityFigures
 
     report = {"correlations": {"pred_mean": {"spearman": None}}, "pairwise": {"accuracy": 0.75}}
     assert FidelityFigures.from_json(report) == FidelityFigures(None, 0.75)
@@ -178,7 +178,7 @@ def test_the_row_reads_the_fidelity_report_through_one_typed_reader():
 
 
 def test_recovered_share_of_the_true_rewards_gain_over_survival():
-    from trex_bench.leaderboard import recovered
+    from trex_bench.evaluation.leaderboard import recovered
 
     assert recovered(5.0, 1.0, 9.0) == 0.5
     assert math.isnan(recovered(5.0, 9.0, 9.0))  # the true reward gained nothing over the constant: no scale

@@ -11,9 +11,9 @@ import pytest
 pytest.importorskip("minari", reason="the optional extra: pip install -e '.[minari]'")
 
 from trex_bench.cli import main  # noqa: E402
+from trex_bench.core.types import DemoSet  # noqa: E402
 from trex_bench.demos.minari_io import export_minari, import_minari  # noqa: E402
 from trex_bench.demos.store import load_demos, replay, save_demos  # noqa: E402
-from trex_bench.types import DemoSet  # noqa: E402
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trex_bench.games import get_game
+from trex_bench.core.games import get_game
 from trex_bench.reward.net import load_model
 from trex_bench.reward.official import SOURCES, import_official, load_official, official_path
 
@@ -139,10 +139,11 @@ NOISE_LEVELS = (0.0, 0.25, 0.5, 1.0)  # scripted-Breakout returns fall with ε: 
 @pytest.fixture(scope="module")
 def scripted_breakout(tmp_path_factory: pytest.TempPathFactory):
     """8 scripted Breakout episodes, 2 per noise level, capped at 1500 steps, saved and frame-cached once."""
+    from trex_bench.core.types import DemoSet
     from trex_bench.demos.collect import CollectConfig, collect
+    from trex_bench.demos.frames import FrameCache
     from trex_bench.demos.policies import EpsilonGreedy, ScriptedBreakout
-    from trex_bench.demos.store import FrameCache, save_demos
-    from trex_bench.types import DemoSet
+    from trex_bench.demos.store import save_demos
 
     episodes = []
     for k, eps in enumerate(NOISE_LEVELS):
@@ -173,7 +174,7 @@ def test_official_breakout_trex_tracks_true_return(reference_dir: Path, scripted
 
 def test_score_command_end_to_end(reference_dir: Path, scripted_breakout, tmp_path: Path) -> None:
     """Imported official net + saved demos → JSON and PNG at the default path; the cache is reused, no replay."""
-    from trex_bench._io import read_json
+    from trex_bench.core.io import read_json
     from trex_bench.reward.fidelity import score_command
 
     ds, demos_dir, cache_dir, _ = scripted_breakout

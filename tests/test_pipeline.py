@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from trex_bench.pipeline import PipelineConfig, default_demos, run_pipeline
+from trex_bench.experiment.pipeline import PipelineConfig, default_demos, run_pipeline
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def test_smoke_pipeline_writes_complete_run_folder(smoke_run):
 
 def test_exactly_one_well_formed_leaderboard_row(smoke_run):
     root, _, summary = smoke_run
-    from trex_bench.leaderboard import COLUMNS
+    from trex_bench.evaluation.leaderboard import COLUMNS
 
     with open(root / "lb.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -46,12 +46,12 @@ def test_exactly_one_well_formed_leaderboard_row(smoke_run):
     assert float(row["fidelity_spearman"]) == pytest.approx(fid["correlations"]["pred_mean"]["spearman"])
     assert float(row["pair_accuracy"]) == pytest.approx(fid["pairwise"]["accuracy"])
     config = json.loads((root / "run" / "config.json").read_text())  # the resolved experiment, in every run folder
-    from trex_bench.leaderboard import config_hash
+    from trex_bench.evaluation.leaderboard import config_hash
 
     assert config["reward"]["n_pairs"] == 200 and row["config_hash"] == config_hash(config | {"device": None})
-    from trex_bench.rl.ppo import BUDGETS
+    from trex_bench.experiment.budgets import ppo_config
 
-    assert int(row["schedule_steps"]) == BUDGETS["smoke"].horizon and row["time_capped"] == "false"
+    assert int(row["schedule_steps"]) == ppo_config("smoke").horizon and row["time_capped"] == "false"
 
 
 def test_resume_skips_finished_stages(smoke_run):
@@ -140,12 +140,12 @@ def test_default_demos_exist_and_verify():
 
 def test_checkpoint_demonstrator_tags_episodes(smoke_run):
     root, _, _ = smoke_run
-    from trex_bench.demos.checkpoints import collect_from_checkpoints, list_checkpoints, select_checkpoints
+    from trex_bench.experiment.demonstrators import collect_from_checkpoints, list_checkpoints, select_checkpoints
 
     agent = root / "run" / "agent" / "agent.zip"
     ds = collect_from_checkpoints("breakout", [agent, agent], 1, seed=0, progress=False)
     assert [e.checkpoint for e in ds.episodes] == [0, 1]
-    from trex_bench.demos.checkpoints import Checkpoint
+    from trex_bench.experiment.demonstrators import Checkpoint
 
     later = collect_from_checkpoints("breakout", [Checkpoint(13, 260_000, agent)], 2, seed=0, n_envs=2, progress=False)
     assert [e.checkpoint for e in later.episodes] == [13, 13]  # the run's numbering, shared with the demo set
@@ -163,8 +163,8 @@ def test_checkpoint_demonstrator_tags_episodes(smoke_run):
 
 def test_drex_and_bc_pipelines_at_smoke_budget(tmp_path):
     """D-REX end to end (BC → noise rollouts ranked by ε → reward → PPO → eval), then BC as a method and KL-to-BC."""
+    from trex_bench.core.types import NOOP_NOISE
     from trex_bench.demos.store import load_demos
-    from trex_bench.types import NOOP_NOISE
 
     lb = tmp_path / "lb.csv"
     drex = run_pipeline(PipelineConfig(game="breakout", method="drex", budget="smoke"), out=tmp_path / "drex",
@@ -191,7 +191,7 @@ def test_drex_and_bc_pipelines_at_smoke_budget(tmp_path):
 
 
 def read_card(folder):
-    from trex_bench._io import read_json
+    from trex_bench.core.io import read_json
 
     return read_json(folder / "card.json")
 
@@ -207,7 +207,7 @@ def test_bad_kl_options(kw):
 def test_committed_demo_sets_replay_exactly(name):
     from trex_bench.demos.replay import verify_demos
     from trex_bench.demos.store import load_demos
-    from trex_bench.pipeline import REPO_DEMOS
+    from trex_bench.experiment.pipeline import REPO_DEMOS
 
     ds = load_demos(REPO_DEMOS / "breakout" / name)
     results = verify_demos(ds)
@@ -222,10 +222,10 @@ def test_an_interrupted_ppo_stage_goes_on_from_its_newest_checkpoint(tmp_path, m
     import dataclasses
     import shutil
 
-    from trex_bench._io import read_json
-    from trex_bench.budgets import BUDGETS
+    from trex_bench.core.io import read_json
+    from trex_bench.experiment.budgets import BUDGETS
+    from trex_bench.experiment.run_folder import PARTIAL_KEY
     from trex_bench.rl.config import PPOConfig
-    from trex_bench.run_folder import PARTIAL_KEY
 
     tiny = PPOConfig("smoke", total_steps=128, n_envs=2, n_steps=16, batch_size=16, n_epochs=1, checkpoint_every=48)
     monkeypatch.setitem(BUDGETS, "smoke", dataclasses.replace(BUDGETS["smoke"], ppo=tiny))

@@ -8,11 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from trex_bench._io import read_json
+from trex_bench.core.io import read_json
+from trex_bench.experiment.budgets import BUDGETS as BUDGET_TABLE
+from trex_bench.experiment.budgets import ppo_config
 from trex_bench.reward.net import RewardNet, save_model
-from trex_bench.rl.ppo import BUDGETS, NORM_FILE, PPOConfig, get_ppo_config, load_agent, reward_env, train_ppo
+from trex_bench.rl.ppo import NORM_FILE, PPOConfig, load_agent, reward_env, train_ppo
 from trex_bench.rl.wrappers import LearnedRewardVecEnv
 
+BUDGETS = {name: b.ppo for name, b in BUDGET_TABLE.items()}
 TINY = PPOConfig("tiny", total_steps=64, n_envs=2, n_steps=16, batch_size=16, n_epochs=1, checkpoint_every=32)
 
 
@@ -30,7 +33,7 @@ def test_budgets_are_valid_and_cite_their_source():
     assert (zoo.n_envs, zoo.n_steps, zoo.batch_size, zoo.total_steps) == (8, 128, 256, 10_000_000)
     assert all(c.source for c in BUDGETS.values())
     with pytest.raises(ValueError, match="unknown budget"):
-        get_ppo_config("huge")
+        ppo_config("huge")
     with pytest.raises(ValueError, match="batch_size"):
         PPOConfig("bad", total_steps=10, n_envs=1, n_steps=8, batch_size=16)
 
@@ -39,7 +42,7 @@ def test_sb3_sees_channels_first_uint8_stacks_as_images():
     from stable_baselines3 import PPO
     from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
 
-    from trex_bench.envs import make_vec_env
+    from trex_bench.core.envs import make_vec_env
 
     env = make_vec_env("breakout", 1)
     assert is_image_space(env.observation_space, check_channels=True)
@@ -103,7 +106,7 @@ def test_smoke_run_on_learned_normalized_reward_saves_and_restores_stats(tmp_pat
     assert not (out / "checkpoints").exists()
     # wherever the agent is loaded, the wrapper is rebuilt with the saved statistics
     _, loaded = load_agent(out)
-    from trex_bench.envs import make_vec_env
+    from trex_bench.core.envs import make_vec_env
 
     env, _ = reward_env(make_vec_env("breakout", 1), reward_dir, "breakout", "paper", "normalized",
                         norm_state=loaded["reward_norm"], update_norm=False)

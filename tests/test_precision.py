@@ -8,7 +8,7 @@ import pytest
 import torch
 from stable_baselines3.common.torch_layers import NatureCNN
 
-from trex_bench._io import read_json
+from trex_bench.core.io import read_json
 from trex_bench.rl.ppo import PPOConfig, load_agent, train_ppo
 from trex_bench.rl.precision import FastCnnPolicy, FastNatureCNN, bf16_supported, probe_precision, resolve_precision
 

@@ -6,7 +6,7 @@ import io
 
 from tqdm import tqdm
 
-from trex_bench._progress import LOG_INTERVAL_S, LineProgress, progress_bar
+from trex_bench.core.progress import LOG_INTERVAL_S, LineProgress, progress_bar
 
 
 class _Terminal(io.StringIO):

@@ -22,10 +22,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from trex_bench.core.types import Ranking
 from trex_bench.demos.replay import verify_demos
 from trex_bench.demos.store import DemoError, load_demos, save_demos
 from trex_bench.reward.snippets import sample_snippet_pairs, whole_trajectory_pairs
-from trex_bench.types import Ranking
 
 FAST = settings(
     max_examples=25, derandomize=True, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from fakes import BrightnessFrames, PixelValue, ScriptedVecEnv
 
-from trex_bench.envs import PROFILES, EnvProfile, make_vec_env
+from trex_bench.core.envs import PROFILES, EnvProfile, make_vec_env
 from trex_bench.rl.ppo import PPOConfig, load_agent, train_ppo
 from trex_bench.rl.wrappers import LearnedRewardVecEnv
 
@@ -74,7 +74,7 @@ def noop_agent(tmp_path_factory):
 def test_evaluation_plays_the_agents_own_actions_in_full_games(noop_agent, tmp_path, deterministic):
     """No forced FIRE and no life-loss episodes in evaluation: an agent that never relaunches the ball plays on to
     the frame cap (with training-time FIRE it would lose its 5 lives in ~120 steps)."""
-    from trex_bench.evaluate import evaluate_agent
+    from trex_bench.evaluation.evaluate import evaluate_agent
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(PROFILES, SHORT.name, SHORT)
@@ -104,7 +104,7 @@ def near_uniform_agent(noop_agent, tmp_path_factory):
 def test_evaluation_samples_the_policy_by_default(near_uniform_agent, tmp_path):
     """T-REX evaluates the stochastic policy: sampled, it presses FIRE and loses its lives long before the cap;
     ``deterministic=True`` is the argmax (NOOP here) and plays on to the cap."""
-    from trex_bench.evaluate import evaluate_agent
+    from trex_bench.evaluation.evaluate import evaluate_agent
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(PROFILES, SHORT.name, SHORT)
@@ -233,9 +233,9 @@ def _val_scores(net, source, pairs) -> tuple[float, float]:
 def test_reward_trainer_returns_the_weights_it_selected(select):
     """The returned net is the selected checkpoint: with validation labels that contradict training, the best
     validation step is the first and the final weights are far worse on validation."""
+    from trex_bench.core.types import Ranking
     from trex_bench.reward.snippets import sample_snippet_pairs
     from trex_bench.reward.train import TrainConfig, train_reward
-    from trex_bench.types import Ranking
 
     src = BrightnessFrames(np.linspace(0, 1, 6), length=30)
     i, j = np.triu_indices(6, 1)
@@ -279,9 +279,9 @@ def test_verify_compares_every_recorded_frame_hash(breakout_demos):
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory, breakout_demos):
     """A finished T-REX run (smoke budget, PPO cut to 32 steps, 1 evaluation game) on 3 short scripted episodes."""
-    from trex_bench import budgets
     from trex_bench.demos.store import save_demos
-    from trex_bench.pipeline import PipelineConfig, run_pipeline
+    from trex_bench.experiment import budgets
+    from trex_bench.experiment.pipeline import PipelineConfig, run_pipeline
 
     root = tmp_path_factory.mktemp("protocol-run")
     demos = save_demos(dataclasses.replace(breakout_demos, episodes=breakout_demos.episodes[:3]), root / "demos")
@@ -294,7 +294,7 @@ def smoke_run(tmp_path_factory, breakout_demos):
 
 
 def test_the_row_names_what_the_reward_net_was_trained_on(smoke_run):
-    from trex_bench._io import file_hash, read_json
+    from trex_bench.core.io import file_hash, read_json
 
     root, _, _, summary = smoke_run
     card = read_json(root / "run" / "reward" / "card.json")
@@ -310,8 +310,8 @@ def test_the_row_names_what_the_reward_net_was_trained_on(smoke_run):
 
 def test_agent_stage_key_covers_the_reward_transform(smoke_run):
     """Resuming a run folder with another transform must not reuse the agent trained on the first one."""
-    from trex_bench._io import read_json
-    from trex_bench.pipeline import run_pipeline
+    from trex_bench.core.io import read_json
+    from trex_bench.experiment.pipeline import run_pipeline
 
     root, cfg, kw, _ = smoke_run
     with pytest.raises(ValueError, match=r"agent was made by another config"):
@@ -330,7 +330,7 @@ def test_agent_stage_key_covers_the_reward_transform(smoke_run):
 def test_every_input_keys_its_stage(smoke_run, change, stage):
     """A resumed run with any one input changed refuses at the first stage that input reaches: nothing is reused
     that was made from other inputs."""
-    from trex_bench.pipeline import run_pipeline
+    from trex_bench.experiment.pipeline import run_pipeline
 
     root, cfg, kw, _ = smoke_run
     if "kl_to" in change:  # a folder with a card: a missing one is refused before any stage (D6)
@@ -343,7 +343,7 @@ def test_every_input_keys_its_stage(smoke_run, change, stage):
 
 def test_another_demo_set_retrains_the_reward(smoke_run, breakout_demos):
     from trex_bench.demos.store import save_demos
-    from trex_bench.pipeline import run_pipeline
+    from trex_bench.experiment.pipeline import run_pipeline
 
     root, cfg, kw, _ = smoke_run
     other = save_demos(dataclasses.replace(breakout_demos, episodes=breakout_demos.episodes[1:]), root / "other")
@@ -354,7 +354,7 @@ def test_another_demo_set_retrains_the_reward(smoke_run, breakout_demos):
 def test_extrapolation_stage_refuses_an_unseen_set_that_repeats_a_demo(smoke_run, breakout_demos):
     """The unseen set must be disjoint from the demos, or "extrapolation" is measured on training data."""
     from trex_bench.demos.store import save_demos
-    from trex_bench.pipeline import run_pipeline
+    from trex_bench.experiment.pipeline import run_pipeline
 
     root, cfg, kw, _ = smoke_run
     overlap = save_demos(dataclasses.replace(breakout_demos, episodes=breakout_demos.episodes[2:]), root / "overlap")
@@ -365,8 +365,8 @@ def test_extrapolation_stage_refuses_an_unseen_set_that_repeats_a_demo(smoke_run
 def test_an_edited_budget_reward_value_retrains_the_reward(smoke_run, monkeypatch):
     """Issue 14: the reward stage was keyed by the budget's *name*: after an edit of its values, --resume reused the
     stale net. Now the resolved values key it."""
-    from trex_bench import budgets
-    from trex_bench.pipeline import run_pipeline
+    from trex_bench.experiment import budgets
+    from trex_bench.experiment.pipeline import run_pipeline
 
     _, cfg, kw, _ = smoke_run
     smoke = budgets.BUDGETS["smoke"]
@@ -381,8 +381,8 @@ def test_a_damaged_finished_stage_is_refused_on_resume(smoke_run, tmp_path, dama
     zip-file". Now the stage's recorded file hashes are checked and the message names the folder to delete."""
     import shutil
 
-    from trex_bench.errors import RunFolderError
-    from trex_bench.pipeline import run_pipeline
+    from trex_bench.core.errors import RunFolderError
+    from trex_bench.experiment.pipeline import run_pipeline
 
     root, cfg, kw, _ = smoke_run
     copy = tmp_path / "run"

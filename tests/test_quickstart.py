@@ -92,7 +92,7 @@ def test_help_and_games_do_not_import_torch():
 
 
 def test_the_torch_free_profile_names_match_the_profiles():
-    from trex_bench.envs import PROFILES
-    from trex_bench.types import ENV_PROFILES
+    from trex_bench.core.envs import PROFILES
+    from trex_bench.core.types import ENV_PROFILES
 
     assert tuple(PROFILES) == ENV_PROFILES

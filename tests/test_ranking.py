@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trex_bench import ranking
-from trex_bench.types import DemoSet, Episode
+from trex_bench.core.types import DemoSet, Episode
+from trex_bench.reward import ranking
 
 
 def _ep(ret: float, noise: float = 0.0, checkpoint: int = -1) -> Episode:

@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 
 from trex_bench.cli import main
-from trex_bench.expectations import compare, compare_all, load_expectations
-from trex_bench.regression import (
+from trex_bench.regression.checks import (
     CHECKS,
     EXPECTATIONS,
     FROZEN_CSV,
@@ -30,7 +29,8 @@ from trex_bench.regression import (
     measure_reward,
     measure_tables,
 )
-from trex_bench.regression_extrapolation import ExtrapolationSpec, measure_extrapolation, measure_released
+from trex_bench.regression.expectations import compare, compare_all, load_expectations
+from trex_bench.regression.extrapolation import ExtrapolationSpec, measure_extrapolation, measure_released
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,7 +75,7 @@ def test_trex_weights_hash_fails_on_a_changed_learning_rate(expected):
 
 
 def test_drex_weights_hash_fails_on_a_different_mask_row(expected):
-    from trex_bench.games import get_game
+    from trex_bench.core.games import get_game
 
     g = get_game("breakout")
     moved = dataclasses.replace(g, mask_top=g.mask_top + 1)  # row 10 (the top wall) zeroed too
@@ -123,8 +123,8 @@ def test_released_check_is_skipped_loudly_without_the_reference(tmp_path, capsys
 
 
 def test_extrapolation_fails_on_a_reversed_ranking(expected):
-    from trex_bench.ranking import by_return
-    from trex_bench.types import Ranking
+    from trex_bench.core.types import Ranking
+    from trex_bench.reward.ranking import by_return
 
     def reversed_return(ds):
         r = by_return(ds)
@@ -161,8 +161,8 @@ def test_tables_pass_on_the_frozen_csv_and_fail_on_a_changed_cell(tmp_path, expe
 
 @pytest.mark.slow
 def test_fidelity_band_fails_on_a_reversed_ranking(expected):
-    from trex_bench.ranking import by_return
-    from trex_bench.types import Ranking
+    from trex_bench.core.types import Ranking
+    from trex_bench.reward.ranking import by_return
 
     def reversed_return(ds):
         r = by_return(ds)
@@ -223,7 +223,7 @@ def test_weight_hash_holds_where_mkl_and_onednn_would_pick_other_kernels(expecte
 
 
 def test_pinning_after_torch_loaded_changes_nothing_and_says_so(monkeypatch):
-    from trex_bench.regression_common import PINNED_ENV, pin_numerics
+    from trex_bench.regression.numerics import PINNED_ENV, pin_numerics
 
     assert pin_numerics() is None  # this process was pinned by conftest before torch loaded
     monkeypatch.setenv("MKL_CBWR", "AUTO")  # as if torch had loaded with another MKL branch

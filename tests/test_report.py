@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from test_curves import _run  # tests/ is on sys.path (pytest prepend mode), as for `fakes`
 
-from trex_bench.browser import find_chromium, is_blank, render, static_problems
+from trex_bench.analysis.browser import find_chromium, is_blank, render, static_problems
+from trex_bench.analysis.report import build_report
 from trex_bench.cli import main
-from trex_bench.lockfile import parse_lock, read_lock
-from trex_bench.report import build_report
+from trex_bench.core.lockfile import parse_lock, read_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from trex_bench._io import read_json
+from trex_bench.core.io import read_json
 from trex_bench.rl.agent_io import read_zip_member
 from trex_bench.rl.ppo import PPOConfig, train_ppo
 from trex_bench.rl.resume import RUN_FILE, list_checkpoints
@@ -44,7 +44,7 @@ def test_a_cut_run_resumes_from_its_newest_checkpoint_and_finishes(finished, tmp
 
 
 def test_restore_loads_the_checkpoints_weights_and_adam_state(finished, tmp_path):
-    from trex_bench.envs import make_vec_env
+    from trex_bench.core.envs import make_vec_env
     from trex_bench.rl.ppo import _make_model
     from trex_bench.rl.resume import ResumePoint, restore
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from trex_bench.games import get_game
+from trex_bench.core.games import get_game
 from trex_bench.reward.net import RewardEnsemble, RewardNet, load_model, save_model
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from trex_bench.envs import make_vec_env
+from trex_bench.core.envs import make_vec_env
 from trex_bench.reward.net import RewardNet
 from trex_bench.rl.wrappers import ClipRewardVecEnv, ConstantRewardVecEnv, LearnedRewardVecEnv
 

@@ -16,13 +16,15 @@ def test_40k_pairs_of_length_200_train_within_2_gib(tmp_path):
     """Pairs are indices and frames are uint8 once: 40 000 pairs of span ≤ 200 fit in 2 GiB resident memory."""
     script = textwrap.dedent(f"""
         import resource, numpy as np
-        from trex_bench.demos.store import FrameCache, load_demos
-        from trex_bench.pipeline import default_demos
-        from trex_bench.ranking import by_return
-        from trex_bench.reward.train import budget_config, train_reward
+        from trex_bench.demos.frames import FrameCache
+        from trex_bench.demos.store import load_demos
+        from trex_bench.experiment.pipeline import default_demos
+        from trex_bench.reward.ranking import by_return
+        from trex_bench.experiment.budgets import reward_config
+from trex_bench.reward.train import train_reward
         ds = load_demos(default_demos("breakout"))
         cache = FrameCache(ds, {str(tmp_path)!r})
-        cfg = budget_config("quick", n_pairs=40000, min_len=100, max_len=200, max_steps=5, max_seconds=None, val_frac=0.01)
+        cfg = reward_config("quick", n_pairs=40000, min_len=100, max_len=200, max_steps=5, max_seconds=None, val_frac=0.01)
         train_reward(cache, by_return(ds), cfg, "breakout", np.random.default_rng(0))
         print("MAXRSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     """)
@@ -40,12 +42,14 @@ def test_quick_reward_ranks_held_out_breakout_episodes(tmp_path):
     snippets of 10–40 or lr 1e-4 gave 0.93–0.97). The issue's target is 0.9 for the per-frame mean within 5 minutes.
     """
     from trex_bench.demos.collect import CollectConfig, collect
+    from trex_bench.demos.frames import FrameCache
     from trex_bench.demos.policies import EpsilonGreedy, ScriptedBreakout
-    from trex_bench.demos.store import FrameCache, load_demos, merge_demo_sets
-    from trex_bench.pipeline import default_demos
-    from trex_bench.ranking import by_return
+    from trex_bench.demos.store import load_demos, merge_demo_sets
+    from trex_bench.experiment.budgets import reward_config
+    from trex_bench.experiment.pipeline import default_demos
     from trex_bench.reward.fidelity import fidelity_report
-    from trex_bench.reward.train import budget_config, train_reward
+    from trex_bench.reward.ranking import by_return
+    from trex_bench.reward.train import train_reward
 
     train = load_demos(default_demos("breakout"))
     rng = np.random.default_rng(7)
@@ -53,7 +57,7 @@ def test_quick_reward_ranks_held_out_breakout_episodes(tmp_path):
         collect("breakout", EpsilonGreedy(ScriptedBreakout(), eps, 4, rng), CollectConfig(2, seed=70 + i, noise=eps), progress=False)
         for i, eps in enumerate((1.0, 0.5, 0.25, 0.1, 0.05, 0.0))
     ])
-    model, _ = train_reward(FrameCache(train, tmp_path), by_return(train), budget_config("quick"), "breakout", np.random.default_rng(0))
+    model, _ = train_reward(FrameCache(train, tmp_path), by_return(train), reward_config("quick"), "breakout", np.random.default_rng(0))
     report = fidelity_report(model, held_out, FrameCache(held_out, tmp_path))
     corr = report["correlations"]
     assert corr["pred_mean"]["spearman"] >= 0.9

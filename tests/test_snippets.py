@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from trex_bench.core.types import Ranking
 from trex_bench.reward.snippets import sample_snippet_pairs, split_by_episode_pairs, whole_trajectory_pairs
-from trex_bench.types import Ranking
 
 LENGTHS = np.array([120, 300, 80, 500, 200])
 RANK = Ranking(5, np.array([(i, j) for i in range(5) for j in range(5) if i < j]), "return")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from trex_bench.analysis.stats import aggregate_stats, to_markdown
 from trex_bench.cli import main
-from trex_bench.leaderboard import append_row, read_leaderboard
-from trex_bench.stats import aggregate_stats, to_markdown
+from trex_bench.evaluation.leaderboard import append_row, read_leaderboard
 
 # breakout: random 1.7, pong: random -20.7 (games.py). Best demos 10 above random: normalised = (score - random) / 10.
 BEST = {"breakout": 11.7, "pong": -10.7}

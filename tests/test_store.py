@@ -6,8 +6,9 @@ import zipfile
 import numpy as np
 import pytest
 
+from trex_bench.demos.frames import FrameCache
 from trex_bench.demos.replay import frame_hash, replay, replay_many, verify_demos
-from trex_bench.demos.store import DemoError, FrameCache, load_demos, save_demos
+from trex_bench.demos.store import DemoError, load_demos, save_demos
 
 
 def test_round_trip(tmp_path, breakout_demos):
@@ -143,7 +144,7 @@ def test_frame_cache_builds_stacks_from_indices(tmp_path, breakout_demos):
     assert not stacks[1, :2].any() and np.array_equal(stacks[1, 2:], frames[:2])
     assert np.array_equal(stacks[4], frames[7:11])
     # Stacks rebuilt from single frames equal the env's own observations.
-    from trex_bench.envs import make_env
+    from trex_bench.core.envs import make_env
 
     env = make_env("breakout")
     obs = [env.reset(seed=ep.seed)[0]]

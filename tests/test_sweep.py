@@ -7,7 +7,7 @@ import csv
 import pytest
 
 from trex_bench.cli import build_parser, main
-from trex_bench.sweep import plan_sweep, run_sweep
+from trex_bench.experiment.sweep import plan_sweep, run_sweep
 
 
 def _bc_folder(path):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from trex_bench.analysis.tables import build_table, write_table
 from trex_bench.cli import main
-from trex_bench.leaderboard import append_row, config_hash
-from trex_bench.tables import build_table, write_table
+from trex_bench.evaluation.leaderboard import append_row, config_hash
 
 
 def _row(seed: int, mean: float, method: str = "trex", budget: str = "small", **kw) -> dict:
@@ -112,7 +112,7 @@ def test_committed_extrapolation_table_is_what_its_csv_generates():
 
     import pandas as pd
 
-    from trex_bench.extrapolation import markdown_table
+    from trex_bench.reward.extrapolation import markdown_table
 
     tables = Path(__file__).resolve().parents[1] / "results/tables"
     assert markdown_table(pd.read_csv(tables / "extrapolation.csv")) == (tables / "extrapolation.md").read_text()

@@ -10,10 +10,11 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
+from trex_bench.core.types import DemoSet, Episode, Ranking, SnippetPairs
+from trex_bench.experiment.budgets import reward_config
 from trex_bench.reward import train as tr
-from trex_bench.reward.command import train_command
+from trex_bench.reward.build import train_command
 from trex_bench.reward.snippets import sample_snippet_pairs
-from trex_bench.types import DemoSet, Episode, Ranking, SnippetPairs
 
 
 class FakeFrames:
@@ -144,17 +145,17 @@ def test_demo_set_of_another_game_is_refused(monkeypatch, tmp_path):
     ep = Episode(0, np.zeros(5, np.uint8), np.zeros(5, np.float32), np.array([0]), np.array([0], np.uint64))
     monkeypatch.setattr("trex_bench.demos.store.load_demos", lambda *a, **k: DemoSet("breakout", "paper", {}, "t", (ep, ep)))
     with pytest.raises(ValueError, match="holds breakout demos, not pong"):
-        train_command("pong", tmp_path / "demos", tmp_path / "out", budget="smoke")
+        train_command("pong", tmp_path / "demos", tmp_path / "out", config=reward_config("smoke"), budget="smoke")
     assert not (tmp_path / "out").exists()
 
 
 def test_budgets_cite_the_papers():
-    paper = tr.budget_config("paper")
+    paper = reward_config("paper")
     assert (paper.n_pairs, paper.min_len, paper.max_len, paper.stride, paper.lr, paper.batch_pairs, paper.passes) == (6000, 50, 100, 2, 5e-5, 1, 5.0)
-    drex = tr.budget_config("paper", "drex")
+    drex = reward_config("paper", "drex")
     assert (drex.n_pairs, drex.lr, drex.method) == (40000, 1e-5, "drex")
     with pytest.raises(ValueError, match="unknown budget"):
-        tr.budget_config("huge")
+        reward_config("huge")
 
 
 def test_cli_train_smoke_writes_a_loadable_model(tmp_path, breakout_demos, capsys):

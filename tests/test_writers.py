@@ -96,7 +96,7 @@ def test_cuda_without_cuda_is_refused(capsys):
 
 
 def test_leaderboard_that_is_a_directory_or_under_a_file(tmp_path):
-    from trex_bench.leaderboard import append_row
+    from trex_bench.evaluation.leaderboard import append_row
 
     row = dict(game="breakout", method="trex", seed=0, mean=1.0)
     (tmp_path / "lb").mkdir()
@@ -109,7 +109,7 @@ def test_leaderboard_that_is_a_directory_or_under_a_file(tmp_path):
 
 
 def test_empty_or_directory_leaderboard_reads_cleanly(tmp_path):
-    from trex_bench.leaderboard import read_leaderboard
+    from trex_bench.evaluation.leaderboard import read_leaderboard
 
     (tmp_path / "empty.csv").write_text("")
     assert len(read_leaderboard(tmp_path / "empty.csv")) == 0

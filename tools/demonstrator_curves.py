@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from trex_bench.curves import read_scores
+from trex_bench.analysis.curves import read_scores
 
 STEPS = (125_000, 250_000, 500_000, 1_000_000, 2_000_000)
 RL_ZOO3 = {  # rl-zoo3 PPO training curves at 125k / 250k / 500k / 1M agent steps (issue #15); Hero: none published

@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Sequence
 
 from trex_bench import __version__
-from trex_bench.errors import TrexBenchError
+from trex_bench.core.errors import TrexBenchError
 
 # Command-group modules, in --help order; each defines register(subparsers) and sets args.func.
 GROUPS = (
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (0 ok, 1 a check failed, 2 bad input).
 
-    A user error (``trex_bench.errors.TrexBenchError``, or the OS refusing a path the user named) is printed as one
+    A user error (``trex_bench.core.errors.TrexBenchError``, or the OS refusing a path the user named) is printed as one
     line; ``--debug`` re-raises it with its traceback. Any other exception is a bug and keeps its traceback.
     """
     parser = build_parser()

@@ -6,8 +6,8 @@ import argparse
 import shlex
 from pathlib import Path
 
-from trex_bench.budgets import BUDGETS
-from trex_bench.cli_util import seed, torch_device
+from trex_bench.cli.util import seed, torch_device
+from trex_bench.experiment.budgets import BUDGETS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,17 +47,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from trex_bench._io import check_out_folder
-    from trex_bench.rl.bc_io import train_command
+    from trex_bench.bc.folder import train_command
+    from trex_bench.core.io import check_out_folder
+    from trex_bench.experiment.budgets import bc_config
 
     check_out_folder(args.out, "bc_policy", args.overwrite)
-    from trex_bench._io import read_json
-    from trex_bench.rl.bc_io import summary_line
+    from trex_bench.bc.folder import summary_line
+    from trex_bench.core.io import read_json
 
     out = train_command(
         args.game,
         args.demos,
         args.out,
+        config=bc_config(args.budget),
         budget=args.budget,
         seed=args.seed,
         cache_dir=args.cache,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from trex_bench.cli_util import noise_levels, nonneg_int, positive_int, seed, torch_device
-from trex_bench.errors import ConfigError
+from trex_bench.cli.util import noise_levels, nonneg_int, positive_int, seed, torch_device
+from trex_bench.core.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -166,12 +166,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_collect(args: argparse.Namespace) -> int:
+    from trex_bench.core.envs import make_vec_env
+    from trex_bench.core.games import get_game
+    from trex_bench.core.types import NOOP_NOISE
     from trex_bench.demos.collect import CollectConfig, collect
-    from trex_bench.demos.policies import EpsilonGreedy, NoopPolicy, make_demonstrator
+    from trex_bench.demos.policies import EpsilonGreedy, NoopPolicy
     from trex_bench.demos.store import check_demo_out, merge_demo_sets, save_demos
-    from trex_bench.envs import make_vec_env
-    from trex_bench.games import get_game
-    from trex_bench.types import NOOP_NOISE
+    from trex_bench.experiment.demonstrators import make_demonstrator
 
     game = get_game(args.game)
     out: Path = args.out
@@ -210,13 +211,13 @@ def _run_ppo_demonstrator(args: argparse.Namespace, seen: str) -> int:
 
     ``seen``: what ``check_demo_out`` found at ``--out`` before training (``save_demos``'s ``replaces``).
     """
-    from trex_bench.demos.checkpoints import (
+    from trex_bench.demos.store import save_demos
+    from trex_bench.experiment.demonstrators import (
         collect_from_checkpoints,
         list_checkpoints,
         select_checkpoints,
         train_demonstrator,
     )
-    from trex_bench.demos.store import save_demos
 
     if args.noise != [0.0]:
         raise ConfigError("--noise is not used with --demonstrator ppo (the checkpoints are the quality levels)")
@@ -304,7 +305,7 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def run_degradation(args: argparse.Namespace) -> int:
-    from trex_bench.degradation import degradation_command
+    from trex_bench.demos.degradation import degradation_command
 
     for line in degradation_command(args.dir, args.out, reference_csv=args.reference, demo_set_dir=args.demo_set):
         print(line)

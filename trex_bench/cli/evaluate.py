@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from trex_bench.cli_util import positive_int, seed, torch_device
-from trex_bench.errors import ConfigError
+from trex_bench.cli.util import positive_int, seed, torch_device
+from trex_bench.core.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from trex_bench.evaluate import evaluate_agent
+    from trex_bench.evaluation.evaluate import evaluate_agent
 
     if args.leaderboard is not None and args.demos is None:
         raise ConfigError("--leaderboard needs --demos: a row compares the agent with a demo set's best and average")
@@ -77,8 +77,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(f"  human-normalised score: {r['human_normalized']:.3f}")
     print(f"wrote {r['path']}")
     if args.leaderboard is not None:
-        from trex_bench._io import read_json
-        from trex_bench.leaderboard import agent_method, append_row, row_from_run
+        from trex_bench.core.io import read_json
+        from trex_bench.evaluation.leaderboard import agent_method, append_row, row_from_run
 
         card = read_json(args.agent / "card.json")
         row = row_from_run(card, r, agent_method(card), run_id=f"{args.agent.resolve().name}-eval-s{args.seed}")

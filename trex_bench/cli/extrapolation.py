@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from trex_bench.budgets import BUDGETS
-from trex_bench.cli_util import seed_list
-from trex_bench.errors import ConfigError, DataError
+from trex_bench.cli.util import seed_list
+from trex_bench.core.errors import ConfigError, DataError
+from trex_bench.experiment.budgets import BUDGETS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -99,16 +99,16 @@ def _released_nets(game: str, reference: Path) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trex_bench._io import write_json
+    from trex_bench.core.games import get_game
+    from trex_bench.core.io import write_json
     from trex_bench.demos.store import load_demos
-    from trex_bench.extrapolation import (
+    from trex_bench.experiment.extrapolation import train_drex_or_reuse, train_or_reuse
+    from trex_bench.reward.extrapolation import (
         check_split,
         figure3,
         score_split,
         update_table,
     )
-    from trex_bench.extrapolation_train import train_drex_or_reuse, train_or_reuse
-    from trex_bench.games import get_game
     from trex_bench.reward.net import load_model
 
     game = get_game(args.game).id

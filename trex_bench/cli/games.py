@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from trex_bench.games import GAMES
+from trex_bench.core.games import GAMES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
             f"  {'yes' if g.in_paper else 'no'}"
         )
     if args.masks:
-        from trex_bench.masks import mask_frame, save_mask_png  # loads the emulator: only when asked
+        from trex_bench.reward.masks import mask_frame, save_mask_png  # loads the emulator: only when asked
 
         for g in GAMES.values():
             if g.in_paper:

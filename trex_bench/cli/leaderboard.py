@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from trex_bench.errors import ConfigError
+from trex_bench.core.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_leaderboard(args: argparse.Namespace) -> int:
-    from trex_bench.leaderboard import COLUMNS, summarize
+    from trex_bench.evaluation.leaderboard import COLUMNS, summarize
 
     bad = [c for c in args.by if c not in COLUMNS]
     if bad:

@@ -1,13 +1,13 @@
 """Command-line options generated from a config dataclass: one source for a field's flag, type, default and help.
 
-A field takes part when its metadata has a ``"cli"`` entry (``trex_bench.pipeline.PipelineConfig`` writes them with
+A field takes part when its metadata has a ``"cli"`` entry (``trex_bench.experiment.pipeline.PipelineConfig`` writes them with
 ``_cli(help, flag=…, choices=…)``). The flag is ``--field-name`` unless the entry names another (a name without
 dashes is an optional positional); the type comes from the field's annotation, or from :data:`VALIDATORS` where the
 value needs a range check with a one-line argparse error; the default is the field's (None for a required field, so
 that ``--config FILE`` can stand in for it).
 
 >>> import argparse
->>> from trex_bench.pipeline_config import PipelineConfig
+>>> from trex_bench.experiment.options import PipelineConfig
 >>> p = argparse.ArgumentParser()
 >>> add_config_options(p, PipelineConfig, only=("seed", "eval_episodes"))
 >>> config_kwargs(p.parse_args(["--episodes", "5"]), PipelineConfig, only=("seed", "eval_episodes"))
@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from trex_bench.cli_util import positive_int, positive_seconds, seed, torch_device
+from trex_bench.cli.util import positive_int, positive_seconds, seed, torch_device
 
 __all__ = ["add_config_options", "config_kwargs", "config_defaults", "VALIDATORS"]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from trex_bench.cli.options import add_config_options, config_defaults, config_kwargs
-from trex_bench.pipeline_config import PipelineConfig
+from trex_bench.experiment.options import PipelineConfig
 
 # With --config the file gives the whole experiment; --device may still say where it runs.
 _RUN_WHERE = ("device",)
@@ -50,8 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def experiment(args: argparse.Namespace) -> Any:
     """The ``ExperimentConfig`` of the command line: from ``--config``, or resolved from the options."""
-    from trex_bench.config import ExperimentConfig
-    from trex_bench.errors import ConfigError
+    from trex_bench.core.errors import ConfigError
+    from trex_bench.experiment.config import ExperimentConfig
 
     if args.config is not None:
         defaults = config_defaults(PipelineConfig)
@@ -66,7 +66,7 @@ def experiment(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trex_bench.pipeline import run_pipeline
+    from trex_bench.experiment.pipeline import run_pipeline
 
     summary = run_pipeline(
         experiment(args),

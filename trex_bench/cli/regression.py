@@ -8,9 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-from trex_bench.cli_util import seed_list
+from trex_bench.cli.util import seed_list
 
-# trex_bench.regression.CHECKS' names, here torch-free
+# trex_bench.regression.checks.CHECKS' names, here torch-free
 CHECK_NAMES = (
     "demos",
     "reward.trex",
@@ -105,7 +105,7 @@ def _fmt(value: object) -> str:
 
 def _pin() -> None:
     """Pin the float kernels before torch loads (``pin_numerics``); say so on stderr where they could not be."""
-    from trex_bench.regression_common import pin_numerics
+    from trex_bench.regression.numerics import pin_numerics
 
     why = pin_numerics()
     if why:
@@ -114,8 +114,8 @@ def _pin() -> None:
 
 def run_check(args: argparse.Namespace) -> int:
     _pin()
-    from trex_bench.expectations import compare_all, load_expectations
-    from trex_bench.regression import run_checks
+    from trex_bench.regression.checks import run_checks
+    from trex_bench.regression.expectations import compare_all, load_expectations
 
     expectations = load_expectations(args.expectations)  # refuse a bad file before a minute of work
     t0 = time.perf_counter()
@@ -129,7 +129,7 @@ def run_check(args: argparse.Namespace) -> int:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     for name, why in skipped.items():
         print(f"regression: SKIPPED {name}: {why}", file=sys.stderr)
-    from trex_bench.regression_common import numerics
+    from trex_bench.regression.numerics import numerics
 
     print(
         f"{numerics()}; {len(results)} metrics, {sum(not r.ok for r in results)} failing, "
@@ -148,8 +148,8 @@ def run_check(args: argparse.Namespace) -> int:
 
 def run_update(args: argparse.Namespace) -> int:
     _pin()
-    from trex_bench.expectations import load_expectations, save_expectations, update_expectations
-    from trex_bench.regression import BAND_SEEDS
+    from trex_bench.regression.checks import BAND_SEEDS
+    from trex_bench.regression.expectations import load_expectations, save_expectations, update_expectations
 
     old = load_expectations(args.expectations)
     command = shlex.join(["trex-bench", *args.argv[1:]])

@@ -33,15 +33,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from trex_bench.errors import ConfigError
-    from trex_bench.games import get_game
-    from trex_bench.report import build_report
+    from trex_bench.analysis.report import build_report
+    from trex_bench.core.errors import ConfigError
+    from trex_bench.core.games import get_game
 
     out = args.out or args.results / "report"
     games = [get_game(g.strip()).id for g in args.games.split(",") if g.strip()] if args.games else None
     if args.runs is not None and not args.runs.is_dir():  # before the report folder is made
         raise ConfigError(f"--runs {args.runs} is not a folder of run folders")
-    from trex_bench.stats import DEFAULT_METHODS
+    from trex_bench.analysis.stats import DEFAULT_METHODS
 
     given = args.methods if args.methods is not None else ",".join(DEFAULT_METHODS)
     methods = [m.strip() for m in given.split(",") if m.strip()]
@@ -61,7 +61,7 @@ def run_report(args: argparse.Namespace) -> int:
     print(f"wrote {report.path} ({len(report.figures)} figures)")
     if not args.check:
         return 0
-    from trex_bench.browser import render, static_problems
+    from trex_bench.analysis.browser import render, static_problems
 
     check = render(report.path, out / "screenshot.png")
     problems = static_problems(report.path) + check.problems

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from trex_bench.budgets import BUDGETS
-from trex_bench.cli_util import seed, torch_device
-from trex_bench.config import RANKINGS
-from trex_bench.errors import ConfigError
+from trex_bench.cli.util import seed, torch_device
+from trex_bench.core.errors import ConfigError
+from trex_bench.experiment.budgets import BUDGETS
+from trex_bench.experiment.config import RANKINGS
 
 DEFAULT_REFERENCE = Path("../shared/reference")
 
@@ -91,8 +91,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from trex_bench._io import check_out_folder, read_json
-    from trex_bench.reward.command import summary_line, train_command
+    from trex_bench.core.io import check_out_folder, read_json
+    from trex_bench.experiment.budgets import reward_config
+    from trex_bench.reward.build import summary_line, train_command
 
     check_out_folder(args.out, "reward_model", args.overwrite)
     ranking = args.ranking or ("noise" if args.method == "drex" else "return")
@@ -105,6 +106,7 @@ def run_train(args: argparse.Namespace) -> int:
         method=args.method,
         ranking=ranking,
         human_labels=args.human_labels,
+        config=reward_config(args.budget, args.method),
         budget=args.budget,
         seed=args.seed,
         cache_dir=args.cache,

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from trex_bench.cli.options import add_config_options
-from trex_bench.cli_util import seed, torch_device
+from trex_bench.cli.util import seed, torch_device
 
 
 def _nonneg_float(text: str) -> float:
@@ -18,8 +18,8 @@ def _nonneg_float(text: str) -> float:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from trex_bench.budgets import BUDGETS  # torch-free: `trex-bench --help` must not load torch
-    from trex_bench.types import REWARD_TRANSFORMS as TRANSFORMS
+    from trex_bench.core.types import REWARD_TRANSFORMS as TRANSFORMS
+    from trex_bench.experiment.budgets import BUDGETS  # torch-free: `trex-bench --help` must not load torch
 
     p = sub.add_parser(
         "rl",
@@ -79,7 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="BETA",
         help="KL coefficient beta >= 0 of --kl-to (default 0: no penalty)",
     )
-    from trex_bench.pipeline_config import PipelineConfig
+    from trex_bench.experiment.options import PipelineConfig
 
     add_config_options(t, PipelineConfig, only=("precision", "max_seconds"))  # as in `pipeline`, from one source
     t.add_argument(
@@ -93,10 +93,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from trex_bench._io import read_json
-    from trex_bench.rl.ppo import get_ppo_config, train_ppo
+    from trex_bench.core.io import read_json
+    from trex_bench.experiment.budgets import ppo_config
+    from trex_bench.rl.ppo import train_ppo
 
-    cfg = get_ppo_config(args.budget)
+    cfg = ppo_config(args.budget)
     if args.max_seconds is not None:
         cfg = cfg.replace(max_seconds=args.max_seconds)
     out = train_ppo(

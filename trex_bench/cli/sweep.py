@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from trex_bench.budgets import BUDGETS
 from trex_bench.cli.options import add_config_options, config_kwargs
-from trex_bench.cli_util import positive_int, seed_list
-from trex_bench.pipeline_config import PipelineConfig
+from trex_bench.cli.util import positive_int, seed_list
+from trex_bench.experiment.budgets import BUDGETS
+from trex_bench.experiment.options import PipelineConfig
 
 # PipelineConfig fields a sweep passes to every run, and where a sweep's help says it differently.
 _SHARED = ("profile", "demos", "ranking", "human_labels", "precision", "transform", "eval_episodes", "device")
@@ -78,7 +78,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     import itertools
     import shlex
 
-    from trex_bench.sweep import JobResult, plan_sweep, run_sweep
+    from trex_bench.experiment.sweep import JobResult, plan_sweep, run_sweep
 
     config = config_kwargs(args, PipelineConfig, only=_SHARED)
     jobs = plan_sweep(

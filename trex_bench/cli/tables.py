@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from trex_bench.errors import ConfigError
+from trex_bench.core.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,13 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_tables(args: argparse.Namespace) -> int:
-    from trex_bench.tables import write_table
+    from trex_bench.analysis.tables import write_table
 
     if not args.csv.exists():
         raise ConfigError(f"{args.csv} does not exist (runs append to it; see `trex-bench pipeline --help`)")
     out = args.out or Path("results/tables") / f"{args.kind}.md"
     if args.kind == "stats":
-        from trex_bench.stats import write_stats
+        from trex_bench.analysis.stats import write_stats
 
         print(write_stats(args.csv, out, reps=args.reps, seed=args.seed))
     else:

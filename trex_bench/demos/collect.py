@@ -6,15 +6,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trex_bench._io import versions
-from trex_bench._progress import progress_bar
+from trex_bench.core.envs import get_profile, make_vec_env
+from trex_bench.core.errors import ConfigError
+from trex_bench.core.games import get_game
+from trex_bench.core.io import versions
+from trex_bench.core.progress import progress_bar
+from trex_bench.core.types import DemoSet, Episode, valid_noise
 from trex_bench.demos.policies import Demonstrator
 from trex_bench.demos.replay import frame_hash
 from trex_bench.demos.store import HASH_EVERY
-from trex_bench.envs import get_profile, make_vec_env
-from trex_bench.errors import ConfigError
-from trex_bench.games import get_game
-from trex_bench.types import DemoSet, Episode, valid_noise
 
 __all__ = ["CollectConfig", "collect"]
 

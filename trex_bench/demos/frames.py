@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from trex_bench._io import atomic_write
+from trex_bench.core.errors import DemoError
+from trex_bench.core.io import atomic_write
+from trex_bench.core.types import DemoSet
 from trex_bench.demos.replay import replay_many
-from trex_bench.errors import DemoError
-from trex_bench.types import DemoSet
 
 __all__ = ["FrameCache", "default_cache_dir", "gather_stacks"]
 

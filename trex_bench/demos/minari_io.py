@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from trex_bench.core.errors import DataError
+from trex_bench.core.io import git_commit
+from trex_bench.core.types import DemoSet, Episode
 from trex_bench.demos.replay import frame_hash, verify_demos
 from trex_bench.demos.store import load_demos, save_demos
-from trex_bench.errors import DataError
-from trex_bench.leaderboard import git_commit
-from trex_bench.types import DemoSet, Episode
 
 __all__ = ["export_minari", "import_minari", "FORMAT"]
 
@@ -40,7 +40,7 @@ def _minari() -> Any:
 
 
 def _n_actions(game: str, profile: str) -> int:
-    from trex_bench.envs import make_ale_vector_env
+    from trex_bench.core.envs import make_ale_vector_env
 
     env = make_ale_vector_env(game, profile, 1)
     try:

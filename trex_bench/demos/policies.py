@@ -1,6 +1,6 @@
 """Demonstrators. A demonstrator is anything with ``act(obs) -> actions`` (STYLE.md rule 6).
 
-``obs`` is always a uint8 batch [N, 4, 84, 84] from ``trex_bench.envs``; ``act`` returns int64 [N] indices into
+``obs`` is always a uint8 batch [N, 4, 84, 84] from ``trex_bench.core.envs``; ``act`` returns int64 [N] indices into
 the game's minimal action set. The scripted trackers read the newest frame (ale-py's vector env exposes no RAM);
 they are cheap, need no training, and play well enough that ε-noise orders their returns, which is what tests and
 quick demo sets need.
@@ -8,13 +8,11 @@ quick demo sets need.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from trex_bench.errors import ConfigError
-from trex_bench.games import Game
+from trex_bench.core.errors import ConfigError
 
 __all__ = [
     "Demonstrator",
@@ -22,9 +20,7 @@ __all__ = [
     "NoopPolicy",
     "ScriptedBreakout",
     "ScriptedPong",
-    "SB3Policy",
     "EpsilonGreedy",
-    "make_demonstrator",
 ]
 
 
@@ -132,48 +128,6 @@ class ScriptedPong:
 SCRIPTED = {"breakout": ScriptedBreakout, "pong": ScriptedPong}
 
 
-class SB3Policy:
-    """A Stable-Baselines3 PPO agent saved as a ``.zip``, acting stochastically as in T-REX.
-
-    A zip of ours (``card.json`` next to it, or one folder up for ``<run>/checkpoints/ppo_N_steps.zip``) is loaded
-    without unpickling anything (``trex_bench.rl.agent_io``). A foreign zip without a card loads through SB3's
-    ``PPO.load``, which runs the code pickled inside it, only with ``trust_pickle=True``.
-
-    Raises:
-        ValueError: a missing file, a card of another game, no card without ``trust_pickle``, or weights that do
-            not fit.
-    """
-
-    def __init__(
-        self,
-        path: str | Path,
-        device: str = "cpu",
-        deterministic: bool = False,
-        *,
-        game: str | None = None,
-        trust_pickle: bool = False,
-    ) -> None:
-        from trex_bench.rl.agent_io import find_agent_card, load_ppo_zip, read_agent_card
-
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"SB3 policy file not found: {path}")
-        card_path = find_agent_card(path)
-        card = read_agent_card(card_path) if card_path is not None else None
-        if card is not None and game is not None and card["game"] != game:
-            raise ConfigError(f"{path} is an agent for {card['game']} (per {card_path}), not {game}")
-        self.model = load_ppo_zip(path, card, device, trust_pickle=trust_pickle)
-        self.n_actions = int(self.model.action_space.n)
-        self.path, self.deterministic = path, deterministic
-
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        actions, _ = self.model.predict(obs, deterministic=self.deterministic)
-        return np.asarray(actions, dtype=np.int64).reshape(len(obs))
-
-    def describe(self) -> str:
-        return f"sb3:{self.path}"
-
-
 class EpsilonGreedy:
     """With probability ε take a uniform random action, else the base demonstrator's (ε = 1 is uniform random)."""
 
@@ -189,35 +143,3 @@ class EpsilonGreedy:
 
     def describe(self) -> str:
         return f"epsilon-greedy({self.epsilon}) around {self.base.describe()}"
-
-
-def make_demonstrator(
-    spec: str, game: Game, n_actions: int, rng: np.random.Generator, device: str = "cpu", trust_pickle: bool = False
-) -> Demonstrator:
-    """Build a demonstrator from its CLI spelling: ``random``, ``noop``, ``scripted``, ``sb3:PATH``, ``bc:DIR``.
-
-    ``bc:DIR`` is a behaviour-cloned policy (``trex_bench.rl.bc``), sampling from its softmax with ``rng``: the
-    D-REX noise-injection demonstrator. ``trust_pickle`` lets ``sb3:PATH`` load a foreign zip (``SB3Policy``).
-
-    Raises:
-        ValueError: unknown spelling, no scripted policy for this game, an unloadable SB3 file or one of another
-            game or action-set size, or a BC model of another game or action-set size.
-    """
-    if spec == "random":
-        return RandomPolicy(n_actions, rng)
-    if spec == "noop":
-        return NoopPolicy()
-    if spec == "scripted":
-        if game.id not in SCRIPTED:
-            raise ConfigError(f"no scripted demonstrator for {game.id}; scripted games: {', '.join(SCRIPTED)}")
-        return SCRIPTED[game.id]()
-    if spec.startswith("sb3:"):
-        policy = SB3Policy(spec[4:], device=device, game=game.id, trust_pickle=trust_pickle)
-        if policy.n_actions != n_actions:
-            raise ConfigError(f"{spec[4:]}: an agent with {policy.n_actions} actions; {game.id} has {n_actions}")
-        return policy
-    if spec.startswith("bc:"):
-        from trex_bench.rl.bc import load_bc  # lazy: keeps torch model code out of plain collection imports
-
-        return load_bc(spec[3:], game=game.id, n_actions=n_actions, rng=rng, device=device)
-    raise ConfigError(f"unknown demonstrator {spec!r}; use random, noop, scripted, sb3:PATH or bc:DIR")

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trex_bench.envs import make_ale_vector_env
-from trex_bench.errors import DemoError
-from trex_bench.types import DemoSet, Episode
+from trex_bench.core.envs import make_ale_vector_env
+from trex_bench.core.errors import DemoError
+from trex_bench.core.types import DemoSet, Episode
 
 __all__ = ["frame_hash", "replay_many", "replay", "VerifyResult", "verify_demos"]
 

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from trex_bench._io import atomic_write, new_mode, read_json, versions, write_json
-from trex_bench.envs import get_profile
-from trex_bench.errors import DemoError
-from trex_bench.games import get_game
-from trex_bench.types import DemoSet, Episode
+from trex_bench.core.envs import get_profile
+from trex_bench.core.errors import DemoError
+from trex_bench.core.games import get_game
+from trex_bench.core.io import atomic_write, new_mode, read_json, versions, write_json
+from trex_bench.core.types import DemoSet, Episode
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -361,16 +361,3 @@ def merge_demo_sets(parts: list[DemoSet]) -> DemoSet:
 
 # Replay lives in ``demos.replay``; ``replay`` is re-exported here, where DESIGN.md's API names it.
 from trex_bench.demos.replay import replay  # noqa: E402, F401
-
-# The frame cache lives in ``demos.frames`` (it replays through ``demos.replay``, so this module does not import it);
-# the old names keep working for callers of this path.
-_MOVED = {"FrameCache": "trex_bench.demos.frames", "default_cache_dir": "trex_bench.demos.frames",
-          "gather_stacks": "trex_bench.demos.frames"}  # fmt: skip
-
-
-def __getattr__(name: str) -> object:
-    if name in _MOVED:
-        import importlib
-
-        return getattr(importlib.import_module(_MOVED[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

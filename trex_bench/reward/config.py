@@ -1,11 +1,11 @@
-"""The reward trainer's settings as data, torch-free (the CLI and ``trex_bench.config`` import it at start-up)."""
+"""The reward trainer's settings as data, torch-free (the CLI and ``trex_bench.experiment.config`` import it at start-up)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
 
-from trex_bench.errors import ConfigError
+from trex_bench.core.errors import ConfigError
 
 __all__ = ["TrainConfig"]
 

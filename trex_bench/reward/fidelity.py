@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from scipy import stats
 
-from trex_bench._io import atomic_write, versions, write_json
-from trex_bench.errors import ConfigError
-from trex_bench.types import DemoSet
+from trex_bench.core.errors import ConfigError
+from trex_bench.core.io import atomic_write, versions, write_json
+from trex_bench.core.types import DemoSet
 
 __all__ = [
     "correlation",
@@ -299,7 +299,7 @@ def score_command(
     Raises:
         ValueError: the model is for another game than the demos, or anything ``fidelity_report`` refuses.
     """
-    from trex_bench._io import read_json
+    from trex_bench.core.io import read_json
     from trex_bench.demos.frames import FrameCache
     from trex_bench.demos.store import load_demos
     from trex_bench.reward.net import load_model

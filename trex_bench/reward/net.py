@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trex_bench.errors import DataError
-from trex_bench.games import Game, get_game
+from trex_bench.core.errors import DataError
+from trex_bench.core.games import Game, get_game
 
 __all__ = ["RewardNet", "RewardEnsemble", "WIDTHS", "save_model", "load_model"]
 
@@ -112,7 +112,7 @@ def save_model(model: RewardNet | RewardEnsemble, out: str | Path, card: dict[st
     """
     from safetensors.torch import save_file
 
-    from trex_bench._io import atomic_write, versions, write_json
+    from trex_bench.core.io import atomic_write, versions, write_json
 
     ens = model if isinstance(model, RewardEnsemble) else RewardEnsemble([model])
     out = Path(out)
@@ -155,7 +155,7 @@ def load_model(
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from trex_bench._io import read_json
+    from trex_bench.core.io import read_json
 
     folder = Path(folder)
     for name in ("card.json", "model.safetensors"):

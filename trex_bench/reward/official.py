@@ -16,8 +16,8 @@ from typing import Literal
 
 import torch
 
-from trex_bench.errors import DataError
-from trex_bench.games import Game, get_game
+from trex_bench.core.errors import DataError
+from trex_bench.core.games import Game, get_game
 from trex_bench.reward.net import RewardNet, save_model
 
 __all__ = ["WHICH", "SOURCES", "official_path", "load_official", "import_official"]

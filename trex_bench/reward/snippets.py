@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from trex_bench.errors import ConfigError
-from trex_bench.types import Ranking, SnippetPairs
+from trex_bench.core.errors import ConfigError
+from trex_bench.core.types import Ranking, SnippetPairs
 
 __all__ = ["sample_snippet_pairs", "whole_trajectory_pairs", "split_by_episode_pairs"]
 

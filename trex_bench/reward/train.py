@@ -5,7 +5,7 @@ preferred side as the label. Each step takes many pairs; their snippets overlap 
 stack of the step is scored once in one forward pass and the per-snippet sums are built with ``index_add_``.
 
 The frame source is anything with ``.frames`` (uint8 [F, 84, 84]), ``.offsets``, ``.lengths`` and
-``.stack_index(ep, t)`` (e.g. ``trex_bench.demos.store.FrameCache``), so tests can train on synthetic frames.
+``.stack_index(ep, t)`` (e.g. ``trex_bench.demos.frames.FrameCache``), so tests can train on synthetic frames.
 """
 
 from __future__ import annotations
@@ -16,27 +16,23 @@ import math
 import warnings
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trex_bench import budgets as _budgets
-from trex_bench._nn import default_init_
-from trex_bench._stopping import StopRule
-from trex_bench.games import Game
+from trex_bench.core.games import Game
+from trex_bench.core.training import StopRule, default_init_
+from trex_bench.core.types import Ranking, SnippetPairs
 from trex_bench.reward.config import TrainConfig
 from trex_bench.reward.net import RewardEnsemble, RewardNet
 from trex_bench.reward.snippets import sample_snippet_pairs, split_by_episode_pairs, whole_trajectory_pairs
-from trex_bench.types import Ranking, SnippetPairs
 
 __all__ = [
     "FrameSource",
     "TrainConfig",
-    "budget_config",
-    "BUDGETS",
     "bradley_terry_loss",
     "init_net",
     "snippet_returns",
@@ -52,15 +48,6 @@ class FrameSource(Protocol):
     lengths: np.ndarray
 
     def stack_index(self, ep: np.ndarray, t: np.ndarray) -> np.ndarray: ...
-
-
-# The budget presets live in the one budget table (``trex_bench.budgets.BUDGETS``); these names stay for callers.
-BUDGETS: tuple[str, ...] = tuple(_budgets.BUDGETS)
-
-
-def budget_config(budget: str, method: Literal["trex", "drex"] = "trex", **overrides: Any) -> TrainConfig:
-    """The preset ``TrainConfig`` of a budget for a method, plus overrides (``trex_bench.config.reward_config``)."""
-    return _budgets.reward_config(budget, method, **overrides)
 
 
 def bradley_terry_loss(ret_a: torch.Tensor, ret_b: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
@@ -209,7 +196,7 @@ def train_reward(
         stopped=[r["stopped"] for r in runs],
     )
     if log_dir is not None:
-        from trex_bench._io import write_json
+        from trex_bench.core.io import write_json
 
         write_json(Path(log_dir) / "train_log.json", dict(config=asdict(cfg), metrics=metrics))
     model: RewardNet | RewardEnsemble = nets[0] if len(nets) == 1 else RewardEnsemble(nets)
@@ -253,7 +240,7 @@ def _train_one(
     member: int,
 ) -> tuple[RewardNet, dict[str, Any]]:
     """One net: Adam on shuffled batches of ``train_p``; keep the weights of the best validation accuracy."""
-    from trex_bench._progress import progress_bar
+    from trex_bench.core.progress import progress_bar
 
     net = init_net(game, cfg.method, gen).to(device)
     if cfg.channels_last:

@@ -18,15 +18,16 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from stable_baselines3 import PPO
 
-from trex_bench._io import read_json
-from trex_bench.envs import make_vec_env
-from trex_bench.errors import DataError
+from trex_bench.core.envs import make_vec_env
+from trex_bench.core.errors import ConfigError, DataError
+from trex_bench.core.io import read_json
 from trex_bench.rl.precision import FastCnnPolicy, policy_kwargs
 
-__all__ = ["find_agent_card", "read_agent_card", "load_ppo_zip", "read_zip_member"]
+__all__ = ["find_agent_card", "read_agent_card", "load_ppo_zip", "read_zip_member", "SB3Policy"]
 
 TRUST_HINT = (
     "pass --trust-pickle (trust_pickle=True) only for a file you trust: SB3's loader runs the code pickled in it"
@@ -164,3 +165,43 @@ def load_ppo_zip(
     model.policy.load_state_dict(state)
     model.policy = model.policy.to(model.device).eval()
     return model
+
+
+class SB3Policy:
+    """A Stable-Baselines3 PPO agent saved as a ``.zip``, acting stochastically as in T-REX.
+
+    A zip of ours (``card.json`` next to it, or one folder up for ``<run>/checkpoints/ppo_N_steps.zip``) is loaded
+    without unpickling anything. A foreign zip without a card loads through SB3's
+    ``PPO.load``, which runs the code pickled inside it, only with ``trust_pickle=True``.
+
+    Raises:
+        ValueError: a missing file, a card of another game, no card without ``trust_pickle``, or weights that do
+            not fit.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        device: str = "cpu",
+        deterministic: bool = False,
+        *,
+        game: str | None = None,
+        trust_pickle: bool = False,
+    ) -> None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"SB3 policy file not found: {path}")
+        card_path = find_agent_card(path)
+        card = read_agent_card(card_path) if card_path is not None else None
+        if card is not None and game is not None and card["game"] != game:
+            raise ConfigError(f"{path} is an agent for {card['game']} (per {card_path}), not {game}")
+        self.model = load_ppo_zip(path, card, device, trust_pickle=trust_pickle)
+        self.n_actions = int(self.model.action_space.n)
+        self.path, self.deterministic = path, deterministic
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        actions, _ = self.model.predict(obs, deterministic=self.deterministic)
+        return np.asarray(actions, dtype=np.int64).reshape(len(obs))
+
+    def describe(self) -> str:
+        return f"sb3:{self.path}"

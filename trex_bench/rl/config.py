@@ -1,5 +1,5 @@
-"""PPO's and behaviour cloning's settings as data, torch-free (the CLI and ``trex_bench.config`` import them at
-start-up; ``rl.ppo`` and ``rl.bc`` import torch)."""
+"""PPO's settings as data, torch-free (the CLI and ``trex_bench.experiment.config`` import them at start-up;
+``rl.ppo`` imports torch)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from trex_bench.errors import ConfigError
+from trex_bench.core.errors import ConfigError
 
-__all__ = ["PPOConfig", "BCConfig", "linear_schedule_value"]
+__all__ = ["PPOConfig", "linear_schedule_value"]
 
 
 def linear_schedule_value(value: float, linear: bool, step: int, horizon: int) -> float:
@@ -95,45 +95,3 @@ class PPOConfig:
     def replace(self, **changes: Any) -> PPOConfig:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
-
-
-@dataclass(frozen=True)
-class BCConfig:
-    """The BC training recipe, as data (``bc_budget_config`` builds the presets).
-
-    Attributes:
-        lr: Adam learning rate.
-        batch_size: (observation, action) pairs per step.
-        max_steps: cap on optimiser steps.
-        eval_every: steps between validation checks.
-        patience: checks without a lower validation loss before stopping (0 = never stop early).
-        val_frac: share of *episodes* held out (at least one episode).
-        max_val_samples: cap on held-out pairs scored per check (a fixed random subset, for speed).
-        max_seconds: wall-clock cap (None = none).
-        weight_decay: Adam weight decay.
-        channels_last: NHWC memory format for the convolutions while training.
-    """
-
-    lr: float = 1e-4  # D-REX (Brown et al. 2019) BC: Adam, lr 1e-4
-    batch_size: int = 32  # D-REX BC: batch 32
-    max_steps: int = 100_000
-    eval_every: int = 1000
-    patience: int = 5
-    val_frac: float = 0.2
-    max_val_samples: int = 5000
-    max_seconds: float | None = None
-    weight_decay: float = 0.0
-    # Measured on 2 shared CPU cores (torch 2.13, batch 32, Adam step incl. backward): 86 ms NCHW vs 40 ms
-    # channels_last on 1 thread, 108 vs 23 ms on 2 threads.
-    channels_last: bool = True
-
-    def __post_init__(self) -> None:
-        for name in ("batch_size", "max_steps", "eval_every", "max_val_samples"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"BCConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ConfigError(f"BCConfig.lr must be > 0, got {self.lr}")
-        if not 0.0 < self.val_frac < 1.0:
-            raise ConfigError(f"BCConfig.val_frac must be in (0, 1), got {self.val_frac}")
-        if self.patience < 0:
-            raise ConfigError(f"BCConfig.patience must be >= 0, got {self.patience}")

@@ -5,7 +5,7 @@ Ziegler et al. 2019 and Ouyang et al. 2022 train the policy with PPO on::
     r̂_t = r_t − β · (log π_θ(a_t|s_t) − log π_0(a_t|s_t)),        a_t ~ π_θ(·|s_t)
 
 whose expectation over a_t is r_t − β·KL(π_θ(·|s_t) ‖ π_0(·|s_t)): the per-step, single-sample estimate of
-the KL to the SFT policy π_0 (here the behaviour clone of ``trex_bench.rl.bc``). ``kl_penalty`` is that one line and
+the KL to the SFT policy π_0 (here the behaviour clone of ``trex_bench.bc.train``). ``kl_penalty`` is that one line and
 ``KLToReferenceCallback`` applies it to every step of an SB3 rollout.
 
 **Why in the reward and not in the loss.** Both papers put the term in the reward, and so does this module. In the
@@ -33,9 +33,9 @@ import torch
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 
-from trex_bench._io import file_hash, read_json
-from trex_bench.errors import ConfigError
-from trex_bench.games import get_game
+from trex_bench.core.errors import ConfigError
+from trex_bench.core.games import get_game
+from trex_bench.core.io import file_hash, read_json
 
 __all__ = ["ReferencePolicy", "kl_penalty", "KLToReferenceCallback", "kl_reference"]
 
@@ -44,7 +44,7 @@ ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
 @runtime_checkable
 class ReferencePolicy(Protocol):
-    """A frozen reference policy π_0: anything that scores actions (``trex_bench.rl.bc.BCPolicy`` is one).
+    """A frozen reference policy π_0: anything that scores actions (``trex_bench.bc.train.BCPolicy`` is one).
 
     ``log_prob(obs, actions)`` takes uint8 stacks [N, 4, 84, 84] (numpy or torch) and action indices [N] of the
     env's action space, and returns log π_0(a|s) as a float tensor [N] (any device).
@@ -138,7 +138,7 @@ def kl_reference(
     """Resolve the reference π_0 of the KL penalty and describe it for the card.
 
     Args:
-        kl_to: a BC model folder (``trex_bench.rl.bc.save_bc``) or any ``ReferencePolicy`` object (tests, custom
+        kl_to: a BC model folder (``trex_bench.bc.train.save_bc``) or any ``ReferencePolicy`` object (tests, custom
             references; its ``game``/``n_actions`` attributes are checked when it has them).
         game: canonical id of the game PPO trains on.
         n_actions: size of the env's action space.
@@ -151,7 +151,7 @@ def kl_reference(
         ValueError: a missing folder, or a reference of another game or action-set size (naming both).
     """
     if isinstance(kl_to, (str, Path)):
-        from trex_bench.rl.bc_io import load_bc  # lazily: only a KL run needs the BC module
+        from trex_bench.bc.folder import load_bc  # lazily: only a KL run needs the BC module
 
         folder = Path(kl_to)
         if not folder.exists():

@@ -26,12 +26,11 @@ from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv
 
-from trex_bench import budgets as _budgets
-from trex_bench._io import atomic_write, file_hash, read_json, versions, write_json
-from trex_bench._progress import PPOProgress
-from trex_bench.envs import get_profile, make_vec_env
-from trex_bench.errors import ConfigError
-from trex_bench.games import get_game
+from trex_bench.core.envs import get_profile, make_vec_env
+from trex_bench.core.errors import ConfigError
+from trex_bench.core.games import get_game
+from trex_bench.core.io import atomic_write, file_hash, read_json, versions, write_json
+from trex_bench.core.progress import PPOProgress
 from trex_bench.rl.config import PPOConfig
 from trex_bench.rl.kl import KLToReferenceCallback, ReferencePolicy, kl_reference, kl_summary
 from trex_bench.rl.precision import FastCnnPolicy, policy_kwargs, resolve_precision
@@ -40,8 +39,6 @@ from trex_bench.rl.wrappers import TRANSFORMS, ClipRewardVecEnv, ConstantRewardV
 
 __all__ = [
     "PPOConfig",
-    "BUDGETS",
-    "get_ppo_config",
     "train_ppo",
     "load_agent",
     "reward_env",
@@ -55,16 +52,6 @@ AGENT_FILE = "agent.zip"
 # papers' PPO); evaluation plays full games. Recorded in the card.
 TRAINING_ENV = True
 NORM_FILE = "reward_norm.json"
-
-
-# The budget presets live in the one budget table (``trex_bench.budgets.BUDGETS``); this view stays for callers.
-ZOO_HORIZON = _budgets.ZOO_HORIZON
-BUDGETS: dict[str, PPOConfig] = {name: b.ppo for name, b in _budgets.BUDGETS.items()}
-
-
-def get_ppo_config(budget: str | PPOConfig) -> PPOConfig:
-    """The PPO preset of a budget (``trex_bench.config.ppo_config``); a ``PPOConfig`` passes through."""
-    return _budgets.ppo_config(budget)
 
 
 def _schedule(value: float, linear: bool, total_steps: int, horizon: int) -> float | LinearSchedule:
@@ -187,7 +174,7 @@ def _make_model(
 def train_ppo(
     game: str,
     reward: str | Path,
-    cfg: PPOConfig | str,
+    cfg: PPOConfig,
     seed: int,
     out_dir: str | Path,
     device: str | torch.device = "cpu",
@@ -205,7 +192,7 @@ def train_ppo(
     Args:
         game: game id.
         reward: a reward-model folder, ``"true"`` or ``"constant"`` (see ``reward_env``).
-        cfg: a ``PPOConfig`` or a budget name.
+        cfg: the PPO recipe (``trex_bench.experiment.budgets.ppo_config`` builds a budget's).
         seed: seeds SB3 (policy init, action sampling) and the env's per-episode reset seeds.
         out_dir: the agent folder: ``agent.zip``, ``card.json``, ``reward_norm.json`` (normalized transform),
             ``checkpoints/``, ``tb/`` (TensorBoard).
@@ -234,7 +221,6 @@ def train_ppo(
     """
     g = get_game(game)
     prof = get_profile(profile)
-    cfg = get_ppo_config(cfg)
     out = Path(out_dir)
     kl_beta = _check_kl(kl_to, kl_beta)
     if resume and precision == "auto":
@@ -271,7 +257,7 @@ def train_ppo(
         done = 0 if point is None else restore(model, point, cfg.n_envs * cfg.n_steps)
         callbacks = _callbacks(cfg, out, f"ppo {g.id}", progress, kl_cb, done)
         t0 = time.perf_counter()
-        # Our own bar (trex_bench._progress), not SB3's progress_bar=True, which needs `rich`. A resumed learn() keeps
+        # Our own bar (trex_bench.core.progress), not SB3's progress_bar=True, which needs `rich`. A resumed learn() keeps
         # the step count, so lr and clip continue along their schedule and TensorBoard continues the same log.
         model.learn(
             cfg.total_steps - done,

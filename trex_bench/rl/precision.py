@@ -29,8 +29,8 @@ import torch
 from stable_baselines3.common.policies import ActorCriticCnnPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureCNN
 
-from trex_bench.errors import DataError
-from trex_bench.types import PRECISIONS
+from trex_bench.core.errors import DataError
+from trex_bench.core.types import PRECISIONS
 
 __all__ = [
     "PRECISIONS",
@@ -205,7 +205,7 @@ def resolve_precision(
     if not (isinstance(entry, dict) and entry.get("choice") in ("fp32", "bf16")):
         found[key] = probe_precision(device)
         if cache:
-            from trex_bench._io import write_json
+            from trex_bench.core.io import write_json
 
             try:
                 write_json(path, found)

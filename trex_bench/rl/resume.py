@@ -31,8 +31,8 @@ from typing import Any
 
 from stable_baselines3 import PPO
 
-from trex_bench._io import _jsonable, read_json, write_json
-from trex_bench.errors import ConfigError, DataError
+from trex_bench.core.errors import ConfigError, DataError
+from trex_bench.core.io import _jsonable, read_json, write_json
 from trex_bench.rl.agent_io import read_zip_member
 
 __all__ = ["RUN_FILE", "ResumePoint", "list_checkpoints", "begin", "resume_point", "run_precision", "restore"]

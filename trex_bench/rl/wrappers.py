@@ -40,8 +40,8 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 from torch import nn
 
-from trex_bench.errors import ConfigError
-from trex_bench.types import REWARD_TRANSFORMS
+from trex_bench.core.errors import ConfigError
+from trex_bench.core.types import REWARD_TRANSFORMS
 
 __all__ = ["TRANSFORMS", "Transform", "LearnedRewardVecEnv", "ConstantRewardVecEnv", "ClipRewardVecEnv"]
 
@@ -71,7 +71,7 @@ class _RewardReplacer(VecEnvWrapper):
 class ClipRewardVecEnv(_RewardReplacer):
     """PPO on the true reward, clipped to sign(r) as baselines' ``ClipRewardEnv`` (the papers' PPO2 Atari setup).
 
-    >>> from trex_bench.envs import make_vec_env
+    >>> from trex_bench.core.envs import make_vec_env
     >>> env = ClipRewardVecEnv(make_vec_env("breakout", 2, training=True))
     >>> _ = env.reset()
     >>> _, r, _, infos = env.step(np.zeros(2, dtype=int))

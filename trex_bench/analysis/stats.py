@@ -1,0 +1,288 @@
+"""Aggregate statistics over games and seeds with rliable (Agarwal et al., NeurIPS 2021).
+
+One pure function, ``aggregate_stats``, on leaderboard rows (``read_leaderboard``'s frame). Per method variant,
+budget and PPO schedule horizon (``schedule_steps``: a prefix of a 10M-step schedule and a run annealed over its own
+steps are never mixed), across games and seeds:
+
+- the interquartile mean (IQM, ``rliable.metrics.aggregate_iqm``) with a stratified-bootstrap 95 % percentile CI of
+  *demo-normalised* scores, (score − random) / (best demo − random): 1 = the best demonstration, 0 = a uniform
+  random policy (random scores: ``games.py``, the Mnih et al. 2015 values quoted by T-REX/D-REX, PAPERS.md);
+- the same of *true-reward-normalised* scores, (score − constant) / (ppo-true − constant), against the mean of the
+  constant-reward control and of PPO on the true reward on the same game, budget and horizon: 0 = what staying
+  alive earns, 1 = what the true reward earns with the same PPO;
+- the probability of improvement (``rliable.metrics.probability_of_improvement``) of T-REX over the constant
+  control, BC and D-REX, on the games both have rows for, with its stratified-bootstrap CI;
+- best of seeds per game, kept apart: the papers' protocol (best of 3 seeds), which hides seed variance.
+
+The bootstrap resamples runs within each game (rliable's ``StratifiedBootstrap`` without task resampling). It is
+written here in a few lines because ``rliable.library`` cannot be imported beside pandas 3: rliable 1.2.0 pins
+``arch<8``, arch 7.2 calls a private pandas decorator whose signature pandas 3 changed, and arch 8 renamed the
+``random_state`` argument rliable passes. The statistics themselves are rliable's.
+
+Which rows: the latest row of each seed (the CSV is append-only, so file order is time order); per game, budget and
+horizon one demo set, the latest T-REX row's (a demo set is named by its best and average return), which also
+normalises the controls there (they learn nothing from demos; ``_runs``); a KL penalty or a
+non-default reward transform is its own variant (``trex (sigmoid+kl0.1)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rliable import metrics
+
+from trex_bench.core.errors import ConfigError, DataError
+from trex_bench.core.games import GAMES
+from trex_bench.core.io import atomic_write
+from trex_bench.evaluation.leaderboard import read_leaderboard, recovered, variant
+
+__all__ = [
+    "Stats",
+    "aggregate_stats",
+    "to_markdown",
+    "DEFAULT_METHODS",
+    "CONTROLS",
+    "IMPROVEMENT_OVER",
+    "RANDOM_SOURCE",
+    "variant",
+    "write_stats",
+]
+
+DEFAULT_METHODS: tuple[str, ...] = ("trex", "drex", "bc", "constant", "ppo-true")
+IMPROVEMENT_OVER: tuple[str, ...] = ("constant", "bc", "drex")  # P(T-REX > each of these)
+CONTROLS: tuple[str, ...] = ("constant", "ppo-true")  # PPO without demos: their rows' demo set does not split them
+RANDOM_SOURCE = "random-policy scores: trex_bench/core/games.py (Mnih et al. 2015, as quoted by T-REX/D-REX; PAPERS.md)"
+_KEY = ["variant", "budget", "horizon"]
+
+
+@dataclass(frozen=True)
+class Stats:
+    """What ``aggregate_stats`` returns.
+
+    Attributes:
+        aggregates: one row per (variant, budget, horizon, normalisation ``demo``/``true``): ``iqm``, ``ci_low``,
+            ``ci_high``, ``games``, ``runs``.
+        improvements: one row per (budget, horizon, other method): ``probability`` that a T-REX run beats a run of
+            ``other`` on a game, averaged over the ``games`` both have, with ``ci_low``/``ci_high``.
+        best_of_seeds: per (variant, budget, horizon, game): ``seeds``, ``best`` score and its demo-normalised value.
+        notes: what could not be computed and why (a method without rows, a game without controls).
+        reps, seed: the bootstrap's resamples and seed.
+    """
+
+    aggregates: pd.DataFrame
+    improvements: pd.DataFrame
+    best_of_seeds: pd.DataFrame
+    notes: tuple[str, ...]
+    reps: int
+    seed: int
+
+
+def horizon(schedule_steps: float | None) -> str:
+    """The PPO schedule's horizon as a label: ``10,000,000``, or ``own steps`` (annealed over the run's length)."""
+    return "own steps" if schedule_steps is None or pd.isna(schedule_steps) else f"{int(schedule_steps):,}"
+
+
+def _runs(df: pd.DataFrame, methods: Sequence[str]) -> pd.DataFrame:
+    """The rows that count: requested methods, latest row per seed, one demo set per game, budget and horizon.
+
+    The demo set is that of the latest T-REX row there (else of the latest row of another method that learns from
+    demos); rows of those methods on other sets are left out. The controls (``CONTROLS``) learn nothing from demos:
+    all their rows count, normalised by that same set, so a control and T-REX are never scored against different
+    best demos.
+    """
+    rows = df[df["method"].isin(methods)].copy()
+    transform = rows["reward_transform"].fillna("")
+    rows["variant"] = [variant(m, t) for m, t in zip(rows["method"], transform, strict=True)]
+    rows["horizon"] = [horizon(s) for s in pd.to_numeric(rows["schedule_steps"], errors="coerce")]
+    keep = []
+    for _, g in rows.groupby(["budget", "horizon", "game"], sort=False):
+        learned = g[~g["method"].isin(CONTROLS)]
+        ref = learned[learned["method"] == "trex"] if (learned["method"] == "trex").any() else learned
+        if not ref.empty:
+            best, avg = ref["best_demo"].iloc[-1], ref["avg_demo"].iloc[-1]
+            same = (g["best_demo"] == best) & (g["avg_demo"] == avg)
+            g = g[g["method"].isin(CONTROLS) | same].assign(best_demo=best, avg_demo=avg)
+        keep.append(g.drop_duplicates(subset=["variant", "seed"], keep="last"))
+    return pd.concat(keep) if keep else rows.iloc[:0]
+
+
+def _demo_normalised(rows: pd.DataFrame) -> pd.Series:
+    random = rows["game"].map(lambda g: GAMES[g].random_score if g in GAMES else np.nan).astype(float)
+    return (rows["mean"] - random) / (rows["best_demo"] - random)
+
+
+def _true_normalised(rows: pd.DataFrame, notes: list[str]) -> pd.Series:
+    """(score − constant) / (ppo-true − constant), the controls' seed means on the same game, budget and horizon."""
+    refs = rows[rows["method"].isin(("constant", "ppo-true")) & (rows["variant"] == rows["method"])]
+    ref = refs.groupby(["method", "budget", "horizon", "game"])["mean"].mean()
+    out = pd.Series(np.nan, index=rows.index)
+    missing: set[tuple[str, str, str]] = set()
+    for i, r in rows.iterrows():
+        lo = ref.get(("constant", r["budget"], r["horizon"], r["game"]))
+        hi = ref.get(("ppo-true", r["budget"], r["horizon"], r["game"]))
+        share = float("nan") if lo is None or hi is None else recovered(r["mean"], lo, hi)
+        if np.isnan(share):  # a control missing, or no gain of the true reward over survival: no scale to measure on
+            missing.add((r["game"], r["budget"], r["horizon"]))
+        else:
+            out[i] = share
+    for game, budget, horizon in sorted(missing):
+        notes.append(
+            f"true-reward-normalised: {game} at {budget} ({horizon}) lacks a constant or a ppo-true row "
+            "(or the true reward scores no higher than the constant); its runs are left out of that column"
+        )
+    return out
+
+
+def _bootstrap(
+    per_game: list[list[np.ndarray]], stat: Callable[..., float], reps: int, rng: np.random.Generator
+) -> tuple[float, float, float]:
+    """``stat`` on the data and its 95 % percentile CI over ``reps`` stratified resamples.
+
+    ``per_game[k]`` holds, for each game, the runs of the k-th argument of ``stat``; every game's runs are resampled
+    with replacement within that game (rliable's ``StratifiedBootstrap``, ``task_bootstrap=False``).
+    """
+    point = stat(*per_game)
+    draws = np.empty(reps)
+    for b in range(reps):
+        resampled = [[x[rng.integers(0, len(x), len(x))] for x in arg] for arg in per_game]
+        draws[b] = stat(*resampled)
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return float(point), float(low), float(high)
+
+
+def _iqm(games: list[np.ndarray]) -> float:
+    return float(metrics.aggregate_iqm(np.concatenate(games)))
+
+
+def _poi(xs: list[np.ndarray], ys: list[np.ndarray]) -> float:
+    """rliable's P(X > Y) per game (its matrices need equal run counts across games, so one game at a time)."""
+    return float(np.mean([metrics.probability_of_improvement(x[:, None], y[:, None]) for x, y in zip(xs, ys)]))
+
+
+def aggregate_stats(
+    df: pd.DataFrame, methods: Sequence[str] = DEFAULT_METHODS, reps: int = 2000, seed: int = 0
+) -> Stats:
+    """IQMs with stratified-bootstrap CIs, probabilities of improvement and best of seeds (see the module doc).
+
+    Args:
+        df: leaderboard rows (``read_leaderboard``); not modified.
+        methods: the methods to aggregate; a requested method without rows is named in ``notes``.
+        reps: bootstrap resamples (rliable's default is 50 000; a few thousand give CIs stable to ~0.01 here).
+        seed: the bootstrap's seed.
+
+    Raises:
+        ValueError: ``reps`` < 1, or ``df`` lacks a leaderboard column this needs.
+    """
+    if reps < 1:
+        raise ConfigError(f"reps must be >= 1, got {reps}")
+    need = ["game", "method", "reward_transform", "budget", "schedule_steps", "seed", "mean", "best_demo", "avg_demo"]
+    lacking = [c for c in need if c not in df.columns]
+    if lacking:
+        raise DataError(f"leaderboard rows lack column(s) {', '.join(lacking)}")
+    notes = [f"no leaderboard rows for method {m!r}" for m in methods if not (df["method"] == m).any()]
+    rows = _runs(df, methods)
+    rows = rows.assign(demo_norm=_demo_normalised(rows), true_norm=_true_normalised(rows, notes))
+    rng = np.random.default_rng(seed)
+
+    agg = []
+    for (name, budget, hor), g in rows.groupby(_KEY, sort=True):
+        for norm in ("demo", "true"):
+            vals = g.dropna(subset=[f"{norm}_norm"])
+            if vals.empty:
+                continue
+            per_game = [v[f"{norm}_norm"].to_numpy(float) for _, v in vals.groupby("game")]
+            iqm, low, high = _bootstrap([per_game], _iqm, reps, rng)
+            agg.append((name, budget, hor, norm, iqm, low, high, len(per_game), len(vals)))
+    aggregates = pd.DataFrame(
+        agg, columns=[*_KEY, "normalisation", "iqm", "ci_low", "ci_high", "games", "runs"]
+    ).sort_values(["normalisation", "budget", "horizon", "variant"], ignore_index=True)
+
+    imp = []
+    trex = rows[rows["variant"] == "trex"]
+    for (budget, horizon), t in trex.groupby(["budget", "horizon"], sort=True):
+        for other in IMPROVEMENT_OVER:
+            o = rows[(rows["variant"] == other) & (rows["budget"] == budget) & (rows["horizon"] == horizon)]
+            games = sorted(set(t["game"]) & set(o["game"]))
+            if not games:
+                notes.append(f"P(trex > {other}) at {budget} ({horizon}): no {other} rows on T-REX's games")
+                continue
+            xs = [t.loc[t["game"] == gm, "mean"].to_numpy(float) for gm in games]
+            ys = [o.loc[o["game"] == gm, "mean"].to_numpy(float) for gm in games]
+            p, low, high = _bootstrap([xs, ys], _poi, reps, rng)
+            imp.append((budget, horizon, other, p, low, high, len(games), sum(map(len, xs)), sum(map(len, ys))))
+    improvements = pd.DataFrame(
+        imp, columns=["budget", "horizon", "other", "probability", "ci_low", "ci_high", "games", "trex_runs", "runs"]
+    )
+
+    g = rows.groupby([*_KEY, "game"], sort=True)
+    best = g["mean"].max()
+    best_of_seeds = pd.DataFrame(
+        {"seeds": g.size(), "best": best, "best_demo_normalised": g["demo_norm"].max()}
+    ).reset_index()
+    return Stats(aggregates, improvements, best_of_seeds, tuple(notes), reps, seed)
+
+
+def _ci(point: float, low: float, high: float) -> str:
+    return f"{point:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def to_markdown(stats: Stats, source: str = "results/leaderboard.csv") -> str:
+    """The three tables and the notes as a markdown page."""
+    lines = ["# Aggregate statistics (rliable): IQM and probability of improvement over games and seeds", ""]
+    titles = {
+        "demo": "Demo-normalised score, (score − random) / (best demo − random): IQM [95 % CI]",
+        "true": (
+            "True-reward-normalised score, (score − constant) / (ppo-true − constant), same budget: IQM [95 % CI]"
+        ),
+    }
+    for norm, title in titles.items():
+        a = stats.aggregates[stats.aggregates["normalisation"] == norm]
+        lines += [f"## {title}", "", "| method | budget | schedule horizon | IQM [95 % CI] | games | runs |"]
+        lines += ["|---|---|---|---|---|---|"]
+        lines += [
+            f"| {r.variant} | {r.budget} | {r.horizon} | {_ci(r.iqm, r.ci_low, r.ci_high)} | {r.games} | {r.runs} |"
+            for r in a.itertuples()
+        ] or ["| — | | | no rows | | |"]
+        lines.append("")
+    lines += ["## Probability of improvement of T-REX, P(T-REX run > other run on a game) [95 % CI]", ""]
+    lines += [
+        "| budget | schedule horizon | over | P [95 % CI] | games | T-REX runs | other runs |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r.budget} | {r.horizon} | {r.other} | {_ci(r.probability, r.ci_low, r.ci_high)} | {r.games} | "
+        f"{r.trex_runs} | {r.runs} |"
+        for r in stats.improvements.itertuples()
+    ] or ["| — | | | no pairs | | | |"]
+    lines += ["", "## Best of seeds per game (the papers' protocol: best of 3 seeds; hides seed variance)", ""]
+    lines += [
+        "| method | budget | schedule horizon | game | seeds | best | demo-normalised |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r.variant} | {r.budget} | {r.horizon} | {r.game} | {r.seeds} | {r.best:.1f} "
+        f"| {r.best_demo_normalised:.2f} |"
+        for r in stats.best_of_seeds.itertuples()
+    ]
+    lines += ["", "Notes:", ""] + [f"- {n}" for n in stats.notes] if stats.notes else []
+    lines += [
+        "",
+        f"Rows: `{source}`, the latest row of each seed; per game, budget and horizon one demo set (the latest "
+        f"T-REX row's), which also normalises the controls. {RANDOM_SOURCE}. "
+        f"Stratified bootstrap over runs within games, {stats.reps} resamples, seed {stats.seed}; "
+        "IQM and P(improvement): `rliable.metrics`. With one or two runs a CI is mostly a statement of how few there "
+        "are. Generated by `trex-bench tables stats`; do not edit by hand.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_stats(leaderboard: str | Path, out: str | Path, reps: int = 2000, seed: int = 0) -> str:
+    """``aggregate_stats`` of a leaderboard file, written to ``out`` atomically as markdown; returns the text."""
+    text = to_markdown(aggregate_stats(read_leaderboard(leaderboard), reps=reps, seed=seed), str(leaderboard))
+    atomic_write(Path(out), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return text

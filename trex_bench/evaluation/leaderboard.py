@@ -1,0 +1,367 @@
+"""The leaderboard: an append-only CSV with provenance, one row per (run, seed) (DESIGN.md "Leaderboard").
+
+Appends are atomic and safe with many writers (local processes or Ray tasks on a shared disk): under a file lock
+on ``<csv>.lock`` the current file is read and validated, the whole new file is written to a temp file and moved
+over the old one with ``os.replace``. A reader never sees half a row, no writer loses another's row, and a file
+that is not a well-formed leaderboard is refused, never truncated or rewritten.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import json
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from filelock import FileLock
+
+from trex_bench.core.errors import DataError
+from trex_bench.core.io import atomic_write, git_commit, stable_hash, versions
+
+__all__ = [
+    "COLUMNS",
+    "REQUIRED",
+    "append_row",
+    "row_from_run",
+    "read_leaderboard",
+    "summarize",
+    "summarize_rows",
+    "variant",
+    "recovered",
+    "config_hash",
+]
+
+
+# DESIGN.md "Data formats / Leaderboard", in that order.
+COLUMNS: tuple[str, ...] = (
+    "run_id",
+    "utc_time",
+    "git_commit",
+    "versions",
+    "device",
+    "game",
+    "env_profile",
+    "method",
+    "ranking_source",
+    "reward_transform",
+    "budget",
+    "rl_steps",
+    "seed",
+    "n_episodes",
+    "mean",
+    "std",
+    "min",
+    "max",
+    "best_demo",
+    "avg_demo",
+    "beats_best_demo",
+    "human_normalized",
+    "fidelity_spearman",
+    "pair_accuracy",
+    "wall_s",
+    "config_hash",
+    # Added 2026-11-30: the PPO schedule's horizon (a CPU budget is the first rl_steps of a schedule_steps run; empty
+    # in rows made before: those annealed over their own rl_steps), the policy's numeric precision, and whether the
+    # opt-in wall-time valve (--max-seconds) stopped a stage.
+    "schedule_steps",
+    "precision",
+    "time_capped",
+)
+# The header before those three columns: such a file still reads, and the next append rewrites it with the
+# new header and empty cells for its old rows (they did not record those facts).
+LEGACY_COLUMNS: tuple[str, ...] = COLUMNS[: COLUMNS.index("schedule_steps")]
+REQUIRED: tuple[str, ...] = ("game", "method", "seed", "mean")
+_LOCK_TIMEOUT_S = 120.0
+
+
+def config_hash(config: Any) -> str:
+    """SHA-256 (16 hex chars) of a JSON-able config, key order ignored: equal configs hash equal."""
+    return stable_hash(config)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, sort_keys=True)
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _read_checked(path: Path, action: str = "append") -> str:
+    """The file's text, after checking it is a well-formed leaderboard; ValueError otherwise."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not a leaderboard CSV (not UTF-8 text); refusing to {action}") from e
+    if not text:
+        return ""
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+    except csv.Error as e:
+        raise DataError(f"{path}: unparsable CSV ({e}); refusing to {action}") from e
+    if not rows or tuple(rows[0]) not in (COLUMNS, LEGACY_COLUMNS):
+        raise DataError(f"{path}: header is not the leaderboard header {','.join(COLUMNS)}; refusing to {action}")
+    width = len(rows[0])
+    for n, row in enumerate(rows[1:], start=2):
+        if len(row) != width:
+            raise DataError(f"{path}: line {n} has {len(row)} fields, want {width}; refusing to {action}")
+    if not text.endswith("\n"):
+        raise DataError(f"{path}: last line is incomplete (no newline); refusing to {action}")
+    if width < len(COLUMNS):  # a legacy file: the same rows with the new columns left empty
+        buf = io.StringIO(newline="")
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        for row in rows[1:]:
+            writer.writerow([*row, *[""] * (len(COLUMNS) - width)])
+        text = buf.getvalue()
+    return text
+
+
+def append_row(csv_path: str | Path, row: Mapping[str, Any]) -> dict[str, str]:
+    """Append one run's row to the leaderboard, atomically and under a file lock.
+
+    Args:
+        csv_path: the leaderboard file (created with its header when absent).
+        row: values by column name (see ``COLUMNS``); ``game``, ``method``, ``seed`` and ``mean`` are required.
+            ``run_id``, ``utc_time``, ``git_commit``, ``versions`` and ``device`` are filled in when absent;
+            any other missing column is left empty. Dicts/lists are stored as JSON.
+
+    Returns:
+        The row as written (strings by column).
+
+    Raises:
+        ValueError: an unknown column, a missing required one, or an existing file that is not a well-formed
+            leaderboard (left byte-identical).
+    """
+    unknown = sorted(set(row) - set(COLUMNS))
+    if unknown:
+        raise DataError(f"unknown leaderboard column(s) {', '.join(unknown)}; valid: {', '.join(COLUMNS)}")
+    missing = [c for c in REQUIRED if row.get(c) in (None, "")]
+    if missing:
+        raise DataError(f"leaderboard row lacks required column(s) {', '.join(missing)}")
+    full: dict[str, Any] = {
+        "run_id": uuid.uuid4().hex[:12],
+        "utc_time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "git_commit": git_commit(),
+        "versions": versions(),
+        "device": "cpu",
+    }
+    full.update({k: v for k, v in row.items() if v is not None or k not in full})
+    cells = {c: _cell(full.get(c)) for c in COLUMNS}
+    buf = io.StringIO(newline="")
+    csv.writer(buf, lineterminator="\n").writerow([cells[c] for c in COLUMNS])
+    line = buf.getvalue()
+
+    path = Path(csv_path)
+    if path.is_dir():
+        raise DataError(f"{path} is a directory, not a leaderboard CSV")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(path) + ".lock", timeout=_LOCK_TIMEOUT_S):
+            old = _read_checked(path) if path.exists() else ""
+            header = "" if old else ",".join(COLUMNS) + "\n"
+            new = old + header + line
+            atomic_write(path, lambda p: p.write_text(new, encoding="utf-8"), suffix=".csv")
+    except (PermissionError, NotADirectoryError, FileExistsError) as e:  # a read-only folder, a file as a folder
+        raise DataError(f"cannot write the leaderboard {path}: {e.strerror or e}") from e
+    return cells
+
+
+def row_from_run(
+    agent_card: Mapping[str, Any],
+    report: Mapping[str, Any],
+    method: str,
+    ranking_source: str | None = None,
+    fidelity: Mapping[str, Any] | None = None,
+    wall_s: float | None = None,
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """A leaderboard row from an agent's ``card.json`` and its ``eval.json`` (plus what only the caller knows).
+
+    Args:
+        agent_card: the agent folder's card (``trex_bench.rl.ppo.train_ppo``).
+        report: the evaluation report (``trex_bench.evaluation.evaluate.evaluate_agent``).
+        method: ``trex``, ``drex``, ``ppo-true``, ``constant``, ...
+        ranking_source: where the rankings came from (``return``, ``checkpoint``, ``noise``, ``human`` ...).
+        fidelity: the reward model's fidelity report (``fidelity_report``): the per-frame-mean Spearman and the
+            snippet pair accuracy are used.
+        wall_s: wall time of the whole run (default: the agent's training time).
+        run_id: the run folder's id (default: a fresh one).
+    """
+    from trex_bench.evaluation.results import FidelityFigures
+
+    fid = FidelityFigures.from_json(fidelity) if fidelity is not None else FidelityFigures(None, None)
+    reward = agent_card.get("reward", {})
+    return {
+        "run_id": run_id,
+        "device": agent_card.get("device"),
+        "game": report["game"],
+        "env_profile": report["profile"],
+        "method": method,
+        "ranking_source": ranking_source,
+        "reward_transform": reward.get("transform"),
+        "budget": agent_card.get("budget"),
+        "rl_steps": agent_card.get("steps"),
+        "seed": agent_card.get("seed"),
+        "n_episodes": report["episodes"],
+        **{
+            k: report[k]
+            for k in ("mean", "std", "min", "max", "best_demo", "avg_demo", "beats_best_demo", "human_normalized")
+        },
+        # one reader of the fidelity report (stages.FidelityFigures): mean per-frame r vs return, snippet pairs
+        "fidelity_spearman": fid.spearman,
+        "pair_accuracy": fid.pair_accuracy,
+        "wall_s": wall_s if wall_s is not None else agent_card.get("wall_s"),
+        "config_hash": config_hash(
+            {k: agent_card.get(k) for k in ("game", "profile_settings", "reward", "config", "seed")}
+            | {"eval": {k: report.get(k) for k in ("episodes", "seed", "deterministic")}}
+        ),
+        "schedule_steps": agent_card.get("schedule_steps", agent_card.get("config", {}).get("total_steps")),
+        "precision": agent_card.get("precision", "fp32"),
+        "time_capped": str(agent_card.get("stopped", "")).startswith("time cap"),
+    }
+
+
+def agent_method(agent_card: Mapping[str, Any]) -> str:
+    """The leaderboard method of a PPO agent, from its card: ``ppo-true``, ``constant`` or the reward model's
+    method (``trex``/``drex``)."""
+    reward = agent_card.get("reward", {})
+    source = reward.get("source")
+    if source == "true":
+        return "ppo-true"
+    if source == "constant":
+        return "constant"
+    if source == "model" and reward.get("method") in ("trex", "drex"):
+        return str(reward["method"])
+    raise DataError(f"cannot tell the method of an agent whose reward is {reward!r}")
+
+
+def read_leaderboard(csv_path: str | Path) -> pd.DataFrame:
+    """The leaderboard as a DataFrame (checked like ``append_row`` does); an empty frame when absent."""
+    path = Path(csv_path)
+    if not path.exists():
+        return pd.DataFrame(columns=list(COLUMNS))
+    if path.is_dir():
+        raise DataError(f"{path} is a directory, not a leaderboard CSV")
+    text = _read_checked(path, action="read it")
+    if not text:  # a 0-byte file: no rows yet (append_row writes the header into it)
+        return pd.DataFrame(columns=list(COLUMNS))
+    df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    for c in (
+        "rl_steps",
+        "seed",
+        "n_episodes",
+        "mean",
+        "std",
+        "min",
+        "max",
+        "best_demo",
+        "avg_demo",
+        "human_normalized",
+        "fidelity_spearman",
+        "pair_accuracy",
+        "wall_s",
+        "schedule_steps",
+    ):
+        df[c] = pd.to_numeric(df[c], errors="coerce")
+    df["beats_best_demo"] = df["beats_best_demo"].str.lower().map({"true": True, "false": False})
+    return df
+
+
+def summarize(
+    csv_path: str | Path,
+    by: tuple[str, ...] = ("game", "method", "budget", "reward_transform"),
+    latest_per_seed: bool = True,
+) -> pd.DataFrame:
+    """Results grouped by game, method, budget and reward transform: mean ± std of the per-seed mean scores, best of
+    seeds, demo wins (``summarize_rows`` of the whole file).
+
+    Budget and transform are part of the default group: a 120k-step CPU run and a GPU run, or T-REX with and without
+    a KL penalty (``sigmoid+kl0.1``), are different experiments.
+
+    Reporting mean ± std over seeds next to best-of-seeds matters: the papers report best of 3 seeds, which hides
+    large seed variance (PAPERS.md pitfalls).
+    """
+    return summarize_rows(read_leaderboard(csv_path), by, latest_per_seed)
+
+
+# A method's usual reward transform; any other (a KL penalty, ``delta``) makes a variant of its own.
+_DEFAULT_TRANSFORMS = frozenset({"", "sigmoid", "constant", "clip", "sign"})
+
+
+def variant(method: str, transform: str) -> str:
+    """A method with its usual reward transform is itself; any other transform is a variant: ``trex (delta)``."""
+    return method if transform in _DEFAULT_TRANSFORMS else f"{method} ({transform})"
+
+
+def recovered(score: Any, constant: Any, true: Any) -> Any:
+    """(score − constant) / (true − constant): the share of the true reward's gain over the survival bonus (the
+    constant-reward control) that ``score`` recovers; NaN where the true reward gained nothing (``true ≤ constant``:
+    no scale to measure on). Floats or aligned ``pd.Series``."""
+    gain = true - constant
+    if isinstance(gain, pd.Series):
+        return (score - constant) / gain.where(gain > 0)
+    return (score - constant) / gain if gain > 0 else float("nan")
+
+
+def summarize_rows(df: pd.DataFrame, by: tuple[str, ...], latest_per_seed: bool = True) -> pd.DataFrame:
+    """Group leaderboard rows (``read_leaderboard``'s frame, possibly filtered) by ``by``.
+
+    A seed run again (after a fix, on another commit) would otherwise count as a second seed and pull the mean
+    towards the old code: by default only the *latest* row of each seed in a group is summarised (the CSV is
+    append-only, so file order is time order; the older rows stay in the file). ``latest_per_seed=False`` keeps
+    every row.
+
+    Returns:
+        One row per group of ``by`` + the demo set (``best_demo``, ``avg_demo``) + ``schedule_steps`` with ``seeds``
+        (rows summarised), ``superseded`` (older rows of those seeds left out),
+        ``mean``, ``std`` (over seeds; 0 for one seed), ``best``, ``rl_steps`` (max),
+        ``beats_best_demo`` (count of rows) and ``human_normalized`` (mean).
+    """
+    # Runs on different demo sets are different experiments; the leaderboard names a demo set by its best and
+    # average return (the same seed on the scripted and on the PPO-checkpoint demos must not supersede each other).
+    # Likewise a run annealed over its own length and a prefix of a 10M-step schedule (``schedule_steps``; empty in
+    # rows made before that column): never one group.
+    asked = [c for c in by if c not in ("best_demo", "avg_demo", "schedule_steps")]
+    by = (*asked, "best_demo", "avg_demo", "schedule_steps")
+    cols = [
+        "seeds",
+        "superseded",
+        "mean",
+        "std",
+        "best",
+        "rl_steps",
+        "schedule_steps",
+        "best_demo",
+        "avg_demo",
+        "beats_best_demo",
+        "human_normalized",
+    ]
+    if df.empty:
+        return pd.DataFrame(columns=[*asked, *cols])
+    n_rows = df.groupby(list(by), sort=True, dropna=False).size()
+    if latest_per_seed:
+        df = df.drop_duplicates(subset=[*by, "seed"], keep="last")
+    g = df.groupby(list(by), sort=True, dropna=False)  # an empty cell is a group of its own, not a dropped row
+    out = pd.DataFrame(
+        {
+            "seeds": g.size(),
+            "superseded": n_rows - g.size(),
+            "mean": g["mean"].mean(),
+            "std": g["mean"].std(ddof=1).fillna(0.0),
+            "best": g["mean"].max(),
+            "rl_steps": g["rl_steps"].max(),
+            "beats_best_demo": g["beats_best_demo"].apply(lambda s: int((s == True).sum())),  # noqa: E712
+            "human_normalized": g["human_normalized"].mean(),
+        }
+    )
+    return out.reset_index()[[*asked, *cols]]

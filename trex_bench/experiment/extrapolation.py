@@ -1,0 +1,147 @@
+"""The reward nets the extrapolation benchmark scores: trained once per (demos, method, budget, seed), then reused.
+
+``train_or_reuse`` trains T-REX (or any ``reward train`` method) on the demo set; ``train_drex_or_reuse`` follows
+D-REX's own protocol on one checkpoint's episodes. Both reuse a finished folder only when its recorded key matches,
+and refuse a folder that holds another net. Scoring and the table are ``trex_bench.reward.extrapolation``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+from trex_bench.core.errors import ConfigError
+
+__all__ = ["train_or_reuse", "train_drex_or_reuse"]
+
+
+def train_or_reuse(
+    game: str,
+    demos_dir: Path,
+    out: Path,
+    method: str,
+    budget: str,
+    seed: int,
+    cache_dir: str | Path | None,
+    progress: bool,
+) -> Path:
+    """The reward model of (demos, method, budget, seed) in ``out``: reused when its card says it is that one."""
+    from trex_bench.core.io import read_json
+    from trex_bench.demos.store import load_demos
+    from trex_bench.experiment.budgets import reward_config
+    from trex_bench.reward.build import train_command
+
+    want = asdict(reward_config(budget, method))  # type: ignore[arg-type]
+    card = out / "card.json"
+    if card.exists():
+        c = read_json(card)
+        if (
+            c.get("config") == want
+            and c.get("seed") == seed
+            and c.get("demos", {}).get("content_hash") == load_demos(demos_dir).content_hash()
+        ):
+            return out
+        raise ConfigError(
+            f"{out} holds another reward model (config, seed or demos differ); remove it or use another --out"
+        )
+    return train_command(
+        game,
+        demos_dir,
+        out,
+        method=method,  # type: ignore[arg-type]
+        config=reward_config(budget, method),
+        budget=budget,
+        seed=seed,
+        cache_dir=cache_dir,
+        progress=progress,
+    )
+
+
+def train_drex_or_reuse(
+    game: str,
+    drex_demos_dir: Path,
+    out: Path,
+    budget: str,
+    seed: int,
+    cache_dir: str | Path | None,
+    progress: bool,
+    device: str = "cpu",
+) -> Path:
+    """D-REX's own protocol (Brown, Goo, Niekum, CoRL 2019 §4): behaviour-clone the episodes of ONE demonstrator
+    checkpoint, roll the clone out at the ε levels of ``drex.DREX_NOISE`` (plus the no-op bin), and learn a reward
+    ranked by noise alone: the demos' returns are never read. Stages go to ``out/{bc,rollouts,reward}``; returns the
+    reward folder. A finished ``out`` of the same key is reused; ``out`` is built in a temporary sibling and moved in
+    whole, so an interrupted run leaves nothing half-made.
+
+    Raises:
+        ValueError: ``out`` holds another D-REX run (budget, seed or demos differ).
+    """
+    import os
+    import shutil
+
+    from trex_bench.bc.folder import train_command as train_bc
+    from trex_bench.core.io import read_json, write_json
+    from trex_bench.demos.store import load_demos
+    from trex_bench.experiment.budgets import BUDGETS, bc_config, reward_config
+    from trex_bench.reward.build import train_command
+    from trex_bench.reward.drex import DREX_NOISE, noise_rollouts
+
+    drex_demos = load_demos(drex_demos_dir, game=game)
+    key = {
+        "method": "drex",
+        "seed": seed,
+        "demos": drex_demos.content_hash(),
+        "bc": asdict(bc_config(budget)),
+        "rollouts": {"levels": list(DREX_NOISE), "per_level": BUDGETS[budget].drex_rollouts},
+        "reward": asdict(reward_config(budget, "drex")),  # type: ignore[arg-type]
+    }
+    if (out / "key.json").exists():
+        if read_json(out / "key.json") == key and (out / "reward" / "card.json").exists():
+            return out / "reward"
+        raise ConfigError(
+            f"{out} holds another D-REX run (budget, seed or demos differ); remove it or use another --runs"
+        )
+    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        train_bc(
+            game,
+            drex_demos_dir,
+            tmp / "bc",
+            config=bc_config(budget),
+            budget=budget,
+            seed=seed,
+            cache_dir=cache_dir,
+            device=device,
+            progress=progress,
+        )
+        noise_rollouts(
+            drex_demos,
+            tmp / "bc",
+            tmp / "rollouts",
+            per_level=BUDGETS[budget].drex_rollouts,
+            seed=seed,
+            device=device,
+            progress=progress,
+        )
+        train_command(
+            game,
+            tmp / "rollouts" / "demos",
+            tmp / "reward",
+            method="drex",
+            ranking="noise",
+            config=reward_config(budget, "drex"),
+            budget=budget,
+            seed=seed,
+            cache_dir=cache_dir,
+            device=device,
+            progress=progress,
+        )
+        write_json(tmp / "key.json", key)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out / "reward"

@@ -1,0 +1,268 @@
+"""The whole benchmark for one (game, method, budget, seed): demos → reward → PPO → evaluation →
+leaderboard row.
+
+Each stage writes into its own folder of the run folder (``trex_bench.experiment.run_folder``: built under a temporary name,
+renamed into place, then keyed by a ``stage.json``); a finished stage with the same key is reused (``--resume``),
+one with another key is refused, and a reused stage's files are checked against the hashes it recorded.
+
+    runs/breakout-trex-quick-s0/
+      config.json (the resolved ExperimentConfig)
+      reward/     model.safetensors, card.json, stage.json          (trex, drex)
+      fidelity/   fidelity.json + .png, stage.json                  (trex, drex)
+      agent/      agent.zip, card.json, checkpoints/, tb/, stage.json
+      eval/       eval.json, stage.json
+      summary.json
+
+A method is a list of stage names (``trex_bench.experiment.config.METHODS``: ``trex`` = reward → fidelity → extrapolation →
+agent → eval; ``drex`` = bc → noise-rollouts → reward → …; ``bc`` = bc → eval; ``ppo-true``/``constant`` =
+agent → eval); each name maps to one function of ``trex_bench.experiment.stages.STAGES``, which returns that stage's typed
+result.
+Adding a method is one ``METHODS`` entry plus the functions of any stage it adds. The whole run is one resolved
+:class:`~trex_bench.experiment.config.ExperimentConfig`, validated before the run folder is made and written into it as
+``config.json``. This module prepares the run, loops over the stages and builds the summary and leaderboard row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trex_bench.core.errors import ConfigError, RunFolderError
+from trex_bench.core.games import get_game, human_normalized
+from trex_bench.core.io import read_json, write_json
+from trex_bench.core.types import DemoSet
+from trex_bench.experiment.config import (
+    DEFAULT_DEMO_SETS,
+    METHODS,
+    REPO_DEMOS,
+    ExperimentConfig,
+    committed_default_demos,
+)
+from trex_bench.experiment.options import PipelineConfig
+from trex_bench.experiment.run_folder import RunFolder
+from trex_bench.experiment.stages import STAGES, StageContext
+
+__all__ = [
+    "PipelineConfig",
+    "METHODS",
+    "LEARNED_REWARD",
+    "STAGES",
+    "run_pipeline",
+    "default_demos",
+    "check_inputs",
+    "prepare",
+    "REPO_DEMOS",
+]
+
+LEARNED_REWARD = tuple(name for name, m in METHODS.items() if m.learned_reward)  # methods that take a --transform
+Log = Callable[[str], None]
+
+
+def default_demos(game: str) -> Path:
+    """The committed demo set a game's runs use without ``--demos``: ``demos/<game>/scripted-noise`` where the game
+    has one (Breakout), else the T-REX protocol's ``demos/<game>/ppo-checkpoints``.
+
+    Raises:
+        ConfigError: the game has neither (say what to do).
+    """
+    gid = get_game(game).id
+    path = committed_default_demos(gid)
+    if path is not None:
+        return path
+    raise ConfigError(
+        f"no committed demo set for {gid} (none of demos/{gid}/{{{','.join(DEFAULT_DEMO_SETS)}}}); pass --demos DIR, "
+        f"or make one: trex-bench demos collect {gid} --demonstrator ppo … (demos/README.md)"
+    )
+
+
+# -- the run ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A validated run, before its folder exists: the config, the folder, the demos and the unseen set."""
+
+    cfg: ExperimentConfig
+    folder: Path
+    demos_dir: Path
+    demos: DemoSet
+    unseen_dir: Path | None
+
+
+def prepare(cfg: PipelineConfig | ExperimentConfig, out: str | Path | None = None, resume: bool = False) -> Prepared:
+    """D6: every check of a run that can fail on the user's input, before the first folder is made."""
+    exp = cfg.resolve() if isinstance(cfg, PipelineConfig) else cfg
+    _check_device(exp.device)
+    folder = Path(out) if out is not None else Path("runs") / exp.run_name()
+    if folder.exists() and not folder.is_dir():
+        raise RunFolderError(f"{folder} is a file, not a run folder; choose another --out")
+    if folder.exists() and any(folder.iterdir()) and not resume:
+        raise RunFolderError(
+            f"{folder} already exists; pass --resume to reuse its finished stages, or choose another --out"
+        )
+    return Prepared(exp, folder, *check_inputs(exp))
+
+
+def check_inputs(exp: ExperimentConfig) -> tuple[Path, DemoSet, Path | None]:
+    """The checks of a run's input files (demo set, human labels, ``--kl-to``, unseen set), without the device and
+    the folder: ``prepare`` and ``sweep`` (which plans runs for other machines) share them.
+
+    Returns:
+        The demo set's folder, the demo set and the unseen set's folder (None without an extrapolation stage).
+    """
+    from trex_bench.demos.store import load_demos
+
+    demos_dir = exp.demos if exp.demos is not None else default_demos(exp.game)
+    demos = load_demos(demos_dir, game=exp.game, profile=exp.profile)
+    if exp.ranking in ("checkpoint", "human") and any(e.checkpoint < 0 for e in demos.episodes):
+        raise ConfigError(
+            f"--ranking {exp.ranking} needs checkpoint indices, and {demos_dir} has episodes without one "
+            "(collect with --checkpoint K, or use the committed ppo-checkpoints set)"
+        )
+    if exp.human_labels is not None and not exp.human_labels.is_file():
+        raise ConfigError(f"human labels {exp.human_labels} do not exist")
+    if exp.kl is not None and not (exp.kl.to / "card.json").is_file():
+        raise ConfigError(f"--kl-to {exp.kl.to} is not a BC policy folder (no card.json)")
+    unseen_dir = _unseen_set(exp, demos_dir) if "extrapolation" in exp.spec.stages else None
+    if unseen_dir is not None:
+        load_demos(unseen_dir, game=exp.game, profile=exp.profile)
+    return demos_dir, demos, unseen_dir
+
+
+def run_pipeline(
+    cfg: PipelineConfig | ExperimentConfig,
+    out: str | Path | None = None,
+    resume: bool = False,
+    leaderboard: str | Path | None = "results/leaderboard.csv",
+    progress: bool = True,
+    cache_dir: str | Path | None = None,
+    log: Log | None = None,
+) -> dict[str, Any]:
+    """Run every stage of ``cfg``'s method into one run folder and append its leaderboard row; returns the summary.
+
+    ``log`` receives one line per stage event (``[reward] running …``); nothing is printed here.
+    """
+    p = prepare(cfg, out, resume)
+    p.folder.mkdir(parents=True, exist_ok=True)
+    if not (p.folder / "config.json").exists():  # a resumed run's stage keys decide; its file is rewritten at the end
+        p.cfg.write(p.folder / "config.json")
+    ctx = StageContext(
+        cfg=p.cfg,
+        run=RunFolder(p.folder, log or (lambda _: None)),
+        demos_dir=p.demos_dir,
+        demos=p.demos,
+        demos_hash=p.demos.content_hash(),
+        cache_dir=Path(cache_dir) if cache_dir is not None else None,
+        progress=progress,
+        unseen_dir=p.unseen_dir,
+    )
+    for name in p.cfg.spec.stages:
+        STAGES[name](ctx)
+    p.cfg.write(p.folder / "config.json")  # every stage matched this config
+    return _finish(_summary(ctx), p.folder, leaderboard)
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError) as e:
+        raise ConfigError(f"--device: not a torch device: {device!r} (e.g. cpu, cuda, cuda:0)") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device!r}: this torch build or machine has no CUDA device; use cpu")
+
+
+def _finish(summary: dict[str, Any], folder: Path, leaderboard: str | Path | None) -> dict[str, Any]:
+    """Append the leaderboard row, then write ``summary.json`` (a sweep takes it as "finished, row written").
+
+    A run resumed after it had finished (its ``summary.json`` exists) reuses every stage and appends no second row:
+    its row is already in the leaderboard; the summary says so (``leaderboard_note``).
+    """
+    previous = folder / "summary.json"
+    if previous.exists():
+        old = read_json(previous)
+        summary["row"] = old.get("row", summary["row"])  # the row as appended, with its run id and time
+        summary["leaderboard_note"] = (
+            f"finished before; its row is already in {old.get('leaderboard', 'the leaderboard')}"
+        )
+        if "leaderboard" in old:
+            summary["leaderboard"] = old["leaderboard"]
+    elif leaderboard is not None:
+        from trex_bench.evaluation.leaderboard import append_row
+
+        append_row(leaderboard, summary["row"])
+        summary["leaderboard"] = str(leaderboard)
+    write_json(folder / "summary.json", summary)
+    return summary
+
+
+def _unseen_set(cfg: ExperimentConfig, demos_dir: Path) -> Path | None:
+    """The unseen set of the extrapolation stage: ``cfg.unseen``, else a ``ppo-later`` folder beside the demos."""
+    if cfg.unseen is not None:
+        return Path(cfg.unseen)
+    sibling = Path(demos_dir).parent / "ppo-later"
+    return sibling if (sibling / "manifest.json").exists() and Path(demos_dir).name == "ppo-checkpoints" else None
+
+
+def _summary(ctx: StageContext) -> dict[str, Any]:
+    """The run's summary and leaderboard row from the stages' typed results (no agent for BC, which runs no PPO; no
+    fidelity for methods without a learned reward)."""
+    import numpy as np
+
+    from trex_bench.core.io import versions
+    from trex_bench.evaluation.leaderboard import config_hash
+
+    cfg, run, agent, fidelity = ctx.cfg, ctx.run, ctx.agent, ctx.fidelity
+    assert ctx.evaluation is not None, "every method ends with the eval stage"
+    returns = np.asarray(ctx.evaluation.returns, dtype=float)
+    best, avg = float(ctx.demos.returns.max()), float(ctx.demos.returns.mean())
+    mean = float(returns.mean())
+    transform = cfg.transform if cfg.spec.learned_reward else cfg.spec.row_transform
+    row = {
+        "run_id": f"{cfg.run_name()}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}",
+        "utc_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "git_commit": run.commit,
+        "versions": json.dumps(versions(), sort_keys=True),
+        "device": _device_name(cfg.device),
+        "game": cfg.game,
+        "env_profile": cfg.profile,
+        "method": cfg.method,
+        "ranking_source": cfg.ranking_source,
+        "reward_transform": transform + (f"+kl{cfg.kl.beta:g}" if cfg.kl is not None else ""),
+        "budget": cfg.budget,
+        "rl_steps": agent.steps if agent else 0,  # fewer than total_steps where --max-seconds stopped PPO
+        "seed": cfg.seed,
+        "n_episodes": len(returns),
+        "mean": mean,
+        "std": float(returns.std()),
+        "min": float(returns.min()),
+        "max": float(returns.max()),
+        "best_demo": best,
+        "avg_demo": avg,
+        "beats_best_demo": bool(mean > best),
+        "human_normalized": human_normalized(cfg.game, mean),
+        "fidelity_spearman": fidelity.spearman if fidelity else None,
+        "pair_accuracy": fidelity.pair_accuracy if fidelity else None,
+        "wall_s": round(sum(run.walls.values()), 1),
+        "config_hash": config_hash(cfg.to_json() | {"device": None}),  # the hash of the run's config.json
+        "schedule_steps": agent.schedule_steps if agent else None,
+        "precision": agent.precision if agent else None,
+        "time_capped": agent.time_capped if agent else False,
+    }
+    return {"run_folder": str(run.folder), "reused_stages": run.reused, "stage_wall_s": run.walls, "row": row}
+
+
+def _device_name(device: str) -> str:
+    import platform
+
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"cpu ({os.cpu_count()} cores, {platform.machine()})"

@@ -1,0 +1,127 @@
+"""A run folder's stage cache: each stage in its own sub-folder, keyed, written atomically, reused on ``--resume``.
+
+A stage is built into ``<run>/.<name>.tmp`` and renamed into place when it finishes; then ``stage.json`` records its
+*key* (a hash of its resolved sub-config and its inputs' keys), its wall time and the hash of every file it wrote.
+A stage folder with the same key is reused, its files checked against those hashes; one with another key is refused
+(another config made it: nothing is overwritten). A folder without ``stage.json`` is an interrupted stage, rebuilt.
+A *resumable* stage (PPO, whose runs outlast a session) keeps an interrupted ``.<name>.tmp`` made with the same key
+(its ``.partial-key``) and hands it to ``build`` to go on from (``trex_bench.rl.resume``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trex_bench.core.errors import RunFolderError
+from trex_bench.core.io import file_hash, read_json, stable_hash, write_json
+
+__all__ = ["StageRecord", "RunFolder", "stage_key"]
+
+Log = Callable[[str], None]
+PARTIAL_KEY = ".partial-key"  # in a resumable stage's tmp folder: the key it is being built for
+
+
+def stage_key(obj: Any) -> str:
+    """A stage's key: 16 hex digits of the SHA-256 of ``obj`` as sorted JSON (paths and other objects as ``str``)."""
+    return stable_hash(obj)
+
+
+def _folder_hashes(folder: Path) -> dict[str, str]:
+    """``file_hash`` of every file under ``folder`` except its ``stage.json``, by relative path."""
+    return {
+        p.relative_to(folder).as_posix(): file_hash(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != "stage.json"
+    }
+
+
+@dataclass(frozen=True)
+class StageRecord:
+    """One finished stage: its folder, key and wall time (as recorded when it ran), and whether this run reused it."""
+
+    name: str
+    folder: Path
+    key: str
+    wall_s: float
+    reused: bool
+
+
+class RunFolder:
+    """The stage cache of one run folder; ``log`` receives one line per stage event (nothing is printed here)."""
+
+    def __init__(self, folder: Path, log: Log) -> None:
+        from trex_bench.core.io import git_commit
+
+        self.folder, self.log = folder, log
+        self.commit = git_commit()  # the code that runs is the code at the start, whatever is committed meanwhile
+        self.records: dict[str, StageRecord] = {}
+
+    @property
+    def walls(self) -> dict[str, float]:
+        return {name: r.wall_s for name, r in self.records.items()}
+
+    @property
+    def reused(self) -> list[str]:
+        return [name for name, r in self.records.items() if r.reused]
+
+    def stage(self, name: str, key_obj: Any, build: Callable[[Path], object], resumable: bool = False) -> StageRecord:
+        """Run ``build(tmp_dir)`` unless ``<run>/<name>`` already holds this key; with ``resumable``, an interrupted
+        build of the same key is left in ``tmp_dir`` for ``build`` to go on from."""
+        key = stage_key(key_obj)
+        final = self.folder / name
+        meta = final / "stage.json"
+        if meta.exists():
+            old = read_json(meta)
+            if old.get("key") != key:
+                raise RunFolderError(
+                    f"{final} was made by another config (key {old.get('key')} ≠ {key}); use another --out"
+                )
+            _check_files(final, old)
+            self.log(f"[{name}] reused (key {key})")
+            return self._record(StageRecord(name, final, key, float(old.get("wall_s", 0.0)), reused=True))
+        if final.exists():
+            shutil.rmtree(final)  # an unfinished stage from an interrupted run: no stage.json, nothing of value
+        tmp = self.folder / f".{name}.tmp"
+        partial = resumable and (tmp / PARTIAL_KEY).is_file() and (tmp / PARTIAL_KEY).read_text() == key
+        if not partial:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            if resumable:
+                (tmp / PARTIAL_KEY).write_text(key)
+        self.log(f"[{name}] {'going on from where an interrupted run stopped' if partial else 'running'} …")
+        t0 = time.perf_counter()
+        build(tmp)
+        wall = time.perf_counter() - t0
+        (tmp / PARTIAL_KEY).unlink(missing_ok=True)
+        os.replace(tmp, final)
+        utc = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        files = _folder_hashes(final)
+        write_json(meta, {"stage": name, "key": key, "key_of": key_obj, "wall_s": wall, "utc": utc, "files": files})
+        self.log(f"[{name}] done in {wall:.0f} s")
+        return self._record(StageRecord(name, final, key, wall, reused=False))
+
+    def _record(self, record: StageRecord) -> StageRecord:
+        self.records[record.name] = record
+        return record
+
+
+def _check_files(final: Path, meta: dict[str, Any]) -> None:
+    """D15: a reused stage's files must be the ones it wrote (a stage.json without hashes is trusted)."""
+    recorded = meta.get("files")
+    if not isinstance(recorded, dict):
+        return
+    for rel, digest in recorded.items():
+        path = final / rel
+        if not path.is_file():
+            raise RunFolderError(f"{path} is missing from a finished stage; delete {final} and rerun to rebuild it")
+        if file_hash(path) != digest:
+            raise RunFolderError(
+                f"{path} changed after its stage finished (hash {file_hash(path)} ≠ {digest}); "
+                f"delete {final} and rerun to rebuild it"
+            )

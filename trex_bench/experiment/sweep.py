@@ -1,0 +1,226 @@
+"""Sweeps: games × methods × seeds (× KL β) as independent ``trex-bench pipeline`` runs.
+
+Each job is one resolved :class:`~trex_bench.experiment.config.ExperimentConfig` run by ``trex-bench pipeline --config`` in
+its own folder (``ExperimentConfig.run_name``: a readable prefix and a short hash of every other non-default field,
+so two experiments never share a folder), started with ``--resume`` so a rerun reuses finished stages, appending its
+leaderboard row under the file lock. A job whose folder already holds a ``summary.json`` is finished
+(its row is in the leaderboard) and is skipped unless ``force``.
+
+Executors run the same command line for every job; the job's config is written to
+``<root>/sweep-configs/<run name>.json`` when it starts (the flags are never rebuilt):
+- ``local`` (default): ``workers`` pipelines at once on this machine, each limited to ``threads`` torch/OpenMP
+  threads. On 2 cores two single-threaded pipelines beat one two-threaded pipeline: measured 2 × 140 agent
+  steps/s side by side vs 195 steps/s alone (docs/design-notes.md), so ``--workers 2 --threads 1`` is the default.
+- ``ray``: one Ray task per job (``ray.init(address=...)``, a local Ray when none), each reserving ``threads``
+  CPUs. The package and the demo sets must be installed at the same paths on every node, and ``runs/`` and the
+  leaderboard on a shared file system. Ray is an optional extra (``pip install -e .[ray]``; the dev extra has it).
+  Ray starts its workers at nice 15: beside other work on the same machine they get the CPU last.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trex_bench.core.errors import ConfigError
+from trex_bench.core.io import read_json
+from trex_bench.experiment.config import METHODS, ExperimentConfig
+from trex_bench.experiment.pipeline import LEARNED_REWARD, PipelineConfig, check_inputs
+
+__all__ = ["SweepJob", "JobResult", "plan_sweep", "run_sweep", "EXECUTORS"]
+
+EXECUTORS = ("local", "ray")
+# Options of a sweep that only some methods take: T-REX's ranking and labels, a learned reward's transform.
+_APPLIES_TO = {
+    "ranking": tuple(name for name, m in METHODS.items() if len(m.rankings) > 1),
+    "human_labels": tuple(name for name, m in METHODS.items() if "human" in m.rankings),
+    "transform": LEARNED_REWARD,
+    "precision": tuple(name for name, m in METHODS.items() if m.ppo),
+}
+
+
+@dataclass(frozen=True)
+class SweepJob:
+    """One pipeline run of a sweep: its config, folder and the command that runs it."""
+
+    config: ExperimentConfig
+    folder: Path
+    leaderboard: Path
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+    @property
+    def config_file(self) -> Path:
+        """Where the job's config is written when it starts (``pipeline --config`` reads it)."""
+        return self.folder.parent / "sweep-configs" / f"{self.name}.json"
+
+    def command(self) -> list[str]:
+        """``trex-bench pipeline --config <config_file>`` into the job's folder, resuming, appending its row."""
+        return [
+            sys.executable,
+            "-m",
+            "trex_bench",
+            "pipeline",
+            "--config",
+            str(self.config_file),
+            "--out",
+            str(self.folder),
+            "--resume",
+            "--no-progress",
+            "--leaderboard",
+            str(self.leaderboard),
+        ]
+
+    def finished(self) -> bool:
+        return (self.folder / "summary.json").exists()
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """How one job ended: ``status`` is ``done``, ``skipped`` (finished before) or ``failed``."""
+
+    job: SweepJob
+    status: str
+    returncode: int
+    wall_s: float
+    log: Path | None
+
+    def score(self) -> tuple[float, float] | None:
+        """(mean, std) of the agent's true score from the run's summary, when it has one."""
+        path = self.job.folder / "summary.json"
+        if self.status == "failed" or not path.exists():
+            return None
+        row = read_json(path)["row"]
+        return float(row["mean"]), float(row["std"])
+
+
+def plan_sweep(
+    games: Sequence[str],
+    methods: Sequence[str],
+    seeds: Sequence[int],
+    budget: str,
+    *,
+    root: Path = Path("runs"),
+    leaderboard: Path = Path("results/leaderboard.csv"),
+    kl_to: Path | None = None,
+    kl_betas: Sequence[float] = (),
+    check: bool = True,
+    **config: Any,
+) -> list[SweepJob]:
+    """Every (game, method, β, seed) as a validated :class:`PipelineConfig` with its run folder under ``root``.
+
+    ``kl_betas`` (with ``kl_to``) adds a KL axis to the PPO methods; β = 0 means no penalty. ``config`` holds
+    the remaining :class:`PipelineConfig` fields, shared by all jobs (``demos``, ``ranking``, ``device`` ...).
+    Bad values fail here, before anything runs; with ``check`` (the default) so do bad input files, each run's
+    demo set, labels, ``--kl-to`` and unseen set (``pipeline.check_inputs``; ``check=False`` only names runs).
+    """
+    if not games or not methods or not seeds:
+        raise ConfigError("a sweep needs at least one game, one method and one seed")
+    if kl_betas and kl_to is None:
+        raise ConfigError("--kl-betas needs --kl-to BC_DIR (the reference policy)")
+    if kl_to is not None and not kl_betas:
+        raise ConfigError("--kl-to needs --kl-betas (e.g. 0,0.01,0.1)")
+    if any(not (math.isfinite(b) and b >= 0) for b in kl_betas):
+        raise ConfigError(f"--kl-betas must be finite numbers >= 0, got {list(kl_betas)}")
+    jobs: list[SweepJob] = []
+    for game, method in itertools.product(games, methods):
+        betas = [0.0] if method == "bc" else (kl_betas or [0.0])  # the clone itself has no KL axis
+        for beta, seed in itertools.product(betas, seeds):
+            kl = {"kl_to": kl_to, "kl_beta": beta} if beta > 0 else {}
+            own = {k: v for k, v in config.items() if method in _APPLIES_TO.get(k, METHODS)}
+            cfg = PipelineConfig(game=game, method=method, budget=budget, seed=seed, **kl, **own).resolve()
+            if check:  # a missing demo set or --kl-to fails the plan (and --dry-run), not the run an hour in
+                try:
+                    check_inputs(cfg)
+                except ValueError as e:
+                    raise type(e)(f"{cfg.run_name()}: {e}") from e
+            jobs.append(SweepJob(cfg, root / cfg.run_name(), leaderboard))
+    names = [j.name for j in jobs]
+    if len(set(names)) != len(names):
+        raise ConfigError("the sweep names the same run twice (repeated game, method or seed?)")
+    return jobs
+
+
+def _run_local(job: SweepJob, log: Path, threads: int) -> int:
+    env = os.environ | {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    job.config.write(job.config_file)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as f:
+        return subprocess.run(job.command(), stdout=f, stderr=subprocess.STDOUT, env=env, check=False).returncode
+
+
+def _timed_run(job: SweepJob, log: Path, threads: int) -> JobResult:
+    """Run one job to its end (the body of both executors)."""
+    t0 = time.perf_counter()
+    rc = _run_local(job, log, threads)
+    return JobResult(job, "done" if rc == 0 else "failed", rc, time.perf_counter() - t0, log)
+
+
+def _run_ray(
+    jobs: list[SweepJob], logs: dict[str, Path], threads: int, address: str | None, report: Callable[[JobResult], None]
+) -> None:
+    try:
+        import ray
+    except ModuleNotFoundError as e:
+        raise ConfigError("--executor ray needs Ray: pip install ray (or use --executor local)") from e
+    ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+
+    run_job = ray.remote(num_cpus=threads)(_timed_run)
+    try:
+        pending = [run_job.remote(j, logs[j.name], threads) for j in jobs]
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            report(ray.get(ready[0]))
+    finally:
+        ray.shutdown()  # a local Ray stops; a cluster is only disconnected from
+
+
+def run_sweep(
+    jobs: Sequence[SweepJob],
+    *,
+    executor: str = "local",
+    workers: int = 2,
+    threads: int = 1,
+    force: bool = False,
+    log_dir: Path = Path("runs/sweep-logs"),
+    address: str | None = None,
+    on_result: Callable[[JobResult], None] | None = None,
+) -> list[JobResult]:
+    """Run ``jobs``; each job's output goes to ``log_dir/<run name>.log``; results in the order jobs end."""
+    if executor not in EXECUTORS:
+        raise ConfigError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
+    if workers < 1 or threads < 1:
+        raise ConfigError("--workers and --threads must be >= 1")
+    results: list[JobResult] = []
+
+    def report(r: JobResult) -> None:
+        results.append(r)
+        if on_result is not None:
+            on_result(r)
+
+    todo = []
+    for job in jobs:
+        if job.finished() and not force:
+            report(JobResult(job, "skipped", 0, 0.0, None))
+        else:
+            todo.append(job)
+    logs = {j.name: log_dir / f"{j.name}.log" for j in todo}
+    if executor == "ray":
+        _run_ray(todo, logs, threads, address, report)
+        return results
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for fut in as_completed([pool.submit(_timed_run, j, logs[j.name], threads) for j in todo]):
+            report(fut.result())
+    return results

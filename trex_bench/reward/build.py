@@ -1,0 +1,93 @@
+"""``trex-bench reward train`` as a function: demos → ranking → frame cache → trained reward-model folder.
+
+The trainer itself (``trex_bench.reward.train``) takes frames, a ranking and a config; this module wires a demo-set
+folder, a ranking source and a budget to it and writes the model folder with its card.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from trex_bench.core.errors import ConfigError
+from trex_bench.reward.config import TrainConfig
+from trex_bench.reward.train import train_reward
+
+__all__ = ["train_command", "summary_line"]
+
+
+def train_command(
+    game: str,
+    demos_dir: str | Path,
+    out: str | Path,
+    *,
+    method: Literal["trex", "drex"] = "trex",
+    ranking: str = "return",
+    human_labels: str | Path | None = None,
+    config: TrainConfig,
+    budget: str,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+    synthetic_temperature: float = 1.0,
+) -> Path:
+    """``trex-bench reward train``: demos → ranking → frame cache → trained reward model folder in ``out``.
+
+    Refuses a demo set of another game than ``game``. Writes ``model.safetensors`` + ``card.json`` (profile, demo
+    content hash, ranking source, config, metrics) and ``train_log.json`` atomically. ``config`` is what trains
+    (``trex_bench.experiment.budgets.reward_config`` builds a budget's); ``budget`` is recorded in the card.
+    """
+    from trex_bench.core.games import get_game
+    from trex_bench.demos.frames import FrameCache
+    from trex_bench.demos.store import load_demos
+    from trex_bench.reward import ranking as rankers
+    from trex_bench.reward.net import save_model
+
+    g = get_game(game)
+    ds = load_demos(demos_dir)
+    if ds.game != g.id:
+        raise ConfigError(f"{demos_dir} holds {ds.game} demos, not {g.id}")
+    cfg = config
+    rng = np.random.default_rng(seed)
+    if ranking == "return":
+        rk = rankers.by_return(ds)
+    elif ranking == "checkpoint":
+        rk = rankers.by_checkpoint(ds)
+    elif ranking == "noise":
+        rk = rankers.by_noise(ds)
+    elif ranking == "human":
+        if human_labels is None:
+            raise ConfigError("--ranking human needs --human-labels CSV")
+        rk = rankers.from_human_labels(ds, human_labels)
+    elif ranking == "synthetic":
+        rk = rankers.synthetic_bradley_terry(ds, rng, synthetic_temperature, n_queries=1000)
+    else:
+        raise ConfigError(f"unknown ranking {ranking!r}; valid: return, checkpoint, noise, human, synthetic")
+    cache = FrameCache(ds, cache_dir)
+    out = Path(out)
+    model, metrics = train_reward(cache, rk, cfg, g, rng, device, progress=progress, log_dir=out, tensorboard=True)
+    card = dict(
+        profile=ds.profile,
+        demos=dict(path=str(demos_dir), content_hash=ds.content_hash(), n_episodes=len(ds.episodes)),
+        ranking=dict(source=rk.source, n_pairs=len(rk.pairs), human_labels=str(human_labels) if human_labels else None),
+        method=method,
+        budget=budget,
+        seed=seed,
+        config=asdict(cfg),
+        metrics={k: v for k, v in metrics.items() if k != "members"}
+        | dict(members=[{k: v for k, v in m.items() if k != "log"} for m in metrics["members"]]),
+    )
+    save_model(model, out, card)
+    return out
+
+
+def summary_line(metrics: dict) -> str:
+    """One line of a trained reward model's metrics (its card's ``metrics``), for the command's output."""
+    return (
+        f"val pair accuracy {metrics['val_accuracy']:.3f}, train {metrics['train_accuracy']:.3f}, "
+        f"{metrics['wall_seconds']:.0f} s ({'; '.join(metrics['stopped'])})"
+    )

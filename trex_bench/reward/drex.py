@@ -1,0 +1,67 @@
+"""D-REX's automatically ranked data (Brown, Goo, Niekum, CoRL 2019): behaviour-cloned rollouts at noise levels.
+
+The demos rank above everything (ε = 0), then ε-greedy rollouts of the BC policy at each ε (less noise ≻ more
+noise), then a no-op bin (a NOOP-only policy, ranked below every ε; ``types.NOOP_NOISE``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from trex_bench.core.types import NOOP_NOISE, DemoSet
+
+__all__ = ["DREX_NOISE", "noise_rollouts"]
+
+# D-REX §4 / released LearnAtariSyntheticRankingsBinning.py: ε-greedy noise around the BC policy at these levels.
+DREX_NOISE = (1.0, 0.75, 0.5, 0.25, 0.02)
+
+
+def noise_rollouts(
+    demos: DemoSet,
+    bc_dir: Path,
+    out: Path,
+    *,
+    per_level: int,
+    seed: int,
+    device: str = "cpu",
+    progress: bool = True,
+    levels: tuple[float, ...] = DREX_NOISE,
+) -> None:
+    """Write D-REX's ranking data to ``out/demos`` (the demos as ε = 0, ``per_level`` BC rollouts at each ε, the
+    no-op bin) and its degradation curve to ``out/degradation``.
+
+    Rollouts are capped at twice the longest demo (a clone that never presses FIRE would otherwise idle until the
+    108 000-frame cap); a capped rollout is recorded as truncated.
+    """
+    from trex_bench.bc.folder import load_bc
+    from trex_bench.demos.collect import CollectConfig, collect
+    from trex_bench.demos.degradation import write_degradation
+    from trex_bench.demos.policies import EpsilonGreedy, NoopPolicy
+    from trex_bench.demos.store import merge_demo_sets, save_demos
+
+    rng = np.random.default_rng(seed)
+    bc = load_bc(bc_dir, game=demos.game, rng=rng, device=device)
+    cap = int(2 * demos.lengths.max())
+    parts = [
+        DemoSet(
+            demos.game,
+            demos.profile,
+            demos.profile_settings,
+            f"demos ({demos.demonstrator}) as ε = 0",
+            tuple(dataclasses.replace(e, noise=0.0) for e in demos.episodes),
+            demos.versions,
+            demos.created_by,
+        )
+    ]
+    for i, eps in enumerate((*levels, NOOP_NOISE)):
+        cc = CollectConfig(
+            episodes=per_level, seed=seed + 100 + i, profile=demos.profile, noise=eps, max_steps=cap, n_envs=per_level
+        )
+        policy = NoopPolicy() if eps == NOOP_NOISE else EpsilonGreedy(bc, eps, bc.n_actions, rng)
+        what = "D-REX no-op bin" if eps == NOOP_NOISE else "D-REX noise rollouts"
+        parts.append(collect(demos.game, policy, cc, progress=progress, created_by=f"trex-bench pipeline ({what})"))
+    save_demos(merge_demo_sets(parts), out / "demos")
+    write_degradation(merge_demo_sets(parts[1:-1]), out / "degradation", demo_set=demos)
