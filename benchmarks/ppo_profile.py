@@ -25,6 +25,7 @@ from stable_baselines3.common.buffers import RolloutBuffer
 
 from trex_bench.experiment.budgets import ppo_config
 from trex_bench.reward.net import RewardNet, save_model
+from trex_bench.rl.config import PPOJob
 from trex_bench.rl.ppo import train_ppo
 from trex_bench.rl.wrappers import ClipRewardVecEnv, LearnedRewardVecEnv
 
@@ -73,7 +74,7 @@ def main() -> None:
             torch.manual_seed(0)
             reward = save_model(RewardNet(args.game), Path(tmp) / "reward", {"profile": "paper", "method": "random-init"})
         t0 = time.perf_counter()
-        train_ppo(args.game, reward, cfg, seed=0, out_dir=Path(tmp) / "agent", progress=False, precision=args.precision)
+        train_ppo(PPOJob(args.game, cfg, seed=0, reward=reward, precision=args.precision), Path(tmp) / "agent", progress=False)
         total = time.perf_counter() - t0
     learn = TIMES["rollouts (total)"] + TIMES["update (total)"]
     TIMES["  backward, clipping, other (update)"] = (TIMES["update (total)"] - TIMES["  policy forward (update)"]

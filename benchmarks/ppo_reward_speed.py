@@ -24,7 +24,8 @@ import torch
 from trex_bench.core.io import read_json
 from trex_bench.experiment.budgets import ppo_config
 from trex_bench.reward.net import RewardNet, save_model
-from trex_bench.rl.ppo import PPOConfig, train_ppo
+from trex_bench.rl.config import PPOConfig, PPOJob
+from trex_bench.rl.ppo import train_ppo
 
 
 def main() -> None:
@@ -77,7 +78,7 @@ def run_arms(args: argparse.Namespace, cfg: PPOConfig, arms: dict[str, dict[str,
     totals = {arm: [0, 0.0] for arm in arms}
     for rep in range(args.repeats):
         for arm, kwargs in arms.items():
-            out = train_ppo(args.game, cfg=cfg, seed=rep, out_dir=tmp / f"{arm}-{rep}", device=args.device, progress=False, **kwargs)
+            out = train_ppo(PPOJob(args.game, cfg, seed=rep, device=args.device), tmp / f"{arm}-{rep}", progress=False, **kwargs)
             card = read_json(out / "card.json")
             totals[arm][0] += card["steps"]
             totals[arm][1] += card["wall_s"]

@@ -29,6 +29,7 @@ import torch
 from trex_bench.core.io import read_json
 from trex_bench.experiment.budgets import ppo_config
 from trex_bench.reward.net import RewardNet, save_model
+from trex_bench.rl.config import PPOJob
 from trex_bench.rl.ppo import train_ppo
 from trex_bench.rl.precision import resolve_precision
 
@@ -78,7 +79,7 @@ def main() -> None:
         for rep in range(args.repeats):
             speeds["stock"].append(stock_sb3(game.ale_id, args.steps, rep))
             for arm, kw in arms.items():
-                out = train_ppo(game.id, cfg=cfg, seed=rep, out_dir=Path(tmp) / f"{arm}-{rep}", progress=False, **kw)
+                out = train_ppo(PPOJob(game.id, cfg, seed=rep), Path(tmp) / f"{arm}-{rep}", progress=False, **kw)
                 card = read_json(out / "card.json")
                 speeds[arm].append(card["steps"] / card["wall_s"])
             print(f"repeat {rep + 1}/{args.repeats}: " + ", ".join(f"{a} {v[-1]:.0f}" for a, v in speeds.items()),

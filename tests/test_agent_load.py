@@ -15,7 +15,8 @@ import torch
 
 from trex_bench.evaluation.evaluate import evaluate_agent
 from trex_bench.rl.agent_io import SB3Policy
-from trex_bench.rl.ppo import PPOConfig, load_agent, train_ppo
+from trex_bench.rl.config import PPOConfig, PPOJob
+from trex_bench.rl.ppo import load_agent, train_ppo
 
 TINY = PPOConfig("tiny", total_steps=32, n_envs=2, n_steps=16, batch_size=16, n_epochs=1, checkpoint_every=16)
 
@@ -51,7 +52,7 @@ def _evil(marker):
 
 @pytest.fixture(scope="module")
 def agent_dir(tmp_path_factory):
-    return train_ppo("breakout", "true", TINY, seed=0, out_dir=tmp_path_factory.mktemp("agent") / "a", progress=False)
+    return train_ppo(PPOJob("breakout", TINY, seed=0), tmp_path_factory.mktemp("agent") / "a", progress=False)
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ from trex_bench.demos.collect import CollectConfig, collect
 from trex_bench.demos.policies import RandomPolicy
 from trex_bench.demos.replay import replay, verify_demos
 from trex_bench.reward.net import RewardNet, save_model
-from trex_bench.rl.ppo import PPOConfig, train_ppo
+from trex_bench.rl.config import PPOConfig, PPOJob
+from trex_bench.rl.ppo import train_ppo
 
 PAPER_GAMES = sorted(g for g, spec in GAMES.items() if spec.in_paper)
 TINY = PPOConfig("tiny", total_steps=32, n_envs=2, n_steps=16, batch_size=16, n_epochs=1, checkpoint_every=0)
@@ -62,5 +63,5 @@ def test_game_smoke(game, tmp_path):
     assert not torch.equal(r, r_free), f"{game}: the reward net ignores an unmasked row"
 
     reward_dir = save_model(net, tmp_path / "reward", {"profile": "paper", "method": "trex"})
-    out = train_ppo(game, reward_dir, TINY, seed=0, out_dir=tmp_path / "agent", progress=False)
+    out = train_ppo(PPOJob(game, TINY, seed=0, reward=reward_dir), tmp_path / "agent", progress=False)
     assert (out / "card.json").exists()

@@ -8,13 +8,14 @@ import pytest
 
 from trex_bench.core.io import read_json
 from trex_bench.evaluation.evaluate import episode_seed, evaluate_agent
-from trex_bench.rl.ppo import PPOConfig, train_ppo
+from trex_bench.rl.config import PPOConfig, PPOJob
+from trex_bench.rl.ppo import train_ppo
 
 
 @pytest.fixture(scope="module")
 def agent_dir(tmp_path_factory):
     cfg = PPOConfig("tiny", total_steps=32, n_envs=2, n_steps=16, batch_size=16, n_epochs=1)
-    return train_ppo("breakout", "true", cfg, seed=0, out_dir=tmp_path_factory.mktemp("agent"), progress=False)
+    return train_ppo(PPOJob("breakout", cfg, seed=0), tmp_path_factory.mktemp("agent"), progress=False)
 
 
 def test_exactly_the_first_n_started_episodes(agent_dir):

@@ -12,8 +12,9 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
 from trex_bench.core.envs import make_vec_env
 from trex_bench.core.io import read_json
+from trex_bench.rl.config import KLSpec, PPOConfig, PPOJob
 from trex_bench.rl.kl import KLToReferenceCallback, ReferencePolicy, kl_penalty
-from trex_bench.rl.ppo import PPOConfig, train_ppo
+from trex_bench.rl.ppo import train_ppo
 
 TINY = PPOConfig("tiny", total_steps=64, n_envs=2, n_steps=16, batch_size=16, n_epochs=1)
 N_ACTIONS = 4  # Breakout's minimal action set
@@ -182,25 +183,23 @@ def test_bad_inputs_are_refused(tmp_path):
     with pytest.raises(TypeError, match="log_prob"):
         KLToReferenceCallback(Unscored(), 0.1)  # type: ignore[arg-type]
     assert isinstance(ref, ReferencePolicy) and not isinstance(Unscored(), ReferencePolicy)
-    with pytest.raises(ValueError, match="kl_beta must be"):
-        train_ppo("breakout", "true", TINY, seed=0, out_dir=tmp_path / "neg", kl_to=ref, kl_beta=-1.0)
+    for beta in (-1.0, 0.0, float("nan"), float("inf"), True):
+        with pytest.raises(ValueError, match="kl-beta must be a finite number > 0"):
+            KLSpec(ref, beta)
     with pytest.raises(ValueError, match="needs a reference"):
-        train_ppo("breakout", "true", TINY, seed=0, out_dir=tmp_path / "noref", kl_beta=0.1)
+        KLSpec(None, 0.1)
     with pytest.raises(ValueError, match="policy of pong, not breakout"):
-        train_ppo("breakout", "true", TINY, seed=0, out_dir=tmp_path / "pong",
-                  kl_to=FixedReference(np.full(6, 1 / 6), game="pong"), kl_beta=0.1)
+        train_ppo(PPOJob("breakout", TINY, seed=0, kl=KLSpec(FixedReference(np.full(6, 1 / 6), game="pong"), 0.1)), tmp_path / "pong")
     with pytest.raises(ValueError, match="over 6 actions, but this env has 4"):
-        train_ppo("breakout", "true", TINY, seed=0, out_dir=tmp_path / "six",
-                  kl_to=FixedReference(np.full(6, 1 / 6)), kl_beta=0.1)
+        train_ppo(PPOJob("breakout", TINY, seed=0, kl=KLSpec(FixedReference(np.full(6, 1 / 6)), 0.1)), tmp_path / "six")
     with pytest.raises(ValueError, match="does not exist"):
-        train_ppo("breakout", "true", TINY, seed=0, out_dir=tmp_path / "x", kl_to=tmp_path / "nowhere", kl_beta=0.1)
+        train_ppo(PPOJob("breakout", TINY, seed=0, kl=KLSpec(tmp_path / "nowhere", 0.1)), tmp_path / "x")
     assert not any((tmp_path / d).exists() for d in ("neg", "noref", "pong", "six", "x"))
 
 
 def test_smoke_run_with_a_reference_object_writes_the_card_fields(tmp_path):
     ref = FixedReference(one_hot_ish(1))
-    out = train_ppo("breakout", "true", TINY, seed=0, out_dir=tmp_path / "agent", progress=False, kl_to=ref,
-                    kl_beta=0.1)
+    out = train_ppo(PPOJob("breakout", TINY, seed=0, kl=KLSpec(ref, 0.1)), tmp_path / "agent", progress=False)
     card = read_json(out / "card.json")
     assert card["kl_beta"] == 0.1
     assert card["kl_to"]["source"] == "object" and card["kl_to"]["type"] == "FixedReference"
@@ -209,11 +208,9 @@ def test_smoke_run_with_a_reference_object_writes_the_card_fields(tmp_path):
 
 
 def test_without_kl_the_card_says_so(tmp_path):
-    with pytest.warns(UserWarning, match="penalty is off"):
-        out = train_ppo("breakout", "true", TINY.replace(total_steps=32), seed=0, out_dir=tmp_path / "a",
-                        progress=False, kl_to=FixedReference(one_hot_ish(1)), kl_beta=0.0)
+    out = train_ppo(PPOJob("breakout", TINY.replace(total_steps=32), seed=0), tmp_path / "a", progress=False)
     card = read_json(out / "card.json")
-    assert card["kl_beta"] == 0.0 and card["kl_mean"] is None and card["kl_to"]["source"] == "object"
+    assert card["kl_beta"] == 0.0 and card["kl_mean"] is None and card["kl_to"] is None
 
 
 @pytest.fixture(scope="module")
@@ -231,14 +228,13 @@ def bc_dirs(tmp_path_factory):
 
 
 def test_end_to_end_with_a_saved_bc_model(tmp_path, bc_dirs):
-    out = train_ppo("breakout", "true", TINY.replace(total_steps=32), seed=0, out_dir=tmp_path / "agent",
-                    progress=False, kl_to=bc_dirs["breakout"], kl_beta=0.05)
+    out = train_ppo(PPOJob("breakout", TINY.replace(total_steps=32), seed=0, kl=KLSpec(bc_dirs["breakout"], 0.05)), tmp_path / "agent", progress=False)
     card = read_json(out / "card.json")
     assert card["kl_to"]["source"] == "bc" and card["kl_to"]["path"] == str(bc_dirs["breakout"])
     assert len(card["kl_to"]["card_hash"]) == 16 and card["kl_to"]["n_actions"] == 4
     assert card["kl_beta"] == 0.05 and card["kl_mean"]["rollouts"] == 1 and math.isfinite(card["kl_mean"]["last"])
     with pytest.raises(ValueError, match="BC model of pong, not breakout"):
-        train_ppo("breakout", "true", TINY, seed=0, out_dir=tmp_path / "p", kl_to=bc_dirs["pong"], kl_beta=0.1)
+        train_ppo(PPOJob("breakout", TINY, seed=0, kl=KLSpec(bc_dirs["pong"], 0.1)), tmp_path / "p")
     with pytest.raises(ValueError, match="over 6 actions, but this env has 4"):
-        train_ppo("breakout", "true", TINY, seed=0, out_dir=tmp_path / "s", kl_to=bc_dirs["breakout6"], kl_beta=0.1)
+        train_ppo(PPOJob("breakout", TINY, seed=0, kl=KLSpec(bc_dirs["breakout6"], 0.1)), tmp_path / "s")
     assert not (tmp_path / "p").exists() and not (tmp_path / "s").exists()

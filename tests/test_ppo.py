@@ -12,7 +12,8 @@ from trex_bench.core.io import read_json
 from trex_bench.experiment.budgets import BUDGETS as BUDGET_TABLE
 from trex_bench.experiment.budgets import ppo_config
 from trex_bench.reward.net import RewardNet, save_model
-from trex_bench.rl.ppo import NORM_FILE, PPOConfig, load_agent, reward_env, train_ppo
+from trex_bench.rl.config import PPOConfig, PPOJob
+from trex_bench.rl.ppo import NORM_FILE, load_agent, reward_env, train_ppo
 from trex_bench.rl.wrappers import LearnedRewardVecEnv
 
 BUDGETS = {name: b.ppo for name, b in BUDGET_TABLE.items()}
@@ -62,7 +63,7 @@ def test_sb3_sees_channels_first_uint8_stacks_as_images():
 
 
 def test_smoke_run_on_true_reward_writes_agent_and_card(tmp_path):
-    out = train_ppo("breakout", "true", TINY, seed=0, out_dir=tmp_path / "agent", progress=False)
+    out = train_ppo(PPOJob("breakout", TINY, seed=0), tmp_path / "agent", progress=False)
     assert (out / "agent.zip").exists() and (out / "card.json").exists()
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["ppo_32_steps.zip", "ppo_64_steps.zip"]
     assert any((out / "tb").rglob("events.out.tfevents.*"))
@@ -84,7 +85,7 @@ def test_channels_last_policy_computes_the_same_function(tmp_path):
     import numpy as np
     import torch
 
-    out = train_ppo("breakout", "true", TINY, seed=0, out_dir=tmp_path / "agent", progress=False, channels_last=False)
+    out = train_ppo(PPOJob("breakout", TINY, seed=0, channels_last=False), tmp_path / "agent", progress=False)
     assert read_json(out / "card.json")["channels_last"] is False
     model, _ = load_agent(out)
     obs = torch.as_tensor(np.random.default_rng(0).integers(0, 256, (8, 4, 84, 84), dtype=np.uint8))
@@ -96,8 +97,7 @@ def test_channels_last_policy_computes_the_same_function(tmp_path):
 
 
 def test_smoke_run_on_learned_normalized_reward_saves_and_restores_stats(tmp_path, reward_dir):
-    out = train_ppo("breakout", reward_dir, TINY.replace(checkpoint_every=0), seed=1, out_dir=tmp_path / "a",
-                    progress=False, transform="normalized")
+    out = train_ppo(PPOJob("breakout", TINY.replace(checkpoint_every=0), seed=1, reward=reward_dir, transform="normalized"), tmp_path / "a", progress=False)
     card = read_json(out / "card.json")
     assert card["reward"]["source"] == "model" and card["reward"]["transform"] == "normalized"
     assert len(card["reward"]["model_card_hash"]) == 16
@@ -115,14 +115,14 @@ def test_smoke_run_on_learned_normalized_reward_saves_and_restores_stats(tmp_pat
 
 
 def test_constant_reward_smoke(tmp_path):
-    out = train_ppo("breakout", "constant", TINY.replace(checkpoint_every=0), seed=0, out_dir=tmp_path / "c", progress=False)
+    out = train_ppo(PPOJob("breakout", TINY.replace(checkpoint_every=0), seed=0, reward="constant"), tmp_path / "c", progress=False)
     card = read_json(out / "card.json")
     assert card["reward"]["source"] == "constant" and card["stopped"] == "total steps"
 
 
 def test_time_cap_stops_training_and_card_says_so(tmp_path):
     cfg = TINY.replace(checkpoint_every=0, total_steps=10**7, max_seconds=1.0)
-    out = train_ppo("breakout", "true", cfg, seed=0, out_dir=tmp_path / "t", progress=False)
+    out = train_ppo(PPOJob("breakout", cfg, seed=0), tmp_path / "t", progress=False)
     card = read_json(out / "card.json")
     assert card["stopped"] == "time cap (1 s)" and 0 < card["steps"] < 10**6
     assert card["config"]["max_seconds"] == 1.0
@@ -130,13 +130,13 @@ def test_time_cap_stops_training_and_card_says_so(tmp_path):
 
 def test_refuses_reward_model_of_another_game_or_profile(tmp_path, reward_dir):
     with pytest.raises(ValueError, match="reward model for breakout, not pong"):
-        train_ppo("pong", reward_dir, TINY, seed=0, out_dir=tmp_path / "pong")
+        train_ppo(PPOJob("pong", TINY, seed=0, reward=reward_dir), tmp_path / "pong")
     assert not (tmp_path / "pong").exists()
     with pytest.raises(ValueError, match="profile 'paper', not 'machado'"):
-        train_ppo("breakout", reward_dir, TINY, seed=0, out_dir=tmp_path / "m", profile="machado")
+        train_ppo(PPOJob("breakout", TINY, seed=0, reward=reward_dir, profile="machado"), tmp_path / "m")
     with pytest.raises(ValueError, match="does not exist"):
-        train_ppo("breakout", tmp_path / "nowhere", TINY, seed=0, out_dir=tmp_path / "x")
+        train_ppo(PPOJob("breakout", TINY, seed=0, reward=tmp_path / "nowhere"), tmp_path / "x")
     with pytest.raises(ValueError, match="transform"):
-        train_ppo("breakout", reward_dir, TINY, seed=0, out_dir=tmp_path / "x", transform="tanh")
+        train_ppo(PPOJob("breakout", TINY, seed=0, reward=reward_dir, transform="tanh"), tmp_path / "x")
     with pytest.raises(ValueError, match="not an agent folder"):
         load_agent(tmp_path)

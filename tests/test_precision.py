@@ -9,7 +9,8 @@ import torch
 from stable_baselines3.common.torch_layers import NatureCNN
 
 from trex_bench.core.io import read_json
-from trex_bench.rl.ppo import PPOConfig, load_agent, train_ppo
+from trex_bench.rl.config import PPOConfig, PPOJob
+from trex_bench.rl.ppo import load_agent, train_ppo
 from trex_bench.rl.precision import FastCnnPolicy, FastNatureCNN, bf16_supported, probe_precision, resolve_precision
 
 TINY = PPOConfig("tiny", total_steps=64, n_envs=2, n_steps=16, batch_size=16, n_epochs=1)
@@ -31,7 +32,7 @@ def test_probe_returns_a_valid_mode_and_caches_it_per_machine(tmp_path, monkeypa
 
 def test_unknown_precision_is_refused_before_anything_is_written(tmp_path):
     with pytest.raises(ValueError, match="unknown precision 'fp8'"):
-        train_ppo("breakout", "true", TINY, seed=0, out_dir=tmp_path / "agent", progress=False, precision="fp8")
+        train_ppo(PPOJob("breakout", TINY, seed=0, precision="fp8"), tmp_path / "agent", progress=False)
     assert not (tmp_path / "agent").exists()
     from trex_bench.cli import main
 
@@ -42,7 +43,7 @@ def test_unknown_precision_is_refused_before_anything_is_written(tmp_path):
 
 
 def test_fp32_keeps_sb3s_own_extractor_and_records_the_mode(tmp_path):
-    out = train_ppo("breakout", "true", TINY, seed=0, out_dir=tmp_path / "agent", progress=False, precision="fp32")
+    out = train_ppo(PPOJob("breakout", TINY, seed=0, precision="fp32"), tmp_path / "agent", progress=False)
     card = read_json(out / "card.json")
     assert card["precision"] == "fp32" and card["precision_probe"] == {"asked": "fp32"}
     model, _ = load_agent(out)
@@ -61,7 +62,7 @@ def test_bf16_runs_at_smoke_with_channels_last_inputs_and_fp32_heads(tmp_path):
 
     FastNatureCNN.__init__ = init
     try:
-        out = train_ppo("breakout", "true", TINY, seed=0, out_dir=tmp_path / "agent", progress=False, precision="bf16")
+        out = train_ppo(PPOJob("breakout", TINY, seed=0, precision="bf16"), tmp_path / "agent", progress=False)
     finally:
         FastNatureCNN.__init__ = orig_init
     assert seen and all(cl for cl, _ in seen), "observations must reach the first conv channels-last"

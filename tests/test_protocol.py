@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from fakes import BrightnessFrames, PixelValue, ScriptedVecEnv
 
 from trex_bench.core.envs import PROFILES, EnvProfile, make_vec_env
-from trex_bench.rl.ppo import PPOConfig, load_agent, train_ppo
+from trex_bench.rl.config import PPOConfig, PPOJob
+from trex_bench.rl.ppo import load_agent, train_ppo
 from trex_bench.rl.wrappers import LearnedRewardVecEnv
 
 NOOP = 0  # Breakout's minimal action set: NOOP, FIRE, RIGHT, LEFT
@@ -60,8 +61,7 @@ def noop_agent(tmp_path_factory):
     """A PPO agent (short-cap profile) whose policy presses NOOP with probability 1 − 3e⁻³⁰."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(PROFILES, SHORT.name, SHORT)
-        out = train_ppo("breakout", "true", TINY, seed=0, out_dir=tmp_path_factory.mktemp("noop"), progress=False,
-                        profile=SHORT.name)
+        out = train_ppo(PPOJob("breakout", TINY, seed=0, profile=SHORT.name), tmp_path_factory.mktemp("noop"), progress=False)
         model, _ = load_agent(out)
         with torch.no_grad():
             model.policy.action_net.weight.zero_()
@@ -127,7 +127,7 @@ def test_ppo_logs_the_true_full_game_score_not_the_reward_it_optimises(tmp_path,
         torch.manual_seed(0)
         reward = save_model(RewardNet("breakout"), tmp_path / "reward", {"profile": "paper", "method": "trex"})
     cfg = PPOConfig("tiny", total_steps=512, n_envs=2, n_steps=128, batch_size=128, n_epochs=1)
-    out = train_ppo("breakout", reward, cfg, seed=0, out_dir=tmp_path / "agent", progress=False, transform="normalized")
+    out = train_ppo(PPOJob("breakout", cfg, seed=0, reward=reward, transform="normalized"), tmp_path / "agent", progress=False)
     tb = _tb_scalars(out / "tb")
     assert tb.get("rollout/ep_len_mean"), "no game ended during the run: the test needs at least one"
     for score, length in zip(tb["rollout/ep_rew_mean"], tb["rollout/ep_len_mean"], strict=True):

@@ -10,7 +10,8 @@ import torch
 
 from trex_bench.core.io import read_json
 from trex_bench.rl.agent_io import read_zip_member
-from trex_bench.rl.ppo import PPOConfig, train_ppo
+from trex_bench.rl.config import PPOConfig, PPOJob
+from trex_bench.rl.ppo import train_ppo
 from trex_bench.rl.resume import RUN_FILE, list_checkpoints
 
 # A rollout is 32 steps; checkpoints at 48 (saved inside the 2nd rollout, after 1 update) and 96 (after 2).
@@ -27,14 +28,14 @@ def _cut_after_first_checkpoint(out: Path) -> None:
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run") / "agent"
-    return train_ppo("breakout", "true", TINY, seed=0, out_dir=out, progress=False, resume=True)
+    return train_ppo(PPOJob("breakout", TINY, seed=0), out, progress=False, resume=True)
 
 
 def test_a_cut_run_resumes_from_its_newest_checkpoint_and_finishes(finished, tmp_path):
     out = tmp_path / "agent"
     shutil.copytree(finished, out)
     _cut_after_first_checkpoint(out)
-    train_ppo("breakout", "true", TINY, seed=0, out_dir=out, progress=False, resume=True)
+    train_ppo(PPOJob("breakout", TINY, seed=0), out, progress=False, resume=True)
     card = read_json(out / "card.json")
     # The checkpoint at 48 holds the policy after the update at 32: the run goes on from there, on the same grid.
     assert (card["resumed_from"], card["steps"], card["stopped"]) == (32, 128, "total steps")
@@ -51,7 +52,7 @@ def test_restore_loads_the_checkpoints_weights_and_adam_state(finished, tmp_path
     ckpt = finished / "checkpoints" / "ppo_96_steps.zip"
     env = make_vec_env("breakout", TINY.n_envs, "paper", seed=0, training=True)
     try:
-        model = _make_model(env, TINY, tmp_path, 1, "cpu", "fp32", channels_last=True)
+        model = _make_model(env, PPOJob("breakout", TINY, seed=1, channels_last=True), tmp_path, "fp32")
         weights, adam_state = read_zip_member(ckpt, "policy.pth"), read_zip_member(ckpt, "policy.optimizer.pth")
         point = ResumePoint(96, ckpt, weights, adam_state)
         assert restore(model, point, rollout=32) == 64  # two updates done when it was saved
@@ -70,17 +71,17 @@ def test_restore_loads_the_checkpoints_weights_and_adam_state(finished, tmp_path
 
 def test_resume_refuses_other_settings_a_finished_run_and_an_unchecked_folder(finished, tmp_path):
     with pytest.raises(ValueError, match="finished run"):
-        train_ppo("breakout", "true", TINY, seed=0, out_dir=finished, progress=False, resume=True)
+        train_ppo(PPOJob("breakout", TINY, seed=0), finished, progress=False, resume=True)
     out = tmp_path / "agent"
     shutil.copytree(finished, out)
     _cut_after_first_checkpoint(out)
     with pytest.raises(ValueError, match=r"other settings \(seed\)"):
-        train_ppo("breakout", "true", TINY, seed=1, out_dir=out, progress=False, resume=True)
+        train_ppo(PPOJob("breakout", TINY, seed=1), out, progress=False, resume=True)
     with pytest.raises(ValueError, match=r"other settings \(config, reward\)"):
-        train_ppo("breakout", "constant", TINY.replace(n_epochs=2), seed=0, out_dir=out, progress=False, resume=True)
+        train_ppo(PPOJob("breakout", TINY.replace(n_epochs=2), seed=0, reward="constant"), out, progress=False, resume=True)
     (out / RUN_FILE).unlink()
     with pytest.raises(ValueError, match="no run.json"):
-        train_ppo("breakout", "true", TINY, seed=0, out_dir=out, progress=False, resume=True)
+        train_ppo(PPOJob("breakout", TINY, seed=0), out, progress=False, resume=True)
 
 
 def test_a_torn_newest_checkpoint_falls_back_to_the_one_before(finished, tmp_path):
@@ -90,7 +91,7 @@ def test_a_torn_newest_checkpoint_falls_back_to_the_one_before(finished, tmp_pat
     (out / "agent.zip").unlink()
     (out / "checkpoints" / "ppo_96_steps.zip").write_bytes(b"PK\x03\x04 torn")
     with pytest.warns(UserWarning, match="unreadable checkpoint"):
-        train_ppo("breakout", "true", TINY, seed=0, out_dir=out, progress=False, resume=True)
+        train_ppo(PPOJob("breakout", TINY, seed=0), out, progress=False, resume=True)
     assert read_json(out / "card.json")["resumed_from"] == 32
 
 
@@ -99,7 +100,7 @@ def test_a_fresh_start_never_mixes_its_checkpoints_with_an_earlier_runs(finished
     shutil.copytree(finished, out)
     _cut_after_first_checkpoint(out)
     with pytest.raises(ValueError, match="checkpoints of an earlier run; pass --resume"):
-        train_ppo("breakout", "true", TINY, seed=1, out_dir=out, progress=False)
+        train_ppo(PPOJob("breakout", TINY, seed=1), out, progress=False)
 
 
 def test_a_resumed_auto_run_keeps_the_precision_it_started_with(finished, tmp_path, monkeypatch):
@@ -110,7 +111,7 @@ def test_a_resumed_auto_run_keeps_the_precision_it_started_with(finished, tmp_pa
     _cut_after_first_checkpoint(out)
     real = ppo.resolve_precision
     monkeypatch.setattr(ppo, "resolve_precision", lambda p, d: ("bf16", {}) if p == "auto" else real(p, d))
-    train_ppo("breakout", "true", TINY, seed=0, out_dir=out, progress=False, resume=True, precision="auto")
+    train_ppo(PPOJob("breakout", TINY, seed=0, precision="auto"), out, progress=False, resume=True)
     assert read_json(out / "card.json")["precision"] == "fp32"
 
 
@@ -134,7 +135,7 @@ def test_a_resumed_run_can_be_extended_but_not_shortened(finished, tmp_path):
     from trex_bench.rl.resume import resume_point
 
     prefix = TINY.replace(schedule_steps=256)
-    out = train_ppo("breakout", "true", prefix, seed=0, out_dir=tmp_path / "agent", progress=False, resume=True)
+    out = train_ppo(PPOJob("breakout", prefix, seed=0), tmp_path / "agent", progress=False, resume=True)
     _cut_after_first_checkpoint(out)
     started = read_json(out / RUN_FILE)
     with pytest.raises(ValueError, match="extended, not shortened to 96"):
@@ -145,7 +146,7 @@ def test_a_resumed_run_can_be_extended_but_not_shortened(finished, tmp_path):
     tiny = read_json(own_horizon / RUN_FILE)
     with pytest.raises(ValueError, match=r"other settings \(config\)"):
         resume_point(own_horizon, tiny | {"config": tiny["config"] | {"total_steps": 160}})
-    train_ppo("breakout", "true", prefix.replace(total_steps=160), seed=0, out_dir=out, progress=False, resume=True)
+    train_ppo(PPOJob("breakout", prefix.replace(total_steps=160), seed=0), out, progress=False, resume=True)
     card = read_json(out / "card.json")
     assert (card["resumed_from"], card["steps"]) == (32, 160)
     assert read_json(out / RUN_FILE)["config"]["total_steps"] == 160

@@ -77,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=_nonneg_float,
         default=0.0,
         metavar="BETA",
-        help="KL coefficient beta >= 0 of --kl-to (default 0: no penalty)",
+        help="KL coefficient beta > 0, with --kl-to (no --kl-to: no penalty)",
     )
     from trex_bench.experiment.options import PipelineConfig
 
@@ -93,28 +93,29 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from trex_bench.core.errors import ConfigError
     from trex_bench.core.io import read_json
     from trex_bench.experiment.budgets import ppo_config
+    from trex_bench.rl.config import KLSpec, PPOJob
     from trex_bench.rl.ppo import train_ppo
 
     cfg = ppo_config(args.budget)
     if args.max_seconds is not None:
         cfg = cfg.replace(max_seconds=args.max_seconds)
-    out = train_ppo(
+    if args.kl_beta and args.kl_to is None:
+        raise ConfigError(f"--kl-beta {args.kl_beta:g} needs --kl-to (a BC model folder)")
+    job = PPOJob(
         args.game,
-        args.reward,
         cfg,
-        args.seed,
-        args.out,
-        device=args.device,
-        progress=not args.no_progress,
+        seed=args.seed,
+        reward=args.reward,
         transform=args.transform,
         profile=args.profile,
-        kl_to=args.kl_to,
-        kl_beta=args.kl_beta,
+        kl=KLSpec(args.kl_to, args.kl_beta) if args.kl_to is not None else None,
         precision=args.precision,
-        resume=args.resume,
+        device=args.device,
     )
+    out = train_ppo(job, args.out, progress=not args.no_progress, resume=args.resume)
     card = read_json(out / "card.json")
     print(
         f"trained PPO on {card['game']} ({card['reward']['source']} reward, budget {card['budget']}): "

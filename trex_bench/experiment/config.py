@@ -34,7 +34,7 @@ from trex_bench.core.types import ENV_PROFILES, PRECISIONS, REWARD_TRANSFORMS
 from trex_bench.experiment.budgets import bc_config, get_budget, reward_config
 from trex_bench.experiment.methods import METHODS, NOT_BUILT, RANKINGS, Method, get_method
 from trex_bench.reward.config import TrainConfig
-from trex_bench.rl.config import PPOConfig
+from trex_bench.rl.config import KLSpec, PPOConfig
 
 __all__ = [
     "Method",
@@ -43,7 +43,6 @@ __all__ = [
     "RANKINGS",
     "MAX_SEED",
     "EvalConfig",
-    "KLSpec",
     "ExperimentConfig",
     "resolve",
     "REPO_DEMOS",
@@ -67,19 +66,6 @@ class EvalConfig:
     def __post_init__(self) -> None:
         if not (isinstance(self.episodes, int) and self.episodes >= 1):
             raise ConfigError(f"evaluation episodes must be an integer >= 1, got {self.episodes!r}")
-
-
-@dataclass(frozen=True)
-class KLSpec:
-    """The RLHF penalty −β(log π_θ − log π_BC) on PPO's reward: the BC policy folder and β."""
-
-    to: Path
-    beta: float
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "to", Path(self.to))
-        if not (isinstance(self.beta, int | float) and math.isfinite(self.beta) and self.beta > 0):
-            raise ConfigError(f"--kl-beta must be a finite number > 0 with --kl-to, got {self.beta!r}")
 
 
 def _path(value: Any) -> Path | None:

@@ -109,6 +109,7 @@ def train_demonstrator(
     """Train PPO on the true reward into ``ppo_dir`` with at least ``checkpoints`` checkpoints (reused when the
     folder already holds a finished run, continued from its newest checkpoint when it holds an unfinished one);
     ``checkpoint_every`` defaults to the budget split in checkpoints + 1."""
+    from trex_bench.rl.config import PPOJob
     from trex_bench.rl.ppo import train_ppo
 
     ppo_dir = Path(ppo_dir)
@@ -116,18 +117,8 @@ def train_demonstrator(
         return ppo_dir
     cfg = demonstrator_config(budget, checkpoints, checkpoint_every)
     # A run cut off before its end (a session's end) goes on from its newest checkpoint (trex_bench.rl.resume).
-    return train_ppo(
-        game,
-        "true",
-        cfg,
-        seed,
-        ppo_dir,
-        progress=progress,
-        profile=profile,
-        device=device,
-        precision=precision,
-        resume=True,
-    )
+    job = PPOJob(game, cfg, seed=seed, reward="true", profile=profile, precision=precision, device=device)
+    return train_ppo(job, ppo_dir, progress=progress, resume=True)
 
 
 def collect_from_checkpoints(

@@ -164,6 +164,7 @@ def extrapolation_stage(ctx: StageContext) -> StageRecord | None:
 
 
 def agent_stage(ctx: StageContext) -> AgentResult:
+    from trex_bench.rl.config import PPOJob
     from trex_bench.rl.ppo import train_ppo
     from trex_bench.rl.precision import resolve_precision
 
@@ -191,24 +192,21 @@ def agent_stage(ctx: StageContext) -> AgentResult:
     # A PPO run cut off (a session's end) goes on from its newest checkpoint on `--resume`; not the normalized
     # transform, whose running return std is not in the checkpoints.
     resumable = cfg.transform != "normalized"
+    job = PPOJob(
+        cfg.game,
+        cfg.ppo,
+        seed=cfg.seed,
+        reward=reward_source,
+        transform=cfg.transform,
+        profile=cfg.profile,
+        kl=cfg.kl,
+        precision=precision,
+        device=cfg.device,
+    )
     rec = ctx.run.stage(
         "agent",
         key,
-        lambda tmp: train_ppo(
-            cfg.game,
-            reward_source,
-            cfg.ppo,
-            cfg.seed,
-            tmp,
-            device=cfg.device,
-            progress=ctx.progress,
-            transform=cfg.transform,
-            profile=cfg.profile,
-            kl_to=cfg.kl.to if cfg.kl else None,
-            kl_beta=cfg.kl.beta if cfg.kl else 0.0,
-            precision=precision,
-            resume=resumable,
-        ),
+        lambda tmp: train_ppo(job, tmp, progress=ctx.progress, resume=resumable),
         resumable=resumable,
     )
     ctx.agent = AgentResult.from_card(read_json(rec.folder / "card.json"))

@@ -270,7 +270,8 @@ def _reward_folder(root: Path, spec: RewardSpec, out: Path) -> Path:
 def measure_ppo(root: Path, spec: PPOSpec) -> dict[str, Measured]:
     """Train ``spec`` in a temporary folder (fp32, CPU, one thread); first-update losses and evaluation mean."""
     from trex_bench.evaluation.evaluate import evaluate_agent
-    from trex_bench.rl.ppo import PPOConfig, train_ppo
+    from trex_bench.rl.config import PPOConfig, PPOJob
+    from trex_bench.rl.ppo import train_ppo
 
     cfg = PPOConfig(
         "regression", **{**TINY_PPO, **dict(spec.overrides)}, source="trex_bench.regression.checks TINY_PPO"
@@ -278,7 +279,11 @@ def measure_ppo(root: Path, spec: PPOSpec) -> dict[str, Measured]:
     with reproducible_torch(), tempfile.TemporaryDirectory(prefix="trex-regression-") as tmp:
         agent = Path(tmp) / "agent"
         reward = "true" if spec.reward is None else _reward_folder(root, spec.reward, Path(tmp) / "reward")
-        train_ppo(spec.game, reward, cfg, spec.seed, agent, progress=False, transform=spec.transform, precision="fp32")
+        train_ppo(
+            PPOJob(spec.game, cfg, seed=spec.seed, reward=reward, transform=spec.transform, precision="fp32"),
+            agent,
+            progress=False,
+        )
         out = {k: Measured(v, "rel") for k, v in _first_update(agent / "tb").items()}
         if spec.eval_episodes > 0:
             ev = evaluate_agent(agent, episodes=spec.eval_episodes, seed=spec.seed, n_envs=2, out=agent / "eval.json")

@@ -1,15 +1,19 @@
 """PPO's settings as data, torch-free (the CLI and ``trex_bench.experiment.config`` import them at start-up;
-``rl.ppo`` imports torch)."""
+``rl.ppo`` imports torch): the recipe (``PPOConfig``), the KL penalty (``KLSpec``) and one run (``PPOJob``)."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from trex_bench.core.errors import ConfigError
+from trex_bench.core.games import get_game
+from trex_bench.core.types import PRECISIONS, REWARD_TRANSFORMS
 
-__all__ = ["PPOConfig", "linear_schedule_value"]
+__all__ = ["PPOConfig", "KLSpec", "PPOJob", "linear_schedule_value"]
 
 
 def linear_schedule_value(value: float, linear: bool, step: int, horizon: int) -> float:
@@ -93,5 +97,87 @@ class PPOConfig:
         return linear_schedule_value(self.clip_range, self.linear_clip, step, self.horizon)
 
     def replace(self, **changes: Any) -> PPOConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class KLSpec:
+    """The RLHF penalty r − β·(log π_θ(a|s) − log π_0(a|s)) on PPO's reward (Ziegler et al. 2019; Ouyang et al.
+    2022): the reference π_0 (a BC policy folder, or any object with ``log_prob(obs, actions)``) and β > 0.
+
+    No penalty is ``None``, never β = 0.
+    """
+
+    to: Any
+    beta: float
+
+    def __post_init__(self) -> None:
+        if self.to is None:
+            raise ConfigError("the KL penalty needs a reference policy (--kl-to, a BC model folder)")
+        if isinstance(self.to, str):
+            object.__setattr__(self, "to", Path(self.to))
+        if isinstance(self.beta, bool) or not (
+            isinstance(self.beta, int | float) and math.isfinite(self.beta) and self.beta > 0
+        ):
+            raise ConfigError(f"--kl-beta must be a finite number > 0 with --kl-to, got {self.beta!r}")
+
+
+# The rewards ``train_ppo`` knows by name; anything else is a reward-model folder.
+NAMED_REWARDS = ("true", "constant", "online")
+
+
+@dataclass(frozen=True)
+class PPOJob:
+    """One PPO run as data, validated once: what it plays, what it is paid, the recipe, the seed and the numerics.
+
+    Attributes:
+        game: game id (made canonical here).
+        cfg: the PPO recipe (``trex_bench.experiment.budgets.ppo_config`` builds a budget's).
+        seed: seeds SB3 (policy init, action sampling) and the env's per-episode reset seeds.
+        reward: ``"true"`` (the sign-clipped score, as the papers' PPO), ``"constant"`` (1 per step: the survival
+            control), ``"online"`` (a reward that learns during PPO, passed to ``train_ppo`` as an object), or a
+            reward-model folder.
+        transform: how PPO sees a reward model's r̂ (``trex_bench.rl.wrappers``): ``sigmoid`` (the papers), ``raw``,
+            ``normalized``, ``delta``.
+        profile: env profile (a name of ``core.envs.PROFILES`` or an ``EnvProfile``, checked by ``train_ppo``); a
+            reward model must have been trained under it.
+        kl: the KL penalty to a reference policy, or None.
+        precision: the policy trunk's numerics: ``fp32``, ``bf16`` or ``auto`` (``trex_bench.rl.precision``).
+        device: torch device of the policy and the reward model.
+        channels_last: NHWC convolutions; None: on for a CPU device, off elsewhere.
+
+    >>> PPOJob("Breakout", PPOConfig("t", total_steps=64, n_envs=2, n_steps=16, batch_size=16)).game
+    'breakout'
+    """
+
+    game: str
+    cfg: PPOConfig
+    seed: int = 0
+    reward: str | Path = "true"
+    transform: str = "sigmoid"
+    profile: Any = "paper"  # a profile name, or a ``core.envs.EnvProfile``
+    kl: KLSpec | None = None
+    precision: str = "fp32"
+    device: str = "cpu"
+    channels_last: bool | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "game", get_game(self.game).id)
+        if not isinstance(self.reward, Path) and self.reward not in NAMED_REWARDS:
+            object.__setattr__(self, "reward", Path(self.reward))
+        if self.transform not in REWARD_TRANSFORMS:
+            raise ConfigError(f"unknown reward transform {self.transform!r}; valid: {', '.join(REWARD_TRANSFORMS)}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
+
+    @property
+    def learned(self) -> bool:
+        """Whether PPO is paid by a reward-model folder (the transforms apply to it alone)."""
+        return isinstance(self.reward, Path)
+
+    def replace(self, **changes: Any) -> PPOJob:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)

@@ -8,7 +8,7 @@ Observations are uint8 channels-first stacks [4, 84, 84]: SB3 recognises them as
 (``is_image_space_channels_first``: the smallest axis comes first), divides by 255 in the policy and does *not*
 insert a ``VecTransposeImage`` (tests/test_ppo.py checks both).
 
-``kl_to``/``kl_beta`` add the RLHF penalty r̂_t = r_t − β·(log π_θ(a_t|s_t) − log π_BC(a_t|s_t)) to that
+``PPOJob.kl`` adds the RLHF penalty r̂_t = r_t − β·(log π_θ(a_t|s_t) − log π_BC(a_t|s_t)) to that
 reward (``trex_bench.rl.kl``; Ziegler et al. 2019, Ouyang et al. 2022).
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,30 +28,23 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from trex_bench.core.envs import get_profile, make_vec_env
 from trex_bench.core.errors import ConfigError
-from trex_bench.core.games import get_game
 from trex_bench.core.io import atomic_write, file_hash, read_json, versions, write_json
 from trex_bench.core.progress import PPOProgress
-from trex_bench.rl.config import PPOConfig
-from trex_bench.rl.kl import KLToReferenceCallback, ReferencePolicy, kl_reference, kl_summary
+from trex_bench.rl.config import PPOJob
+from trex_bench.rl.kl import KLToReferenceCallback, kl_reference, kl_summary
+from trex_bench.rl.online import OnlineReward, state_folder
 from trex_bench.rl.precision import FastCnnPolicy, policy_kwargs, resolve_precision
-from trex_bench.rl.resume import begin, restore, run_precision
+from trex_bench.rl.resume import ResumePoint, begin, restore, run_precision
 from trex_bench.rl.wrappers import TRANSFORMS, ClipRewardVecEnv, ConstantRewardVecEnv, LearnedRewardVecEnv
 
-__all__ = [
-    "PPOConfig",
-    "train_ppo",
-    "load_agent",
-    "reward_env",
-    "kl_reference",
-    "AGENT_FILE",
-    "NORM_FILE",
-]
+__all__ = ["train_ppo", "load_agent", "reward_env", "AGENT_FILE", "NORM_FILE", "ONLINE_DIR"]
 
 AGENT_FILE = "agent.zip"
 # PPO learns on life-loss episodes with FIRE forced after a lost life (baselines' EpisodicLifeEnv + FireResetEnv, the
 # papers' PPO); evaluation plays full games. Recorded in the card.
 TRAINING_ENV = True
 NORM_FILE = "reward_norm.json"
+ONLINE_DIR = "online"  # a finished run's online reward (its last state)
 
 
 def _schedule(value: float, linear: bool, total_steps: int, horizon: int) -> float | LinearSchedule:
@@ -110,40 +103,40 @@ def reward_env(
     return wrapped, desc
 
 
-def _check_kl(kl_to: object, kl_beta: float) -> float:
-    """β as a float, refused unless finite and >= 0 and given with a reference (β = 0 with one: a warning)."""
-    kl_beta = float(kl_beta)
-    if not kl_beta >= 0 or kl_beta == float("inf"):
-        raise ConfigError(f"kl_beta must be a finite number >= 0, got {kl_beta}")
-    if kl_beta > 0 and kl_to is None:
-        raise ConfigError(f"kl_beta={kl_beta} needs a reference policy (kl_to, a BC model folder)")
-    if kl_to is not None and kl_beta == 0:
-        warnings.warn(f"kl_to={kl_to} with kl_beta=0: the KL penalty is off", stacklevel=3)
-    return kl_beta
+class _Checkpoints(CheckpointCallback):
+    """SB3's ``CheckpointCallback`` that also saves an online reward's state beside each checkpoint (its
+    ``ppo_N_steps.online/`` folder, ``trex_bench.rl.online.state_folder``), so a resumed run goes on with both."""
+
+    def __init__(self, freq: int, folder: Path, online: OnlineReward | None) -> None:
+        super().__init__(freq, str(folder), name_prefix="ppo")
+        self.online = online
+
+    def _on_step(self) -> bool:
+        if self.n_calls % self.save_freq == 0 and self.online is not None:
+            self.online.save(state_folder(Path(self._checkpoint_path(extension="zip"))))
+        return super()._on_step()
 
 
-def _callbacks(
-    cfg: PPOConfig, out: Path, desc: str, progress: bool, kl_cb: BaseCallback | None, done: int = 0
-) -> list[BaseCallback]:
-    """The KL penalty, the progress bar, the opt-in time cap and the checkpoints, as SB3 callbacks (``done``: steps a
-    resumed run already has)."""
-    callbacks: list[BaseCallback] = [kl_cb] if kl_cb is not None else []
+def _callbacks(job: PPOJob, out: Path, progress: bool, extra: list[BaseCallback], done: int) -> list[BaseCallback]:
+    """The learners beside PPO (KL, online reward), the progress bar, the opt-in time cap and the checkpoints, as SB3
+    callbacks (``done``: steps a resumed run already has)."""
+    cfg, callbacks = job.cfg, list(extra)
     if progress:
-        callbacks.append(PPOProgress(cfg.total_steps - done, desc=desc))
+        callbacks.append(PPOProgress(cfg.total_steps - done, desc=f"ppo {job.game}"))
     if cfg.max_seconds is not None:
         callbacks.append(_TimeCap(cfg.max_seconds))
     if cfg.checkpoint_every > 0:
         freq = max(cfg.checkpoint_every // cfg.n_envs, 1)  # CheckpointCallback counts vectorised steps
-        checkpoints = CheckpointCallback(freq, str(out / "checkpoints"), name_prefix="ppo")
+        online = next((c.online for c in extra if isinstance(c, _OnlineCallback)), None)
+        checkpoints = _Checkpoints(freq, out / "checkpoints", online)
         checkpoints.n_calls = done // cfg.n_envs  # a resumed run keeps the checkpoint grid of the whole run
         callbacks.append(checkpoints)
     return callbacks
 
 
-def _make_model(
-    env: VecEnv, cfg: PPOConfig, out: Path, seed: int, device: str | torch.device, precision: str, channels_last: bool
-) -> PPO:
-    """SB3 PPO with ``cfg``'s settings; lr and clip anneal over ``cfg.horizon`` (a budget is a prefix of it)."""
+def _make_model(env: VecEnv, job: PPOJob, out: Path, precision: str) -> PPO:
+    """SB3 PPO with the job's settings; lr and clip anneal over ``cfg.horizon`` (a budget is a prefix of it)."""
+    cfg = job.cfg
     model = PPO(
         FastCnnPolicy,
         env,
@@ -159,148 +152,180 @@ def _make_model(
         vf_coef=cfg.vf_coef,
         max_grad_norm=cfg.max_grad_norm,
         tensorboard_log=str(out / "tb"),
-        seed=seed,
-        device=device,
+        seed=job.seed,
+        device=job.device,
         verbose=0,
     )
-    if channels_last:
-        # NHWC convolutions (oneDNN): the PPO update is ~70 % of a CPU run and its minibatch forward/backward ran
-        # 1.2-1.3x faster this way on 2 cores (benchmarks/ppo_reward_speed.py --arms memory-format); the maths is the
-        # same. Parameters keep their identity, so the optimiser SB3 already built still holds them.
+    if _channels_last(job):
+        # NHWC convolutions (oneDNN): the PPO update is ~70 % of a CPU run and its minibatch forward/backward runs
+        # faster this way on CPU (docs/ppo-profile.md); the maths is the same. Parameters keep their identity, so the
+        # optimiser SB3 already built still holds them.
         model.policy.to(memory_format=torch.channels_last)
     return model
 
 
-def train_ppo(
-    game: str,
-    reward: str | Path,
-    cfg: PPOConfig,
-    seed: int,
-    out_dir: str | Path,
-    device: str | torch.device = "cpu",
-    progress: bool = True,
-    transform: str = "sigmoid",
-    profile: str = "paper",
-    kl_to: str | Path | ReferencePolicy | None = None,
-    kl_beta: float = 0.0,
-    channels_last: bool | None = None,
-    precision: str = "fp32",
-    resume: bool = False,
-) -> Path:
-    """Train SB3 PPO on ``game`` with the given reward; write the agent folder.
+def _channels_last(job: PPOJob) -> bool:
+    return job.channels_last if job.channels_last is not None else torch.device(job.device).type == "cpu"
 
-    Args:
-        game: game id.
-        reward: a reward-model folder, ``"true"`` or ``"constant"`` (see ``reward_env``).
-        cfg: the PPO recipe (``trex_bench.experiment.budgets.ppo_config`` builds a budget's).
-        seed: seeds SB3 (policy init, action sampling) and the env's per-episode reset seeds.
-        out_dir: the agent folder: ``agent.zip``, ``card.json``, ``reward_norm.json`` (normalized transform),
-            ``checkpoints/``, ``tb/`` (TensorBoard).
-        device: torch device for the policy and the reward model.
-        progress: show a progress bar.
-        transform: ``sigmoid`` (the papers), ``raw``, ``normalized`` or ``delta``; only for a reward model.
-        profile: env profile; a reward model must have been trained under it.
-        kl_to: the reference π_0 of the RLHF KL penalty: a BC model folder (``trex-bench bc train``) or a
-            ``ReferencePolicy`` object; None: no penalty.
-        kl_beta: β ≥ 0 of r̂_t = r_t − β·(log π_θ(a_t|s_t) − log π_0(a_t|s_t)) (``trex_bench.rl.kl``). With
-            ``kl_to`` and β = 0 the penalty is off (a warning says so).
-        channels_last: run the policy's convolutions in NHWC memory format (faster on CPU); None: on for a CPU
-            device, off elsewhere. Recorded in the card.
-        precision: the policy trunk's numerics: ``fp32``, ``bf16`` (autocast, fp32 heads/losses/weights) or
-            ``auto`` (the faster on this machine, measured once: ``trex_bench.rl.precision``). Recorded in the card.
-        resume: go on from the newest checkpoint of an unfinished run in ``out_dir`` started with the same settings
-            (its ``run.json``; ``trex_bench.rl.resume``); a folder without checkpoints starts afresh. The card
-            records the step it resumed from.
 
-    Returns:
-        ``out_dir``.
+class _OnlineCallback(BaseCallback):
+    """Holds the online reward whose callback it wraps, so that the checkpoints can save its state."""
 
-    Raises:
-        ValueError: unknown game/budget/transform, a missing reward model, or one of another game or profile;
-            β < 0 (or not finite), β > 0 without ``kl_to``, or a KL reference of another game or action set.
-    """
-    g = get_game(game)
-    prof = get_profile(profile)
-    out = Path(out_dir)
-    kl_beta = _check_kl(kl_to, kl_beta)
-    if resume and precision == "auto":
-        precision = run_precision(out) or precision  # a resumed run keeps the numerics it was started with
-    precision, precision_record = resolve_precision(precision, device)  # refuses a bad mode before any work
-    # Validate the reward and the KL reference before creating anything on disk.
-    venv = make_vec_env(g, cfg.n_envs, prof, seed=seed, training=TRAINING_ENV)
+    def __init__(self, online: OnlineReward) -> None:
+        super().__init__()
+        self.online, self.inner = online, online.callback()
+
+    def _init_callback(self) -> None:
+        self.inner.init_callback(self.model)
+
+    def _on_rollout_start(self) -> None:
+        self.inner.on_rollout_start()
+
+    def _on_step(self) -> bool:
+        self.inner.update_locals(self.locals)
+        return self.inner.on_step()
+
+    def _on_rollout_end(self) -> None:
+        self.inner.update_locals(self.locals)
+        self.inner.on_rollout_end()
+
+    def _on_training_end(self) -> None:
+        self.inner.on_training_end()
+
+
+@dataclass
+class _Session:
+    """A PPO run about to learn: the wrapped env, what was checked and described, and where it resumes from."""
+
+    env: VecEnv
+    started: dict[str, Any]
+    callbacks: list[BaseCallback]
+    point: ResumePoint | None
+    precision: str
+    precision_record: dict[str, Any]
+
+
+def _open(job: PPOJob, out: Path, resume: bool, online: OnlineReward | None) -> _Session:
+    """Every check of the job (reward, KL reference, resume record), then the training env; nothing is written
+    before the checks pass but ``run.json`` (``rl.resume.begin``)."""
+    if (job.reward == "online") != (online is not None):
+        raise ConfigError("reward 'online' and an OnlineReward object go together")
+    if resume and job.transform == "normalized" and job.learned:
+        raise ConfigError("resume with the normalized transform: its running return std is not in checkpoints")
+    asked = (run_precision(out) or job.precision) if resume and job.precision == "auto" else job.precision
+    precision, record = resolve_precision(asked, job.device)  # a resumed run keeps the numerics it started with
+    profile = get_profile(job.profile).name
+    venv = make_vec_env(job.game, job.cfg.n_envs, job.profile, seed=job.seed, training=TRAINING_ENV)
     try:
-        env, reward_desc = reward_env(venv, reward, g.id, prof.name, transform, device)
-        ref_desc, kl_cb = None, None
-        if kl_to is not None:
-            reference, ref_desc = kl_reference(kl_to, g.id, int(venv.action_space.n), device)
-            kl_cb = KLToReferenceCallback(reference, kl_beta) if kl_beta > 0 else None
+        if online is not None:
+            env, reward_desc = online.wrap(venv), {"source": "online", "method": online.name}
+        else:
+            env, reward_desc = reward_env(venv, job.reward, job.game, profile, job.transform, job.device)
+        extra: list[BaseCallback] = [] if online is None else [_OnlineCallback(online)]
+        ref_desc = None
+        if job.kl is not None:
+            reference, ref_desc = kl_reference(job.kl.to, job.game, int(venv.action_space.n), job.device)
+            extra.insert(0, KLToReferenceCallback(reference, job.kl.beta))
         started = {
-            "game": g.id,
-            "profile": prof.name,
+            "game": job.game,
+            "profile": profile,
             "reward": reward_desc,
-            "config": dataclasses.asdict(cfg.replace(max_seconds=None)),  # a time cap may differ per session
-            "seed": seed,
+            "config": dataclasses.asdict(job.cfg.replace(max_seconds=None)),  # a time cap may differ per session
+            "seed": job.seed,
             "precision": precision,
             "kl_to": ref_desc,
-            "kl_beta": kl_beta,
+            "kl_beta": job.kl.beta if job.kl is not None else 0.0,
         }
-        if resume and transform == "normalized":
-            raise ConfigError("resume with the normalized transform: its running return std is not in checkpoints")
         point = begin(out, started, resume)  # refuses a run started otherwise, or one that would mix checkpoints
+        if point is not None and online is not None:
+            online.load(state_folder(point.path))
     except BaseException:
         venv.close()
         raise
-    if channels_last is None:
-        channels_last = torch.device(device).type == "cpu"
+    return _Session(env, started, extra, point, precision, record)
+
+
+def train_ppo(
+    job: PPOJob, out_dir: str | Path, *, progress: bool = True, resume: bool = False, online: OnlineReward | None = None
+) -> Path:
+    """Train SB3 PPO as ``job`` says; write the agent folder ``out_dir``: ``agent.zip``, ``card.json`` (written
+    last: a folder with a card is a finished agent), ``reward_norm.json`` (normalized transform), ``checkpoints/``,
+    ``tb/`` (TensorBoard: ``rollout/ep_rew_mean`` is the true score).
+
+    Args:
+        job: the run (``PPOJob``: game, reward, recipe, seed, transform, profile, KL penalty, numerics, device).
+        out_dir: the agent folder.
+        progress: show a progress bar.
+        resume: go on from the newest checkpoint of an unfinished run in ``out_dir`` started with the same settings
+            (its ``run.json``; ``trex_bench.rl.resume``); a folder without checkpoints starts afresh. The card
+            records the step it resumed from.
+        online: the reward that learns during PPO (``job.reward == "online"``; ``trex_bench.rl.online``).
+
+    Raises:
+        ConfigError: a missing reward model, or one of another game or profile; a KL reference of another game or
+            action set; a resume of a run started otherwise.
+    """
+    out = Path(out_dir)
+    s = _open(job, out, resume, online)
     try:
-        model = _make_model(env, cfg, out, seed, device, precision, channels_last)
-        done = 0 if point is None else restore(model, point, cfg.n_envs * cfg.n_steps)
-        callbacks = _callbacks(cfg, out, f"ppo {g.id}", progress, kl_cb, done)
+        model = _make_model(s.env, job, out, s.precision)
+        done = 0 if s.point is None else restore(model, s.point, job.cfg.n_envs * job.cfg.n_steps)
         t0 = time.perf_counter()
-        # Our own bar (trex_bench.core.progress), not SB3's progress_bar=True, which needs `rich`. A resumed learn() keeps
-        # the step count, so lr and clip continue along their schedule and TensorBoard continues the same log.
+        # Our own bar (trex_bench.core.progress), not SB3's progress_bar=True, which needs `rich`. A resumed learn()
+        # keeps the step count, so lr and clip continue along their schedule and TensorBoard continues the same log.
         model.learn(
-            cfg.total_steps - done,
-            callback=callbacks,
+            job.cfg.total_steps - done,
+            callback=_callbacks(job, out, progress, s.callbacks, done),
             progress_bar=False,
             tb_log_name="ppo",
-            reset_num_timesteps=point is None,
+            reset_num_timesteps=s.point is None,
         )
+        wall = time.perf_counter() - t0
     finally:
-        env.close()
-    wall = time.perf_counter() - t0
+        s.env.close()
     atomic_write(out / AGENT_FILE, lambda p: model.save(p), suffix=".zip")
-    norm = env.get_norm_state() if isinstance(env, LearnedRewardVecEnv) and transform == "normalized" else None
+    norm = s.env.get_norm_state() if isinstance(s.env, LearnedRewardVecEnv) and job.transform == "normalized" else None
     if norm is not None:
         write_json(out / NORM_FILE, norm)
-    card = {
+    if online is not None:
+        online.save(out / ONLINE_DIR)
+    write_json(out / "card.json", _card(job, s, model, done, wall, norm, online))
+    return out
+
+
+def _card(
+    job: PPOJob, s: _Session, model: PPO, done: int, wall: float, norm: Any, online: OnlineReward | None
+) -> dict[str, Any]:
+    prof = get_profile(job.profile)
+    kl_cb = next((c for c in s.callbacks if isinstance(c, KLToReferenceCallback)), None)
+    cfg = job.cfg
+    return {
         "kind": "agent",
-        "game": g.id,
+        "game": job.game,
         "profile": prof.name,
         "profile_settings": prof.settings(),
         "training_env": TRAINING_ENV,
-        "reward": reward_desc,
+        "reward": s.started["reward"],
         "budget": cfg.name,
         "config": dataclasses.asdict(cfg),
-        "seed": seed,
+        "seed": job.seed,
         "steps": int(model.num_timesteps),
         "schedule_steps": cfg.horizon,
         "stopped": f"time cap ({cfg.max_seconds:g} s)" if model.num_timesteps < cfg.total_steps else "total steps",
         "resumed_from": done or None,
         "wall_s": round(wall, 3),
         "steps_per_s": round((model.num_timesteps - done) / max(wall, 1e-9), 1),
-        "device": str(device),
-        "channels_last": bool(channels_last),
-        "precision": precision,
-        "precision_probe": precision_record,
+        "device": str(job.device),
+        "channels_last": _channels_last(job),
+        "precision": s.precision,
+        "precision_probe": s.precision_record,
         "reward_norm": norm,
-        "kl_to": ref_desc,
-        "kl_beta": kl_beta,
+        "kl_to": s.started["kl_to"],
+        "kl_beta": s.started["kl_beta"],
         "kl_mean": None if kl_cb is None else kl_summary(kl_cb.kl_history),
+        "online_reward": None if online is None else online.card(),
         "versions": versions(),
     }
-    write_json(out / "card.json", card)  # written last: a folder with a card is a finished agent
-    return out
 
 
 class _TimeCap(BaseCallback):
