@@ -115,11 +115,12 @@ def test_one_seed_limit_and_finite_kl_beta():
 ])
 def test_pipeline_refuses_before_making_any_folder(tmp_path, kw):
     """D6: a bad option used to be found after folders were made (and a rerun was refused as "already exists")."""
-    from trex_bench.experiment.pipeline import PipelineConfig, run_pipeline
+    from trex_bench.experiment.options import PipelineConfig
+    from trex_bench.experiment.pipeline import run_pipeline
 
     cfg = PipelineConfig(**({"game": "breakout", "method": "constant", "budget": "smoke"} | kw))
     with pytest.raises(ConfigError):
-        run_pipeline(cfg, out=tmp_path / "run", leaderboard=None, progress=False, cache_dir=tmp_path / "cache")
+        run_pipeline(cfg.resolve(), out=tmp_path / "run", leaderboard=None, progress=False, cache_dir=tmp_path / "cache")
     assert not (tmp_path / "run").exists()
 
 
@@ -242,7 +243,7 @@ def test_cli_options_are_generated_from_the_config_fields():
     import dataclasses
 
     from trex_bench.cli.options import add_config_options, config_defaults, config_kwargs
-    from trex_bench.experiment.pipeline import PipelineConfig
+    from trex_bench.experiment.options import PipelineConfig
 
     cli_fields = [f.name for f in dataclasses.fields(PipelineConfig) if "cli" in f.metadata]
     assert cli_fields == [f.name for f in dataclasses.fields(PipelineConfig)], "every field is a pipeline option"

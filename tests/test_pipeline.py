@@ -5,14 +5,15 @@ import json
 
 import pytest
 
-from trex_bench.experiment.pipeline import PipelineConfig, default_demos, run_pipeline
+from trex_bench.experiment.options import PipelineConfig
+from trex_bench.experiment.pipeline import default_demos, run_pipeline
 
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
     cfg = PipelineConfig(game="breakout", method="trex", budget="smoke", seed=0)
-    summary = run_pipeline(cfg, out=root / "run", leaderboard=root / "lb.csv", progress=False, cache_dir=root / "cache")
+    summary = run_pipeline(cfg.resolve(), out=root / "run", leaderboard=root / "lb.csv", progress=False, cache_dir=root / "cache")
     return root, cfg, summary
 
 
@@ -56,7 +57,7 @@ def test_exactly_one_well_formed_leaderboard_row(smoke_run):
 
 def test_resume_skips_finished_stages(smoke_run):
     root, cfg, first = smoke_run
-    again = run_pipeline(cfg, out=root / "run", resume=True, leaderboard=None, progress=False, cache_dir=root / "cache")
+    again = run_pipeline(cfg.resolve(), out=root / "run", resume=True, leaderboard=None, progress=False, cache_dir=root / "cache")
     assert again["reused_stages"] == ["reward", "fidelity", "agent", "eval"]
     assert again["row"]["mean"] == first["row"]["mean"]
 
@@ -65,7 +66,7 @@ def test_resuming_a_finished_run_appends_no_second_row(smoke_run):
     """D14: `pipeline --resume` on a finished run reuses it and leaves the leaderboard as it was."""
     root, cfg, first = smoke_run
     before = (root / "lb.csv").read_bytes()
-    again = run_pipeline(cfg, out=root / "run", resume=True, leaderboard=root / "lb.csv", progress=False,
+    again = run_pipeline(cfg.resolve(), out=root / "run", resume=True, leaderboard=root / "lb.csv", progress=False,
                          cache_dir=root / "cache")
     assert (root / "lb.csv").read_bytes() == before
     assert "already in" in again["leaderboard_note"] and again["row"]["run_id"] == first["row"]["run_id"]
@@ -74,7 +75,7 @@ def test_resuming_a_finished_run_appends_no_second_row(smoke_run):
 def test_existing_run_folder_needs_resume(smoke_run):
     root, cfg, _ = smoke_run
     with pytest.raises(ValueError, match="--resume"):
-        run_pipeline(cfg, out=root / "run", leaderboard=None, progress=False)
+        run_pipeline(cfg.resolve(), out=root / "run", leaderboard=None, progress=False)
 
 
 def test_changed_config_refused_not_overwritten(smoke_run):
@@ -82,7 +83,7 @@ def test_changed_config_refused_not_overwritten(smoke_run):
     other = PipelineConfig(game="breakout", method="trex", budget="smoke", seed=1)
     before = (root / "run" / "reward" / "stage.json").read_bytes()
     with pytest.raises(ValueError, match="another config"):
-        run_pipeline(other, out=root / "run", resume=True, leaderboard=None, progress=False, cache_dir=root / "cache")
+        run_pipeline(other.resolve(), out=root / "run", resume=True, leaderboard=None, progress=False, cache_dir=root / "cache")
     assert (root / "run" / "reward" / "stage.json").read_bytes() == before
 
 
@@ -96,12 +97,12 @@ def test_changed_config_refused_not_overwritten(smoke_run):
 def test_bad_config(kw, msg):
     args = dict(game="breakout", method="trex", budget="smoke") | kw
     with pytest.raises(ValueError, match=msg):
-        PipelineConfig(**args)
+        PipelineConfig(**args).resolve()
 
 
 def test_run_names_tell_experiments_apart():
     def name(**kw) -> str:
-        return PipelineConfig(**(dict(game="Breakout", method="trex", budget="small") | kw)).run_name()
+        return PipelineConfig(**(dict(game="Breakout", method="trex", budget="small") | kw)).resolve().run_name()
 
     assert name() == "breakout-trex-small-s0" == name(demos=default_demos("breakout"))
     assert name(ranking="checkpoint", transform="delta", demos="demos/breakout/ppo-checkpoints", seed=2) == \
@@ -118,9 +119,9 @@ def test_human_labels_reach_the_reward_net(tmp_path):
     cfg = PipelineConfig(game="breakout", method="trex", budget="smoke", ranking="human", human_labels=labels,
                          demos=default_demos("breakout").parent / "ppo-checkpoints")
     with pytest.raises(ValueError, match="do not exist"):
-        run_pipeline(PipelineConfig(**(vars(cfg) | {"human_labels": tmp_path / "none.csv"})), out=tmp_path / "x",
+        run_pipeline(PipelineConfig(**(vars(cfg) | {"human_labels": tmp_path / "none.csv"})).resolve(), out=tmp_path / "x",
                      leaderboard=None, progress=False, cache_dir=tmp_path / "cache")
-    summary = run_pipeline(cfg, out=tmp_path / "run", leaderboard=None, progress=False, cache_dir=tmp_path / "cache")
+    summary = run_pipeline(cfg.resolve(), out=tmp_path / "run", leaderboard=None, progress=False, cache_dir=tmp_path / "cache")
     card = json.loads((tmp_path / "run" / "reward" / "card.json").read_text())
     assert card["ranking"]["source"] == "human" and card["ranking"]["n_pairs"] == 3
     assert summary["row"]["ranking_source"] == "human"
@@ -167,7 +168,7 @@ def test_drex_and_bc_pipelines_at_smoke_budget(tmp_path):
     from trex_bench.demos.store import load_demos
 
     lb = tmp_path / "lb.csv"
-    drex = run_pipeline(PipelineConfig(game="breakout", method="drex", budget="smoke"), out=tmp_path / "drex",
+    drex = run_pipeline(PipelineConfig(game="breakout", method="drex", budget="smoke").resolve(), out=tmp_path / "drex",
                         leaderboard=lb, progress=False, cache_dir=tmp_path / "cache")
     rollouts = load_demos(tmp_path / "drex" / "noise-rollouts" / "demos")
     assert {e.noise for e in rollouts.episodes} == {0.0, 1.0, 0.75, 0.5, 0.25, 0.02, NOOP_NOISE}
@@ -179,11 +180,11 @@ def test_drex_and_bc_pipelines_at_smoke_budget(tmp_path):
     assert read_card(tmp_path / "drex" / "reward")["arch"] == "drex"
     assert drex["row"]["fidelity_spearman"] is not None
     assert drex["row"]["ranking_source"] == "noise", "the row names the ranking the net was trained on"
-    bc = run_pipeline(PipelineConfig(game="breakout", method="bc", budget="smoke"), out=tmp_path / "bc",
+    bc = run_pipeline(PipelineConfig(game="breakout", method="bc", budget="smoke").resolve(), out=tmp_path / "bc",
                       leaderboard=lb, progress=False, cache_dir=tmp_path / "cache")
     assert bc["row"]["rl_steps"] == 0 and bc["row"]["n_episodes"] == 2
     kl = run_pipeline(PipelineConfig(game="breakout", method="constant", budget="smoke", kl_to=tmp_path / "bc" / "bc",
-                                     kl_beta=0.1), out=tmp_path / "kl", leaderboard=lb, progress=False)
+                                     kl_beta=0.1).resolve(), out=tmp_path / "kl", leaderboard=lb, progress=False)
     assert read_card(tmp_path / "kl" / "agent")["kl_beta"] == 0.1
     assert kl["row"]["reward_transform"] == "constant+kl0.1"
     with open(lb, newline="") as f:
@@ -200,7 +201,7 @@ def read_card(folder):
 def test_bad_kl_options(kw):
     args = dict(game="breakout", method="trex", budget="smoke") | kw
     with pytest.raises(ValueError):
-        PipelineConfig(**args)
+        PipelineConfig(**args).resolve()
 
 
 @pytest.mark.parametrize("name", ["scripted-noise", "ppo-checkpoints"])
@@ -231,7 +232,7 @@ def test_an_interrupted_ppo_stage_goes_on_from_its_newest_checkpoint(tmp_path, m
     monkeypatch.setitem(BUDGETS, "smoke", dataclasses.replace(BUDGETS["smoke"], ppo=tiny))
     cfg = PipelineConfig(game="breakout", method="constant", budget="smoke", seed=0, eval_episodes=1)
     done = tmp_path / "done"
-    run_pipeline(cfg, out=done, leaderboard=None, progress=False, cache_dir=tmp_path / "cache")
+    run_pipeline(cfg.resolve(), out=done, leaderboard=None, progress=False, cache_dir=tmp_path / "cache")
     key = read_json(done / "agent" / "stage.json")["key"]
 
     def interrupted(name: str, partial_key: str):
@@ -247,12 +248,12 @@ def test_an_interrupted_ppo_stage_goes_on_from_its_newest_checkpoint(tmp_path, m
         return run
 
     run = interrupted("cut", key)
-    summary = run_pipeline(cfg, out=run, resume=True, leaderboard=None, progress=False, cache_dir=tmp_path / "cache")
+    summary = run_pipeline(cfg.resolve(), out=run, resume=True, leaderboard=None, progress=False, cache_dir=tmp_path / "cache")
     assert "agent" not in summary["reused_stages"]
     card = read_json(run / "agent" / "card.json")
     assert (card["resumed_from"], card["steps"]) == (32, 128)  # the checkpoint at 48 holds the update at 32
     assert not (run / "agent" / PARTIAL_KEY).exists() and not (run / ".agent.tmp").exists()
 
     other = interrupted("other", "0" * 16)  # made for another config: nothing of it is used
-    run_pipeline(cfg, out=other, resume=True, leaderboard=None, progress=False, cache_dir=tmp_path / "cache")
+    run_pipeline(cfg.resolve(), out=other, resume=True, leaderboard=None, progress=False, cache_dir=tmp_path / "cache")
     assert read_json(other / "agent" / "card.json")["resumed_from"] is None

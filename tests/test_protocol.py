@@ -281,7 +281,8 @@ def smoke_run(tmp_path_factory, breakout_demos):
     """A finished T-REX run (smoke budget, PPO cut to 32 steps, 1 evaluation game) on 3 short scripted episodes."""
     from trex_bench.demos.store import save_demos
     from trex_bench.experiment import budgets
-    from trex_bench.experiment.pipeline import PipelineConfig, run_pipeline
+    from trex_bench.experiment.options import PipelineConfig
+    from trex_bench.experiment.pipeline import run_pipeline
 
     root = tmp_path_factory.mktemp("protocol-run")
     demos = save_demos(dataclasses.replace(breakout_demos, episodes=breakout_demos.episodes[:3]), root / "demos")
@@ -289,7 +290,7 @@ def smoke_run(tmp_path_factory, breakout_demos):
     cfg = PipelineConfig(game="breakout", method="trex", budget="smoke", eval_episodes=1, demos=demos)
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(budgets.BUDGETS, "smoke", dataclasses.replace(budgets.BUDGETS["smoke"], ppo=TINY.replace(name="smoke")))
-        summary = run_pipeline(cfg, **kw)
+        summary = run_pipeline(cfg.resolve(), **kw)
         yield root, cfg, kw, summary
 
 
@@ -315,7 +316,7 @@ def test_agent_stage_key_covers_the_reward_transform(smoke_run):
 
     root, cfg, kw, _ = smoke_run
     with pytest.raises(ValueError, match=r"agent was made by another config"):
-        run_pipeline(dataclasses.replace(cfg, transform="raw"), resume=True, **kw)
+        run_pipeline(dataclasses.replace(cfg, transform="raw").resolve(), resume=True, **kw)
     assert read_json(root / "run" / "agent" / "card.json")["reward"]["transform"] == "sigmoid"
     assert read_json(root / "run" / "agent" / "stage.json")["key_of"]["transform"] == "sigmoid"
 
@@ -338,7 +339,7 @@ def test_every_input_keys_its_stage(smoke_run, change, stage):
         (root / change["kl_to"] / "card.json").write_text("{}")
         change = change | {"kl_to": root / change["kl_to"]}
     with pytest.raises(ValueError, match=rf"{stage} was made by another config"):
-        run_pipeline(dataclasses.replace(cfg, **change), resume=True, **kw)
+        run_pipeline(dataclasses.replace(cfg, **change).resolve(), resume=True, **kw)
 
 
 def test_another_demo_set_retrains_the_reward(smoke_run, breakout_demos):
@@ -348,7 +349,7 @@ def test_another_demo_set_retrains_the_reward(smoke_run, breakout_demos):
     root, cfg, kw, _ = smoke_run
     other = save_demos(dataclasses.replace(breakout_demos, episodes=breakout_demos.episodes[1:]), root / "other")
     with pytest.raises(ValueError, match=r"reward was made by another config"):
-        run_pipeline(dataclasses.replace(cfg, demos=other), resume=True, **kw)
+        run_pipeline(dataclasses.replace(cfg, demos=other).resolve(), resume=True, **kw)
 
 
 def test_extrapolation_stage_refuses_an_unseen_set_that_repeats_a_demo(smoke_run, breakout_demos):
@@ -359,7 +360,7 @@ def test_extrapolation_stage_refuses_an_unseen_set_that_repeats_a_demo(smoke_run
     root, cfg, kw, _ = smoke_run
     overlap = save_demos(dataclasses.replace(breakout_demos, episodes=breakout_demos.episodes[2:]), root / "overlap")
     with pytest.raises(ValueError, match=r"repeats 1 episode\(s\).*disjoint"):
-        run_pipeline(dataclasses.replace(cfg, unseen=overlap), resume=True, **kw)
+        run_pipeline(dataclasses.replace(cfg, unseen=overlap).resolve(), resume=True, **kw)
 
 
 def test_an_edited_budget_reward_value_retrains_the_reward(smoke_run, monkeypatch):
@@ -372,7 +373,7 @@ def test_an_edited_budget_reward_value_retrains_the_reward(smoke_run, monkeypatc
     smoke = budgets.BUDGETS["smoke"]
     monkeypatch.setitem(budgets.BUDGETS, "smoke", dataclasses.replace(smoke, reward=dict(smoke.reward) | {"lr": 2e-3}))
     with pytest.raises(ValueError, match=r"reward was made by another config"):
-        run_pipeline(cfg, resume=True, **kw)
+        run_pipeline(cfg.resolve(), resume=True, **kw)
 
 
 @pytest.mark.parametrize("damage", ["truncate", "delete"])
@@ -394,4 +395,4 @@ def test_a_damaged_finished_stage_is_refused_on_resume(smoke_run, tmp_path, dama
     else:
         zip_path.unlink()
     with pytest.raises(RunFolderError, match=rf"delete {copy / 'agent'} and rerun"):
-        run_pipeline(cfg, resume=True, **(kw | {"out": copy}))
+        run_pipeline(cfg.resolve(), resume=True, **(kw | {"out": copy}))

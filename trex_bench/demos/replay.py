@@ -116,7 +116,7 @@ def replay_many(
 
 
 def _check_actions(episodes: list[Episode], game: str, n_actions: int) -> None:
-    """Refuse an action outside the env's action set: ale-py's vector env would wait forever on it (issue 16)."""
+    """Refuse an action outside the env's action set: ale-py's vector env would wait forever on it."""
     for ep in episodes:
         bad = np.flatnonzero(ep.actions >= n_actions)
         if len(bad):

@@ -169,7 +169,7 @@ def save_demos(ds: DemoSet, out: str | Path, overwrite: bool = False, replaces: 
 
     The files are written beside ``out``; the check of ``out`` and the rename happen under a lock on its parent
     folder, so of two processes saving into one ``out`` at once exactly one publishes its whole set and the other
-    fails (D5 of issue 16).
+    fails.
 
     Args:
         ds: the demo set.

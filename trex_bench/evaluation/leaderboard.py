@@ -65,8 +65,8 @@ COLUMNS: tuple[str, ...] = (
     "pair_accuracy",
     "wall_s",
     "config_hash",
-    # Added 2026-11-30: the PPO schedule's horizon (a CPU budget is the first rl_steps of a schedule_steps run; empty
-    # in rows made before: those annealed over their own rl_steps), the policy's numeric precision, and whether the
+    # The PPO schedule's horizon (a CPU budget is the first rl_steps of a schedule_steps run; empty in rows of the
+    # earlier protocol, which annealed over their own rl_steps), the policy's numeric precision, and whether the
     # opt-in wall-time valve (--max-seconds) stopped a stage.
     "schedule_steps",
     "precision",

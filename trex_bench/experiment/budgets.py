@@ -1,8 +1,9 @@
 """The one budget table: every named budget's reward-trainer, BC, D-REX-rollout, PPO and evaluation presets.
 
-Every other table is a view of ``BUDGETS`` (``reward.train``, ``rl.ppo``, ``rl.bc``, ``drex``); the CLI's choices
-come from its keys. Each value cites where it comes from (the papers, their released code, rl-zoo3, or a measurement
-on this machine kind). ``trex_bench.experiment.config`` resolves a budget, a method and overrides into an ``ExperimentConfig``.
+The CLI's choices come from its keys. Each value cites where it comes from (the papers, their released code, rl-zoo3,
+or a measurement on the project's 2-core CPU machines, whose numbers are in ``docs/measurements.md``).
+``trex_bench.experiment.config`` resolves a budget, a method and overrides into an ``ExperimentConfig``; the stage
+modules below this layer keep no budget table of their own.
 """
 
 from __future__ import annotations
@@ -31,14 +32,9 @@ __all__ = [
 
 # -- the one budget table -------------------------------------------------------------------------------------------
 
-# Reward trainer, measured on this machine kind (2 shared CPU cores, torch 2.13 CPU, snippets of span 50–100 at
-# stride 2 over 12 episodes; steps of Adam incl. backward, frames/s of distinct stacks scored):
-#   1 thread:  batch 1 966 frames/s · batch 32 485, channels_last 972 · batch 64 287, channels_last 722 ·
-#              batch 128 444 (channels_last 447)
-#   2 threads (machine loaded): batch 8 166 / channels_last 329 · batch 32 291 / 707 · batch 64 758 / 889;
-#              bf16 autocast is 5–10× *slower* here (13–150 frames/s): this CPU has no native bf16 kernels.
-# So: channels_last on, bf16 off, batch 32 pairs (per-frame speed of batch 1, ~30× fewer optimiser steps).
-# On a GPU, bf16 is worth re-measuring. benchmarks/reward_train_speed.py compares whole recipes.
+# Reward trainer on a 2-core CPU (docs/measurements.md, "Reward trainer"): channels_last ~2× faster at batch 32;
+# bf16 autocast of the reward net slower on CPUs without native bf16 kernels (PPO's policy decides its numerics by a
+# probe instead: rl/precision.py); batch 32 pairs keeps the per-frame speed of batch 1 with ~30× fewer Adam steps.
 MEASURED: dict[str, Any] = dict(batch_pairs=32, bf16=False, channels_last=True)
 # D-REX (Brown et al. CoRL 2019, released LearnAtariSyntheticRankingsBinning.py): 40 000 pairs, stride 4, Adam 1e-5,
 # 32 first-conv filters (net.WIDTHS), early stopping.
@@ -65,8 +61,8 @@ class Budget:
         bc: ``BCConfig`` values (the D-REX clone, ``--method bc``).
         drex_rollouts: D-REX's ε-greedy rollouts of the clone per noise level.
         ppo: the PPO run. The CPU and GPU budgets are *prefixes* of rl-zoo3's 10M-step run: lr and clip anneal
-            over ``ZOO_HORIZON`` and the run stops at ``total_steps``. Measured on 2 CPU cores, Breakout, PPO on
-            the true reward, seed 0: 16.3 ± 5.7 at 515k steps this way vs 8.7 ± 4.4 when annealed to 0 over 500k.
+            over ``ZOO_HORIZON`` and the run stops at ``total_steps``, so a CPU row is the papers' run at step N
+            (docs/measurements.md, "Prefix schedules", for what annealing over the budget's own steps cost).
         eval_episodes: full games in the evaluation: 30 is the papers' protocol (T-REX §5); smoke only checks the
             path.
     """
@@ -159,8 +155,8 @@ BUDGETS: dict[str, Budget] = {
         ),
         eval_episodes=2,
     ),
-    # make quickstart, ≤ 15 min end to end: reward a couple of minutes (larger lr + early stopping instead of 5 slow
-    # passes); PPO ≈ 10 minutes on 2 CPU cores (measured: 194-199 steps/s with the learned reward).
+    # make quickstart, ≤ 15 min end to end on 2 CPU cores: reward a couple of minutes (larger lr + early stopping
+    # instead of 5 slow passes), PPO the rest (docs/measurements.md).
     "quick": Budget(
         "quick",
         reward=dict(n_pairs=2000, lr=3e-4, passes=3.0, eval_every=20, patience=6),
@@ -189,7 +185,7 @@ BUDGETS: dict[str, Budget] = {
         eval_episodes=30,
     ),
     # One GPU + 16 CPU cores within one `device` lease (15 min of device time in all, start and evaluation
-    # included): 700k steps, what 300 s of PPO reached there (703 968-821 264 steps, results/device/2026-11-26-h200).
+    # included): 700k steps, what 300 s of PPO reached there (results/device/).
     # rl-zoo3 settings with 16 envs (one per core), batch 512; a prefix of a 10M-step schedule. Reward and BC: the
     # small recipe.
     "gpu": _small_recipe(

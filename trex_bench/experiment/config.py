@@ -168,8 +168,15 @@ class ExperimentConfig:
         The readable part names the usual options; ``<hash>`` (8 hex) is a short hash of every other field that
         differs from ``resolve(game, method, budget, seed)`` (evaluation episodes, the ``--kl-to`` folder, a demo
         set outside ``demos/``, an edited stage config …), so two experiments never share a folder (a sweep reads a
-        folder's ``summary.json`` as "this run is done"). A run of all defaults has no hash.
+        folder's ``summary.json`` as "this run is done"). A run of all defaults has no hash. Computed once per config.
         """
+        name = self.__dict__.get("_run_name")
+        if name is None:
+            name = self._build_run_name()
+            object.__setattr__(self, "_run_name", name)  # a cache, not a field: equality and JSON ignore it
+        return name
+
+    def _build_run_name(self) -> str:
         parts = [self.game, self.method]
         if self.method == "trex" and self.ranking != "return":
             parts.append(self.ranking)

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trex_bench.core.games import get_game
 from trex_bench.core.types import ENV_PROFILES, PRECISIONS, REWARD_TRANSFORMS
 from trex_bench.experiment.budgets import BUDGETS
 from trex_bench.experiment.config import METHODS, RANKINGS, ExperimentConfig, resolve
@@ -29,8 +28,8 @@ def _cli(help: str, flag: str | None = None, choices: Any = None, metavar: str |
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """One benchmark run as asked for; :meth:`resolve` gives the :class:`~trex_bench.experiment.config.ExperimentConfig` that
-    runs. Bad values fail here, with one line. Each field's metadata is its command-line option: the ``pipeline``
+    """One benchmark run as asked for; :meth:`resolve` gives the :class:`~trex_bench.experiment.config.ExperimentConfig`
+    that runs (bad values fail there, with one line). Each field's metadata is its command-line option: the ``pipeline``
     command (and the sweep's shared options) are generated from these fields (``trex_bench.cli.options``).
 
     Attributes:
@@ -105,13 +104,6 @@ class PipelineConfig:
         ),
     )
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "game", get_game(self.game).id)
-        self.resolve()  # every check, before anything runs
-
     def resolve(self) -> ExperimentConfig:
-        """The resolved experiment (``trex_bench.experiment.config.resolve``)."""
+        """The resolved experiment (``trex_bench.experiment.config.resolve``): every check of the values, once."""
         return resolve(**dataclasses.asdict(self))
-
-    def run_name(self) -> str:
-        return self.resolve().run_name()

@@ -43,12 +43,10 @@ from trex_bench.experiment.config import (
     ExperimentConfig,
     committed_default_demos,
 )
-from trex_bench.experiment.options import PipelineConfig
 from trex_bench.experiment.run_folder import RunFolder
 from trex_bench.experiment.stages import STAGES, StageContext
 
 __all__ = [
-    "PipelineConfig",
     "METHODS",
     "LEARNED_REWARD",
     "STAGES",
@@ -94,9 +92,8 @@ class Prepared:
     unseen_dir: Path | None
 
 
-def prepare(cfg: PipelineConfig | ExperimentConfig, out: str | Path | None = None, resume: bool = False) -> Prepared:
-    """D6: every check of a run that can fail on the user's input, before the first folder is made."""
-    exp = cfg.resolve() if isinstance(cfg, PipelineConfig) else cfg
+def prepare(exp: ExperimentConfig, out: str | Path | None = None, resume: bool = False) -> Prepared:
+    """Every check of a run that can fail on the user's input, before the first folder is made."""
     _check_device(exp.device)
     folder = Path(out) if out is not None else Path("runs") / exp.run_name()
     if folder.exists() and not folder.is_dir():
@@ -135,7 +132,7 @@ def check_inputs(exp: ExperimentConfig) -> tuple[Path, DemoSet, Path | None]:
 
 
 def run_pipeline(
-    cfg: PipelineConfig | ExperimentConfig,
+    cfg: ExperimentConfig,
     out: str | Path | None = None,
     resume: bool = False,
     leaderboard: str | Path | None = "results/leaderboard.csv",

@@ -112,7 +112,7 @@ class RunFolder:
 
 
 def _check_files(final: Path, meta: dict[str, Any]) -> None:
-    """D15: a reused stage's files must be the ones it wrote (a stage.json without hashes is trusted)."""
+    """A reused stage's files must be the ones it wrote (a stage.json without hashes is trusted)."""
     recorded = meta.get("files")
     if not isinstance(recorded, dict):
         return

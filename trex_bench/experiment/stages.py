@@ -106,7 +106,7 @@ def reward_stage(ctx: StageContext) -> StageRecord:
         "ranking": cfg.ranking,
         "seed": cfg.seed,
         "config": dataclasses.asdict(cfg.reward),
-        "demos": load_demos(train_demos).content_hash(),
+        "demos": ctx.demos_hash if rollouts is None else load_demos(train_demos).content_hash(),
     }
     if cfg.human_labels is not None:
         key["human_labels"] = file_hash(cfg.human_labels)
@@ -237,7 +237,7 @@ def eval_stage(ctx: StageContext) -> Evaluation:
             out=tmp / "eval.json",
             device=cfg.device,
             progress=ctx.progress,
-            game=cfg.game,  # an agent of another game is refused, not played (#16 D8)
+            game=cfg.game,  # an agent of another game is refused, not played
         ),
     )
     ctx.evaluation = Evaluation.from_json(read_json(rec.folder / "eval.json"))

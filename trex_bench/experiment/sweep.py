@@ -9,8 +9,8 @@ leaderboard row under the file lock. A job whose folder already holds a ``summar
 Executors run the same command line for every job; the job's config is written to
 ``<root>/sweep-configs/<run name>.json`` when it starts (the flags are never rebuilt):
 - ``local`` (default): ``workers`` pipelines at once on this machine, each limited to ``threads`` torch/OpenMP
-  threads. On 2 cores two single-threaded pipelines beat one two-threaded pipeline: measured 2 × 140 agent
-  steps/s side by side vs 195 steps/s alone (docs/design-notes.md), so ``--workers 2 --threads 1`` is the default.
+  threads. On 2 cores two single-threaded pipelines do more work than one two-threaded pipeline
+  (docs/measurements.md, "Sweeps"), so ``--workers 2 --threads 1`` is the default.
 - ``ray``: one Ray task per job (``ray.init(address=...)``, a local Ray when none), each reserving ``threads``
   CPUs. The package and the demo sets must be installed at the same paths on every node, and ``runs/`` and the
   leaderboard on a shared file system. Ray is an optional extra (``pip install -e .[ray]``; the dev extra has it).
@@ -34,7 +34,8 @@ from typing import Any
 from trex_bench.core.errors import ConfigError
 from trex_bench.core.io import read_json
 from trex_bench.experiment.config import METHODS, ExperimentConfig
-from trex_bench.experiment.pipeline import LEARNED_REWARD, PipelineConfig, check_inputs
+from trex_bench.experiment.options import PipelineConfig
+from trex_bench.experiment.pipeline import LEARNED_REWARD, check_inputs
 
 __all__ = ["SweepJob", "JobResult", "plan_sweep", "run_sweep", "EXECUTORS"]
 

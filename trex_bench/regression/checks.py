@@ -1,4 +1,4 @@
-"""CI regression checks: small deterministic CPU runs compared with committed expectations (issue 18).
+"""CI regression checks: small deterministic CPU runs compared with committed expectations.
 
 A change to preprocessing, the sampler, the trainer, the reward wrapper or PPO settings must not move a result
 without anyone noticing. Each ``Check`` measures a few values on committed inputs; ``results/regression.json``

@@ -1,4 +1,4 @@
-"""Regression checks on the committed unseen sets (issue 18): does a reward still extrapolate as it did?
+"""Regression checks on the committed unseen sets: does a reward still extrapolate as it did?
 
 Two checks of ``trex_bench.regression.checks.CHECKS`` score nets on ``demos/<game>/ppo-checkpoints`` ∪
 ``demos/<game>/ppo-later`` with ``trex_bench.reward.extrapolation.score_split`` (T-REX's Fig. 3 protocol):

@@ -1,11 +1,10 @@
 """The regression checks' shared pieces: a measured value, a skipped check, and the determinism helpers.
 
-Kept apart from ``trex_bench.regression.checks`` so that the check modules (``regression_extrapolation``) and the runner
-import them without importing each other.
+Kept apart from ``trex_bench.regression.checks`` so that the check modules (``regression.extrapolation``) and the
+runner import them without importing each other.
 
-Why the numerics are pinned: an exact weight hash recorded on one CPU failed on another (2026-12-02: expectations
-written on an AMD EPYC, CI on an AVX-512 Intel Xeon; the T-REX net's hash, and through it the learned-reward PPO
-losses, moved). Three things pick float kernels by the CPU they find: torch's own vectorised kernels (AVX2 or
+Why the numerics are pinned: an exact weight hash recorded on one CPU can fail on another (the T-REX net's hash,
+and through it the learned-reward PPO losses, moved between an AMD EPYC and an AVX-512 Intel Xeon). Three things pick float kernels by the CPU they find: torch's own vectorised kernels (AVX2 or
 AVX-512 lanes: another summation order), MKL's GEMM (its ISA branch; on this Xeon ``MKL_ENABLE_INSTRUCTIONS=AVX2``
 alone moved the hash) and oneDNN's JIT convolutions (ISA, and blocking from the cache sizes). The checks run with
 torch's kernels at AVX2 (``ATEN_CPU_CAPABILITY``), MKL in its conditional-numerical-reproducibility branch

@@ -12,7 +12,7 @@ __all__ = ["TrainConfig"]
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything the reward trainer does, as data. ``budget_config`` builds the presets.
+    """Everything the reward trainer does, as data. ``trex_bench.experiment.budgets.reward_config`` builds the presets.
 
     Attributes:
         method: ``"trex"`` or ``"drex"`` (net width: 16 or 32 first-conv filters).
@@ -45,7 +45,7 @@ class TrainConfig:
     whole_trajectory: bool = False
     lr: float = 5e-5  # T-REX released code: Adam lr 5e-5, no weight decay
     weight_decay: float = 0.0
-    batch_pairs: int = 32  # measured on 2 CPU cores, see the module's docs and benchmarks/reward_train_speed.py
+    batch_pairs: int = 32  # docs/measurements.md "Reward trainer"; benchmarks/reward_train_speed.py
     passes: float = 5.0  # T-REX released code: 5 passes over the pairs
     max_steps: int | None = None
     max_seconds: float | None = None
@@ -53,8 +53,8 @@ class TrainConfig:
     eval_every: int = 25
     patience: int = 8
     select: Literal["val_accuracy", "val_loss", "last"] = "val_accuracy"
-    bf16: bool = False  # measured on 2 CPU cores: 5–10× slower (MEASURED below)
-    channels_last: bool = True  # measured on 2 CPU cores: ~2× faster at batch 32 (MEASURED below)
+    bf16: bool = False  # slower on CPUs without native bf16 kernels (docs/measurements.md "Reward trainer")
+    channels_last: bool = True  # ~2× faster at batch 32 on 2 CPU cores (docs/measurements.md "Reward trainer")
     ensemble: int = 1
 
     def __post_init__(self) -> None:

@@ -1,4 +1,4 @@
-"""Load an SB3 PPO ``.zip`` without unpickling anything (issue 16, D1).
+"""Load an SB3 PPO ``.zip`` without unpickling anything.
 
 SB3's ``PPO.load`` deserialises the ``:serialized:`` cloudpickle blobs in the zip's ``data`` JSON (policy class,
 schedules, buffers, any added key): opening a zip would run whatever code it carries. Here the zip is only a

@@ -98,7 +98,7 @@ def reward_env(
         "arch": card.get("arch"),
         "transform": transform,
     }
-    if transform == "normalized":  # since issue 14: r̂ / std of the discounted return, no mean subtracted
+    if transform == "normalized":  # r̂ / std of the discounted return, no mean subtracted
         desc["normalizer"] = "return-std"
     return wrapped, desc
 

@@ -1,11 +1,10 @@
 """The policy's numeric format on this machine: channels-last convolutions, fp32 or bf16 autocast, chosen by measuring.
 
-Measured on this project's 2-core CPU machines (AMD EPYC with avx512_bf16; torch 2.13; the Nature-CNN actor-critic
-at PPO's minibatch of 256 stacks, forward + backward + Adam, 2 threads): NCHW fp32 ≈ 1 900–2 400 stacks/s,
-channels-last fp32 ≈ 2 800–2 900, channels-last + bf16 autocast ≈ 4 300–4 700. A CPU without native bf16 kernels
-made bf16 5–10× *slower* for the reward net, so the choice is made by a probe on the machine at hand, never assumed:
-``probe_precision`` times a few update steps of each mode and caches the winner per (CPU model, torch version,
-threads, device) under ``~/.cache/trex_bench/precision.json``.
+Channels-last convolutions are faster on every CPU measured here; bf16 autocast is ~1.5× faster where the CPU has
+native bf16 kernels (avx512_bf16, AMX) and many times *slower* where it has not (docs/measurements.md, "PPO
+numerics"). So the choice is made by a probe on the machine at hand, never assumed: ``probe_precision`` times a few
+update steps of each mode and caches the winner per (CPU model, torch version, threads, device) under
+``~/.cache/trex_bench/precision.json``.
 
 bf16 autocast covers the convolutional trunk and its 3136→512 linear layer only (``FastNatureCNN``): the features
 come back as fp32, so the policy and value heads, the softmax, the log-probabilities and the losses stay fp32, and the

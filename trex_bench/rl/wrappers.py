@@ -16,9 +16,8 @@ Transforms (``transform=``), each one small piece of ``_reward``:
   R_t = γ·R_{t−1} + r̂_t (reset at every episode end; γ = 0.99) and clipped to ±``clip``; the mean is **not**
   subtracted. This is what Gymnasium's ``NormalizeReward`` wrapper and SB3's ``VecNormalize(norm_reward=True)`` do
   (see openai/baselines#538 for why: subtracting a running mean of r̂ shifts every step's reward, which turns a
-  positive survival bonus into a penalty and changes the optimal policy; scaling does not). Before issue 14 this
-  transform computed (r̂ − μ)/σ of r̂ itself; no leaderboard row used it. Agents record
-  ``"normalizer": "return-std"`` in their card.
+  positive survival bonus into a penalty and changes the optimal policy; scaling does not). Agents record
+  ``"normalizer": "return-std"`` in their card (an earlier version divided (r̂ − μ) by σ of r̂ itself).
 * ``delta``: potential-based reward shaping (Ng, Harada, Russell 1999) with the learned reward as the potential
   Φ = r̂ and γ = 1: F(s, s′) = Φ(s′) − Φ(s). Breakout's learned per-frame reward behaves like a progress
   potential (−0.5 at the start of a game, +0.4 to +0.8 late), so σ(r̂) is mostly a survival bonus of ~0.5 a step
