@@ -87,7 +87,7 @@ reproduce-drex:  ## D-REX and its BC clone at the papers' budget for GAMES x SEE
 tables:  ## the papers' tables beside the published numbers and the aggregate statistics: results/tables/{trex,mturk,drex,stats}.md
 	for k in trex mturk drex stats; do $(BIN)/trex-bench tables $$k || exit 1; done
 
-regression:  ## CI regression checks: small deterministic runs vs results/regression.json (about a minute)
+regression:  ## CI regression checks: small deterministic runs vs results/regression.json (minutes; replaying the demo sets dominates)
 	$(BIN)/trex-bench regression check
 
 regression-update:  ## re-measure results/regression.json after a deliberate change: make regression-update REASON="..."

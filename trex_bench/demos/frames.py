@@ -7,6 +7,7 @@ stage replays twice and no observation is stored four times over.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,7 @@ class FrameCache:
     """
 
     def __init__(self, ds: DemoSet, cache_dir: str | Path | None = None, n_envs: int = 4) -> None:
-        self.folder = Path(cache_dir or default_cache_dir()) / "frames" / f"{ds.game}-{ds.content_hash()}"
+        self.folder = cache_folder(ds, cache_dir)
         paths = [self.folder / f"ep_{i:04d}.npy" for i in range(len(ds.episodes))]
         cached = [_read_cached(p, ep.length) for p, ep in zip(paths, ds.episodes)]
         missing = [i for i, arr in enumerate(cached) if arr is None]  # absent, torn or not this episode's: rebuilt
@@ -63,6 +64,25 @@ class FrameCache:
     def stacks(self, ep: np.ndarray, t: np.ndarray) -> np.ndarray:
         """uint8 [N, 4, 84, 84] observations of episode ``ep[n]`` at step ``t[n]``."""
         return gather_stacks(self.frames, self.stack_index(ep, t))
+
+
+def cache_folder(ds: DemoSet, cache_dir: str | Path | None = None) -> Path:
+    """Where ``FrameCache`` keeps the replayed frames of ``ds`` (one ``ep_NNNN.npy`` per episode)."""
+    return Path(cache_dir or default_cache_dir()) / "frames" / f"{ds.game}-{ds.content_hash()}"
+
+
+def keep_frames(ds: DemoSet, cache_dir: str | Path | None = None) -> Callable[[int, np.ndarray], None]:
+    """A sink for frames replayed elsewhere (``replay.verify_demos``): episode ``i``'s frames go into the cache
+    ``FrameCache`` reads, so the set is replayed once, not once to verify and again to train or score."""
+    folder = cache_folder(ds, cache_dir)
+
+    def keep(i: int, frames: np.ndarray) -> None:
+        path = folder / f"ep_{i:04d}.npy"
+        if _read_cached(path, ds.episodes[i].length) is None:
+            folder.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, lambda p: np.save(p, frames), suffix=".npy")
+
+    return keep
 
 
 def _read_cached(path: Path, length: int) -> np.ndarray | None:

@@ -10,6 +10,7 @@ frames is ``demos.frames``.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -143,8 +144,11 @@ class VerifyResult:
     message: str
 
 
-def verify_demos(ds: DemoSet, n_envs: int = 4) -> list[VerifyResult]:
-    """Replay every episode and compare frame hashes, return and length with the record."""
+def verify_demos(
+    ds: DemoSet, n_envs: int = 4, keep: Callable[[int, np.ndarray], None] | None = None
+) -> list[VerifyResult]:
+    """Replay every episode and compare frame hashes, return and length with the record; ``keep(i, frames)`` receives
+    each replayed episode that matched (``demos.frames.keep_frames`` puts them in the frame cache)."""
     out = []
     for i, (ep, (frames, rew)) in enumerate(zip(ds.episodes, replay_many(ds.episodes, ds.game, ds.profile, n_envs))):
         got = np.array([frame_hash(frames[s]) for s in ep.hash_steps], dtype=np.uint64)
@@ -157,4 +161,6 @@ def verify_demos(ds: DemoSet, n_envs: int = 4) -> list[VerifyResult]:
         else:
             msg = "ok"
         out.append(VerifyResult(i, msg == "ok", ep.ret, r, ep.length, msg))
+        if keep is not None and msg == "ok":
+            keep(i, frames)
     return out

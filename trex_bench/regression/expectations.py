@@ -32,10 +32,15 @@ __all__ = [
     "save_expectations",
     "provenance",
     "update_expectations",
+    "record_for_cpu",
+    "cpu_vendor",
+    "for_cpu",
+    "TOLERANCES",
 ]
 
 SCHEMA = 1
 REL_TOL, ABS_FLOOR = 1e-5, 1e-9
+TOLERANCES = ("exact", "rel", "band")
 # metric → (floor of the half-width, lowest and highest value the metric can take)
 BAND_RULES: dict[str, tuple[float, float, float]] = {
     "spearman": (0.05, -1.0, 1.0),
@@ -54,7 +59,9 @@ HOW = (
     "check (std with ddof 1), clipped to the metric's range (floors: Spearman 0.05, pair and snippet accuracies 0.02, "
     "eval_mean 1.0); 'band_how' and 'samples' give the numbers. The checks pin the CPU float kernels ('numerics': "
     "torch's at AVX2, MKL_CBWR=COMPATIBLE,STRICT, oneDNN off) so that exact weight hashes hold across x86-64 CPUs "
-    "('machine' says where each was recorded); a torch build may move them ('versions'). A check whose input lies "
+    "('machine' says where each was recorded); a torch build may move them ('versions'). Where a CPU vendor still "
+    "rounds differently, its own values of the exact and rel metrics are under 'by_cpu' (recorded with "
+    "`regression update --this-cpu`) and that vendor is checked against them. A check whose input lies "
     "outside the repository (released.*: the authors' nets in "
     "../shared/reference) is skipped, and says so, where that input is absent. Each entry records the command, "
     "reason, commit and versions that produced it."
@@ -69,8 +76,18 @@ def _band_text(entry: Mapping[str, Any]) -> str:
     return f"rel {REL_TOL:g}" if entry["tolerance"] == "rel" else "exact"
 
 
-def compare(check: str, metric: str, entry: Mapping[str, Any] | None, got: Measured | None) -> Result:
-    """One metric against its expectation; a missing expectation or measurement fails and says which."""
+def for_cpu(entry: Mapping[str, Any], vendor: str) -> Mapping[str, Any]:
+    """The entry as this CPU vendor should see it: its ``by_cpu`` value (exact and rel metrics that round
+    differently on another vendor's CPU even with the numerics pinned) in place of ``expected`` where there is one."""
+    alt = entry.get("by_cpu", {}).get(vendor)
+    return {**entry, "expected": alt["expected"]} if alt is not None else entry
+
+
+def compare(check: str, metric: str, entry: Mapping[str, Any] | None, got: Measured | None, vendor: str = "") -> Result:
+    """One metric against its expectation (``vendor``'s own where it has one); a missing expectation or measurement
+    fails and says which."""
+    if entry is not None:
+        entry = for_cpu(entry, vendor)
     if entry is None:
         return Result(
             check,
@@ -105,27 +122,92 @@ def compare(check: str, metric: str, entry: Mapping[str, Any] | None, got: Measu
     return Result(check, metric, exp, v, band, True)
 
 
-def compare_all(expectations: Mapping[str, Any], measured: Mapping[str, Mapping[str, Measured]]) -> list[Result]:
-    """Every metric of the measured checks, and every expected metric of those checks that was not measured."""
+def compare_all(
+    expectations: Mapping[str, Any], measured: Mapping[str, Mapping[str, Measured]], vendor: str | None = None
+) -> list[Result]:
+    """Every metric of the measured checks, and every expected metric of those checks that was not measured; each
+    against this CPU vendor's expectation where the file has one (``cpu_vendor``)."""
+    vendor = cpu_vendor() if vendor is None else vendor
     entries = expectations.get("metrics", {})
     out = []
     for check, values in measured.items():
         keys = list(values) + [
             k[len(check) + 1 :] for k in entries if k.startswith(check + ".") and k[len(check) + 1 :] not in values
         ]
-        out += [compare(check, m, entries.get(f"{check}.{m}"), values.get(m)) for m in keys]
+        out += [compare(check, m, entries.get(f"{check}.{m}"), values.get(m), vendor) for m in keys]
     return out
 
 
-def load_expectations(path: str | Path) -> dict[str, Any]:
-    """Read ``regression.json``; an absent file is no expectations (every metric then fails as new)."""
+def load_expectations(path: str | Path, missing_ok: bool = False) -> dict[str, Any]:
+    """Read and validate ``regression.json`` (one-line ``RegressionError`` naming the file and the entry).
+
+    An absent file is an error for ``check`` (every metric would be "new" and nothing would be compared) and no
+    expectations for ``update`` (``missing_ok``), which creates it.
+    """
     path = Path(path)
     if not path.exists():
-        return {"schema": SCHEMA, "metrics": {}}
-    doc = json.loads(path.read_text())
+        if missing_ok:
+            return {"schema": SCHEMA, "metrics": {}}
+        raise RegressionError(
+            f"{path}: no expectations file there (create one with `trex-bench regression update --reason ...`)"
+        )
+    if not path.is_file():
+        raise RegressionError(f"{path} is not a file")
+    try:
+        doc = json.loads(path.read_text(), parse_constant=_refuse_constant)
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise RegressionError(f"{path}: not a readable JSON expectations file ({e})") from e
+    if not isinstance(doc, dict):
+        raise RegressionError(f"{path}: expected a JSON object, got {type(doc).__name__}")
     if doc.get("schema") != SCHEMA:
         raise RegressionError(f"{path}: schema {doc.get('schema')!r}, this trex_bench reads {SCHEMA}")
+    metrics = doc.get("metrics")
+    if not isinstance(metrics, dict):
+        raise RegressionError(f"{path}: 'metrics' must be an object of metric -> entry")
+    for key, entry in metrics.items():
+        problem = _entry_problem(entry)
+        if problem:
+            raise RegressionError(f"{path}: metric {key!r}: {problem}")
     return doc
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number an expectation can hold")
+
+
+def _value_problem(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return f"expected must be a string or a number, got {type(value).__name__}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "expected must be finite"
+    return ""
+
+
+def _entry_problem(entry: Any) -> str:
+    """What is wrong with one expectation entry, or "" (schema: expected, tolerance, band for 'band', by_cpu)."""
+    if not isinstance(entry, dict):
+        return f"an entry must be an object, got {type(entry).__name__}"
+    tol = entry.get("tolerance")
+    if tol not in TOLERANCES:
+        return f"tolerance must be one of {', '.join(TOLERANCES)}, got {tol!r}"
+    problem = _value_problem(entry.get("expected"))
+    if problem:
+        return problem
+    if tol != "exact" and isinstance(entry["expected"], str):
+        return f"a {tol!r} tolerance needs a number, got the string {entry['expected']!r}"
+    if tol == "band":
+        band = entry.get("band")
+        ok = isinstance(band, list) and len(band) == 2 and all(not _value_problem(b) for b in band)
+        if not ok or isinstance(band[0], str) or isinstance(band[1], str) or band[0] > band[1]:
+            return f"band must be [low, high] with finite low <= high, got {band!r}"
+    by_cpu = entry.get("by_cpu", {})
+    if not isinstance(by_cpu, dict):
+        return "by_cpu must be an object of CPU vendor -> {expected: ...}"
+    for vendor, alt in by_cpu.items():
+        problem = _value_problem(alt.get("expected")) if isinstance(alt, dict) else "must be an object"
+        if problem:
+            return f"by_cpu[{vendor!r}]: {problem}"
+    return ""
 
 
 def save_expectations(path: str | Path, doc: Mapping[str, Any]) -> None:
@@ -175,6 +257,11 @@ def _cpuinfo() -> list[str]:
         return Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
         return []
+
+
+def cpu_vendor() -> str:
+    """``GenuineIntel``, ``AuthenticAMD``, … (``/proc/cpuinfo``'s ``vendor_id``), or the machine type elsewhere."""
+    return next((ln.split(":", 1)[1].strip() for ln in _cpuinfo() if ln.startswith("vendor_id")), platform.machine())
 
 
 def _band(metric: str, seeds: Sequence[int], samples: Sequence[float]) -> tuple[list[float], str]:
@@ -245,3 +332,54 @@ def update_expectations(
                 changed.append(key)
     doc = {"schema": SCHEMA, "how": HOW, "metrics": dict(sorted(entries.items()))}
     return doc, changed
+
+
+def record_for_cpu(
+    root: str | Path,
+    old: Mapping[str, Any],
+    reason: str,
+    command: str,
+    names: Sequence[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[dict[str, Any], list[str]]:
+    """Measure the named checks at seed 0 and record this CPU vendor's value of each exact or rel metric that differs
+    from the file's ``expected`` under ``by_cpu[<vendor>]`` (bands and other vendors' values untouched); returns (new
+    document, keys whose entry changed).
+
+    Raises:
+        RegressionError: an empty reason, an unknown check, or a metric the file does not have yet (record the
+            expectations themselves first, with ``update_expectations``).
+    """
+    if not reason or not reason.strip():
+        raise RegressionError('refusing to record values without a reason (--reason "what changed and why")')
+    vendor, prov = cpu_vendor(), provenance(Path(root), command, reason.strip())
+    entries = {k: dict(v) for k, v in old.get("metrics", {}).items()}
+    changed = []
+    for check in select_checks(names):
+        if progress:
+            progress(check.name)
+        try:
+            base = check.measure(Path(root), 0)
+        except CheckSkipped as e:
+            raise RegressionError(f"cannot measure {check.name}: {e}") from e
+        for metric, m in base.items():
+            key = f"{check.name}.{metric}"
+            if key not in entries:
+                raise RegressionError(f"{key} has no expectation yet: run `trex-bench regression update` first")
+            if entries[key]["tolerance"] != "band" and _record(entries[key], check.name, metric, m, vendor, prov):
+                changed.append(key)
+    return {"schema": SCHEMA, "how": HOW, "metrics": dict(sorted(entries.items()))}, changed
+
+
+def _record(entry: dict[str, Any], check: str, metric: str, m: Measured, vendor: str, prov: Mapping[str, Any]) -> bool:
+    """Set (or drop, where the common value holds) ``vendor``'s value in ``entry``; whether it changed."""
+    by_cpu = dict(entry.get("by_cpu", {}))
+    before = by_cpu.get(vendor, {}).get("expected")
+    if compare(check, metric, {k: v for k, v in entry.items() if k != "by_cpu"}, m).ok:
+        by_cpu.pop(vendor, None)
+    else:
+        by_cpu[vendor] = {"expected": m.value, **prov}
+    entry.pop("by_cpu", None)
+    if by_cpu:
+        entry["by_cpu"] = by_cpu
+    return by_cpu.get(vendor, {}).get("expected") != before
