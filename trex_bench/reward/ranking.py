@@ -5,7 +5,9 @@ Each ranker is one source of supervision studied in the literature:
 * ``by_return`` — T-REX (Brown et al. 2019): demos ranked by their true return.
 * ``by_checkpoint`` — learning from a learner (Jacq et al. 2019): a later checkpoint beats an earlier one.
 * ``by_noise`` — D-REX (Brown et al. 2019b): less ε-greedy noise beats more noise.
-* ``from_human_labels`` — the T-REX MTurk labels over checkpoint clips.
+* ``from_human_labels`` — the T-REX MTurk labels over checkpoint clips (the labeling page's own answers are
+  preferences between clips, not episodes: ``trex_bench.reward.labels`` turns them into snippet pairs, and says how
+  the MTurk CSV maps onto that one label format).
 * ``synthetic_bradley_terry`` — a noisy oracle from true returns (Christiano et al. 2017).
 
 Rows of ``Ranking.pairs`` are ``(worse, better)``. Every ranker raises ``ValueError`` when it finds no strict
@@ -98,6 +100,11 @@ def from_human_labels(ds: DemoSet, csv_path: str | Path) -> Ranking:
     with io.StringIO(text, newline="") as f:
         reader = csv.DictReader(f)
         need = {"A", "B", "label"}
+        if "left_episode" in (reader.fieldnames or ()):
+            raise ConfigError(
+                f"{path} holds the labeling page's clip preferences, not episode preferences: train on them with "
+                "`trex-bench reward train --ranking human --human-labels` (trex_bench.reward.labels)"
+            )
         if not need <= set(reader.fieldnames or ()):
             raise ConfigError(f"{path}: expected columns A,B,label(,scoreA,scoreB), got {reader.fieldnames}")
         for line, r in enumerate(reader, start=2):
