@@ -20,6 +20,7 @@ import numpy as np
 
 from trex_bench.core.errors import ConfigError, DataError, DemoError
 from trex_bench.core.io import new_mode
+from trex_bench.core.types import DemoSet
 from trex_bench.reward.labels import Clip, ClipPair, PairSet, write_pairs
 
 __all__ = ["CLIP_LENGTH", "SCALE", "clip_grid", "sample_clip_pairs", "render_clip", "make_pairs"]
@@ -113,7 +114,6 @@ def make_pairs(
     """
     from trex_bench.core.envs import get_profile
     from trex_bench.core.games import get_game
-    from trex_bench.demos.replay import frame_hash, replay_many
     from trex_bench.demos.store import load_demos
 
     out = Path(out)
@@ -121,22 +121,15 @@ def make_pairs(
         raise DataError(f"{out} exists and is not empty (a pairs folder is never written over); choose another --out")
     ds = load_demos(demos_dir, game=get_game(game).id)
     chosen = sample_clip_pairs(ds.lengths, n, length, rng)
-    clips = sorted({c for pair in chosen for c in pair}, key=Clip.as_tuple)
-    episodes = sorted({c.episode for c in clips})
-    replayed = replay_many([ds.episodes[e] for e in episodes], ds.game, ds.profile)
-    frames = {}
-    for e, (f, _) in zip(episodes, replayed):
-        ep = ds.episodes[e]
-        if not np.array_equal([frame_hash(f[s]) for s in ep.hash_steps], ep.frame_hashes):
-            raise DemoError(f"episode {e} of {demos_dir} does not replay to its recorded frames (`demos verify`)")
-        frames[e] = f
-    frame_ms = round(100 * get_profile(ds.profile).frameskip / ATARI_HZ) * 10  # GIF delays are in 10 ms steps
-    try:
+    try:  # before the replay: an unwritable --out fails in a second, not after minutes
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     except OSError as e:
         raise DataError(f"cannot write {out}: {e.strerror or e}") from e
+    clips = sorted({c for pair in chosen for c in pair}, key=Clip.as_tuple)
+    frame_ms = round(100 * get_profile(ds.profile).frameskip / ATARI_HZ) * 10  # GIF delays are in 10 ms steps
     try:
+        frames = _replayed(ds, demos_dir, sorted({c.episode for c in clips}))
         (tmp / "clips").mkdir()
         for k, c in enumerate(clips):
             render_clip(frames[c.episode][c.start : c.start + c.length], tmp / _clip_file(c), frame_ms)
@@ -152,3 +145,16 @@ def make_pairs(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return pairs
+
+
+def _replayed(ds: DemoSet, demos_dir: str | Path, episodes: list[int]) -> dict[int, np.ndarray]:
+    """Frames uint8 [T+1, 84, 84] of the given episodes, each checked against its recorded frame hashes."""
+    from trex_bench.demos.replay import frame_hash, replay_many
+
+    frames = {}
+    for e, (f, _) in zip(episodes, replay_many([ds.episodes[e] for e in episodes], ds.game, ds.profile)):
+        ep = ds.episodes[e]
+        if not np.array_equal([frame_hash(f[s]) for s in ep.hash_steps], ep.frame_hashes):
+            raise DemoError(f"episode {e} of {demos_dir} does not replay to its recorded frames (`demos verify`)")
+        frames[e] = f
+    return frames

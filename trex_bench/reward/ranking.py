@@ -25,6 +25,7 @@ import numpy as np
 
 from trex_bench.core.errors import ConfigError
 from trex_bench.core.types import DemoSet, Ranking
+from trex_bench.reward.labels import label_format
 
 __all__ = ["by_return", "by_checkpoint", "by_noise", "from_human_labels", "synthetic_bradley_terry"]
 
@@ -87,6 +88,11 @@ def from_human_labels(ds: DemoSet, csv_path: str | Path) -> Ranking:
         raise ConfigError(f"human labels {path} do not exist")
     if not path.is_file():
         raise ConfigError(f"human labels {path} is not a file")
+    if _is_page_csv(path):
+        raise ConfigError(
+            f"{path} holds the labeling page's clip preferences, not episode preferences: train on them with "
+            "`trex-bench reward train --ranking human --human-labels` (trex_bench.reward.labels)"
+        )
     ck = np.array([e.checkpoint for e in ds.episodes])
     if np.all(ck < 0):
         raise ConfigError("human labels refer to checkpoints, but no episode of the demo set has a checkpoint index")
@@ -100,11 +106,6 @@ def from_human_labels(ds: DemoSet, csv_path: str | Path) -> Ranking:
     with io.StringIO(text, newline="") as f:
         reader = csv.DictReader(f)
         need = {"A", "B", "label"}
-        if "left_episode" in (reader.fieldnames or ()):
-            raise ConfigError(
-                f"{path} holds the labeling page's clip preferences, not episode preferences: train on them with "
-                "`trex-bench reward train --ranking human --human-labels` (trex_bench.reward.labels)"
-            )
         if not need <= set(reader.fieldnames or ()):
             raise ConfigError(f"{path}: expected columns A,B,label(,scoreA,scoreB), got {reader.fieldnames}")
         for line, r in enumerate(reader, start=2):
@@ -137,6 +138,13 @@ def from_human_labels(ds: DemoSet, csv_path: str | Path) -> Ranking:
     if n_unknown:
         warnings.warn(f"human labels {path}: dropped {dropped}", stacklevel=2)
     return Ranking(len(ds.episodes), pairs, "human")
+
+
+def _is_page_csv(path: Path) -> bool:
+    try:
+        return label_format(path) == "clips"
+    except ConfigError:
+        return False  # neither format: the checks of from_human_labels name what is wrong
 
 
 def _ids(ids: set) -> str:
