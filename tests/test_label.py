@@ -570,3 +570,35 @@ def test_the_page_in_headless_chromium(served):
     assert [(r.pair, r.answer) for r in rows] == [(0, "left"), (1, "right"), (2, "equal")]
     assert all((r.left, r.right) == (pairs[r.pair].left, pairs[r.pair].right) for r in rows)
     assert len((folder / "labels.csv").read_text().splitlines()) == 4
+
+
+def test_a_pipeline_on_the_pages_labels_needs_no_checkpoints(fresh_pairs, demos_dir):
+    """The MTurk CSV names checkpoints; the page's labels name clips of any demo set (here: no checkpoint indices)."""
+    from trex_bench.experiment.pipeline import PipelineConfig, check_inputs
+
+    app = LabelApp(fresh_pairs, "ann")
+    app.answer(_body(app, 0, "left"))
+    page = PipelineConfig(game="breakout", method="trex", budget="smoke", seed=0, demos=demos_dir, ranking="human",
+                          human_labels=fresh_pairs / "labels.csv")
+    assert check_inputs(page.resolve())[0] == demos_dir
+    mturk = fresh_pairs / "mturk.csv"
+    mturk.write_text("A,B,label,scoreA,scoreB\n1,2,1,3,4\n")
+    with pytest.raises(ConfigError, match="needs checkpoint indices"):
+        check_inputs(PipelineConfig(**(vars(page) | {"human_labels": mturk})).resolve())
+
+
+def test_serve_refuses_a_folder_it_cannot_write(fresh_pairs, capsys, monkeypatch):
+    """As root (CI) no folder is read-only, so the writability check is made to answer no."""
+    monkeypatch.setattr("trex_bench.label.server.os.access", lambda *a, **k: False)
+    code, _, err = _run(capsys, "label", "serve", str(fresh_pairs), "--port", "0")
+    assert code == 2 and f"cannot write answers to {fresh_pairs / 'labels.csv'}" in err and err.count("\n") == 1
+
+
+def test_an_answer_that_cannot_be_saved_says_so(served):
+    base, folder, server = served
+    body = _body(server.app, 0, "left")
+    (folder / "labels.csv").mkdir()  # the labels file became unusable while the page was open
+    status, _, reply = _http(base + "/api/label", json.dumps(body).encode(), {"Content-Type": "application/json"})
+    assert status == 500 and json.loads(reply)["error"].startswith("not saved: ")
+    status, _, reply = _http(base + "/api/state")
+    assert status == 500 and "is a folder, not a CSV file" in json.loads(reply)["error"]

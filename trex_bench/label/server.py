@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import re
+import sys
 import threading
 import time
 from http import HTTPStatus
@@ -228,7 +229,10 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/favicon.ico":  # asked for by every browser; none here
             return self._send(HTTPStatus.NO_CONTENT, b"", "image/x-icon")
         if path == "/api/state":
-            return self._json(HTTPStatus.OK, self.server.app.state())
+            try:
+                return self._json(HTTPStatus.OK, self.server.app.state())
+            except DataError as e:  # labels.csv edited into something unreadable while the page was open
+                return self._json(HTTPStatus.INTERNAL_SERVER_ERROR, dict(error=str(e)))
         m = re.fullmatch(r"/clip/(\d{1,9})/(left|right)", path)
         clip = self.server.app.clip(int(m.group(1)), m.group(2)) if m else None
         if clip is None:
@@ -269,6 +273,12 @@ class _LabelServer(ThreadingHTTPServer):
     daemon_threads = True
     app: LabelApp
     page: bytes
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A browser that stops loading a clip (the next pair came) is no error; anything else is logged."""
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        log.exception("request from %s failed", client_address)
 
 
 def make_server(app: LabelApp, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:

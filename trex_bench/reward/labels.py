@@ -19,7 +19,8 @@ changes nothing.
 Training (``reward train --ranking human``): each ``left``/``right`` answer is one Bradley-Terry snippet pair over
 exactly the two labelled clips (Christiano et al. 2017: a preference between two segments is one comparison);
 ``equal`` and ``skip`` give no pair (the trainer's labels are hard; Christiano et al. fit ``equal`` to a uniform
-target, which is not done here).
+target, which is not done here). ``reward.build`` holds out whole episode pairs for validation and draws the
+budget's ``n_pairs`` training pairs from the rest with replacement, as T-REX's sampler draws its pairs from a ranking.
 
 The T-REX MTurk CSV (columns ``A,B,label,scoreA,scoreB``) maps onto this format as follows: a row is one pair
 whose left clip is the whole of each episode of checkpoint ``A`` (start 0, all its observations) and whose right
