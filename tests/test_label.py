@@ -25,20 +25,16 @@ from trex_bench.core.errors import ConfigError, DataError
 from trex_bench.core.types import DemoSet, Episode
 from trex_bench.label.clips import clip_grid, make_pairs, render_clip, sample_clip_pairs
 from trex_bench.label.server import LabelApp, find_pairs_folder, make_server
+from trex_bench.reward.clip_pairs import Clip, ClipPair, PairSet, read_pairs, write_pairs
 from trex_bench.reward.labels import (
     COLUMNS,
-    Clip,
-    ClipPair,
     Label,
-    PairSet,
     append_label,
     check_labels,
     label_format,
     labelled_snippet_pairs,
     read_labels,
-    read_pairs,
     snippet_pairs,
-    write_pairs,
 )
 
 N_PAIRS = 6

@@ -21,7 +21,7 @@ import numpy as np
 from trex_bench.core.errors import ConfigError, DataError, DemoError
 from trex_bench.core.io import new_mode
 from trex_bench.core.types import DemoSet
-from trex_bench.reward.labels import Clip, ClipPair, PairSet, write_pairs
+from trex_bench.reward.clip_pairs import Clip, ClipPair, PairSet, write_pairs
 
 __all__ = ["CLIP_LENGTH", "SCALE", "clip_grid", "sample_clip_pairs", "render_clip", "make_pairs"]
 

@@ -33,17 +33,15 @@ from pathlib import Path
 from typing import Any
 
 from trex_bench.core.errors import ConfigError, DataError
+from trex_bench.reward.clip_pairs import PAIRS_FILE, PairSet, read_pairs
 from trex_bench.reward.labels import (
     ANSWERS,
     LABELS_FILE,
-    PAIRS_FILE,
     Label,
-    PairSet,
     append_label,
     check_labeler,
     check_labels,
     read_labels,
-    read_pairs,
 )
 
 __all__ = ["LabelApp", "find_pairs_folder", "make_server", "MAX_BODY"]
