@@ -26,6 +26,7 @@ GROUPS = (
     "tables",
     "regression",
     "report",
+    "label",
 )
 
 

@@ -42,7 +42,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="how episodes are ranked (default: return for trex, noise for drex)",
     )
     t.add_argument(
-        "--human-labels", type=Path, default=None, help="T-REX MTurk CSV (A,B,label,scoreA,scoreB), for --ranking human"
+        "--human-labels",
+        type=Path,
+        default=None,
+        help="for --ranking human: the labels.csv of `trex-bench label serve` (clip preferences), or the T-REX "
+        "MTurk CSV (A,B,label,scoreA,scoreB)",
     )
     t.add_argument(
         "--budget",

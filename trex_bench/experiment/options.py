@@ -36,7 +36,8 @@ class PipelineConfig:
         game, method, budget, seed: what to run.
         demos: the demo set (default: ``config.committed_default_demos``: scripted-noise, else ppo-checkpoints).
         ranking: how the demos are ranked for the reward net (``return``, ``checkpoint``, ``noise``, ...).
-        human_labels: the MTurk label CSV of ``--ranking human`` (checkpoint numbers of the demo set's episodes).
+        human_labels: the labels CSV of ``--ranking human``: the labeling page's ``labels.csv`` (clip preferences)
+            or the MTurk CSV (checkpoint numbers of the demo set's episodes).
         transform: how PPO sees the learned reward (``sigmoid``, the papers).
         eval_episodes: full games in the evaluation (default by budget: 30, the papers').
         profile: env profile (``paper`` | ``machado``).
@@ -63,7 +64,10 @@ class PipelineConfig:
     ranking: str = field(default="return", metadata=_cli("T-REX's ranking (default: return)", choices=RANKINGS))
     human_labels: Path | None = field(
         default=None,
-        metadata=_cli("T-REX MTurk CSV (A,B,label,…) for --ranking human; A/B are the demo set's checkpoint numbers"),
+        metadata=_cli(
+            "for --ranking human: labels.csv of `trex-bench label serve`, or the T-REX MTurk CSV (A,B,label,…) "
+            "whose A/B are the demo set's checkpoint numbers"
+        ),
     )
     transform: str = field(
         default="sigmoid",

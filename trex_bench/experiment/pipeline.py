@@ -113,16 +113,20 @@ def check_inputs(exp: ExperimentConfig) -> tuple[Path, DemoSet, Path | None]:
         The demo set's folder, the demo set and the unseen set's folder (None without an extrapolation stage).
     """
     from trex_bench.demos.store import load_demos
+    from trex_bench.reward.labels import label_format
 
     demos_dir = exp.demos if exp.demos is not None else default_demos(exp.game)
     demos = load_demos(demos_dir, game=exp.game, profile=exp.profile)
-    if exp.ranking in ("checkpoint", "human") and any(e.checkpoint < 0 for e in demos.episodes):
+    if exp.human_labels is not None and not exp.human_labels.is_file():
+        raise ConfigError(f"human labels {exp.human_labels} do not exist")
+    by_checkpoint = exp.ranking == "checkpoint" or (
+        exp.ranking == "human" and exp.human_labels is not None and label_format(exp.human_labels) == "mturk"
+    )  # the labeling page's answers name clips of any demo set; the MTurk CSV names checkpoints
+    if by_checkpoint and any(e.checkpoint < 0 for e in demos.episodes):
         raise ConfigError(
             f"--ranking {exp.ranking} needs checkpoint indices, and {demos_dir} has episodes without one "
             "(collect with --checkpoint K, or use the committed ppo-checkpoints set)"
         )
-    if exp.human_labels is not None and not exp.human_labels.is_file():
-        raise ConfigError(f"human labels {exp.human_labels} do not exist")
     if exp.kl is not None and not (exp.kl.to / "card.json").is_file():
         raise ConfigError(f"--kl-to {exp.kl.to} is not a BC policy folder (no card.json)")
     unseen_dir = _unseen_set(exp, demos_dir) if "extrapolation" in exp.spec.stages else None

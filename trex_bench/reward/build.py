@@ -13,7 +13,10 @@ from typing import Literal
 import numpy as np
 
 from trex_bench.core.errors import ConfigError
+from trex_bench.core.types import Ranking, SnippetPairs
 from trex_bench.reward.config import TrainConfig
+from trex_bench.reward.labels import label_format, labelled_snippet_pairs
+from trex_bench.reward.snippets import split_by_episode_pairs
 from trex_bench.reward.train import train_reward
 
 __all__ = ["train_command", "summary_line"]
@@ -53,6 +56,9 @@ def train_command(
         raise ConfigError(f"{demos_dir} holds {ds.game} demos, not {g.id}")
     cfg = config
     rng = np.random.default_rng(seed)
+    rk: Ranking | None = None
+    pairs: tuple[SnippetPairs, SnippetPairs] | None = None  # given: train on these instead of sampling from rk
+    n_labelled = 0
     if ranking == "return":
         rk = rankers.by_return(ds)
     elif ranking == "checkpoint":
@@ -62,18 +68,31 @@ def train_command(
     elif ranking == "human":
         if human_labels is None:
             raise ConfigError("--ranking human needs --human-labels CSV")
-        rk = rankers.from_human_labels(ds, human_labels)
+        if label_format(human_labels) == "clips":  # the labeling page's answers: the labelled clips are the pairs
+            labelled = labelled_snippet_pairs(ds, human_labels)
+            n_labelled = len(labelled)
+            pairs = _resampled(labelled, cfg, rng)
+        else:
+            rk = rankers.from_human_labels(ds, human_labels)
     elif ranking == "synthetic":
         rk = rankers.synthetic_bradley_terry(ds, rng, synthetic_temperature, n_queries=1000)
     else:
         raise ConfigError(f"unknown ranking {ranking!r}; valid: return, checkpoint, noise, human, synthetic")
     cache = FrameCache(ds, cache_dir)
     out = Path(out)
-    model, metrics = train_reward(cache, rk, cfg, g, rng, device, progress=progress, log_dir=out, tensorboard=True)
+    model, metrics = train_reward(
+        cache, rk, cfg, g, rng, device, progress=progress, log_dir=out, tensorboard=True, pairs=pairs
+    )
+    n_pairs = len(rk.pairs) if rk is not None else n_labelled
     card = dict(
         profile=ds.profile,
         demos=dict(path=str(demos_dir), content_hash=ds.content_hash(), n_episodes=len(ds.episodes)),
-        ranking=dict(source=rk.source, n_pairs=len(rk.pairs), human_labels=str(human_labels) if human_labels else None),
+        ranking=dict(
+            source=rk.source if rk is not None else "human",
+            n_pairs=n_pairs,
+            human_labels=str(human_labels) if human_labels else None,
+            label_format=label_format(human_labels) if human_labels else None,
+        ),
         method=method,
         budget=budget,
         seed=seed,
@@ -83,6 +102,19 @@ def train_command(
     )
     save_model(model, out, card)
     return out
+
+
+def _resampled(labelled: SnippetPairs, cfg: TrainConfig, rng: np.random.Generator) -> tuple[SnippetPairs, SnippetPairs]:
+    """(train, val) snippet pairs from the labeling page's answers (``trex_bench.reward.labels``).
+
+    Validation holds out whole episode pairs, as for sampled snippets. The training side is then drawn
+    ``n_pairs × (1 − val_frac)`` times with replacement from the labelled pairs, as T-REX's sampler draws its
+    ``n_pairs`` uniformly from the ranking's preferences: a budget's recipe takes the same number of steps whether
+    a person answered 50 pairs or 500.
+    """
+    train, val = split_by_episode_pairs(labelled, cfg.val_frac, rng)
+    n_train = max(len(train), round(cfg.n_pairs * (1 - cfg.val_frac)))
+    return train.subset(rng.integers(len(train), size=n_train)), val
 
 
 def summary_line(metrics: dict) -> str:

@@ -5,7 +5,9 @@ Each ranker is one source of supervision studied in the literature:
 * ``by_return`` — T-REX (Brown et al. 2019): demos ranked by their true return.
 * ``by_checkpoint`` — learning from a learner (Jacq et al. 2019): a later checkpoint beats an earlier one.
 * ``by_noise`` — D-REX (Brown et al. 2019b): less ε-greedy noise beats more noise.
-* ``from_human_labels`` — the T-REX MTurk labels over checkpoint clips.
+* ``from_human_labels`` — the T-REX MTurk labels over checkpoint clips (the labeling page's own answers are
+  preferences between clips, not episodes: ``trex_bench.reward.labels`` turns them into snippet pairs, and says how
+  the MTurk CSV maps onto that one label format).
 * ``synthetic_bradley_terry`` — a noisy oracle from true returns (Christiano et al. 2017).
 
 Rows of ``Ranking.pairs`` are ``(worse, better)``. Every ranker raises ``ValueError`` when it finds no strict
@@ -23,6 +25,7 @@ import numpy as np
 
 from trex_bench.core.errors import ConfigError
 from trex_bench.core.types import DemoSet, Ranking
+from trex_bench.reward.labels import label_format
 
 __all__ = ["by_return", "by_checkpoint", "by_noise", "from_human_labels", "synthetic_bradley_terry"]
 
@@ -85,6 +88,11 @@ def from_human_labels(ds: DemoSet, csv_path: str | Path) -> Ranking:
         raise ConfigError(f"human labels {path} do not exist")
     if not path.is_file():
         raise ConfigError(f"human labels {path} is not a file")
+    if _is_page_csv(path):
+        raise ConfigError(
+            f"{path} holds the labeling page's clip preferences, not episode preferences: train on them with "
+            "`trex-bench reward train --ranking human --human-labels` (trex_bench.reward.labels)"
+        )
     ck = np.array([e.checkpoint for e in ds.episodes])
     if np.all(ck < 0):
         raise ConfigError("human labels refer to checkpoints, but no episode of the demo set has a checkpoint index")
@@ -130,6 +138,13 @@ def from_human_labels(ds: DemoSet, csv_path: str | Path) -> Ranking:
     if n_unknown:
         warnings.warn(f"human labels {path}: dropped {dropped}", stacklevel=2)
     return Ranking(len(ds.episodes), pairs, "human")
+
+
+def _is_page_csv(path: Path) -> bool:
+    try:
+        return label_format(path) == "clips"
+    except ConfigError:
+        return False  # neither format: the checks of from_human_labels name what is wrong
 
 
 def _ids(ids: set) -> str:

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trex_bench.core.errors import ConfigError
 from trex_bench.core.games import Game
 from trex_bench.core.training import StopRule, default_init_
 from trex_bench.core.types import Ranking, SnippetPairs
@@ -135,7 +136,7 @@ def _sample(source: FrameSource, ranking: Ranking, cfg: TrainConfig, rng: np.ran
 
 def train_reward(
     source: FrameSource,
-    ranking: Ranking,
+    ranking: Ranking | None,
     cfg: TrainConfig,
     game: Game | str,
     rng: np.random.Generator,
@@ -150,14 +151,15 @@ def train_reward(
 
     Args:
         source: frames (a ``FrameCache`` or any ``FrameSource``).
-        ranking: preferences over the source's episodes.
+        ranking: preferences over the source's episodes (None when ``pairs`` is given).
         cfg: the training config.
         game: the game (its score mask is part of the net).
         rng: all randomness: pair sampling, split, batch order and (through a derived ``torch.Generator``) init.
         device: where to train.
         progress: show a tqdm bar.
         log_dir: where to write ``train_log.json`` (and TensorBoard events when ``tensorboard``).
-        pairs: (train, val) snippet pairs to use instead of sampling (the benchmark shares them between recipes).
+        pairs: (train, val) snippet pairs to use instead of sampling (the benchmark shares them between recipes;
+            the labeling page's answers are pairs of clips).
 
     Returns:
         ``(model, metrics)``: a ``RewardNet`` (or ``RewardEnsemble`` when ``cfg.ensemble > 1``) on CPU in eval mode,
@@ -165,6 +167,8 @@ def train_reward(
     """
     device = torch.device(device)
     if pairs is None:
+        if ranking is None:
+            raise ConfigError("train_reward needs a ranking to sample snippet pairs from, or the pairs themselves")
         train_p, val_p = split_by_episode_pairs(_sample(source, ranking, cfg, rng), cfg.val_frac, rng)
     else:
         train_p, val_p = pairs
