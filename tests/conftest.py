@@ -1,4 +1,5 @@
-"""Shared fixtures: small scripted Breakout demo sets, made once per session."""
+"""Shared fixtures of tests/unit (fakes, no emulator) and tests/integration (ALE, pipelines): the pinned numerics, one
+torch thread, the reference folder, a small scripted Breakout demo set made once per session."""
 
 from __future__ import annotations
 
@@ -45,23 +46,3 @@ def breakout_demos():
     rng = np.random.default_rng(0)
     return collect("breakout", EpsilonGreedy(ScriptedBreakout(), 0.25, 4, rng), CollectConfig(4, seed=0, noise=0.25, max_steps=400), progress=False)
 
-
-_ALE_USERS = set()
-
-
-@pytest.fixture(autouse=True)
-def _record_ale(request, monkeypatch):
-    import ale_py
-
-    orig = ale_py.ALEInterface.loadROM
-
-    def load(self, *a, **k):
-        _ALE_USERS.add(request.node.nodeid.split("::")[0])
-        return orig(self, *a, **k)
-
-    monkeypatch.setattr(ale_py.ALEInterface, "loadROM", load)
-    yield
-
-
-def pytest_sessionfinish(session, exitstatus):
-    Path("/work/tmp/ale_users.txt").write_text("\n".join(sorted(_ALE_USERS)))

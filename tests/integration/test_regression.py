@@ -32,7 +32,7 @@ from trex_bench.regression.checks import (
 from trex_bench.regression.expectations import compare, compare_all, load_expectations
 from trex_bench.regression.extrapolation import ExtrapolationSpec, measure_extrapolation, measure_released
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

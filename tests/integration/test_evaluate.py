@@ -82,7 +82,7 @@ def test_cli_appends_the_agents_row_with_its_method(agent_dir, tmp_path, capsys)
     from trex_bench.evaluation.leaderboard import read_leaderboard
 
     lb = tmp_path / "lb.csv"
-    demos = Path(__file__).resolve().parents[1] / "demos" / "breakout" / "scripted-noise"
+    demos = Path(__file__).resolve().parents[2] / "demos" / "breakout" / "scripted-noise"
     assert main(["evaluate", "--agent", str(agent_dir), "--episodes", "2", "--out", str(tmp_path / "e.json"),
                  "--leaderboard", str(lb)]) == 2  # no --demos: refused before playing
     assert not lb.exists()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "trex_bench"
+PACKAGE = Path(__file__).resolve().parents[2] / "trex_bench"
 
 LAYERS = ("core", "demos", "bc", "reward", "rl", "evaluation", "experiment", "analysis", "regression", "label", "cli")
 TOP_LEVEL = {"trex_bench", "trex_bench.__main__"}  # the package's face (its version) and `python -m trex_bench`

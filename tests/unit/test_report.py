@@ -15,7 +15,7 @@ from trex_bench.analysis.report import build_report
 from trex_bench.cli import main
 from trex_bench.core.lockfile import parse_lock, read_lock
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "results"
 
 

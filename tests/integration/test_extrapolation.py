@@ -32,7 +32,7 @@ def test_split_checks_refuse_what_is_not_extrapolation(breakout_demos):
                     dataclasses.replace(unseen, demonstrator="sb3:runB/checkpoints/ppo_9_steps.zip"))
     from trex_bench.demos.store import load_demos
 
-    root = Path(__file__).resolve().parents[1] / "demos" / "breakout"
+    root = Path(__file__).resolve().parents[2] / "demos" / "breakout"
     early, later = load_demos(root / "ppo-checkpoints"), load_demos(root / "ppo-later")
     check_split(early, later)
     with pytest.raises(ValueError, match="swapped"):  # the unseen set is the run's later checkpoints

@@ -123,7 +123,7 @@ def test_every_help_has_an_example_whose_committed_paths_exist():
 
     from trex_bench.cli import build_parser
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     for path, parser in _parsers(build_parser()):
         text = f"{parser.description or ''} {parser.epilog or ''}"
         assert "Example" in text, f"{' '.join(path)} --help has no example"

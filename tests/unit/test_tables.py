@@ -99,7 +99,7 @@ def test_committed_tables_are_what_the_committed_leaderboard_generates(kind, tmp
     stale (found 2026-11-30: trex/mturk/drex lacked the schedule_steps column and two newer Breakout rows)."""
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     out = tmp_path / f"{kind}.md"
     monkeypatch.chdir(root)  # the default paths, as `make tables` runs it (the table names its CSV)
     main(["tables", kind, "--out", str(out)])
@@ -114,5 +114,5 @@ def test_committed_extrapolation_table_is_what_its_csv_generates():
 
     from trex_bench.reward.extrapolation import markdown_table
 
-    tables = Path(__file__).resolve().parents[1] / "results/tables"
+    tables = Path(__file__).resolve().parents[2] / "results/tables"
     assert markdown_table(pd.read_csv(tables / "extrapolation.csv")) == (tables / "extrapolation.md").read_text()
