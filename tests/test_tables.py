@@ -13,7 +13,7 @@ from trex_bench.evaluation.leaderboard import append_row, config_hash
 def _row(seed: int, mean: float, method: str = "trex", budget: str = "small", **kw) -> dict:
     return dict(game="breakout", method=method, seed=seed, mean=mean, std=1.0, min=0.0, max=40.0, n_episodes=30,
                 best_demo=23.0, avg_demo=11.5, beats_best_demo=mean > 23, env_profile="paper", budget=budget,
-                rl_steps=500_000, config_hash=config_hash({"seed": seed}),
+                rl_steps=500_000, config_hash=config_hash({"seed": seed}), schedule_steps=10_000_000,
                 ranking_source="return" if method == "trex" else "", reward_transform="sigmoid") | kw
 
 
@@ -50,29 +50,58 @@ def test_trex_table_joins_published_and_ours(files):
 
 
 def test_trex_table_sets_the_controls_and_the_share_recovered_beside_ours(files):
-    """Issue #15: (T-REX − constant) / (true − constant) at the same game, budget and schedule; a control's demo set
-    does not split it (it learns nothing from demos); a budget with controls but no T-REX run still gets its row."""
+    """(T-REX − constant) / (true − constant) at the same game, budget and schedule; a control's demo set does not
+    split it (it learns nothing from demos); a budget with controls but no T-REX run still gets its row."""
     lb, baselines = files
     append_row(lb, _row(0, 41.0, method="ppo-true", reward_transform="clip", best_demo=15.0, avg_demo=5.8))
     append_row(lb, _row(1, 39.0, method="ppo-true", reward_transform="clip"))
-    append_row(lb, _row(0, 99.0, method="ppo-true", reward_transform="clip", schedule_steps=10_000_000))
+    append_row(lb, _row(0, 99.0, method="ppo-true", reward_transform="clip", schedule_steps=""))
     append_row(lb, _row(0, 2.0, method="constant", budget="medium", reward_transform="constant"))
     t = build_table("trex", lb, baselines)
     small = t[(t["game"] == "breakout") & (t["budget"] == "small")]
-    assert len(small) == 2, "the 10M-schedule true-reward row is another experiment: a row of its own"
-    ours = small[small["schedule_steps"].isna()].iloc[0]
+    assert len(small) == 2, "the true-reward row annealed over its own steps is another experiment: a row of its own"
+    ours = small[small["protocol"] == "current"].iloc[0]
     assert (ours["constant"], ours["true reward"]) == (1.0, 40.0)
     assert ours["(T-REX − constant) / (true − constant)"] == pytest.approx((20.0 - 1.0) / (40.0 - 1.0))
-    prefix = small[small["schedule_steps"].notna()].iloc[0]
-    assert pd.isna(prefix["ours mean"]) and prefix["true reward"] == 99.0
+    own = small[small["protocol"] != "current"].iloc[0]
+    assert pd.isna(own["ours mean"]) and own["true reward"] == 99.0 and own["schedule_steps"] != own["schedule_steps"]
+    assert own["protocol"] == "PPO annealed over its own steps"
     medium = t[t["budget"] == "medium"].iloc[0]
     assert medium["constant"] == 2.0 and pd.isna(medium["(T-REX − constant) / (true − constant)"])
     assert "| 1 | 40 | 0.49 |" in write_table("trex", lb, baselines, lb.parent / "trex.md")
-    # BeamRider at small (2026-12-01): the constant control out-scored the true reward; the share has no scale there
+    # BeamRider at small: the constant control out-scored the true reward; the share has no scale there
     append_row(lb, _row(0, 45.0, method="constant", reward_transform="constant"))
     small = build_table("trex", lb, baselines)
-    ours = small[(small["budget"] == "small") & small["schedule_steps"].isna()].iloc[0]
+    ours = small[(small["budget"] == "small") & (small["protocol"] == "current")].iloc[0]
     assert ours["constant"] == 45.0 and pd.isna(ours["(T-REX − constant) / (true − constant)"])
+
+
+def test_one_seed_shows_the_spread_of_its_games_never_plus_minus_zero(files):
+    lb, baselines = files
+    text = write_table("trex", lb, baselines, lb.parent / "trex.md")
+    assert "| quick | 1 | 3.0 ± 1.0 (30 games) |" in text, "one seed: ± the std of its own 30 evaluation games"
+    assert "| small | 2 | 20.0 ± 14.1 (2 seeds) |" in text
+    assert "± 0.0" not in text
+    append_row(lb, _row(0, 4.0, budget="medium", std=""))          # a row that recorded no game spread
+    text = write_table("trex", lb, baselines, lb.parent / "trex.md")
+    assert "| medium | 1 | 4.0 (1 seed) |" in text and "± 0.0" not in text
+
+
+def test_earlier_protocols_sit_apart_with_what_differs(files):
+    """A row annealed over its own steps, or T-REX on an earlier demo set, is never a row of the current table."""
+    lb, baselines = files
+    append_row(lb, _row(0, 60.0, budget="medium", schedule_steps=""))                 # PPO over its own steps
+    append_row(lb, _row(0, 70.0, budget="medium", best_demo=16.0, avg_demo=7.25))     # an earlier demo set ...
+    append_row(lb, _row(1, 3.5, budget="quick"))                 # ... the game's latest T-REX row names the current one
+    t = build_table("trex", lb, baselines)
+    assert list(t["protocol"].iloc[:3]) == ["current"] * 3 and (t["protocol"].iloc[3:] != "current").all()
+    whys = set(t.loc[t["protocol"] != "current", "protocol"])
+    assert whys == {"PPO annealed over its own steps", "demo set best 16 / avg 7.25 (current: 23 / 11.5)"}
+    text = write_table("trex", lb, baselines, lb.parent / "trex.md")
+    current, earlier = text.split("## Earlier protocols")
+    assert "60.0" not in current and "70.0" not in current
+    assert "| breakout | medium | PPO annealed over its own steps | 1 | 60.0 ± 1.0 (30 games) |" in earlier
+    assert "paper T-REX" not in earlier.split("\n\n")[2], "the earlier section carries no published columns"
 
 
 def test_markdown_is_written_and_bad_input_refused(files, tmp_path, capsys):
@@ -80,7 +109,7 @@ def test_markdown_is_written_and_bad_input_refused(files, tmp_path, capsys):
     out = tmp_path / "tables" / "trex.md"
     text = write_table("trex", lb, baselines, out)
     assert out.read_text() == text and text.startswith("# T-REX")
-    assert "| breakout | 32 | 14.5 | 221.3 | small | 2 | 20.0 ± 14.1 | 30 | 500,000 |" in text
+    assert "| breakout | 32 | 14.5 | 221.3 | small | 2 | 20.0 ± 14.1 (2 seeds) | 30 | 500,000 |" in text
     assert "| pong | -6 | -15.6 | -2 | — |" in text
     with pytest.raises(ValueError, match="unknown table"):
         build_table("gail", lb, baselines)
@@ -95,8 +124,8 @@ def test_markdown_is_written_and_bad_input_refused(files, tmp_path, capsys):
 
 @pytest.mark.parametrize("kind", ["trex", "mturk", "drex", "stats"])
 def test_committed_tables_are_what_the_committed_leaderboard_generates(kind, tmp_path, monkeypatch):
-    """The tables under results/tables/ are generated files: a column or a row added without `make tables` left them
-    stale (found 2026-11-30: trex/mturk/drex lacked the schedule_steps column and two newer Breakout rows)."""
+    """The tables under results/tables/ are generated files: a column or a row added without `make tables` leaves them
+    stale (trex/mturk/drex once lacked the schedule_steps column and two newer Breakout rows)."""
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]

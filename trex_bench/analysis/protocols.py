@@ -1,0 +1,111 @@
+"""Which leaderboard rows belong to the current protocol, and why the others do not.
+
+The leaderboard is append-only, so it still holds rows of protocols that were replaced. Two changes matter:
+
+- **the PPO schedule**: PPO once annealed its learning rate and clip range over the budget's own steps; now a CPU
+  budget is the first ``rl_steps`` of a full-length run (``schedule_steps``: rl-zoo3's 10M agent steps, DESIGN.md
+  "Budgets"). A row of a method that runs PPO (all but ``NO_PPO``) with no ``schedule_steps`` is of the earlier
+  protocol (measured on Breakout:
+  PPO on the true reward 8.7 at 500k steps annealed over 500k, 16.3 as a prefix of 10M).
+- **the demo set**: the demonstrations were once a scripted player's; now they are one episode from each of 12 early
+  checkpoints of a PPO run on the true reward (T-REX's protocol; demos/README.md). The leaderboard names a demo set by
+  its best and average return, so a game's *current* set is that of its latest row with a recorded schedule of a
+  method that learns from demos (else of any method). A row of a method that learns from demos on another set is
+  of an earlier protocol.
+
+The controls (``DEMO_FREE``: PPO on the constant or the true reward, a random policy) learn nothing from demos; a row
+of theirs on the current schedule is current whatever set it was logged beside, and is compared with the game's
+current demo set (its ``best_demo``/``avg_demo``/``beats_best_demo`` are rewritten to that set's).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+__all__ = ["DEMO_FREE", "NO_PPO", "OWN_STEPS", "Protocols", "split_protocols", "current_demo_sets", "why_apart"]
+
+DEMO_FREE: tuple[str, ...] = ("constant", "ppo-true", "random")
+NO_PPO: tuple[str, ...] = ("bc", "random")  # evaluated without a PPO stage: no schedule to record
+OWN_STEPS = "PPO annealed over its own steps"
+
+
+@dataclass(frozen=True)
+class Protocols:
+    """Leaderboard rows split by protocol.
+
+    Attributes:
+        current: rows of the current protocol, in file order (controls carry the game's current demo set).
+        earlier: rows of replaced protocols, in file order, with a ``why`` column saying what differs.
+    """
+
+    current: pd.DataFrame
+    earlier: pd.DataFrame
+
+
+def _has_schedule(df: pd.DataFrame) -> pd.Series:
+    return pd.to_numeric(df["schedule_steps"], errors="coerce").notna()
+
+
+def current_demo_sets(df: pd.DataFrame) -> dict[str, tuple[float, float]]:
+    """``{game: (best demo, average demo)}``: the set of each game's latest row on the current schedule of a method
+    that learns from demos (else of any method on it); games without such a row are absent."""
+    sets: dict[str, tuple[float, float]] = {}
+    for game, rows in df[_has_schedule(df)].groupby("game", sort=True):
+        learned = rows[~rows["method"].isin(DEMO_FREE)]
+        ref = learned if not learned.empty else rows
+        sets[str(game)] = (float(ref["best_demo"].iloc[-1]), float(ref["avg_demo"].iloc[-1]))
+    return sets
+
+
+def why_apart(
+    game: str, method: str, schedule_steps: object, best: float, avg: float, sets: dict[str, tuple[float, float]]
+) -> str:
+    """What sets a row (or a table row summarising such rows) apart from the current protocol; empty when nothing.
+
+    ``schedule_steps`` is the row's (NaN/None: annealed over its own steps; ignored for a method that ran no PPO,
+    ``bc``); ``sets`` is ``current_demo_sets``.
+    """
+    reasons = []
+    if method not in NO_PPO and pd.isna(pd.to_numeric(schedule_steps, errors="coerce")):
+        reasons.append(OWN_STEPS)
+    current = sets.get(game)
+    if current is not None and method not in DEMO_FREE and not pd.isna(best) and (best, avg) != current:
+        reasons.append(f"demo set best {best:g} / avg {avg:.3g} (current: {current[0]:g} / {current[1]:.3g})")
+    return "; ".join(reasons)
+
+
+def split_protocols(df: pd.DataFrame) -> Protocols:
+    """Rows of the current protocol and, apart, those of replaced ones with why (see the module doc).
+
+    >>> rows = pd.DataFrame({"game": ["g", "g", "g"], "method": ["trex", "trex", "ppo-true"],
+    ...     "schedule_steps": [None, 10, 10], "best_demo": [5.0, 3.0, 5.0], "avg_demo": [2.0, 1.0, 2.0],
+    ...     "beats_best_demo": [False, False, True], "mean": [1.0, 2.0, 4.0]})
+    >>> p = split_protocols(rows)
+    >>> p.current[["method", "best_demo", "beats_best_demo"]].values.tolist()
+    [['trex', 3.0, False], ['ppo-true', 3.0, True]]
+    >>> p.earlier["why"].str.startswith("PPO annealed").tolist()
+    [True]
+    """
+    if df.empty:
+        return Protocols(df.copy(), df.assign(why=pd.Series(dtype=str)))
+    sets = current_demo_sets(df)
+    why = pd.Series(
+        [
+            why_apart(g, m, s, b, a, sets)
+            for g, m, s, b, a in zip(
+                df["game"], df["method"], df["schedule_steps"], df["best_demo"], df["avg_demo"], strict=True
+            )
+        ],
+        index=df.index,
+        dtype=str,
+    )
+    current = df[why == ""].copy()
+    free = current["method"].isin(DEMO_FREE) & current["game"].isin(list(sets))
+    if free.any():
+        best = current.loc[free, "game"].map(lambda g: sets[g][0])
+        current.loc[free, "best_demo"] = best
+        current.loc[free, "avg_demo"] = current.loc[free, "game"].map(lambda g: sets[g][1])
+        current.loc[free, "beats_best_demo"] = current.loc[free, "mean"] > best
+    return Protocols(current, df[why != ""].assign(why=why[why != ""]))
