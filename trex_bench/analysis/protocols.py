@@ -24,11 +24,30 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-__all__ = ["DEMO_FREE", "NO_PPO", "OWN_STEPS", "Protocols", "split_protocols", "current_demo_sets", "why_apart"]
+__all__ = [
+    "DEMO_FREE",
+    "NO_PPO",
+    "OWN_STEPS",
+    "EARLIER_NOTE",
+    "Protocols",
+    "split_protocols",
+    "current_demo_sets",
+    "why_apart",
+]
 
 DEMO_FREE: tuple[str, ...] = ("constant", "ppo-true", "random")
 NO_PPO: tuple[str, ...] = ("bc", "random")  # evaluated without a PPO stage: no schedule to record
 OWN_STEPS = "PPO annealed over its own steps"
+
+# What the "earlier protocols" sections of the tables, the statistics, the report and docs/results.md say.
+EARLIER_NOTE = (
+    "Rows of replaced protocols, kept apart: not comparable with the rows above. "
+    f"`{OWN_STEPS}`: PPO's learning rate and clip range annealed to 0 over the run's own steps, where the current "
+    "protocol runs the first steps of rl-zoo3's 10M-step schedule (Breakout, PPO on the true reward at 500k steps: "
+    "8.7 annealed over 500k, 16.3 as a prefix of 10M); `demo set best … / avg …`: T-REX or another method that "
+    "learns from demos trained on an earlier demo set (a scripted player's), where the current protocol uses "
+    "12 early checkpoints of a PPO run (demos/README.md). Controls are compared within the same protocol."
+)
 
 
 @dataclass(frozen=True)
@@ -107,5 +126,6 @@ def split_protocols(df: pd.DataFrame) -> Protocols:
         best = current.loc[free, "game"].map(lambda g: sets[g][0])
         current.loc[free, "best_demo"] = best
         current.loc[free, "avg_demo"] = current.loc[free, "game"].map(lambda g: sets[g][1])
+        current["beats_best_demo"] = current["beats_best_demo"].astype(object)  # all-empty reads as float
         current.loc[free, "beats_best_demo"] = current.loc[free, "mean"] > best
     return Protocols(current, df[why != ""].assign(why=why[why != ""]))

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from trex_bench.analysis.protocols import OWN_STEPS, current_demo_sets, split_protocols, why_apart
+from trex_bench.analysis.protocols import EARLIER_NOTE, current_demo_sets, split_protocols, why_apart
 from trex_bench.core.errors import DataError
 from trex_bench.core.io import atomic_write
 from trex_bench.evaluation.leaderboard import (
@@ -146,6 +146,8 @@ def _with_controls(ours: pd.DataFrame, lb: pd.DataFrame) -> pd.DataFrame:
     """
     both = _control(lb, "constant").merge(_control(lb, "ppo-true"), on=_CONTROL_KEY, how="outer", suffixes=("_c", "_t"))
     both = both.rename(columns={"mean_c": CONSTANT, "mean_t": TRUE})
+    # an empty frame's key columns are objects: one dtype per key on both sides, whatever rows there are
+    ours, both = (f.astype({"schedule_steps": float, "game": object, "budget": object}) for f in (ours, both))
     out = ours.merge(both, on=_CONTROL_KEY, how="outer")
     out[RECOVERED] = recovered(out["ours mean"], out[CONSTANT], out[TRUE])
     return out
@@ -242,16 +244,6 @@ def _display(table: pd.DataFrame) -> pd.DataFrame:
 def _pipe_table(t: pd.DataFrame) -> list[str]:
     lines = ["| " + " | ".join(t.columns) + " |", "|" + "---|" * len(t.columns)]
     return lines + ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in t.itertuples(index=False)]
-
-
-EARLIER_NOTE = (
-    "Rows of replaced protocols, kept apart: not comparable with the rows above. "
-    f"`{OWN_STEPS}`: PPO's learning rate and clip range annealed to 0 over the run's own steps, where the current "
-    "protocol runs the first steps of rl-zoo3's 10M-step schedule (Breakout, PPO on the true reward at 500k steps: "
-    "8.7 annealed over 500k, 16.3 as a prefix of 10M); `demo set best … / avg …`: T-REX or another method that "
-    "learns from demos trained on an earlier demo set (a scripted player's), where the current protocol uses "
-    "12 early checkpoints of a PPO run (demos/README.md). The controls here are those of the same protocol."
-)
 
 
 def to_markdown(table: pd.DataFrame, spec: TableSpec, leaderboard: str | Path) -> str:
