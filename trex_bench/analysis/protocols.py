@@ -4,9 +4,9 @@ The leaderboard is append-only, so it still holds rows of protocols that were re
 
 - **the PPO schedule**: PPO once annealed its learning rate and clip range over the budget's own steps; now a CPU
   budget is the first ``rl_steps`` of a full-length run (``schedule_steps``: rl-zoo3's 10M agent steps, DESIGN.md
-  "Budgets"). A row of a method that runs PPO (all but ``NO_PPO``) with no ``schedule_steps`` is of the earlier
-  protocol (measured on Breakout:
-  PPO on the true reward 8.7 at 500k steps annealed over 500k, 16.3 as a prefix of 10M).
+  "Budgets"). A row that ran PPO (``rl_steps`` > 0; BC runs none) with no ``schedule_steps`` is of the earlier
+  protocol (measured on Breakout: PPO on the true reward 8.7 at 500k steps annealed over 500k, 16.3 as a prefix of
+  10M).
 - **the demo set**: the demonstrations were once a scripted player's; now they are one episode from each of 12 early
   checkpoints of a PPO run on the true reward (T-REX's protocol; demos/README.md). The leaderboard names a demo set by
   its best and average return, so a game's *current* set is that of its latest row with a recorded schedule of a
@@ -26,7 +26,6 @@ import pandas as pd
 
 __all__ = [
     "DEMO_FREE",
-    "NO_PPO",
     "OWN_STEPS",
     "EARLIER_NOTE",
     "Protocols",
@@ -36,7 +35,6 @@ __all__ = [
 ]
 
 DEMO_FREE: tuple[str, ...] = ("constant", "ppo-true", "random")
-NO_PPO: tuple[str, ...] = ("bc", "random")  # evaluated without a PPO stage: no schedule to record
 OWN_STEPS = "PPO annealed over its own steps"
 
 # What the "earlier protocols" sections of the tables, the statistics, the report and docs/results.md say.
@@ -79,15 +77,22 @@ def current_demo_sets(df: pd.DataFrame) -> dict[str, tuple[float, float]]:
 
 
 def why_apart(
-    game: str, method: str, schedule_steps: object, best: float, avg: float, sets: dict[str, tuple[float, float]]
+    game: str,
+    method: str,
+    schedule_steps: object,
+    best: float,
+    avg: float,
+    sets: dict[str, tuple[float, float]],
+    rl_steps: object = None,
 ) -> str:
     """What sets a row (or a table row summarising such rows) apart from the current protocol; empty when nothing.
 
-    ``schedule_steps`` is the row's (NaN/None: annealed over its own steps; ignored for a method that ran no PPO,
-    ``bc``); ``sets`` is ``current_demo_sets``.
+    ``schedule_steps`` is the row's (NaN/None: annealed over its own steps; ignored where ``rl_steps`` is 0: a method
+    that ran no PPO, like BC); ``sets`` is ``current_demo_sets``.
     """
     reasons = []
-    if method not in NO_PPO and pd.isna(pd.to_numeric(schedule_steps, errors="coerce")):
+    ran_ppo = pd.to_numeric(rl_steps, errors="coerce") != 0  # unknown (NaN) counts as ran
+    if ran_ppo and pd.isna(pd.to_numeric(schedule_steps, errors="coerce")):
         reasons.append(OWN_STEPS)
     current = sets.get(game)
     if current is not None and method not in DEMO_FREE and not pd.isna(best) and (best, avg) != current:
@@ -98,7 +103,7 @@ def why_apart(
 def split_protocols(df: pd.DataFrame) -> Protocols:
     """Rows of the current protocol and, apart, those of replaced ones with why (see the module doc).
 
-    >>> rows = pd.DataFrame({"game": ["g", "g", "g"], "method": ["trex", "trex", "ppo-true"],
+    >>> rows = pd.DataFrame({"game": ["g", "g", "g"], "method": ["trex", "trex", "ppo-true"], "rl_steps": [9, 9, 9],
     ...     "schedule_steps": [None, 10, 10], "best_demo": [5.0, 3.0, 5.0], "avg_demo": [2.0, 1.0, 2.0],
     ...     "beats_best_demo": [False, False, True], "mean": [1.0, 2.0, 4.0]})
     >>> p = split_protocols(rows)
@@ -112,9 +117,9 @@ def split_protocols(df: pd.DataFrame) -> Protocols:
     sets = current_demo_sets(df)
     why = pd.Series(
         [
-            why_apart(g, m, s, b, a, sets)
-            for g, m, s, b, a in zip(
-                df["game"], df["method"], df["schedule_steps"], df["best_demo"], df["avg_demo"], strict=True
+            why_apart(g, m, s, b, a, sets, n)
+            for g, m, s, b, a, n in zip(
+                *(df[c] for c in ("game", "method", "schedule_steps", "best_demo", "avg_demo", "rl_steps")), strict=True
             )
         ],
         index=df.index,

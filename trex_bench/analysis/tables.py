@@ -199,8 +199,11 @@ def build_table(kind: str, leaderboard: str | Path, baselines: str | Path) -> pd
     earlier = published.merge(_our_columns(spec, split.earlier), on="game", how="right")
     if not earlier.empty:
         sets = current_demo_sets(lb)
-        cols = ("game", "schedule_steps", "our best demo", "our avg demo")
-        why = [why_apart(g, spec.method, s, b, a, sets) for g, s, b, a in zip(*(earlier[c] for c in cols), strict=True)]
+        cols = ("game", "schedule_steps", "our best demo", "our avg demo", "rl_steps")
+        why = [
+            why_apart(g, spec.method, s, b, a, sets, n)
+            for g, s, b, a, n in zip(*(earlier[c] for c in cols), strict=True)
+        ]
         earlier.insert(0, PROTOCOL, [w or "earlier protocol" for w in why])
     key = ["game", "budget"]
     parts = [t.sort_values(key, na_position="last", kind="stable") for t in (current, earlier) if not t.empty]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from trex_bench.cli.tables import writable_folder
 from trex_bench.core.errors import ConfigError
 
 
@@ -42,21 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(func=run_plot)
 
 
-def _folder_out(path: Path) -> None:
-    """A one-line error where ``path`` cannot be a folder (it, or a folder above it, is a file)."""
-    for p in (path, *path.parents):
-        if p.exists():
-            if not p.is_dir():
-                raise ConfigError(f"--out {path}: {p} is a file, not a folder")
-            return
-
-
 def run_export(args: argparse.Namespace) -> int:
     from trex_bench.analysis.curves import export_curves
 
     if not args.runs.is_dir():
         raise ConfigError(f"--runs {args.runs} is not a folder of run folders")
-    _folder_out(args.out)
+    writable_folder(args.out)
     written, skipped = export_curves(args.runs, args.out)
     for name, why in skipped:
         print(f"skipped {name}: {why}")
@@ -72,7 +64,7 @@ def run_plot(args: argparse.Namespace) -> int:
     from trex_bench.analysis.curve_plots import plot_curves
     from trex_bench.analysis.curves import collect_curves, load_curves, load_references
 
-    _folder_out(args.out)
+    writable_folder(args.out)
     curves = load_curves(args.curves)
     if args.runs is not None:
         if not args.runs.is_dir():
@@ -80,9 +72,12 @@ def run_plot(args: argparse.Namespace) -> int:
         live, skipped = collect_curves(args.runs)
         for name, why in skipped:
             print(f"skipped {name}: {why}")
-        exported = {c.run for c in curves}
-        curves = [c for c in curves if c.run not in {x.run for x in live}] + live
-        print(f"{len(live)} curves from {args.runs} ({len(exported & {x.run for x in live})} replace exported ones)")
-    for path in plot_curves(curves, args.out, load_references(args.curves / "rlzoo3")):
+        fresh = {c.run for c in live}  # a run folder's log is newer than its exported curve
+        curves = [c for c in curves if c.run not in fresh] + live
+        print(f"{len(live)} curves from {args.runs}")
+    written = plot_curves(curves, args.out, load_references(args.curves / "rlzoo3"))
+    for path in written:
         print(f"wrote {path}")
+    if not written:
+        print(f"no learning curves in {args.curves}" + (f" or {args.runs}" if args.runs is not None else ""))
     return 0

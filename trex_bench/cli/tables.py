@@ -60,6 +60,16 @@ def writable_file(path: Path, flag: str = "--out") -> None:
             return
 
 
+def writable_folder(path: Path, flag: str = "--out") -> None:
+    """A one-line ConfigError unless ``path`` can be (or already is) a folder: neither it nor a folder above it is a
+    file."""
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise ConfigError(f"{flag} {path}: {p} is a file, not a folder")
+            return
+
+
 def run_tables(args: argparse.Namespace) -> int:
     default = Path("docs/results.md") if args.kind == "results" else Path("results/tables") / f"{args.kind}.md"
     out = args.out or default
