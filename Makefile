@@ -84,8 +84,10 @@ reproduce-drex:  ## D-REX and its BC clone at the papers' budget for GAMES x SEE
 	$(BIN)/trex-bench leaderboard
 	$(BIN)/trex-bench tables drex
 
-tables:  ## the papers' tables beside the published numbers and the aggregate statistics: results/tables/{trex,mturk,drex,stats}.md
+tables:  ## the papers' tables, the aggregate statistics, the learning-curve figures and docs/results.md, all from results/
 	for k in trex mturk drex stats; do $(BIN)/trex-bench tables $$k || exit 1; done
+	$(BIN)/trex-bench curves plot
+	$(BIN)/trex-bench tables results
 
 regression:  ## CI regression checks: small deterministic runs vs results/regression.json (minutes; replaying the demo sets dominates)
 	$(BIN)/trex-bench regression check

@@ -91,7 +91,10 @@ def test_summarize_groups_by_game_method_and_budget(tmp_path):
     trex = s.loc[("breakout", "trex", "smoke")]
     assert trex["seeds"] == 3 and trex["mean"] == pytest.approx(70 / 3) and trex["best"] == 40.0
     assert trex["std"] == pytest.approx(15.275, abs=1e-3) and trex["beats_best_demo"] == 1
-    assert s.loc[("breakout", "constant", "smoke")]["std"] == 0.0
+    assert trex["games"] == 90 and pd.isna(trex["spread"]), "several seeds: their spread is the std over seeds"
+    one = s.loc[("breakout", "constant", "smoke")]
+    assert pd.isna(one["std"]), "one seed has no std over seeds (not 0)"
+    assert (one["spread"], one["games"]) == (1.0, 30), "its spread is its own 30 games' std"
     assert summarize(Path(tmp_path / "absent.csv")).empty
     append_row(path, _row(seed=0, mean=7.0, reward_transform="sigmoid+kl0.1"))
     by_transform = summarize(path).set_index(["method", "budget", "reward_transform"])["seeds"]
@@ -107,7 +110,11 @@ def test_cli_prints_the_summary(tmp_path, capsys):
     append_row(path, _row(seed=1, mean=20.0))
     assert main(["leaderboard", "--csv", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "breakout" in out and "15.00 ± 7.07" in out
+    assert "breakout" in out and "15.00 ± 7.07 (2 seeds)" in out
+    append_row(path, _row(seed=0, mean=3.0, method="constant", std=2.5))
+    assert main(["leaderboard", "--csv", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "3.00 ± 2.50 (30 games)" in out and "± 0.00" not in out, "one seed: the spread of its games, never ± 0"
     path.write_text("not,a,leaderboard\n")
     assert main(["leaderboard", "--csv", str(path)]) == 2
     assert "refusing to read it" in capsys.readouterr().err

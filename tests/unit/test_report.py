@@ -3,6 +3,7 @@ browser (headless Chromium) renders it without a broken image, a console message
 
 from __future__ import annotations
 
+import html
 import os
 import shutil
 from pathlib import Path
@@ -46,7 +47,7 @@ def test_requested_game_and_method_without_rows_are_named(committed_report):
     assert "no leaderboard rows for method 'gail'" in committed_report.notes
     page = committed_report.path.read_text(encoding="utf-8")
     assert "<h3>breakout</h3>" in page and "<h3>seaquest</h3>" in page and "<h3>mspacman</h3>" not in page
-    assert "no leaderboard rows for game &#x27;mspacman&#x27;" in page or "no leaderboard rows for game 'mspacman'" in page
+    assert "no leaderboard rows for game 'mspacman'" in html.unescape(page)
 
 
 def test_learning_curves_from_runs_and_a_run_without_logs(tmp_path):
@@ -57,10 +58,52 @@ def test_learning_curves_from_runs_and_a_run_without_logs(tmp_path):
     results.mkdir()
     shutil.copy(RESULTS / "leaderboard.csv", results / "leaderboard.csv")
     report = build_report(results, results / "report", runs=runs, reps=20)
-    assert [p.name for p in report.figures] == ["breakout-quick-10000000.png"]
+    assert [p.name for p in report.figures] == ["breakout-quick.png"]
     assert any("breakout-constant-quick-s0" in n and "no TensorBoard log" in n for n in report.notes)
     assert static_problems(report.path) == []
     assert "results/tables/trex.md is missing" in " ".join(report.notes).replace(str(tmp_path) + "/", "")
+
+
+def test_committed_curves_and_earlier_protocols_are_on_the_page(committed_report):
+    """Without --runs the page shows the committed learning-curve figures; replaced protocols' rows sit in collapsed
+    sections, never in the current leaderboard tables; a single seed shows its games' spread, never ± 0.0."""
+    committed = sorted((RESULTS / "plots" / "curves").glob("*.png"))
+    assert committed and set(committed) <= set(committed_report.figures)
+    page = committed_report.path.read_text(encoding="utf-8")
+    current, _, rest = page.partition("<details><summary>Earlier protocols")
+    assert rest and "PPO annealed over its own steps" in rest and "PPO annealed over its own steps" not in current
+    assert "(30 games)" in current and "± 0.0 (" not in page.replace("0.0 ± 0.0 (30 games)", "")
+
+
+def test_a_script_in_a_csv_cell_stays_text(tmp_path):
+    """Autoescape: a leaderboard cell or a generated table's cell with markup is shown as text, never run."""
+    from trex_bench.evaluation.leaderboard import append_row
+
+    results = tmp_path / "results"
+    (results / "tables").mkdir(parents=True)
+    shutil.copy(RESULTS / "leaderboard.csv", results / "leaderboard.csv")
+    evil = "<script>alert(1)</script>"
+    append_row(results / "leaderboard.csv", dict(game="breakout", method="trex", seed=7, mean=1.0, best_demo=15.0,
+                                                 avg_demo=5.8, reward_transform=evil, budget="small",
+                                                 schedule_steps=10_000_000, rl_steps=500_736, n_episodes=30, std=1.0))
+    (results / "tables" / "trex.md").write_text(f"# T\n\n| game | x |\n|---|---|\n| {evil} | <b>y</b> |\n")
+    report = build_report(results, results / "report", reps=20, methods=["trex"])
+    page = report.path.read_text(encoding="utf-8")
+    assert page.count("<script>") == 1, "the page's own image check is its only script"
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "&lt;b&gt;y&lt;/b&gt;" in page
+
+
+def test_bad_report_arguments_are_one_line_errors_that_write_nothing(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["report", "--results", str(RESULTS), "--out", str(out), "--reps", "0"]) == 2
+    assert "--reps" in capsys.readouterr().err and not out.exists(), "nothing written, not even an empty folder"
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for bad in (afile, afile / "sub"):
+        assert main(["report", "--results", str(RESULTS), "--out", str(bad), "--reps", "5"]) == 2
+        err = capsys.readouterr().err
+        assert "is a file, not a folder" in err and len(err.strip().splitlines()) == 1 and "File exists" not in err
+    assert afile.read_text() == "x"
 
 
 def test_versions_differ_from_the_lock_are_shown(tmp_path):
@@ -131,3 +174,16 @@ def test_browser_check_catches_a_broken_image_and_a_script_error(tmp_path, commi
     blank = tmp_path / "blank.html"
     blank.write_text("<!DOCTYPE html><html><body><script>document.body.dataset.images=0</script></body></html>")
     assert "one colour" in " ".join(render(blank, tmp_path / "blank.png").problems)
+
+
+def test_the_template_ships_as_package_data():
+    """The page is a Jinja2 template inside the package: setup.cfg must ship it, or an installed wheel has no page."""
+    import configparser
+    from fnmatch import fnmatch
+
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    patterns = cfg["options.package_data"]["trex_bench.analysis"].split()
+    template = ROOT / "trex_bench" / "analysis" / "templates" / "report.html.j2"
+    assert template.is_file()
+    assert any(fnmatch("templates/report.html.j2", p) for p in patterns)

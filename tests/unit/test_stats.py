@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from trex_bench.analysis.stats import aggregate_stats, to_markdown
@@ -119,3 +121,39 @@ def test_true_normalised_needs_the_true_reward_above_the_constant(tmp_path):
     a = stats.aggregates
     assert a[a["normalisation"] == "true"].empty
     assert any("scores no higher than the constant" in n for n in stats.notes)
+
+
+def test_one_run_per_game_gives_no_interval(tmp_path):
+    """A stratified bootstrap over one run per game resamples the data itself: a zero-width "CI" by construction.
+    It is printed as n/a, never as [x, x]."""
+    lb = tmp_path / "lb.csv"
+    for game in BEST:
+        append_row(lb, _row(game, "trex", 0, BEST[game] - 5))
+        append_row(lb, _row(game, "constant", 0, BEST[game] - 9))
+    stats = aggregate_stats(read_leaderboard(lb), reps=50, seed=0)
+    demo = _agg(stats, "trex", "demo")
+    assert demo["runs"] == 2 and demo["ci_low"] != demo["ci_low"] and demo["ci_high"] != demo["ci_high"]
+    assert stats.improvements.set_index("other").loc["constant", "ci_low"] != 0.0
+    text = to_markdown(stats)
+    assert "(n/a: 1 run per game)" in text and not re.search(r"\[(-?[0-9.]+), \1\]", text)
+    append_row(lb, _row("breakout", "trex", 1, 1.7))  # a second run on one game: an interval again
+    assert _agg(aggregate_stats(read_leaderboard(lb), reps=50, seed=0), "trex", "demo")["ci_low"] >= 0
+
+
+def test_bootstrap_arguments_out_of_range_are_one_line_errors(board, tmp_path, capsys):
+    out = tmp_path / "stats.md"
+    for args, why in ((["--seed", "-1"], "seed"), (["--reps", "100000000000"], "--reps"), (["--reps", "0"], "--reps")):
+        assert main(["tables", "stats", "--csv", str(board), "--out", str(out), *args]) == 2
+        err = capsys.readouterr().err
+        assert why in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
+    with pytest.raises(ValueError, match="seed"):
+        aggregate_stats(read_leaderboard(board), reps=10, seed=-1)
+
+
+def test_stats_page_keeps_earlier_protocols_apart(board, tmp_path):
+    """The row annealed over its own steps is aggregated in a section of its own, after the current protocol's."""
+    out = tmp_path / "stats.md"
+    assert main(["tables", "stats", "--csv", str(board), "--out", str(out), "--reps", "20"]) == 0
+    current, earlier = out.read_text().split("## Earlier protocols")
+    assert "own steps" not in current and "| trex | small | own steps |" in earlier

@@ -13,7 +13,7 @@ from trex_bench.evaluation.leaderboard import append_row, config_hash
 def _row(seed: int, mean: float, method: str = "trex", budget: str = "small", **kw) -> dict:
     return dict(game="breakout", method=method, seed=seed, mean=mean, std=1.0, min=0.0, max=40.0, n_episodes=30,
                 best_demo=23.0, avg_demo=11.5, beats_best_demo=mean > 23, env_profile="paper", budget=budget,
-                rl_steps=500_000, config_hash=config_hash({"seed": seed}),
+                rl_steps=500_000, config_hash=config_hash({"seed": seed}), schedule_steps=10_000_000,
                 ranking_source="return" if method == "trex" else "", reward_transform="sigmoid") | kw
 
 
@@ -50,29 +50,58 @@ def test_trex_table_joins_published_and_ours(files):
 
 
 def test_trex_table_sets_the_controls_and_the_share_recovered_beside_ours(files):
-    """Issue #15: (T-REX − constant) / (true − constant) at the same game, budget and schedule; a control's demo set
-    does not split it (it learns nothing from demos); a budget with controls but no T-REX run still gets its row."""
+    """(T-REX − constant) / (true − constant) at the same game, budget and schedule; a control's demo set does not
+    split it (it learns nothing from demos); a budget with controls but no T-REX run still gets its row."""
     lb, baselines = files
     append_row(lb, _row(0, 41.0, method="ppo-true", reward_transform="clip", best_demo=15.0, avg_demo=5.8))
     append_row(lb, _row(1, 39.0, method="ppo-true", reward_transform="clip"))
-    append_row(lb, _row(0, 99.0, method="ppo-true", reward_transform="clip", schedule_steps=10_000_000))
+    append_row(lb, _row(0, 99.0, method="ppo-true", reward_transform="clip", schedule_steps=""))
     append_row(lb, _row(0, 2.0, method="constant", budget="medium", reward_transform="constant"))
     t = build_table("trex", lb, baselines)
     small = t[(t["game"] == "breakout") & (t["budget"] == "small")]
-    assert len(small) == 2, "the 10M-schedule true-reward row is another experiment: a row of its own"
-    ours = small[small["schedule_steps"].isna()].iloc[0]
+    assert len(small) == 2, "the true-reward row annealed over its own steps is another experiment: a row of its own"
+    ours = small[small["protocol"] == "current"].iloc[0]
     assert (ours["constant"], ours["true reward"]) == (1.0, 40.0)
     assert ours["(T-REX − constant) / (true − constant)"] == pytest.approx((20.0 - 1.0) / (40.0 - 1.0))
-    prefix = small[small["schedule_steps"].notna()].iloc[0]
-    assert pd.isna(prefix["ours mean"]) and prefix["true reward"] == 99.0
+    own = small[small["protocol"] != "current"].iloc[0]
+    assert pd.isna(own["ours mean"]) and own["true reward"] == 99.0 and own["schedule_steps"] != own["schedule_steps"]
+    assert own["protocol"] == "PPO annealed over its own steps"
     medium = t[t["budget"] == "medium"].iloc[0]
     assert medium["constant"] == 2.0 and pd.isna(medium["(T-REX − constant) / (true − constant)"])
     assert "| 1 | 40 | 0.49 |" in write_table("trex", lb, baselines, lb.parent / "trex.md")
-    # BeamRider at small (2026-12-01): the constant control out-scored the true reward; the share has no scale there
+    # BeamRider at small: the constant control out-scored the true reward; the share has no scale there
     append_row(lb, _row(0, 45.0, method="constant", reward_transform="constant"))
     small = build_table("trex", lb, baselines)
-    ours = small[(small["budget"] == "small") & small["schedule_steps"].isna()].iloc[0]
+    ours = small[(small["budget"] == "small") & (small["protocol"] == "current")].iloc[0]
     assert ours["constant"] == 45.0 and pd.isna(ours["(T-REX − constant) / (true − constant)"])
+
+
+def test_one_seed_shows_the_spread_of_its_games_never_plus_minus_zero(files):
+    lb, baselines = files
+    text = write_table("trex", lb, baselines, lb.parent / "trex.md")
+    assert "| quick | 1 | 3.0 ± 1.0 (30 games) |" in text, "one seed: ± the std of its own 30 evaluation games"
+    assert "| small | 2 | 20.0 ± 14.1 (2 seeds) |" in text
+    assert "± 0.0" not in text
+    append_row(lb, _row(0, 4.0, budget="medium", std=""))          # a row that recorded no game spread
+    text = write_table("trex", lb, baselines, lb.parent / "trex.md")
+    assert "| medium | 1 | 4.0 (1 seed) |" in text and "± 0.0" not in text
+
+
+def test_earlier_protocols_sit_apart_with_what_differs(files):
+    """A row annealed over its own steps, or T-REX on an earlier demo set, is never a row of the current table."""
+    lb, baselines = files
+    append_row(lb, _row(0, 60.0, budget="medium", schedule_steps=""))                 # PPO over its own steps
+    append_row(lb, _row(0, 70.0, budget="medium", best_demo=16.0, avg_demo=7.25))     # an earlier demo set ...
+    append_row(lb, _row(1, 3.5, budget="quick"))                 # ... the game's latest T-REX row names the current one
+    t = build_table("trex", lb, baselines)
+    assert list(t["protocol"].iloc[:3]) == ["current"] * 3 and (t["protocol"].iloc[3:] != "current").all()
+    whys = set(t.loc[t["protocol"] != "current", "protocol"])
+    assert whys == {"PPO annealed over its own steps", "demo set best 16 / avg 7.25 (current: 23 / 11.5)"}
+    text = write_table("trex", lb, baselines, lb.parent / "trex.md")
+    current, earlier = text.split("## Earlier protocols")
+    assert "60.0" not in current and "70.0" not in current
+    assert "| breakout | medium | PPO annealed over its own steps | 1 | 60.0 ± 1.0 (30 games) |" in earlier
+    assert "paper T-REX" not in earlier.split("\n\n")[2], "the earlier section carries no published columns"
 
 
 def test_markdown_is_written_and_bad_input_refused(files, tmp_path, capsys):
@@ -80,7 +109,7 @@ def test_markdown_is_written_and_bad_input_refused(files, tmp_path, capsys):
     out = tmp_path / "tables" / "trex.md"
     text = write_table("trex", lb, baselines, out)
     assert out.read_text() == text and text.startswith("# T-REX")
-    assert "| breakout | 32 | 14.5 | 221.3 | small | 2 | 20.0 ± 14.1 | 30 | 500,000 |" in text
+    assert "| breakout | 32 | 14.5 | 221.3 | small | 2 | 20.0 ± 14.1 (2 seeds) | 30 | 500,000 |" in text
     assert "| pong | -6 | -15.6 | -2 | — |" in text
     with pytest.raises(ValueError, match="unknown table"):
         build_table("gail", lb, baselines)
@@ -93,17 +122,73 @@ def test_markdown_is_written_and_bad_input_refused(files, tmp_path, capsys):
     assert "lacks column" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("kind", ["trex", "mturk", "drex", "stats"])
+@pytest.mark.parametrize("kind", ["trex", "mturk", "drex", "stats", "results"])
 def test_committed_tables_are_what_the_committed_leaderboard_generates(kind, tmp_path, monkeypatch):
-    """The tables under results/tables/ are generated files: a column or a row added without `make tables` left them
-    stale (found 2026-11-30: trex/mturk/drex lacked the schedule_steps column and two newer Breakout rows)."""
+    """The tables under results/tables/ and docs/results.md are generated files: a column or a row added without
+    `make tables` leaves them stale (trex/mturk/drex once lacked the schedule_steps column and two newer Breakout
+    rows)."""
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
     out = tmp_path / f"{kind}.md"
     monkeypatch.chdir(root)  # the default paths, as `make tables` runs it (the table names its CSV)
-    main(["tables", kind, "--out", str(out)])
-    assert out.read_text() == (root / f"results/tables/{kind}.md").read_text(), f"run `make tables` ({kind}.md)"
+    assert main(["tables", kind, "--out", str(out)]) == 0
+    committed = root / ("docs/results.md" if kind == "results" else f"results/tables/{kind}.md")
+    assert out.read_text() == committed.read_text(), f"run `make tables` ({committed.name})"
+
+
+def test_results_doc_sections_and_links(tmp_path, monkeypatch):
+    """docs/results.md from results/ only: per-budget tables of the current protocol, the extrapolation table, the
+    "beats the demonstrator" table with its figures, earlier protocols apart, links that resolve from docs/."""
+    import re
+    from pathlib import Path
+
+    from trex_bench.analysis.results_doc import build_results_doc
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)
+    text = build_results_doc(Path("results"))
+    heads = [ln for ln in text.splitlines() if ln.startswith("## ")]
+    assert heads == ["## Current protocol, per budget", "## Reward extrapolation (no RL)",
+                     "## Does the learned reward beat the demonstrator?", "## Earlier protocols", "## More"]
+    current = text.split("## Earlier protocols")[0]
+    assert "### small" in current and "PPO annealed over its own steps" not in current
+    assert "± 0.0 (" not in current.replace("0.0 ± 0.0 (30 games)", "")
+    for target in re.findall(r"\]\(([^)]+)\)", text):
+        assert (root / "docs" / target).exists(), f"{target} does not resolve from docs/"
+    assert "do not edit by hand" in text
+
+
+def test_results_doc_names_the_step_a_curve_stays_above_the_best_demo(tmp_path):
+    from trex_bench.analysis.curves import Curve, export_curve
+    from trex_bench.analysis.results_doc import build_results_doc
+
+    results = tmp_path / "results"
+    results.mkdir()
+    lb = results / "leaderboard.csv"
+    for method, mean in (("trex", 30.0), ("constant", 2.0), ("ppo-true", 50.0)):
+        append_row(lb, _row(0, mean, method=method, budget="long", rl_steps=2_500_000))
+    steps = tuple(range(1000, 11000, 1000))
+    for method, scores in (("trex", (0, 30, 30, 0, 30, 30, 30, 30, 30, 30)), ("constant", (1,) * 10)):
+        export_curve(Curve(f"breakout-{method}-long-s0", "breakout", method, "long", "10,000,000", 0, steps,
+                           tuple(float(v) for v in scores), 23.0, 11.5), results / "curves")
+    text = build_results_doc(results)
+    assert "| breakout | trex | 23 | 30.0 ± 1.0 (30 games) | yes | 5,000 |" in text
+    assert "| breakout | constant | 23 | 2.0 ± 1.0 (30 games) | no | never by 10,000 steps |" in text
+    assert "| breakout | ppo-true | 23 | 50.0 ± 1.0 (30 games) | yes | — (no curve exported) |" in text
+    assert ("| breakout | 23 | 11.5 | **30.0 ± 1.0 (30 games)** | 2.0 ± 1.0 (30 games) | **50.0 ± 1.0 (30 games)** "
+            "| 0.58 |") in text, "recovered = (30 − 2) / (50 − 2)"
+
+
+def test_an_out_path_that_cannot_be_a_file_is_one_line_error(files, tmp_path, capsys):
+    lb, baselines = files
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for bad, why in ((afile / "x.md", "is a file, not a folder"), (tmp_path, "is a folder")):
+        assert main(["tables", "trex", "--csv", str(lb), "--baselines", str(baselines), "--out", str(bad)]) == 2
+        err = capsys.readouterr().err
+        assert why in err and len(err.strip().splitlines()) == 1 and "File exists" not in err
+    assert afile.read_text() == "x"
 
 
 def test_committed_extrapolation_table_is_what_its_csv_generates():
@@ -116,3 +201,21 @@ def test_committed_extrapolation_table_is_what_its_csv_generates():
 
     tables = Path(__file__).resolve().parents[2] / "results/tables"
     assert markdown_table(pd.read_csv(tables / "extrapolation.csv")) == (tables / "extrapolation.md").read_text()
+
+
+def test_protocols_bc_without_ppo_is_current_and_controls_take_the_current_demo_set(files):
+    """BC runs no PPO, so it records no schedule: only its demo set decides. A control logged beside an old demo set
+    is current (it learns nothing from demos) and is compared with the game's current set."""
+    from trex_bench.analysis.protocols import split_protocols
+    from trex_bench.evaluation.leaderboard import read_leaderboard
+
+    lb, _ = files
+    append_row(lb, _row(0, 4.0, method="bc", schedule_steps="", rl_steps=0, reward_transform=""))
+    append_row(lb, _row(0, 4.0, method="bc", schedule_steps="", rl_steps=0, reward_transform="", best_demo=16.0))
+    append_row(lb, _row(0, 20.0, method="ppo-true", reward_transform="clip", best_demo=16.0, avg_demo=7.25))
+    split = split_protocols(read_leaderboard(lb))
+    bc = split.current[split.current["method"] == "bc"]
+    assert len(bc) == 1 and bc["best_demo"].iloc[0] == 23.0
+    assert split.earlier.loc[split.earlier["method"] == "bc", "why"].iloc[0].startswith("demo set best 16")
+    true = split.current[split.current["method"] == "ppo-true"].iloc[0]
+    assert (true["best_demo"], true["avg_demo"], bool(true["beats_best_demo"])) == (23.0, 11.5, False)

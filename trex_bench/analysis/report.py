@@ -3,18 +3,21 @@
 The page holds the leaderboard by game with the methods side by side (best and average demo beside them, a cell
 above the average demo marked, one above the best demo flagged), the aggregate statistics (``stats.py``), the
 papers' tables beside ours (``results/tables/*.md``), the extrapolation table with its Figure-3 plots, the
-reward-fidelity scatters and D-REX degradation curves found under ``results/``, learning curves from a folder of
-runs (``curves.py``; the committed ``results/`` holds no run folders), and the package versions the rows were made
-with against the lock file. Every figure names the command that makes it and the commit it came from: for a
-committed PNG the commit that last changed it, for a figure drawn here the commit the report is built at.
+reward-fidelity scatters and D-REX degradation curves found under ``results/``, the learning curves
+(``results/plots/curves``, drawn from the exported curves in ``results/curves``; with ``--runs`` drawn afresh with
+those runs' TensorBoard logs too), and the package versions the rows were made with against the lock file. Rows of
+replaced protocols (``protocols``) sit in collapsed sections. Every figure names the command that makes it and the
+commit it came from: for a committed PNG the commit that last changed it, for a figure drawn here the commit the
+report is built at.
 
-Committed PNGs are referenced in place (``../plots/...``), not copied: the report stays a few tens of kB and works
-from the file system or any static host that serves ``results/``.
+The page is a Jinja2 template (``templates/report.html.j2``) rendered with autoescape on: every string from the
+results is escaped; the generated markdown tables are rendered with the ``Markdown`` package with raw HTML escaped
+too (``markdown_to_html``: the only HTML the template inserts unescaped), so a ``<script>`` in a CSV cell stays text. Committed PNGs are referenced in place (``../plots/...``), not
+copied: the report stays a few tens of kB and works from the file system or any static host that serves ``results/``.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import re
@@ -22,21 +25,22 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from trex_bench.analysis.curves import collect_curves, plot_curves
-from trex_bench.analysis.stats import DEFAULT_METHODS, aggregate_stats, horizon, variant
-from trex_bench.analysis.stats import to_markdown as stats_markdown
-from trex_bench.core.errors import DataError
+from trex_bench.analysis.protocols import EARLIER_NOTE, split_protocols
+from trex_bench.analysis.stats import DEFAULT_METHODS, check_bootstrap, horizon, protocol_stats, tables_markdown
+from trex_bench.core.errors import ConfigError, DataError
 from trex_bench.core.io import atomic_write, git_commit
 from trex_bench.core.lockfile import read_lock
-from trex_bench.evaluation.leaderboard import read_leaderboard, summarize_rows
+from trex_bench.evaluation.leaderboard import read_leaderboard, score_cell, summarize_rows, variant
 
 __all__ = ["Report", "build_report", "markdown_to_html"]
 
 PAPER_TABLES = ("trex", "mturk", "drex")
 LOCKED = ("torch", "stable-baselines3", "ale-py", "gymnasium", "numpy")
+EARLIER_HEADING = "## Earlier protocols"
 
 
 @dataclass(frozen=True)
@@ -48,55 +52,34 @@ class Report:
     notes: tuple[str, ...]
 
 
-def _inline(text: str) -> str:
-    """Escape, then `code` and **bold** (what our generated markdown uses)."""
-    t = html.escape(text, quote=False)
-    t = re.sub(r"`([^`]+)`", r"<code>\1</code>", t)
-    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", t)
-
-
 def markdown_to_html(md: str, level_offset: int = 1) -> str:
-    """The subset of markdown our tables use: headings, pipe tables, ``- `` lists and paragraphs.
+    """Markdown (headings, pipe tables, lists, paragraphs) as HTML, headings moved down ``level_offset`` levels. Raw
+    HTML in ``md`` is escaped, never passed through, so the template may insert the result as it is (``|safe``).
 
-    >>> markdown_to_html("# T\\n\\n| a | b |\\n|---|---|\\n| 1 | `x` |") == (
-    ...     "<h2>T</h2>\\n<table><thead><tr><th>a</th><th>b</th></tr></thead>"
-    ...     "<tbody><tr><td>1</td><td><code>x</code></td></tr></tbody></table>"
-    ... )
-    True
+    >>> html = (markdown_to_html("# T\\n\\n| a | b |\\n|---|---|\\n| 1 | <script>x</script> |")).replace("\\n", "")
+    >>> html.startswith("<h2>T</h2><table><thead><tr><th>a</th>"), "<td>&lt;script&gt;x&lt;/script&gt;</td>" in html
+    (True, True)
     """
-    out: list[str] = []
-    lines = md.splitlines()
-    i = 0
-    while i < len(lines):
-        line = lines[i].strip()
-        if not line:
-            i += 1
-        elif m := re.match(r"(#+)\s+(.*)", line):
-            level = min(len(m.group(1)) + level_offset, 6)
-            out.append(f"<h{level}>{_inline(m.group(2))}</h{level}>")
-            i += 1
-        elif line.startswith("|"):
-            rows = []
-            while i < len(lines) and lines[i].strip().startswith("|"):
-                rows.append([c.strip() for c in lines[i].strip().strip("|").split("|")])
-                i += 1
-            body = [r for r in rows[1:] if not all(re.fullmatch(r":?-+:?", c) for c in r)]
-            head = "".join(f"<th>{_inline(c)}</th>" for c in rows[0])
-            cells = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in body)
-            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>")
-        elif line.startswith("- "):
-            items = []
-            while i < len(lines) and lines[i].strip().startswith("- "):
-                items.append(f"<li>{_inline(lines[i].strip()[2:])}</li>")
-                i += 1
-            out.append("<ul>" + "".join(items) + "</ul>")
-        else:
-            para = []
-            while i < len(lines) and lines[i].strip() and not re.match(r"[#|]|- ", lines[i].strip()):
-                para.append(lines[i].strip())
-                i += 1
-            out.append(f"<p>{_inline(' '.join(para))}</p>")
-    return "\n".join(out)
+    import markdown
+
+    shifted = re.sub(r"(?m)^(#{1,6})(?=\s)", lambda m: "#" * min(len(m.group(1)) + level_offset, 6), md)
+    converter = markdown.Markdown(extensions=["tables"])
+    converter.preprocessors.deregister("html_block")  # raw HTML blocks and inline tags become text
+    converter.inlinePatterns.deregister("html")
+    return converter.convert(shifted)
+
+
+def _markdown_parts(md: str, level_offset: int) -> list[dict[str, Any]]:
+    """A generated page as template parts: its current-protocol part, and its "Earlier protocols" section (if any)
+    as a collapsed one."""
+    current, _, earlier = md.partition(EARLIER_HEADING)
+    parts: list[dict[str, Any]] = [{"html": markdown_to_html(current, level_offset)}]
+    if earlier:
+        body, sep, footer = earlier.partition("\nPublished:")  # the papers' tables end with their provenance
+        parts.append({"earlier": markdown_to_html(body, level_offset + 1)})
+        if sep:
+            parts.append({"html": markdown_to_html("Published:" + footer, level_offset)})
+    return parts
 
 
 def _last_commit(path: Path) -> str:
@@ -116,13 +99,14 @@ def _last_commit(path: Path) -> str:
     return r.stdout.strip() or "uncommitted"
 
 
-def _figure(path: Path, out_dir: Path, caption: str, command: str, commit: str) -> str:
-    src = Path(os.path.relpath(path, out_dir)).as_posix()
-    return (
-        f'<figure><a href="{html.escape(src)}"><img src="{html.escape(src)}" alt="{html.escape(caption)}"></a>'
-        f"<figcaption>{html.escape(caption)}<br><span class=prov>made by <code>{html.escape(command)}</code>, "
-        f"commit <code>{html.escape(commit)}</code></span></figcaption></figure>"
-    )
+def _figure(path: Path, out_dir: Path, caption: str, command: str, commit: str) -> dict[str, str]:
+    return {
+        "path": str(path),
+        "src": Path(os.path.relpath(path, out_dir)).as_posix(),
+        "caption": caption,
+        "command": command,
+        "commit": commit,
+    }
 
 
 def _version_sets(lb: pd.DataFrame) -> dict[str, str]:
@@ -134,110 +118,161 @@ def _version_sets(lb: pd.DataFrame) -> dict[str, str]:
     return labels
 
 
-def _leaderboard_html(lb: pd.DataFrame, games: Sequence[str], methods: Sequence[str], notes: list[str]) -> str:
-    """One table per game: rows = budget × horizon × demo set, columns = method variants, mean ± std (seeds)."""
-    rows = lb[lb["method"].isin(methods)].copy()
+def _num(v: float) -> str:
+    """A demo return as the tables write it: 3,115 · 2,710 · 5.83 · -19.5."""
+    return f"{v:,.0f}" if abs(v) >= 1000 or float(v).is_integer() else f"{v:.3g}"
+
+
+def _cell(r: pd.Series, latest: pd.DataFrame, labels: dict[str, str]) -> dict[str, str]:
+    """One leaderboard cell: the score, best of seeds, the version sets of its rows, and how it compares."""
+    same = latest
+    for col in ("game", "variant", "budget", "best_demo", "avg_demo"):
+        same = same[same[col] == r[col]]
+    steps = r["schedule_steps"]
+    same = same[same["schedule_steps"].isna() if pd.isna(steps) else same["schedule_steps"] == steps]
+    cls = "beats" if r["mean"] > r["best_demo"] else ("above-avg" if r["mean"] > r["avg_demo"] else "")
+    return {
+        "score": score_cell(r["mean"], r["std"], r["seeds"], r["spread"], r["games"]),
+        "best": f"best of seeds {r['best']:.1f}; " if r["seeds"] > 1 else "",
+        "versions": ",".join(sorted({labels[x] for x in same["versions"]})),
+        "cls": cls,
+        "flag": " ★ beats best demo" if cls == "beats" else (" ◆" if cls == "above-avg" else ""),
+    }
+
+
+def _game_tables(rows: pd.DataFrame, games: Sequence[str], methods: Sequence[str], labels: dict[str, str]) -> list:
+    """Per game: rows = (what differs ×) budget × horizon × demo set, columns = method variants."""
+    rows = rows[rows["method"].isin(methods)].copy()
+    if "why" not in rows.columns:
+        rows["why"] = ""
     rows["variant"] = [variant(m, t) for m, t in zip(rows["method"], rows["reward_transform"].fillna(""), strict=True)]
-    labels = _version_sets(lb)
-    by = ("game", "budget", "variant")
+    by = ("game", "budget", "variant", "why")
     summary = summarize_rows(rows, by)
     latest = rows.drop_duplicates(subset=[*by, "best_demo", "avg_demo", "schedule_steps", "seed"], keep="last")
     order = {m: i for i, m in enumerate(methods)}
-    parts = []
+    tables = []
     for game in games:
         s = summary[summary["game"] == game]
         if s.empty:
-            notes.append(f"no leaderboard rows for game {game!r}")
             continue
         variants = sorted(set(s["variant"]), key=lambda v: (order.get(v.split(" ")[0], 99), v))
-        head = "".join(f"<th>{html.escape(v)}</th>" for v in variants)
         body = []
-        keys = ["budget", "schedule_steps", "best_demo", "avg_demo"]
-        for key, grp in s.groupby(keys, dropna=False, sort=True):
-            budget, steps, best, avg = key
-            cells = []
-            for v in variants:
-                hit = grp[grp["variant"] == v]
-                if hit.empty:
-                    cells.append("<td class=empty>—</td>")
-                    continue
-                r = hit.iloc[0]
-                same = latest[
-                    (latest["game"] == game)
-                    & (latest["variant"] == v)
-                    & (latest["budget"] == budget)
-                    & (latest["best_demo"] == best)
-                    & (latest["avg_demo"] == avg)
-                    & (latest["schedule_steps"].isna() if pd.isna(steps) else latest["schedule_steps"] == steps)
-                ]
-                vs = ",".join(sorted({labels[x] for x in same["versions"]}))
-                cls = "beats" if r["mean"] > best else ("above-avg" if r["mean"] > avg else "")
-                flag = " ★ beats best demo" if cls == "beats" else (" ◆" if cls == "above-avg" else "")
-                cells.append(
-                    f"<td class='{cls}'>{r['mean']:.1f} ± {r['std']:.1f} <small>({int(r['seeds'])} seed"
-                    f"{'s' if r['seeds'] != 1 else ''}, best {r['best']:.1f}; versions {vs}){flag}</small></td>"
-                )
+        for (why, budget, steps, best, avg), grp in s.groupby(
+            ["why", "budget", "schedule_steps", "best_demo", "avg_demo"], dropna=False, sort=True
+        ):
+            hits = {v: grp[grp["variant"] == v] for v in variants}
+            cells = [None if h.empty else _cell(h.iloc[0], latest, labels) for h in hits.values()]
             body.append(
-                f"<tr><td>{html.escape(str(budget))}</td><td>{html.escape(horizon(steps))}</td>"
-                f"<td class=demo>{best:g}</td><td class=demo>{avg:.3g}</td>{''.join(cells)}</tr>"
+                {
+                    "why": why,
+                    "budget": budget,
+                    "horizon": horizon(steps),
+                    "best": f"{best:g}",
+                    "avg": f"{avg:.3g}",
+                    "cells": cells,
+                }
             )
-        parts.append(
-            f"<h3>{html.escape(game)}</h3><table><thead><tr><th>budget</th><th>schedule horizon</th>"
-            f"<th>best demo</th><th>average demo</th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-        )
-    for m in methods:
-        if not (lb["method"] == m).any():
-            notes.append(f"no leaderboard rows for method {m!r}")
-    return "\n".join(parts)
+        tables.append({"game": game, "variants": variants, "rows": body, "why": bool((s["why"] != "").any())})
+    return tables
 
 
-def _versions_html(lb: pd.DataFrame, lock: dict[str, str] | None) -> str:
-    labels = _version_sets(lb)
-    out = ["<table><thead><tr><th>set</th><th>rows</th>"]
-    out += [f"<th>{p}</th>" for p in LOCKED] + ["</tr></thead><tbody>"]
-    for cell, label in labels.items():
+def _versions(lb: pd.DataFrame, lock: dict[str, str] | None) -> dict[str, Any]:
+    """The version sets of the rows against the lock file: what the versions table shows."""
+    sets = []
+    for cell, label in _version_sets(lb).items():
         try:
             v = json.loads(cell) if cell else {}
         except json.JSONDecodeError:
             v = {}
-        n = int((lb["versions"] == cell).sum())
-        tds = []
+        cells = []
         for p in LOCKED:
             ours = v.get(p, "—")
             differs = lock is not None and p in lock and ours.split("+")[0] != lock[p].split("+")[0]
-            tds.append(f"<td{' class=differs' if differs else ''}>{html.escape(ours)}</td>")
-        out.append(f"<tr><td>{label}</td><td>{n}</td>{''.join(tds)}</tr>")
-    if lock is not None:
-        tds = "".join(f"<td>{html.escape(lock.get(p, '—'))}</td>" for p in LOCKED)
-        out.append(f"<tr class=lock><td>requirements.lock</td><td></td>{tds}</tr>")
-    out.append("</tbody></table>")
-    warn = (
-        f"<p class=warn>The rows come from {len(labels)} different package version sets: compare a row only with "
-        "rows of the same set (the set is named in each leaderboard cell; a version that differs from the lock file "
-        "is highlighted).</p>"
-        if len(labels) > 1
-        else "<p>All rows come from one package version set.</p>"
+            cells.append({"version": ours, "differs": differs})
+        sets.append({"label": label, "rows": int((lb["versions"] == cell).sum()), "cells": cells})
+    return {"packages": LOCKED, "sets": sets, "lock": [lock.get(p, "—") for p in LOCKED] if lock else None}
+
+
+def _paper_parts(results: Path, out: Path, notes: list[str]) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = []
+    for kind in PAPER_TABLES:
+        md = results / "tables" / f"{kind}.md"
+        if md.is_file():
+            parts += _markdown_parts(md.read_text(encoding="utf-8"), 2)
+            link = Path(os.path.relpath(md, out)).as_posix()
+            parts.append({"link": link, "text": f"{kind}.md", "command": f"trex-bench tables {kind}"})
+        else:
+            notes.append(f"{md} is missing (make tables)")
+    return parts
+
+
+def _extrapolation_parts(results: Path, out: Path, notes: list[str]) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = []
+    ext_md = results / "tables" / "extrapolation.md"
+    if ext_md.is_file():
+        parts += _markdown_parts(ext_md.read_text(encoding="utf-8"), 2)
+    else:
+        notes.append(f"{ext_md} is missing (trex-bench extrapolation)")
+    for png in sorted((results / "plots" / "extrapolation").glob("*/*.png")):
+        game = png.parent.name.split("-")[0]
+        cmd = f"trex-bench extrapolation {game} --seeds 0-2 --budget quick --reference ../shared/reference"
+        parts.append(_figure(png, out, f"Figure 3: {png.parent.name}, {png.stem}", cmd, _last_commit(png)))
+    return parts
+
+
+def _fidelity_parts(results: Path, out: Path) -> list[dict[str, Any]]:
+    parts = [
+        _figure(png, out, f"reward fidelity: {png.relative_to(results)}", "trex-bench reward score", _last_commit(png))
+        for png in sorted(results.rglob("fidelity*.png"))
+    ]
+    parts += [
+        _figure(png, out, f"D-REX degradation: {png.stem}", "trex-bench demos degradation", _last_commit(png))
+        for png in sorted(results.rglob("*degradation*.png"))
+    ]
+    return parts or [{"text": "none under results/"}]
+
+
+def _curve_parts(results: Path, out: Path, runs: Path | None, context: dict[str, Any]) -> list[dict[str, Any]]:
+    """The learning-curve figures: the committed ones (``trex-bench curves plot``), or, with ``runs``, drawn here from
+    the exported curves and those runs' TensorBoard logs."""
+    from trex_bench.analysis.curve_plots import plot_curves
+    from trex_bench.analysis.curves import collect_curves, load_curves, load_references
+
+    notes: list[str] = context["notes"]
+    if runs is None:
+        pngs = sorted((results / "plots" / "curves").glob("*.png"))
+        parts = [_figure(p, out, f"learning curves: {p.stem}", "trex-bench curves plot", _last_commit(p)) for p in pngs]
+        return parts or [{"text": "no learning curves under results/plots/curves (trex-bench curves plot)"}]
+    exported = load_curves(results / "curves")
+    live, skipped = collect_curves(runs)
+    notes += [f"learning curve skipped: run {name}: {why}" for name, why in skipped]
+    fresh = {c.run for c in live}
+    curves = [c for c in exported if c.run not in fresh] + live
+    drawn = plot_curves(curves, out / "curves", load_references(results / "curves" / "rlzoo3"))
+    command = f"{context['command']} (from {Path(runs).name}/*/agent/tb and results/curves)"
+    parts = [_figure(p, out, f"learning curves: {p.stem}", command, context["short"]) for p in drawn]
+    return parts or [{"text": "no run with a TensorBoard log and no exported curve"}]
+
+
+def _template() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("trex_bench.analysis", "templates"),
+        autoescape=True,  # every string from the results is escaped; only markdown_to_html's output goes in |safe
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
     )
-    return warn + "".join(out)
+    return env.get_template("report.html.j2")
 
 
-# The page's only script: after load, the browser itself counts images that did not decode (``browser.py`` reads
-# ``data-broken-images`` from the DOM chromium dumps) and logs each as a console error.
-_IMAGE_CHECK = (
-    'addEventListener("load",()=>{const b=[...document.images].filter(i=>!i.complete||i.naturalWidth===0);'
-    "document.body.dataset.images=document.images.length;document.body.dataset.brokenImages=b.length;"
-    'b.forEach(i=>console.error("broken image: "+i.getAttribute("src")));});'
-)
-
-_CSS = """
-body{font:14px/1.45 system-ui,sans-serif;margin:1.5em auto;max-width:1400px;padding:0 1em;color:#222;background:#fff}
-table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:13px}th,td{border:1px solid #ccc;padding:3px 7px}
-th{background:#eef2f7;text-align:left}td.beats{background:#c8f0c8;font-weight:bold}td.above-avg{background:#eef9e0}
-td.demo{background:#fff6dd}td.empty{color:#aaa}td.differs{background:#ffd9d9}tr.lock td{font-weight:bold}
-figure{display:inline-block;margin:.4em;vertical-align:top;width:300px}img{max-width:100%;border:1px solid #ddd}
-figcaption{font-size:12px}.prov{color:#555}.warn{background:#fff0d0;padding:.4em}nav a{margin-right:1em}
-code{background:#f4f4f4;padding:0 2px}
-"""
+def _check_out(out: Path) -> None:
+    """A one-line error, before anything is written, where ``out`` cannot be a folder."""
+    for p in (out, *out.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise ConfigError(f"the report folder {out}: {p} is a file, not a folder")
+            return
 
 
 def build_report(
@@ -253,9 +288,9 @@ def build_report(
     """Write ``out/index.html`` (and ``out/curves/*.png`` when ``runs`` is given) from a ``results/`` folder.
 
     Args:
-        results: the results folder (``leaderboard.csv``, ``tables/``, ``plots/``, ``device/``).
+        results: the results folder (``leaderboard.csv``, ``tables/``, ``plots/``, ``curves/``).
         out: the report folder.
-        runs: a folder of run folders for learning curves, or None (the page says where curves come from).
+        runs: a folder of run folders whose learning curves are drawn afresh, or None (the committed figures).
         games: the games to show (default: every game with rows); one without rows is named on the page.
         methods: the methods to show; one without rows is named on the page.
         reps: bootstrap resamples of the aggregate statistics.
@@ -264,106 +299,76 @@ def build_report(
             when it exists).
 
     Raises:
-        ValueError: ``results`` has no ``leaderboard.csv``, or the lock file is corrupt.
+        ValueError: ``results`` has no ``leaderboard.csv``, ``reps`` is out of range, ``out`` cannot be a folder,
+            or the lock file is corrupt. Nothing is written then.
     """
     results, out = Path(results), Path(out)
     csv = results / "leaderboard.csv"
     if not csv.is_file():
         raise DataError(f"{csv} does not exist: the report is built from a results folder with a leaderboard")
+    check_bootstrap(reps, 0)
+    _check_out(out)
+    if runs is not None and not Path(runs).is_dir():
+        raise ConfigError(f"{runs} is not a folder of run folders")
     lock_path = Path(lock) if lock is not None else results.parent / "requirements.lock"
     locked = read_lock(lock_path) if lock is not None or lock_path.is_file() else None
     lb = read_leaderboard(csv)
-    out.mkdir(parents=True, exist_ok=True)
     commit = git_commit(results)
-    short = commit[:7] if commit != "unknown" else commit
-    notes: list[str] = []
-    figures: list[Path] = []
-    game_list = list(games) if games else sorted(set(lb["game"]))
-
-    sections = [("leaderboard", "Leaderboard by game", _leaderboard_html(lb, game_list, methods, notes))]
-    stats = aggregate_stats(lb, methods=methods, reps=reps)
-    notes += [n for n in stats.notes if not n.startswith("no leaderboard rows for method")]
-    sections.append(("stats", "Aggregate statistics", markdown_to_html(stats_markdown(stats, str(csv)), 2)))
-
-    papers = []
-    for kind in PAPER_TABLES:
-        md = results / "tables" / f"{kind}.md"
-        if md.is_file():
-            papers.append(markdown_to_html(md.read_text(encoding="utf-8"), 2))
-            papers.append(
-                f'<p><a href="{os.path.relpath(md, out)}">{kind}.md</a> (made by `trex-bench tables {kind}`)</p>'
-            )
-        else:
-            notes.append(f"{md} is missing (make tables)")
-    sections.append(("papers", "The papers' tables beside ours", "\n".join(papers)))
-
-    extra = []
-    ext_md = results / "tables" / "extrapolation.md"
-    if ext_md.is_file():
-        extra.append(markdown_to_html(ext_md.read_text(encoding="utf-8"), 2))
-    else:
-        notes.append(f"{ext_md} is missing (trex-bench extrapolation)")
-    for png in sorted((results / "plots" / "extrapolation").glob("*/*.png")):
-        game = png.parent.name.split("-")[0]
-        cmd = f"trex-bench extrapolation {game} --seeds 0-2 --budget quick --reference ../shared/reference"
-        figures.append(png)
-        extra.append(_figure(png, out, f"Figure 3: {png.parent.name}, {png.stem}", cmd, _last_commit(png)))
-    sections.append(("extrapolation", "Reward extrapolation (T-REX Figure 3)", "\n".join(extra)))
-
-    fid = []
-    for png in sorted(results.rglob("fidelity*.png")):
-        figures.append(png)
-        fid.append(
-            _figure(
-                png,
-                out,
-                f"reward fidelity: {png.relative_to(results)}",
-                "trex-bench reward score (pipeline fidelity stage)",
-                _last_commit(png),
-            )
-        )
-    for png in sorted(results.rglob("*degradation*.png")):
-        figures.append(png)
-        fid.append(
-            _figure(png, out, f"D-REX degradation: {png.stem}", "trex-bench demos degradation", _last_commit(png))
-        )
-    sections.append(
-        ("fidelity", "Reward fidelity and D-REX degradation", "\n".join(fid) or "<p>none under results/</p>")
-    )
-
-    if runs is None:
-        curves_html = (
-            "<p>No <code>--runs</code> folder given: learning curves are drawn from the runs' TensorBoard logs, "
-            "which stay in run folders (<code>trex-bench report --runs runs</code>); the committed results/ hold "
-            "none. rl-zoo3's published PPO curves are not drawn: no citable source of their per-step data.</p>"
-        )
-    else:
-        curves, skipped = collect_curves(runs)
-        notes += [f"learning curve skipped: run {name}: {why}" for name, why in skipped]
-        drawn = plot_curves(curves, out / "curves")
-        figures += drawn
-        curves_html = (
-            "\n".join(
-                _figure(p, out, f"learning curves: {p.stem}", f"{command} (from {Path(runs).name}/*/agent/tb)", short)
-                for p in drawn
-            )
-            or "<p>no run with a TensorBoard log</p>"
-        )
-    sections.append(("curves", "Learning curves (true score vs agent steps)", curves_html))
-    sections.append(("versions", "Package versions of the rows", _versions_html(lb, locked)))
-
-    notes_html = "<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>" if notes else "<p>nothing</p>"
-    sections.append(("notes", f"What is missing ({len(notes)})", notes_html))
-    nav = "".join(f'<a href="#{sid}">{html.escape(title)}</a>' for sid, title, _ in sections)
-    body = "\n".join(f"<section id={sid}><h2>{html.escape(t)}</h2>\n{h}</section>" for sid, t, h in sections)
-    page = (
-        "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><title>trex_bench report</title>"
-        f"<style>{_CSS}</style></head><body><h1>trex_bench report</h1>"
-        f"<p>Built by <code>{html.escape(command)}</code> at commit <code>{html.escape(short)}</code> from "
-        f'<a href="{html.escape(os.path.relpath(csv, out))}">leaderboard.csv</a> ({len(lb)} rows). '
-        "★ = mean above the best demo, ◆ = above the average demo.</p>"
-        f"<nav>{nav}</nav>{body}<script>{_IMAGE_CHECK}</script></body></html>\n"
-    )
+    context = _context(lb, results, out, games, methods, reps, locked)
+    context |= {"command": command, "commit": commit[:7] if commit != "unknown" else commit}
+    context["short"] = context["commit"]
+    out.mkdir(parents=True, exist_ok=True)
+    curves = _curve_parts(results, out, Path(runs) if runs is not None else None, context)
+    next(s for s in context["sections"] if s["id"] == "curves")["parts"] = curves
+    context["sections"][-1]["title"] = f"What is missing ({len(context['notes'])})"
+    page = _template().render(**context)
     path = out / "index.html"
     atomic_write(path, lambda p: p.write_text(page, encoding="utf-8"), suffix=".html")
-    return Report(path, tuple(figures), tuple(notes))
+    figures = tuple(Path(p["path"]) for s in context["sections"] for p in s.get("parts", []) if "src" in p)
+    return Report(path, figures, tuple(context["notes"]))
+
+
+def _context(
+    lb: pd.DataFrame,
+    results: Path,
+    out: Path,
+    games: Sequence[str] | None,
+    methods: Sequence[str],
+    reps: int,
+    locked: dict[str, str] | None,
+) -> dict[str, Any]:
+    """Everything the template shows but the learning curves (drawn once ``out`` exists)."""
+    notes: list[str] = []
+    game_list = list(games) if games else sorted(set(lb["game"]))
+    notes += [f"no leaderboard rows for game {g!r}" for g in game_list if not (lb["game"] == g).any()]
+    notes += [f"no leaderboard rows for method {m!r}" for m in methods if not (lb["method"] == m).any()]
+    split, labels = split_protocols(lb), _version_sets(lb)
+    current, earlier = protocol_stats(lb, methods=methods, reps=reps)
+    notes += [n for n in current.notes if not n.startswith("no leaderboard rows for method")]
+    stats = [{"html": markdown_to_html("\n".join(tables_markdown(current, "##")), 1)}]
+    if not earlier.aggregates.empty:
+        stats.append({"earlier": markdown_to_html("\n".join(tables_markdown(earlier, "###")), 1)})
+    sections = [
+        {"id": "leaderboard", "title": "Leaderboard by game"},
+        {"id": "stats", "title": "Aggregate statistics", "parts": stats},
+        {"id": "papers", "title": "The papers' tables beside ours", "parts": _paper_parts(results, out, notes)},
+        {
+            "id": "extrapolation",
+            "title": "Reward extrapolation (T-REX Figure 3)",
+            "parts": _extrapolation_parts(results, out, notes),
+        },
+        {"id": "fidelity", "title": "Reward fidelity and D-REX degradation", "parts": _fidelity_parts(results, out)},
+        {"id": "curves", "title": "Learning curves (true score vs agent steps)", "parts": []},
+        {"id": "versions", "title": "Package versions of the rows"},
+        {"id": "notes", "title": "What is missing"},
+    ]
+    return {
+        "sections": sections,
+        "leaderboard": _game_tables(split.current, game_list, methods, labels),
+        "earlier_leaderboard": _game_tables(split.earlier, game_list, methods, labels),
+        "earlier_note": EARLIER_NOTE,
+        "versions": _versions(lb, locked),
+        "notes": notes,
+        "n_rows": len(lb),
+        "leaderboard_href": Path(os.path.relpath(results / "leaderboard.csv", out)).as_posix(),
+    }

@@ -28,13 +28,14 @@ non-default reward transform is its own variant (``trex (sigmoid+kl0.1)``).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from rliable import metrics
 
+from trex_bench.analysis.protocols import EARLIER_NOTE, split_protocols
 from trex_bench.core.errors import ConfigError, DataError
 from trex_bench.core.games import GAMES
 from trex_bench.core.io import atomic_write
@@ -43,6 +44,10 @@ from trex_bench.evaluation.leaderboard import read_leaderboard, recovered, varia
 __all__ = [
     "Stats",
     "aggregate_stats",
+    "protocol_stats",
+    "tables_markdown",
+    "check_bootstrap",
+    "MAX_REPS",
     "to_markdown",
     "DEFAULT_METHODS",
     "CONTROLS",
@@ -55,6 +60,7 @@ __all__ = [
 DEFAULT_METHODS: tuple[str, ...] = ("trex", "drex", "bc", "constant", "ppo-true")
 IMPROVEMENT_OVER: tuple[str, ...] = ("constant", "bc", "drex")  # P(T-REX > each of these)
 CONTROLS: tuple[str, ...] = ("constant", "ppo-true")  # PPO without demos: their rows' demo set does not split them
+MAX_REPS = 100_000  # rliable's default is 50 000; beyond this a run takes minutes and the CIs no longer move
 RANDOM_SOURCE = "random-policy scores: trex_bench/core/games.py (Mnih et al. 2015, as quoted by T-REX/D-REX; PAPERS.md)"
 _KEY = ["variant", "budget", "horizon"]
 
@@ -143,9 +149,13 @@ def _bootstrap(
     """``stat`` on the data and its 95 % percentile CI over ``reps`` stratified resamples.
 
     ``per_game[k]`` holds, for each game, the runs of the k-th argument of ``stat``; every game's runs are resampled
-    with replacement within that game (rliable's ``StratifiedBootstrap``, ``task_bootstrap=False``).
+    with replacement within that game (rliable's ``StratifiedBootstrap``, ``task_bootstrap=False``). Where every game
+    has one run, every resample is the data itself, so the "interval" would have zero width by construction: the CI
+    is NaN instead (printed "n/a: 1 run per game"), never a point posing as an interval.
     """
     point = stat(*per_game)
+    if all(len(x) == 1 for arg in per_game for x in arg):  # every resample is the data itself: no interval
+        return float(point), float("nan"), float("nan")
     draws = np.empty(reps)
     for b in range(reps):
         resampled = [[x[rng.integers(0, len(x), len(x))] for x in arg] for arg in per_game]
@@ -163,6 +173,14 @@ def _poi(xs: list[np.ndarray], ys: list[np.ndarray]) -> float:
     return float(np.mean([metrics.probability_of_improvement(x[:, None], y[:, None]) for x, y in zip(xs, ys)]))
 
 
+def check_bootstrap(reps: int, seed: int) -> None:
+    """ConfigError unless ``reps`` is in [1, ``MAX_REPS``] and ``seed`` is a valid generator seed (>= 0)."""
+    if not 1 <= reps <= MAX_REPS:
+        raise ConfigError(f"bootstrap resamples (--reps) must be in [1, {MAX_REPS:,}], got {reps:,}")
+    if seed < 0:
+        raise ConfigError(f"the bootstrap's seed (--seed) must be >= 0, got {seed}")
+
+
 def aggregate_stats(
     df: pd.DataFrame, methods: Sequence[str] = DEFAULT_METHODS, reps: int = 2000, seed: int = 0
 ) -> Stats:
@@ -175,10 +193,10 @@ def aggregate_stats(
         seed: the bootstrap's seed.
 
     Raises:
-        ValueError: ``reps`` < 1, or ``df`` lacks a leaderboard column this needs.
+        ValueError: ``reps`` outside [1, ``MAX_REPS``], a negative ``seed``, or ``df`` lacks a leaderboard column this
+            needs.
     """
-    if reps < 1:
-        raise ConfigError(f"reps must be >= 1, got {reps}")
+    check_bootstrap(reps, seed)
     need = ["game", "method", "reward_transform", "budget", "schedule_steps", "seed", "mean", "best_demo", "avg_demo"]
     lacking = [c for c in need if c not in df.columns]
     if lacking:
@@ -226,29 +244,33 @@ def aggregate_stats(
     return Stats(aggregates, improvements, best_of_seeds, tuple(notes), reps, seed)
 
 
+ONE_RUN = "n/a: 1 run per game"
+
+
 def _ci(point: float, low: float, high: float) -> str:
+    """``0.35 [0.20, 0.50]``; ``0.28 (n/a: 1 run per game)`` where no interval could be resampled."""
+    if np.isnan(low) or np.isnan(high):
+        return f"{point:.2f} ({ONE_RUN})"
     return f"{point:.2f} [{low:.2f}, {high:.2f}]"
 
 
-def to_markdown(stats: Stats, source: str = "results/leaderboard.csv") -> str:
-    """The three tables and the notes as a markdown page."""
-    lines = ["# Aggregate statistics (rliable): IQM and probability of improvement over games and seeds", ""]
+def tables_markdown(stats: Stats, h: str) -> list[str]:
+    """The three tables of ``stats`` under ``h``-level headings (``##``, ``###``)."""
+    lines = []
     titles = {
         "demo": "Demo-normalised score, (score − random) / (best demo − random): IQM [95 % CI]",
-        "true": (
-            "True-reward-normalised score, (score − constant) / (ppo-true − constant), same budget: IQM [95 % CI]"
-        ),
+        "true": "True-reward-normalised score, (score − constant) / (ppo-true − constant), same budget: IQM [95 % CI]",
     }
     for norm, title in titles.items():
         a = stats.aggregates[stats.aggregates["normalisation"] == norm]
-        lines += [f"## {title}", "", "| method | budget | schedule horizon | IQM [95 % CI] | games | runs |"]
+        lines += [f"{h} {title}", "", "| method | budget | schedule horizon | IQM [95 % CI] | games | runs |"]
         lines += ["|---|---|---|---|---|---|"]
         lines += [
             f"| {r.variant} | {r.budget} | {r.horizon} | {_ci(r.iqm, r.ci_low, r.ci_high)} | {r.games} | {r.runs} |"
             for r in a.itertuples()
         ] or ["| — | | | no rows | | |"]
         lines.append("")
-    lines += ["## Probability of improvement of T-REX, P(T-REX run > other run on a game) [95 % CI]", ""]
+    lines += [f"{h} Probability of improvement of T-REX, P(T-REX run > other run on a game) [95 % CI]", ""]
     lines += [
         "| budget | schedule horizon | over | P [95 % CI] | games | T-REX runs | other runs |",
         "|---|---|---|---|---|---|---|",
@@ -258,7 +280,7 @@ def to_markdown(stats: Stats, source: str = "results/leaderboard.csv") -> str:
         f"{r.trex_runs} | {r.runs} |"
         for r in stats.improvements.itertuples()
     ] or ["| — | | | no pairs | | | |"]
-    lines += ["", "## Best of seeds per game (the papers' protocol: best of 3 seeds; hides seed variance)", ""]
+    lines += ["", f"{h} Best of seeds per game (the papers' protocol: best of 3 seeds; hides seed variance)", ""]
     lines += [
         "| method | budget | schedule horizon | game | seeds | best | demo-normalised |",
         "|---|---|---|---|---|---|---|",
@@ -268,21 +290,44 @@ def to_markdown(stats: Stats, source: str = "results/leaderboard.csv") -> str:
         f"| {r.best_demo_normalised:.2f} |"
         for r in stats.best_of_seeds.itertuples()
     ]
-    lines += ["", "Notes:", ""] + [f"- {n}" for n in stats.notes] if stats.notes else []
+    if stats.notes:
+        lines += ["", "Notes:", ""] + [f"- {n}" for n in stats.notes]
+    return [*lines, ""]
+
+
+def to_markdown(stats: Stats, source: str = "results/leaderboard.csv", earlier: Stats | None = None) -> str:
+    """The three tables and the notes as a markdown page; ``earlier`` (the same of rows of replaced protocols,
+    ``protocols.split_protocols``) in a section of its own after them."""
+    lines = ["# Aggregate statistics (rliable): IQM and probability of improvement over games and seeds", ""]
+    lines += tables_markdown(stats, "##")
+    if earlier is not None and not (earlier.aggregates.empty and earlier.improvements.empty):
+        lines += ["## Earlier protocols", "", EARLIER_NOTE, "", *tables_markdown(earlier, "###")]
     lines += [
-        "",
         f"Rows: `{source}`, the latest row of each seed; per game, budget and horizon one demo set (the latest "
         f"T-REX row's), which also normalises the controls. {RANDOM_SOURCE}. "
-        f"Stratified bootstrap over runs within games, {stats.reps} resamples, seed {stats.seed}; "
-        "IQM and P(improvement): `rliable.metrics`. With one or two runs a CI is mostly a statement of how few there "
-        "are. Generated by `trex-bench tables stats`; do not edit by hand.",
+        f"Stratified bootstrap over runs within games, {stats.reps} resamples, seed {stats.seed}; where every game "
+        f"has one run a resample is the data itself, so no interval is given ({ONE_RUN}). "
+        "IQM and P(improvement): `rliable.metrics`. With two or three runs per game a CI is mostly a statement of how "
+        "few there are. Generated by `trex-bench tables stats`; do not edit by hand.",
         "",
     ]
     return "\n".join(lines)
 
 
+def protocol_stats(
+    df: pd.DataFrame, methods: Sequence[str] = DEFAULT_METHODS, reps: int = 2000, seed: int = 0
+) -> tuple[Stats, Stats]:
+    """``aggregate_stats`` of the current protocol's rows and, apart, of the replaced protocols' rows
+    (``protocols.split_protocols``), each with its own generator seeded by ``seed``."""
+    split = split_protocols(df)
+    current = aggregate_stats(split.current, methods, reps, seed)
+    earlier = aggregate_stats(split.earlier.drop(columns="why"), methods, reps, seed)
+    return current, replace(earlier, notes=tuple(n for n in earlier.notes if not n.startswith("no leaderboard rows")))
+
+
 def write_stats(leaderboard: str | Path, out: str | Path, reps: int = 2000, seed: int = 0) -> str:
     """``aggregate_stats`` of a leaderboard file, written to ``out`` atomically as markdown; returns the text."""
-    text = to_markdown(aggregate_stats(read_leaderboard(leaderboard), reps=reps, seed=seed), str(leaderboard))
+    current, earlier = protocol_stats(read_leaderboard(leaderboard), reps=reps, seed=seed)
+    text = to_markdown(current, str(leaderboard), earlier)
     atomic_write(Path(out), lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return text

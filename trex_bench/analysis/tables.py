@@ -6,11 +6,13 @@ row for each published game without runs (our columns empty), so the gap to the 
 
 Our columns summarise the plain method only (a KL-penalised run or another reward transform, ``…+kl…`` or
 ``delta``, is another experiment: ``leaderboard.variant``), over the latest row of each seed
-(``leaderboard.summarize``): mean ± std over seeds and best of seeds.
+(``leaderboard.summarize``): the mean ± the std over seeds (one seed: ± the std of its evaluation games;
+``leaderboard.score_cell``) and best of seeds. The current protocol's rows come first; rows of replaced protocols
+(PPO annealed over its own steps, an earlier demo set: ``protocols``) follow in a section of their own.
 The T-REX table also sets the two controls beside each row, run at the same game, budget and PPO schedule: the
 constant reward (what staying alive earns) and PPO on the true reward, and the share of the true reward's gain over
-the constant one that the learned reward recovers, (T-REX − constant) / (true − constant) (the issue #15 measure;
-``stats`` aggregates the same ratio over games).
+the constant one that the learned reward recovers, (T-REX − constant) / (true − constant) (``stats`` aggregates the
+same ratio over games).
 The papers report best of 3 seeds at 50M frames; our budgets are far smaller, so the ``rl_steps`` column matters
 as much as the score.
 """
@@ -24,9 +26,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from trex_bench.analysis.protocols import EARLIER_NOTE, current_demo_sets, split_protocols, why_apart
 from trex_bench.core.errors import DataError
 from trex_bench.core.io import atomic_write
-from trex_bench.evaluation.leaderboard import read_leaderboard, recovered, summarize_rows, variant
+from trex_bench.evaluation.leaderboard import (
+    SCORE_HEADER,
+    read_leaderboard,
+    recovered,
+    score_cell,
+    summarize_rows,
+    variant,
+)
 
 __all__ = ["TableSpec", "TABLES", "build_table", "to_markdown", "write_table"]
 
@@ -103,7 +113,19 @@ def _ours(df: pd.DataFrame, method: str, ranking: str | None) -> pd.DataFrame:
 
 
 CONSTANT, TRUE, RECOVERED = "constant", "true reward", "(T-REX − constant) / (true − constant)"
+SCORE = f"ours {SCORE_HEADER}"
+PROTOCOL, CURRENT = "protocol", "current"
 _CONTROL_KEY = ["game", "budget", "schedule_steps"]
+_OURS = {
+    "mean": "ours mean",
+    "std": "ours std",
+    "spread": "ours spread",
+    "games": "ours games",
+    "best": "ours best of seeds",
+    "best_demo": "our best demo",
+    "avg_demo": "our avg demo",
+    "beats_best_demo": "seeds beating best demo",
+}
 
 
 def _control(df: pd.DataFrame, method: str) -> pd.DataFrame:
@@ -124,17 +146,28 @@ def _with_controls(ours: pd.DataFrame, lb: pd.DataFrame) -> pd.DataFrame:
     """
     both = _control(lb, "constant").merge(_control(lb, "ppo-true"), on=_CONTROL_KEY, how="outer", suffixes=("_c", "_t"))
     both = both.rename(columns={"mean_c": CONSTANT, "mean_t": TRUE})
+    # an empty frame's key columns are objects: one dtype per key on both sides, whatever rows there are
+    ours, both = (f.astype({"schedule_steps": float, "game": object, "budget": object}) for f in (ours, both))
     out = ours.merge(both, on=_CONTROL_KEY, how="outer")
     out[RECOVERED] = recovered(out["ours mean"], out[CONSTANT], out[TRUE])
     return out
 
 
-def build_table(kind: str, leaderboard: str | Path, baselines: str | Path) -> pd.DataFrame:
-    """The ``kind`` table (``trex``, ``mturk``, ``drex``) as a DataFrame: published columns, then ours.
+def _our_columns(spec: TableSpec, lb: pd.DataFrame) -> pd.DataFrame:
+    """Our summarised rows of ``spec`` from the leaderboard rows ``lb`` (one protocol's), one per game and budget."""
+    ours = _ours(lb, spec.method, spec.ranking).rename(columns=_OURS)
+    if spec.companion is not None:
+        comp = _ours(lb, spec.companion, None)[["game", "budget", "best"]].rename(
+            columns={"best": f"ours {spec.companion}"}
+        )
+        ours = ours.merge(comp, on=["game", "budget"], how="outer")
+    if spec.controls:
+        ours = _with_controls(ours, lb)
+    return ours
 
-    Raises:
-        ValueError: an unknown kind, or a baselines CSV that is missing or has no ``game`` column.
-    """
+
+def _published(kind: str, baselines: str | Path) -> pd.DataFrame:
+    """The published columns of the ``kind`` table, renamed to their headers."""
     if kind not in TABLES:
         raise DataError(f"unknown table {kind!r}; valid: {', '.join(TABLES)}")
     spec = TABLES[kind]
@@ -145,29 +178,36 @@ def build_table(kind: str, leaderboard: str | Path, baselines: str | Path) -> pd
     missing = [c for c in ("game", *spec.published) if c not in published.columns]
     if missing:
         raise DataError(f"{path} lacks column(s) {', '.join(missing)}")
-    published = published[["game", *spec.published]].rename(columns=dict(spec.published))
+    return published[["game", *spec.published]].rename(columns=dict(spec.published))
 
+
+def build_table(kind: str, leaderboard: str | Path, baselines: str | Path) -> pd.DataFrame:
+    """The ``kind`` table (``trex``, ``mturk``, ``drex``) as a DataFrame: published columns, then ours.
+
+    The current protocol's rows come first (``protocol`` = ``current``; every published game, with or without runs),
+    then the rows of replaced protocols (``protocols.split_protocols``), each with what differs in ``protocol``.
+
+    Raises:
+        ValueError: an unknown kind, or a baselines CSV that is missing or has no ``game`` column.
+    """
+    published = _published(kind, baselines)
+    spec = TABLES[kind]
     lb = read_leaderboard(leaderboard)
-    ours = _ours(lb, spec.method, spec.ranking).rename(
-        columns={
-            "seeds": "seeds",
-            "mean": "ours mean",
-            "std": "ours std",
-            "best": "ours best of seeds",
-            "best_demo": "our best demo",
-            "avg_demo": "our avg demo",
-            "beats_best_demo": "seeds beating best demo",
-        }
-    )
-    if spec.companion is not None:
-        comp = _ours(lb, spec.companion, None)[["game", "budget", "best"]].rename(
-            columns={"best": f"ours {spec.companion}"}
-        )
-        ours = ours.merge(comp, on=["game", "budget"], how="outer")
-    if spec.controls:
-        ours = _with_controls(ours, lb)
-    table = published.merge(ours, on="game", how="outer").sort_values(["game", "budget"], na_position="last")
-    return table.reset_index(drop=True)
+    split = split_protocols(lb)
+    current = published.merge(_our_columns(spec, split.current), on="game", how="outer")
+    current.insert(0, PROTOCOL, CURRENT)
+    earlier = published.merge(_our_columns(spec, split.earlier), on="game", how="right")
+    if not earlier.empty:
+        sets = current_demo_sets(lb)
+        cols = ("game", "schedule_steps", "our best demo", "our avg demo", "rl_steps")
+        why = [
+            why_apart(g, spec.method, s, b, a, sets, n)
+            for g, s, b, a, n in zip(*(earlier[c] for c in cols), strict=True)
+        ]
+        earlier.insert(0, PROTOCOL, [w or "earlier protocol" for w in why])
+    key = ["game", "budget"]
+    parts = [t.sort_values(key, na_position="last", kind="stable") for t in (current, earlier) if not t.empty]
+    return pd.concat(parts, ignore_index=True) if parts else current
 
 
 def _fmt(value: object) -> str:
@@ -182,35 +222,49 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
-def _mean_std(mean: float, std: float) -> str:
-    """A cell of ours: mean ± std over seeds, — where there is no run."""
-    return "—" if pd.isna(mean) else f"{mean:.1f} ± {std:.1f}"
-
-
-def to_markdown(table: pd.DataFrame, spec: TableSpec, leaderboard: str | Path) -> str:
-    """A markdown page: title, the table (ours as mean ± std), provenance and the protocol caveat."""
+def _display(table: pd.DataFrame) -> pd.DataFrame:
+    """The table's cells as text: ours as one ``score_cell`` (± over seeds, or over one seed's games), counts as
+    integers, the share recovered to two decimals."""
     t = table.copy()
     if "ours mean" in t.columns:
         t.insert(
             t.columns.get_loc("ours mean"),
-            "ours mean ± std (over seeds)",
-            [_mean_std(m, s) for m, s in zip(t["ours mean"], t["ours std"], strict=True)],
+            SCORE,
+            [
+                score_cell(r["ours mean"], r["ours std"], r["seeds"], r["ours spread"], r["ours games"])
+                for _, r in t.iterrows()
+            ],
         )
-        t = t.drop(columns=["ours mean", "ours std"])
+        t = t.drop(columns=["ours mean", "ours std", "ours spread", "ours games"])
     if RECOVERED in t.columns:
         t[RECOVERED] = [("—" if pd.isna(v) else f"{v:.2f}") for v in t[RECOVERED]]
     for c in ("seeds", "rl_steps", "seeds beating best demo"):
         if c in t.columns:
             t[c] = [("—" if pd.isna(v) else f"{int(v):,}") for v in t[c]]
-    header = "| " + " | ".join(t.columns) + " |"
-    lines = [f"# {spec.title}", "", header, "|" + "---|" * len(t.columns)]
-    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in t.itertuples(index=False)]
+    return t
+
+
+def _pipe_table(t: pd.DataFrame) -> list[str]:
+    lines = ["| " + " | ".join(t.columns) + " |", "|" + "---|" * len(t.columns)]
+    return lines + ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in t.itertuples(index=False)]
+
+
+def to_markdown(table: pd.DataFrame, spec: TableSpec, leaderboard: str | Path) -> str:
+    """A markdown page: title, the current protocol's table, earlier protocols apart, provenance and caveats."""
+    t = _display(table)
+    protocol = t.pop(PROTOCOL) if PROTOCOL in t.columns else pd.Series(CURRENT, index=t.index)
+    lines = [f"# {spec.title}", "", *_pipe_table(t[protocol == CURRENT])]
+    earlier = t[protocol != CURRENT].drop(columns=list(spec.published.values()))
+    if not earlier.empty:
+        earlier.insert(2, "what differs", protocol[protocol != CURRENT])
+        lines += ["", "## Earlier protocols", "", EARLIER_NOTE, "", *_pipe_table(earlier)]
     lines += [
         "",
         f"Published: {spec.source}",
         f"Ours: `{leaderboard}`, method `{spec.method}`"
         + (f", ranking `{spec.ranking}`" if spec.ranking else "")
-        + ", no KL penalty; the latest row of each seed; `rl_steps` = agent steps (the papers: 12.5M).",
+        + ", no KL penalty; the latest row of each seed; `rl_steps` = agent steps (the papers: 12.5M); "
+        "± is the std of the seeds' means, or for one seed the std of its evaluation games (the cell says which).",
         *(
             [
                 f"Controls: `{CONSTANT}` and `{TRUE}` are PPO on the constant and on the true reward at the same game, "

@@ -24,6 +24,7 @@ GROUPS = (
     "extrapolation",
     "leaderboard",
     "tables",
+    "curves",
     "regression",
     "report",
     "label",

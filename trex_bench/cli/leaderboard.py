@@ -12,8 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "leaderboard",
         help="print the leaderboard grouped by game and method",
-        description="Summarise results/leaderboard.csv: per game and method, mean ± std of the per-seed scores, "
-        "best of seeds, and how many seeds beat the best demo. A seed run again counts once (its latest row) "
+        description="Summarise results/leaderboard.csv: per game and method, the mean of the per-seed scores ± "
+        "their std over seeds (one seed: ± the std of its evaluation games), best of seeds, and how many seeds beat the best demo. A seed run again counts once (its latest row) "
         "unless --all-rows.",
         epilog="Example: trex-bench leaderboard --csv results/leaderboard.csv --by game method budget",
     )
@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_leaderboard(args: argparse.Namespace) -> int:
-    from trex_bench.evaluation.leaderboard import COLUMNS, summarize
+    from trex_bench.evaluation.leaderboard import COLUMNS, SCORE_HEADER, score_cell, summarize
 
     bad = [c for c in args.by if c not in COLUMNS]
     if bad:
@@ -44,7 +44,9 @@ def run_leaderboard(args: argparse.Namespace) -> int:
     if table.empty:
         print(f"{args.csv}: no rows yet")
         return 0
-    table["mean ± std"] = [f"{m:.2f} ± {s:.2f}" for m, s in zip(table["mean"], table["std"], strict=True)]
-    cols = [*args.by, "seeds", "superseded", "mean ± std", "best", "best_demo", "beats_best_demo", "human_normalized"]
+    table[SCORE_HEADER] = [
+        score_cell(r.mean, r.std, r.seeds, r.spread, r.games, digits=2) for r in table.itertuples(index=False)
+    ]
+    cols = [*args.by, "seeds", "superseded", SCORE_HEADER, "best", "best_demo", "beats_best_demo", "human_normalized"]
     print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     return 0

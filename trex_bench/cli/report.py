@@ -13,20 +13,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Build results/report/index.html from the results folder: the leaderboard by game with the "
         "methods side by side (best/average demo beside them, beats-best-demo flagged), rliable's aggregate "
         "statistics, the papers' tables beside ours, the extrapolation table and Figure-3 plots, fidelity and "
-        "degradation figures, learning curves from --runs (TensorBoard logs) and the package versions of the rows "
-        "against requirements.lock. Relative links only: open it from the file system. --check renders it in "
+        "degradation figures, the learning curves (results/plots/curves; with --runs drawn afresh from those runs' "
+        "TensorBoard logs and results/curves) and the package versions of the rows against requirements.lock. Rows "
+        "of replaced protocols sit in collapsed sections. Relative links only: open it from the file system. --check renders it in "
         "headless Chromium (make install-browser), saves screenshot.png next to it and fails on a broken image or "
         "link, a console message or a blank screenshot.",
         epilog="Example: trex-bench report --runs runs --check",
     )
     p.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results)")
     p.add_argument("--out", type=Path, default=None, help="report folder (default: RESULTS/report)")
-    p.add_argument("--runs", type=Path, default=None, help="folder of run folders for learning curves")
+    p.add_argument("--runs", type=Path, default=None, help="draw the learning curves afresh, with these run folders")
     p.add_argument("--games", default=None, help="comma-separated games to show (default: all with rows)")
     p.add_argument(  # the default is stats.DEFAULT_METHODS, read at run time: stats loads scipy/rliable (~2.8 s)
         "--methods", default=None, help="comma-separated methods to show (default: trex,drex,bc,constant,ppo-true)"
     )
-    p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples of the statistics (default 2000)")
+    p.add_argument(
+        "--reps", type=int, default=2000, help="bootstrap resamples of the statistics, 1 to 100,000 (default 2000)"
+    )
     p.add_argument("--lock", type=Path, default=None, help="lock file (default: RESULTS/../requirements.lock)")
     p.add_argument("--check", action="store_true", help="render in headless Chromium; save screenshot.png")
     p.set_defaults(func=run_report)

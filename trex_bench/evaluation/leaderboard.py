@@ -31,6 +31,8 @@ __all__ = [
     "read_leaderboard",
     "summarize",
     "summarize_rows",
+    "score_cell",
+    "SCORE_HEADER",
     "variant",
     "recovered",
     "config_hash",
@@ -324,8 +326,10 @@ def summarize_rows(df: pd.DataFrame, by: tuple[str, ...], latest_per_seed: bool 
     Returns:
         One row per group of ``by`` + the demo set (``best_demo``, ``avg_demo``) + ``schedule_steps`` with ``seeds``
         (rows summarised), ``superseded`` (older rows of those seeds left out),
-        ``mean``, ``std`` (over seeds; 0 for one seed), ``best``, ``rl_steps`` (max),
-        ``beats_best_demo`` (count of rows) and ``human_normalized`` (mean).
+        ``mean``, ``std`` (over seeds; NaN for one seed: one number has no spread over seeds), ``spread`` (one seed:
+        its row's ``std``, the spread of its evaluation games; NaN for several seeds), ``games`` (evaluation games
+        of the summarised rows, ``n_episodes`` summed), ``best``, ``rl_steps`` (max), ``beats_best_demo`` (count of
+        rows) and ``human_normalized`` (mean). ``score_cell`` writes ``mean``/``std``/``spread`` as one cell.
     """
     # Runs on different demo sets are different experiments; the leaderboard names a demo set by its best and
     # average return (the same seed on the scripted and on the PPO-checkpoint demos must not supersede each other).
@@ -338,6 +342,8 @@ def summarize_rows(df: pd.DataFrame, by: tuple[str, ...], latest_per_seed: bool 
         "superseded",
         "mean",
         "std",
+        "spread",
+        "games",
         "best",
         "rl_steps",
         "schedule_steps",
@@ -357,7 +363,9 @@ def summarize_rows(df: pd.DataFrame, by: tuple[str, ...], latest_per_seed: bool 
             "seeds": g.size(),
             "superseded": n_rows - g.size(),
             "mean": g["mean"].mean(),
-            "std": g["mean"].std(ddof=1).fillna(0.0),
+            "std": g["mean"].std(ddof=1),  # NaN for one seed: not 0, which would claim a measured agreement
+            "spread": g["std"].first().where(g.size() == 1),
+            "games": g["n_episodes"].sum(min_count=1),
             "best": g["mean"].max(),
             "rl_steps": g["rl_steps"].max(),
             "beats_best_demo": g["beats_best_demo"].apply(lambda s: int((s == True).sum())),  # noqa: E712
@@ -365,3 +373,33 @@ def summarize_rows(df: pd.DataFrame, by: tuple[str, ...], latest_per_seed: bool 
         }
     )
     return out.reset_index()[[*asked, *cols]]
+
+
+# The header of a ``score_cell`` column: what the ± measures depends on the seeds behind the cell.
+SCORE_HEADER = "mean ± std (over seeds; one seed: over its games)"
+
+
+def score_cell(mean: Any, std: Any, seeds: Any, spread: Any = None, games: Any = None, digits: int = 1) -> str:
+    """One summarised score as text, its ± always a measured spread.
+
+    Several seeds: the std of their means, ``5.3 ± 1.6 (2 seeds)``. One seed: the std of its evaluation games,
+    ``7.1 ± 4.6 (30 games)``, or no ± where the row recorded none (``7.1 (1 seed)``); never ``± 0.0`` standing for
+    "one number". ``—`` where there is no score.
+
+    >>> score_cell(5.3, 1.6, 2), score_cell(7.1, float("nan"), 1, 4.6, 30), score_cell(7.1, None, 1)
+    ('5.3 ± 1.6 (2 seeds)', '7.1 ± 4.6 (30 games)', '7.1 (1 seed)')
+    >>> score_cell(float("nan"), 0.0, 0)
+    '—'
+    """
+    if _missing(mean):
+        return "—"
+    n = 0 if _missing(seeds) else int(seeds)
+    if n > 1 and not _missing(std):
+        return f"{mean:.{digits}f} ± {std:.{digits}f} ({n} seeds)"
+    if n == 1 and not _missing(spread) and not _missing(games):
+        return f"{mean:.{digits}f} ± {spread:.{digits}f} ({int(games)} games)"
+    return f"{mean:.{digits}f} ({n} seed{'s' if n != 1 else ''})"
+
+
+def _missing(value: Any) -> bool:
+    return value is None or bool(pd.isna(value))

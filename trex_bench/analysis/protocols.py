@@ -1,0 +1,136 @@
+"""Which leaderboard rows belong to the current protocol, and why the others do not.
+
+The leaderboard is append-only, so it still holds rows of protocols that were replaced. Two changes matter:
+
+- **the PPO schedule**: PPO once annealed its learning rate and clip range over the budget's own steps; now a CPU
+  budget is the first ``rl_steps`` of a full-length run (``schedule_steps``: rl-zoo3's 10M agent steps, DESIGN.md
+  "Budgets"). A row that ran PPO (``rl_steps`` > 0; BC runs none) with no ``schedule_steps`` is of the earlier
+  protocol (measured on Breakout: PPO on the true reward 8.7 at 500k steps annealed over 500k, 16.3 as a prefix of
+  10M).
+- **the demo set**: the demonstrations were once a scripted player's; now they are one episode from each of 12 early
+  checkpoints of a PPO run on the true reward (T-REX's protocol; demos/README.md). The leaderboard names a demo set by
+  its best and average return, so a game's *current* set is that of its latest row with a recorded schedule of a
+  method that learns from demos (else of any method). A row of a method that learns from demos on another set is
+  of an earlier protocol.
+
+The controls (``DEMO_FREE``: PPO on the constant or the true reward, a random policy) learn nothing from demos; a row
+of theirs on the current schedule is current whatever set it was logged beside, and is compared with the game's
+current demo set (its ``best_demo``/``avg_demo``/``beats_best_demo`` are rewritten to that set's).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+__all__ = [
+    "DEMO_FREE",
+    "OWN_STEPS",
+    "EARLIER_NOTE",
+    "Protocols",
+    "split_protocols",
+    "current_demo_sets",
+    "why_apart",
+]
+
+DEMO_FREE: tuple[str, ...] = ("constant", "ppo-true", "random")
+OWN_STEPS = "PPO annealed over its own steps"
+
+# What the "earlier protocols" sections of the tables, the statistics, the report and docs/results.md say.
+EARLIER_NOTE = (
+    "Rows of replaced protocols, kept apart: not comparable with the rows above. "
+    f"`{OWN_STEPS}`: PPO's learning rate and clip range annealed to 0 over the run's own steps, where the current "
+    "protocol runs the first steps of rl-zoo3's 10M-step schedule (Breakout, PPO on the true reward at 500k steps: "
+    "8.7 annealed over 500k, 16.3 as a prefix of 10M); `demo set best … / avg …`: T-REX or another method that "
+    "learns from demos trained on an earlier demo set (a scripted player's), where the current protocol uses "
+    "12 early checkpoints of a PPO run (demos/README.md). Controls are compared within the same protocol."
+)
+
+
+@dataclass(frozen=True)
+class Protocols:
+    """Leaderboard rows split by protocol.
+
+    Attributes:
+        current: rows of the current protocol, in file order (controls carry the game's current demo set).
+        earlier: rows of replaced protocols, in file order, with a ``why`` column saying what differs.
+    """
+
+    current: pd.DataFrame
+    earlier: pd.DataFrame
+
+
+def _has_schedule(df: pd.DataFrame) -> pd.Series:
+    return pd.to_numeric(df["schedule_steps"], errors="coerce").notna()
+
+
+def current_demo_sets(df: pd.DataFrame) -> dict[str, tuple[float, float]]:
+    """``{game: (best demo, average demo)}``: the set of each game's latest row on the current schedule of a method
+    that learns from demos (else of any method on it); games without such a row are absent."""
+    sets: dict[str, tuple[float, float]] = {}
+    for game, rows in df[_has_schedule(df)].groupby("game", sort=True):
+        learned = rows[~rows["method"].isin(DEMO_FREE)]
+        ref = learned if not learned.empty else rows
+        sets[str(game)] = (float(ref["best_demo"].iloc[-1]), float(ref["avg_demo"].iloc[-1]))
+    return sets
+
+
+def why_apart(
+    game: str,
+    method: str,
+    schedule_steps: object,
+    best: float,
+    avg: float,
+    sets: dict[str, tuple[float, float]],
+    rl_steps: object = None,
+) -> str:
+    """What sets a row (or a table row summarising such rows) apart from the current protocol; empty when nothing.
+
+    ``schedule_steps`` is the row's (NaN/None: annealed over its own steps; ignored where ``rl_steps`` is 0: a method
+    that ran no PPO, like BC); ``sets`` is ``current_demo_sets``.
+    """
+    reasons = []
+    ran_ppo = pd.to_numeric(rl_steps, errors="coerce") != 0  # unknown (NaN) counts as ran
+    if ran_ppo and pd.isna(pd.to_numeric(schedule_steps, errors="coerce")):
+        reasons.append(OWN_STEPS)
+    current = sets.get(game)
+    if current is not None and method not in DEMO_FREE and not pd.isna(best) and (best, avg) != current:
+        reasons.append(f"demo set best {best:g} / avg {avg:.3g} (current: {current[0]:g} / {current[1]:.3g})")
+    return "; ".join(reasons)
+
+
+def split_protocols(df: pd.DataFrame) -> Protocols:
+    """Rows of the current protocol and, apart, those of replaced ones with why (see the module doc).
+
+    >>> rows = pd.DataFrame({"game": ["g", "g", "g"], "method": ["trex", "trex", "ppo-true"], "rl_steps": [9, 9, 9],
+    ...     "schedule_steps": [None, 10, 10], "best_demo": [5.0, 3.0, 5.0], "avg_demo": [2.0, 1.0, 2.0],
+    ...     "beats_best_demo": [False, False, True], "mean": [1.0, 2.0, 4.0]})
+    >>> p = split_protocols(rows)
+    >>> p.current[["method", "best_demo", "beats_best_demo"]].values.tolist()
+    [['trex', 3.0, False], ['ppo-true', 3.0, True]]
+    >>> p.earlier["why"].str.startswith("PPO annealed").tolist()
+    [True]
+    """
+    if df.empty:
+        return Protocols(df.copy(), df.assign(why=pd.Series(dtype=str)))
+    sets = current_demo_sets(df)
+    why = pd.Series(
+        [
+            why_apart(g, m, s, b, a, sets, n)
+            for g, m, s, b, a, n in zip(
+                *(df[c] for c in ("game", "method", "schedule_steps", "best_demo", "avg_demo", "rl_steps")), strict=True
+            )
+        ],
+        index=df.index,
+        dtype=str,
+    )
+    current = df[why == ""].copy()
+    free = current["method"].isin(DEMO_FREE) & current["game"].isin(list(sets))
+    if free.any():
+        best = current.loc[free, "game"].map(lambda g: sets[g][0])
+        current.loc[free, "best_demo"] = best
+        current.loc[free, "avg_demo"] = current.loc[free, "game"].map(lambda g: sets[g][1])
+        current["beats_best_demo"] = current["beats_best_demo"].astype(object)  # all-empty reads as float
+        current.loc[free, "beats_best_demo"] = current.loc[free, "mean"] > best
+    return Protocols(current, df[why != ""].assign(why=why[why != ""]))
