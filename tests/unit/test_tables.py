@@ -145,7 +145,7 @@ def test_results_doc_sections_and_links(tmp_path, monkeypatch):
 
     from trex_bench.analysis.results_doc import build_results_doc
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     monkeypatch.chdir(root)
     text = build_results_doc(Path("results"))
     heads = [ln for ln in text.splitlines() if ln.startswith("## ")]
