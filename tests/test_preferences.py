@@ -14,7 +14,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvStepRetu
 
 from trex_bench.core.errors import ConfigError, DataError
 from trex_bench.reward.pref_ensemble import EnsembleNormalizer, preference_loss, select_queries
-from trex_bench.reward.preferences import Label, LabelLog, Query, SyntheticLabeler, read_pairs
+from trex_bench.reward.preferences import HumanLabeler, Label, LabelLog, Query, SyntheticLabeler, read_pairs
 from trex_bench.reward.prefs_config import PrefsConfig, labels_due
 from trex_bench.reward.segments import Clip, ClipBank, RolloutStore, Segment, clip_stacks
 from trex_bench.reward.train import bradley_terry_loss
@@ -151,6 +151,22 @@ def test_synthetic_oracle_flips_at_the_noise_rate():
     flips = np.mean([oracle.answer(1.0, 2.0, x) == "left" for x in u])
     assert abs(flips - 0.2) < 4 * math.sqrt(0.2 * 0.8 / len(u))  # binomial: ±4 standard errors
     assert all(oracle.answer(2.0, 2.0, x) == "equal" for x in u[:100])  # ties stay ties
+
+
+def test_human_labeler_waits_for_the_first_batch_only(tmp_path):
+    import threading
+
+    bank, log = ClipBank(tmp_path, "breakout"), LabelLog(tmp_path)
+    queries = [Query(k, Segment(1, 0, 10 * k, 5), Segment(2, 0, 10 * k, 5)) for k in range(3)]
+    person = HumanLabeler("ann", poll_seconds=0.01, timeout_seconds=10)
+    page = threading.Timer(0.2, lambda: log.append([Label(q.pair, q.a, q.b, "ann", "right", 1.0) for q in queries]))
+    page.start()
+    person.ask(queries, bank, log, initial=True)  # returns once the page has written all three answers
+    page.join()
+    assert [lab.pair for lab in log.read()] == [0, 1, 2]
+    later = [Query(3, Segment(1, 0, 99, 5), Segment(2, 0, 99, 5))]
+    person.ask(later, bank, log)  # never blocks PPO after the first batch
+    HumanLabeler(poll_seconds=0.01, timeout_seconds=0.05).ask(later, bank, log, initial=True)  # gives up
 
 
 # -- labels.csv --------------------------------------------------------------------------------------------------
@@ -312,6 +328,10 @@ def test_a_run_killed_before_its_first_checkpoint_keeps_its_labels(tmp_path):
     metrics = again.update(step=64)
     assert again.n_used == loop.n_used and metrics["answered"] == loop.n_asked and "asked" not in metrics
     assert again.pretrained  # pretrained on the labels it found
+    seg = again.buffer.labels[0].a
+    LabelLog(again.run_dir).append([Label(again.n_asked, seg, Segment(9, 9, 9, 4), "ann", "left", 1.0)])
+    with pytest.raises(DataError, match=r"clips/s9_r9_t9_l4.npz"):  # a label naming a clip this run never showed
+        again.update(step=128)
 
 
 # -- end to end: PPO with the wrapper and the callback ----------------------------------------------------------

@@ -133,21 +133,31 @@ class LabelLog:
 
     def read(self) -> list[Label]:
         """Every complete row, validated (DataError naming the file and line); a pair's first row wins."""
-        if not self.path.exists():
-            return []
-        text = self.path.read_bytes().decode("utf-8", errors="replace")
-        if not text.endswith("\n"):
-            text = text[: text.rfind("\n") + 1]  # an append that was cut off: never acknowledged, ignored
-        rows = list(csv.reader(io.StringIO(text)))
-        if not rows:
-            return []
-        if tuple(rows[0]) != COLUMNS:
-            raise DataError(f"{self.path}: header must be {','.join(COLUMNS)}, got {','.join(rows[0])[:200]}")
         out: dict[int, Label] = {}
-        for n, row in enumerate(rows[1:], start=2):
-            label = _parse_row(row, f"{self.path} line {n}")
+        for label in self.read_from(0)[0]:
             out.setdefault(label.pair, label)
         return list(out.values())
+
+    def read_from(self, offset: int) -> tuple[list[Label], int]:
+        """The complete rows from byte ``offset`` on (0: the whole file, header checked) and the offset after them.
+
+        A cut-off last line (an append that was killed) is never acknowledged and is left for later.
+        """
+        if not self.path.exists():
+            return [], 0
+        with open(self.path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+        data = data[: data.rfind(b"\n") + 1]
+        rows = list(csv.reader(io.StringIO(data.decode("utf-8", errors="replace"))))
+        first_line = 1
+        if offset == 0 and rows:
+            if tuple(rows[0]) != COLUMNS:
+                raise DataError(f"{self.path}: header must be {','.join(COLUMNS)}, got {','.join(rows[0])[:200]}")
+            rows, first_line = rows[1:], 2
+        where = f"{self.path} line" if offset == 0 else f"{self.path} (from byte {offset}) line"
+        labels = [_parse_row(row, f"{where} {n}") for n, row in enumerate(rows, start=first_line)]
+        return labels, offset + len(data)
 
 
 def _drop_partial_line(f: Any) -> None:

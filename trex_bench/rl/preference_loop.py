@@ -1,21 +1,22 @@
 """Deep RL from human preferences (Christiano et al. 2017) as an ``OnlineReward``: PPO on a reward that keeps
 learning from answers about clips of the agent's own, current play.
 
-The roles are small objects passed in, as in imitation's ``preference_comparisons``: the clip store and the query
-selection (``reward.segments``, ``reward.pref_ensemble.select_queries``: the fragmenter), the labeler
+The roles are small objects, as in imitation's ``preference_comparisons``: the clip store and the query selection
+(``reward.segments``, ``reward.pref_ensemble.select_queries``: the fragmenter), the labeler
 (``reward.preferences.Labeler``: the preference gatherer), the ensemble (``PreferenceEnsemble``: the reward
-trainer) and SB3's PPO (the agent trainer), so a test swaps any of them for a fake.
+trainer) and SB3's PPO (the agent trainer); a test swaps any of them for a fake.
 
-* ``wrap(venv)`` → ``PreferenceRewardVecEnv``: pays PPO the normalised ensemble mean r̂ of the stack each step
-  reaches, for all envs in one batch per member, keeps the true reward in ``info["true_reward"]`` and records every
-  step's frame, true reward and r̂ in the store (the score of a clip is the sum of its true rewards).
-* ``callback()`` → at each rollout's end (``PreferenceReward.update``): ask the labels due by now (the first
-  batch from the untrained policy, before PPO's first update), the most disputed of ``candidates_factor`` × as
-  many random pairs of the newest clips; read the answers from ``labels.csv``; train each member on its bootstrap
-  of the labels (``pretrain_epochs`` passes over the first labels, then ``train_pairs_per_step`` pairs per agent
-  step); re-score the rollout just collected with the trained nets, re-fit the normalisation on it (zero mean,
-  ``reward_std``) and relabel PPO's rollout buffer with it before PPO's update (rewards and advantages), so PPO
-  always optimises the current reward; log labels, accuracy and disagreement under ``prefs/`` (TensorBoard).
+* ``wrap(venv)`` → ``PreferenceRewardVecEnv``: records every step's reached frame, true reward and action in the
+  store, keeps the true reward in ``info["true_reward"]`` and pays the normalised ensemble mean r̂ of the reached
+  stack. Under PPO (the callback) the paying is deferred to the rollout's end: one batched forward pass per member
+  over the whole rollout instead of one per step, written into PPO's buffer before its update.
+* ``callback()`` → ``PreferenceReward.update`` at each rollout's end: score the rollout, fit the normalisation on it
+  (zero mean, ``reward_std``; §2.2.1, A.2) and relabel PPO's buffer (rewards and advantages); ask the labels due by
+  now (the first batch from the untrained policy, before PPO's first update), the most disputed of
+  ``candidates_factor`` × as many random pairs of the newest clips; read new answers from ``labels.csv``; train
+  each member on its bootstrap of the labels (``pretrain_epochs`` passes over the first labels, after which the
+  rollout is scored again so that PPO's first update already sees the pretrained reward; then
+  ``train_pairs_per_step`` pairs per agent step); log labels, accuracy and disagreement under ``prefs/``.
 * ``save``/``load``: nets and Adam moments (safetensors), counters, bootstrap weights, normalisation and random
   states (JSON). The labels (``labels.csv``), the query registry (``pairs.json``) and the clips (``clips/``) live in
   the run folder, append-only, so a killed run resumes with every label it was given.
@@ -41,7 +42,15 @@ from trex_bench.core.errors import ConfigError, DataError
 from trex_bench.core.games import Game, get_game
 from trex_bench.core.io import atomic_write, read_json, write_json
 from trex_bench.reward.pref_ensemble import EnsembleNormalizer, LabelBuffer, PreferenceEnsemble, select_queries
-from trex_bench.reward.preferences import Label, Labeler, LabelLog, Query, read_pairs, write_pairs
+from trex_bench.reward.preferences import (
+    Label,
+    Labeler,
+    LabelLog,
+    Query,
+    SyntheticLabeler,
+    read_pairs,
+    write_pairs,
+)
 from trex_bench.reward.prefs_config import PrefsConfig
 from trex_bench.reward.segments import ClipBank, RolloutStore
 from trex_bench.rl.wrappers import _RewardReplacer
@@ -49,6 +58,7 @@ from trex_bench.rl.wrappers import _RewardReplacer
 __all__ = ["PreferenceReward", "PreferenceRewardVecEnv", "PreferenceCallback"]
 
 STATE_SCHEMA = 1
+_COUNTERS = ("version", "last_step", "pretrained", "n_asked", "n_used")
 
 
 class PreferenceRewardVecEnv(_RewardReplacer):
@@ -145,7 +155,8 @@ class PreferenceReward:
         game: the game (its score rows are masked by the reward nets).
         cfg: the loop's settings.
         run_dir: where ``labels.csv``, ``pairs.json`` and ``clips/`` live.
-        labeler: who answers (``SyntheticLabeler``, ``HumanLabeler``).
+        labeler: who answers (``HumanLabeler``, ``SyntheticLabeler``); None: the synthetic oracle with
+            ``cfg.label_noise``.
         rng: all of the loop's randomness (net init, queries, bootstrap, minibatches).
         device: where the reward nets run.
         resume: go on from the labels already in ``run_dir`` (otherwise a folder holding labels is refused).
@@ -158,13 +169,14 @@ class PreferenceReward:
         game: Game | str,
         cfg: PrefsConfig,
         run_dir: str | Path,
-        labeler: Labeler,
+        labeler: Labeler | None,
         rng: np.random.Generator,
         device: str | torch.device = "cpu",
         resume: bool = False,
     ) -> None:
         self.game = get_game(game) if isinstance(game, str) else game
-        self.cfg, self.labeler, self.rng, self.run_dir = cfg, labeler, rng, Path(run_dir)
+        self.cfg, self.rng, self.run_dir = cfg, rng, Path(run_dir)
+        self.labeler = labeler or SyntheticLabeler(cfg.label_noise, np.random.default_rng(rng.integers(2**62)))
         generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
         self.ensemble = PreferenceEnsemble(self.game, cfg, generator, device)
         self.normalizer = EnsembleNormalizer(cfg.ensemble_size, cfg.reward_std)
@@ -178,7 +190,7 @@ class PreferenceReward:
         self.n_used = 0
         self.outcomes: deque[bool] = deque(maxlen=cfg.accuracy_window)
         self.queries = read_pairs(self.run_dir)
-        self._log_size = -1
+        self._log_offset = 0  # labels.csv is read on from here
         answered = self.log.read()
         if (self.queries or answered) and not resume:
             raise ConfigError(
@@ -268,12 +280,13 @@ class PreferenceReward:
 
     def _collect(self) -> dict[str, float]:
         """Read answers not seen yet from ``labels.csv`` into the buffer; score the ensemble's predictions."""
-        size = self.log.path.stat().st_size if self.log.path.exists() else 0
-        if size == self._log_size:
-            return {}
-        self._log_size = size
-        new = [lab for lab in self.log.read() if lab.pair not in self.consumed]
-        self.consumed |= {lab.pair for lab in new}
+        rows, self._log_offset = self.log.read_from(self._log_offset)
+        first: dict[int, Label] = {}
+        for lab in rows:  # a pair's first answer wins
+            if lab.pair not in self.consumed:
+                first.setdefault(lab.pair, lab)
+        self.consumed |= first.keys()
+        new = list(first.values())
         usable = [lab for lab in new if lab.target is not None]
         for lab in usable:  # fails loudly, naming the file, when a labelled clip is missing
             self.bank.get(lab.a)
@@ -322,7 +335,9 @@ class PreferenceReward:
         rhat = self.store.rhat[:, env, h % self.store.capacity]
         self.normalizer.fit(rhat)
         new = self.normalizer(rhat).reshape(heads.shape)
-        if rollout is not None and rollout.rewards.shape == heads.shape:
+        if rollout is not None:
+            if rollout.rewards.shape != heads.shape:
+                raise RuntimeError(f"the reward wrapper saw {heads.shape} steps of a {rollout.rewards.shape} rollout")
             rollout.rewards += new - np.stack([p for _, p in steps])  # keeps SB3's time-limit bootstrap term
             rollout.compute_returns_and_advantage(last_values=last_values, dones=dones)
         for (_, paid), row in zip(steps, new, strict=True):
@@ -338,26 +353,12 @@ class PreferenceReward:
         folder.mkdir(parents=True, exist_ok=True)
         tensors = self.ensemble.tensors()
         atomic_write(folder / "ensemble.safetensors", lambda p: save_file(tensors, str(p)), suffix=".safetensors")
-        write_json(
-            folder / "state.json",
-            dict(
-                kind="prefs-state",
-                schema_version=STATE_SCHEMA,
-                game=self.game.id,
-                config=dataclasses.asdict(self.cfg),
-                version=self.version,
-                last_step=self.last_step,
-                pretrained=self.pretrained,
-                n_asked=self.n_asked,
-                n_used=self.n_used,
-                consumed=sorted(self.consumed),
-                outcomes=[bool(o) for o in self.outcomes],
-                buffer=dict(pairs=[lab.pair for lab in self.buffer.labels], weights=self.buffer.weights.tolist()),
-                normalizer=self.normalizer.state(),
-                rng=self.rng.bit_generator.state,
-                labeler=self.labeler.state(),
-            ),
-        )
+        state: dict[str, Any] = {name: getattr(self, name) for name in _COUNTERS}
+        state.update(kind="prefs-state", schema_version=STATE_SCHEMA, game=self.game.id)
+        state.update(config=dataclasses.asdict(self.cfg), consumed=sorted(self.consumed), outcomes=list(self.outcomes))
+        state.update(buffer=dict(pairs=[lab.pair for lab in self.buffer.labels], weights=self.buffer.weights.tolist()))
+        state.update(normalizer=self.normalizer.state(), rng=self.rng.bit_generator.state, labeler=self.labeler.state())
+        write_json(folder / "state.json", state)
 
     def load(self, folder: Path) -> None:
         """Restore what ``save`` wrote, with the labels from ``labels.csv`` (DataError naming what is wrong)."""
@@ -387,25 +388,20 @@ class PreferenceReward:
         for lab in labels:
             self.bank.get(lab.a)
             self.bank.get(lab.b)
-        self.version, self.last_step, self.pretrained = state["version"], state["last_step"], state["pretrained"]
-        self.n_asked = max(self.n_asked, state["n_asked"])
-        self.n_used, self.consumed = state["n_used"], set(state["consumed"])
+        n_asked = self.n_asked
+        for name in _COUNTERS:
+            setattr(self, name, state[name])
+        self.n_asked = max(n_asked, self.n_asked)  # queries asked after the checkpoint keep their numbers
+        self.consumed = set(state["consumed"])
         self.outcomes = deque(state["outcomes"], maxlen=self.cfg.accuracy_window)
         self.labeler.restore(state["labeler"])
-        self._log_size = -1
+        self._log_offset = 0  # labels.csv is read on from here
 
     def card(self) -> dict[str, Any]:
         """Facts for the agent card: labels asked/used, held-out accuracy, the config."""
-        return dict(
-            method="prefs",
-            labeler=self.labeler.name,
-            labels_asked=self.n_asked,
-            labels_answered=len(self.consumed),
-            labels_used=self.n_used,
-            labels_in_buffer=len(self.buffer),
-            accuracy=None if not self.outcomes else round(self.accuracy(), 4),
-            accuracy_n=len(self.outcomes),
-            reward_updates=self.version,
-            run_dir=str(self.run_dir),
-            config=dataclasses.asdict(self.cfg),
-        )
+        accuracy = None if not self.outcomes else round(self.accuracy(), 4)
+        out = dict(method="prefs", labeler=self.labeler.name, label_noise=getattr(self.labeler, "label_noise", None))
+        out.update(labels_asked=self.n_asked, labels_answered=len(self.consumed), labels_used=self.n_used)
+        out.update(labels_in_buffer=len(self.buffer), accuracy=accuracy, accuracy_n=len(self.outcomes))
+        out.update(reward_updates=self.version, run_dir=str(self.run_dir), config=dataclasses.asdict(self.cfg))
+        return out
