@@ -18,6 +18,7 @@ from trex_bench.reward.preferences import HumanLabeler, Label, LabelLog, Query, 
 from trex_bench.reward.prefs_config import PrefsConfig, labels_due
 from trex_bench.reward.segments import Clip, ClipBank, RolloutStore, Segment, clip_stacks
 from trex_bench.reward.train import bradley_terry_loss
+from trex_bench.rl.online import OnlineReward
 from trex_bench.rl.preference_loop import PreferenceReward
 
 
@@ -345,6 +346,7 @@ def test_ppo_with_the_loop_learns_what_the_oracle_prefers(tmp_path):
     model = PPO("CnnPolicy", env, n_steps=32, batch_size=64, n_epochs=1, seed=0, device="cpu")
     model.set_logger(configure(str(tmp_path / "tb"), ["csv"]))
     model.learn(256, callback=loop.callback())
+    assert isinstance(loop, OnlineReward)
     assert loop.deferred and loop.n_asked == 40 and loop.n_used > 25 and loop.version == 4  # one update a rollout
     card = loop.card()
     assert card["labels_used"] == loop.n_used and card["accuracy"] is not None

@@ -176,7 +176,7 @@ def select_queries(
     members' P̂(b ≻ a) = σ(R_b − R_a) (each R a sum of r̂ the wrapper recorded under reward ``version``).
 
     Returns up to n tuples ``(env_a, end_a, env_b, end_b, mean P̂(b ≻ a), variance)``, most disputed first; fewer
-    when the store holds fewer distinct pairs.
+    when the store holds fewer distinct pairs. Two clips of one env that overlap are never paired.
     """
     env, end = store.candidates(length, version)
     if len(env) < 2 or n < 1:
@@ -185,6 +185,8 @@ def select_queries(
     i = rng.integers(len(env), size=m)
     j = rng.integers(len(env) - 1, size=m)
     j += j >= i  # two different clips
+    apart = (env[i] != env[j]) | (np.abs(end[i] - end[j]) >= length)  # not two views of the same few steps
+    i, j = i[apart], j[apart]
     r_a, r_b = store.returns(env[i], end[i], length), store.returns(env[j], end[j], length)
     p = 1.0 / (1.0 + np.exp(np.clip(r_a - r_b, -50, 50)))  # [K, m]
     var, mean = p.var(0), p.mean(0)

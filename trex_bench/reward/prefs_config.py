@@ -75,7 +75,7 @@ class PrefsConfig:
         label_buffer: only the newest this many labels are trained on.
         lr, weight_decay, batch_pairs: Adam and minibatch settings of each net.
         reward_std: the standard deviation of the normalised reward PPO is paid (its mean is 0).
-        recent_steps: agent steps per env kept in memory for clips (grown to fit two rollouts if smaller).
+        recent_steps: frames per env kept in memory for clips (grown to hold the last rollouts PPO collects).
         accuracy_window: answered queries over which the held-out accuracy is reported.
         arch: the reward net (``trex``: Christiano et al.'s Atari predictor without batch norm and dropout).
     """

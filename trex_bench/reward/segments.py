@@ -140,7 +140,7 @@ class RolloutStore:
         self, frames: np.ndarray, true_r: np.ndarray, rhat: np.ndarray, actions: np.ndarray, version: int
     ) -> np.ndarray:
         """One transition in every env: newest frames [E, 84, 84] of the reached stacks, true rewards [E],
-        the members' r̂ [K, E] and the actions [E] taken. Returns the slots' heads [E] (``rescore`` takes them)."""
+        the members' r̂ [K, E] and the actions [E] taken. Returns the slots' heads [E] (``stacks``, ``update``)."""
         heads = self.head.copy()
         slot = heads % self.capacity
         env = np.arange(self.n_envs)
@@ -168,8 +168,8 @@ class RolloutStore:
         return int(self.seed[i, s]), int(self.reset_index[i, s])
 
     def stored(self, env: np.ndarray, head: np.ndarray) -> np.ndarray:
-        """Whether the slots ``(env, head)`` still hold what was written there."""
-        return (head >= self.head[env] - self.capacity) & (head < self.head[env]) & (head >= 0)
+        """Whether the stacks of slots ``(env, head)`` (the slot and the 3 before it) are still all stored."""
+        return (head - 3 >= self.head[env] - self.capacity) & (head < self.head[env]) & (head >= 3)
 
     def update(self, env: np.ndarray, head: np.ndarray, rhat: np.ndarray, version: int) -> None:
         """Overwrite the members' r̂ [K, N] of stored transition slots (after the nets changed)."""
