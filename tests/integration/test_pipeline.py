@@ -257,3 +257,31 @@ def test_an_interrupted_ppo_stage_goes_on_from_its_newest_checkpoint(tmp_path, m
     other = interrupted("other", "0" * 16)  # made for another config: nothing of it is used
     run_pipeline(cfg.resolve(), out=other, resume=True, leaderboard=None, progress=False, cache_dir=tmp_path / "cache")
     assert read_json(other / "agent" / "card.json")["resumed_from"] is None
+
+
+def test_prefs_runs_end_to_end_with_its_labels_in_the_run_folder(tmp_path):
+    """The online preference loop as a method: its queries and answers in the agent folder, its facts in the card,
+    a leaderboard row; the same command resumed appends nothing and keeps every label."""
+    from trex_bench.core.io import read_json
+
+    cfg = PipelineConfig(game="breakout", method="prefs", budget="smoke", eval_episodes=1).resolve()
+    assert cfg.prefs is not None and cfg.prefs.total_labels == 50 and cfg.prefs.horizon_steps == cfg.ppo.total_steps
+    kw = dict(out=tmp_path / "run", leaderboard=tmp_path / "lb.csv", progress=False, cache_dir=tmp_path / "cache")
+    summary = run_pipeline(cfg, **kw)
+    labels = (tmp_path / "run" / "agent" / "prefs" / "labels.csv").read_text().splitlines()
+    assert len(labels) == 1 + 50 and all(",synthetic," in row for row in labels[1:])
+    card = read_json(tmp_path / "run" / "agent" / "card.json")
+    assert card["reward"]["source"] == "online" and card["online_reward"]["labels_used"] == 50
+    assert summary["row"]["method"] == "prefs" and summary["row"]["reward_transform"] == "normalized"
+    again = run_pipeline(cfg, resume=True, **kw)
+    assert "leaderboard_note" in again
+    assert (tmp_path / "run" / "agent" / "prefs" / "labels.csv").read_text().splitlines() == labels
+    with open(tmp_path / "lb.csv", newline="") as f:
+        assert [r["method"] for r in csv.DictReader(f)] == ["prefs"]
+
+
+@pytest.mark.parametrize("kw", [dict(method="trex", labeler="human"), dict(method="constant", label_noise=0.1),
+                                dict(method="prefs", label_noise=0.7), dict(method="prefs", labeler="robot")])
+def test_preference_options_are_checked_before_anything_runs(kw):
+    with pytest.raises(ValueError):
+        PipelineConfig(**(dict(game="breakout", budget="smoke") | kw)).resolve()

@@ -11,13 +11,24 @@ from trex_bench.experiment.budgets import BUDGETS
 from trex_bench.experiment.options import PipelineConfig
 
 # PipelineConfig fields a sweep passes to every run, and where a sweep's help says it differently.
-_SHARED = ("profile", "demos", "ranking", "human_labels", "precision", "transform", "eval_episodes", "device")
+_SHARED = (
+    "profile",
+    "demos",
+    "ranking",
+    "human_labels",
+    "precision",
+    "transform",
+    "eval_episodes",
+    "device",
+    "label_noise",
+)
 _SHARED_HELP = {
     "demos": "demo set for every run (default: each game's committed set)",
     "human_labels": "MTurk label CSV for --ranking human (T-REX runs)",
     "precision": "PPO policy numerics of every run (see `trex-bench pipeline --help`)",
     "transform": "learned-reward transform of the T-REX/D-REX runs: sigmoid (the papers) | raw | normalized | delta",
     "eval_episodes": "evaluation games per run (default by budget)",
+    "label_noise": "the synthetic labeler's error rate of the prefs runs, in [0, 0.5] (default 0)",
     "device": "torch device of every run (default: cpu)",
 }
 

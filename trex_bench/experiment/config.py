@@ -31,9 +31,10 @@ from trex_bench.core.errors import ConfigError
 from trex_bench.core.games import get_game
 from trex_bench.core.io import stable_hash
 from trex_bench.core.types import ENV_PROFILES, PRECISIONS, REWARD_TRANSFORMS
-from trex_bench.experiment.budgets import bc_config, get_budget, reward_config
+from trex_bench.experiment.budgets import bc_config, get_budget, prefs_config, reward_config
 from trex_bench.experiment.methods import METHODS, NOT_BUILT, RANKINGS, Method, get_method
 from trex_bench.reward.config import TrainConfig
+from trex_bench.reward.prefs_config import PrefsConfig
 from trex_bench.rl.config import KLSpec, PPOConfig
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
 SCHEMA = 1  # of config.json
 REPO_DEMOS = Path(__file__).resolve().parents[2] / "demos"
 MAX_SEED = 2**32 - 1  # numpy's and the envs' seed range; one limit for every command
+LABELERS = ("synthetic", "human")  # who answers the preference loop: the true score, or a person on the page
 # -- the experiment config ------------------------------------------------------------------------------------------
 
 
@@ -90,6 +92,9 @@ class ExperimentConfig:
         kl: the KL-to-BC penalty, or None.
         precision: PPO policy numerics (``fp32`` | ``bf16`` | ``auto``).
         device: torch device; how the run executes, not part of the experiment (not in the folder name).
+        prefs: the online preference loop's settings (``prefs`` only).
+        labeler: who answers the preference loop's queries: ``synthetic`` (the true score) or ``human`` (the
+            labeling page); "" for other methods.
     """
 
     game: str
@@ -110,6 +115,8 @@ class ExperimentConfig:
     kl: KLSpec | None
     precision: str = "fp32"
     device: str = "cpu"
+    prefs: PrefsConfig | None = None
+    labeler: str = ""
 
     def __post_init__(self) -> None:
         for name in ("demos", "human_labels", "unseen"):
@@ -140,12 +147,21 @@ class ExperimentConfig:
             raise ConfigError("--ranking human (method trex) and --human-labels CSV go together")
         if self.kl is not None and not m.ppo:
             raise ConfigError(f"--kl-to applies to PPO methods, not {self.method}")
+        self._validate_stages(m)
+
+    def _validate_stages(self, m: Method) -> None:
+        """Each stage config present exactly where the method runs that stage."""
         for stage, value in (("reward", self.reward), ("bc", self.bc), ("agent", self.ppo)):
             if (value is None) == (stage in m.stages):
                 need = "needs" if value is None else "does not run"
                 raise ConfigError(f"method {self.method} {need} a {stage} stage config")
         if (self.drex_rollouts is None) == ("noise-rollouts" in m.stages) or (self.drex_rollouts or 1) < 1:
             raise ConfigError(f"method {self.method}: drex_rollouts must be >= 1 for D-REX and null otherwise")
+        online = m.reward == "prefs"
+        if (self.prefs is None) == online:
+            raise ConfigError(f"method {self.method} {'needs' if online else 'does not run'} a preference-loop config")
+        if (self.labeler in LABELERS) != online or (not online and self.labeler):
+            raise ConfigError(f"--labeler {self.labeler or '(none)'}: prefs takes one of {', '.join(LABELERS)}")
 
     @property
     def spec(self) -> Method:
@@ -192,6 +208,10 @@ class ExperimentConfig:
             parts.append(f"cap{self.ppo.max_seconds:g}s")
         if self.precision != "fp32":
             parts.append(self.precision)
+        if self.labeler == "human":
+            parts.append("human")
+        if self.prefs is not None and self.prefs.label_noise > 0:
+            parts.append(f"noise{self.prefs.label_noise:g}")
         parts += [self.budget, f"s{self.seed}"]
         extra = self.non_default_fields()
         if extra:
@@ -202,10 +222,23 @@ class ExperimentConfig:
         """The fields that differ from the defaults and are not spelled out in the readable run name."""
         base = resolve(self.game, self.method, self.budget, self.seed).to_json()
         mine = self.to_json()
-        named = {"game", "method", "budget", "seed", "profile", "ranking", "transform", "precision", "device"}
+        named = {
+            "game",
+            "method",
+            "budget",
+            "seed",
+            "profile",
+            "ranking",
+            "transform",
+            "precision",
+            "device",
+            "labeler",
+        }
         diff = {k: v for k, v in mine.items() if k not in named and k != "schema" and v != base.get(k)}
         if "ppo" in diff and mine["ppo"] | {"max_seconds": None} == base["ppo"]:
             del diff["ppo"]  # only the time cap, which the name spells out
+        if "prefs" in diff and base["prefs"] and mine["prefs"] | {"label_noise": 0.0} == base["prefs"]:
+            del diff["prefs"]  # only the oracle's noise, which the name spells out
         if "demos" in diff:
             key = _demos_key(self.game, self.demos)
             if key in ("default", "repo"):
@@ -250,10 +283,17 @@ class ExperimentConfig:
         unknown = set(data) - names - {"schema"}
         if unknown:
             raise ConfigError(f"unknown experiment config keys: {', '.join(sorted(unknown))}")
-        missing = names - set(data) - {"precision", "device"}
+        missing = names - set(data) - {"precision", "device", "prefs", "labeler"}
         if missing:
             raise ConfigError(f"experiment config lacks: {', '.join(sorted(missing))}")
-        subs = {"reward": TrainConfig, "bc": BCConfig, "ppo": PPOConfig, "eval": EvalConfig, "kl": KLSpec}
+        subs = {
+            "reward": TrainConfig,
+            "bc": BCConfig,
+            "ppo": PPOConfig,
+            "eval": EvalConfig,
+            "kl": KLSpec,
+            "prefs": PrefsConfig,
+        }
         values = {k: v for k, v in data.items() if k != "schema"}
         for name, typ in subs.items():
             if values.get(name) is not None:
@@ -327,6 +367,9 @@ def resolve(
     reward: Mapping[str, Any] | None = None,
     bc: Mapping[str, Any] | None = None,
     ppo: Mapping[str, Any] | None = None,
+    labeler: str | None = None,
+    label_noise: float | None = None,
+    prefs: Mapping[str, Any] | None = None,
 ) -> ExperimentConfig:
     """The one resolver: (budget, method, overrides) → :class:`ExperimentConfig`, every value checked.
 
@@ -370,4 +413,27 @@ def resolve(
         kl=KLSpec(Path(kl_to), kl_beta) if kl_to is not None else None,
         precision=precision,
         device=device,
+        **_online(m, budget, ppo_cfg, labeler, label_noise, prefs),
     )
+
+
+def _online(
+    m: Method,
+    budget: str,
+    ppo: PPOConfig | None,
+    labeler: str | None,
+    label_noise: float | None,
+    prefs: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The preference loop's fields of a ``prefs`` run (its label budget from the budget table, spent by the PPO
+    run's end); the options are refused for every other method."""
+    if m.reward != "prefs":
+        if labeler not in (None, "synthetic") or label_noise not in (None, 0, 0.0) or prefs:
+            raise ConfigError(f"--labeler and --label-noise apply to the prefs method, not {m.name}")
+        return {}
+    assert ppo is not None
+    noise = {} if label_noise is None else {"label_noise": label_noise}
+    return {
+        "prefs": prefs_config(budget, ppo.total_steps, **(dict(prefs or {}) | noise)),
+        "labeler": labeler or "synthetic",
+    }

@@ -23,7 +23,7 @@ class Method:
         stages: stage names in the order they run.
         rankings: the rankings its reward net may be trained on (the first is the default); () for no reward net.
         reward: what PPO sees: ``learned`` (the reward stage's net), ``true`` (the clipped game score), ``constant``
-            (1 per step), or "" when the method runs no PPO.
+            (1 per step), ``prefs`` (the online preference loop's ensemble), or "" when the method runs no PPO.
         row_transform: the leaderboard's ``reward_transform`` of a method without a learned reward.
     """
 
@@ -50,6 +50,9 @@ METHODS: dict[str, Method] = {
     "bc": Method("bc", ("bc", "eval")),  # the clone itself, evaluated
     "ppo-true": Method("ppo-true", ("agent", "eval"), reward="true", row_transform="clip"),  # the upper reference
     "constant": Method("constant", ("agent", "eval"), reward="constant", row_transform="constant"),  # survival bonus
+    # Christiano et al. 2017: PPO on a 3-net ensemble fitted online to answers about its own clips; paid the
+    # normalised ensemble mean
+    "prefs": Method("prefs", ("agent", "eval"), reward="prefs", row_transform="normalized"),
 }
 NOT_BUILT = ("gail", "random")  # named by DESIGN.md; refused with a clear message until their stages exist
 

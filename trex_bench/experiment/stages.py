@@ -173,7 +173,9 @@ def agent_stage(ctx: StageContext) -> AgentResult:
     if cfg.spec.learned_reward:
         reward = ctx.record("reward")
         reward_source: str | Path = reward.folder
-        upstream = reward.key
+        upstream: Any = reward.key
+    elif cfg.spec.reward == "prefs":
+        reward_source, upstream = "online", {"prefs": dataclasses.asdict(cfg.prefs), "labeler": cfg.labeler}
     else:
         reward_source = upstream = cfg.spec.reward
     precision, _ = resolve_precision(cfg.precision, cfg.device)  # the mode that runs keys the stage, not "auto"
@@ -206,7 +208,7 @@ def agent_stage(ctx: StageContext) -> AgentResult:
     rec = ctx.run.stage(
         "agent",
         key,
-        lambda tmp: train_ppo(job, tmp, progress=ctx.progress, resume=resumable),
+        lambda tmp: train_ppo(job, tmp, progress=ctx.progress, resume=resumable, online=_online_reward(cfg, tmp)),
         resumable=resumable,
     )
     ctx.agent = AgentResult.from_card(read_json(rec.folder / "card.json"))
@@ -242,6 +244,22 @@ def eval_stage(ctx: StageContext) -> Evaluation:
     )
     ctx.evaluation = Evaluation.from_json(read_json(rec.folder / "eval.json"))
     return ctx.evaluation
+
+
+def _online_reward(cfg: ExperimentConfig, agent_dir: Path) -> Any:
+    """The reward that learns during PPO, for a method that has one: the preference loop, its queries and answers in
+    ``<agent>/prefs/`` (``labels.csv``, ``pairs.json``, clips), going on from the answers already there."""
+    if cfg.spec.reward != "prefs":
+        return None
+    import numpy as np
+
+    from trex_bench.reward.preferences import HumanLabeler
+    from trex_bench.rl.preference_loop import PreferenceReward
+
+    assert cfg.prefs is not None
+    labeler = HumanLabeler() if cfg.labeler == "human" else None  # None: the synthetic oracle of cfg.prefs
+    rng = np.random.default_rng([cfg.seed, 1])  # apart from PPO's own seeding by cfg.seed
+    return PreferenceReward(cfg.game, cfg.prefs, agent_dir / "prefs", labeler, rng, cfg.device, resume=True)
 
 
 def _kl_key(cfg: ExperimentConfig) -> dict[str, Any] | None:

@@ -46,6 +46,8 @@ _APPLIES_TO = {
     "human_labels": tuple(name for name, m in METHODS.items() if "human" in m.rankings),
     "transform": LEARNED_REWARD,
     "precision": tuple(name for name, m in METHODS.items() if m.ppo),
+    "labeler": tuple(name for name, m in METHODS.items() if m.reward == "prefs"),
+    "label_noise": tuple(name for name, m in METHODS.items() if m.reward == "prefs"),
 }
 
 
