@@ -109,8 +109,8 @@ def test_markdown_is_written_and_bad_input_refused(files, tmp_path, capsys):
     out = tmp_path / "tables" / "trex.md"
     text = write_table("trex", lb, baselines, out)
     assert out.read_text() == text and text.startswith("# T-REX")
-    assert "| breakout | 32 | 14.5 | 221.3 | small | 2 | 20.0 ± 14.1 (2 seeds) | 30 | 500,000 |" in text
-    assert "| pong | -6 | -15.6 | -2 | — |" in text
+    assert "| breakout | 32 | 14.5 | 221.3 | 0.28 | small | 2 | 20.0 ± 14.1 (2 seeds) | 30 | 500,000 |" in text
+    assert "| pong | -6 | -15.6 | -2 | -21 | — |" in text  # the papers' GAIL column beside ours
     with pytest.raises(ValueError, match="unknown table"):
         build_table("gail", lb, baselines)
     with pytest.raises(ValueError, match="does not exist"):
