@@ -1,5 +1,6 @@
-"""The online preference loop (Christiano et al. 2017): schedule, oracle, queries, labels.csv, normalisation, resume,
-and a tiny PPO run whose ensemble learns what the oracle prefers. Fakes only, except one ALE replay check."""
+"""The online preference loop (Christiano et al. 2017): schedule, oracle, queries, the one label format, normalisation,
+resume, a person answering the loop's queries on the labeling page's HTTP API (and a run that pauses for them), and
+a tiny PPO run whose ensemble learns what the oracle prefers. Fakes only, except one ALE replay check."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ import pytest
 import torch
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvStepReturn
 
-from trex_bench.core.errors import ConfigError, DataError
+from trex_bench.core.errors import ConfigError, DataError, LabelsPending
+from trex_bench.reward.clip_pairs import Clip, ClipPair, read_pairs
+from trex_bench.reward.labels import COLUMNS, Label, append_labels, read_labels
 from trex_bench.reward.pref_ensemble import EnsembleNormalizer, preference_loss, select_queries
-from trex_bench.reward.preferences import HumanLabeler, Label, LabelLog, Query, SyntheticLabeler, read_pairs
+from trex_bench.reward.preferences import HumanLabeler, SyntheticLabeler
 from trex_bench.reward.prefs_config import PrefsConfig, labels_due
-from trex_bench.reward.segments import Clip, ClipBank, RolloutStore, Segment, clip_stacks
+from trex_bench.reward.segments import ClipBank, ClipFrames, RolloutStore, clip_stacks
 from trex_bench.reward.train import bradley_terry_loss
 from trex_bench.rl.online import OnlineReward
 from trex_bench.rl.preference_loop import PreferenceReward
@@ -94,9 +97,10 @@ def small_cfg(**kw: Any) -> PrefsConfig:
 
 
 def make_loop(tmp_path, cfg: PrefsConfig | None = None, seed: int = 0, resume: bool = False,
-              deferred: bool = True) -> PreferenceReward:
-    """A loop with a synthetic oracle; ``deferred``: score each rollout at its end, as under PPO's callback."""
-    labeler = SyntheticLabeler(0.0, np.random.default_rng(seed + 1))
+              deferred: bool = True, labeler=None) -> PreferenceReward:
+    """A loop with a synthetic oracle (or ``labeler``); ``deferred``: score each rollout at its end, as under PPO's
+    callback."""
+    labeler = labeler or SyntheticLabeler(0.0, np.random.default_rng(seed + 1))
     loop = PreferenceReward("breakout", cfg or small_cfg(), tmp_path / "run", labeler, np.random.default_rng(seed),
                             resume=resume)
     loop.deferred = deferred
@@ -127,23 +131,26 @@ def test_label_schedule_counts():
 
 
 # -- the synthetic oracle ----------------------------------------------------------------------------------------
-def clip_with_return(seg: Segment, ret: float) -> Clip:
-    rewards = np.zeros(seg.length, np.float32)
+def clip_with_return(clip: Clip, ret: float) -> ClipFrames:
+    rewards = np.zeros(clip.length, np.float32)
     rewards[0] = ret
-    frames = np.zeros((seg.length + 3, 84, 84), np.uint8)
-    return Clip(seg, frames, rewards, np.zeros(seg.start + seg.length, np.uint8))
+    frames = np.zeros((clip.length + 3, 84, 84), np.uint8)
+    return ClipFrames(clip, frames, rewards, np.zeros(clip.start + clip.length - 1, np.uint8))
 
 
 def test_synthetic_oracle_follows_the_true_score(tmp_path):
-    bank, log = ClipBank(tmp_path, "breakout"), LabelLog(tmp_path)
-    segs = [Segment(1, 0, 5 * k, 5) for k in range(4)]
-    for seg, ret in zip(segs, [0.0, 3.0, 3.0, 40.0], strict=True):
-        bank.put(clip_with_return(seg, ret))
-    queries = [Query(0, segs[0], segs[1]), Query(1, segs[1], segs[0]), Query(2, segs[1], segs[2]),
-               Query(3, segs[3], segs[2])]
-    SyntheticLabeler().ask(queries, bank, log)
-    assert [lab.answer for lab in log.read()] == ["right", "left", "equal", "left"]
-    assert [lab.target for lab in log.read()] == [1.0, 0.0, 0.5, 0.0]
+    bank, path = ClipBank(tmp_path), tmp_path / "labels.csv"
+    clips = [Clip(1, 0, 1 + 5 * k, 5) for k in range(4)]
+    for clip, ret in zip(clips, [0.0, 3.0, 3.0, 40.0], strict=True):
+        assert bank.put(clip_with_return(clip, ret), animate=False) is None
+    c = clips
+    queries = {k: ClipPair(a, b, None, None) for k, (a, b) in enumerate([(c[0], c[1]), (c[1], c[0]), (c[1], c[2]),
+                                                                          (c[3], c[2])])}
+    SyntheticLabeler().ask(queries, bank, path)
+    assert [lab.answer for lab in read_labels(path)] == ["right", "left", "equal", "left"]
+    assert [lab.target for lab in read_labels(path)] == [1.0, 0.0, 0.5, 0.0]
+    assert path.read_text().splitlines()[0] == ",".join(COLUMNS)  # the one labels.csv format
+    assert not list(tmp_path.glob("clips/*.gif"))  # nobody watches the oracle's clips: no GIF rendered
 
 
 def test_synthetic_oracle_flips_at_the_noise_rate():
@@ -154,42 +161,24 @@ def test_synthetic_oracle_flips_at_the_noise_rate():
     assert all(oracle.answer(2.0, 2.0, x) == "equal" for x in u[:100])  # ties stay ties
 
 
-def test_human_labeler_waits_for_the_first_batch_only(tmp_path):
+def test_human_labeler_waits_for_answers_and_pauses_after_its_timeout(tmp_path):
     import threading
 
-    bank, log = ClipBank(tmp_path, "breakout"), LabelLog(tmp_path)
-    queries = [Query(k, Segment(1, 0, 10 * k, 5), Segment(2, 0, 10 * k, 5)) for k in range(3)]
+    path = tmp_path / "labels.csv"
+    queries = {k: ClipPair(Clip(1, 0, 1 + 10 * k, 5), Clip(2, 0, 1 + 10 * k, 5), None, None) for k in range(3)}
     person = HumanLabeler("ann", poll_seconds=0.01, timeout_seconds=10)
-    page = threading.Timer(0.2, lambda: log.append([Label(q.pair, q.a, q.b, "ann", "right", 1.0) for q in queries]))
+    answers = [Label(k, q.left, q.right, "ann", "right", 1.0) for k, q in queries.items()]
+    page = threading.Timer(0.2, lambda: append_labels(path, answers))
     page.start()
-    person.ask(queries, bank, log, initial=True)  # returns once the page has written all three answers
+    person.ask(queries, ClipBank(tmp_path), path)  # writes nothing: the page answers
+    person.wait(set(queries), path)  # returns once the page has written all three answers
     page.join()
-    assert [lab.pair for lab in log.read()] == [0, 1, 2]
-    later = [Query(3, Segment(1, 0, 99, 5), Segment(2, 0, 99, 5))]
-    person.ask(later, bank, log)  # never blocks PPO after the first batch
-    HumanLabeler(poll_seconds=0.01, timeout_seconds=0.05).ask(later, bank, log, initial=True)  # gives up
-
-
-# -- labels.csv --------------------------------------------------------------------------------------------------
-def test_labels_csv_appends_whole_lines_and_validates(tmp_path):
-    log = LabelLog(tmp_path)
-    a, b = Segment(3, 1, 10, 25), Segment(4, 0, 0, 25)
-    log.append([Label(0, a, b, "ann", "left", 1.5)])
-    with open(log.path, "ab") as f:  # a writer killed mid-line
-        f.write(b"1,3,1,10,25,4,0,0")
-    assert [lab.pair for lab in log.read()] == [0]  # the cut-off line is ignored
-    log.append([Label(1, b, a, "ann", "skip", 2.0), Label(0, b, a, "bob", "right", 3.0)])  # pair 0 again: first wins
-    labels = log.read()
-    assert [(lab.pair, lab.answer, lab.labeler) for lab in labels] == [(0, "left", "ann"), (1, "skip", "ann")]
-    assert labels[0].a == a and labels[1].target is None
-    assert log.path.read_text().splitlines()[0].startswith("pair,a_seed,a_reset,a_start,a_length,b_seed")
-    with open(log.path, "a") as f:
-        f.write("2,3,1,10,25,4,0,0,25,ann,maybe,4.0\n")
-    with pytest.raises(DataError, match=r"labels.csv line 5: answer must be one of"):
-        log.read()
-    (tmp_path / "labels.csv").write_text("a,b\n")
-    with pytest.raises(DataError, match="header must be"):
-        log.read()
+    assert [lab.pair for lab in read_labels(path)] == [0, 1, 2]
+    with pytest.raises(LabelsPending, match=r"1 of the 1 queries .* no answer after 0 s; answer them with "
+                                            r"`trex-bench label serve .*`, then run the same command again with "
+                                            r"--resume") as e:
+        HumanLabeler(poll_seconds=0.01, timeout_seconds=0.05).wait({3}, path)
+    assert "\n" not in str(e.value)
 
 
 # -- queries by disagreement --------------------------------------------------------------------------------------
@@ -234,8 +223,8 @@ def test_clips_hold_exactly_the_stacks_the_env_showed(tmp_path):
         want = seen_arr[:, e]
         got = clip_stacks(clip.frames)
         match = [t for t in range(50 - 7) if np.array_equal(want[t : t + 8], got)]
-        assert match, f"clip {clip.segment.name} is not a run of the stacks env {e} reached"
-        assert clip.segment.seed == 100 + e and clip.segment.length == 8
+        assert match, f"clip {clip.clip.name} is not a run of the stacks env {e} reached"
+        assert clip.clip.seed == 100 + e and clip.clip.length == 8 and clip.clip.start >= 1
         assert clip.true_return == float((clip.actions[-8:] == 1).sum())
 
 
@@ -272,9 +261,12 @@ def test_update_asks_the_due_labels_and_pays_the_normalised_reward(tmp_path):
     due = loop.cfg.labels_due(64)
     assert due > loop.cfg.initial_labels == 15  # the first batch and the first rollout's share
     assert loop.n_asked == due and metrics["asked"] == due
-    assert len(LabelLog(loop.run_dir).read()) == due and len(read_pairs(loop.run_dir)) == due
-    named = {s.name for q in read_pairs(loop.run_dir) for s in (q.a, q.b)}
+    pairs = read_pairs(loop.run_dir)
+    assert len(read_labels(loop.labels_path)) == due and len(pairs.pairs) == due
+    assert (pairs.game, pairs.kind) == ("breakout", "online") and {p.step for p in pairs.pairs} == {64}
+    named = {c.name for q in pairs.pairs for c in (q.left, q.right)}
     assert {f.stem for f in (loop.run_dir / "clips").glob("*.npz")} == named
+    assert {q.left_file for q in pairs.pairs} == {None}  # the oracle answers without watching: no GIFs
     assert loop.pretrained and loop.version == 1 and metrics["train_pairs"] == math.ceil(1 * loop.n_used)
     obs = env.reset()
     _, paid, _, infos = env.step(np.array([0, 1]))
@@ -312,7 +304,7 @@ def test_labels_and_nets_survive_a_kill(tmp_path):
     env2.reset()
     play(env2, 32, np.random.default_rng(2))
     again.update(step=1000)
-    pairs = [lab.pair for lab in LabelLog(again.run_dir).read()]
+    pairs = [lab.pair for lab in read_labels(again.labels_path)]
     assert pairs == list(range(again.n_asked)) and again.n_asked == again.cfg.labels_due(1000) > asked
 
 
@@ -329,10 +321,15 @@ def test_a_run_killed_before_its_first_checkpoint_keeps_its_labels(tmp_path):
     metrics = again.update(step=64)
     assert again.n_used == loop.n_used and metrics["answered"] == loop.n_asked and "asked" not in metrics
     assert again.pretrained  # pretrained on the labels it found
-    seg = again.buffer.labels[0].a
-    LabelLog(again.run_dir).append([Label(again.n_asked, seg, Segment(9, 9, 9, 4), "ann", "left", 1.0)])
-    with pytest.raises(DataError, match=r"clips/s9_r9_t9_l4.npz"):  # a label naming a clip this run never showed
-        again.update(step=128)
+    clip, before = again.buffer.labels[0].left, again.labels_path.read_bytes()
+    append_labels(again.labels_path, [Label(again.n_asked, clip, Clip(9, 9, 9, 4), "ann", "left", 1.0)])
+    with pytest.raises(DataError, match=rf"labels.csv: pair {again.n_asked} names clips \({clip.seed}, .*\) and "
+                                        r"\(9, 9, 9, 4\), but the pairs folder has"):
+        again.update(step=128)  # an answer naming clips the query it answers does not show
+    again.labels_path.write_bytes(before)
+    append_labels(again.labels_path, [Label(10_000, clip, clip, "ann", "left", 1.0)])
+    with pytest.raises(DataError, match=r"labels.csv: pair 10000 is not among the \d+ breakout pairs"):
+        make_loop(tmp_path, resume=True)  # a pair this run never asked
 
 
 # -- end to end: PPO with the wrapper and the callback ----------------------------------------------------------
@@ -390,12 +387,12 @@ def test_a_clip_replays_exactly_on_the_ale(tmp_path):
     for _ in range(300):
         env.step(rng.integers(0, 4, size=2))
     envs, ends = loop.store.candidates(25, -1)  # not scored yet
-    segs = [loop.store.segment(int(e), int(x), 25) for e, x in zip(envs, ends, strict=True)]
-    k = max(range(len(segs)), key=lambda k: (segs[k].reset, segs[k].start))  # a later game of the chain if any
-    clip = loop.store.clip(int(envs[k]), int(ends[k]), 25)
-    seg = clip.segment
-    ep = Episode(seed=seg.seed, actions=clip.actions, rewards=np.zeros(len(clip.actions), np.float32),
-                 hash_steps=np.zeros(0, np.int64), frame_hashes=np.zeros(0, np.uint64), reset_index=seg.reset)
+    ids = [loop.store.clip_id(int(e), int(x), 25) for e, x in zip(envs, ends, strict=True)]
+    k = max(range(len(ids)), key=lambda k: (ids[k].reset, ids[k].start))  # a later game of the chain if any
+    data = loop.store.clip(int(envs[k]), int(ends[k]), 25)
+    c = data.clip
+    ep = Episode(seed=c.seed, actions=data.actions, rewards=np.zeros(len(data.actions), np.float32),
+                 hash_steps=np.zeros(0, np.int64), frame_hashes=np.zeros(0, np.uint64), reset_index=c.reset)
     frames = replay(ep, "breakout")  # the newest frame of every observation, the reset observation first
-    assert np.array_equal(frames[seg.start + 1 : seg.start + 26], clip.frames[3:])
+    assert np.array_equal(frames[c.start : c.start + 25], data.frames[3:])  # observations start … start + 24
     env.close()

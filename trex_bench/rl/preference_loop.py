@@ -18,8 +18,14 @@ trainer) and SB3's PPO (the agent trainer); a test swaps any of them for a fake.
   rollout is scored again so that PPO's first update already sees the pretrained reward; then
   ``train_pairs_per_step`` pairs per agent step); log labels, accuracy and disagreement under ``prefs/``.
 * ``save``/``load``: nets and Adam moments (safetensors), counters, bootstrap weights, normalisation and random
-  states (JSON). The labels (``labels.csv``), the query registry (``pairs.json``) and the clips (``clips/``) live in
-  the run folder, append-only, so a killed run resumes with every label it was given.
+  states (JSON).
+
+The loop's folder is a pairs folder in the project's one preference format (``reward.clip_pairs``,
+``reward.labels``): ``pairs.json`` lists every query asked (two clip ids, the GIFs a person watches, the step,
+P̂ and disagreement at asking), ``clips/`` holds each queried clip's data (``.npz``, what the nets train on) and,
+when a person labels, its GIF, and ``labels.csv`` the answers. So ``trex-bench label serve RUN`` shows a person the
+agent's own clips while PPO waits, and a killed or paused run resumes with every query and answer it had; all of
+it is append-only and written whole.
 """
 
 from __future__ import annotations
@@ -41,16 +47,10 @@ from trex_bench.core.envs import fire_action
 from trex_bench.core.errors import ConfigError, DataError
 from trex_bench.core.games import Game, get_game
 from trex_bench.core.io import atomic_write, read_json, write_json
+from trex_bench.reward.clip_pairs import PAIRS_FILE, ClipPair, PairSet, frame_ms, read_pairs, write_pairs
+from trex_bench.reward.labels import LABELS_FILE, Label, check_labels, read_labels
 from trex_bench.reward.pref_ensemble import EnsembleNormalizer, LabelBuffer, PreferenceEnsemble, select_queries
-from trex_bench.reward.preferences import (
-    Label,
-    Labeler,
-    LabelLog,
-    Query,
-    SyntheticLabeler,
-    read_pairs,
-    write_pairs,
-)
+from trex_bench.reward.preferences import Labeler, SyntheticLabeler
 from trex_bench.reward.prefs_config import PrefsConfig
 from trex_bench.reward.segments import ClipBank, RolloutStore
 from trex_bench.rl.wrappers import _RewardReplacer
@@ -154,12 +154,18 @@ class PreferenceReward:
     Args:
         game: the game (its score rows are masked by the reward nets).
         cfg: the loop's settings.
-        run_dir: where ``labels.csv``, ``pairs.json`` and ``clips/`` live.
+        run_dir: the loop's pairs folder: ``pairs.json``, ``clips/`` and ``labels.csv`` (see the module).
         labeler: who answers (``HumanLabeler``, ``SyntheticLabeler``); None: the synthetic oracle with
             ``cfg.label_noise``.
         rng: all of the loop's randomness (net init, queries, bootstrap, minibatches).
         device: where the reward nets run.
-        resume: go on from the labels already in ``run_dir`` (otherwise a folder holding labels is refused).
+        resume: go on from the queries and labels already in ``run_dir`` (otherwise a folder holding any is
+            refused).
+
+    Raises:
+        ConfigError: queries or labels in ``run_dir`` without ``resume``.
+        DataError: ``run_dir`` holds a pairs folder of a demo set or of another game, or labels naming clips that
+            its ``pairs.json`` does not ask about.
     """
 
     name = "prefs"
@@ -180,7 +186,7 @@ class PreferenceReward:
         generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
         self.ensemble = PreferenceEnsemble(self.game, cfg, generator, device)
         self.normalizer = EnsembleNormalizer(cfg.ensemble_size, cfg.reward_std)
-        self.log, self.bank = LabelLog(self.run_dir), ClipBank(self.run_dir, self.game.id)
+        self.labels_path, self.bank = self.run_dir / LABELS_FILE, ClipBank(self.run_dir)
         self.buffer = LabelBuffer(cfg.label_buffer, cfg.ensemble_size)
         self.store = RolloutStore(1, cfg.recent_steps, cfg.ensemble_size)  # replaced by wrap()
         self.env: PreferenceRewardVecEnv | None = None
@@ -189,20 +195,46 @@ class PreferenceReward:
         self.consumed: set[int] = set()
         self.n_used = 0
         self.outcomes: deque[bool] = deque(maxlen=cfg.accuracy_window)
-        self.queries = read_pairs(self.run_dir)
-        self._log_offset = 0  # labels.csv is read on from here
-        answered = self.log.read()
+        self.queries: list[ClipPair] = self._asked_before()
+        answered = self._answers()
         if (self.queries or answered) and not resume:
             raise ConfigError(
                 f"{self.run_dir} already holds preference queries or labels; resume to go on from "
                 "them, or use a new folder"
             )
-        self.n_asked = max([len(self.queries), *(lab.pair + 1 for lab in answered)])
+        self.n_asked = len(self.queries)
+
+    def _asked_before(self) -> list[ClipPair]:
+        """The queries of an earlier run in this folder (its ``pairs.json``), checked to be this game's."""
+        if not (self.run_dir / PAIRS_FILE).exists():
+            return []
+        pairs = read_pairs(self.run_dir)
+        where = self.run_dir / PAIRS_FILE
+        if pairs.kind != "online":
+            raise DataError(f"{where} holds pairs of a demo set, not the online loop's queries; use another folder")
+        if pairs.game != self.game.id:
+            raise DataError(f"{where} holds {pairs.game} queries, but this run plays {self.game.id}")
+        return list(pairs.pairs)
+
+    def pair_set(self) -> PairSet:
+        """Every query asked so far, as ``pairs.json`` holds them."""
+        return PairSet(self.game.id, {"kind": "online"}, tuple(self.queries), "trex_bench.rl.preference_loop")
+
+    def _answers(self) -> tuple[Label, ...]:
+        """The answers in ``labels.csv``, checked against the queries (DataError naming the file otherwise)."""
+        if not self.labels_path.exists():
+            return ()
+        labels = read_labels(self.labels_path)
+        check_labels(labels, self.pair_set(), self.labels_path)
+        return labels
 
     # -- OnlineReward ---------------------------------------------------------------------------------------------
     def wrap(self, venv: VecEnv) -> VecEnv:
         """``venv`` paying the learned reward (see ``PreferenceRewardVecEnv``)."""
         self.store = RolloutStore(venv.num_envs, self.cfg.recent_steps, self.cfg.ensemble_size)
+        profile = getattr(venv, "profile", None)  # AtariVecEnv's; a GIF plays at the game's speed
+        if profile is not None:
+            self.bank.frame_ms = frame_ms(profile.frameskip)
         self.env = PreferenceRewardVecEnv(venv, self)
         return self.env
 
@@ -233,6 +265,8 @@ class PreferenceReward:
             self.env.step_log.clear()
         metrics = self._pay(steps, rollout, last_values, dones)
         metrics.update(self._ask(step))
+        if not self.pretrained and self.queries:  # PPO's first update needs the first batch's answers
+            self.labeler.wait(self._first_batch(), self.labels_path)
         metrics.update(self._collect())
         first = not self.pretrained
         trained = self._train(step)
@@ -241,7 +275,7 @@ class PreferenceReward:
             self.version += 1
             if first:  # PPO's first update already learns from the pretrained nets (App. A: pretraining)
                 self._pay(steps, rollout, last_values, dones)
-        self.bank.retain(self.buffer.segments())
+        self.bank.retain(self.buffer.clips())
         metrics.update(
             labels=float(self.n_used),
             labels_asked=float(self.n_asked),
@@ -263,38 +297,35 @@ class PreferenceReward:
             return {}
         length = self.cfg.segment_length
         picks = select_queries(self.store, length, n, self.cfg.candidates_factor, self.version, self.rng)
-        new: list[Query] = []
+        new: list[ClipPair] = []
         for env_a, end_a, env_b, end_b, p_right, var in picks:
-            clip_a, clip_b = self.store.clip(env_a, end_a, length), self.store.clip(env_b, end_b, length)
-            self.bank.put(clip_a)
-            self.bank.put(clip_b)
-            new.append(Query(self.n_asked + len(new), clip_a.segment, clip_b.segment, p_right, var, int(step)))
+            left, right = self.store.clip(env_a, end_a, length), self.store.clip(env_b, end_b, length)
+            files = [self.bank.put(c, animate=self.labeler.watches) for c in (left, right)]
+            new.append(ClipPair(left.clip, right.clip, *files, step=int(step), p_right=p_right, disagreement=var))
         if not new:
             return {}
-        initial = self.n_asked == 0
+        first = self.n_asked
         self.queries += new
         self.n_asked += len(new)
-        write_pairs(self.run_dir, self.game.id, self.queries, self.bank)
-        self.labeler.ask(new, self.bank, self.log, initial=initial)
+        write_pairs(self.run_dir, self.pair_set())  # after the clips it names, before any answer to it
+        self.labeler.ask(dict(enumerate(new, start=first)), self.bank, self.labels_path)
         return {"asked": float(len(new)), "disagreement": float(np.mean([q.disagreement for q in new]))}
+
+    def _first_batch(self) -> set[int]:
+        """The queries asked at the first round (from the untrained policy), which PPO's first update waits for."""
+        return {i for i, q in enumerate(self.queries) if q.step == self.queries[0].step}
 
     def _collect(self) -> dict[str, float]:
         """Read answers not seen yet from ``labels.csv`` into the buffer; score the ensemble's predictions."""
-        rows, self._log_offset = self.log.read_from(self._log_offset)
-        first: dict[int, Label] = {}
-        for lab in rows:  # a pair's first answer wins
-            if lab.pair not in self.consumed:
-                first.setdefault(lab.pair, lab)
-        self.consumed |= first.keys()
-        new = list(first.values())
+        new = [lab for lab in self._answers() if lab.pair not in self.consumed]  # a pair's first answer stands
+        self.consumed |= {lab.pair for lab in new}
         usable = [lab for lab in new if lab.target is not None]
         for lab in usable:  # fails loudly, naming the file, when a labelled clip is missing
-            self.bank.get(lab.a)
-            self.bank.get(lab.b)
-        asked = {q.pair: q for q in self.queries}
+            self.bank.get(lab.left)
+            self.bank.get(lab.right)
         for lab in usable:
-            q = asked.get(lab.pair)
-            if q is not None and lab.answer != "equal" and not math.isnan(q.p_right):
+            q = self.queries[lab.pair]
+            if lab.answer != "equal" and not math.isnan(q.p_right):
                 self.outcomes.append((q.p_right > 0.5) == (lab.answer == "right"))
         self.buffer.add(usable, self.rng)
         self.n_used += len(usable)
@@ -376,7 +407,7 @@ class PreferenceReward:
             raise ConfigError(f"{folder} was saved by a preference loop with another game or config")
         try:
             self.ensemble.load_tensors(load_file(str(folder / "ensemble.safetensors")))
-            rows = {lab.pair: lab for lab in self.log.read()}
+            rows = {lab.pair: lab for lab in self._answers()}
             labels: list[Label] = [rows[p] for p in state["buffer"]["pairs"]]
             weights = np.asarray(state["buffer"]["weights"], dtype=np.int64).reshape(self.cfg.ensemble_size, -1)
             self.normalizer.restore(state["normalizer"])
@@ -386,8 +417,8 @@ class PreferenceReward:
         self.buffer = LabelBuffer(self.cfg.label_buffer, self.cfg.ensemble_size)
         self.buffer.add(labels, self.rng, weights=weights)
         for lab in labels:
-            self.bank.get(lab.a)
-            self.bank.get(lab.b)
+            self.bank.get(lab.left)
+            self.bank.get(lab.right)
         n_asked = self.n_asked
         for name in _COUNTERS:
             setattr(self, name, state[name])
@@ -395,7 +426,6 @@ class PreferenceReward:
         self.consumed = set(state["consumed"])
         self.outcomes = deque(state["outcomes"], maxlen=self.cfg.accuracy_window)
         self.labeler.restore(state["labeler"])
-        self._log_offset = 0  # labels.csv is read on from here
 
     def card(self) -> dict[str, Any]:
         """Facts for the agent card: labels asked/used, held-out accuracy, the config."""
