@@ -4,7 +4,13 @@ a tiny PPO run whose ensemble learns what the oracle prefers. Fakes only, except
 
 from __future__ import annotations
 
+import copy
+import io
+import json
 import math
+import threading
+import time
+import urllib.request
 from typing import Any
 
 import gymnasium as gym
@@ -14,7 +20,8 @@ import torch
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvStepReturn
 
 from trex_bench.core.errors import ConfigError, DataError, LabelsPending
-from trex_bench.reward.clip_pairs import Clip, ClipPair, read_pairs
+from trex_bench.label.server import LabelApp, find_pairs_folder, make_server
+from trex_bench.reward.clip_pairs import Clip, ClipPair, PairSet, read_pairs, write_pairs
 from trex_bench.reward.labels import COLUMNS, Label, append_labels, read_labels
 from trex_bench.reward.pref_ensemble import EnsembleNormalizer, preference_loss, select_queries
 from trex_bench.reward.preferences import HumanLabeler, SyntheticLabeler
@@ -330,6 +337,158 @@ def test_a_run_killed_before_its_first_checkpoint_keeps_its_labels(tmp_path):
     append_labels(again.labels_path, [Label(10_000, clip, clip, "ann", "left", 1.0)])
     with pytest.raises(DataError, match=r"labels.csv: pair 10000 is not among the \d+ breakout pairs"):
         make_loop(tmp_path, resume=True)  # a pair this run never asked
+
+
+# -- a person on the labeling page answers the loop's own queries --------------------------------------------------
+def _http(url: str, body: dict | None = None) -> tuple[int, str, bytes]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.status, r.headers["Content-Type"], r.read()
+
+
+class PersonAtThePage:
+    """Waits for the loop's ``pairs.json`` under ``root``, serves that folder with the page's server (as
+    ``trex-bench label serve ROOT`` does) and answers every pair the page shows over its HTTP API, by the rule
+    ``choose(pair) -> answer``; each answer is sent twice (a double submit)."""
+
+    def __init__(self, root, choose) -> None:
+        self.root, self.choose, self.sent, self.errors = root, choose, [], []
+        self.server = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            deadline = time.monotonic() + 30
+            while not list(self.root.glob("**/pairs.json")) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            self.server = make_server(LabelApp(find_pairs_folder(self.root), "ann"), "127.0.0.1", 0)
+            threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+            self.answer_all()
+        except Exception as e:  # handed to the test's thread
+            self.errors.append(e)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}"
+
+    def answer_all(self) -> None:
+        state = json.loads(_http(self.base + "/api/state")[2])
+        while state["next"] is not None:
+            nxt = state["next"]
+            for side in ("left", "right"):  # both GIFs were rendered when the loop asked
+                status, kind, gif = _http(f"{self.base}/{nxt[side]['url']}")
+                assert status == 200 and kind == "image/gif" and gif.startswith(b"GIF89a")
+            body = dict(pair=nxt["pair"], answer=self.choose(nxt["pair"]), left=nxt["left"]["clip"],
+                        right=nxt["right"]["clip"])
+            first = json.loads(_http(self.base + "/api/label", body)[2])
+            again = json.loads(_http(self.base + "/api/label", body | {"answer": "equal"})[2])
+            self.sent.append((nxt["pair"], body["answer"], first["recorded"], again["recorded"]))
+            state = first["state"]
+
+    def close(self) -> None:
+        self.thread.join(30)
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+        if self.errors:
+            raise self.errors[0]
+
+
+def test_a_person_answers_the_loops_queries_on_the_page_and_the_loop_trains_on_exactly_those(tmp_path):
+    """The loop (fake env, ``HumanLabeler``) asks its first batch and waits; a client answers it through the page's
+    HTTP API; the loop trains on exactly those answers. A later query does not block; its answer is used next round."""
+    cfg = small_cfg(total_labels=4, initial_share=0.5, pretrain_epochs=4, batch_pairs=4, train_pairs_per_step=0.005)
+    loop = make_loop(tmp_path, cfg, labeler=HumanLabeler("ann", poll_seconds=0.01, timeout_seconds=60))
+    untrained = copy.deepcopy(loop.ensemble.members)
+    env = loop.wrap(BrightActionEnv(n_envs=2, game_len=40))
+    env.reset()
+    play(env, 32, np.random.default_rng(0))
+    person = PersonAtThePage(tmp_path, choose=lambda pair: ("right", "left", "left")[pair])
+    person.thread.start()
+    try:
+        metrics = loop.update(step=64)  # asks 2 queries, waits for their answers, trains
+        person.thread.join(30)
+        assert person.sent == [(0, "right", True, False), (1, "left", True, False)]  # the double submits: no-ops
+        labels = read_labels(loop.labels_path)
+        assert [(lab.pair, lab.answer, lab.labeler) for lab in labels] == [(0, "right", "ann"), (1, "left", "ann")]
+        assert loop.buffer.labels == list(labels) and loop.buffer.targets(np.arange(2)).tolist() == [1.0, 0.0]
+        assert metrics["answered"] == 2 and loop.n_used == 2 and loop.pretrained and loop.version == 1
+        # and trained on them: each net's cross-entropy on its bootstrap sample of exactly these answers fell
+        pairs = read_pairs(loop.run_dir).pairs
+        frames = np.stack([loop.bank.get(c).frames for q in pairs for c in (q.left, q.right)])
+        stacks = torch.as_tensor(np.ascontiguousarray(clip_stacks(frames)).reshape(-1, 4, 84, 84))
+
+        def sample_loss(net, k: int) -> float:
+            with torch.no_grad():
+                r = net(stacks).reshape(len(pairs), 2, -1).sum(-1)
+            p_right = torch.sigmoid(r[:, 1] - r[:, 0]).numpy()
+            target, w = np.array([1.0, 0.0]), loop.buffer.weights[k]
+            ce = -(target * np.log(p_right) + (1 - target) * np.log(1 - p_right))
+            return float((w * ce).sum() / w.sum())
+
+        assert all(w.sum() > 0 for w in loop.buffer.weights)
+        for k, (old, new) in enumerate(zip(untrained, loop.ensemble.members, strict=True)):
+            assert sample_loss(new, k) < sample_loss(old, k), k
+        # what the page showed is the clip the nets trained on: the GIF's first frame is the clip's first observation
+        from PIL import Image
+
+        gif = _http(f"{person.base}/clip/0/left")[2]
+        with Image.open(io.BytesIO(gif)) as im:
+            np.testing.assert_array_equal(np.asarray(im.convert("L"))[::3, ::3], loop.bank.get(pairs[0].left).frames[3])
+        # later: a new query never blocks PPO; its answer, given whenever, is read at the next round
+        play(env, 32, np.random.default_rng(1))
+        assert loop.update(step=1000)["asked"] == 1 and loop.n_used == 2
+        person.answer_all()
+        play(env, 32, np.random.default_rng(2))
+        assert loop.update(step=1064)["answered"] == 1 and loop.n_used == 3
+        assert loop.buffer.labels[-1] == read_labels(loop.labels_path)[2] and loop.buffer.labels[-1].answer == "left"
+    finally:
+        person.close()
+
+
+def test_a_run_waiting_too_long_for_answers_pauses_and_resumes_with_them(tmp_path):
+    from stable_baselines3 import PPO
+
+    cfg = small_cfg(total_labels=4, initial_share=0.5)
+    impatient = HumanLabeler("ann", poll_seconds=0.01, timeout_seconds=0.1)
+    loop = make_loop(tmp_path, cfg, labeler=impatient)
+    model = PPO("CnnPolicy", loop.wrap(BrightActionEnv()), n_steps=32, batch_size=64, n_epochs=1, seed=0, device="cpu")
+    with pytest.raises(LabelsPending) as e:
+        model.learn(256, callback=loop.callback())
+    message = str(e.value)
+    assert "\n" not in message and message.startswith("paused: 2 of the 2 queries the run waits for")
+    assert f"`trex-bench label serve {loop.run_dir}`" in message and "again with --resume" in message
+    assert model.num_timesteps == 64  # stopped at the first rollout's end, before PPO's first update
+    # nothing half-written: every query's clips (data and GIF) are whole, no answer yet, no temporary file
+    pairs = read_pairs(loop.run_dir)
+    clips = {c for q in pairs.pairs for c in (q.left, q.right)}
+    want = {f"{c.name}.npz" for c in clips} | {f"{c.name}.gif" for c in clips}
+    assert len(pairs.pairs) == 2 and {p.name for p in (loop.run_dir / "clips").iterdir()} == want
+    assert sorted(p.name for p in loop.run_dir.iterdir()) == ["clips", "pairs.json"]
+    # the person answers while the run is paused (the page's app), and the run goes on from its folder
+    app = LabelApp(loop.run_dir, "ann")
+    for answer in ("left", "equal"):
+        nxt = app.state()["next"]
+        app.answer(dict(pair=nxt["pair"], answer=answer, left=nxt["left"]["clip"], right=nxt["right"]["clip"]))
+    with pytest.raises(ConfigError, match="resume"):
+        make_loop(tmp_path, cfg, labeler=impatient)
+    again = make_loop(tmp_path, cfg, resume=True, labeler=impatient)
+    model = PPO("CnnPolicy", again.wrap(BrightActionEnv(seed=1)), n_steps=32, batch_size=64, n_epochs=1, seed=0,
+                device="cpu")
+    model.learn(128, callback=again.callback())
+    assert model.num_timesteps == 128 and again.pretrained and again.n_asked == 2
+    assert [(lab.pair, lab.answer) for lab in again.buffer.labels] == [(0, "left"), (1, "equal")]
+
+
+def test_the_loop_refuses_a_pairs_folder_of_another_game_or_of_a_demo_set(tmp_path):
+    query = ClipPair(Clip(1, 0, 1, 4), Clip(2, 0, 1, 4), None, None, step=64)
+    write_pairs(tmp_path / "run", PairSet("pong", {"kind": "online"}, (query,)))
+    with pytest.raises(DataError, match="holds pong queries, but this run plays breakout"):
+        make_loop(tmp_path, resume=True)
+    write_pairs(tmp_path / "run", PairSet("breakout", {"kind": "demos", "path": "d", "content_hash": "x"}, (query,)))
+    with pytest.raises(DataError, match="pairs of a demo set, not the online loop's queries"):
+        make_loop(tmp_path, resume=True)
 
 
 # -- end to end: PPO with the wrapper and the callback ----------------------------------------------------------
