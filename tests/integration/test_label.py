@@ -240,7 +240,7 @@ def test_labelled_snippet_pairs_refuse_labels_of_another_demo_set(tmp_path):
     assert labelled_snippet_pairs(ds, path).label.tolist() == [1]
     with pytest.raises(DataError, match="was made from demo set d .* not from this one"):
         labelled_snippet_pairs(_demoset(2, seed=5), path)
-    with pytest.raises(DataError, match="holds breakout pairs, but the demo set is pong"):  # a pairs folder of another game
+    with pytest.raises(DataError, match="holds breakout pairs, but the demo set is pong"):  # another game's folder
         labelled_snippet_pairs(DemoSet("pong", "paper", {}, "t", ds.episodes), path)
     short = _demoset(2, length=30)
     write_pairs(tmp_path, _pairset(2, source={"kind": "demos", "path": "d", "content_hash": short.content_hash()}))

@@ -274,6 +274,8 @@ def test_update_asks_the_due_labels_and_pays_the_normalised_reward(tmp_path):
     named = {c.name for q in pairs.pairs for c in (q.left, q.right)}
     assert {f.stem for f in (loop.run_dir / "clips").glob("*.npz")} == named
     assert {q.left_file for q in pairs.pairs} == {None}  # the oracle answers without watching: no GIFs
+    page = LabelApp(loop.run_dir, "ann")  # the page opens the loop's folder: every query answered, no clip to show
+    assert (page.state()["labelled"], page.state()["next"], page.clip(0, "left")) == (due, None, None)
     assert loop.pretrained and loop.version == 1 and metrics["train_pairs"] == math.ceil(1 * loop.n_used)
     obs = env.reset()
     _, paid, _, infos = env.step(np.array([0, 1]))

@@ -84,7 +84,7 @@ class LabelApp:
         clock: unix time of an answer (tests pass a fake).
 
     Raises:
-        DataError: not a pairs folder, existing labels that name other pairs, clips or another game, or a folder
+        DataError: not a pairs folder, existing labels that name other pairs or clips, or a folder
             or labels file that cannot be written.
     """
 

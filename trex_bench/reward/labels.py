@@ -2,9 +2,8 @@
 (part 1, ``trex_bench.reward.clip_pairs``: the clip id and ``pairs.json``, what was asked).
 
 Whoever answers (a person on the labeling page, ``trex_bench.label``; the online loop's synthetic oracle), every
-answer is one row of ``labels.csv`` in the pairs folder, with the columns ``COLUMNS``::
-
-    pair,left_seed,left_reset,left_start,left_length,right_seed,right_reset,right_start,right_length,labeler,answer,unix_time
+answer is one row of ``labels.csv`` in the pairs folder, with the columns ``COLUMNS``: ``pair``, ``left_seed``,
+``left_reset``, ``left_start``, ``left_length``, the same four of ``right_``, ``labeler``, ``answer``, ``unix_time``.
 
 ``pair`` is the pair's index in ``pairs.json``; ``left_*``/``right_*`` are its two clip ids ``(seed, reset,
 start, length)``, as the page showed them; ``labeler`` names who answered (a person's name, ``synthetic``);

@@ -1,10 +1,10 @@
-"""Who answers the online loop's preference queries: the ``Labeler`` seam, the synthetic oracle and a person.
+"""The online loop's queries and who answers them: its pairs folder, the ``Labeler`` seam, the oracle and a person.
 
 A query is a pair of ``pairs.json`` (``reward.clip_pairs``: two clip ids, left and right, and their GIFs) and its
 answer a row of ``labels.csv`` (``reward.labels``): the project's one preference format, the same files a demo
 set's pairs folder holds, so the labeling page (``trex-bench label serve RUN``) serves the loop's queries as it
-serves any pairs folder. The loop (``rl.preference_loop``) writes ``pairs.json`` and the clips; a labeler either
-appends its answers to ``labels.csv`` itself or leaves that to the page.
+serves any pairs folder. ``QueryFolder`` is that folder as the loop (``rl.preference_loop``) keeps it: it writes
+``pairs.json`` and the clips; a labeler either appends its answers to ``labels.csv`` itself or leaves that to the page.
 
 * ``SyntheticLabeler`` answers at once from the true score (Christiano et al. 2017 §3.1's synthetic oracle).
 * ``HumanLabeler`` leaves the answering to a person on the page. The loop waits for the first batch (PPO's first
@@ -24,11 +24,57 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from trex_bench.core.errors import ConfigError, DataError, LabelsPending
-from trex_bench.reward.clip_pairs import PAIRS_FILE, ClipPair
-from trex_bench.reward.labels import Label, append_labels, check_labeler, read_labels
+from trex_bench.reward.clip_pairs import PAIRS_FILE, ClipPair, PairSet, read_pairs, write_pairs
+from trex_bench.reward.labels import LABELS_FILE, Label, append_labels, check_labeler, check_labels, read_labels
 from trex_bench.reward.segments import ClipBank
 
-__all__ = ["Labeler", "SyntheticLabeler", "HumanLabeler"]
+__all__ = ["QueryFolder", "Labeler", "SyntheticLabeler", "HumanLabeler"]
+
+
+class QueryFolder:
+    """The online loop's pairs folder: the queries asked (``pairs.json``), their clips (``clips/``, ``bank``) and
+    the answers (``labels.csv``, ``labels``).
+
+    Raises:
+        DataError: the folder holds pairs of a demo set or of another game than ``game``.
+    """
+
+    def __init__(self, folder: str | Path, game: str) -> None:
+        self.folder, self.game = Path(folder), game
+        self.labels = self.folder / LABELS_FILE
+        self.bank = ClipBank(self.folder)
+        self.queries: list[ClipPair] = []
+        if (self.folder / PAIRS_FILE).exists():  # asked by an earlier run in this folder
+            pairs, where = read_pairs(self.folder), self.folder / PAIRS_FILE
+            if pairs.kind != "online":
+                raise DataError(f"{where} holds pairs of a demo set, not the online loop's queries; use another folder")
+            if pairs.game != game:
+                raise DataError(f"{where} holds {pairs.game} queries, but this run plays {game}")
+            self.queries = list(pairs.pairs)
+
+    def pair_set(self) -> PairSet:
+        """Every query asked so far, as ``pairs.json`` holds them."""
+        return PairSet(self.game, {"kind": "online"}, tuple(self.queries), "trex_bench.rl.preference_loop")
+
+    def add(self, new: list[ClipPair]) -> dict[int, ClipPair]:
+        """Append queries (their clips already in ``bank``) and rewrite ``pairs.json``; the new ones by index."""
+        first = len(self.queries)
+        self.queries += new
+        write_pairs(self.folder, self.pair_set())  # after the clips it names, before any answer to it
+        return dict(enumerate(new, start=first))
+
+    def answers(self) -> tuple[Label, ...]:
+        """The answers in ``labels.csv`` (a pair's first), checked against the queries (DataError naming the file
+        and the first row that names a pair never asked, or other clips than its pair's)."""
+        if not self.labels.exists():
+            return ()
+        labels = read_labels(self.labels)
+        check_labels(labels, self.pair_set(), self.labels)
+        return labels
+
+    def first_batch(self) -> set[int]:
+        """The queries asked at the first round (from the untrained policy), which PPO's first update waits for."""
+        return {i for i, q in enumerate(self.queries) if q.step == self.queries[0].step}
 
 
 @runtime_checkable

@@ -179,7 +179,7 @@ class RolloutStore:
         return self.rhat[:, env[:, None], idx].sum(-1)
 
     def clip_id(self, env: int, end: int, length: int) -> Clip:
-        """The id of the clip of the ``length`` observations reached by the transitions ending at slot ``(env, end)``."""
+        """The id of the clip of the ``length`` observations that the transitions ending at ``(env, end)`` reached."""
         s = end % self.capacity
         start = int(self.pos[env, s]) - length + 1
         return Clip(int(self.seed[env, s]), int(self.reset_index[env, s]), start, length)

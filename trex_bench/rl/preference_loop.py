@@ -47,12 +47,12 @@ from trex_bench.core.envs import fire_action
 from trex_bench.core.errors import ConfigError, DataError
 from trex_bench.core.games import Game, get_game
 from trex_bench.core.io import atomic_write, read_json, write_json
-from trex_bench.reward.clip_pairs import PAIRS_FILE, ClipPair, PairSet, frame_ms, read_pairs, write_pairs
-from trex_bench.reward.labels import LABELS_FILE, Label, check_labels, read_labels
+from trex_bench.reward.clip_pairs import ClipPair, frame_ms
+from trex_bench.reward.labels import Label
 from trex_bench.reward.pref_ensemble import EnsembleNormalizer, LabelBuffer, PreferenceEnsemble, select_queries
-from trex_bench.reward.preferences import Labeler, SyntheticLabeler
+from trex_bench.reward.preferences import Labeler, QueryFolder, SyntheticLabeler
 from trex_bench.reward.prefs_config import PrefsConfig
-from trex_bench.reward.segments import ClipBank, RolloutStore
+from trex_bench.reward.segments import RolloutStore
 from trex_bench.rl.wrappers import _RewardReplacer
 
 __all__ = ["PreferenceReward", "PreferenceRewardVecEnv", "PreferenceCallback"]
@@ -186,7 +186,8 @@ class PreferenceReward:
         generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
         self.ensemble = PreferenceEnsemble(self.game, cfg, generator, device)
         self.normalizer = EnsembleNormalizer(cfg.ensemble_size, cfg.reward_std)
-        self.labels_path, self.bank = self.run_dir / LABELS_FILE, ClipBank(self.run_dir)
+        self.folder = QueryFolder(self.run_dir, self.game.id)
+        self.labels_path, self.bank = self.folder.labels, self.folder.bank
         self.buffer = LabelBuffer(cfg.label_buffer, cfg.ensemble_size)
         self.store = RolloutStore(1, cfg.recent_steps, cfg.ensemble_size)  # replaced by wrap()
         self.env: PreferenceRewardVecEnv | None = None
@@ -195,38 +196,13 @@ class PreferenceReward:
         self.consumed: set[int] = set()
         self.n_used = 0
         self.outcomes: deque[bool] = deque(maxlen=cfg.accuracy_window)
-        self.queries: list[ClipPair] = self._asked_before()
-        answered = self._answers()
-        if (self.queries or answered) and not resume:
+        answered = self.folder.answers()  # checked now: a row naming a query never asked fails here, not later
+        if (self.folder.queries or answered) and not resume:
             raise ConfigError(
                 f"{self.run_dir} already holds preference queries or labels; resume to go on from "
                 "them, or use a new folder"
             )
-        self.n_asked = len(self.queries)
-
-    def _asked_before(self) -> list[ClipPair]:
-        """The queries of an earlier run in this folder (its ``pairs.json``), checked to be this game's."""
-        if not (self.run_dir / PAIRS_FILE).exists():
-            return []
-        pairs = read_pairs(self.run_dir)
-        where = self.run_dir / PAIRS_FILE
-        if pairs.kind != "online":
-            raise DataError(f"{where} holds pairs of a demo set, not the online loop's queries; use another folder")
-        if pairs.game != self.game.id:
-            raise DataError(f"{where} holds {pairs.game} queries, but this run plays {self.game.id}")
-        return list(pairs.pairs)
-
-    def pair_set(self) -> PairSet:
-        """Every query asked so far, as ``pairs.json`` holds them."""
-        return PairSet(self.game.id, {"kind": "online"}, tuple(self.queries), "trex_bench.rl.preference_loop")
-
-    def _answers(self) -> tuple[Label, ...]:
-        """The answers in ``labels.csv``, checked against the queries (DataError naming the file otherwise)."""
-        if not self.labels_path.exists():
-            return ()
-        labels = read_labels(self.labels_path)
-        check_labels(labels, self.pair_set(), self.labels_path)
-        return labels
+        self.n_asked = len(self.folder.queries)
 
     # -- OnlineReward ---------------------------------------------------------------------------------------------
     def wrap(self, venv: VecEnv) -> VecEnv:
@@ -256,7 +232,12 @@ class PreferenceReward:
         dones: np.ndarray | None = None,
     ) -> dict[str, float]:
         """One round at agent step ``step``: score and relabel the rollout just collected, ask the labels now due,
-        collect answers, train; its metrics. ``rollout``: PPO's buffer of that rollout, relabelled in place."""
+        wait for the first batch's answers (until the first training), collect answers, train; its metrics.
+        ``rollout``: PPO's buffer of that rollout, relabelled in place.
+
+        Raises:
+            LabelsPending: the labeler gave up waiting for the first batch (the run pauses; see ``HumanLabeler``).
+        """
         t0 = time.perf_counter()
         steps = [] if self.env is None else list(self.env.step_log)
         if rollout is not None:
@@ -265,8 +246,8 @@ class PreferenceReward:
             self.env.step_log.clear()
         metrics = self._pay(steps, rollout, last_values, dones)
         metrics.update(self._ask(step))
-        if not self.pretrained and self.queries:  # PPO's first update needs the first batch's answers
-            self.labeler.wait(self._first_batch(), self.labels_path)
+        if not self.pretrained and self.folder.queries:  # PPO's first update needs the first batch's answers
+            self.labeler.wait(self.folder.first_batch(), self.labels_path)
         metrics.update(self._collect())
         first = not self.pretrained
         trained = self._train(step)
@@ -304,27 +285,20 @@ class PreferenceReward:
             new.append(ClipPair(left.clip, right.clip, *files, step=int(step), p_right=p_right, disagreement=var))
         if not new:
             return {}
-        first = self.n_asked
-        self.queries += new
         self.n_asked += len(new)
-        write_pairs(self.run_dir, self.pair_set())  # after the clips it names, before any answer to it
-        self.labeler.ask(dict(enumerate(new, start=first)), self.bank, self.labels_path)
+        self.labeler.ask(self.folder.add(new), self.bank, self.labels_path)
         return {"asked": float(len(new)), "disagreement": float(np.mean([q.disagreement for q in new]))}
-
-    def _first_batch(self) -> set[int]:
-        """The queries asked at the first round (from the untrained policy), which PPO's first update waits for."""
-        return {i for i, q in enumerate(self.queries) if q.step == self.queries[0].step}
 
     def _collect(self) -> dict[str, float]:
         """Read answers not seen yet from ``labels.csv`` into the buffer; score the ensemble's predictions."""
-        new = [lab for lab in self._answers() if lab.pair not in self.consumed]  # a pair's first answer stands
+        new = [lab for lab in self.folder.answers() if lab.pair not in self.consumed]  # a pair's first answer stands
         self.consumed |= {lab.pair for lab in new}
         usable = [lab for lab in new if lab.target is not None]
         for lab in usable:  # fails loudly, naming the file, when a labelled clip is missing
             self.bank.get(lab.left)
             self.bank.get(lab.right)
         for lab in usable:
-            q = self.queries[lab.pair]
+            q = self.folder.queries[lab.pair]
             if lab.answer != "equal" and not math.isnan(q.p_right):
                 self.outcomes.append((q.p_right > 0.5) == (lab.answer == "right"))
         self.buffer.add(usable, self.rng)
@@ -407,7 +381,7 @@ class PreferenceReward:
             raise ConfigError(f"{folder} was saved by a preference loop with another game or config")
         try:
             self.ensemble.load_tensors(load_file(str(folder / "ensemble.safetensors")))
-            rows = {lab.pair: lab for lab in self._answers()}
+            rows = {lab.pair: lab for lab in self.folder.answers()}
             labels: list[Label] = [rows[p] for p in state["buffer"]["pairs"]]
             weights = np.asarray(state["buffer"]["weights"], dtype=np.int64).reshape(self.cfg.ensemble_size, -1)
             self.normalizer.restore(state["normalizer"])
