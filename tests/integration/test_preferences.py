@@ -1,9 +1,16 @@
-"""The online preference loop (Christiano et al. 2017): schedule, oracle, queries, labels.csv, normalisation, resume,
-and a tiny PPO run whose ensemble learns what the oracle prefers. Fakes only, except one ALE replay check."""
+"""The online preference loop (Christiano et al. 2017): schedule, oracle, queries, the one label format, normalisation,
+resume, a person answering the loop's queries on the labeling page's HTTP API (and a run that pauses for them), and
+a tiny PPO run whose ensemble learns what the oracle prefers. Fakes only, except one ALE replay check."""
 
 from __future__ import annotations
 
+import copy
+import io
+import json
 import math
+import threading
+import time
+import urllib.request
 from typing import Any
 
 import gymnasium as gym
@@ -12,11 +19,14 @@ import pytest
 import torch
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvStepReturn
 
-from trex_bench.core.errors import ConfigError, DataError
+from trex_bench.core.errors import ConfigError, DataError, LabelsPending
+from trex_bench.label.server import LabelApp, find_pairs_folder, make_server
+from trex_bench.reward.clip_pairs import Clip, ClipPair, PairSet, read_pairs, write_pairs
+from trex_bench.reward.labels import COLUMNS, Label, append_labels, read_labels
 from trex_bench.reward.pref_ensemble import EnsembleNormalizer, preference_loss, select_queries
-from trex_bench.reward.preferences import HumanLabeler, Label, LabelLog, Query, SyntheticLabeler, read_pairs
+from trex_bench.reward.preferences import HumanLabeler, SyntheticLabeler
 from trex_bench.reward.prefs_config import PrefsConfig, labels_due
-from trex_bench.reward.segments import Clip, ClipBank, RolloutStore, Segment, clip_stacks
+from trex_bench.reward.segments import ClipBank, ClipFrames, RolloutStore, clip_stacks
 from trex_bench.reward.train import bradley_terry_loss
 from trex_bench.rl.online import OnlineReward
 from trex_bench.rl.preference_loop import PreferenceReward
@@ -94,9 +104,10 @@ def small_cfg(**kw: Any) -> PrefsConfig:
 
 
 def make_loop(tmp_path, cfg: PrefsConfig | None = None, seed: int = 0, resume: bool = False,
-              deferred: bool = True) -> PreferenceReward:
-    """A loop with a synthetic oracle; ``deferred``: score each rollout at its end, as under PPO's callback."""
-    labeler = SyntheticLabeler(0.0, np.random.default_rng(seed + 1))
+              deferred: bool = True, labeler=None) -> PreferenceReward:
+    """A loop with a synthetic oracle (or ``labeler``); ``deferred``: score each rollout at its end, as under PPO's
+    callback."""
+    labeler = labeler or SyntheticLabeler(0.0, np.random.default_rng(seed + 1))
     loop = PreferenceReward("breakout", cfg or small_cfg(), tmp_path / "run", labeler, np.random.default_rng(seed),
                             resume=resume)
     loop.deferred = deferred
@@ -127,23 +138,26 @@ def test_label_schedule_counts():
 
 
 # -- the synthetic oracle ----------------------------------------------------------------------------------------
-def clip_with_return(seg: Segment, ret: float) -> Clip:
-    rewards = np.zeros(seg.length, np.float32)
+def clip_with_return(clip: Clip, ret: float) -> ClipFrames:
+    rewards = np.zeros(clip.length, np.float32)
     rewards[0] = ret
-    frames = np.zeros((seg.length + 3, 84, 84), np.uint8)
-    return Clip(seg, frames, rewards, np.zeros(seg.start + seg.length, np.uint8))
+    frames = np.zeros((clip.length + 3, 84, 84), np.uint8)
+    return ClipFrames(clip, frames, rewards, np.zeros(clip.start + clip.length - 1, np.uint8))
 
 
 def test_synthetic_oracle_follows_the_true_score(tmp_path):
-    bank, log = ClipBank(tmp_path, "breakout"), LabelLog(tmp_path)
-    segs = [Segment(1, 0, 5 * k, 5) for k in range(4)]
-    for seg, ret in zip(segs, [0.0, 3.0, 3.0, 40.0], strict=True):
-        bank.put(clip_with_return(seg, ret))
-    queries = [Query(0, segs[0], segs[1]), Query(1, segs[1], segs[0]), Query(2, segs[1], segs[2]),
-               Query(3, segs[3], segs[2])]
-    SyntheticLabeler().ask(queries, bank, log)
-    assert [lab.answer for lab in log.read()] == ["right", "left", "equal", "left"]
-    assert [lab.target for lab in log.read()] == [1.0, 0.0, 0.5, 0.0]
+    bank, path = ClipBank(tmp_path), tmp_path / "labels.csv"
+    clips = [Clip(1, 0, 1 + 5 * k, 5) for k in range(4)]
+    for clip, ret in zip(clips, [0.0, 3.0, 3.0, 40.0], strict=True):
+        assert bank.put(clip_with_return(clip, ret), animate=False) is None
+    c = clips
+    queries = {k: ClipPair(a, b, None, None) for k, (a, b) in enumerate([(c[0], c[1]), (c[1], c[0]), (c[1], c[2]),
+                                                                          (c[3], c[2])])}
+    SyntheticLabeler().ask(queries, bank, path)
+    assert [lab.answer for lab in read_labels(path)] == ["right", "left", "equal", "left"]
+    assert [lab.target for lab in read_labels(path)] == [1.0, 0.0, 0.5, 0.0]
+    assert path.read_text().splitlines()[0] == ",".join(COLUMNS)  # the one labels.csv format
+    assert not list(tmp_path.glob("clips/*.gif"))  # nobody watches the oracle's clips: no GIF rendered
 
 
 def test_synthetic_oracle_flips_at_the_noise_rate():
@@ -154,42 +168,24 @@ def test_synthetic_oracle_flips_at_the_noise_rate():
     assert all(oracle.answer(2.0, 2.0, x) == "equal" for x in u[:100])  # ties stay ties
 
 
-def test_human_labeler_waits_for_the_first_batch_only(tmp_path):
+def test_human_labeler_waits_for_answers_and_pauses_after_its_timeout(tmp_path):
     import threading
 
-    bank, log = ClipBank(tmp_path, "breakout"), LabelLog(tmp_path)
-    queries = [Query(k, Segment(1, 0, 10 * k, 5), Segment(2, 0, 10 * k, 5)) for k in range(3)]
+    path = tmp_path / "labels.csv"
+    queries = {k: ClipPair(Clip(1, 0, 1 + 10 * k, 5), Clip(2, 0, 1 + 10 * k, 5), None, None) for k in range(3)}
     person = HumanLabeler("ann", poll_seconds=0.01, timeout_seconds=10)
-    page = threading.Timer(0.2, lambda: log.append([Label(q.pair, q.a, q.b, "ann", "right", 1.0) for q in queries]))
+    answers = [Label(k, q.left, q.right, "ann", "right", 1.0) for k, q in queries.items()]
+    page = threading.Timer(0.2, lambda: append_labels(path, answers))
     page.start()
-    person.ask(queries, bank, log, initial=True)  # returns once the page has written all three answers
+    person.ask(queries, ClipBank(tmp_path), path)  # writes nothing: the page answers
+    person.wait(set(queries), path)  # returns once the page has written all three answers
     page.join()
-    assert [lab.pair for lab in log.read()] == [0, 1, 2]
-    later = [Query(3, Segment(1, 0, 99, 5), Segment(2, 0, 99, 5))]
-    person.ask(later, bank, log)  # never blocks PPO after the first batch
-    HumanLabeler(poll_seconds=0.01, timeout_seconds=0.05).ask(later, bank, log, initial=True)  # gives up
-
-
-# -- labels.csv --------------------------------------------------------------------------------------------------
-def test_labels_csv_appends_whole_lines_and_validates(tmp_path):
-    log = LabelLog(tmp_path)
-    a, b = Segment(3, 1, 10, 25), Segment(4, 0, 0, 25)
-    log.append([Label(0, a, b, "ann", "left", 1.5)])
-    with open(log.path, "ab") as f:  # a writer killed mid-line
-        f.write(b"1,3,1,10,25,4,0,0")
-    assert [lab.pair for lab in log.read()] == [0]  # the cut-off line is ignored
-    log.append([Label(1, b, a, "ann", "skip", 2.0), Label(0, b, a, "bob", "right", 3.0)])  # pair 0 again: first wins
-    labels = log.read()
-    assert [(lab.pair, lab.answer, lab.labeler) for lab in labels] == [(0, "left", "ann"), (1, "skip", "ann")]
-    assert labels[0].a == a and labels[1].target is None
-    assert log.path.read_text().splitlines()[0].startswith("pair,a_seed,a_reset,a_start,a_length,b_seed")
-    with open(log.path, "a") as f:
-        f.write("2,3,1,10,25,4,0,0,25,ann,maybe,4.0\n")
-    with pytest.raises(DataError, match=r"labels.csv line 5: answer must be one of"):
-        log.read()
-    (tmp_path / "labels.csv").write_text("a,b\n")
-    with pytest.raises(DataError, match="header must be"):
-        log.read()
+    assert [lab.pair for lab in read_labels(path)] == [0, 1, 2]
+    with pytest.raises(LabelsPending, match=r"1 of the 1 queries .* no answer after 0 s; answer them with "
+                                            r"`trex-bench label serve .*`, then run the same command again with "
+                                            r"--resume") as e:
+        HumanLabeler(poll_seconds=0.01, timeout_seconds=0.05).wait({3}, path)
+    assert "\n" not in str(e.value)
 
 
 # -- queries by disagreement --------------------------------------------------------------------------------------
@@ -234,8 +230,8 @@ def test_clips_hold_exactly_the_stacks_the_env_showed(tmp_path):
         want = seen_arr[:, e]
         got = clip_stacks(clip.frames)
         match = [t for t in range(50 - 7) if np.array_equal(want[t : t + 8], got)]
-        assert match, f"clip {clip.segment.name} is not a run of the stacks env {e} reached"
-        assert clip.segment.seed == 100 + e and clip.segment.length == 8
+        assert match, f"clip {clip.clip.name} is not a run of the stacks env {e} reached"
+        assert clip.clip.seed == 100 + e and clip.clip.length == 8 and clip.clip.start >= 1
         assert clip.true_return == float((clip.actions[-8:] == 1).sum())
 
 
@@ -272,9 +268,14 @@ def test_update_asks_the_due_labels_and_pays_the_normalised_reward(tmp_path):
     due = loop.cfg.labels_due(64)
     assert due > loop.cfg.initial_labels == 15  # the first batch and the first rollout's share
     assert loop.n_asked == due and metrics["asked"] == due
-    assert len(LabelLog(loop.run_dir).read()) == due and len(read_pairs(loop.run_dir)) == due
-    named = {s.name for q in read_pairs(loop.run_dir) for s in (q.a, q.b)}
+    pairs = read_pairs(loop.run_dir)
+    assert len(read_labels(loop.labels_path)) == due and len(pairs.pairs) == due
+    assert (pairs.game, pairs.kind) == ("breakout", "online") and {p.step for p in pairs.pairs} == {64}
+    named = {c.name for q in pairs.pairs for c in (q.left, q.right)}
     assert {f.stem for f in (loop.run_dir / "clips").glob("*.npz")} == named
+    assert {q.left_file for q in pairs.pairs} == {None}  # the oracle answers without watching: no GIFs
+    page = LabelApp(loop.run_dir, "ann")  # the page opens the loop's folder: every query answered, no clip to show
+    assert (page.state()["labelled"], page.state()["next"], page.clip(0, "left")) == (due, None, None)
     assert loop.pretrained and loop.version == 1 and metrics["train_pairs"] == math.ceil(1 * loop.n_used)
     obs = env.reset()
     _, paid, _, infos = env.step(np.array([0, 1]))
@@ -312,7 +313,7 @@ def test_labels_and_nets_survive_a_kill(tmp_path):
     env2.reset()
     play(env2, 32, np.random.default_rng(2))
     again.update(step=1000)
-    pairs = [lab.pair for lab in LabelLog(again.run_dir).read()]
+    pairs = [lab.pair for lab in read_labels(again.labels_path)]
     assert pairs == list(range(again.n_asked)) and again.n_asked == again.cfg.labels_due(1000) > asked
 
 
@@ -329,10 +330,167 @@ def test_a_run_killed_before_its_first_checkpoint_keeps_its_labels(tmp_path):
     metrics = again.update(step=64)
     assert again.n_used == loop.n_used and metrics["answered"] == loop.n_asked and "asked" not in metrics
     assert again.pretrained  # pretrained on the labels it found
-    seg = again.buffer.labels[0].a
-    LabelLog(again.run_dir).append([Label(again.n_asked, seg, Segment(9, 9, 9, 4), "ann", "left", 1.0)])
-    with pytest.raises(DataError, match=r"clips/s9_r9_t9_l4.npz"):  # a label naming a clip this run never showed
-        again.update(step=128)
+    clip, before = again.buffer.labels[0].left, again.labels_path.read_bytes()
+    append_labels(again.labels_path, [Label(again.n_asked, clip, Clip(9, 9, 9, 4), "ann", "left", 1.0)])
+    with pytest.raises(DataError, match=rf"labels.csv: pair {again.n_asked} names clips \({clip.seed}, .*\) and "
+                                        r"\(9, 9, 9, 4\), but the pairs folder has"):
+        again.update(step=128)  # an answer naming clips the query it answers does not show
+    again.labels_path.write_bytes(before)
+    append_labels(again.labels_path, [Label(10_000, clip, clip, "ann", "left", 1.0)])
+    with pytest.raises(DataError, match=r"labels.csv: pair 10000 is not among the \d+ breakout pairs"):
+        make_loop(tmp_path, resume=True)  # a pair this run never asked
+
+
+# -- a person on the labeling page answers the loop's own queries --------------------------------------------------
+def _http(url: str, body: dict | None = None) -> tuple[int, str, bytes]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.status, r.headers["Content-Type"], r.read()
+
+
+class PersonAtThePage:
+    """Waits for the loop's ``pairs.json`` under ``root``, serves that folder with the page's server (as
+    ``trex-bench label serve ROOT`` does) and answers every pair the page shows over its HTTP API, by the rule
+    ``choose(pair) -> answer``; each answer is sent twice (a double submit)."""
+
+    def __init__(self, root, choose) -> None:
+        self.root, self.choose, self.sent, self.errors = root, choose, [], []
+        self.server = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            deadline = time.monotonic() + 30
+            while not list(self.root.glob("**/pairs.json")) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            self.server = make_server(LabelApp(find_pairs_folder(self.root), "ann"), "127.0.0.1", 0)
+            threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+            self.answer_all()
+        except Exception as e:  # handed to the test's thread
+            self.errors.append(e)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}"
+
+    def answer_all(self) -> None:
+        state = json.loads(_http(self.base + "/api/state")[2])
+        while state["next"] is not None:
+            nxt = state["next"]
+            for side in ("left", "right"):  # both GIFs were rendered when the loop asked
+                status, kind, gif = _http(f"{self.base}/{nxt[side]['url']}")
+                assert status == 200 and kind == "image/gif" and gif.startswith(b"GIF89a")
+            body = dict(pair=nxt["pair"], answer=self.choose(nxt["pair"]), left=nxt["left"]["clip"],
+                        right=nxt["right"]["clip"])
+            first = json.loads(_http(self.base + "/api/label", body)[2])
+            again = json.loads(_http(self.base + "/api/label", body | {"answer": "equal"})[2])
+            self.sent.append((nxt["pair"], body["answer"], first["recorded"], again["recorded"]))
+            state = first["state"]
+
+    def close(self) -> None:
+        self.thread.join(30)
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+        if self.errors:
+            raise self.errors[0]
+
+
+def test_a_person_answers_the_loops_queries_on_the_page_and_the_loop_trains_on_exactly_those(tmp_path):
+    """The loop (fake env, ``HumanLabeler``) asks its first batch and waits; a client answers it through the page's
+    HTTP API; the loop trains on exactly those answers. A later query does not block; its answer is used next round."""
+    cfg = small_cfg(total_labels=4, initial_share=0.5, pretrain_epochs=4, batch_pairs=4, train_pairs_per_step=0.005)
+    loop = make_loop(tmp_path, cfg, labeler=HumanLabeler("ann", poll_seconds=0.01, timeout_seconds=60))
+    untrained = copy.deepcopy(loop.ensemble.members)
+    env = loop.wrap(BrightActionEnv(n_envs=2, game_len=40))
+    env.reset()
+    play(env, 32, np.random.default_rng(0))
+    person = PersonAtThePage(tmp_path, choose=lambda pair: ("right", "left", "left")[pair])
+    person.thread.start()
+    try:
+        metrics = loop.update(step=64)  # asks 2 queries, waits for their answers, trains
+        person.thread.join(30)
+        assert person.sent == [(0, "right", True, False), (1, "left", True, False)]  # the double submits: no-ops
+        labels = read_labels(loop.labels_path)
+        assert [(lab.pair, lab.answer, lab.labeler) for lab in labels] == [(0, "right", "ann"), (1, "left", "ann")]
+        assert loop.buffer.labels == list(labels) and loop.buffer.targets(np.arange(2)).tolist() == [1.0, 0.0]
+        assert metrics["answered"] == 2 and loop.n_used == 2 and loop.pretrained and loop.version == 1
+        # and trained on them: each net's cross-entropy on its bootstrap sample of exactly these answers fell
+        pairs = read_pairs(loop.run_dir).pairs
+        frames = np.stack([loop.bank.get(c).frames for q in pairs for c in (q.left, q.right)])
+        stacks = torch.as_tensor(np.ascontiguousarray(clip_stacks(frames)).reshape(-1, 4, 84, 84))
+
+        def sample_loss(net, k: int) -> float:
+            with torch.no_grad():
+                r = net(stacks).reshape(len(pairs), 2, -1).sum(-1)
+            p_right = torch.sigmoid(r[:, 1] - r[:, 0]).numpy()
+            target, w = np.array([1.0, 0.0]), loop.buffer.weights[k]
+            ce = -(target * np.log(p_right) + (1 - target) * np.log(1 - p_right))
+            return float((w * ce).sum() / w.sum())
+
+        assert all(w.sum() > 0 for w in loop.buffer.weights)
+        for k, (old, new) in enumerate(zip(untrained, loop.ensemble.members, strict=True)):
+            assert sample_loss(new, k) < sample_loss(old, k), k
+        # what the page showed is the clip the nets trained on: the GIF's first frame is the clip's first observation
+        from PIL import Image
+
+        gif = _http(f"{person.base}/clip/0/left")[2]
+        with Image.open(io.BytesIO(gif)) as im:
+            np.testing.assert_array_equal(np.asarray(im.convert("L"))[::3, ::3], loop.bank.get(pairs[0].left).frames[3])
+        # later: a new query never blocks PPO; its answer, given whenever, is read at the next round
+        play(env, 32, np.random.default_rng(1))
+        assert loop.update(step=1000)["asked"] == 1 and loop.n_used == 2
+        person.answer_all()
+        play(env, 32, np.random.default_rng(2))
+        assert loop.update(step=1064)["answered"] == 1 and loop.n_used == 3
+        assert loop.buffer.labels[-1] == read_labels(loop.labels_path)[2] and loop.buffer.labels[-1].answer == "left"
+    finally:
+        person.close()
+
+
+def test_a_run_waiting_too_long_for_answers_pauses_and_resumes_with_them(tmp_path):
+    from stable_baselines3 import PPO
+
+    cfg = small_cfg(total_labels=4, initial_share=0.5)
+    impatient = HumanLabeler("ann", poll_seconds=0.01, timeout_seconds=0.1)
+    loop = make_loop(tmp_path, cfg, labeler=impatient)
+    model = PPO("CnnPolicy", loop.wrap(BrightActionEnv()), n_steps=32, batch_size=64, n_epochs=1, seed=0, device="cpu")
+    with pytest.raises(LabelsPending) as e:
+        model.learn(256, callback=loop.callback())
+    message = str(e.value)
+    assert "\n" not in message and message.startswith("paused: 2 of the 2 queries the run waits for")
+    assert f"`trex-bench label serve {loop.run_dir}`" in message and "again with --resume" in message
+    assert model.num_timesteps == 64  # stopped at the first rollout's end, before PPO's first update
+    # nothing half-written: every query's clips (data and GIF) are whole, no answer yet, no temporary file
+    pairs = read_pairs(loop.run_dir)
+    clips = {c for q in pairs.pairs for c in (q.left, q.right)}
+    want = {f"{c.name}.npz" for c in clips} | {f"{c.name}.gif" for c in clips}
+    assert len(pairs.pairs) == 2 and {p.name for p in (loop.run_dir / "clips").iterdir()} == want
+    assert sorted(p.name for p in loop.run_dir.iterdir()) == ["clips", "pairs.json"]
+    # the person answers while the run is paused (the page's app), and the run goes on from its folder
+    app = LabelApp(loop.run_dir, "ann")
+    for answer in ("left", "equal"):
+        nxt = app.state()["next"]
+        app.answer(dict(pair=nxt["pair"], answer=answer, left=nxt["left"]["clip"], right=nxt["right"]["clip"]))
+    with pytest.raises(ConfigError, match="resume"):
+        make_loop(tmp_path, cfg, labeler=impatient)
+    again = make_loop(tmp_path, cfg, resume=True, labeler=impatient)
+    model = PPO("CnnPolicy", again.wrap(BrightActionEnv(seed=1)), n_steps=32, batch_size=64, n_epochs=1, seed=0,
+                device="cpu")
+    model.learn(128, callback=again.callback())
+    assert model.num_timesteps == 128 and again.pretrained and again.n_asked == 2
+    assert [(lab.pair, lab.answer) for lab in again.buffer.labels] == [(0, "left"), (1, "equal")]
+
+
+def test_the_loop_refuses_a_pairs_folder_of_another_game_or_of_a_demo_set(tmp_path):
+    query = ClipPair(Clip(1, 0, 1, 4), Clip(2, 0, 1, 4), None, None, step=64)
+    write_pairs(tmp_path / "run", PairSet("pong", {"kind": "online"}, (query,)))
+    with pytest.raises(DataError, match="holds pong queries, but this run plays breakout"):
+        make_loop(tmp_path, resume=True)
+    write_pairs(tmp_path / "run", PairSet("breakout", {"kind": "demos", "path": "d", "content_hash": "x"}, (query,)))
+    with pytest.raises(DataError, match="pairs of a demo set, not the online loop's queries"):
+        make_loop(tmp_path, resume=True)
 
 
 # -- end to end: PPO with the wrapper and the callback ----------------------------------------------------------
@@ -390,12 +548,12 @@ def test_a_clip_replays_exactly_on_the_ale(tmp_path):
     for _ in range(300):
         env.step(rng.integers(0, 4, size=2))
     envs, ends = loop.store.candidates(25, -1)  # not scored yet
-    segs = [loop.store.segment(int(e), int(x), 25) for e, x in zip(envs, ends, strict=True)]
-    k = max(range(len(segs)), key=lambda k: (segs[k].reset, segs[k].start))  # a later game of the chain if any
-    clip = loop.store.clip(int(envs[k]), int(ends[k]), 25)
-    seg = clip.segment
-    ep = Episode(seed=seg.seed, actions=clip.actions, rewards=np.zeros(len(clip.actions), np.float32),
-                 hash_steps=np.zeros(0, np.int64), frame_hashes=np.zeros(0, np.uint64), reset_index=seg.reset)
+    ids = [loop.store.clip_id(int(e), int(x), 25) for e, x in zip(envs, ends, strict=True)]
+    k = max(range(len(ids)), key=lambda k: (ids[k].reset, ids[k].start))  # a later game of the chain if any
+    data = loop.store.clip(int(envs[k]), int(ends[k]), 25)
+    c = data.clip
+    ep = Episode(seed=c.seed, actions=data.actions, rewards=np.zeros(len(data.actions), np.float32),
+                 hash_steps=np.zeros(0, np.int64), frame_hashes=np.zeros(0, np.uint64), reset_index=c.reset)
     frames = replay(ep, "breakout")  # the newest frame of every observation, the reset observation first
-    assert np.array_equal(frames[seg.start + 1 : seg.start + 26], clip.frames[3:])
+    assert np.array_equal(frames[c.start : c.start + 25], data.frames[3:])  # observations start … start + 24
     env.close()

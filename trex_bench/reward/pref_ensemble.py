@@ -25,9 +25,10 @@ import numpy as np
 import torch
 
 from trex_bench.core.games import Game
-from trex_bench.reward.preferences import Label
+from trex_bench.reward.clip_pairs import Clip
+from trex_bench.reward.labels import Label
 from trex_bench.reward.prefs_config import PrefsConfig
-from trex_bench.reward.segments import ClipBank, RolloutStore, Segment, clip_stacks
+from trex_bench.reward.segments import ClipBank, RolloutStore, clip_stacks
 from trex_bench.reward.train import bradley_terry_loss, init_net
 
 __all__ = ["LabelBuffer", "preference_loss", "PreferenceEnsemble", "select_queries", "EnsembleNormalizer"]
@@ -62,12 +63,12 @@ class LabelBuffer:
             w = np.ones_like(w)
         return rng.choice(len(w), size=n, p=w / w.sum())
 
-    def segments(self) -> set[Segment]:
+    def clips(self) -> set[Clip]:
         """Every clip a buffered label names."""
-        return {s for lab in self.labels for s in (lab.a, lab.b)}
+        return {c for lab in self.labels for c in (lab.left, lab.right)}
 
     def targets(self, idx: np.ndarray) -> np.ndarray:
-        """P(b ≻ a) targets float32 [len(idx)]."""
+        """P(right ≻ left) targets float32 [len(idx)]."""
         return np.array([self.labels[i].target for i in idx], dtype=np.float32)
 
 
@@ -128,7 +129,9 @@ class PreferenceEnsemble:
             net.train()
             for start in range(0, pairs, self.cfg.batch_pairs):
                 idx = buffer.sample(k, min(self.cfg.batch_pairs, pairs - start), rng)
-                frames = np.stack([clips.get(s).frames for i in idx for s in (buffer.labels[i].a, buffer.labels[i].b)])
+                frames = np.stack(
+                    [clips.get(c).frames for i in idx for c in (buffer.labels[i].left, buffer.labels[i].right)]
+                )
                 rets = self.clip_returns(k, frames).view(-1, 2)
                 target = torch.as_tensor(buffer.targets(idx), device=self.device)
                 loss = preference_loss(rets[:, 0], rets[:, 1], target, self.cfg.random_response)

@@ -1,21 +1,22 @@
-"""Clips of the agent's own play as indices: the ``Segment`` id, the recent-rollout store, the clip bank.
+"""Clips of the agent's own play: the recent-rollout store and the bank of queried clips.
 
-A ``Segment`` names a clip by the game it comes from and where in it: ``(seed, reset, start, length)``. ``seed`` and
-``reset`` are ``AtariVecEnv``'s ``episode_seed`` / ``episode_reset_index``: the game is the ``reset``-th game after a
-``reset(seed=seed)`` of one env, and with the game's actions (kept in the clip file) it replays exactly
-(``core.envs``). ``start`` counts the agent steps of that game before the clip's first action, and the clip is the
-``length`` transitions after it: what PPO is paid for them is r̂ of the stacks they reach, s_{start+1} …
-s_{start+length}.
+A clip is named by the project's one clip id, ``reward.clip_pairs.Clip(seed, reset, start, length)``: observations
+``start … start + length − 1`` of the ``reset``-th game after ``reset(seed=seed)`` of one env (``AtariVecEnv``'s
+``episode_seed`` / ``episode_reset_index``); with the game's actions (kept in the clip's file) it replays exactly
+(``core.envs``). For the agent's clips ``start >= 1``: a clip is the observations that ``length`` transitions reached,
+the stacks PPO is paid r̂ of.
 
 Frames are stored once, never as stacks (DESIGN.md "Frame cache"). A game is the frame sequence V = the four frames
-of its first stack, then the newest frame of every stack it reaches; stack s_p is V[p : p + 4] (this holds for the
-env's frame stack, which shifts by one frame a step and is not reset by a lost life). A clip keeps
-V[start + 1 : start + length + 4]: ``length + 3`` frames, whose stack j is ``frames[j : j + 4]``.
+of its first stack, then the newest frame of every stack it reaches; observation p is V[p : p + 4] (this holds for
+the env's frame stack, which shifts by one frame a step and is not reset by a lost life). A clip keeps
+V[start : start + length + 3]: ``length + 3`` frames, whose stack j is observation start + j, ``frames[j : j + 4]``.
 
 * ``RolloutStore``: the last ``capacity`` V-frames of every env's current games (a ring per env), with the true
   reward, the members' r̂ and the reward version of each transition; candidate clips are sliced out of it by index.
-* ``ClipBank``: the frames of the clips that were queried, one compressed ``.npz`` per clip under ``clips/`` of the
-  run folder (written once; the labeling page and a resumed run read them) and a bounded in-memory cache.
+* ``ClipBank``: the clips that were queried, under ``clips/`` of the loop's pairs folder: one compressed ``.npz``
+  each (frames, true rewards, the game's actions; the loop trains on it, a resumed run reads it) and, when a person
+  watches, the looping GIF the labeling page shows (``clip_pairs.render_clip``), each written once, from the frames
+  the store holds; and a bounded in-memory cache.
 """
 
 from __future__ import annotations
@@ -27,61 +28,37 @@ import numpy as np
 
 from trex_bench.core.errors import DataError
 from trex_bench.core.io import atomic_write
+from trex_bench.reward.clip_pairs import CLIPS_DIR, Clip, render_clip
 
-__all__ = ["Segment", "Clip", "RolloutStore", "ClipBank", "clip_stacks"]
+__all__ = ["ClipFrames", "RolloutStore", "ClipBank", "clip_stacks"]
 
 FRAME = (84, 84)
 _SLOT_ARRAYS = ("frames", "pos", "true_r", "version", "seed", "reset_index", "rhat")
 
 
-@dataclass(frozen=True, order=True)
-class Segment:
-    """A clip of one game: ``length`` agent steps after the first ``start`` steps of game ``reset`` of ``seed``.
-
-    >>> Segment(7, 2, 100, 25).name
-    's7_r2_t100_l25'
-    """
-
-    seed: int
-    reset: int
-    start: int
-    length: int
-
-    def __post_init__(self) -> None:
-        for name in ("seed", "reset", "start", "length"):
-            value = getattr(self, name)
-            if not isinstance(value, int | np.integer) or isinstance(value, bool):
-                raise DataError(f"Segment.{name} must be an integer, got {value!r}")
-            object.__setattr__(self, name, int(value))
-        if self.seed < 0 or self.reset < 0 or self.start < 0 or self.length < 1:
-            raise DataError(f"invalid segment {self}: seed, reset, start must be >= 0 and length >= 1")
-
-    @property
-    def name(self) -> str:
-        """The clip's file stem."""
-        return f"s{self.seed}_r{self.reset}_t{self.start}_l{self.length}"
-
-
 @dataclass(frozen=True)
-class Clip:
-    """A clip's data: ``frames`` uint8 [length + 3, 84, 84], the true (unclipped) reward of each of its transitions,
-    and the game's actions from its first step to the clip's end (for an exact replay)."""
+class ClipFrames:
+    """A clip's data: ``frames`` uint8 [length + 3, 84, 84], the true (unclipped) reward of the transition that
+    reached each of its observations, and the game's actions from its first step to the clip's last observation
+    (``start + length − 1`` of them, for an exact replay)."""
 
-    segment: Segment
+    clip: Clip
     frames: np.ndarray
     true_rewards: np.ndarray
     actions: np.ndarray
 
     def __post_init__(self) -> None:
-        n = self.segment.length
+        n, name = self.clip.length, self.clip.name
+        if self.clip.start < 1:
+            raise DataError(f"clip {name}: an agent's clip starts at an observation a transition reached (start >= 1)")
         if self.frames.dtype != np.uint8 or self.frames.shape != (n + 3, *FRAME):
             raise DataError(
-                f"clip {self.segment.name}: frames must be uint8 [{n + 3}, 84, 84], "
-                f"got {self.frames.dtype} {self.frames.shape}"
+                f"clip {name}: frames must be uint8 [{n + 3}, 84, 84], got {self.frames.dtype} {self.frames.shape}"
             )
-        if self.true_rewards.shape != (n,) or self.actions.shape != (self.segment.start + n,):
+        n_actions = self.clip.start + n - 1
+        if self.true_rewards.shape != (n,) or self.actions.shape != (n_actions,):
             raise DataError(
-                f"clip {self.segment.name}: want {n} rewards and {self.segment.start + n} actions, got "
+                f"clip {name}: want {n} rewards and {n_actions} actions, got "
                 f"{self.true_rewards.shape} and {self.actions.shape}"
             )
 
@@ -201,21 +178,23 @@ class RolloutStore:
         idx = (end[:, None] + np.arange(-length + 1, 1)) % self.capacity
         return self.rhat[:, env[:, None], idx].sum(-1)
 
-    def segment(self, env: int, end: int, length: int) -> Segment:
-        """The id of the clip of ``length`` transitions ending at slot ``(env, end)``."""
+    def clip_id(self, env: int, end: int, length: int) -> Clip:
+        """The id of the clip of the ``length`` observations that the transitions ending at ``(env, end)`` reached."""
         s = end % self.capacity
-        return Segment(int(self.seed[env, s]), int(self.reset_index[env, s]), int(self.pos[env, s]) - length, length)
+        start = int(self.pos[env, s]) - length + 1
+        return Clip(int(self.seed[env, s]), int(self.reset_index[env, s]), start, length)
 
-    def clip(self, env: int, end: int, length: int) -> Clip:
+    def clip(self, env: int, end: int, length: int) -> ClipFrames:
         """The frames, true rewards and game actions of the clip ending at ``(env, end)``."""
-        seg = self.segment(env, end, length)
+        clip = self.clip_id(env, end, length)
         idx = np.arange(end - length - 2, end + 1) % self.capacity
-        game = (seg.seed, seg.reset)
+        game = (clip.seed, clip.reset)
+        n_actions = clip.start + length - 1
         log = next((a for g, a in reversed(self._actions[env]) if g == game), None)
-        if log is None or len(log) < seg.start + length:
-            raise DataError(f"the actions of clip {seg.name} are no longer stored")
-        actions = np.frombuffer(bytes(log[: seg.start + length]), dtype=np.uint8).copy()
-        return Clip(seg, self.frames[env, idx].copy(), self.true_r[env, idx[3:]].copy(), actions)
+        if log is None or len(log) < n_actions:
+            raise DataError(f"the actions of clip {clip.name} are no longer stored")
+        actions = np.frombuffer(bytes(log[:n_actions]), dtype=np.uint8).copy()
+        return ClipFrames(clip, self.frames[env, idx].copy(), self.true_r[env, idx[3:]].copy(), actions)
 
     def ensure_capacity(self, capacity: int) -> None:
         """Grow the ring to at least ``capacity`` slots per env, keeping what is stored."""
@@ -235,45 +214,58 @@ class RolloutStore:
 
 
 class ClipBank:
-    """The queried clips: written once to ``folder/clips/<name>.npz`` (compressed), cached in memory.
+    """The queried clips under ``folder/clips/``: ``<name>.npz`` (compressed frames, true rewards, actions) and,
+    when asked, ``<name>.gif`` (what the labeling page shows), each written once; cached in memory.
 
     ``retain`` drops from memory every clip not named, so memory holds only the clips of the labels being trained
     on; the files stay for the labeling page and for a resumed run.
+
+    Args:
+        folder: the pairs folder.
+        frame_ms: how long a GIF shows each observation (``clip_pairs.frame_ms`` of the env's frameskip).
     """
 
-    def __init__(self, folder: str | Path, game: str) -> None:
-        self.folder = Path(folder) / "clips"
-        self.game = game
-        self._cache: dict[Segment, Clip] = {}
+    def __init__(self, folder: str | Path, frame_ms: int = 70) -> None:
+        self.root = Path(folder)
+        self.folder = self.root / CLIPS_DIR
+        self.frame_ms = frame_ms
+        self._cache: dict[Clip, ClipFrames] = {}
 
-    def path(self, seg: Segment) -> Path:
-        """The clip's file."""
-        return self.folder / f"{seg.name}.npz"
+    def path(self, clip: Clip) -> Path:
+        """The clip's data file."""
+        return self.folder / f"{clip.name}.npz"
 
-    def put(self, clip: Clip) -> None:
-        """Keep ``clip`` in memory and write its file (once)."""
-        self._cache[clip.segment] = clip
-        path = self.path(clip.segment)
+    def put(self, data: ClipFrames, animate: bool) -> str | None:
+        """Keep ``data`` in memory and write its file (once); with ``animate``, its GIF too (once), from the frames
+        in hand. Returns the GIF's path relative to the pairs folder (``pairs.json``'s ``file``), None without one."""
+        self._cache[data.clip] = data
+        path = self.path(data.clip)
         if not path.exists():
-            arrays = dict(frames=clip.frames, true_rewards=clip.true_rewards, actions=clip.actions)
+            arrays = dict(frames=data.frames, true_rewards=data.true_rewards, actions=data.actions)
             atomic_write(path, lambda p: np.savez_compressed(p, **arrays), suffix=".npz")
+        if not animate:
+            return None
+        gif = data.clip.gif()
+        if not (self.root / gif).exists():
+            render_clip(data.frames[3:], self.root / gif, self.frame_ms)  # the newest frame of each observation
+        return gif
 
-    def get(self, seg: Segment) -> Clip:
-        """The clip, from memory or its file (DataError naming the file when it is missing or broken)."""
-        if seg in self._cache:
-            return self._cache[seg]
-        path = self.path(seg)
+    def get(self, clip: Clip) -> ClipFrames:
+        """The clip's data, from memory or its file (DataError naming the file when it is missing or broken)."""
+        if clip in self._cache:
+            return self._cache[clip]
+        path = self.path(clip)
         try:
             with np.load(path, allow_pickle=False) as z:
-                clip = Clip(seg, z["frames"], z["true_rewards"], z["actions"])
+                data = ClipFrames(clip, z["frames"], z["true_rewards"], z["actions"])
         except (OSError, KeyError, ValueError) as e:
-            raise DataError(f"{path}: cannot read clip {seg.name} ({e})") from e
-        self._cache[seg] = clip
-        return clip
+            raise DataError(f"{path}: cannot read clip {clip.name} ({e})") from e
+        self._cache[clip] = data
+        return data
 
-    def retain(self, keep: set[Segment]) -> None:
+    def retain(self, keep: set[Clip]) -> None:
         """Forget the in-memory copies of clips not in ``keep``."""
-        self._cache = {s: c for s, c in self._cache.items() if s in keep}
+        self._cache = {c: d for c, d in self._cache.items() if c in keep}
 
     def __len__(self) -> int:
         return len(self._cache)

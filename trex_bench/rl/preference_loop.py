@@ -18,8 +18,14 @@ trainer) and SB3's PPO (the agent trainer); a test swaps any of them for a fake.
   rollout is scored again so that PPO's first update already sees the pretrained reward; then
   ``train_pairs_per_step`` pairs per agent step); log labels, accuracy and disagreement under ``prefs/``.
 * ``save``/``load``: nets and Adam moments (safetensors), counters, bootstrap weights, normalisation and random
-  states (JSON). The labels (``labels.csv``), the query registry (``pairs.json``) and the clips (``clips/``) live in
-  the run folder, append-only, so a killed run resumes with every label it was given.
+  states (JSON).
+
+The loop's folder is a pairs folder in the project's one preference format (``reward.clip_pairs``,
+``reward.labels``): ``pairs.json`` lists every query asked (two clip ids, the GIFs a person watches, the step,
+P̂ and disagreement at asking), ``clips/`` holds each queried clip's data (``.npz``, what the nets train on) and,
+when a person labels, its GIF, and ``labels.csv`` the answers. So ``trex-bench label serve RUN`` shows a person the
+agent's own clips while PPO waits, and a killed or paused run resumes with every query and answer it had; all of
+it is append-only and written whole.
 """
 
 from __future__ import annotations
@@ -41,18 +47,12 @@ from trex_bench.core.envs import fire_action
 from trex_bench.core.errors import ConfigError, DataError
 from trex_bench.core.games import Game, get_game
 from trex_bench.core.io import atomic_write, read_json, write_json
+from trex_bench.reward.clip_pairs import ClipPair, frame_ms
+from trex_bench.reward.labels import Label
 from trex_bench.reward.pref_ensemble import EnsembleNormalizer, LabelBuffer, PreferenceEnsemble, select_queries
-from trex_bench.reward.preferences import (
-    Label,
-    Labeler,
-    LabelLog,
-    Query,
-    SyntheticLabeler,
-    read_pairs,
-    write_pairs,
-)
+from trex_bench.reward.preferences import Labeler, QueryFolder, SyntheticLabeler
 from trex_bench.reward.prefs_config import PrefsConfig
-from trex_bench.reward.segments import ClipBank, RolloutStore
+from trex_bench.reward.segments import RolloutStore
 from trex_bench.rl.wrappers import _RewardReplacer
 
 __all__ = ["PreferenceReward", "PreferenceRewardVecEnv", "PreferenceCallback"]
@@ -154,12 +154,18 @@ class PreferenceReward:
     Args:
         game: the game (its score rows are masked by the reward nets).
         cfg: the loop's settings.
-        run_dir: where ``labels.csv``, ``pairs.json`` and ``clips/`` live.
+        run_dir: the loop's pairs folder: ``pairs.json``, ``clips/`` and ``labels.csv`` (see the module).
         labeler: who answers (``HumanLabeler``, ``SyntheticLabeler``); None: the synthetic oracle with
             ``cfg.label_noise``.
         rng: all of the loop's randomness (net init, queries, bootstrap, minibatches).
         device: where the reward nets run.
-        resume: go on from the labels already in ``run_dir`` (otherwise a folder holding labels is refused).
+        resume: go on from the queries and labels already in ``run_dir`` (otherwise a folder holding any is
+            refused).
+
+    Raises:
+        ConfigError: queries or labels in ``run_dir`` without ``resume``.
+        DataError: ``run_dir`` holds a pairs folder of a demo set or of another game, or labels naming clips that
+            its ``pairs.json`` does not ask about.
     """
 
     name = "prefs"
@@ -180,7 +186,8 @@ class PreferenceReward:
         generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
         self.ensemble = PreferenceEnsemble(self.game, cfg, generator, device)
         self.normalizer = EnsembleNormalizer(cfg.ensemble_size, cfg.reward_std)
-        self.log, self.bank = LabelLog(self.run_dir), ClipBank(self.run_dir, self.game.id)
+        self.folder = QueryFolder(self.run_dir, self.game.id)
+        self.labels_path, self.bank = self.folder.labels, self.folder.bank
         self.buffer = LabelBuffer(cfg.label_buffer, cfg.ensemble_size)
         self.store = RolloutStore(1, cfg.recent_steps, cfg.ensemble_size)  # replaced by wrap()
         self.env: PreferenceRewardVecEnv | None = None
@@ -189,20 +196,21 @@ class PreferenceReward:
         self.consumed: set[int] = set()
         self.n_used = 0
         self.outcomes: deque[bool] = deque(maxlen=cfg.accuracy_window)
-        self.queries = read_pairs(self.run_dir)
-        self._log_offset = 0  # labels.csv is read on from here
-        answered = self.log.read()
-        if (self.queries or answered) and not resume:
+        answered = self.folder.answers()  # checked now: a row naming a query never asked fails here, not later
+        if (self.folder.queries or answered) and not resume:
             raise ConfigError(
                 f"{self.run_dir} already holds preference queries or labels; resume to go on from "
                 "them, or use a new folder"
             )
-        self.n_asked = max([len(self.queries), *(lab.pair + 1 for lab in answered)])
+        self.n_asked = len(self.folder.queries)
 
     # -- OnlineReward ---------------------------------------------------------------------------------------------
     def wrap(self, venv: VecEnv) -> VecEnv:
         """``venv`` paying the learned reward (see ``PreferenceRewardVecEnv``)."""
         self.store = RolloutStore(venv.num_envs, self.cfg.recent_steps, self.cfg.ensemble_size)
+        profile = getattr(venv, "profile", None)  # AtariVecEnv's; a GIF plays at the game's speed
+        if profile is not None:
+            self.bank.frame_ms = frame_ms(profile.frameskip)
         self.env = PreferenceRewardVecEnv(venv, self)
         return self.env
 
@@ -224,7 +232,12 @@ class PreferenceReward:
         dones: np.ndarray | None = None,
     ) -> dict[str, float]:
         """One round at agent step ``step``: score and relabel the rollout just collected, ask the labels now due,
-        collect answers, train; its metrics. ``rollout``: PPO's buffer of that rollout, relabelled in place."""
+        wait for the first batch's answers (until the first training), collect answers, train; its metrics.
+        ``rollout``: PPO's buffer of that rollout, relabelled in place.
+
+        Raises:
+            LabelsPending: the labeler gave up waiting for the first batch (the run pauses; see ``HumanLabeler``).
+        """
         t0 = time.perf_counter()
         steps = [] if self.env is None else list(self.env.step_log)
         if rollout is not None:
@@ -233,6 +246,8 @@ class PreferenceReward:
             self.env.step_log.clear()
         metrics = self._pay(steps, rollout, last_values, dones)
         metrics.update(self._ask(step))
+        if not self.pretrained and self.folder.queries:  # PPO's first update needs the first batch's answers
+            self.labeler.wait(self.folder.first_batch(), self.labels_path)
         metrics.update(self._collect())
         first = not self.pretrained
         trained = self._train(step)
@@ -241,7 +256,7 @@ class PreferenceReward:
             self.version += 1
             if first:  # PPO's first update already learns from the pretrained nets (App. A: pretraining)
                 self._pay(steps, rollout, last_values, dones)
-        self.bank.retain(self.buffer.segments())
+        self.bank.retain(self.buffer.clips())
         metrics.update(
             labels=float(self.n_used),
             labels_asked=float(self.n_asked),
@@ -263,38 +278,28 @@ class PreferenceReward:
             return {}
         length = self.cfg.segment_length
         picks = select_queries(self.store, length, n, self.cfg.candidates_factor, self.version, self.rng)
-        new: list[Query] = []
+        new: list[ClipPair] = []
         for env_a, end_a, env_b, end_b, p_right, var in picks:
-            clip_a, clip_b = self.store.clip(env_a, end_a, length), self.store.clip(env_b, end_b, length)
-            self.bank.put(clip_a)
-            self.bank.put(clip_b)
-            new.append(Query(self.n_asked + len(new), clip_a.segment, clip_b.segment, p_right, var, int(step)))
+            left, right = self.store.clip(env_a, end_a, length), self.store.clip(env_b, end_b, length)
+            files = [self.bank.put(c, animate=self.labeler.watches) for c in (left, right)]
+            new.append(ClipPair(left.clip, right.clip, *files, step=int(step), p_right=p_right, disagreement=var))
         if not new:
             return {}
-        initial = self.n_asked == 0
-        self.queries += new
         self.n_asked += len(new)
-        write_pairs(self.run_dir, self.game.id, self.queries, self.bank)
-        self.labeler.ask(new, self.bank, self.log, initial=initial)
+        self.labeler.ask(self.folder.add(new), self.bank, self.labels_path)
         return {"asked": float(len(new)), "disagreement": float(np.mean([q.disagreement for q in new]))}
 
     def _collect(self) -> dict[str, float]:
         """Read answers not seen yet from ``labels.csv`` into the buffer; score the ensemble's predictions."""
-        rows, self._log_offset = self.log.read_from(self._log_offset)
-        first: dict[int, Label] = {}
-        for lab in rows:  # a pair's first answer wins
-            if lab.pair not in self.consumed:
-                first.setdefault(lab.pair, lab)
-        self.consumed |= first.keys()
-        new = list(first.values())
+        new = [lab for lab in self.folder.answers() if lab.pair not in self.consumed]  # a pair's first answer stands
+        self.consumed |= {lab.pair for lab in new}
         usable = [lab for lab in new if lab.target is not None]
         for lab in usable:  # fails loudly, naming the file, when a labelled clip is missing
-            self.bank.get(lab.a)
-            self.bank.get(lab.b)
-        asked = {q.pair: q for q in self.queries}
+            self.bank.get(lab.left)
+            self.bank.get(lab.right)
         for lab in usable:
-            q = asked.get(lab.pair)
-            if q is not None and lab.answer != "equal" and not math.isnan(q.p_right):
+            q = self.folder.queries[lab.pair]
+            if lab.answer != "equal" and not math.isnan(q.p_right):
                 self.outcomes.append((q.p_right > 0.5) == (lab.answer == "right"))
         self.buffer.add(usable, self.rng)
         self.n_used += len(usable)
@@ -376,7 +381,7 @@ class PreferenceReward:
             raise ConfigError(f"{folder} was saved by a preference loop with another game or config")
         try:
             self.ensemble.load_tensors(load_file(str(folder / "ensemble.safetensors")))
-            rows = {lab.pair: lab for lab in self.log.read()}
+            rows = {lab.pair: lab for lab in self.folder.answers()}
             labels: list[Label] = [rows[p] for p in state["buffer"]["pairs"]]
             weights = np.asarray(state["buffer"]["weights"], dtype=np.int64).reshape(self.cfg.ensemble_size, -1)
             self.normalizer.restore(state["normalizer"])
@@ -386,8 +391,8 @@ class PreferenceReward:
         self.buffer = LabelBuffer(self.cfg.label_buffer, self.cfg.ensemble_size)
         self.buffer.add(labels, self.rng, weights=weights)
         for lab in labels:
-            self.bank.get(lab.a)
-            self.bank.get(lab.b)
+            self.bank.get(lab.left)
+            self.bank.get(lab.right)
         n_asked = self.n_asked
         for name in _COUNTERS:
             setattr(self, name, state[name])
@@ -395,7 +400,6 @@ class PreferenceReward:
         self.consumed = set(state["consumed"])
         self.outcomes = deque(state["outcomes"], maxlen=self.cfg.accuracy_window)
         self.labeler.restore(state["labeler"])
-        self._log_offset = 0  # labels.csv is read on from here
 
     def card(self) -> dict[str, Any]:
         """Facts for the agent card: labels asked/used, held-out accuracy, the config."""
