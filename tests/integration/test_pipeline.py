@@ -285,3 +285,27 @@ def test_prefs_runs_end_to_end_with_its_labels_in_the_run_folder(tmp_path):
 def test_preference_options_are_checked_before_anything_runs(kw):
     with pytest.raises(ValueError):
         PipelineConfig(**(dict(game="breakout", budget="smoke") | kw)).resolve()
+
+
+def test_a_human_labelled_prefs_run_pauses_for_answers_and_resumes_with_them(tmp_path):
+    """--labeler human: the run waits for the first batch on the page, pauses after the timeout (one line saying how
+    to go on, nothing lost), and the same command with resume goes on with the answers a person gave meanwhile."""
+    from trex_bench.core.errors import LabelsPending
+    from trex_bench.core.io import read_json
+    from trex_bench.label.server import LabelApp, find_pairs_folder
+
+    cfg = PipelineConfig(game="breakout", method="prefs", budget="smoke", labeler="human", eval_episodes=1).resolve()
+    assert cfg.run_name().startswith("breakout-prefs-human-smoke-s0")
+    kw = dict(out=tmp_path / "run", leaderboard=tmp_path / "lb.csv", progress=False, cache_dir=tmp_path / "cache")
+    with pytest.raises(LabelsPending, match="label serve .*again with --resume"):
+        run_pipeline(cfg, label_timeout=0.5, **kw)
+    app = LabelApp(find_pairs_folder(tmp_path / "run"), "ann")  # what `trex-bench label serve RUN` opens
+    while app.state()["next"] is not None:
+        nxt = app.state()["next"]
+        app.answer(dict(pair=nxt["pair"], answer="left", left=nxt["left"]["clip"], right=nxt["right"]["clip"]))
+    answered = (app.folder / "labels.csv").read_text().splitlines()
+    summary = run_pipeline(cfg, resume=True, label_timeout=0.5, **kw)
+    card = read_json(tmp_path / "run" / "agent" / "card.json")
+    assert card["online_reward"]["labeler"] == "human" and summary["row"]["method"] == "prefs"
+    kept = (tmp_path / "run" / "agent" / "prefs" / "labels.csv").read_text().splitlines()
+    assert kept[: len(answered)] == answered  # every answer given while paused is still there

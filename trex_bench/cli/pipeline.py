@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from trex_bench.cli.options import add_config_options, config_defaults, config_kwargs
+from trex_bench.cli.util import positive_seconds
 from trex_bench.experiment.options import PipelineConfig
 
 # With --config the file gives the whole experiment; --device may still say where it runs.
@@ -45,6 +46,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="frame cache folder (default: $TREX_BENCH_CACHE or ~/.cache/trex_bench)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--label-timeout",
+        type=positive_seconds,
+        default=600.0,
+        metavar="S",
+        help="--labeler human: seconds to wait for a person's answers on `trex-bench label serve RUN` before the run "
+        "pauses (rerun the same command with --resume to go on; no answer is lost) (default 600)",
+    )
     p.set_defaults(func=run)
 
 
@@ -76,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         cache_dir=args.cache,
         log=lambda line: print(line, flush=True),
+        label_timeout=args.label_timeout,
     )
     print_summary(summary)
     return 0

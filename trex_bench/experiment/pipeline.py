@@ -143,10 +143,13 @@ def run_pipeline(
     progress: bool = True,
     cache_dir: str | Path | None = None,
     log: Log | None = None,
+    label_timeout: float | None = None,
 ) -> dict[str, Any]:
     """Run every stage of ``cfg``'s method into one run folder and append its leaderboard row; returns the summary.
 
-    ``log`` receives one line per stage event (``[reward] running …``); nothing is printed here.
+    ``log`` receives one line per stage event (``[reward] running …``); nothing is printed here. ``label_timeout``:
+    seconds a ``--labeler human`` run waits for a person's answers before it pauses (``LabelsPending``; rerun with
+    ``resume`` to go on), None for no limit.
     """
     p = prepare(cfg, out, resume)
     p.folder.mkdir(parents=True, exist_ok=True)
@@ -161,6 +164,7 @@ def run_pipeline(
         cache_dir=Path(cache_dir) if cache_dir is not None else None,
         progress=progress,
         unseen_dir=p.unseen_dir,
+        label_timeout=label_timeout,
     )
     for name in p.cfg.spec.stages:
         STAGES[name](ctx)

@@ -43,6 +43,7 @@ class StageContext:
     cache_dir: Path | None
     progress: bool
     unseen_dir: Path | None
+    label_timeout: float | None = None
     fidelity: FidelityFigures | None = None
     agent: AgentResult | None = None
     evaluation: Evaluation | None = None
@@ -208,7 +209,7 @@ def agent_stage(ctx: StageContext) -> AgentResult:
     rec = ctx.run.stage(
         "agent",
         key,
-        lambda tmp: train_ppo(job, tmp, progress=ctx.progress, resume=resumable, online=_online_reward(cfg, tmp)),
+        lambda tmp: train_ppo(job, tmp, progress=ctx.progress, resume=resumable, online=_online_reward(ctx, tmp)),
         resumable=resumable,
     )
     ctx.agent = AgentResult.from_card(read_json(rec.folder / "card.json"))
@@ -246,9 +247,11 @@ def eval_stage(ctx: StageContext) -> Evaluation:
     return ctx.evaluation
 
 
-def _online_reward(cfg: ExperimentConfig, agent_dir: Path) -> Any:
+def _online_reward(ctx: StageContext, agent_dir: Path) -> Any:
     """The reward that learns during PPO, for a method that has one: the preference loop, its queries and answers in
-    ``<agent>/prefs/`` (``labels.csv``, ``pairs.json``, clips), going on from the answers already there."""
+    ``<agent>/prefs/`` (``labels.csv``, ``pairs.json``, clips: the folder ``trex-bench label serve`` shows a person),
+    going on from the answers already there."""
+    cfg = ctx.cfg
     if cfg.spec.reward != "prefs":
         return None
     import numpy as np
@@ -257,7 +260,7 @@ def _online_reward(cfg: ExperimentConfig, agent_dir: Path) -> Any:
     from trex_bench.rl.preference_loop import PreferenceReward
 
     assert cfg.prefs is not None
-    labeler = HumanLabeler() if cfg.labeler == "human" else None  # None: the synthetic oracle of cfg.prefs
+    labeler = HumanLabeler(timeout_seconds=ctx.label_timeout) if cfg.labeler == "human" else None  # None: the oracle
     rng = np.random.default_rng([cfg.seed, 1])  # apart from PPO's own seeding by cfg.seed
     return PreferenceReward(cfg.game, cfg.prefs, agent_dir / "prefs", labeler, rng, cfg.device, resume=True)
 
