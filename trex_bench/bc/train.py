@@ -32,6 +32,7 @@ from torch import nn
 
 from trex_bench.bc.config import BCConfig
 from trex_bench.core.errors import ConfigError
+from trex_bench.core.io import finite_or_none
 from trex_bench.core.training import StopRule, default_init_
 from trex_bench.core.types import DemoSet
 
@@ -297,7 +298,15 @@ def train_bc(
 
     def check(step: int) -> None:
         acc, vloss = _score(net, cache, va_ep, va_t, va_a, device)
-        log.append(dict(step=step, val_accuracy=acc, val_loss=vloss, train_loss=last_loss, seconds=rule.elapsed()))
+        log.append(
+            dict(
+                step=step,
+                val_accuracy=acc,
+                val_loss=vloss,
+                train_loss=finite_or_none(last_loss),
+                seconds=rule.elapsed(),
+            )
+        )
         improved = vloss < best["loss"]
         if improved:
             # A copy of the best weights, restored at the end: the released D-REX code saved the *final* weights
@@ -338,7 +347,7 @@ def train_bc(
     metrics: dict[str, Any] = dict(
         steps=step,
         best_step=int(best["step"]),
-        best_val_loss=float(best["loss"]),
+        best_val_loss=finite_or_none(best["loss"]),
         val_accuracy=float(best["acc"]),
         train_accuracy=train_acc,
         train_loss=train_loss,

@@ -21,12 +21,13 @@ import pandas as pd
 from filelock import FileLock
 
 from trex_bench.core.errors import DataError
-from trex_bench.core.io import atomic_write, git_commit, stable_hash, versions
+from trex_bench.core.io import atomic_write, claim_output, git_commit, stable_hash, versions
 
 __all__ = [
     "COLUMNS",
     "REQUIRED",
     "append_row",
+    "check_leaderboard",
     "row_from_run",
     "read_leaderboard",
     "summarize",
@@ -124,6 +125,19 @@ def _read_checked(path: Path, action: str = "append") -> str:
             writer.writerow([*row, *[""] * (len(COLUMNS) - width)])
         text = buf.getvalue()
     return text
+
+
+def check_leaderboard(csv_path: str | Path) -> None:
+    """Refuse, before any work, a leaderboard that ``append_row`` would refuse at the end of a run: a file of another
+    kind, a torn or foreign CSV, a path no file can be written at (``core.io.claim_output``).
+
+    Raises:
+        ValueError: one line naming the file.
+    """
+    path = Path(csv_path)
+    claim_output(path, "leaderboard")
+    if path.exists():
+        _read_checked(path)
 
 
 def append_row(csv_path: str | Path, row: Mapping[str, Any]) -> dict[str, str]:

@@ -28,7 +28,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from trex_bench.core.envs import get_profile, make_vec_env
 from trex_bench.core.errors import ConfigError
-from trex_bench.core.io import atomic_write, file_hash, read_json, versions, write_json
+from trex_bench.core.io import atomic_write, claim_output, file_hash, read_json, versions, write_json
 from trex_bench.core.progress import PPOProgress
 from trex_bench.rl.config import PPOJob
 from trex_bench.rl.kl import KLToReferenceCallback, kl_reference, kl_summary
@@ -207,7 +207,9 @@ class _Session:
 
 def _open(job: PPOJob, out: Path, resume: bool, online: OnlineReward | None) -> _Session:
     """Every check of the job (reward, KL reference, resume record), then the training env; nothing is written
-    before the checks pass but ``run.json`` (``rl.resume.begin``)."""
+    before the checks pass but ``run.json`` (``rl.resume.begin``); an ``out`` holding anything but an agent (finished
+    or in progress) is refused first (``core.io.claim_output``)."""
+    claim_output(out, "agent")
     if (job.reward == "online") != (online is not None):
         raise ConfigError("reward 'online' and an OnlineReward object go together")
     if resume and job.transform == "normalized" and job.learned:
