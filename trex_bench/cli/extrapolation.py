@@ -39,8 +39,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=list(BUDGETS),
         help="the budget whose reward recipe trains the net: " + " | ".join(BUDGETS) + " (default: quick)",
     )
-    p.add_argument("--demos", type=Path, default=None, help="demo set (default: demos/<game>/ppo-checkpoints)")
-    p.add_argument("--unseen", type=Path, default=None, help="unseen, better set (default: demos/<game>/ppo-later)")
+    p.add_argument(
+        "--demos",
+        type=Path,
+        default=None,
+        help=f"demo set (default: {REPO / 'demos'}/<game>/ppo-checkpoints, committed beside the package that runs)",
+    )
+    p.add_argument(
+        "--unseen", type=Path, default=None, help=f"unseen, better set (default: {REPO / 'demos'}/<game>/ppo-later)"
+    )
     p.add_argument(
         "--drex-demos",
         type=Path,

@@ -249,19 +249,21 @@ def check_path(path: str | Path, into: bool = False) -> None:
         ValueError: one line naming ``path``.
     """
     path = Path(path)
-    anchor = path if into and path.is_dir() else path.parent
-    while not anchor.exists() and anchor != anchor.parent:
+    anchor = path.parent
+    while not os.path.exists(anchor) and anchor != anchor.parent:  # os.path: no OSError for a name too long
         anchor = anchor.parent
     try:
         limit = os.pathconf(anchor if anchor.is_dir() else anchor.parent, "PC_NAME_MAX")
     except (OSError, ValueError):
         limit = 255
-    for part in path.parts:
+    for part in path.parts:  # first: any stat of such a path raises "File name too long"
         if len(os.fsencode(part)) > limit:
             raise DataError(
                 f"cannot write {path}: the name {part[:24]}… is {len(os.fsencode(part))} bytes, "
                 f"more than this file system allows ({limit})"
             )
+    if into and path.is_dir():
+        anchor = path
     if path.is_symlink() and not path.exists():
         raise DataError(f"{path} is a symbolic link to {os.readlink(path)}, which does not exist; choose another --out")
     if not anchor.is_dir():

@@ -27,7 +27,7 @@ import numpy as np
 from trex_bench.core.envs import get_profile
 from trex_bench.core.errors import DataError, DemoError
 from trex_bench.core.games import get_game
-from trex_bench.core.io import atomic_write, claim_output, new_mode, read_json, versions, write_json
+from trex_bench.core.io import atomic_write, check_path, claim_output, new_mode, read_json, versions, write_json
 from trex_bench.core.types import DemoSet, Episode
 
 __all__ = [
@@ -132,9 +132,10 @@ def check_demo_out(out: str | Path, overwrite: bool = False) -> str:
         DemoError: one line naming ``out``.
     """
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise DemoError(f"{out} is a file, not a demo-set folder; choose another --out")
     try:
+        check_path(out, into=True)  # a name too long, a dangling link, a file above it: before any stat of it
+        if out.exists() and not out.is_dir():
+            raise DemoError(f"{out} is a file, not a demo-set folder; choose another --out")
         claim_output(out, "demo_set")  # the one writer rule: never into a reward model, an agent, a run folder …
     except DataError as e:
         raise DemoError(str(e)) from e
@@ -190,6 +191,10 @@ def save_demos(ds: DemoSet, out: str | Path, overwrite: bool = False, replaces: 
             since ``replaces`` was taken (or since this call began).
     """
     out = Path(out)
+    try:
+        check_path(out, into=True)
+    except DataError as e:
+        raise DemoError(str(e)) from e
     if out.is_symlink() and out.is_dir():
         out = out.resolve()  # a link to a folder: the set goes into the folder, the link stays a link
     if _set_at(out) == ds.content_hash():

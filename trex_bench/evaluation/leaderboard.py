@@ -293,8 +293,10 @@ def row_from_run(
 
 
 def agent_method(agent_card: Mapping[str, Any]) -> str:
-    """The leaderboard method of a PPO agent, from its card: ``ppo-true``, ``constant`` or the reward model's
-    method (``trex``/``drex``)."""
+    """The leaderboard method of an agent, from its card: ``ppo-true``, ``constant`` or the reward model's method
+    (``trex``/``drex``) for a PPO agent, ``bc`` for a BC policy."""
+    if agent_card.get("kind") == "bc_policy":
+        return "bc"
     reward = agent_card.get("reward", {})
     source = reward.get("source")
     if source == "true":

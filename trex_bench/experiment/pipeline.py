@@ -112,6 +112,8 @@ def prepare(
         raise RunFolderError(
             f"{folder} already exists; pass --resume to reuse its finished stages, or choose another --out"
         )
+    if (folder / "summary.json").is_file() and not isinstance(read_json(folder / "summary.json"), dict):
+        raise RunFolderError(f"{folder / 'summary.json'} is not a run summary; delete it to finish the run again")
     if leaderboard is not None:
         check_leaderboard(leaderboard)
     check_cache_dir(cache_dir)
