@@ -166,7 +166,7 @@ def extrapolation_stage(ctx: StageContext) -> StageRecord | None:
 def agent_stage(ctx: StageContext) -> AgentResult:
     from trex_bench.rl.config import PPOJob
     from trex_bench.rl.ppo import train_ppo
-    from trex_bench.rl.precision import resolve_precision
+    from trex_bench.rl.precision import precision_line, resolve_precision
 
     cfg = ctx.cfg
     assert cfg.ppo is not None
@@ -176,7 +176,8 @@ def agent_stage(ctx: StageContext) -> AgentResult:
         upstream = reward.key
     else:
         reward_source = upstream = cfg.spec.reward
-    precision, _ = resolve_precision(cfg.precision, cfg.device)  # the mode that runs keys the stage, not "auto"
+    precision, why = resolve_precision(cfg.precision, cfg.device)  # the mode that runs keys the stage, not "auto"
+    ctx.run.log(f"[agent] {precision_line(precision, why)}")
     key = {
         "stage": "agent",
         "reward": upstream,
