@@ -146,10 +146,13 @@ def check_inputs(exp: ExperimentConfig) -> tuple[Path, DemoSet, Path | None]:
     return demos_dir, demos, unseen_dir
 
 
-def check_kl_reference(folder: Path) -> None:
+def check_kl_reference(folder: str | Path) -> None:
     """Refuse a ``--kl-to`` that is not a BC policy folder (a reward model, an agent, nothing), before any work."""
     from trex_bench.core.io import describe_output, output_kind
 
+    folder = Path(folder)
+    if not folder.exists():
+        raise ConfigError(f"--kl-to {folder} does not exist (a BC policy folder: `trex-bench bc train` makes one)")
     if output_kind(folder) != "bc_policy":
         raise ConfigError(
             f"--kl-to {folder} is {describe_output(folder)}, not a BC policy (the reference policy of the KL "
