@@ -11,7 +11,7 @@ from stable_baselines3.common.torch_layers import NatureCNN
 from trex_bench.core.io import read_json
 from trex_bench.rl.config import PPOConfig, PPOJob
 from trex_bench.rl.ppo import load_agent, train_ppo
-from trex_bench.rl.precision import FastCnnPolicy, FastNatureCNN, bf16_supported, probe_precision, resolve_precision
+from trex_bench.rl.precision import FastCnnPolicy, FastNatureCNN, bf16_supported, resolve_precision
 
 TINY = PPOConfig("tiny", total_steps=64, n_envs=2, n_steps=16, batch_size=16, n_epochs=1)
 
