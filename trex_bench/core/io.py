@@ -212,17 +212,18 @@ def _file_kind(p: Path) -> str:
             return str(obj["kind"])
         if isinstance(obj, dict) and {"correlations", "pairwise"} <= set(obj):  # a fidelity report before its kind
             return "fidelity"
-    elif suffix == ".csv" and size <= _SNIFF_BYTES:
+    elif suffix == ".csv":
         try:
-            text = p.read_text(encoding="utf-8")
+            with open(p, encoding="utf-8") as f:  # a header is enough for the tables that grow (a leaderboard)
+                head = f.readline(4096)
+            if head.startswith("run_id,utc_time,"):
+                return "leaderboard"
+            if head.startswith("game,method,seed,"):
+                return "extrapolation_table"
+            if size <= _SNIFF_BYTES and _is_degradation_csv(p.read_text(encoding="utf-8")):
+                return "degradation"
         except (UnicodeDecodeError, OSError):
             return "file"
-        if text.startswith("run_id,utc_time,"):
-            return "leaderboard"
-        if text.startswith("game,method,seed,"):
-            return "extrapolation_table"
-        if _is_degradation_csv(text):
-            return "degradation"
     elif suffix == ".png":
         with open(p, "rb") as f:  # matplotlib writes its name into every PNG it saves (a tEXt chunk)
             if b"Matplotlib" in f.read(4096):
