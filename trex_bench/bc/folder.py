@@ -160,7 +160,8 @@ def train_command(
 def summary_line(metrics: dict[str, Any]) -> str:
     """One line of a BC policy's metrics (its card's ``metrics``), for the command's output."""
     return (
-        f"held-out accuracy {metrics['val_accuracy']:.3f} (majority class {metrics['majority_val_accuracy']:.3f}, "
+        f"held-out accuracy {'n/a' if metrics['val_accuracy'] is None else format(metrics['val_accuracy'], '.3f')} "
+        f"(majority class {metrics['majority_val_accuracy']:.3f}, "
         f"chance {metrics['chance_accuracy']:.3f}), train {metrics['train_accuracy']:.3f}; best step "
         f"{metrics['best_step']} of {metrics['steps']} ({metrics['stopped']})"
     )

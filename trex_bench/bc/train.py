@@ -348,7 +348,7 @@ def train_bc(
         steps=step,
         best_step=int(best["step"]),
         best_val_loss=finite_or_none(best["loss"]),
-        val_accuracy=float(best["acc"]),
+        val_accuracy=finite_or_none(best["acc"]),  # None: no check ever improved (a NaN validation loss)
         train_accuracy=train_acc,
         train_loss=train_loss,
         majority_action=majority,
