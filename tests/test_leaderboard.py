@@ -218,9 +218,3 @@ def test_a_metric_that_is_not_a_number_is_refused_naming_file_and_row(tmp_path, 
         append_row(path, _row(seed=2))
     assert path.read_text() == text
 
-
-@pytest.mark.parametrize("kw", [dict(mean=float("nan")), dict(std=float("inf")), dict(seed=-1), dict(game="")])
-def test_a_row_that_is_not_numbers_is_never_appended(tmp_path, kw):
-    with pytest.raises(ValueError):
-        append_row(tmp_path / "lb.csv", _row(**kw))
-    assert not (tmp_path / "lb.csv").exists()

@@ -50,19 +50,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from trex_bench.evaluation.evaluate import evaluate_agent
-    from trex_bench.evaluation.leaderboard import check_leaderboard
 
     if args.leaderboard is not None and args.demos is None:
         raise ConfigError("--leaderboard needs --demos: a row compares the agent with a demo set's best and average")
     method = None
     if args.leaderboard is not None:  # before playing: no eval.json is written for a row that cannot be appended
-        from trex_bench.core.io import read_json
-        from trex_bench.evaluation.leaderboard import agent_method
+        from trex_bench.core.io import claim_output, read_json
+        from trex_bench.evaluation.leaderboard import agent_method, read_leaderboard
 
-        check_leaderboard(args.leaderboard)
+        claim_output(args.leaderboard, "leaderboard")  # the one writer rule, then a torn, foreign or non-numeric file
+        read_leaderboard(args.leaderboard)
         card = read_json(args.agent / "card.json") if (args.agent / "card.json").is_file() else None
         if isinstance(card, dict):  # without a card, evaluate_agent refuses the folder in one line
-            method = agent_method(card)
+            method = "bc" if card.get("kind") == "bc_policy" else agent_method(card)
 
     r = evaluate_agent(
         args.agent,

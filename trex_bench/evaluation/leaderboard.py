@@ -22,13 +22,12 @@ import pandas as pd
 from filelock import FileLock
 
 from trex_bench.core.errors import DataError
-from trex_bench.core.io import atomic_write, claim_output, git_commit, stable_hash, versions
+from trex_bench.core.io import atomic_write, git_commit, stable_hash, versions
 
 __all__ = [
     "COLUMNS",
     "REQUIRED",
     "append_row",
-    "check_leaderboard",
     "row_from_run",
     "read_leaderboard",
     "summarize",
@@ -171,19 +170,6 @@ def _row_problem(cells: Mapping[str, str]) -> str:
     return ""
 
 
-def check_leaderboard(csv_path: str | Path) -> None:
-    """Refuse, before any work, a leaderboard that ``append_row`` would refuse at the end of a run: a file of another
-    kind, a torn or foreign CSV, a path no file can be written at (``core.io.claim_output``).
-
-    Raises:
-        ValueError: one line naming the file.
-    """
-    path = Path(csv_path)
-    claim_output(path, "leaderboard")
-    if path.exists():
-        _read_checked(path)
-
-
 def append_row(csv_path: str | Path, row: Mapping[str, Any]) -> dict[str, str]:
     """Append one run's row to the leaderboard, atomically and under a file lock.
 
@@ -215,9 +201,6 @@ def append_row(csv_path: str | Path, row: Mapping[str, Any]) -> dict[str, str]:
     }
     full.update({k: v for k, v in row.items() if v is not None or k not in full})
     cells = {c: _cell(full.get(c)) for c in COLUMNS}
-    problem = _row_problem(cells)
-    if problem:  # a NaN score (a reward that trained on NaN losses) never reaches the table
-        raise DataError(f"leaderboard row for {cells['game']} {cells['method']} seed {cells['seed']}: {problem}")
     buf = io.StringIO(newline="")
     csv.writer(buf, lineterminator="\n").writerow([cells[c] for c in COLUMNS])
     line = buf.getvalue()
@@ -293,10 +276,8 @@ def row_from_run(
 
 
 def agent_method(agent_card: Mapping[str, Any]) -> str:
-    """The leaderboard method of an agent, from its card: ``ppo-true``, ``constant`` or the reward model's method
-    (``trex``/``drex``) for a PPO agent, ``bc`` for a BC policy."""
-    if agent_card.get("kind") == "bc_policy":
-        return "bc"
+    """The leaderboard method of a PPO agent, from its card: ``ppo-true``, ``constant`` or the reward model's
+    method (``trex``/``drex``)."""
     reward = agent_card.get("reward", {})
     source = reward.get("source")
     if source == "true":

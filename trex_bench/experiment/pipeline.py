@@ -104,7 +104,7 @@ def prepare(
     folder (``core.io.claim_output``: with ``resume``, a run folder or nothing; without, nothing), the leaderboard
     and the frame cache, then the input files (``check_inputs``)."""
     from trex_bench.core.io import check_cache_dir, claim_output
-    from trex_bench.evaluation.leaderboard import check_leaderboard
+    from trex_bench.evaluation.leaderboard import read_leaderboard
 
     _check_device(exp.device)
     folder = Path(out) if out is not None else Path("runs") / exp.run_name()
@@ -114,8 +114,9 @@ def prepare(
         )
     if (folder / "summary.json").is_file() and not isinstance(read_json(folder / "summary.json"), dict):
         raise RunFolderError(f"{folder / 'summary.json'} is not a run summary; delete it to finish the run again")
-    if leaderboard is not None:
-        check_leaderboard(leaderboard)
+    if leaderboard is not None:  # the row is appended at the end: a file that would refuse it is refused now
+        claim_output(leaderboard, "leaderboard")
+        read_leaderboard(leaderboard)
     check_cache_dir(cache_dir)
     return Prepared(exp, folder, *check_inputs(exp))
 
