@@ -25,7 +25,7 @@ def test_smoke_pipeline_writes_complete_run_folder(smoke_run):
         assert (run / f).exists(), f
     for stage in ["reward", "fidelity", "agent", "eval"]:
         assert (run / stage / "stage.json").exists()
-    assert not [p for p in run.iterdir() if p.name.startswith(".")], "temporary stage folders left behind"
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")], "temporary stage folders left behind"
     assert summary["reused_stages"] == []
 
 

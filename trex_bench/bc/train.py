@@ -32,6 +32,7 @@ from torch import nn
 
 from trex_bench.bc.config import BCConfig
 from trex_bench.core.errors import ConfigError
+from trex_bench.core.io import finite_or_none
 from trex_bench.core.training import StopRule, default_init_
 from trex_bench.core.types import DemoSet
 
@@ -264,7 +265,13 @@ class _BestWeights:
     def check(self, step: int) -> None:
         acc, vloss = _score(self.net, self.cache, *self.val, self.device)
         self.log.append(
-            dict(step=step, val_accuracy=acc, val_loss=vloss, train_loss=self.train_loss, seconds=self.rule.elapsed())
+            dict(
+                step=step,
+                val_accuracy=acc,
+                val_loss=vloss,
+                train_loss=finite_or_none(self.train_loss),
+                seconds=self.rule.elapsed(),
+            )
         )
         improved = vloss < self.loss
         if improved:
@@ -374,8 +381,8 @@ def _metrics(
     majority = int(np.bincount(tr_a, minlength=n).argmax())
     return dict(
         best_step=int(best.step),
-        best_val_loss=float(best.loss),
-        val_accuracy=float(best.acc),
+        best_val_loss=finite_or_none(best.loss),
+        val_accuracy=finite_or_none(best.acc),  # None: no check ever improved (a NaN validation loss)
         train_accuracy=train_acc,
         train_loss=train_loss,
         majority_action=majority,

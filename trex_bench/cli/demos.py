@@ -50,7 +50,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--out", type=Path, required=True, help="demo set folder to write")
     c.add_argument("--profile", default="paper", choices=["paper", "machado"], help="env profile (default: paper)")
     c.add_argument("--envs", type=positive_int, default=4, help="envs stepped together (default: 4)")
-    c.add_argument("--checkpoint", type=int, default=-1, help="checkpoint index to record with every episode")
+    c.add_argument(
+        "--checkpoint",
+        type=_checkpoint_index,
+        default=-1,
+        help="checkpoint index to record with every episode (>= 0; default -1: none)",
+    )
     c.add_argument(
         "--max-steps", type=positive_int, default=None, help="cap agent steps per episode (recorded as truncated)"
     )
@@ -143,11 +148,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "import-minari",
         help="a Minari dataset written by export-minari back into a demo set",
         description="Rebuild a demo set from a Minari dataset that export-minari wrote; its observations are "
-        "checked against the recorded frame hashes.",
+        "checked against the recorded frame hashes and the set is replayed to its frames and rewards before it is "
+        "written (an edited dataset is refused, nothing written).",
         epilog="Example: trex-bench demos import-minari trex/breakout/ppo-v0 --out ppo-demos-back",
     )
     m.add_argument("name", help="Minari dataset id")
     m.add_argument("--out", type=Path, required=True, help="demo set folder to write")
+    m.add_argument("--overwrite", action="store_true", help="replace a different demo set already in --out")
+    m.add_argument("--envs", type=positive_int, default=4, help="episodes replayed together (default: 4)")
     m.set_defaults(func=run_import_minari)
 
     d = ds.add_parser(
@@ -163,6 +171,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--reference", type=Path, default=None, help="a D-REX reference CSV to overlay")
     d.add_argument("--demo-set", type=Path, default=None, help="the original demonstrations (fills the `demos` row)")
     d.set_defaults(func=run_degradation)
+
+
+def _checkpoint_index(text: str) -> int:
+    """A checkpoint index >= 0, or -1 for none (what an episode records)."""
+    try:
+        v = int(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from e
+    if v < -1:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (or -1: none), got {v}")
+    return v
 
 
 def run_collect(args: argparse.Namespace) -> int:
@@ -221,6 +240,11 @@ def _run_ppo_demonstrator(args: argparse.Namespace, seen: str) -> int:
 
     if args.noise != [0.0]:
         raise ConfigError("--noise is not used with --demonstrator ppo (the checkpoints are the quality levels)")
+    if args.max_steps is not None or args.checkpoint != -1:  # each checkpoint plays full episodes, tagged by itself
+        flag = "--max-steps" if args.max_steps is not None else "--checkpoint"
+        raise ConfigError(
+            f"{flag} is not used with --demonstrator ppo (its episodes are full games of each checkpoint)"
+        )
     ppo_dir: Path = args.ppo_dir or args.out.with_name(args.out.name + ".ppo")
     if args.skip_checkpoints and not (ppo_dir / "card.json").exists():  # a typo must not start a 500k-step run
         raise ConfigError(
@@ -290,7 +314,7 @@ def run_export_minari(args: argparse.Namespace) -> int:
 def run_import_minari(args: argparse.Namespace) -> int:
     from trex_bench.demos.minari_io import import_minari
 
-    ds = import_minari(args.name, args.out)
+    ds = import_minari(args.name, args.out, overwrite=args.overwrite, n_envs=args.envs)
     print(f"wrote {args.out}: {ds.game}, {len(ds.episodes)} episodes from Minari dataset {args.name}")
     return 0
 

@@ -67,7 +67,9 @@ def experiment(args: argparse.Namespace) -> Any:
         given = [k for k, default in defaults.items() if k not in _RUN_WHERE and getattr(args, k) != default]
         if given:
             raise ConfigError(f"--config gives the whole experiment; drop {', '.join(given)}")
-        return ExperimentConfig.read(args.config).replace(device=args.device)
+        exp = ExperimentConfig.read(args.config)  # every value checked as the same option would be
+        given_device = any(a == "--device" or a.startswith("--device=") for a in getattr(args, "argv", []))
+        return exp.replace(device=args.device) if given_device or args.device != defaults["device"] else exp
     missing = [k for k in ("game", "method", "budget") if getattr(args, k) is None]
     if missing:
         raise ConfigError(f"pipeline needs {', '.join(missing)} (or --config FILE)")

@@ -115,7 +115,14 @@ def run_sweep_command(args: argparse.Namespace) -> int:
 
     def show(r: JobResult) -> None:
         score = r.score()
-        what = f"{score[0]:.1f} ± {score[1]:.1f}" if score else f"exit {r.returncode}, log {r.log}"
+        if score:
+            what = f"{score[0]:.1f} ± {score[1]:.1f}"
+        elif r.status == "skipped":
+            what = f"finished before, but {r.job.folder / 'summary.json'} holds no score"
+        elif r.status == "busy":
+            what = f"its run folder is in use by another process (see {r.log})"
+        else:
+            what = f"exit {r.returncode}, log {r.log}"
         print(f"[{next(ended)}/{n}] {r.job.name}: {r.status} ({r.wall_s / 60:.1f} min) {what}", flush=True)
 
     results = run_sweep(
@@ -128,6 +135,11 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         address=args.address,
         on_result=show,
     )
-    failed = [r for r in results if r.status == "failed"]
-    print(f"sweep: {n - len(failed)} of {n} run(s) finished; logs in {log_dir}; rows in {args.leaderboard}")
+    failed = [r for r in results if r.status in ("failed", "busy")]
+    busy = sum(r.status == "busy" for r in results)
+    print(
+        f"sweep: {n - len(failed)} of {n} run(s) finished"
+        + (f" ({busy} in use by another process: run the sweep again when it ends)" if busy else "")
+        + f"; logs in {log_dir}; rows in {args.leaderboard}"
+    )
     return 1 if failed else 0

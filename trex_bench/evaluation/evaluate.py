@@ -20,7 +20,7 @@ import torch
 from trex_bench.core.envs import make_vec_env
 from trex_bench.core.errors import ConfigError
 from trex_bench.core.games import get_game, human_normalized
-from trex_bench.core.io import read_json, versions, write_json
+from trex_bench.core.io import check_path, claim_output, read_json, versions, write_json
 
 __all__ = ["evaluate_agent", "episode_seed"]
 
@@ -127,21 +127,13 @@ def evaluate_agent(
 
 
 def _destination(out: Path, overwrite: bool) -> Path:
-    """``eval.json``'s path for ``--out`` (a ``.json`` path or a folder), refusing to replace a file of another kind."""
+    """``eval.json``'s path for ``--out`` (a ``.json`` path or a folder), refusing to replace a file of another kind
+    (``core.io.claim_output``)."""
+    check_path(out)  # a name too long: before any stat of it
     if out.suffix != ".json" and out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file, not a folder or a .json path")
     dest = out if out.suffix == ".json" else out / "eval.json"
-    if dest.is_dir():
-        raise ConfigError(f"--out {dest} is a directory")
-    if dest.exists() and not overwrite:
-        try:
-            old = read_json(dest)
-        except ValueError:
-            old = None
-        if not (isinstance(old, dict) and old.get("kind") == "evaluation"):
-            raise ConfigError(
-                f"{dest} exists and is not an evaluation report; choose another --out or pass --overwrite"
-            )
+    claim_output(dest, "evaluation", overwrite)
     return dest
 
 

@@ -12,6 +12,7 @@ import csv
 import datetime as _dt
 import io
 import json
+import math
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -78,6 +79,23 @@ COLUMNS: tuple[str, ...] = (
 # new header and empty cells for its old rows (they did not record those facts).
 LEGACY_COLUMNS: tuple[str, ...] = COLUMNS[: COLUMNS.index("schedule_steps")]
 REQUIRED: tuple[str, ...] = ("game", "method", "seed", "mean")
+# Columns that hold numbers: an empty cell is "not recorded", anything else must be a finite number.
+NUMERIC: tuple[str, ...] = (
+    "rl_steps",
+    "seed",
+    "n_episodes",
+    "mean",
+    "std",
+    "min",
+    "max",
+    "best_demo",
+    "avg_demo",
+    "human_normalized",
+    "fidelity_spearman",
+    "pair_accuracy",
+    "wall_s",
+    "schedule_steps",
+)
 _LOCK_TIMEOUT_S = 120.0
 
 
@@ -118,6 +136,10 @@ def _read_checked(path: Path, action: str = "append") -> str:
             raise DataError(f"{path}: line {n} has {len(row)} fields, want {width}; refusing to {action}")
     if not text.endswith("\n"):
         raise DataError(f"{path}: last line is incomplete (no newline); refusing to {action}")
+    for n, row in enumerate(rows[1:], start=2):
+        problem = _row_problem(dict(zip(rows[0], row, strict=False)))
+        if problem:
+            raise DataError(f"{path}: line {n}: {problem}; refusing to {action}")
     if width < len(COLUMNS):  # a legacy file: the same rows with the new columns left empty
         buf = io.StringIO(newline="")
         writer = csv.writer(buf, lineterminator="\n")
@@ -126,6 +148,28 @@ def _read_checked(path: Path, action: str = "append") -> str:
             writer.writerow([*row, *[""] * (len(COLUMNS) - width)])
         text = buf.getvalue()
     return text
+
+
+def _row_problem(cells: Mapping[str, str]) -> str:
+    """What is wrong with one row's cells (strings by column), or ``""``: a number that is not a finite number
+    (``abc``, ``nan``, ``inf``), a required cell left empty, a seed that is not an integer >= 0."""
+    for c in REQUIRED:
+        if not cells.get(c, "").strip():
+            return f"{c} is empty"
+    for c in NUMERIC:
+        text = cells.get(c, "")
+        if not text:
+            continue
+        try:
+            value = float(text)
+        except ValueError:
+            return f"{c} = {text!r} is not a number"
+        if not math.isfinite(value):
+            return f"{c} = {text!r} is not a finite number"
+    seed = float(cells["seed"])
+    if seed < 0 or seed != int(seed):
+        return f"seed = {cells['seed']!r} is not an integer >= 0"
+    return ""
 
 
 def append_row(csv_path: str | Path, row: Mapping[str, Any]) -> dict[str, str]:
@@ -248,7 +292,13 @@ def agent_method(agent_card: Mapping[str, Any]) -> str:
 
 
 def read_leaderboard(csv_path: str | Path) -> pd.DataFrame:
-    """The leaderboard as a DataFrame (checked like ``append_row`` does); an empty frame when absent."""
+    """The leaderboard as a DataFrame (checked like ``append_row`` does); an empty frame when absent.
+
+    Raises:
+        ValueError: a file that is not a well-formed leaderboard, or a row with a metric that is not a finite number
+            (``abc``, ``nan``, ``inf``), an empty game, method, seed or mean, or a negative seed: one line naming the
+            file and line.
+    """
     path = Path(csv_path)
     if not path.exists():
         return pd.DataFrame(columns=list(COLUMNS))
@@ -258,22 +308,7 @@ def read_leaderboard(csv_path: str | Path) -> pd.DataFrame:
     if not text:  # a 0-byte file: no rows yet (append_row writes the header into it)
         return pd.DataFrame(columns=list(COLUMNS))
     df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-    for c in (
-        "rl_steps",
-        "seed",
-        "n_episodes",
-        "mean",
-        "std",
-        "min",
-        "max",
-        "best_demo",
-        "avg_demo",
-        "human_normalized",
-        "fidelity_spearman",
-        "pair_accuracy",
-        "wall_s",
-        "schedule_steps",
-    ):
+    for c in NUMERIC:  # each cell checked by _read_checked: a finite number, or empty (NaN here: not recorded)
         df[c] = pd.to_numeric(df[c], errors="coerce")
     df["beats_best_demo"] = df["beats_best_demo"].str.lower().map({"true": True, "false": False})
     return df

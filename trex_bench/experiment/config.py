@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Any
 
 from trex_bench.bc.config import BCConfig
 from trex_bench.core.errors import ConfigError
+from trex_bench.core.fields import check_fields
 from trex_bench.core.games import get_game
 from trex_bench.core.io import stable_hash
 from trex_bench.core.types import ENV_PROFILES, PRECISIONS, REWARD_TRANSFORMS
@@ -66,12 +68,20 @@ class EvalConfig:
     episodes: int
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.episodes, int) and self.episodes >= 1):
+        if isinstance(self.episodes, bool) or not (isinstance(self.episodes, int) and self.episodes >= 1):
             raise ConfigError(f"evaluation episodes must be an integer >= 1, got {self.episodes!r}")
 
 
-def _path(value: Any) -> Path | None:
-    return None if value is None else Path(value)
+def _path(value: Any, name: str = "path") -> Path | None:
+    if value is None or isinstance(value, Path):
+        return value
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{name} must be a path (a non-empty string) or null, got {value!r}")
+    return Path(value)
+
+
+# The torch devices a run may name (checked against this machine's torch when the run starts, ``pipeline.prepare``).
+_DEVICE = re.compile(r"cpu|cuda(:[0-9]+)?|mps")
 
 
 @dataclass(frozen=True)
@@ -120,21 +130,33 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         for name in ("demos", "human_labels", "unseen"):
-            object.__setattr__(self, name, _path(getattr(self, name)))
+            object.__setattr__(self, name, _path(getattr(self, name), name))
+        check_fields(self)  # every field's type, whatever built the config (options, a config file, Python)
         object.__setattr__(self, "game", get_game(self.game).id)
+        self._check_values()
         self._validate()
 
-    def _validate(self) -> None:
-        m = get_method(self.method)
+    def _check_values(self) -> None:
+        """The values that do not depend on the method: seed, device, the stage configs' types, names."""
         get_budget(self.budget)
-        if not (isinstance(self.seed, int) and 0 <= self.seed <= MAX_SEED):
+        if not 0 <= self.seed <= MAX_SEED:
             raise ConfigError(f"--seed must be an integer in [0, {MAX_SEED}], got {self.seed!r}")
+        if not _DEVICE.fullmatch(self.device):
+            raise ConfigError(f"--device: not a torch device: {self.device!r} (e.g. cpu, cuda, cuda:0)")
+        subs = (("reward", TrainConfig), ("bc", BCConfig), ("ppo", PPOConfig), ("eval", EvalConfig), ("kl", KLSpec))
+        for name, typ in subs:
+            value = getattr(self, name)
+            if not (isinstance(value, typ) or (value is None and name != "eval")):
+                raise ConfigError(f"experiment config {name!r} must be a {typ.__name__}, got {type(value).__name__}")
         if self.profile not in ENV_PROFILES:
             raise ConfigError(f"unknown env profile {self.profile!r}; valid: {', '.join(ENV_PROFILES)}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
         if self.transform not in REWARD_TRANSFORMS:
             raise ConfigError(f"unknown reward transform {self.transform!r}; valid: {', '.join(REWARD_TRANSFORMS)}")
+
+    def _validate(self) -> None:
+        m = get_method(self.method)
         if self.transform != "sigmoid" and not m.learned_reward:
             raise ConfigError(f"--transform applies to a learned reward (trex, drex), not {self.method}")
         if m.rankings and self.ranking not in m.rankings:
@@ -301,7 +323,7 @@ class ExperimentConfig:
                     raise ConfigError(f"experiment config {name!r} is not an object")
                 try:
                     values[name] = typ(**values[name])
-                except TypeError as e:
+                except (TypeError, ConfigError) as e:  # an unknown or missing key, a value of the wrong type
                     raise ConfigError(f"experiment config {name!r}: {e}") from e
         return cls(**values)
 
@@ -316,6 +338,8 @@ class ExperimentConfig:
         """Read a config written by :meth:`write` (a ``ConfigError`` names the file)."""
         from trex_bench.core.io import read_json
 
+        if Path(path).is_dir():
+            raise ConfigError(f"config file {path} is a directory, not a config.json")
         if not Path(path).is_file():
             raise ConfigError(f"config file {path} does not exist")
         try:

@@ -26,11 +26,12 @@ def train_or_reuse(
     progress: bool,
 ) -> Path:
     """The reward model of (demos, method, budget, seed) in ``out``: reused when its card says it is that one."""
-    from trex_bench.core.io import read_json
+    from trex_bench.core.io import claim_output, read_json
     from trex_bench.demos.store import load_demos
     from trex_bench.experiment.budgets import reward_config
     from trex_bench.reward.build import train_command
 
+    claim_output(out, "reward_model")
     want = asdict(reward_config(budget, method))  # type: ignore[arg-type]
     card = out / "card.json"
     if card.exists():

@@ -13,7 +13,7 @@ from typing import Any
 
 from trex_bench.core.types import ENV_PROFILES, PRECISIONS, REWARD_TRANSFORMS
 from trex_bench.experiment.budgets import BUDGETS
-from trex_bench.experiment.config import LABELERS, METHODS, RANKINGS, ExperimentConfig, resolve
+from trex_bench.experiment.config import LABELERS, METHODS, RANKINGS, REPO_DEMOS, ExperimentConfig, resolve
 
 __all__ = ["PipelineConfig"]
 
@@ -58,7 +58,8 @@ class PipelineConfig:
     demos: Path | None = field(
         default=None,
         metadata=_cli(
-            "demo set (default: demos/<game>/scripted-noise if the game has one, else demos/<game>/ppo-checkpoints)"
+            f"demo set (default: {REPO_DEMOS}/<game>/scripted-noise if the game has one, else its ppo-checkpoints: "
+            "the sets committed beside the trex_bench package that runs, not ./demos of the working folder)"
         ),
     )
     ranking: str = field(default="return", metadata=_cli("T-REX's ranking (default: return)", choices=RANKINGS))

@@ -34,7 +34,7 @@ from typing import Any
 
 from trex_bench.core.errors import ConfigError, RunFolderError
 from trex_bench.core.games import get_game, human_normalized
-from trex_bench.core.io import read_json, write_json
+from trex_bench.core.io import output_kind, read_json, write_json
 from trex_bench.core.types import DemoSet
 from trex_bench.experiment.config import (
     DEFAULT_DEMO_SETS,
@@ -43,7 +43,7 @@ from trex_bench.experiment.config import (
     ExperimentConfig,
     committed_default_demos,
 )
-from trex_bench.experiment.run_folder import RunFolder
+from trex_bench.experiment.run_folder import RunFolder, own
 from trex_bench.experiment.stages import STAGES, StageContext
 
 __all__ = [
@@ -53,6 +53,7 @@ __all__ = [
     "run_pipeline",
     "default_demos",
     "check_inputs",
+    "check_kl_reference",
     "prepare",
     "REPO_DEMOS",
 ]
@@ -92,16 +93,31 @@ class Prepared:
     unseen_dir: Path | None
 
 
-def prepare(exp: ExperimentConfig, out: str | Path | None = None, resume: bool = False) -> Prepared:
-    """Every check of a run that can fail on the user's input, before the first folder is made."""
+def prepare(
+    exp: ExperimentConfig,
+    out: str | Path | None = None,
+    resume: bool = False,
+    leaderboard: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+) -> Prepared:
+    """Every check of a run that can fail on the user's input, before the first folder is made: the device, the run
+    folder (``core.io.claim_output``: with ``resume``, a run folder or nothing; without, nothing), the leaderboard
+    and the frame cache, then the input files (``check_inputs``)."""
+    from trex_bench.core.io import check_cache_dir, claim_output
+    from trex_bench.evaluation.leaderboard import read_leaderboard
+
     _check_device(exp.device)
     folder = Path(out) if out is not None else Path("runs") / exp.run_name()
-    if folder.exists() and not folder.is_dir():
-        raise RunFolderError(f"{folder} is a file, not a run folder; choose another --out")
-    if folder.exists() and any(folder.iterdir()) and not resume:
+    if claim_output(folder, "run_folder") and not resume:  # never into a reward model, a demo set, a stranger's …
         raise RunFolderError(
             f"{folder} already exists; pass --resume to reuse its finished stages, or choose another --out"
         )
+    if (folder / "summary.json").is_file() and not isinstance(read_json(folder / "summary.json"), dict):
+        raise RunFolderError(f"{folder / 'summary.json'} is not a run summary; delete it to finish the run again")
+    if leaderboard is not None:  # the row is appended at the end: a file that would refuse it is refused now
+        claim_output(leaderboard, "leaderboard")
+        read_leaderboard(leaderboard)
+    check_cache_dir(cache_dir)
     return Prepared(exp, folder, *check_inputs(exp))
 
 
@@ -127,12 +143,26 @@ def check_inputs(exp: ExperimentConfig) -> tuple[Path, DemoSet, Path | None]:
             f"--ranking {exp.ranking} needs checkpoint indices, and {demos_dir} has episodes without one "
             "(collect with --checkpoint K, or use the committed ppo-checkpoints set)"
         )
-    if exp.kl is not None and not (exp.kl.to / "card.json").is_file():
-        raise ConfigError(f"--kl-to {exp.kl.to} is not a BC policy folder (no card.json)")
+    if exp.kl is not None:
+        check_kl_reference(exp.kl.to)
     unseen_dir = _unseen_set(exp, demos_dir) if "extrapolation" in exp.spec.stages else None
     if unseen_dir is not None:
         load_demos(unseen_dir, game=exp.game, profile=exp.profile)
     return demos_dir, demos, unseen_dir
+
+
+def check_kl_reference(folder: str | Path) -> None:
+    """Refuse a ``--kl-to`` that is not a BC policy folder (a reward model, an agent, nothing), before any work."""
+    from trex_bench.core.io import describe_output, output_kind
+
+    folder = Path(folder)
+    if not folder.exists():
+        raise ConfigError(f"--kl-to {folder} does not exist (a BC policy folder: `trex-bench bc train` makes one)")
+    if output_kind(folder) != "bc_policy":
+        raise ConfigError(
+            f"--kl-to {folder} is {describe_output(folder)}, not a BC policy (the reference policy of the KL "
+            "penalty: `trex-bench bc train` makes one)"
+        )
 
 
 def run_pipeline(
@@ -151,25 +181,29 @@ def run_pipeline(
     seconds a ``--labeler human`` run waits for a person's answers before it pauses (``LabelsPending``; rerun with
     ``resume`` to go on), None for no limit.
     """
-    p = prepare(cfg, out, resume)
+    p = prepare(cfg, out, resume, leaderboard, cache_dir)
+    say = log or (lambda _: None)
     p.folder.mkdir(parents=True, exist_ok=True)
-    if not (p.folder / "config.json").exists():  # a resumed run's stage keys decide; its file is rewritten at the end
-        p.cfg.write(p.folder / "config.json")
-    ctx = StageContext(
-        cfg=p.cfg,
-        run=RunFolder(p.folder, log or (lambda _: None)),
-        demos_dir=p.demos_dir,
-        demos=p.demos,
-        demos_hash=p.demos.content_hash(),
-        cache_dir=Path(cache_dir) if cache_dir is not None else None,
-        progress=progress,
-        unseen_dir=p.unseen_dir,
-        label_timeout=label_timeout,
-    )
-    for name in p.cfg.spec.stages:
-        STAGES[name](ctx)
-    p.cfg.write(p.folder / "config.json")  # every stage matched this config
-    return _finish(_summary(ctx), p.folder, leaderboard)
+    with own(p.folder, say):  # one owner for the run's life: a second writer is refused, naming this pid
+        if not resume and output_kind(p.folder):  # another run started here since prepare looked
+            raise RunFolderError(f"{p.folder} already exists; pass --resume to reuse its finished stages")
+        if not (p.folder / "config.json").exists():  # a resumed run's stage keys decide; rewritten at the end
+            p.cfg.write(p.folder / "config.json")
+        ctx = StageContext(
+            cfg=p.cfg,
+            run=RunFolder(p.folder, say),
+            demos_dir=p.demos_dir,
+            demos=p.demos,
+            demos_hash=p.demos.content_hash(),
+            cache_dir=Path(cache_dir) if cache_dir is not None else None,
+            progress=progress,
+            unseen_dir=p.unseen_dir,
+            label_timeout=label_timeout,
+        )
+        for name in p.cfg.spec.stages:
+            STAGES[name](ctx)
+        p.cfg.write(p.folder / "config.json")  # every stage matched this config
+        return _finish(_summary(ctx), p.folder, leaderboard)
 
 
 def _check_device(device: str) -> None:
@@ -192,6 +226,8 @@ def _finish(summary: dict[str, Any], folder: Path, leaderboard: str | Path | Non
     previous = folder / "summary.json"
     if previous.exists():
         old = read_json(previous)
+        if not isinstance(old, dict):
+            raise RunFolderError(f"{previous} is not a run summary (a JSON object); delete it to finish the run again")
         summary["row"] = old.get("row", summary["row"])  # the row as appended, with its run id and time
         summary["leaderboard_note"] = (
             f"finished before; its row is already in {old.get('leaderboard', 'the leaderboard')}"

@@ -167,7 +167,7 @@ def extrapolation_stage(ctx: StageContext) -> StageRecord | None:
 def agent_stage(ctx: StageContext) -> AgentResult:
     from trex_bench.rl.config import PPOJob
     from trex_bench.rl.ppo import train_ppo
-    from trex_bench.rl.precision import resolve_precision
+    from trex_bench.rl.precision import precision_line, resolve_precision
 
     cfg = ctx.cfg
     assert cfg.ppo is not None
@@ -179,7 +179,8 @@ def agent_stage(ctx: StageContext) -> AgentResult:
         reward_source, upstream = "online", {"prefs": dataclasses.asdict(cfg.prefs), "labeler": cfg.labeler}
     else:
         reward_source = upstream = cfg.spec.reward
-    precision, _ = resolve_precision(cfg.precision, cfg.device)  # the mode that runs keys the stage, not "auto"
+    precision, why = resolve_precision(cfg.precision, cfg.device)  # the mode that runs keys the stage, not "auto"
+    ctx.run.log(f"[agent] {precision_line(precision, why)}")
     key = {
         "stage": "agent",
         "reward": upstream,

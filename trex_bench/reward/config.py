@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from trex_bench.core.errors import ConfigError
+from trex_bench.core.fields import check_fields, check_range
 
 __all__ = ["TrainConfig"]
 
@@ -58,14 +59,14 @@ class TrainConfig:
     ensemble: int = 1
 
     def __post_init__(self) -> None:
-        if self.method not in ("trex", "drex"):
-            raise ConfigError(f"unknown method {self.method!r}; valid: trex, drex")
-        for name in ("n_pairs", "min_len", "stride", "batch_pairs", "eval_every", "ensemble"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        check_fields(self)  # types first: a config file's "many" or NaN is named, not compared
+        for name in ("n_pairs", "min_len", "stride", "batch_pairs", "eval_every", "ensemble", "max_steps"):
+            check_range(self, name, 1)
         if self.max_len <= self.min_len:
             raise ConfigError(f"TrainConfig needs min_len < max_len, got {self.min_len}, {self.max_len}")
-        if self.select not in ("val_accuracy", "val_loss", "last"):
-            raise ConfigError(f"TrainConfig.select must be val_accuracy, val_loss or last, got {self.select!r}")
-        if not (self.lr > 0 and self.passes > 0):
-            raise ConfigError("TrainConfig.lr and passes must be > 0")
+        for name in ("lr", "passes", "max_seconds"):
+            check_range(self, name, 0, open_lo=True)
+        check_range(self, "weight_decay", 0)
+        check_range(self, "patience", 0)
+        if not 0.0 <= self.val_frac < 1.0:  # 0: no validation (the last weights are kept)
+            raise ConfigError(f"TrainConfig.val_frac must be in [0, 1), got {self.val_frac!r}")

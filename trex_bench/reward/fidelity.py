@@ -303,15 +303,19 @@ def score_command(
         cache_dir: frame-cache root (default ``$TREX_BENCH_CACHE`` or ``~/.cache/trex_bench``).
 
     Raises:
-        ValueError: the model is for another game than the demos, or anything ``fidelity_report`` refuses.
+        ValueError: the model is for another game than the demos, ``out_json`` (or its PNG) holds another kind of
+            file (``core.io.claim_output``), or anything ``fidelity_report`` refuses.
     """
-    from trex_bench.core.io import read_json
+    from trex_bench.core.io import claim_output, read_json
     from trex_bench.demos.frames import FrameCache
     from trex_bench.demos.store import load_demos
     from trex_bench.reward.net import load_model
 
     model_dir, demos_dir = Path(model_dir), Path(demos_dir)
     demos = load_demos(demos_dir)
+    out = Path(out_json) if out_json is not None else default_report_path(model_dir, demos.content_hash())
+    claim_output(out, "fidelity")  # before any scoring: never over another kind of file (a card, a CSV)
+    claim_output(out.with_suffix(".png"), "plot")
     card_path = model_dir / "card.json"
     if card_path.exists():  # a clear message before load_model's generic one
         model_game = read_json(card_path).get("game")
@@ -332,7 +336,7 @@ def score_command(
     report["model_card"] = {
         k: card.get(k) for k in ("arch", "ensemble_size", "profile", "source", "which", "source_repo", "source_commit")
     }
-    out = Path(out_json) if out_json is not None else default_report_path(model_dir, report["demos_hash"])
+    report["kind"] = "fidelity"
     report["plot"] = out.with_suffix(".png").name  # next to the JSON (a pipeline stage renames its folder)
     write_json(out, report)
     scatter_plot(report, out.with_suffix(".png"))
