@@ -233,3 +233,27 @@ def test_card_and_state_are_json(tmp_path):
     assert state["kind"] == "gail_state" and state["rollouts"] == 1
     assert set(p.name for p in tmp_path.iterdir()) == {"state.json", "discriminator.safetensors",
                                                        "optimizer.safetensors"}
+
+
+# -- the random policy ----------------------------------------------------------------------------------------------
+def test_random_policy_is_evaluated_by_the_harness_and_never_loads_a_model(tmp_path, monkeypatch):
+    from trex_bench.evaluation import evaluate
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the random policy loaded a model")
+
+    monkeypatch.setattr("trex_bench.rl.ppo.load_agent", no_model)
+    monkeypatch.setattr("trex_bench.bc.folder.load_bc", no_model)
+    monkeypatch.setattr("trex_bench.rl.agent_io.load_ppo_zip", no_model)
+    folder = evaluate.write_random_policy(tmp_path / "random", "breakout")
+    assert sorted(p.name for p in folder.iterdir()) == ["card.json"]
+    seen: list[np.ndarray] = []
+    act = evaluate._act
+    monkeypatch.setattr(evaluate, "_act", lambda *a: seen.append(act(*a)) or seen[-1])
+    report = evaluate.evaluate_agent(folder, episodes=2, n_envs=2, seed=0)
+    again = evaluate.evaluate_agent(folder, episodes=2, n_envs=2, seed=0, out=tmp_path / "again.json")
+    assert report["episodes"] == 2 and report["returns"] == again["returns"]
+    counts = np.bincount(np.concatenate(seen), minlength=4)
+    assert len(counts) == 4 and counts.min() > 0.2 * counts.sum() / 4  # every action of Breakout's four, roughly evenly
+    with pytest.raises(ConfigError, match="uniform-random"):
+        evaluate.evaluate_agent(folder, episodes=1, deterministic=True, out=tmp_path / "det.json")
