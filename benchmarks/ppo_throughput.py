@@ -1,6 +1,7 @@
 """PPO agent steps/s: stock SB3 as a user would run it vs ours, side by side in one run (issue: PPO throughput).
 
     python benchmarks/ppo_throughput.py [--game breakout] [--steps 8192] [--repeats 3] [--threads N] [--json OUT]
+                                        [--arms stock,ours-fp32,ours,ours-learned,gail] [--demos DIR]
 
 Arms, each the rl-zoo3 Atari settings (8 envs, n_steps 128, batch 256, 4 epochs, lr 2.5e-4, clip 0.1, ent 0.01):
 
@@ -8,11 +9,16 @@ Arms, each the rl-zoo3 Atari settings (8 envs, n_steps 128, batch 256, 4 epochs,
   ``VecFrameStack(4)`` + ``PPO("CnnPolicy")``, NCHW fp32;
 * ``ours-fp32``: ``train_ppo`` on the true reward, ``--precision fp32`` (ale-py's C++ vector env, channels-last);
 * ``ours``: ``train_ppo`` on the true reward, ``--precision auto`` (the probe's choice on this machine);
-* ``ours-learned``: as ``ours`` with a learned reward (a fresh T-REX net, sigmoid transform).
+* ``ours-learned``: as ``ours`` with a learned reward (a fresh T-REX net, sigmoid transform);
+* ``gail``: as ``ours`` with GAIL's online reward (``trex_bench.rl.gail``, default ``GAILConfig``): the discriminator
+  pays every step and trains after every rollout on it against ``--demos`` (default: the game's committed
+  PPO-checkpoint demos). Built as ``train_ppo`` builds its model, with the wrapper and the callback added;
+* ``gail-1epoch``: as ``gail`` with one discriminator epoch per rollout instead of two (not in the default arms).
 
 The arms alternate ``--repeats`` times (background load hits each alike); each prints the median agent steps/s of
 its repeats (learning time: rollouts + updates) and its ratio to ``stock``. Targets (issue 13): ours ≥ 2.0 × stock,
-ours-learned ≥ 0.90 × ours. Ratios only: absolute speeds depend on the machine and its load.
+ours-learned ≥ 0.90 × ours, gail ≥ 0.7 × ours-learned. Ratios only: absolute speeds depend on the machine and its
+load.
 """
 
 from __future__ import annotations
@@ -53,6 +59,29 @@ def stock_sb3(game_id: str, steps: int, seed: int) -> float:
     return model.num_timesteps / wall
 
 
+def gail_arm(game_id: str, cfg, seed: int, out: Path, precision: str, demos_dir: Path, epochs: int = 2) -> float:
+    """Agent steps/s of PPO on GAIL's reward: ``train_ppo``'s env and model, plus ``GAILReward``'s wrapper and
+    callback (its ``learn`` timed alone, as ``train_ppo``'s card times it)."""
+    import numpy as np
+
+    from trex_bench.core.envs import make_vec_env
+    from trex_bench.demos.frames import FrameCache
+    from trex_bench.demos.store import load_demos
+    from trex_bench.rl.config import GAILConfig
+    from trex_bench.rl.gail import GAILReward
+    from trex_bench.rl.ppo import TRAINING_ENV, _make_model
+
+    demos = load_demos(demos_dir, game=game_id)
+    gail = GAILReward(game_id, demos, FrameCache(demos), GAILConfig(epochs=epochs), np.random.default_rng(seed), "cpu")
+    env = gail.wrap(make_vec_env(game_id, cfg.n_envs, "paper", seed=seed, training=TRAINING_ENV))
+    model = _make_model(env, cfg, out, seed, "cpu", precision, channels_last=True)
+    t0 = time.perf_counter()
+    model.learn(cfg.total_steps, callback=[gail.callback()], progress_bar=False, tb_log_name="ppo")
+    wall = time.perf_counter() - t0
+    env.close()
+    return model.num_timesteps / wall
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--game", default="breakout")
@@ -60,6 +89,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument("--arms", default="stock,ours-fp32,ours,ours-learned,gail", help="comma-separated arms to run")
+    ap.add_argument("--demos", type=Path, default=None, help="gail's demo set (default demos/<game>/ppo-checkpoints)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -68,7 +99,8 @@ def main() -> None:
     game = get_game(args.game)
     chosen, record = resolve_precision("auto")
     cfg = ppo_config("quick").replace(name="bench", total_steps=args.steps, checkpoint_every=0)
-    speeds: dict[str, list[float]] = {"stock": [], "ours-fp32": [], "ours": [], "ours-learned": []}
+    speeds: dict[str, list[float]] = {a: [] for a in args.arms.split(",")}
+    demos_dir = args.demos or Path(__file__).resolve().parents[1] / "demos" / game.id / "ppo-checkpoints"
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(tmp) / "reward"
         torch.manual_seed(0)  # a benchmark script, not library code: a fixed random net
@@ -76,21 +108,32 @@ def main() -> None:
         arms = {"ours-fp32": dict(reward="true", precision="fp32"), "ours": dict(reward="true", precision="auto"),
                 "ours-learned": dict(reward=model_dir, precision="auto")}
         for rep in range(args.repeats):
-            speeds["stock"].append(stock_sb3(game.ale_id, args.steps, rep))
+            if "stock" in speeds:
+                speeds["stock"].append(stock_sb3(game.ale_id, args.steps, rep))
             for arm, kw in arms.items():
+                if arm not in speeds:
+                    continue
                 out = train_ppo(game.id, cfg=cfg, seed=rep, out_dir=Path(tmp) / f"{arm}-{rep}", progress=False, **kw)
                 card = read_json(out / "card.json")
                 speeds[arm].append(card["steps"] / card["wall_s"])
+            for arm, epochs in (("gail", 2), ("gail-1epoch", 1)):
+                if arm in speeds:
+                    out = Path(tmp) / f"{arm}-{rep}"
+                    speeds[arm].append(gail_arm(game.id, cfg, rep, out, chosen, demos_dir, epochs))
             print(f"repeat {rep + 1}/{args.repeats}: " + ", ".join(f"{a} {v[-1]:.0f}" for a, v in speeds.items()),
                   flush=True)
     med = {a: statistics.median(v) for a, v in speeds.items()}
     print(f"\nPPO agent steps/s on {game.id}, {args.steps} steps x {args.repeats} interleaved repeats (median), "
           f"{torch.get_num_threads()} torch threads; precision auto -> {chosen} {record.get('stacks_per_s')}")
-    print(f"  {'arm':14} {'steps/s':>9} {'x stock':>8}")
+    base = "stock" if "stock" in med else next(iter(med))
+    print(f"  {'arm':14} {'steps/s':>9} {'x ' + base:>14}")
     for arm, v in med.items():
-        print(f"  {arm:14} {v:9.1f} {v / med['stock']:8.2f}")
-    print(f"  ours / stock = {med['ours'] / med['stock']:.2f} (target >= 2.0); "
-          f"learned / ours = {med['ours-learned'] / med['ours']:.2f} (target >= 0.90)")
+        print(f"  {arm:14} {v:9.1f} {v / med[base]:14.2f}")
+    ratios = (("ours", "stock", 2.0), ("ours-learned", "ours", 0.90), ("gail", "ours-learned", 0.7),
+              ("gail-1epoch", "ours-learned", 0.7))
+    for a, b, target in ratios:
+        if a in med and b in med:
+            print(f"  {a} / {b} = {med[a] / med[b]:.2f} (target >= {target})")
     if args.json:
         args.json.write_text(json.dumps({"median": med, "runs": speeds, "precision": record, "steps": args.steps,
                                          "threads": torch.get_num_threads()}, indent=2))

@@ -108,7 +108,8 @@ class GAILConfig:
         learning_rate: Adam's learning rate.
         label_smoothing: ε of two-sided label smoothing: targets 1 − ε (demo) and ε (policy), so the logit of an
             obvious policy pair stops near log(ε / (1 − ε)) instead of running to −∞ and the reward of every policy
-            step to 0 (docs/gail.md has the measurement). 0: plain binary cross-entropy.
+            step to 0: the cure for a collapsing discriminator (``gail/reward_policy_vanished`` in TensorBoard rising
+            towards 1). 0: plain binary cross-entropy, which did not collapse on Breakout (docs/gail.md).
         arch: the reward net's trunk under the discriminator (``"trex"``: 16 first-conv filters, ``"drex"``: 32).
         state_only: D(s) without the action: the observation-only variant (T-REX and D-REX learn from
             observations alone); False is Ho & Ermon's D(s, a).
@@ -122,7 +123,7 @@ class GAILConfig:
     epochs: int = 2  # imitation's AdversarialTrainer: n_disc_updates_per_round = 2 over the newest round's samples
     batch_size: int = 256  # our choice (= the rl-zoo3 PPO minibatch); balanced halves as imitation's demo_batch_size
     learning_rate: float = 1e-4  # our choice: D-REX's BC classifier (Adam 1e-4) on the same stacks; imitation: 1e-3
-    label_smoothing: float = 0.1  # our choice, measured (docs/gail.md); Salimans et al. 2016 smooth the real side
+    label_smoothing: float = 0.0  # Ho & Ermon, imitation: plain BCE; no collapse measured without it (docs/gail.md)
     arch: str = "trex"  # T-REX's reward net (PAPERS.md "Reward net"): the trunk the learned rewards use
     state_only: bool = False  # Ho & Ermon 2016: D(s, a)
     heldout_fraction: float = 0.1  # our choice

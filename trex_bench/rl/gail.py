@@ -225,6 +225,8 @@ class GAILReward:
             "heldout_acc_policy": acc_p,
             "reward_expert": float(gail_reward(expert).mean()),
             "reward_policy": float(gail_reward(policy).mean()),
+            # a collapsing D pays the policy nothing: the share of its pairs paid under 0.01 shows it in TensorBoard
+            "reward_policy_vanished": float((gail_reward(policy) < 0.01).float().mean()),
         }
 
     def _train(self, obs: np.ndarray, actions: np.ndarray) -> dict[str, float]:
