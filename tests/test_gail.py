@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
 from torch import nn
 
@@ -206,7 +207,9 @@ def test_ppo_with_the_wrapper_and_callback_trains_the_discriminator(tmp_path):
     env = gail.wrap(ScriptedVecEnv([[v, v + 1] for v in range(0, 64, 2)]))
     model = PPO("CnnPolicy", env, n_steps=16, batch_size=16, n_epochs=1, seed=0, device="cpu")
     model.set_logger(configure(str(tmp_path), ["csv"]))
-    model.learn(64, callback=gail.callback())
+    check = PaidForBufferPairs(gail)
+    model.learn(64, callback=[check, gail.callback()])
+    assert check.rollouts == 2
     assert gail.rollouts == 2 and gail.steps == 2 * FAST.epochs  # 32 policy pairs: one minibatch of 32 + 32
     assert any(not torch.equal(b, p) for b, p in zip(before, gail.disc.parameters()))
     log = (tmp_path / "progress.csv").read_text().splitlines()
@@ -215,6 +218,28 @@ def test_ppo_with_the_wrapper_and_callback_trains_the_discriminator(tmp_path):
     assert card["rollouts"] == 2 and 0.0 <= card["heldout_acc"]["last"] <= 1.0
     with pytest.raises(ConfigError, match="actions"):
         make_gail(fake_demos(4), BrightnessFrames(np.ones(4), LENGTH)).wrap(_SixActions())
+
+
+class PaidForBufferPairs(BaseCallback):
+    """Before D trains on a rollout: every reward in SB3's buffer is softplus(D(obs_t, a_t)) of the buffer's own
+    (obs_t, a_t), and not of (obs_t+1, a_t), the classic off-by-one."""
+
+    def __init__(self, gail: GAILReward) -> None:
+        super().__init__()
+        self.gail, self.rollouts = gail, 0
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        b = self.model.rollout_buffer
+        obs, acts = torch.as_tensor(b.observations), torch.as_tensor(b.actions[..., 0]).long()
+        with torch.no_grad():
+            paid = gail_reward(self.gail.disc(obs.flatten(0, 1), acts.flatten())).reshape(b.rewards.shape).numpy()
+            shifted = gail_reward(self.gail.disc(obs[1:].flatten(0, 1), acts[:-1].flatten())).numpy()
+        np.testing.assert_allclose(b.rewards, paid, rtol=1e-5)
+        assert not np.allclose(b.rewards[:-1].reshape(-1), shifted, rtol=1e-5)
+        self.rollouts += 1
 
 
 class _SixActions(ScriptedVecEnv):
