@@ -90,13 +90,9 @@ class GAILRewardVecEnv(_RewardReplacer):
     def _reward(self, obs, true_r, dones, infos):  # noqa: D102
         if self._obs is None:
             raise RuntimeError("reset() the env before stepping it")
-        obs_t, act_t = (
-            torch.as_tensor(self._obs, device=self.device),
-            torch.as_tensor(self._actions, device=self.device),
-        )
-        logits = self.disc(obs_t, act_t)
+        taken_on = torch.as_tensor(self._obs, device=self.device)
+        logits = self.disc(taken_on, torch.as_tensor(self._actions, device=self.device)).float().cpu()
         self._obs = obs  # after a game over: the next game's first stack, where the next action is taken
-        logits = logits.float().cpu()
         for i, info in enumerate(infos):
             info["discriminator_logit"] = float(logits[i])
         return gail_reward(logits).numpy().astype(np.float32)
@@ -304,7 +300,7 @@ class GAILReward:
             "method": "gail",
             "reward": "softplus(logit D(s, a)) = -log(1 - D(s, a))",
             **self._fingerprint(),
-            "demo_pairs": len(self.train_index),
+            "train_pairs": len(self.train_index),
             "heldout_pairs": len(self.heldout_index),
             "rollouts": self.rollouts,
             "disc_steps": self.steps,
