@@ -1,7 +1,7 @@
 """PPO agent steps/s: stock SB3 as a user would run it vs ours, side by side in one run (issue: PPO throughput).
 
     python benchmarks/ppo_throughput.py [--game breakout] [--steps 8192] [--repeats 3] [--threads N] [--json OUT]
-                                        [--arms ours-learned,prefs] [--prefs-pairs-per-step 0.1]
+                                        [--arms ours-learned,prefs,gail] [--prefs-pairs-per-step 0.1] [--demos DIR]
 
 Arms, each the rl-zoo3 Atari settings (8 envs, n_steps 128, batch 256, 4 epochs, lr 2.5e-4, clip 0.1, ent 0.01):
 
@@ -16,6 +16,10 @@ Arms, each the rl-zoo3 Atari settings (8 envs, n_steps 128, batch 256, 4 epochs,
   PPO's first update with one pretraining pass over it, the rest on the schedule. Queries, labels and training are
   all inside its time; it also prints its steps/s without the first update (the one-time first batch). Target:
   prefs ≥ 0.7 × ours-learned.
+* ``gail``: as ``ours`` with GAIL's online reward (``trex_bench.rl.gail``, default ``GAILConfig``): the discriminator
+  pays every step and trains after every rollout on it against ``--demos`` (default: the game's committed
+  PPO-checkpoint demos). Target: gail ≥ 0.7 × ours-learned;
+* ``gail-1epoch``: as ``gail`` with one discriminator epoch per rollout instead of two (not in the default arms).
 
 The arms alternate ``--repeats`` times (background load hits each alike); each prints the median agent steps/s of
 its repeats (learning time: rollouts + updates) and its ratio to ``stock``. Targets (issue 13): ours ≥ 2.0 × stock,
@@ -92,6 +96,26 @@ def prefs_ppo(game_id: str, cfg: PPOConfig, prefs: PrefsConfig, seed: int, preci
             "labels": loop.n_used, "accuracy": loop.accuracy()}
 
 
+def gail_arm(game_id: str, cfg: PPOConfig, seed: int, out: Path, precision: str, demos_dir: Path, epochs: int) -> float:
+    """Agent steps/s of PPO on GAIL's reward: ``train_ppo``'s env and model, plus ``GAILReward``'s wrapper and
+    callback (its ``learn`` timed alone, as ``train_ppo``'s card times it)."""
+    from trex_bench.demos.frames import FrameCache
+    from trex_bench.demos.store import load_demos
+    from trex_bench.rl.gail import GAILReward
+    from trex_bench.rl.gail_config import GAILConfig
+    from trex_bench.rl.ppo import TRAINING_ENV
+
+    demos = load_demos(demos_dir, game=game_id)
+    gail = GAILReward(game_id, demos, FrameCache(demos), GAILConfig(epochs=epochs), np.random.default_rng(seed), "cpu")
+    env = gail.wrap(make_vec_env(game_id, cfg.n_envs, "paper", seed=seed, training=TRAINING_ENV))
+    model = _make_model(env, PPOJob(game_id, cfg, seed=seed, channels_last=True), out, precision)
+    t0 = time.perf_counter()
+    model.learn(cfg.total_steps, callback=[gail.callback()], progress_bar=False, tb_log_name="ppo")
+    wall = time.perf_counter() - t0
+    env.close()
+    return model.num_timesteps / wall
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--game", default="breakout")
@@ -99,7 +123,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
-    ap.add_argument("--arms", default="stock,ours-fp32,ours,ours-learned,prefs", help="comma-separated arms to run")
+    ap.add_argument("--arms", default="stock,ours-fp32,ours,ours-learned,prefs,gail", help="comma-separated arms")
+    ap.add_argument("--demos", type=Path, default=None, help="gail's demo set (default demos/<game>/ppo-checkpoints)")
     ap.add_argument("--prefs-pairs-per-step", type=float, default=0.1, help="prefs: pairs per agent step per net")
     ap.add_argument("--prefs-labels", type=int, default=100, help="prefs: the run's label budget")
     args = ap.parse_args()
@@ -111,7 +136,9 @@ def main() -> None:
     chosen, record = resolve_precision("auto")
     cfg = ppo_config("quick").replace(name="bench", total_steps=args.steps, checkpoint_every=0)
     wanted = args.arms.split(",")
-    speeds: dict[str, list[float]] = {a: [] for a in ("stock", "ours-fp32", "ours", "ours-learned", "prefs") if a in wanted}
+    known = ("stock", "ours-fp32", "ours", "ours-learned", "prefs", "gail", "gail-1epoch")
+    speeds: dict[str, list[float]] = {a: [] for a in known if a in wanted}
+    demos_dir = args.demos or Path(__file__).resolve().parents[1] / "demos" / game.id / "ppo-checkpoints"
     prefs_runs: list[dict] = []
     prefs_cfg = PrefsConfig(horizon_steps=args.steps, total_labels=args.prefs_labels, initial_share=0.5,
                             pretrain_epochs=1, train_pairs_per_step=args.prefs_pairs_per_step)
@@ -133,6 +160,10 @@ def main() -> None:
             if "prefs" in speeds:
                 prefs_runs.append(prefs_ppo(game.id, cfg, prefs_cfg, rep, chosen, Path(tmp) / f"prefs-{rep}"))
                 speeds["prefs"].append(prefs_runs[-1]["steps_per_s"])
+            for arm, epochs in (("gail", 2), ("gail-1epoch", 1)):
+                if arm in speeds:
+                    out = Path(tmp) / f"{arm}-{rep}"
+                    speeds[arm].append(gail_arm(game.id, cfg, rep, out, chosen, demos_dir, epochs))
             print(f"repeat {rep + 1}/{args.repeats}: " + ", ".join(f"{a} {v[-1]:.0f}" for a, v in speeds.items()),
                   flush=True)
     med = {a: statistics.median(v) for a, v in speeds.items()}
@@ -154,6 +185,9 @@ def main() -> None:
               f"update {after / med['ours-learned']:.2f}; loop s per update: first {first:.1f}, later {later:.2f} "
               f"({args.prefs_pairs_per_step:g} pairs/step/net, {prefs_runs[-1]['labels']} labels, held-out accuracy "
               f"{prefs_runs[-1]['accuracy']:.2f})")
+    for arm in ("gail", "gail-1epoch"):
+        if arm in med and "ours-learned" in med:
+            print(f"  {arm} / learned = {med[arm] / med['ours-learned']:.2f} (target >= 0.70)")
     if args.json:
         args.json.write_text(json.dumps({"median": med, "runs": speeds, "precision": record, "steps": args.steps,
                                          "threads": torch.get_num_threads(), "prefs": prefs_runs,

@@ -19,7 +19,7 @@ from trex_bench.core.errors import RunFolderError
 from trex_bench.experiment.config import resolve
 from trex_bench.experiment.run_folder import PARTIAL_KEY, own, owner
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _holder(folder: Path, tmp_path: Path) -> subprocess.Popen:

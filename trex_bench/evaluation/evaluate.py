@@ -17,12 +17,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from trex_bench.core.envs import make_vec_env
+from trex_bench.core.envs import get_profile, make_vec_env
 from trex_bench.core.errors import ConfigError
 from trex_bench.core.games import get_game, human_normalized
 from trex_bench.core.io import check_path, claim_output, read_json, versions, write_json
 
-__all__ = ["evaluate_agent", "episode_seed"]
+__all__ = ["evaluate_agent", "episode_seed", "write_random_policy", "RANDOM_POLICY"]
+
+RANDOM_POLICY = "random_policy"  # card kind of a uniform-random policy folder: evaluated like an agent, loads no model
 
 
 def episode_seed(seed: int, k: int) -> int:
@@ -47,7 +49,8 @@ def evaluate_agent(
     """Play ``episodes`` full games with the agent of ``agent_dir`` and write ``eval.json``.
 
     Args:
-        agent_dir: a ``train_ppo`` folder (``agent.zip`` + ``card.json``).
+        agent_dir: a ``train_ppo`` folder (``agent.zip`` + ``card.json``), a BC folder, or a random-policy folder
+            (``write_random_policy``).
         episodes: number of games (30 in T-REX).
         seed: seeds the games' resets and the policy's action sampling (a ``torch.Generator``).
         deterministic: argmax actions instead of sampling (T-REX samples).
@@ -72,6 +75,8 @@ def evaluate_agent(
         raise ConfigError(f"episodes and n_envs must be >= 1, got {episodes} and {n_envs}")
     dest = _destination(Path(out) if out is not None else Path(agent_dir), overwrite)
     agent, card = _load_actor(agent_dir, device, trust_pickle)
+    if deterministic and isinstance(agent, _RandomActor):
+        raise ConfigError(f"{agent_dir} is a uniform-random policy: it has no deterministic (argmax) action")
     if game is not None and get_game(game).id != card["game"]:
         raise ConfigError(f"{agent_dir} is an agent of {card['game']}, not {get_game(game).id}")
     demos = None
@@ -147,10 +152,36 @@ class _BCActor:
         return self.policy.log_probs(obs).exp()
 
 
+def write_random_policy(folder: str | Path, game: str, profile: str = "paper") -> Path:
+    """A policy folder whose ``card.json`` says "uniform random over the game's actions" (method ``random``).
+
+    ``evaluate_agent`` plays it through the same harness as every agent (same games, seeds and protocol), sampling
+    each action uniformly with its seeded generator; no model is written or ever loaded.
+    """
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    card = {"kind": RANDOM_POLICY, "policy": "random", "game": get_game(game).id, "profile": get_profile(profile).name}
+    write_json(out / "card.json", {**card, "versions": versions()})
+    return out
+
+
+class _RandomActor:
+    """Uniform action probabilities over ``n_actions``: the random policy, through the same ``_act`` as an agent."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, n_actions: int) -> None:
+        self.n_actions = n_actions
+
+    def probs(self, obs: np.ndarray) -> torch.Tensor:
+        return torch.full((len(obs), self.n_actions), 1.0 / self.n_actions)
+
+
 def _load_actor(
     agent_dir: str | Path, device: str | torch.device, trust_pickle: bool = False
 ) -> tuple[Any, dict[str, Any]]:
-    """An SB3 PPO agent folder, or a behaviour-cloning folder (``rl.bc``: evaluated the same way, method ``bc``).
+    """An SB3 PPO agent folder, a behaviour-cloning folder (``rl.bc``: evaluated the same way, method ``bc``) or a
+    random-policy folder (``write_random_policy``: no model at all).
 
     A BC policy must act over exactly the actions of its card's game and profile (count and names, read from
     ALE), as ``demos collect --demonstrator bc:`` requires; an SB3 agent's weights are fitted to the game's spaces
@@ -160,13 +191,16 @@ def _load_actor(
 
     card_path = Path(agent_dir) / "card.json"
     card = read_json(card_path) if card_path.is_file() else None
-    if isinstance(card, dict) and card.get("kind") == "bc_policy":
-        from trex_bench.bc.folder import load_bc
+    if isinstance(card, dict) and card.get("kind") in ("bc_policy", RANDOM_POLICY):
         from trex_bench.bc.train import action_set
 
         for key in ("game", "profile"):
             if not isinstance(card.get(key), str):
-                raise ConfigError(f"{card_path}: malformed BC card ({key!r} missing or not a string)")
+                raise ConfigError(f"{card_path}: malformed {card['kind']} card ({key!r} missing or not a string)")
+        if card["kind"] == RANDOM_POLICY:
+            return _RandomActor(len(action_set(card["game"], card["profile"]))), card
+        from trex_bench.bc.folder import load_bc
+
         actions = action_set(card["game"], card["profile"])
         policy = load_bc(agent_dir, game=card["game"], n_actions=len(actions), device=device)
         if policy.action_meanings is not None and list(policy.action_meanings) != actions:
@@ -181,7 +215,7 @@ def _load_actor(
 @torch.no_grad()
 def _act(agent: Any, obs: np.ndarray, deterministic: bool, gen: torch.Generator) -> np.ndarray:
     """Actions of the policy for a batch of stacks; sampling uses ``gen``, not torch's global RNG."""
-    if isinstance(agent, _BCActor):
+    if isinstance(agent, (_BCActor, _RandomActor)):
         probs = agent.probs(obs)
     else:
         obs_t, _ = agent.policy.obs_to_tensor(obs)
