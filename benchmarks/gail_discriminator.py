@@ -26,9 +26,9 @@ from trex_bench.core.envs import make_vec_env
 from trex_bench.core.games import get_game
 from trex_bench.demos.frames import FrameCache
 from trex_bench.demos.store import load_demos
-from trex_bench.rl.gail_config import GAILConfig
 from trex_bench.rl.discriminator import gail_reward
 from trex_bench.rl.gail import GAILReward
+from trex_bench.rl.gail_config import GAILConfig
 
 
 def random_rollout(env, obs: np.ndarray, rng: np.random.Generator, n_steps: int) -> tuple:

@@ -166,8 +166,14 @@ def main() -> None:
                     speeds[arm].append(gail_arm(game.id, cfg, rep, out, chosen, demos_dir, epochs))
             print(f"repeat {rep + 1}/{args.repeats}: " + ", ".join(f"{a} {v[-1]:.0f}" for a, v in speeds.items()),
                   flush=True)
+    report(args, game.id, speeds, prefs_runs, prefs_cfg, chosen, record)
+
+
+def report(args: argparse.Namespace, game: str, speeds: dict, prefs_runs: list, prefs_cfg: PrefsConfig, chosen: str,
+           record: dict) -> None:
+    """The medians, their ratios against the targets, and the JSON file."""
     med = {a: statistics.median(v) for a, v in speeds.items()}
-    print(f"\nPPO agent steps/s on {game.id}, {args.steps} steps x {args.repeats} interleaved repeats (median), "
+    print(f"\nPPO agent steps/s on {game}, {args.steps} steps x {args.repeats} interleaved repeats (median), "
           f"{torch.get_num_threads()} torch threads; precision auto -> {chosen} {record.get('stacks_per_s')}")
     base = med.get("stock", float("nan"))
     print(f"  {'arm':14} {'steps/s':>9} {'x stock':>8}")

@@ -14,9 +14,9 @@ from tests.fakes import BrightnessFrames, ScriptedVecEnv
 from trex_bench.core.errors import ConfigError, DataError
 from trex_bench.core.io import read_json
 from trex_bench.core.types import DemoSet, Episode
-from trex_bench.rl.gail_config import GAILConfig
 from trex_bench.rl.discriminator import discriminator_loss, gail_reward
 from trex_bench.rl.gail import GAILReward, GAILRewardVecEnv, demo_pairs
+from trex_bench.rl.gail_config import GAILConfig
 from trex_bench.rl.online import OnlineReward
 
 LENGTH = 40  # steps per fake episode

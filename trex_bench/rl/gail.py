@@ -39,7 +39,6 @@ from trex_bench.core.training import default_init_
 from trex_bench.core.types import DemoSet
 from trex_bench.demos.frames import gather_stacks
 from trex_bench.reward.train import FrameSource
-from trex_bench.rl.gail_config import GAILConfig
 from trex_bench.rl.discriminator import (
     Discriminator,
     discriminator_loss,
@@ -49,6 +48,7 @@ from trex_bench.rl.discriminator import (
     optimizer_tensors,
     save_tensors,
 )
+from trex_bench.rl.gail_config import GAILConfig
 from trex_bench.rl.wrappers import _RewardReplacer
 
 __all__ = ["GAILConfig", "GAILReward", "GAILRewardVecEnv", "GAILCallback", "demo_pairs"]
