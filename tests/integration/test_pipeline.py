@@ -309,3 +309,29 @@ def test_a_human_labelled_prefs_run_pauses_for_answers_and_resumes_with_them(tmp
     assert card["online_reward"]["labeler"] == "human" and summary["row"]["method"] == "prefs"
     kept = (tmp_path / "run" / "agent" / "prefs" / "labels.csv").read_text().splitlines()
     assert kept[: len(answered)] == answered  # every answer given while paused is still there
+
+
+def test_random_and_gail_are_methods_with_rows(tmp_path, monkeypatch):
+    """random plays the uniform policy through the eval harness without any model; gail trains PPO on its
+    discriminator against the run's demo set; each appends its row."""
+    import trex_bench.rl.ppo as ppo
+
+    lb = tmp_path / "lb.csv"
+    demos = default_demos("breakout").parent / "ppo-checkpoints"
+    loaded = []
+    monkeypatch.setattr(ppo, "load_agent", lambda *a, **k: loaded.append(a) or (_ for _ in ()).throw(AssertionError))
+    rnd = run_pipeline(PipelineConfig(game="breakout", method="random", budget="smoke", demos=demos).resolve(),
+                       out=tmp_path / "random", leaderboard=lb, progress=False, cache_dir=tmp_path / "cache")
+    assert loaded == [] and rnd["row"]["rl_steps"] == 0 and rnd["row"]["n_episodes"] == 2
+    assert not any((tmp_path / "random").rglob("*.zip")) and not any((tmp_path / "random").rglob("*.safetensors"))
+    monkeypatch.undo()
+    gail = run_pipeline(PipelineConfig(game="breakout", method="gail", budget="smoke", demos=demos,
+                                       eval_episodes=1).resolve(),
+                        out=tmp_path / "gail", leaderboard=lb, progress=False, cache_dir=tmp_path / "cache")
+    from trex_bench.core.io import read_json
+
+    card = read_json(tmp_path / "gail" / "agent" / "card.json")
+    assert card["online_reward"]["method"] == "gail" and card["online_reward"]["rollouts"] >= 1
+    assert gail["row"]["reward_transform"] == "gail"
+    with open(lb, newline="") as f:
+        assert [r["method"] for r in csv.DictReader(f)] == ["random", "gail"]

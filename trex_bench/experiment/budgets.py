@@ -17,6 +17,7 @@ from trex_bench.core.errors import ConfigError
 from trex_bench.reward.config import TrainConfig
 from trex_bench.reward.prefs_config import PrefsConfig
 from trex_bench.rl.config import PPOConfig
+from trex_bench.rl.gail_config import GAILConfig
 
 __all__ = [
     "Budget",
@@ -31,6 +32,8 @@ __all__ = [
     "ppo_config",
     "PREFS",
     "prefs_config",
+    "GAIL",
+    "gail_config",
 ]
 
 # -- the one budget table -------------------------------------------------------------------------------------------
@@ -240,6 +243,19 @@ PREFS: dict[str, dict[str, Any]] = {
     "paper": {},
     "paper-zoo": {},
 }
+
+
+# GAIL's discriminator per budget (``GAILConfig`` fields over its defaults: 2 epochs a rollout as imitation's
+# AdversarialTrainer, batch 256, Adam 1e-4; docs/gail.md). One recipe at every budget: its cost is per rollout.
+GAIL: dict[str, dict[str, Any]] = {
+    name: {} for name in ("smoke", "quick", "small", "medium", "long", "gpu", "paper", "paper-zoo")
+}
+
+
+def gail_config(budget: str, **overrides: Any) -> GAILConfig:
+    """GAIL's ``GAILConfig`` at ``budget``, plus overrides."""
+    get_budget(budget)
+    return GAILConfig(**(GAIL[budget] | overrides))
 
 
 def prefs_config(budget: str, horizon_steps: int, **overrides: Any) -> PrefsConfig:

@@ -33,11 +33,12 @@ from trex_bench.core.fields import check_fields
 from trex_bench.core.games import get_game
 from trex_bench.core.io import stable_hash
 from trex_bench.core.types import ENV_PROFILES, PRECISIONS, REWARD_TRANSFORMS
-from trex_bench.experiment.budgets import bc_config, get_budget, prefs_config, reward_config
+from trex_bench.experiment.budgets import bc_config, gail_config, get_budget, prefs_config, reward_config
 from trex_bench.experiment.methods import METHODS, NOT_BUILT, RANKINGS, Method, get_method
 from trex_bench.reward.config import TrainConfig
 from trex_bench.reward.prefs_config import PrefsConfig
 from trex_bench.rl.config import KLSpec, PPOConfig
+from trex_bench.rl.gail_config import GAILConfig
 
 __all__ = [
     "Method",
@@ -105,6 +106,7 @@ class ExperimentConfig:
         prefs: the online preference loop's settings (``prefs`` only).
         labeler: who answers the preference loop's queries: ``synthetic`` (the true score) or ``human`` (the
             labeling page); "" for other methods.
+        gail: GAIL's discriminator settings (``gail`` only).
     """
 
     game: str
@@ -127,6 +129,7 @@ class ExperimentConfig:
     device: str = "cpu"
     prefs: PrefsConfig | None = None
     labeler: str = ""
+    gail: GAILConfig | None = None
 
     def __post_init__(self) -> None:
         for name in ("demos", "human_labels", "unseen"):
@@ -182,6 +185,8 @@ class ExperimentConfig:
         online = m.reward == "prefs"
         if (self.prefs is None) == online:
             raise ConfigError(f"method {self.method} {'needs' if online else 'does not run'} a preference-loop config")
+        if (self.gail is None) == (m.reward == "gail"):
+            raise ConfigError(f"method {self.method}: a GAIL config goes with the gail method alone")
         if (self.labeler in LABELERS) != online or (not online and self.labeler):
             raise ConfigError(f"--labeler {self.labeler or '(none)'}: prefs takes one of {', '.join(LABELERS)}")
 
@@ -305,7 +310,7 @@ class ExperimentConfig:
         unknown = set(data) - names - {"schema"}
         if unknown:
             raise ConfigError(f"unknown experiment config keys: {', '.join(sorted(unknown))}")
-        missing = names - set(data) - {"precision", "device", "prefs", "labeler"}
+        missing = names - set(data) - {"precision", "device", "prefs", "labeler", "gail"}
         if missing:
             raise ConfigError(f"experiment config lacks: {', '.join(sorted(missing))}")
         subs = {
@@ -315,6 +320,7 @@ class ExperimentConfig:
             "eval": EvalConfig,
             "kl": KLSpec,
             "prefs": PrefsConfig,
+            "gail": GAILConfig,
         }
         values = {k: v for k, v in data.items() if k != "schema"}
         for name, typ in subs.items():
@@ -454,7 +460,7 @@ def _online(
     if m.reward != "prefs":
         if labeler not in (None, "synthetic") or label_noise not in (None, 0, 0.0) or prefs:
             raise ConfigError(f"--labeler and --label-noise apply to the prefs method, not {m.name}")
-        return {}
+        return {"gail": gail_config(budget)} if m.reward == "gail" else {}
     assert ppo is not None
     noise = {} if label_noise is None else {"label_noise": label_noise}
     return {
