@@ -8,6 +8,7 @@ from pathlib import Path
 from trex_bench.cli.options import add_config_options, config_kwargs
 from trex_bench.cli.util import positive_int, seed_list
 from trex_bench.experiment.budgets import BUDGETS
+from trex_bench.experiment.methods import METHODS
 from trex_bench.experiment.options import PipelineConfig
 
 # PipelineConfig fields a sweep passes to every run, and where a sweep's help says it differently.
@@ -61,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog="Example: trex-bench sweep --games breakout --methods trex,drex,constant --seeds 0-2 --budget small",
     )
     p.add_argument("--games", type=_words, required=True, help="comma-separated game ids, e.g. breakout,pong")
-    p.add_argument("--methods", type=_words, required=True, help="comma-separated: trex, drex, bc, ppo-true, constant")
+    p.add_argument("--methods", type=_words, required=True, help="comma-separated: " + ", ".join(METHODS))
     p.add_argument(
         "--seeds", type=seed_list, default=[0], help="comma-separated seeds and ranges, e.g. 0-2 (default 0)"
     )
