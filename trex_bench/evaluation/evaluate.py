@@ -89,6 +89,24 @@ def evaluate_agent(
         card["game"], n_envs, card["profile"], training=False, episode_seeds=lambda k: episode_seed(seed, k)
     )
     gen = torch.Generator(device=agent.device).manual_seed(seed)
+    t0 = time.perf_counter()
+    try:
+        returns, lengths, starts = _play(env, lambda obs: _act(agent, obs, deterministic, gen), episodes, progress)
+    finally:
+        env.close()
+    report = _report(
+        card, returns, lengths, starts, demos, demos_dir, seed, deterministic, n_envs, time.perf_counter() - t0
+    )
+    report["agent_dir"] = str(agent_dir)
+    write_json(dest, report)
+    report["path"] = str(dest)
+    return report
+
+
+def _play(env: Any, act: Any, episodes: int, progress: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The first ``episodes`` *started* games of ``env`` played by ``act``: their true returns, lengths and
+    ``(episode_seed, episode_reset_index)`` (counting the first N *finished* would favour short, low-scoring games)."""
+    n_envs = env.num_envs
     returns = np.full(episodes, np.nan)
     lengths = np.zeros(episodes, dtype=np.int64)
     starts = np.zeros((episodes, 2), dtype=np.int64)  # (episode_seed, episode_reset_index) of each counted game
@@ -99,11 +117,10 @@ def evaluate_agent(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=episodes, desc="evaluate", unit="game")
-    t0 = time.perf_counter()
     obs = env.reset()
     try:
         while np.any(slot >= 0):
-            obs, _, _, infos = env.step(_act(agent, obs, deterministic, gen))
+            obs, _, _, infos = env.step(act(obs))
             for i, info in enumerate(infos):
                 if "episode" not in info:
                     continue
@@ -119,16 +136,9 @@ def evaluate_agent(
                 else:
                     slot[i] = -1
     finally:
-        env.close()
         if bar is not None:
             bar.close()
-    report = _report(
-        card, returns, lengths, starts, demos, demos_dir, seed, deterministic, n_envs, time.perf_counter() - t0
-    )
-    report["agent_dir"] = str(agent_dir)
-    write_json(dest, report)
-    report["path"] = str(dest)
-    return report
+    return returns, lengths, starts
 
 
 def _destination(out: Path, overwrite: bool) -> Path:
