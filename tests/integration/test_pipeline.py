@@ -47,7 +47,7 @@ def test_exactly_one_well_formed_leaderboard_row(smoke_run):
     assert float(row["fidelity_spearman"]) == pytest.approx(fid["correlations"]["pred_mean"]["spearman"])
     assert float(row["pair_accuracy"]) == pytest.approx(fid["pairwise"]["accuracy"])
     config = json.loads((root / "run" / "config.json").read_text())  # the resolved experiment, in every run folder
-    from trex_bench.evaluation.leaderboard import config_hash
+    from trex_bench.core.io import stable_hash as config_hash
 
     assert config["reward"]["n_pairs"] == 200 and row["config_hash"] == config_hash(config | {"device": None})
     from trex_bench.experiment.budgets import ppo_config

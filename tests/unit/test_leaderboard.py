@@ -11,13 +11,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from trex_bench.evaluation.leaderboard import COLUMNS, append_row, config_hash, read_leaderboard, summarize
+from trex_bench.core.io import stable_hash
+from trex_bench.evaluation.leaderboard import COLUMNS, append_row, read_leaderboard, summarize
 
 
 def _row(seed: int = 0, mean: float = 12.5, method: str = "trex", game: str = "breakout", budget: str = "smoke", **kw) -> dict:
     return dict(game=game, method=method, seed=seed, mean=mean, std=1.0, min=10.0, max=15.0, n_episodes=30,
                 best_demo=32.0, avg_demo=14.5, beats_best_demo=mean > 32, env_profile="paper", budget=budget,
-                config_hash=config_hash({"a": 1})) | kw
+                config_hash=stable_hash({"a": 1})) | kw
 
 
 def test_one_well_formed_row(tmp_path):
@@ -127,7 +128,7 @@ def test_row_from_run_fills_every_result_column(tmp_path):
     card = {"game": "breakout", "profile_settings": {}, "reward": {"source": "model", "transform": "sigmoid"},
             "budget": "smoke", "steps": 2048, "seed": 3, "config": {"n_steps": 64}, "wall_s": 12.0, "device": "cpu",
             "schedule_steps": 10_000_000, "precision": "fp32", "stopped": "total steps"}
-    report = {"game": "breakout", "profile": "paper", "episodes": 30, "mean": 40.0, "std": 2.0, "min": 30.0,
+    report = {"game": "breakout", "profile": "paper", "episodes": 30, "returns": [40.0] * 30, "mean": 40.0, "std": 2.0, "min": 30.0,
               "max": 50.0, "best_demo": 32.0, "avg_demo": 14.5, "beats_best_demo": True, "human_normalized": 1.3}
     row = row_from_run(card, report, "trex", ranking_source="return", fidelity={"correlations": {"pred_mean": {"spearman": 0.9}},
                                                                              "pairwise": {"accuracy": 0.8}})

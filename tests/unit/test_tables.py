@@ -7,13 +7,14 @@ import pytest
 
 from trex_bench.analysis.tables import build_table, write_table
 from trex_bench.cli import main
-from trex_bench.evaluation.leaderboard import append_row, config_hash
+from trex_bench.core.io import stable_hash
+from trex_bench.evaluation.leaderboard import append_row
 
 
 def _row(seed: int, mean: float, method: str = "trex", budget: str = "small", **kw) -> dict:
     return dict(game="breakout", method=method, seed=seed, mean=mean, std=1.0, min=0.0, max=40.0, n_episodes=30,
                 best_demo=23.0, avg_demo=11.5, beats_best_demo=mean > 23, env_profile="paper", budget=budget,
-                rl_steps=500_000, config_hash=config_hash({"seed": seed}), schedule_steps=10_000_000,
+                rl_steps=500_000, config_hash=stable_hash({"seed": seed}), schedule_steps=10_000_000,
                 ranking_source="return" if method == "trex" else "", reward_transform="sigmoid") | kw
 
 

@@ -23,12 +23,14 @@ from filelock import FileLock
 
 from trex_bench.core.errors import DataError
 from trex_bench.core.io import atomic_write, git_commit, stable_hash, versions
+from trex_bench.evaluation.results import AgentResult, Evaluation, FidelityFigures
 
 __all__ = [
     "COLUMNS",
     "REQUIRED",
     "append_row",
     "row_from_run",
+    "build_row",
     "read_leaderboard",
     "summarize",
     "summarize_rows",
@@ -36,7 +38,6 @@ __all__ = [
     "SCORE_HEADER",
     "variant",
     "recovered",
-    "config_hash",
 ]
 
 
@@ -97,11 +98,6 @@ NUMERIC: tuple[str, ...] = (
     "schedule_steps",
 )
 _LOCK_TIMEOUT_S = 120.0
-
-
-def config_hash(config: Any) -> str:
-    """SHA-256 (16 hex chars) of a JSON-able config, key order ignored: equal configs hash equal."""
-    return stable_hash(config)
 
 
 def _cell(value: Any) -> str:
@@ -222,6 +218,30 @@ def append_row(csv_path: str | Path, row: Mapping[str, Any]) -> dict[str, str]:
     return cells
 
 
+def build_row(
+    evaluation: Evaluation, agent: AgentResult | None, fidelity: FidelityFigures | None, **run: Any
+) -> dict[str, Any]:
+    """The one leaderboard-row builder: the score columns from the evaluation (``evaluate_agent``'s summary, computed
+    there once), the PPO columns from the agent (None: a policy without PPO, ``bc`` or ``random``), the fidelity
+    columns from the reward's report, and what only the caller knows in ``run``: ``run_id``, ``device``, ``game``,
+    ``env_profile``, ``method``, ``ranking_source``, ``reward_transform``, ``budget``, ``seed``, ``wall_s`` and
+    ``config_hash`` (``stable_hash`` of the configuration the run was made from: a pipeline's ``config.json``, or an
+    agent card's settings for an agent evaluated on its own). ``append_row`` fills in time, commit and versions.
+    """
+    s = evaluation.summary
+    return {
+        **run,
+        "rl_steps": agent.steps if agent else 0,  # fewer than total_steps where --max-seconds stopped PPO
+        "n_episodes": len(evaluation.returns),
+        **{k: s.get(k) for k in Evaluation.SUMMARY},
+        "fidelity_spearman": fidelity.spearman if fidelity else None,
+        "pair_accuracy": fidelity.pair_accuracy if fidelity else None,
+        "schedule_steps": agent.schedule_steps if agent else None,
+        "precision": agent.precision if agent else None,
+        "time_capped": agent.time_capped if agent else False,
+    }
+
+
 def row_from_run(
     agent_card: Mapping[str, Any],
     report: Mapping[str, Any],
@@ -231,50 +251,30 @@ def row_from_run(
     wall_s: float | None = None,
     run_id: str | None = None,
 ) -> dict[str, Any]:
-    """A leaderboard row from an agent's ``card.json`` and its ``eval.json`` (plus what only the caller knows).
-
-    Args:
-        agent_card: the agent folder's card (``trex_bench.rl.ppo.train_ppo``).
-        report: the evaluation report (``trex_bench.evaluation.evaluate.evaluate_agent``).
-        method: ``trex``, ``drex``, ``ppo-true``, ``constant``, ...
-        ranking_source: where the rankings came from (``return``, ``checkpoint``, ``noise``, ``human`` ...).
-        fidelity: the reward model's fidelity report (``fidelity_report``): the per-frame-mean Spearman and the
-            snippet pair accuracy are used.
-        wall_s: wall time of the whole run (default: the agent's training time).
-        run_id: the run folder's id (default: a fresh one).
+    """``build_row`` of an agent evaluated on its own (``trex-bench evaluate --leaderboard``): from its ``card.json``
+    and ``eval.json``; its ``config_hash`` is that of the card's settings and the evaluation's.
     """
-    from trex_bench.evaluation.results import FidelityFigures
-
-    fid = FidelityFigures.from_json(fidelity) if fidelity is not None else FidelityFigures(None, None)
+    is_agent = agent_card.get("kind", "agent") == "agent" and "steps" in agent_card
     reward = agent_card.get("reward", {})
-    return {
-        "run_id": run_id,
-        "device": agent_card.get("device"),
-        "game": report["game"],
-        "env_profile": report["profile"],
-        "method": method,
-        "ranking_source": ranking_source,
-        "reward_transform": reward.get("transform"),
-        "budget": agent_card.get("budget"),
-        "rl_steps": agent_card.get("steps"),
-        "seed": agent_card.get("seed"),
-        "n_episodes": report["episodes"],
-        **{
-            k: report[k]
-            for k in ("mean", "std", "min", "max", "best_demo", "avg_demo", "beats_best_demo", "human_normalized")
-        },
-        # one reader of the fidelity report (stages.FidelityFigures): mean per-frame r vs return, snippet pairs
-        "fidelity_spearman": fid.spearman,
-        "pair_accuracy": fid.pair_accuracy,
-        "wall_s": wall_s if wall_s is not None else agent_card.get("wall_s"),
-        "config_hash": config_hash(
+    return build_row(
+        Evaluation.from_json(dict(report)),
+        AgentResult.from_card(dict(agent_card)) if is_agent else None,
+        FidelityFigures.from_json(fidelity) if fidelity is not None else None,
+        run_id=run_id,
+        device=agent_card.get("device"),
+        game=report["game"],
+        env_profile=report["profile"],
+        method=method,
+        ranking_source=ranking_source,
+        reward_transform=reward.get("transform"),
+        budget=agent_card.get("budget"),
+        seed=agent_card.get("seed"),
+        wall_s=wall_s if wall_s is not None else agent_card.get("wall_s"),
+        config_hash=stable_hash(
             {k: agent_card.get(k) for k in ("game", "profile_settings", "reward", "config", "seed")}
             | {"eval": {k: report.get(k) for k in ("episodes", "seed", "deterministic")}}
         ),
-        "schedule_steps": agent_card.get("schedule_steps", agent_card.get("config", {}).get("total_steps")),
-        "precision": agent_card.get("precision", "fp32"),
-        "time_capped": str(agent_card.get("stopped", "")).startswith("time cap"),
-    }
+    )
 
 
 def agent_method(agent_card: Mapping[str, Any]) -> str:

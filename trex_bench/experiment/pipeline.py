@@ -24,7 +24,6 @@ Adding a method is one ``METHODS`` entry plus the functions of any stage it adds
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
@@ -33,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from trex_bench.core.errors import ConfigError, RunFolderError
-from trex_bench.core.games import get_game, human_normalized
-from trex_bench.core.io import output_kind, read_json, write_json
+from trex_bench.core.games import get_game
+from trex_bench.core.io import output_kind, read_json, stable_hash, write_json
 from trex_bench.core.types import DemoSet
 from trex_bench.experiment.config import (
     DEFAULT_DEMO_SETS,
@@ -252,50 +251,30 @@ def _unseen_set(cfg: ExperimentConfig, demos_dir: Path) -> Path | None:
 
 
 def _summary(ctx: StageContext) -> dict[str, Any]:
-    """The run's summary and leaderboard row from the stages' typed results (no agent for BC, which runs no PPO; no
-    fidelity for methods without a learned reward)."""
-    import numpy as np
+    """The run's summary and its leaderboard row (``leaderboard.build_row``) from the stages' typed results (no agent
+    for ``bc`` and ``random``, which run no PPO; no fidelity for methods without a learned reward)."""
+    from trex_bench.evaluation.leaderboard import build_row
 
-    from trex_bench.core.io import versions
-    from trex_bench.evaluation.leaderboard import config_hash
-
-    cfg, run, agent, fidelity = ctx.cfg, ctx.run, ctx.agent, ctx.fidelity
+    cfg, run = ctx.cfg, ctx.run
     assert ctx.evaluation is not None, "every method ends with the eval stage"
-    returns = np.asarray(ctx.evaluation.returns, dtype=float)
-    best, avg = float(ctx.demos.returns.max()), float(ctx.demos.returns.mean())
-    mean = float(returns.mean())
     transform = cfg.transform if cfg.spec.learned_reward else cfg.spec.row_transform
-    row = {
-        "run_id": f"{cfg.run_name()}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}",
-        "utc_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "git_commit": run.commit,
-        "versions": json.dumps(versions(), sort_keys=True),
-        "device": _device_name(cfg.device),
-        "game": cfg.game,
-        "env_profile": cfg.profile,
-        "method": cfg.method,
-        "ranking_source": cfg.ranking_source,
-        "reward_transform": transform + (f"+kl{cfg.kl.beta:g}" if cfg.kl is not None else ""),
-        "budget": cfg.budget,
-        "rl_steps": agent.steps if agent else 0,  # fewer than total_steps where --max-seconds stopped PPO
-        "seed": cfg.seed,
-        "n_episodes": len(returns),
-        "mean": mean,
-        "std": float(returns.std()),
-        "min": float(returns.min()),
-        "max": float(returns.max()),
-        "best_demo": best,
-        "avg_demo": avg,
-        "beats_best_demo": bool(mean > best),
-        "human_normalized": human_normalized(cfg.game, mean),
-        "fidelity_spearman": fidelity.spearman if fidelity else None,
-        "pair_accuracy": fidelity.pair_accuracy if fidelity else None,
-        "wall_s": round(sum(run.walls.values()), 1),
-        "config_hash": config_hash(cfg.to_json() | {"device": None}),  # the hash of the run's config.json
-        "schedule_steps": agent.schedule_steps if agent else None,
-        "precision": agent.precision if agent else None,
-        "time_capped": agent.time_capped if agent else False,
-    }
+    row = build_row(
+        ctx.evaluation,
+        ctx.agent,
+        ctx.fidelity,
+        run_id=f"{cfg.run_name()}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}",
+        git_commit=run.commit,
+        device=_device_name(cfg.device),
+        game=cfg.game,
+        env_profile=cfg.profile,
+        method=cfg.method,
+        ranking_source=cfg.ranking_source,
+        reward_transform=transform + (f"+kl{cfg.kl.beta:g}" if cfg.kl is not None else ""),
+        budget=cfg.budget,
+        seed=cfg.seed,
+        wall_s=round(sum(run.walls.values()), 1),
+        config_hash=stable_hash(cfg.to_json() | {"device": None}),  # the hash of the run's config.json
+    )
     return {"run_folder": str(run.folder), "reused_stages": run.reused, "stage_wall_s": run.walls, "row": row}
 
 
