@@ -10,7 +10,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
 from torch import nn
 
-from tests.fakes import BrightnessFrames, ScriptedVecEnv
+from fakes import BrightnessFrames, ScriptedVecEnv
 from trex_bench.core.errors import ConfigError, DataError
 from trex_bench.core.io import read_json
 from trex_bench.core.types import DemoSet, Episode
