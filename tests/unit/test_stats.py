@@ -16,7 +16,7 @@ TREX = {"breakout": [1.7, 3.7, 6.7, 11.7], "pong": [-20.7, -18.7, -15.7, -5.7]} 
 
 
 def _row(game: str, method: str, seed: int, mean: float, **kw) -> dict:
-    transform = {"trex": "sigmoid", "constant": "constant", "ppo-true": "sign", "bc": ""}[method]
+    transform = {"trex": "sigmoid", "constant": "constant", "ppo-true": "sign", "bc": "", "random": ""}[method]
     return dict(game=game, method=method, seed=seed, mean=mean, best_demo=BEST[game], avg_demo=BEST[game] - 5,
                 budget="small", schedule_steps=10_000_000, reward_transform=transform, env_profile="paper") | kw
 
@@ -157,3 +157,19 @@ def test_stats_page_keeps_earlier_protocols_apart(board, tmp_path):
     assert main(["tables", "stats", "--csv", str(board), "--out", str(out), "--reps", "20"]) == 0
     current, earlier = out.read_text().split("## Earlier protocols")
     assert "own steps" not in current and "| trex | small | own steps |" in earlier
+
+
+def test_a_row_without_ppo_sits_beside_the_current_protocol(tmp_path):
+    """A random policy trains nothing: its row has no PPO schedule (``schedule_steps`` empty, ``rl_steps`` 0), which
+    must not file it under the replaced "annealed over its own steps" protocol, away from the controls it is
+    normalised by. A T-REX row without a schedule that did run PPO stays apart."""
+    lb = tmp_path / "lb.csv"
+    append_row(lb, _row("breakout", "trex", 0, 6.7))
+    append_row(lb, _row("breakout", "constant", 0, 1.7))
+    append_row(lb, _row("breakout", "ppo-true", 0, 11.7))
+    append_row(lb, _row("breakout", "random", 0, 4.2, schedule_steps="", rl_steps=0))
+    append_row(lb, _row("breakout", "trex", 1, 9.9, schedule_steps="", rl_steps=500_000))
+    stats = aggregate_stats(read_leaderboard(lb), reps=50, seed=0)
+    assert _agg(stats, "random", "true")["iqm"] == pytest.approx(0.25), "(4.2 - 1.7) / (11.7 - 1.7)"
+    assert _agg(stats, "trex", "demo", horizon="own steps")["runs"] == 1
+    assert stats.improvements.set_index("other").loc["random", "probability"] == pytest.approx(1.0)

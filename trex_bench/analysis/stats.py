@@ -40,6 +40,7 @@ from trex_bench.core.errors import ConfigError, DataError
 from trex_bench.core.games import GAMES
 from trex_bench.core.io import atomic_write
 from trex_bench.evaluation.leaderboard import read_leaderboard, recovered, variant
+from trex_bench.experiment.budgets import ZOO_HORIZON
 
 __all__ = [
     "Stats",
@@ -103,7 +104,10 @@ def _runs(df: pd.DataFrame, methods: Sequence[str]) -> pd.DataFrame:
     rows = df[df["method"].isin(methods)].copy()
     transform = rows["reward_transform"].fillna("")
     rows["variant"] = [variant(m, t) for m, t in zip(rows["method"], transform, strict=True)]
-    rows["horizon"] = [horizon(s) for s in pd.to_numeric(rows["schedule_steps"], errors="coerce")]
+    # A row that ran no PPO (random, BC) has no schedule to differ on: it sits beside the current protocol's rows.
+    schedule = pd.to_numeric(rows["schedule_steps"], errors="coerce")
+    ran_ppo = pd.to_numeric(rows["rl_steps"], errors="coerce") != 0
+    rows["horizon"] = [horizon(s if ran else ZOO_HORIZON) for s, ran in zip(schedule, ran_ppo, strict=True)]
     keep = []
     for _, g in rows.groupby(["budget", "horizon", "game"], sort=False):
         learned = g[~g["method"].isin(CONTROLS)]
