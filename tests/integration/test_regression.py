@@ -230,3 +230,25 @@ def test_pinning_after_torch_loaded_changes_nothing_and_says_so(monkeypatch):
     why = pin_numerics()
     assert why is not None and "torch was loaded before the numerics were pinned" in why
     assert os.environ["MKL_CBWR"] == "AUTO" != PINNED_ENV["MKL_CBWR"]  # nothing changed behind torch's back
+
+
+def test_workers_measure_what_one_process_measures(tmp_path, expected):
+    """``--workers 2`` spreads the checks (and the demo sets) over spawned processes: the same values, the same keys,
+    in the same order, and a skipped check still reported as skipped."""
+    from trex_bench.regression.checks import run_checks
+
+    one = run_checks(ROOT, ["ppo.true", "tables"], workers=1)
+    two = run_checks(ROOT, ["ppo.true", "tables"], workers=2)
+    assert two[0] == one[0] and list(two[0]) == ["ppo.true", "tables"]
+    assert not failing(expected, "ppo.true", two[0]["ppo.true"])
+
+    root = tmp_path / "root"
+    for name in ("breakout/scripted-noise", "breakout/ppo-checkpoints"):
+        shutil.copytree(ROOT / "demos" / name, root / "demos" / name)
+    measured, seconds, skipped = run_checks(root, ["demos", "released.breakout"], workers=2)
+    assert sorted(measured["demos"]) == sorted(
+        f"breakout/{s}.{m}" for s in ("ppo-checkpoints", "scripted-noise") for m in ("episodes_ok", "facts_sha256")
+    )
+    bad = failing(expected, "demos", measured["demos"])
+    assert not {k: v for k, v in bad.items() if k in measured["demos"]} and seconds["demos"] > 0
+    assert "released.breakout" in skipped and "released.breakout" not in measured  # no ../shared/reference there

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import time
 from pathlib import Path
 
-from trex_bench.cli.util import seed_list
+from trex_bench.cli.util import positive_int, seed_list
 
 # trex_bench.regression.checks.CHECKS' names, here torch-free
 CHECK_NAMES = (
@@ -66,12 +67,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     c = rsub.add_parser(
         "check",
         help="run the checks; print check, expected, got, band, verdict; exit 1 if any fails",
-        description="Run the regression checks and compare each metric with its expectation (all checks: about 20 "
-        "minutes on 2 busy CPU cores, most of it replaying the committed demo sets; --only for fewer): 'exact' (hashes, counts), 'rel' (within 1e-5 relative) or a measured band. Exits 1 and names "
-        "every failing metric and by how much.",
+        description="Run the regression checks and compare each metric with its expectation: 'exact' (hashes, "
+        "counts), 'rel' (within 1e-5 relative) or a measured band. All checks take about 12 minutes of CPU, half "
+        "of it replaying the committed demo sets, spread over --workers processes (docs/measurements.md has the "
+        "wall time on 2 cores); --only for fewer. Exits 1 and names every failing metric and by how much.",
         epilog="Example: trex-bench regression check --only reward.trex tables",
     )
     common(c)
+    c.add_argument(
+        "--workers",
+        type=positive_int,
+        default=min(2, os.cpu_count() or 1),
+        help="checks (and demo sets) measured at once, each in its own process on one torch thread, so the "
+        "values do not depend on it (default: 2, or 1 on a 1-core machine)",
+    )
     c.set_defaults(func=run_check)
     u = rsub.add_parser(
         "update",
@@ -125,7 +134,7 @@ def run_check(args: argparse.Namespace) -> int:
 
     expectations = load_expectations(args.expectations)  # refuse a bad file before a minute of work
     t0 = time.perf_counter()
-    measured, seconds, skipped = run_checks(args.root, args.only)
+    measured, seconds, skipped = run_checks(args.root, args.only, workers=args.workers)
     results = compare_all(expectations, measured)
     rows = [(r.key, _fmt(r.expected), _fmt(r.got), r.band, "ok" if r.ok else "FAIL") for r in results]
     rows += [(f"{name}.*", "-", "-", "-", "SKIPPED") for name in skipped]
@@ -138,8 +147,9 @@ def run_check(args: argparse.Namespace) -> int:
     from trex_bench.regression.numerics import numerics
 
     print(
-        f"{numerics()}; {len(results)} metrics, {sum(not r.ok for r in results)} failing, "
+        f"{numerics()}; {args.workers} worker(s); {len(results)} metrics, {sum(not r.ok for r in results)} failing, "
         f"{len(skipped)} check(s) skipped; "
+        + "CPU "
         + ", ".join(f"{k} {s:.0f} s" for k, s in seconds.items())
         + f"; wall {time.perf_counter() - t0:.0f} s"
     )
