@@ -87,9 +87,11 @@ def test_changed_config_refused_not_overwritten(smoke_run):
     assert (root / "run" / "reward" / "stage.json").read_bytes() == before
 
 
-@pytest.mark.parametrize(("kw", "msg"), [(dict(method="sac"), "unknown method"), (dict(method="gail"), "not built yet"),
+@pytest.mark.parametrize(("kw", "msg"), [(dict(method="sac"), "unknown method"),
                                          (dict(budget="huge"), "unknown budget"), (dict(game="zork"), "unknown game"),
                                          (dict(method="drex", ranking="human"), "ranks its rollouts by noise"),
+                                         (dict(method="prefs", ranking="human"), "applies to trex, not prefs"),
+                                         (dict(method="constant", ranking="checkpoint"), "applies to trex"),
                                          (dict(transform="tanh"), "unknown reward transform"),
                                          (dict(method="constant", transform="delta"), "applies to a learned reward"),
                                          (dict(ranking="human"), "go together"),
@@ -107,7 +109,7 @@ def test_run_names_tell_experiments_apart():
     assert name() == "breakout-trex-small-s0" == name(demos=default_demos("breakout"))
     assert name(ranking="checkpoint", transform="delta", demos="demos/breakout/ppo-checkpoints", seed=2) == \
         "breakout-trex-checkpoint-delta-ppo-checkpoints-small-s2"
-    assert name(method="constant", ranking="checkpoint") == "breakout-constant-small-s0"  # no ranking to name
+    assert name(method="constant") == "breakout-constant-small-s0"  # no ranking to name
     names = {name(), name(transform="delta"), name(ranking="checkpoint"), name(demos="demos/breakout/ppo-checkpoints")}
     assert len(names) == 4
 

@@ -411,8 +411,10 @@ def resolve(
     b = get_budget(budget)
     if ranking is None or (method == "drex" and ranking == "return"):  # "return": the CLI's default
         ranking = m.rankings[0] if m.rankings else ""
-    elif not m.rankings:
-        ranking = ""  # bc, ppo-true, constant train no reward net: a sweep's shared --ranking does not apply
+    elif not m.rankings:  # no reward net ranked from demos (a sweep drops its shared --ranking for these)
+        if ranking != "return":  # the CLI's default passes; another ranking asked of such a method is a mistake
+            raise ConfigError(f"--ranking {ranking} applies to trex, not {method}")
+        ranking = ""
     if not (isinstance(kl_beta, int | float) and math.isfinite(kl_beta) and kl_beta >= 0):
         raise ConfigError(f"--kl-beta must be a finite number >= 0, got {kl_beta!r}")
     if (kl_beta > 0) != (kl_to is not None):
