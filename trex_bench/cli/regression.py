@@ -149,7 +149,7 @@ def run_check(args: argparse.Namespace) -> int:
     print(
         f"{numerics()}; {args.workers} worker(s); {len(results)} metrics, {sum(not r.ok for r in results)} failing, "
         f"{len(skipped)} check(s) skipped; "
-        + "CPU "
+        + "time in each check (its units summed): "
         + ", ".join(f"{k} {s:.0f} s" for k, s in seconds.items())
         + f"; wall {time.perf_counter() - t0:.0f} s"
     )

@@ -412,7 +412,7 @@ def run_checks(
 
     Returns:
         ``({check: {metric: Measured}}, {check: seconds of work}, {skipped check: why})``; a skipped check is not
-        measured. Seconds are summed over a check's units (CPU time spent, not the wall time of the run).
+        measured. Seconds are summed over a check's units (the work it took, not the wall time of the run).
     """
     root = Path(root)
     checks = select_checks(names)
