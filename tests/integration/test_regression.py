@@ -37,10 +37,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def expected() -> dict:
-    from conftest import NUMERICS_NOT_PINNED
+    from trex_bench.regression.numerics import numerics, pinned_numerics
 
-    # unpinned, every exact metric below would fail whatever the perturbation: the tests would prove nothing
-    assert NUMERICS_NOT_PINNED is None, NUMERICS_NOT_PINNED
+    # unpinned (tests/conftest.py pins them before torch loads), every exact metric below would fail whatever the
+    # perturbation: the tests would prove nothing. (Not `from conftest import …`: two conftest modules share the name.)
+    assert numerics() == pinned_numerics(), numerics()
     return load_expectations(ROOT / EXPECTATIONS)
 
 

@@ -41,7 +41,7 @@ def test_plan_covers_every_combination_once(tmp_path):
     (dict(ranking="bogus"), "unknown ranking"),
     (dict(profile="atari"), "unknown env profile"),
     (dict(seeds=[0, 0]), "same run twice"),
-    (dict(methods=["gail"]), "not built"),
+    (dict(methods=["sac"]), "unknown method"),
     (dict(budget="huge"), "unknown budget"),
     (dict(games=["mspacman"]), "mspacman-trex-smoke-s0: no committed demo set for mspacman"),  # before any run starts
     (dict(kl_to="nope", kl_betas=[0.1]), "--kl-to nope does not exist"),
