@@ -274,6 +274,7 @@ def test_prefs_runs_end_to_end_with_its_labels_in_the_run_folder(tmp_path):
     assert len(labels) == 1 + 50 and all(",synthetic," in row for row in labels[1:])
     card = read_json(tmp_path / "run" / "agent" / "card.json")
     assert card["reward"]["source"] == "online" and card["online_reward"]["labels_used"] == 50
+    assert (tmp_path / "run" / "agent" / card["online_reward"]["pairs"] / "pairs.json").is_file()  # not the temp path
     assert summary["row"]["method"] == "prefs" and summary["row"]["reward_transform"] == "normalized"
     again = run_pipeline(cfg, resume=True, **kw)
     assert "leaderboard_note" in again

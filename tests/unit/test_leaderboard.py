@@ -226,3 +226,11 @@ def test_a_metric_that_is_not_a_number_is_refused_naming_file_and_row(tmp_path, 
         append_row(path, _row(seed=2))
     assert path.read_text() == text
 
+
+
+def test_a_method_with_its_own_transform_is_itself_and_others_are_variants():
+    from trex_bench.evaluation.leaderboard import variant
+
+    assert variant("trex", "sigmoid") == "trex" and variant("ppo-true", "clip") == "ppo-true"
+    assert variant("prefs", "normalized") == "prefs"  # the preference loop's own normalised reward
+    assert variant("trex", "normalized") == "trex (normalized)" and variant("trex", "sigmoid+kl0.1") == "trex (sigmoid+kl0.1)"

@@ -331,13 +331,17 @@ def summarize(
     return summarize_rows(read_leaderboard(csv_path), by, latest_per_seed)
 
 
-# A method's usual reward transform; any other (a KL penalty, ``delta``) makes a variant of its own.
+# A method's usual reward transform; any other (a KL penalty, ``delta``) makes a variant of its own. The preference
+# loop pays PPO its ensemble's reward normalised to a fixed scale (Christiano et al. 2017, §2.2.1): that is prefs
+# itself, where the same transform on T-REX's net is a variant.
 _DEFAULT_TRANSFORMS = frozenset({"", "sigmoid", "constant", "clip", "sign"})
+_OWN_TRANSFORM = {"prefs": "normalized"}
 
 
 def variant(method: str, transform: str) -> str:
     """A method with its usual reward transform is itself; any other transform is a variant: ``trex (delta)``."""
-    return method if transform in _DEFAULT_TRANSFORMS else f"{method} ({transform})"
+    usual = transform in _DEFAULT_TRANSFORMS or _OWN_TRANSFORM.get(method) == transform
+    return method if usual else f"{method} ({transform})"
 
 
 def recovered(score: Any, constant: Any, true: Any) -> Any:

@@ -407,5 +407,6 @@ class PreferenceReward:
         out = dict(method="prefs", labeler=self.labeler.name, label_noise=getattr(self.labeler, "label_noise", None))
         out.update(labels_asked=self.n_asked, labels_answered=len(self.consumed), labels_used=self.n_used)
         out.update(labels_in_buffer=len(self.buffer), accuracy=accuracy, accuracy_n=len(self.outcomes))
-        out.update(reward_updates=self.version, run_dir=str(self.run_dir), config=dataclasses.asdict(self.cfg))
+        # The pairs folder by name: the card sits beside it, and the stage folder that held both is renamed when done.
+        out.update(reward_updates=self.version, pairs=self.run_dir.name, config=dataclasses.asdict(self.cfg))
         return out
