@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from fakes import BrightnessFrames, ScriptedVecEnv
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
 from torch import nn
 
-from fakes import BrightnessFrames, ScriptedVecEnv
 from trex_bench.core.errors import ConfigError, DataError
 from trex_bench.core.io import read_json
 from trex_bench.core.types import DemoSet, Episode

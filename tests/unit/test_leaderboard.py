@@ -234,3 +234,21 @@ def test_a_method_with_its_own_transform_is_itself_and_others_are_variants():
     assert variant("trex", "sigmoid") == "trex" and variant("ppo-true", "clip") == "ppo-true"
     assert variant("prefs", "normalized") == "prefs"  # the preference loop's own normalised reward
     assert variant("trex", "normalized") == "trex (normalized)" and variant("trex", "sigmoid+kl0.1") == "trex (sigmoid+kl0.1)"
+
+
+@pytest.mark.parametrize(("column", "value"), [("mean", float("nan")), ("std", float("inf")), ("seed", -1),
+                                               ("wall_s", "abc")])
+def test_a_row_the_reader_would_refuse_is_never_appended(tmp_path, column, value):
+    path = tmp_path / "lb.csv"
+    append_row(path, _row(seed=0))
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match=f"{column} = "):
+        append_row(path, _row(seed=1) | {column: value})
+    assert path.read_bytes() == before and len(read_leaderboard(path)) == 1
+
+
+def test_an_undefined_fidelity_is_written_as_not_recorded(tmp_path):
+    """A reward net that is constant on the demos has no Spearman correlation (NaN): an empty cell, not a poisoned file."""
+    path = tmp_path / "lb.csv"
+    append_row(path, _row(seed=0) | {"fidelity_spearman": float("nan")})
+    assert read_leaderboard(path)["fidelity_spearman"].isna().all()

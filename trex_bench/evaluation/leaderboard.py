@@ -97,6 +97,8 @@ NUMERIC: tuple[str, ...] = (
     "wall_s",
     "schedule_steps",
 )
+# Metrics a run may leave undefined (NaN): written as an empty cell, "not recorded", never as ``nan``.
+MAY_BE_UNDEFINED: tuple[str, ...] = ("fidelity_spearman", "pair_accuracy", "human_normalized")
 _LOCK_TIMEOUT_S = 120.0
 
 
@@ -181,8 +183,8 @@ def append_row(csv_path: str | Path, row: Mapping[str, Any]) -> dict[str, str]:
         The row as written (strings by column).
 
     Raises:
-        ValueError: an unknown column, a missing required one, or an existing file that is not a well-formed
-            leaderboard (left byte-identical).
+        ValueError: an unknown column, a missing required one, a metric that is not a finite number (the
+            reader's rule), or an existing file that is not a well-formed leaderboard (left byte-identical).
     """
     unknown = sorted(set(row) - set(COLUMNS))
     if unknown:
@@ -198,7 +200,13 @@ def append_row(csv_path: str | Path, row: Mapping[str, Any]) -> dict[str, str]:
         "device": "cpu",
     }
     full.update({k: v for k, v in row.items() if v is not None or k not in full})
+    for c in MAY_BE_UNDEFINED:  # e.g. a reward net constant on every demo has no rank correlation: not recorded
+        if isinstance(full.get(c), float) and math.isnan(full[c]):
+            full[c] = None
     cells = {c: _cell(full.get(c)) for c in COLUMNS}
+    problem = _row_problem(cells)  # the reader's own rule: a row it would refuse is never written
+    if problem:
+        raise DataError(f"leaderboard row of {cells['game']} {cells['method']} seed {cells['seed']}: {problem}")
     buf = io.StringIO(newline="")
     csv.writer(buf, lineterminator="\n").writerow([cells[c] for c in COLUMNS])
     line = buf.getvalue()
