@@ -16,7 +16,7 @@ from trex_bench.core.errors import ConfigError
 from trex_bench.core.types import Ranking, SnippetPairs
 from trex_bench.reward.config import TrainConfig
 from trex_bench.reward.labels import label_format, labelled_snippet_pairs
-from trex_bench.reward.snippets import split_by_episode_pairs
+from trex_bench.reward.snippets import latest_checkpoint_episodes, split_by_episode_pairs, split_by_held_out_episodes
 from trex_bench.reward.train import train_reward
 
 __all__ = ["train_command", "summary_line"]
@@ -59,6 +59,8 @@ def train_command(
     rk: Ranking | None = None
     pairs: tuple[SnippetPairs, SnippetPairs] | None = None  # given: train on these instead of sampling from rk
     n_labelled = 0
+    # validation "latest" holds out the episodes of the latest checkpoint (-1: none recorded)
+    checkpoints = np.array([e.checkpoint for e in ds.episodes], dtype=np.int64)
     if ranking == "return":
         rk = rankers.by_return(ds)
     elif ranking == "checkpoint":
@@ -71,7 +73,7 @@ def train_command(
         if label_format(human_labels) == "clips":  # the labeling page's answers: the labelled clips are the pairs
             labelled = labelled_snippet_pairs(ds, human_labels)
             n_labelled = len(labelled)
-            pairs = _resampled(labelled, cfg, rng)
+            pairs = _resampled(labelled, cfg, rng, checkpoints)
         else:
             rk = rankers.from_human_labels(ds, human_labels)
     elif ranking == "synthetic":
@@ -81,7 +83,17 @@ def train_command(
     cache = FrameCache(ds, cache_dir)
     out = Path(out)
     model, metrics = train_reward(
-        cache, rk, cfg, g, rng, device, progress=progress, log_dir=out, tensorboard=True, pairs=pairs
+        cache,
+        rk,
+        cfg,
+        g,
+        rng,
+        device,
+        progress=progress,
+        log_dir=out,
+        tensorboard=True,
+        pairs=pairs,
+        checkpoints=checkpoints,
     )
     n_pairs = len(rk.pairs) if rk is not None else n_labelled
     card = dict(
@@ -104,15 +116,26 @@ def train_command(
     return out
 
 
-def _resampled(labelled: SnippetPairs, cfg: TrainConfig, rng: np.random.Generator) -> tuple[SnippetPairs, SnippetPairs]:
+def _resampled(
+    labelled: SnippetPairs, cfg: TrainConfig, rng: np.random.Generator, checkpoints: np.ndarray
+) -> tuple[SnippetPairs, SnippetPairs]:
     """(train, val) snippet pairs from the labeling page's answers (``trex_bench.reward.labels``).
 
-    Validation holds out whole episode pairs, as for sampled snippets. The training side is then drawn
-    ``n_pairs × (1 − val_frac)`` times with replacement from the labelled pairs, as T-REX's sampler draws its
-    ``n_pairs`` uniformly from the ranking's preferences: a budget's recipe takes the same number of steps whether
-    a person answered 50 pairs or 500.
+    Validation holds out whole episode pairs, as for sampled snippets (or, under ``validation="latest"``, the
+    labelled pairs of a latest-checkpoint episode against another; pairs of two such episodes are left out). The
+    training side is then drawn ``n_pairs × (1 − val_frac)`` times with replacement from the labelled pairs, as
+    T-REX's sampler draws its ``n_pairs`` uniformly from the ranking's preferences: a budget's recipe takes the same
+    number of steps whether a person answered 50 pairs or 500.
     """
-    train, val = split_by_episode_pairs(labelled, cfg.val_frac, rng)
+    if cfg.validation == "latest":
+        train, val = split_by_held_out_episodes(labelled, latest_checkpoint_episodes(checkpoints))
+        if not len(train) or not len(val):
+            raise ConfigError(
+                f"validation 'latest': of {len(labelled)} labelled pairs {len(train)} are left to train on and "
+                f"{len(val)} to validate; use validation 'episodes'"
+            )
+    else:
+        train, val = split_by_episode_pairs(labelled, cfg.val_frac, rng)
     n_train = max(len(train), round(cfg.n_pairs * (1 - cfg.val_frac)))
     return train.subset(rng.integers(len(train), size=n_train)), val
 

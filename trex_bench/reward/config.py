@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
 
 from trex_bench.core.errors import ConfigError
 
 __all__ = ["TrainConfig"]
+
+# Options that change nothing while at these values: a config's run-folder key leaves them out there, so a default
+# config has one key whichever of them the trainer knows.
+_KEY_SILENT_DEFAULTS: dict[str, Any] = {"validation": "episodes", "bootstrap": False}
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,16 @@ class TrainConfig:
         max_steps: a cap on optimiser steps (None = none).
         max_seconds: an opt-in wall-time valve, never set by a budget (None = none): a run it stops depends on the
             machine's load, and its metrics say so (``stopped``).
-        val_frac: share of *episode pairs* held out for validation.
+        val_frac: share of *episode pairs* held out for validation (``validation="episodes"``), or of the pairs drawn
+            for validation (``validation="latest"``).
+        validation: what the kept weights are judged on. ``episodes``: snippet pairs of a ``val_frac`` share of the
+            demos' episode pairs, never trained on. ``latest``: the latest demo checkpoint's episode(s) are held out
+            of training (training pairs only among the other episodes); validation pairs set a held-out episode
+            against a training one, labelled by the ranking (the later-is-better prior of a checkpoint demo set,
+            Jacq et al. 2019). Needs every episode's checkpoint number.
+        bootstrap: each ensemble member trains on its own bootstrap resample (with replacement) of the training
+            pairs, as Christiano et al. 2017 (§2.2.3) train their ensemble of predictors; the model's r(s) is the
+            members' mean (``RewardEnsemble``).
         eval_every: steps between validation-accuracy checks.
         patience: checks without improvement before early stopping (0 = never stop early).
         select: which weights are kept: ``val_accuracy`` (the best validation pair accuracy, ties broken by loss),
@@ -56,6 +69,10 @@ class TrainConfig:
     bf16: bool = False  # slower on CPUs without native bf16 kernels (docs/measurements.md "Reward trainer")
     channels_last: bool = True  # ~2× faster at batch 32 on 2 CPU cores (docs/measurements.md "Reward trainer")
     ensemble: int = 1
+    # The default judge and a single net, as the released T-REX code (one net, no bootstrap) and as measured on the
+    # eight games' checkpoint splits against "latest" and a 3-net bootstrap ensemble: results/tables/reward-choice.md.
+    validation: Literal["episodes", "latest"] = "episodes"
+    bootstrap: bool = False
 
     def __post_init__(self) -> None:
         if self.method not in ("trex", "drex"):
@@ -67,5 +84,21 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig needs min_len < max_len, got {self.min_len}, {self.max_len}")
         if self.select not in ("val_accuracy", "val_loss", "last"):
             raise ConfigError(f"TrainConfig.select must be val_accuracy, val_loss or last, got {self.select!r}")
+        if self.validation not in ("episodes", "latest"):
+            raise ConfigError(f"TrainConfig.validation must be episodes or latest, got {self.validation!r}")
+        if self.validation == "latest" and self.val_frac <= 0:
+            raise ConfigError(
+                "TrainConfig.validation 'latest' needs val_frac > 0 (the share of pairs drawn to validate)"
+            )
+        if not isinstance(self.bootstrap, bool):
+            raise ConfigError(f"TrainConfig.bootstrap must be true or false, got {self.bootstrap!r}")
         if not (self.lr > 0 and self.passes > 0):
             raise ConfigError("TrainConfig.lr and passes must be > 0")
+
+    def key(self) -> dict[str, Any]:
+        """The config as a run folder's key: every field, less the options of ``_KEY_SILENT_DEFAULTS`` at those values.
+
+        >>> "bootstrap" in TrainConfig().key(), TrainConfig(bootstrap=True).key()["bootstrap"]
+        (False, True)
+        """
+        return {k: v for k, v in asdict(self).items() if k not in _KEY_SILENT_DEFAULTS or v != _KEY_SILENT_DEFAULTS[k]}

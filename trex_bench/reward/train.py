@@ -29,10 +29,18 @@ from trex_bench.core.training import StopRule, default_init_
 from trex_bench.core.types import Ranking, SnippetPairs
 from trex_bench.reward.config import TrainConfig
 from trex_bench.reward.net import RewardEnsemble, RewardNet
-from trex_bench.reward.snippets import sample_snippet_pairs, split_by_episode_pairs, whole_trajectory_pairs
+from trex_bench.reward.snippets import (
+    bootstrap_resample,
+    held_out_rankings,
+    latest_checkpoint_episodes,
+    sample_snippet_pairs,
+    split_by_episode_pairs,
+    whole_trajectory_pairs,
+)
 
 __all__ = [
     "FrameSource",
+    "sample_split",
     "TrainConfig",
     "bradley_terry_loss",
     "init_net",
@@ -128,10 +136,40 @@ def _evaluate(
     return correct / max(len(pairs), 1), loss / max(len(pairs), 1)
 
 
-def _sample(source: FrameSource, ranking: Ranking, cfg: TrainConfig, rng: np.random.Generator) -> SnippetPairs:
+def _sample(
+    source: FrameSource, ranking: Ranking, cfg: TrainConfig, n_pairs: int, rng: np.random.Generator
+) -> SnippetPairs:
     if cfg.whole_trajectory:
-        return whole_trajectory_pairs(ranking, source.lengths, cfg.n_pairs, cfg.stride, rng)
-    return sample_snippet_pairs(ranking, source.lengths, cfg.n_pairs, cfg.min_len, cfg.max_len, cfg.stride, rng)
+        return whole_trajectory_pairs(ranking, source.lengths, n_pairs, cfg.stride, rng)
+    return sample_snippet_pairs(ranking, source.lengths, n_pairs, cfg.min_len, cfg.max_len, cfg.stride, rng)
+
+
+def sample_split(
+    source: FrameSource,
+    ranking: Ranking,
+    cfg: TrainConfig,
+    rng: np.random.Generator,
+    checkpoints: np.ndarray | None = None,
+) -> tuple[SnippetPairs, SnippetPairs]:
+    """(train, val) snippet pairs of ``ranking`` under ``cfg.validation``.
+
+    ``episodes``: ``n_pairs`` pairs, a ``val_frac`` share of the episode pairs held out (``split_by_episode_pairs``).
+    ``latest``: the latest checkpoint's episodes (``checkpoints``: int [E], one per episode) never train; the
+    ``n_pairs · (1 − val_frac)`` training pairs come from the preferences among the others, the rest from the
+    preferences of a held-out episode against a training one, so both choices train on as many pairs.
+
+    Raises:
+        ConfigError: ``latest`` without every episode's checkpoint number, or with nothing left to train or validate.
+    """
+    if cfg.validation == "episodes":
+        return split_by_episode_pairs(_sample(source, ranking, cfg, cfg.n_pairs, rng), cfg.val_frac, rng)
+    if checkpoints is None:
+        raise ConfigError("validation 'latest' needs the demos' checkpoint numbers; use validation 'episodes'")
+    train_rank, val_rank = held_out_rankings(ranking, latest_checkpoint_episodes(checkpoints))
+    n_val = min(max(round(cfg.val_frac * cfg.n_pairs), 1), cfg.n_pairs - 1)
+    if n_val < 1:
+        raise ConfigError("validation 'latest' needs n_pairs >= 2 (one to train on, one to validate)")
+    return _sample(source, train_rank, cfg, cfg.n_pairs - n_val, rng), _sample(source, val_rank, cfg, n_val, rng)
 
 
 def train_reward(
@@ -146,6 +184,7 @@ def train_reward(
     log_dir: str | Path | None = None,
     tensorboard: bool = False,
     pairs: tuple[SnippetPairs, SnippetPairs] | None = None,
+    checkpoints: np.ndarray | None = None,
 ) -> tuple[RewardNet | RewardEnsemble, dict[str, Any]]:
     """Learn r(s) from ranked episodes with batched Bradley-Terry steps, validation and early stopping.
 
@@ -160,16 +199,18 @@ def train_reward(
         log_dir: where to write ``train_log.json`` (and TensorBoard events when ``tensorboard``).
         pairs: (train, val) snippet pairs to use instead of sampling (the benchmark shares them between recipes;
             the labeling page's answers are pairs of clips).
+        checkpoints: int [E], each episode's demonstrator checkpoint (``cfg.validation="latest"`` needs them).
 
     Returns:
         ``(model, metrics)``: a ``RewardNet`` (or ``RewardEnsemble`` when ``cfg.ensemble > 1``) on CPU in eval mode,
-        holding the weights of the best validation accuracy; metrics per member plus their summary.
+        holding the weights of the best validation accuracy; metrics per member plus their summary. With
+        ``cfg.bootstrap`` each member trains on its own resample of the training pairs (``bootstrap_resample``).
     """
     device = torch.device(device)
     if pairs is None:
         if ranking is None:
             raise ConfigError("train_reward needs a ranking to sample snippet pairs from, or the pairs themselves")
-        train_p, val_p = split_by_episode_pairs(_sample(source, ranking, cfg, rng), cfg.val_frac, rng)
+        train_p, val_p = sample_split(source, ranking, cfg, rng, checkpoints)
     else:
         train_p, val_p = pairs
     nets, runs = [], []
@@ -184,7 +225,9 @@ def train_reward(
     try:
         for k in range(cfg.ensemble):
             gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-            net, m = _train_one(source, train_p, val_p, cfg, game, rng, gen, device, progress, writer, k)
+            member_p = bootstrap_resample(train_p, rng) if cfg.bootstrap else train_p
+            net, m = _train_one(source, member_p, val_p, cfg, game, rng, gen, device, progress, writer, k)
+            m.update(train_pairs=_digest(member_p), distinct_train_pairs=_n_distinct(member_p))
             nets.append(net)
             runs.append(m)
     finally:
@@ -199,12 +242,29 @@ def train_reward(
         wall_seconds=float(sum(r["wall_seconds"] for r in runs)),
         stopped=[r["stopped"] for r in runs],
     )
+    if cfg.validation == "latest" and checkpoints is not None:
+        metrics["held_out_episodes"] = latest_checkpoint_episodes(checkpoints).tolist()
     if log_dir is not None:
         from trex_bench.core.io import write_json
 
         write_json(Path(log_dir) / "train_log.json", dict(config=asdict(cfg), metrics=metrics))
     model: RewardNet | RewardEnsemble = nets[0] if len(nets) == 1 else RewardEnsemble(nets)
     return model.eval(), metrics
+
+
+def _rows(pairs: SnippetPairs) -> np.ndarray:
+    return np.stack([pairs.ep_a, pairs.start_a, pairs.ep_b, pairs.start_b, pairs.length, pairs.label], 1)
+
+
+def _digest(pairs: SnippetPairs) -> str:
+    """16 hex digits naming a training set (its pairs in order): bootstrap members' sets differ, plain ones match."""
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(_rows(pairs), dtype=np.int64).tobytes()).hexdigest()[:16]
+
+
+def _n_distinct(pairs: SnippetPairs) -> int:
+    return len(np.unique(_rows(pairs), axis=0))
 
 
 def _improved(select: str, acc: float, vloss: float, best_acc: float, best_loss: float) -> bool:
