@@ -212,3 +212,28 @@ def test_cli_refuses_a_choice_for_drex(capsys):
 
     assert main(["extrapolation", "breakout", "--method", "drex", "--choice", "latest"]) == 2
     assert "--choice applies to --method trex" in capsys.readouterr().err
+
+
+def test_the_choice_table_tallies_wins_on_unseen_rho():
+    import importlib.util
+
+    import pandas as pd
+
+    spec = importlib.util.spec_from_file_location("reward_choice_table",
+                                                  Path(__file__).resolve().parents[2] / "tools" / "reward_choice_table.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    def row(game, method, seed, rho):
+        return dict(game=game, method=method, seed=seed, spearman_mean_unseen=rho, beyond_best_accuracy=0.6,
+                    sigmoid_constant_share_unseen=0.9)
+
+    df = pd.DataFrame([row("pong", "trex", s, r) for s, r in enumerate([0.5, 0.7, 0.6])]  # default 0.60 ± 0.10
+                      + [row("pong", "trex+latest", 0, 0.65), row("pong", "trex+ensemble", 0, 0.9)]
+                      + [row("hero", "trex", 0, 0.8), row("hero", "trex+latest", 0, 0.7)]
+                      + [row("qbert", "trex+latest", 0, 0.9), row("qbert", "drex", 0, 0.1)])  # no default: left out
+    text = mod.choice_table(df)
+    assert "| pong | default | 3 | 0.60 ± 0.10 |" in text and "| pong | latest | 1 | 0.65 |" in text
+    assert "| hero | latest | 1 | 0.70 | 0.60 | 0.90 | -0.10 |" in text and "qbert" not in text
+    assert "**latest** beats the default on 1 of 2 games (0 by more than the default's seed std)" in text
+    assert "**ensemble** beats the default on 1 of 1 games (1 by more than the default's seed std)" in text
