@@ -78,7 +78,7 @@ def run_arms(args: argparse.Namespace, cfg: PPOConfig, arms: dict[str, dict[str,
     totals = {arm: [0, 0.0] for arm in arms}
     for rep in range(args.repeats):
         for arm, kwargs in arms.items():
-            out = train_ppo(PPOJob(args.game, cfg, seed=rep, device=args.device), tmp / f"{arm}-{rep}", progress=False, **kwargs)
+            out = train_ppo(PPOJob(args.game, cfg, seed=rep, device=args.device, **kwargs), tmp / f"{arm}-{rep}", progress=False)
             card = read_json(out / "card.json")
             totals[arm][0] += card["steps"]
             totals[arm][1] += card["wall_s"]

@@ -23,14 +23,16 @@ from trex_bench.analysis.browser import find_chromium
 from trex_bench.cli import main
 from trex_bench.core.errors import ConfigError, DataError
 from trex_bench.core.types import DemoSet, Episode
-from trex_bench.label.clips import clip_grid, make_pairs, render_clip, sample_clip_pairs
+from trex_bench.label.clips import clip_grid, make_pairs, sample_clip_pairs
 from trex_bench.label.server import LabelApp, find_pairs_folder, make_server
-from trex_bench.reward.clip_pairs import Clip, ClipPair, PairSet, read_pairs, write_pairs
+from trex_bench.reward.clip_pairs import Clip, ClipPair, PairSet, read_pairs, render_clip, write_pairs
 from trex_bench.reward.labels import (
     COLUMNS,
     Label,
     append_label,
+    append_labels,
     check_labels,
+    episode_index,
     label_format,
     labelled_snippet_pairs,
     read_labels,
@@ -40,13 +42,14 @@ from trex_bench.reward.labels import (
 N_PAIRS = 6
 
 
-def _label(pair: int, answer: str = "left", game: str = "breakout", left=(0, 0, 25), right=(1, 25, 25)) -> Label:
-    return Label(pair, game, Clip(*left), Clip(*right), "ann", answer, 1700000000.0 + pair)
+def _label(pair: int, answer: str = "left", left=(0, 0, 0, 25), right=(1, 0, 25, 25)) -> Label:
+    return Label(pair, Clip(*left), Clip(*right), "ann", answer, 1700000000.0 + pair)
 
 
 def _pairset(n: int = 3, game: str = "breakout", source: dict | None = None) -> PairSet:
     pairs = tuple(
-        ClipPair(Clip(0, 25 * k, 25), Clip(1, 25 * k, 25), f"clips/a{k}.gif", f"clips/b{k}.gif") for k in range(n)
+        ClipPair(Clip(0, 0, 25 * k, 25), Clip(1, 0, 25 * k, 25), f"clips/a{k}.gif", f"clips/b{k}.gif")
+        for k in range(n)
     )
     return PairSet(game, source or {"kind": "demos", "path": "d", "content_hash": "x"}, pairs)
 
@@ -66,7 +69,9 @@ def test_answers_append_as_whole_lines_and_read_back(tmp_path):
         assert append_label(path, _label(k, answer)) == (_label(k, answer), True)
     lines = path.read_text().splitlines()
     assert lines[0] == ",".join(COLUMNS) and len(lines) == 5
-    assert lines[1] == "0,breakout,0,0,25,1,25,25,ann,left,1700000000.000"
+    assert lines[0] == ("pair,left_seed,left_reset,left_start,left_length,right_seed,right_reset,right_start,"
+                        "right_length,labeler,answer,unix_time")
+    assert lines[1] == "0,0,0,0,25,1,0,25,25,ann,left,1700000000.000"
     assert read_labels(path) == tuple(_label(k, a) for k, a in enumerate(("left", "right", "equal", "skip")))
     assert not path.with_name("labels.csv.tmp").exists()
 
@@ -78,6 +83,11 @@ def test_a_second_answer_to_a_pair_is_a_no_op(tmp_path):
     stands, written = append_label(path, _label(0, "right"))
     assert (stands.answer, written) == ("left", False)
     assert path.read_bytes() == before
+    # a batch (the synthetic oracle's) writes each new pair once, in one write; the first answer of each stands
+    got = append_labels(path, [_label(1, "right"), _label(0, "right"), _label(1, "left"), _label(2, "skip")])
+    assert [(lab.pair, lab.answer, w) for lab, w in got] == [(1, "right", True), (0, "left", False),
+                                                             (1, "right", False), (2, "skip", True)]
+    assert [(lab.pair, lab.answer) for lab in read_labels(path)] == [(0, "left"), (1, "right"), (2, "skip")]
 
 
 def test_concurrent_writers_keep_every_answer_exactly_once(tmp_path):
@@ -107,10 +117,10 @@ def test_a_cut_off_last_line_was_never_an_answer(tmp_path):
     path = tmp_path / "labels.csv"
     append_label(path, _label(0))
     whole = path.read_bytes()
-    path.write_bytes(whole + b"1,breakout,0,0,2")  # a crash in the middle of writing pair 1
+    path.write_bytes(whole + b"1,0,0,0,25,1,0,2")  # a crash in the middle of writing pair 1
     assert [lab.pair for lab in read_labels(path)] == [0]
     append_label(path, _label(2))
-    assert [lab.pair for lab in read_labels(path)] == [0, 2] and b"0,0,2\n" not in path.read_bytes()
+    assert [lab.pair for lab in read_labels(path)] == [0, 2] and path.read_bytes() == whole + _line(_label(2))
     # a whole last row without its line break (a hand edit) is an answer and stays one
     path.write_bytes(path.read_bytes() + _line(_label(3))[:-1])
     append_label(path, _label(4))
@@ -125,19 +135,19 @@ def _line(label: Label) -> bytes:
     "text, match",
     [
         ("A,B,label,scoreA,scoreB\n1,2,0,3,4\n", "not a labels CSV of this project"),
-        (",".join(COLUMNS) + "\n0,breakout,0,0,25,1,0,25,ann,better,1.0\n1,breakout,0,0,25,1,0,25,ann,left,1\n",
+        (",".join(COLUMNS[:3]) + ",left_episode\n", "not a labels CSV of this project"),  # the old page format
+        (",".join(COLUMNS) + "\n0,0,0,0,25,1,0,0,25,ann,better,1.0\n1,0,0,0,25,1,0,0,25,ann,left,1\n",
          r"labels.csv:2: answer must be one of left, right, equal, skip"),
-        (",".join(COLUMNS) + "\n0,breakout,0,0,25,1,0,25,ann,left\n0,breakout,0,0,25,1,0,25,ann,left,1\n",
-         r"labels.csv:2: 10 fields, expected 11"),
-        (",".join(COLUMNS) + "\n0,pong,0,0,25,1,0,25,ann,left,1.0\n", "a pong label, but these labels are for breakout"),
-        (",".join(COLUMNS) + "\n0,breakout,-1,0,25,1,0,25,ann,left,1.0\n", "episode >= 0"),
+        (",".join(COLUMNS) + "\n0,0,0,0,25,1,0,0,25,ann,left\n0,0,0,0,25,1,0,0,25,ann,left,1\n",
+         r"labels.csv:2: 11 fields, expected 12"),
+        (",".join(COLUMNS) + "\n0,-1,0,0,25,1,0,0,25,ann,left,1.0\n", "seed, reset, start >= 0"),
     ],
 )
 def test_bad_label_files_are_one_line_errors(tmp_path, text, match):
     path = tmp_path / "labels.csv"
     path.write_text(text)
     with pytest.raises(DataError, match=match) as e:
-        read_labels(path, game="breakout")
+        read_labels(path)
     assert "\n" not in str(e.value)
     with pytest.raises(DataError):  # and nothing is appended to a file that cannot be read
         append_label(path, _label(7))
@@ -146,23 +156,21 @@ def test_bad_label_files_are_one_line_errors(tmp_path, text, match):
 
 def test_a_label_is_one_line_of_known_values():
     with pytest.raises(ConfigError, match="labeler"):
-        _label(0).__class__(0, "breakout", Clip(0, 0, 25), Clip(1, 0, 25), "ann\nevil", "left", 1.0)
+        Label(0, Clip(0, 0, 0, 25), Clip(1, 0, 0, 25), "ann\nevil", "left", 1.0)
     with pytest.raises(ConfigError, match="answer"):
         _label(0, "better")
     with pytest.raises(ConfigError, match="integer"):
-        Clip(0, 1.5, 25)  # type: ignore[arg-type]
+        Clip(0, 0, 1.5, 25)  # type: ignore[arg-type]
 
 
 def test_labels_are_checked_against_their_pairs(tmp_path):
     pairs = _pairset(3)
-    ok = (Label(1, "breakout", Clip(0, 25, 25), Clip(1, 25, 25), "ann", "left", 1.0),)
+    ok = (Label(1, Clip(0, 0, 25, 25), Clip(1, 0, 25, 25), "ann", "left", 1.0),)
     check_labels(ok, pairs, "labels.csv")
-    with pytest.raises(DataError, match="pair 5 is not among the 3 pairs"):
+    with pytest.raises(DataError, match="pair 5 is not among the 3 breakout pairs"):
         check_labels((_label(5),), pairs, "labels.csv")
-    with pytest.raises(DataError, match=r"pair 0 names clips \(0, 0, 25\) and \(1, 25, 25\), but the pairs folder"):
+    with pytest.raises(DataError, match=r"pair 0 names clips \(0, 0, 0, 25\) and \(1, 0, 25, 25\), but the pairs"):
         check_labels((_label(0),), pairs, "labels.csv")
-    with pytest.raises(DataError, match="labelled as pong, but the pairs are breakout"):
-        check_labels((_label(0, game="pong", right=(1, 0, 25)),), pairs, "labels.csv")
 
 
 def test_pairs_file_round_trip_and_refusals(tmp_path):
@@ -171,9 +179,14 @@ def test_pairs_file_round_trip_and_refusals(tmp_path):
     with pytest.raises(DataError, match="not a pairs folder"):
         read_pairs(tmp_path / "nothing")
     d = json.loads((tmp_path / "pairs.json").read_text())
-    (tmp_path / "pairs.json").write_text(json.dumps(d | {"schema": 2}))
-    with pytest.raises(DataError, match="not a pairs file of schema 1"):
+    assert d["pairs"][0]["left"] == {"seed": 0, "reset": 0, "start": 0, "length": 25, "file": "clips/a0.gif"}
+    (tmp_path / "pairs.json").write_text(json.dumps(d | {"schema": 1}))  # the old (episode, start, length) pairs
+    with pytest.raises(DataError, match="not a pairs file of schema 2"):
         read_pairs(tmp_path)
+    online = PairSet("breakout", {"kind": "online"}, (ClipPair(Clip(3, 1, 9, 25), Clip(4, 0, 1, 25), None, None,
+                                                               step=64, p_right=0.25, disagreement=0.01),))
+    write_pairs(tmp_path, online)
+    assert read_pairs(tmp_path) == online  # the online loop's queries: the same schema, no GIF for the oracle's
     d["pairs"][0]["left"]["file"] = "../../etc/passwd"
     (tmp_path / "pairs.json").write_text(json.dumps(d))
     with pytest.raises(DataError, match="relative path inside the pairs folder"):
@@ -196,14 +209,18 @@ def test_label_format_tells_the_page_csv_from_the_mturk_csv(tmp_path):
 
 
 def test_answers_become_snippet_pairs_over_exactly_the_labelled_clips():
-    labels = (_label(0, "left"), _label(1, "right", left=(2, 50, 25), right=(0, 75, 25)), _label(2, "equal"),
+    labels = (_label(0, "left"), _label(1, "right", left=(2, 0, 50, 25), right=(0, 0, 75, 25)), _label(2, "equal"),
               _label(3, "skip"))
-    sp = snippet_pairs(labels)
+    episode_of = {(0, 0): 0, (1, 0): 1, (2, 0): 2}  # (seed, reset) → episode
+    sp = snippet_pairs(labels, episode_of)
     assert sp.ep_a.tolist() == [0, 2] and sp.start_a.tolist() == [0, 50]
     assert sp.ep_b.tolist() == [1, 0] and sp.start_b.tolist() == [25, 75]
     assert sp.length.tolist() == [25, 25] and sp.stride == 1 and sp.label.tolist() == [0, 1]  # 1: right preferred
+    assert snippet_pairs(labels[:1], {(0, 0): 7, (1, 0): 3}).ep_a.tolist() == [7]  # the id, not a position, counts
     with pytest.raises(DataError, match="none of the 2 answers prefers a clip"):
-        snippet_pairs((_label(0, "equal"), _label(1, "skip")))
+        snippet_pairs((_label(0, "equal"), _label(1, "skip")), episode_of)
+    with pytest.raises(DataError, match=r"clip \(1, 0, 25, 25\) names no episode"):
+        snippet_pairs(labels[:1], {(0, 0): 0})
 
 
 def _demoset(n: int, length: int = 99, seed: int = 0) -> DemoSet:
@@ -219,15 +236,25 @@ def test_labelled_snippet_pairs_refuse_labels_of_another_demo_set(tmp_path):
     ds = _demoset(2)
     write_pairs(tmp_path, _pairset(2, source={"kind": "demos", "path": "d", "content_hash": ds.content_hash()}))
     path = tmp_path / "labels.csv"
-    append_label(path, Label(1, "breakout", Clip(0, 25, 25), Clip(1, 25, 25), "ann", "right", 1.0))
+    append_label(path, Label(1, Clip(0, 0, 25, 25), Clip(1, 0, 25, 25), "ann", "right", 1.0))
     assert labelled_snippet_pairs(ds, path).label.tolist() == [1]
     with pytest.raises(DataError, match="was made from demo set d .* not from this one"):
         labelled_snippet_pairs(_demoset(2, seed=5), path)
-    (tmp_path / "pairs.json").unlink()  # without its pairs folder, the clips must still lie inside the set
-    with pytest.raises(DataError, match=r"clip \(1, 25, 25\), outside the demo set's 1 episodes"):
-        labelled_snippet_pairs(_demoset(1), path)
-    with pytest.raises(DataError, match="a breakout label, but these labels are for pong"):
+    with pytest.raises(DataError, match="holds breakout pairs, but the demo set is pong"):  # another game's folder
         labelled_snippet_pairs(DemoSet("pong", "paper", {}, "t", ds.episodes), path)
+    short = _demoset(2, length=30)
+    write_pairs(tmp_path, _pairset(2, source={"kind": "demos", "path": "d", "content_hash": short.content_hash()}))
+    with pytest.raises(DataError, match=r"names clip \(0, 0, 25, 25\), which is no clip of the demo set"):
+        labelled_snippet_pairs(short, path)
+    twice = DemoSet("breakout", "paper", {}, "test", (ds.episodes[0], ds.episodes[0]))
+    with pytest.raises(DataError, match="episodes 0 and 1 are both game 0 of seed 0"):
+        episode_index(twice, "d")
+    write_pairs(tmp_path, PairSet("breakout", {"kind": "online"}, _pairset(2).pairs))
+    with pytest.raises(DataError, match="online loop's queries"):
+        labelled_snippet_pairs(ds, path)
+    (tmp_path / "pairs.json").unlink()  # labels are read in their pairs folder, never alone
+    with pytest.raises(DataError, match="no pairs.json beside it"):
+        labelled_snippet_pairs(ds, path)
 
 
 # -- clip pairs ------------------------------------------------------------------------------------------------------
@@ -237,11 +264,11 @@ def test_clip_pairs_are_distinct_pairs_of_distinct_clips_in_range():
     lengths = np.array([99, 24, 60])  # 4, 1 and 2 clips of 25 observations
     episode, start = clip_grid(lengths, 25)
     assert list(zip(episode.tolist(), start.tolist())) == [(0, 0), (0, 25), (0, 50), (0, 75), (1, 0), (2, 0), (2, 25)]
-    everything = sample_clip_pairs(lengths, 21, 25, np.random.default_rng(0))  # all C(7, 2) pairs
+    everything = sample_clip_pairs(lengths, 21, 25, np.random.default_rng(0))  # all C(7, 2) pairs of (episode, start)
     keys = {frozenset((a, b)) for a, b in everything}
     assert len(keys) == 21 and all(a != b for a, b in everything)
-    assert all(c.start + c.length <= lengths[c.episode] + 1 for pair in everything for c in pair)
-    assert {a.episode for a, _ in everything} != {0}  # sides are drawn, not fixed by index order
+    assert all(start + 25 <= lengths[episode] + 1 for pair in everything for episode, start in pair)
+    assert {a[0] for a, _ in everything} != {0}  # sides are drawn, not fixed by index order
     again = sample_clip_pairs(lengths, 5, 25, np.random.default_rng(3))
     assert again == sample_clip_pairs(lengths, 5, 25, np.random.default_rng(3))
     with pytest.raises(ConfigError, match="--n 22 is more than the 21 distinct pairs of the 7 clips"):
@@ -308,7 +335,9 @@ def test_pairs_folder_holds_indices_and_clips_of_the_replayed_frames(pairs_dir, 
     assert pairs.game == "breakout" and len(pairs.pairs) == N_PAIRS
     assert pairs.source == {"kind": "demos", "path": str(demos_dir), "content_hash": small_demos.content_hash()}
     p = pairs.pairs[0]
-    frames = replay(small_demos.episodes[p.left.episode], "breakout")
+    episode = episode_index(small_demos, demos_dir)[p.left.seed, p.left.reset]  # the id names the episode
+    assert p.left_file == f"clips/s{p.left.seed}_r{p.left.reset}_t{p.left.start}_l25.gif"
+    frames = replay(small_demos.episodes[episode], "breakout")
     with Image.open(pairs_dir / p.left_file) as im:
         assert im.n_frames <= p.left.length  # Pillow merges identical consecutive frames into one longer frame
         shown = np.asarray(im.convert("L"))[::3, ::3]
@@ -430,10 +459,11 @@ def test_the_page_follows_a_pairs_file_that_grows(fresh_pairs):
 def test_serve_refuses_labels_of_other_pairs(fresh_pairs, capsys):
     append_label(fresh_pairs / "labels.csv", _label(N_PAIRS + 3))
     code, _, err = _run(capsys, "label", "serve", str(fresh_pairs), "--port", "0")
-    assert code == 2 and f"pair {N_PAIRS + 3} is not among the {N_PAIRS} pairs" in err and err.count("\n") == 1
-    (fresh_pairs / "labels.csv").write_text(",".join(COLUMNS) + "\n0,pong,0,0,25,1,0,25,ann,left,1.0\n")
+    assert code == 2 and f"pair {N_PAIRS + 3} is not among the {N_PAIRS} breakout pairs" in err
+    assert err.count("\n") == 1
+    (fresh_pairs / "labels.csv").write_text(",".join(COLUMNS) + "\n0,9,9,0,25,1,0,0,25,ann,left,1.0\n")  # unknown clips
     code, _, err = _run(capsys, "label", "serve", str(fresh_pairs), "--port", "0")
-    assert code == 2 and "a pong label, but these labels are for breakout" in err
+    assert code == 2 and "pair 0 names clips (9, 9, 0, 25) and (1, 0, 0, 25), but the pairs folder has" in err
     code, _, err = _run(capsys, "label", "serve", str(fresh_pairs.parent), "--port", "0", "--labeler", "a\tb")
     assert code == 2 and "labeler must be" in err
     code, _, err = _run(capsys, "label", "serve", str(fresh_pairs / "clips"), "--port", "0")
@@ -570,7 +600,8 @@ def test_the_page_in_headless_chromium(served):
 
 def test_a_pipeline_on_the_pages_labels_needs_no_checkpoints(fresh_pairs, demos_dir):
     """The MTurk CSV names checkpoints; the page's labels name clips of any demo set (here: no checkpoint indices)."""
-    from trex_bench.experiment.pipeline import PipelineConfig, check_inputs
+    from trex_bench.experiment.options import PipelineConfig
+    from trex_bench.experiment.pipeline import check_inputs
 
     app = LabelApp(fresh_pairs, "ann")
     app.answer(_body(app, 0, "left"))

@@ -66,3 +66,82 @@ def test_cli_export_and_import(tiny, tmp_path, capsys):
     assert load_demos(tmp_path / "back").content_hash() == load_demos(tiny).content_hash()
     assert main(["demos", "import-minari", "nope/none-v0", "--out", str(tmp_path / "x")]) == 2
     assert "no local Minari dataset" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad_id", ["bad id", "noversion", "/abs/x-v0", "a/../b-v0", "../x-v0", "x-v0/../../y-v1"])
+def test_a_bad_dataset_id_is_one_line_and_makes_nothing(tiny, tmp_path, capsys, bad_id):
+    """Such an id used to print a traceback and leave `<datasets>/<id>/data/` (or folders outside the datasets
+    folder), after which every export and import failed until the user deleted it."""
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for argv in (["demos", "export-minari", str(tiny), "--out", bad_id],
+                 ["demos", "import-minari", bad_id, "--out", str(tmp_path / "back")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "is not a Minari dataset id" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    minari_root = tmp_path / "minari"
+    assert not minari_root.exists() or not any(minari_root.rglob("data"))
+    if bad_id == "bad id":  # a valid export still works afterwards (it did not, until the folder was deleted)
+        assert main(["demos", "export-minari", str(tiny), "--out", "trex/breakout/fine-v0"]) == 0
+
+
+def _edit_rewards(folder, value):
+    import h5py
+
+    with h5py.File(folder / "main_data.hdf5", "r+") as f:
+        r = f["episode_0/rewards"][...]
+        r[3] = value
+        f["episode_0/rewards"][...] = r
+
+
+def _edit_actions(folder, value):
+    import h5py
+
+    with h5py.File(folder / "main_data.hdf5", "r+") as f:
+        a = f["episode_0/actions"][...]
+        a[3] = value
+        f["episode_0/actions"][...] = a
+
+
+def _relabel_game(folder, game):
+    import json
+
+    meta = json.loads((folder / "metadata.json").read_text())
+    inner = json.loads(meta["trex_bench"])
+    meta["trex_bench"] = json.dumps(inner | {"game": game})
+    (folder / "metadata.json").write_text(json.dumps(meta))
+
+
+def _truncate(folder):
+    path = folder / "main_data.hdf5"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda d: _edit_rewards(d, 1000.0), "do not replay to their record"),
+    (lambda d: _edit_rewards(d, float("nan")), "not a finite number"),
+    (lambda d: _edit_actions(d, 200), "plays action 200"),
+    (lambda d: _relabel_game(d, "pong"), "do not replay to their record"),
+    (_truncate, "cannot be read"),
+], ids=["reward-1000", "reward-nan", "action-200", "game-relabelled", "truncated-hdf5"])
+def test_an_edited_dataset_is_refused_and_nothing_is_written(tiny, tmp_path, capsys, edit, words):
+    """Each of these imported with exit 0 (the NaN one wrote a manifest every later command refused); the truncated
+    file was a traceback."""
+    folder = export_minari(tiny, "trex/breakout/edited-v0", n_envs=2)
+    edit(folder)
+    assert main(["demos", "import-minari", "trex/breakout/edited-v0", "--out", str(tmp_path / "back"),
+                 "--envs", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and words in err, err
+    assert not (tmp_path / "back").exists()
+
+
+def test_import_into_an_existing_set_names_an_overwrite_that_exists(tiny, tmp_path, capsys):
+    export_minari(tiny, "trex/breakout/again-v0", n_envs=2)
+    src = load_demos(tiny)
+    other = save_demos(dataclasses.replace(src, episodes=src.episodes[:1]), tmp_path / "other")
+    assert main(["demos", "import-minari", "trex/breakout/again-v0", "--out", str(other), "--envs", "2"]) == 2
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert main(["demos", "import-minari", "trex/breakout/again-v0", "--out", str(other), "--envs", "2",
+                 "--overwrite"]) == 0
+    assert load_demos(other).content_hash() == load_demos(tiny).content_hash()

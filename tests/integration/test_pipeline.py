@@ -25,7 +25,7 @@ def test_smoke_pipeline_writes_complete_run_folder(smoke_run):
         assert (run / f).exists(), f
     for stage in ["reward", "fidelity", "agent", "eval"]:
         assert (run / stage / "stage.json").exists()
-    assert not [p for p in run.iterdir() if p.name.startswith(".")], "temporary stage folders left behind"
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")], "temporary stage folders left behind"
     assert summary["reused_stages"] == []
 
 
@@ -47,7 +47,7 @@ def test_exactly_one_well_formed_leaderboard_row(smoke_run):
     assert float(row["fidelity_spearman"]) == pytest.approx(fid["correlations"]["pred_mean"]["spearman"])
     assert float(row["pair_accuracy"]) == pytest.approx(fid["pairwise"]["accuracy"])
     config = json.loads((root / "run" / "config.json").read_text())  # the resolved experiment, in every run folder
-    from trex_bench.evaluation.leaderboard import config_hash
+    from trex_bench.core.io import stable_hash as config_hash
 
     assert config["reward"]["n_pairs"] == 200 and row["config_hash"] == config_hash(config | {"device": None})
     from trex_bench.experiment.budgets import ppo_config
@@ -257,3 +257,81 @@ def test_an_interrupted_ppo_stage_goes_on_from_its_newest_checkpoint(tmp_path, m
     other = interrupted("other", "0" * 16)  # made for another config: nothing of it is used
     run_pipeline(cfg.resolve(), out=other, resume=True, leaderboard=None, progress=False, cache_dir=tmp_path / "cache")
     assert read_json(other / "agent" / "card.json")["resumed_from"] is None
+
+
+def test_prefs_runs_end_to_end_with_its_labels_in_the_run_folder(tmp_path):
+    """The online preference loop as a method: its queries and answers in the agent folder, its facts in the card,
+    a leaderboard row; the same command resumed appends nothing and keeps every label."""
+    from trex_bench.core.io import read_json
+
+    cfg = PipelineConfig(game="breakout", method="prefs", budget="smoke", eval_episodes=1).resolve()
+    assert cfg.prefs is not None and cfg.prefs.total_labels == 50 and cfg.prefs.horizon_steps == cfg.ppo.total_steps
+    kw = dict(out=tmp_path / "run", leaderboard=tmp_path / "lb.csv", progress=False, cache_dir=tmp_path / "cache")
+    summary = run_pipeline(cfg, **kw)
+    labels = (tmp_path / "run" / "agent" / "prefs" / "labels.csv").read_text().splitlines()
+    assert len(labels) == 1 + 50 and all(",synthetic," in row for row in labels[1:])
+    card = read_json(tmp_path / "run" / "agent" / "card.json")
+    assert card["reward"]["source"] == "online" and card["online_reward"]["labels_used"] == 50
+    assert summary["row"]["method"] == "prefs" and summary["row"]["reward_transform"] == "normalized"
+    again = run_pipeline(cfg, resume=True, **kw)
+    assert "leaderboard_note" in again
+    assert (tmp_path / "run" / "agent" / "prefs" / "labels.csv").read_text().splitlines() == labels
+    with open(tmp_path / "lb.csv", newline="") as f:
+        assert [r["method"] for r in csv.DictReader(f)] == ["prefs"]
+
+
+@pytest.mark.parametrize("kw", [dict(method="trex", labeler="human"), dict(method="constant", label_noise=0.1),
+                                dict(method="prefs", label_noise=0.7), dict(method="prefs", labeler="robot")])
+def test_preference_options_are_checked_before_anything_runs(kw):
+    with pytest.raises(ValueError):
+        PipelineConfig(**(dict(game="breakout", budget="smoke") | kw)).resolve()
+
+
+def test_a_human_labelled_prefs_run_pauses_for_answers_and_resumes_with_them(tmp_path):
+    """--labeler human: the run waits for the first batch on the page, pauses after the timeout (one line saying how
+    to go on, nothing lost), and the same command with resume goes on with the answers a person gave meanwhile."""
+    from trex_bench.core.errors import LabelsPending
+    from trex_bench.core.io import read_json
+    from trex_bench.label.server import LabelApp, find_pairs_folder
+
+    cfg = PipelineConfig(game="breakout", method="prefs", budget="smoke", labeler="human", eval_episodes=1).resolve()
+    assert cfg.run_name().startswith("breakout-prefs-human-smoke-s0")
+    kw = dict(out=tmp_path / "run", leaderboard=tmp_path / "lb.csv", progress=False, cache_dir=tmp_path / "cache")
+    with pytest.raises(LabelsPending, match="label serve .*again with --resume"):
+        run_pipeline(cfg, label_timeout=0.5, **kw)
+    app = LabelApp(find_pairs_folder(tmp_path / "run"), "ann")  # what `trex-bench label serve RUN` opens
+    while app.state()["next"] is not None:
+        nxt = app.state()["next"]
+        app.answer(dict(pair=nxt["pair"], answer="left", left=nxt["left"]["clip"], right=nxt["right"]["clip"]))
+    answered = (app.folder / "labels.csv").read_text().splitlines()
+    summary = run_pipeline(cfg, resume=True, label_timeout=0.5, **kw)
+    card = read_json(tmp_path / "run" / "agent" / "card.json")
+    assert card["online_reward"]["labeler"] == "human" and summary["row"]["method"] == "prefs"
+    kept = (tmp_path / "run" / "agent" / "prefs" / "labels.csv").read_text().splitlines()
+    assert kept[: len(answered)] == answered  # every answer given while paused is still there
+
+
+def test_random_and_gail_are_methods_with_rows(tmp_path, monkeypatch):
+    """random plays the uniform policy through the eval harness without any model; gail trains PPO on its
+    discriminator against the run's demo set; each appends its row."""
+    import trex_bench.rl.ppo as ppo
+
+    lb = tmp_path / "lb.csv"
+    demos = default_demos("breakout").parent / "ppo-checkpoints"
+    loaded = []
+    monkeypatch.setattr(ppo, "load_agent", lambda *a, **k: loaded.append(a) or (_ for _ in ()).throw(AssertionError))
+    rnd = run_pipeline(PipelineConfig(game="breakout", method="random", budget="smoke", demos=demos).resolve(),
+                       out=tmp_path / "random", leaderboard=lb, progress=False, cache_dir=tmp_path / "cache")
+    assert loaded == [] and rnd["row"]["rl_steps"] == 0 and rnd["row"]["n_episodes"] == 2
+    assert not any((tmp_path / "random").rglob("*.zip")) and not any((tmp_path / "random").rglob("*.safetensors"))
+    monkeypatch.undo()
+    gail = run_pipeline(PipelineConfig(game="breakout", method="gail", budget="smoke", demos=demos,
+                                       eval_episodes=1).resolve(),
+                        out=tmp_path / "gail", leaderboard=lb, progress=False, cache_dir=tmp_path / "cache")
+    from trex_bench.core.io import read_json
+
+    card = read_json(tmp_path / "gail" / "agent" / "card.json")
+    assert card["online_reward"]["method"] == "gail" and card["online_reward"]["rollouts"] >= 1
+    assert gail["row"]["reward_transform"] == "gail"
+    with open(lb, newline="") as f:
+        assert [r["method"] for r in csv.DictReader(f)] == ["random", "gail"]

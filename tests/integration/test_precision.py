@@ -11,23 +11,100 @@ from stable_baselines3.common.torch_layers import NatureCNN
 from trex_bench.core.io import read_json
 from trex_bench.rl.config import PPOConfig, PPOJob
 from trex_bench.rl.ppo import load_agent, train_ppo
-from trex_bench.rl.precision import FastCnnPolicy, FastNatureCNN, bf16_supported, probe_precision, resolve_precision
+from trex_bench.rl.precision import FastCnnPolicy, FastNatureCNN, bf16_supported, resolve_precision
 
 TINY = PPOConfig("tiny", total_steps=64, n_envs=2, n_steps=16, batch_size=16, n_epochs=1)
 
 
-def test_probe_returns_a_valid_mode_and_caches_it_per_machine(tmp_path, monkeypatch):
+class _FakeClock:
+    """A timer the fake update steps advance: fp32 steps take ``fp32`` s, bf16 steps ``bf16`` s."""
+
+    def __init__(self, fp32: float, bf16: float) -> None:
+        self.t, self.cost = 0.0, {False: fp32, True: bf16}
+
+    def __call__(self) -> float:
+        return self.t
+
+    def stepper(self, _space, _x, bf16: bool):
+        def step() -> None:
+            self.t += self.cost[bf16]
+
+        return step
+
+
+@pytest.fixture
+def fake_probe(tmp_path, monkeypatch):
+    """No real probing: update steps that only advance a fake clock (bf16 twice as fast), a load average of 0.5."""
+    from trex_bench.rl import precision
+
+    clock = _FakeClock(fp32=0.002, bf16=0.001)
     monkeypatch.setenv("TREX_BENCH_CACHE", str(tmp_path))
-    out = probe_precision(rounds=1, steps=1, batch=8)
-    assert out["choice"] in ("fp32", "bf16") and out["stacks_per_s"]["fp32"] > 0
+    monkeypatch.setattr(precision, "_update_step", clock.stepper)
+    monkeypatch.setattr(precision, "bf16_supported", lambda device="cpu": True)
+    monkeypatch.setattr(precision.os, "getloadavg", lambda: (0.5, 0.5, 0.5))
+    real = precision.probe_precision
+    calls = []
+
+    def probe(device="cpu"):
+        calls.append(device)
+        return real(device, rounds=3, steps=2, batch=8, clock=clock)
+
+    monkeypatch.setattr(precision, "probe_precision", probe)
+    return calls
+
+
+def test_probe_records_its_margin_load_and_time_and_caches_it_per_machine(tmp_path, fake_probe):
     mode, record = resolve_precision("auto")
-    assert mode in ("fp32", "bf16") and record["asked"] == "auto" and record["choice"] == mode
+    assert mode == "bf16" and record["stacks_per_s"] == {"fp32": 4000.0, "bf16": 8000.0}
+    assert record["margin"] == 2.0 and record["load"] == 0.5 and record["cores"] >= 1 and record["probed_at"] > 0
+    assert record["reason"].startswith("probed now (no cached probe")
     cached = json.loads((tmp_path / "precision.json").read_text())
-    assert cached[record["machine"]]["choice"] == mode
-    # a second call reads the cache rather than probing again
-    cached[record["machine"]]["choice"] = "fp32" if mode == "bf16" else "bf16"
+    assert cached[record["machine"]]["choice"] == "bf16"
+    # a second call reads the robust cached choice rather than probing again
+    cached[record["machine"]]["choice"] = "fp32"
     (tmp_path / "precision.json").write_text(json.dumps(cached))
-    assert resolve_precision("auto")[0] != mode
+    mode, again = resolve_precision("auto")
+    assert (mode, len(fake_probe), again["reason"]) == ("fp32", 1, "the cached probe of this machine"), again
+
+
+@pytest.mark.parametrize("entry, why", [
+    (dict(margin=1.1), "margin was small (1.10x"),
+    (dict(load=4.0, cores=2), "ran under load (4.0 on 2 cores)"),
+    (dict(probed_at=0), "older than 30 days"),
+    (dict(margin=None), "did not record its margin, load and time"),
+])
+def test_a_cached_choice_made_under_load_or_by_a_small_margin_is_probed_again(tmp_path, fake_probe, entry, why):
+    """A quickstart's probe under load (bf16 325 vs fp32 520 stacks/s on a CPU where idle bf16 is 1.9x faster)
+    was cached as fp32 forever."""
+    import time as _time
+
+    from trex_bench.rl import precision
+
+    machine = precision._machine_key(torch.device("cpu"))
+    stale = {"choice": "fp32", "stacks_per_s": {"fp32": 520.0, "bf16": 325.0}, "margin": 1.6, "load": 0.1,
+             "cores": 2, "probed_at": _time.time() - 3600} | entry
+    (tmp_path / "precision.json").write_text(json.dumps({machine: stale}))
+    mode, record = resolve_precision("auto")
+    assert len(fake_probe) == 1 and mode == "bf16" and why in record["reason"]
+    line = precision.precision_line(mode, record)
+    assert line.startswith("precision bf16: --precision auto, probed now (") and "2.00x" in line
+    assert "load 0.5 on" in line and len(line.splitlines()) == 1
+
+
+def test_a_robust_cached_choice_is_kept(tmp_path, fake_probe):
+    import time as _time
+
+    from trex_bench.rl import precision
+
+    machine = precision._machine_key(torch.device("cpu"))
+    good = {"choice": "fp32", "stacks_per_s": {"fp32": 1624.0, "bf16": 1100.0}, "margin": 1.48, "load": 0.3,
+            "cores": 2, "probed_at": _time.time() - 86400}
+    (tmp_path / "precision.json").write_text(json.dumps({machine: good}))
+    mode, record = resolve_precision("auto")
+    assert mode == "fp32" and not fake_probe
+    assert precision.precision_line(mode, record) == (
+        "precision fp32: --precision auto, the cached probe of this machine: bf16 1,100, fp32 1,624 stacks/s "
+        "(1.48x), load 0.3 on 2 cores")
 
 
 def test_unknown_precision_is_refused_before_anything_is_written(tmp_path):
@@ -43,9 +120,12 @@ def test_unknown_precision_is_refused_before_anything_is_written(tmp_path):
 
 
 def test_fp32_keeps_sb3s_own_extractor_and_records_the_mode(tmp_path):
-    out = train_ppo(PPOJob("breakout", TINY, seed=0, precision="fp32"), tmp_path / "agent", progress=False)
+    lines = []
+    out = train_ppo(PPOJob("breakout", TINY, seed=0, precision="fp32"), tmp_path / "agent", progress=False,
+                    log=lines.append)
     card = read_json(out / "card.json")
     assert card["precision"] == "fp32" and card["precision_probe"] == {"asked": "fp32"}
+    assert lines == ["precision fp32: asked for (--precision fp32)"]  # which precision, and why, in one line
     model, _ = load_agent(out)
     assert type(model.policy.features_extractor) is NatureCNN  # the numerics of every row made before bf16 existed
 

@@ -336,7 +336,7 @@ def test_every_input_keys_its_stage(smoke_run, change, stage):
     root, cfg, kw, _ = smoke_run
     if "kl_to" in change:  # a folder with a card: a missing one is refused before any stage (D6)
         (root / change["kl_to"]).mkdir(exist_ok=True)
-        (root / change["kl_to"] / "card.json").write_text("{}")
+        (root / change["kl_to"] / "card.json").write_text('{"kind": "bc_policy"}')
         change = change | {"kl_to": root / change["kl_to"]}
     with pytest.raises(ValueError, match=rf"{stage} was made by another config"):
         run_pipeline(dataclasses.replace(cfg, **change).resolve(), resume=True, **kw)

@@ -150,3 +150,35 @@ def test_a_resumed_run_can_be_extended_but_not_shortened(finished, tmp_path):
     card = read_json(out / "card.json")
     assert (card["resumed_from"], card["steps"]) == (32, 160)
     assert read_json(out / RUN_FILE)["config"]["total_steps"] == 160
+
+
+def test_a_cut_gail_run_resumes_with_the_discriminator_of_its_checkpoint(tmp_path, breakout_demos):
+    """An online reward's state is saved beside every checkpoint and restored with the policy: a GAIL run cut after
+    its first checkpoint goes on with that checkpoint's discriminator, not a fresh one."""
+    import numpy as np
+
+    from trex_bench.demos.frames import FrameCache
+    from trex_bench.rl.gail import GAILReward
+    from trex_bench.rl.gail_config import GAILConfig
+    from trex_bench.rl.online import state_folder
+
+    def gail() -> GAILReward:
+        cfg = GAILConfig(batch_size=32, heldout_size=64)
+        return GAILReward("breakout", breakout_demos, FrameCache(breakout_demos, tmp_path / "cache"), cfg,
+                          np.random.default_rng(0))
+
+    job = PPOJob("breakout", TINY, seed=0, reward="online")
+    out = train_ppo(job, tmp_path / "agent", progress=False, resume=True, online=gail())
+    saved = state_folder(out / "checkpoints" / "ppo_48_steps.zip")
+    assert (saved / "discriminator.safetensors").is_file() and (out / "online").is_dir()
+    _cut_after_first_checkpoint(out)
+    fresh = gail()
+    loaded = []
+    original_load = fresh.load
+    fresh.load = lambda folder: (loaded.append(Path(folder)), original_load(folder))[1]  # type: ignore[method-assign]
+    train_ppo(job, out, progress=False, resume=True, online=fresh)
+    assert loaded == [saved]
+    card = read_json(out / "card.json")
+    assert card["resumed_from"] == 32 and card["online_reward"]["method"] == "gail"
+    with pytest.raises(ValueError, match="go together"):
+        train_ppo(PPOJob("breakout", TINY, seed=0), tmp_path / "x", progress=False, online=gail())

@@ -143,11 +143,12 @@ def _mode(p):
 
 
 def test_leaderboard_and_demo_sets_get_the_umask_mode_and_keep_theirs(tmp_path, breakout_demos, umask_022):
-    from trex_bench.evaluation.leaderboard import append_row, config_hash
+    from trex_bench.core.io import stable_hash
+    from trex_bench.evaluation.leaderboard import append_row
 
     row = dict(game="breakout", method="trex", seed=0, mean=1.0, std=0.0, min=1.0, max=1.0, n_episodes=1,
                best_demo=2.0, avg_demo=1.0, beats_best_demo=False, env_profile="paper", budget="smoke",
-               config_hash=config_hash({"a": 1}))
+               config_hash=stable_hash({"a": 1}))
     lb = tmp_path / "leaderboard.csv"
     append_row(lb, row)
     assert _mode(lb) == 0o644

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
+from trex_bench.core.io import stable_hash
 from trex_bench.evaluation.leaderboard import (
     COLUMNS,
     LEGACY_COLUMNS,
     append_row,
-    config_hash,
     read_leaderboard,
     summarize_rows,
 )
@@ -87,7 +87,7 @@ def test_the_same_seed_gives_bit_identical_reward_weights_however_slow_the_machi
 def _row(seed=0, mean=5.0, schedule_steps=None, **kw):
     return dict(game="breakout", method="ppo-true", seed=seed, mean=mean, n_episodes=30, best_demo=16.0,
                 avg_demo=7.25, budget="small", rl_steps=500_736, env_profile="paper", reward_transform="clip",
-                config_hash=config_hash({"s": schedule_steps}), schedule_steps=schedule_steps) | kw
+                config_hash=stable_hash({"s": schedule_steps}), schedule_steps=schedule_steps) | kw
 
 
 def test_rows_of_another_schedule_horizon_are_never_grouped(tmp_path):

@@ -54,7 +54,7 @@ def test_json_round_trip(method, tmp_path):
     (lambda d: d.update(schema=99), "schema"),
     (lambda d: d.update(colour="red"), "unknown experiment config keys: colour"),
     (lambda d: d.pop("eval"), "lacks: eval"),
-    (lambda d: d["reward"].update(lr=-1.0), "lr and passes must be > 0"),
+    (lambda d: d["reward"].update(lr=-1.0), "TrainConfig.lr must be > 0, got -1.0"),
     (lambda d: d["reward"].update(speed=3), "reward"),
     (lambda d: d.update(seed=-1), "--seed"),
     (lambda d: d.update(bc={"lr": 1e-4}), "does not run a bc stage"),

@@ -5,18 +5,20 @@ from __future__ import annotations
 import csv
 import math
 import multiprocessing as mp
+import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from trex_bench.evaluation.leaderboard import COLUMNS, append_row, config_hash, read_leaderboard, summarize
+from trex_bench.core.io import stable_hash
+from trex_bench.evaluation.leaderboard import COLUMNS, append_row, read_leaderboard, summarize
 
 
 def _row(seed: int = 0, mean: float = 12.5, method: str = "trex", game: str = "breakout", budget: str = "smoke", **kw) -> dict:
     return dict(game=game, method=method, seed=seed, mean=mean, std=1.0, min=10.0, max=15.0, n_episodes=30,
                 best_demo=32.0, avg_demo=14.5, beats_best_demo=mean > 32, env_profile="paper", budget=budget,
-                config_hash=config_hash({"a": 1})) | kw
+                config_hash=stable_hash({"a": 1})) | kw
 
 
 def test_one_well_formed_row(tmp_path):
@@ -126,7 +128,7 @@ def test_row_from_run_fills_every_result_column(tmp_path):
     card = {"game": "breakout", "profile_settings": {}, "reward": {"source": "model", "transform": "sigmoid"},
             "budget": "smoke", "steps": 2048, "seed": 3, "config": {"n_steps": 64}, "wall_s": 12.0, "device": "cpu",
             "schedule_steps": 10_000_000, "precision": "fp32", "stopped": "total steps"}
-    report = {"game": "breakout", "profile": "paper", "episodes": 30, "mean": 40.0, "std": 2.0, "min": 30.0,
+    report = {"game": "breakout", "profile": "paper", "episodes": 30, "returns": [40.0] * 30, "mean": 40.0, "std": 2.0, "min": 30.0,
               "max": 50.0, "best_demo": 32.0, "avg_demo": 14.5, "beats_best_demo": True, "human_normalized": 1.3}
     row = row_from_run(card, report, "trex", ranking_source="return", fidelity={"correlations": {"pred_mean": {"spearman": 0.9}},
                                                                              "pairwise": {"accuracy": 0.8}})
@@ -191,3 +193,36 @@ def test_recovered_share_of_the_true_rewards_gain_over_survival():
     assert math.isnan(recovered(5.0, 9.0, 9.0))  # the true reward gained nothing over the constant: no scale
     got = recovered(pd.Series([3.0, 3.0]), pd.Series([1.0, 4.0]), pd.Series([5.0, 2.0]))
     assert got.iloc[0] == 0.5 and math.isnan(got.iloc[1])
+
+
+@pytest.mark.parametrize("column, value, words", [
+    ("mean", "abc", "mean = 'abc' is not a number"),
+    ("mean", "nan", "mean = 'nan' is not a finite number"),
+    ("std", "inf", "std = 'inf' is not a finite number"),
+    ("human_normalized", "-Infinity", "human_normalized = '-Infinity' is not a finite number"),
+    ("seed", "-1", "seed = '-1' is not an integer >= 0"),
+    ("seed", "1.5", "seed = '1.5' is not an integer >= 0"),
+    ("game", "", "game is empty"),
+    ("mean", "", "mean is empty"),
+])
+def test_a_metric_that_is_not_a_number_is_refused_naming_file_and_row(tmp_path, capsys, column, value, words):
+    """Such a cell was shown as "nan ± 0.00" by `leaderboard`, the report and `tables stats`, exit 0."""
+    from trex_bench.cli import main
+
+    path = tmp_path / "lb.csv"
+    append_row(path, _row(seed=0))
+    append_row(path, _row(seed=1))
+    rows = list(csv.reader(path.open(newline="")))
+    rows[2][COLUMNS.index(column)] = value
+    with path.open("w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows(rows)
+    text = path.read_text()
+    with pytest.raises(ValueError, match=re.escape(f"{path}: line 3: {words}")):
+        read_leaderboard(path)
+    assert main(["leaderboard", "--csv", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "line 3" in err
+    with pytest.raises(ValueError, match="line 3"):  # and nothing is appended to it
+        append_row(path, _row(seed=2))
+    assert path.read_text() == text
+

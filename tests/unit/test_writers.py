@@ -44,11 +44,11 @@ def _reward(out, *extra):
 
 
 @pytest.mark.parametrize("command, target, kind", [
-    (_bc, "reward", "a reward_model folder, not a bc_policy folder"),
-    (_bc, "thesis", "a non-empty folder, not a bc_policy folder"),
-    (_reward, "bc", "a bc_policy folder, not a reward_model folder"),
-    (_reward, "agent", "agent folder, not a reward_model folder"),
-    (_reward, "thesis", "a non-empty folder, not a reward_model folder"),
+    (_bc, "reward", "is a reward model, not a BC policy"),
+    (_bc, "thesis", "is a non-empty folder, not a BC policy"),
+    (_reward, "bc", "is a BC policy, not a reward model"),
+    (_reward, "agent", "is an agent, not a reward model"),
+    (_reward, "thesis", "is a non-empty folder, not a reward model"),
 ])
 def test_trainers_refuse_a_folder_of_another_kind(folders, capsys, command, target, kind):
     before = sorted(p.name for p in folders[target].iterdir())

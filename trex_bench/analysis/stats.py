@@ -57,8 +57,8 @@ __all__ = [
     "write_stats",
 ]
 
-DEFAULT_METHODS: tuple[str, ...] = ("trex", "drex", "bc", "constant", "ppo-true")
-IMPROVEMENT_OVER: tuple[str, ...] = ("constant", "bc", "drex")  # P(T-REX > each of these)
+DEFAULT_METHODS: tuple[str, ...] = ("trex", "drex", "bc", "gail", "prefs", "random", "constant", "ppo-true")
+IMPROVEMENT_OVER: tuple[str, ...] = ("constant", "bc", "drex", "gail", "prefs", "random")  # P(T-REX > each of these)
 CONTROLS: tuple[str, ...] = ("constant", "ppo-true")  # PPO without demos: their rows' demo set does not split them
 MAX_REPS = 100_000  # rliable's default is 50 000; beyond this a run takes minutes and the CIs no longer move
 RANDOM_SOURCE = "random-policy scores: trex_bench/core/games.py (Mnih et al. 2015, as quoted by T-REX/D-REX; PAPERS.md)"

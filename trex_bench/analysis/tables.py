@@ -72,10 +72,11 @@ TABLES: dict[str, TableSpec] = {
         "trex_table1.csv",
         "trex",
         "return",
-        {"best_demo": "paper best demo", "avg_demo": "paper avg demo", "trex": "paper T-REX"},
+        {"best_demo": "paper best demo", "avg_demo": "paper avg demo", "trex": "paper T-REX", "gail": "paper GAIL"},
+        companion="gail",
         controls=True,
-        source="Brown et al., ICML 2019, Table 1: best of 3 seeds, 30 games each, PPO 50M frames "
-        "(baselines/README.md).",
+        source="Brown et al., ICML 2019, Table 1: best of 3 seeds, 30 games each, PPO 50M frames; its GAIL column "
+        "is the IRL baseline run on the same demos (baselines/README.md).",
     ),
     "mturk": TableSpec(
         "T-REX from human (MTurk) labels vs trex_bench",

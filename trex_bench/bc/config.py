@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from trex_bench.core.errors import ConfigError
+from trex_bench.core.fields import check_fields, check_range
 
 __all__ = ["BCConfig"]
 
@@ -40,12 +41,12 @@ class BCConfig:
     channels_last: bool = True
 
     def __post_init__(self) -> None:
+        check_fields(self)  # types first: a config file's "many" or NaN is named, not compared
         for name in ("batch_size", "max_steps", "eval_every", "max_val_samples"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"BCConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ConfigError(f"BCConfig.lr must be > 0, got {self.lr}")
+            check_range(self, name, 1)
+        for name in ("lr", "max_seconds"):
+            check_range(self, name, 0, open_lo=True)
         if not 0.0 < self.val_frac < 1.0:
-            raise ConfigError(f"BCConfig.val_frac must be in (0, 1), got {self.val_frac}")
-        if self.patience < 0:
-            raise ConfigError(f"BCConfig.patience must be >= 0, got {self.patience}")
+            raise ConfigError(f"BCConfig.val_frac must be in (0, 1), got {self.val_frac!r}")
+        check_range(self, "patience", 0)
+        check_range(self, "weight_decay", 0)

@@ -118,14 +118,17 @@ def train_command(
     device: str = "cpu",
     progress: bool = True,
     created_by: str = "",
+    overwrite: bool = False,
 ) -> Path:
     """``trex-bench bc train``: demos → frame cache → cloned policy folder in ``out``; refuses another game's
-    demos."""
+    demos, and an ``out`` holding anything but a BC policy (``core.io.claim_output``; ``overwrite``: the user's
+    consent to write into it anyway)."""
     from trex_bench.core.games import get_game
-    from trex_bench.core.io import write_json
+    from trex_bench.core.io import claim_output, write_json
     from trex_bench.demos.frames import FrameCache
     from trex_bench.demos.store import load_demos
 
+    claim_output(out, "bc_policy", overwrite)
     g = get_game(game)
     ds = load_demos(demos_dir)
     if ds.game != g.id:
@@ -157,7 +160,8 @@ def train_command(
 def summary_line(metrics: dict[str, Any]) -> str:
     """One line of a BC policy's metrics (its card's ``metrics``), for the command's output."""
     return (
-        f"held-out accuracy {metrics['val_accuracy']:.3f} (majority class {metrics['majority_val_accuracy']:.3f}, "
+        f"held-out accuracy {'n/a' if metrics['val_accuracy'] is None else format(metrics['val_accuracy'], '.3f')} "
+        f"(majority class {metrics['majority_val_accuracy']:.3f}, "
         f"chance {metrics['chance_accuracy']:.3f}), train {metrics['train_accuracy']:.3f}; best step "
         f"{metrics['best_step']} of {metrics['steps']} ({metrics['stopped']})"
     )

@@ -32,6 +32,7 @@ from torch import nn
 
 from trex_bench.bc.config import BCConfig
 from trex_bench.core.errors import ConfigError
+from trex_bench.core.io import finite_or_none
 from trex_bench.core.training import StopRule, default_init_
 from trex_bench.core.types import DemoSet
 
@@ -239,6 +240,72 @@ def _split(demos: DemoSet, cfg: BCConfig, rng: np.random.Generator) -> tuple[np.
     return train_eps, val_eps, (tr_ep, tr_t, tr_a), (va_ep, va_t, va_a)
 
 
+def _action_meanings(demos: DemoSet, given: list[str] | None) -> list[str]:
+    """The env's action names (read from ALE unless given), refusing a recorded action outside them."""
+    meanings = given if given is not None else action_set(demos.game, demos.profile)
+    top = max(int(e.actions.max()) for e in demos.episodes)
+    if top >= len(meanings):
+        raise ConfigError(
+            f"demo action {top} is outside the {len(meanings)}-action set of {demos.game} ({', '.join(meanings)})"
+        )
+    return meanings
+
+
+class _BestWeights:
+    """Validation checks of a BC run: the log of every check and a copy of the weights of the lowest validation
+    loss, restored at the end (the released D-REX code saved the *final* weights over its best checkpoint, silently
+    undoing its own early stopping)."""
+
+    def __init__(self, net: nn.Module, cache: StackSource, val: Pairs, rule: StopRule, device: torch.device) -> None:
+        self.net, self.cache, self.val, self.rule, self.device = net, cache, val, rule, device
+        self.loss, self.acc, self.step, self.state = math.inf, float("nan"), 0, None
+        self.log: list[dict[str, float]] = []
+        self.train_loss = float("nan")
+
+    def check(self, step: int) -> None:
+        acc, vloss = _score(self.net, self.cache, *self.val, self.device)
+        self.log.append(
+            dict(
+                step=step,
+                val_accuracy=acc,
+                val_loss=vloss,
+                train_loss=finite_or_none(self.train_loss),
+                seconds=self.rule.elapsed(),
+            )
+        )
+        improved = vloss < self.loss
+        if improved:
+            self.loss, self.acc, self.step, self.state = vloss, acc, step, copy.deepcopy(self.net.state_dict())
+        self.rule.record(improved)
+
+
+def _optimise(
+    net: nn.Module, cache: StackSource, train: Pairs, cfg: BCConfig, rng: np.random.Generator, best: _BestWeights, bar
+) -> tuple[int, str]:
+    """Adam on the cross-entropy of shuffled passes over ``train`` until ``cfg.max_steps`` or the stop rule; returns
+    (steps taken, why it stopped)."""
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    tr_ep, tr_t, tr_a = train
+    perm = np.empty(0, np.int64)
+    step = 0
+    for step in range(1, cfg.max_steps + 1):
+        if len(perm) < cfg.batch_size:  # shuffled passes over the training pairs
+            perm = np.concatenate([perm, rng.permutation(len(tr_ep))])
+        idx, perm = perm[: cfg.batch_size], perm[cfg.batch_size :]
+        x = torch.from_numpy(cache.stacks(tr_ep[idx], tr_t[idx])).to(best.device)
+        loss = F.cross_entropy(net(x), torch.from_numpy(tr_a[idx]).to(best.device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        best.train_loss = loss.item()
+        bar.update(1)
+        bar.set_postfix(loss=f"{best.train_loss:.3f}", val_loss=f"{best.loss:.3f}")
+        reason = best.rule.after_step(step, best.check)
+        if reason is not None:
+            return step, reason
+    return step, "completed"
+
+
 def train_bc(
     cache: StackSource,
     demos: DemoSet,
@@ -275,82 +342,52 @@ def train_bc(
     device = torch.device(device)
     if len(demos.episodes) < 2:
         raise ConfigError("behaviour cloning needs >= 2 episodes: the held-out split is by episode")
-    meanings = action_meanings if action_meanings is not None else action_set(demos.game, demos.profile)
-    n_actions = len(meanings)
-    top = max(int(e.actions.max()) for e in demos.episodes)
-    if top >= n_actions:
-        raise ConfigError(
-            f"demo action {top} is outside the {n_actions}-action set of {demos.game} ({', '.join(meanings)})"
-        )
-
-    train_eps, val_eps, (tr_ep, tr_t, tr_a), (va_ep, va_t, va_a) = _split(demos, cfg, rng)
-
+    meanings = _action_meanings(demos, action_meanings)
+    train_eps, val_eps, train, val = _split(demos, cfg, rng)
     gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-    net = init_bc_net(n_actions, gen).to(device).train()
+    net = init_bc_net(len(meanings), gen).to(device).train()
     if cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    best: dict[str, Any] = dict(loss=math.inf, acc=float("nan"), step=0, state=None)
-    log: list[dict[str, float]] = []
-    last_loss = float("nan")
-    rule = StopRule(cfg.eval_every, cfg.patience, cfg.max_seconds, "lower validation loss")
-
-    def check(step: int) -> None:
-        acc, vloss = _score(net, cache, va_ep, va_t, va_a, device)
-        log.append(dict(step=step, val_accuracy=acc, val_loss=vloss, train_loss=last_loss, seconds=rule.elapsed()))
-        improved = vloss < best["loss"]
-        if improved:
-            # A copy of the best weights, restored at the end: the released D-REX code saved the *final* weights
-            # over its best checkpoint, silently undoing its own early stopping.
-            best.update(loss=vloss, acc=acc, step=step, state=copy.deepcopy(net.state_dict()))
-        rule.record(improved)
-
-    check(0)
-    perm = np.empty(0, np.int64)
-    stopped, step = "completed", 0
+    best = _BestWeights(
+        net, cache, val, StopRule(cfg.eval_every, cfg.patience, cfg.max_seconds, "lower validation loss"), device
+    )
+    best.check(0)
     bar = progress_bar(cfg.max_steps, "bc", "step", enabled=progress)
-    for step in range(1, cfg.max_steps + 1):
-        if len(perm) < cfg.batch_size:  # shuffled passes over the training pairs
-            perm = np.concatenate([perm, rng.permutation(len(tr_ep))])
-        idx, perm = perm[: cfg.batch_size], perm[cfg.batch_size :]
-        x = torch.from_numpy(cache.stacks(tr_ep[idx], tr_t[idx])).to(device)
-        loss = F.cross_entropy(net(x), torch.from_numpy(tr_a[idx]).to(device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        last_loss = loss.item()
-        bar.update(1)
-        bar.set_postfix(loss=f"{last_loss:.3f}", val_loss=f"{best['loss']:.3f}")
-        reason = rule.after_step(step, check)
-        if reason is not None:
-            stopped = reason
-            break
+    step, stopped = _optimise(net, cache, train, cfg, rng, best, bar)
     bar.close()
-    if log[-1]["step"] != step:
-        check(step)
-    wall = rule.elapsed()
-    net.load_state_dict(best["state"])
+    if best.log[-1]["step"] != step:
+        best.check(step)
+    wall = best.rule.elapsed()
+    net.load_state_dict(best.state)
     net = net.to(memory_format=torch.contiguous_format).cpu().eval()
-    n_tr = min(len(tr_ep), 2000)
-    sub = np.sort(rng.choice(len(tr_ep), n_tr, replace=False))
-    train_acc, train_loss = _score(net, cache, tr_ep[sub], tr_t[sub], tr_a[sub], torch.device("cpu"))
-    majority = int(np.bincount(tr_a, minlength=n_actions).argmax())
-    metrics: dict[str, Any] = dict(
+    metrics = _metrics(net, cache, train, val, best, rng, len(meanings)) | dict(
         steps=step,
-        best_step=int(best["step"]),
-        best_val_loss=float(best["loss"]),
-        val_accuracy=float(best["acc"]),
+        train_episodes=train_eps.tolist(),
+        val_episodes=val_eps.tolist(),
+        stopped=stopped,
+        wall_seconds=wall,
+        log=best.log,
+    )
+    return BCPolicy(net, demos.game, list(meanings), rng=rng), metrics
+
+
+def _metrics(
+    net: nn.Module, cache: StackSource, train: Pairs, val: Pairs, best: _BestWeights, rng: np.random.Generator, n: int
+) -> dict[str, Any]:
+    """The kept weights' scores: validation (best check), training (a random 2 000-pair subset), majority class."""
+    tr_ep, tr_t, tr_a = train
+    sub = np.sort(rng.choice(len(tr_ep), min(len(tr_ep), 2000), replace=False))
+    train_acc, train_loss = _score(net, cache, tr_ep[sub], tr_t[sub], tr_a[sub], torch.device("cpu"))
+    majority = int(np.bincount(tr_a, minlength=n).argmax())
+    return dict(
+        best_step=int(best.step),
+        best_val_loss=finite_or_none(best.loss),
+        val_accuracy=finite_or_none(best.acc),  # None: no check ever improved (a NaN validation loss)
         train_accuracy=train_acc,
         train_loss=train_loss,
         majority_action=majority,
-        majority_val_accuracy=float(np.mean(va_a == majority)),
-        chance_accuracy=1.0 / n_actions,
-        train_episodes=train_eps.tolist(),
-        val_episodes=val_eps.tolist(),
+        majority_val_accuracy=float(np.mean(val[2] == majority)),
+        chance_accuracy=1.0 / n,
         n_train_pairs=int(len(tr_ep)),
-        n_val_pairs=int(len(va_ep)),
-        stopped=stopped,
-        wall_seconds=wall,
-        log=log,
+        n_val_pairs=int(len(val[0])),
     )
-    return BCPolicy(net, demos.game, list(meanings), rng=rng), metrics

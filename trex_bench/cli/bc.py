@@ -47,13 +47,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from trex_bench.bc.folder import train_command
-    from trex_bench.core.io import check_out_folder
+    from trex_bench.bc.folder import summary_line, train_command
+    from trex_bench.core.io import check_cache_dir, read_json
     from trex_bench.experiment.budgets import bc_config
 
-    check_out_folder(args.out, "bc_policy", args.overwrite)
-    from trex_bench.bc.folder import summary_line
-    from trex_bench.core.io import read_json
+    check_cache_dir(args.cache)
 
     out = train_command(
         args.game,
@@ -66,6 +64,7 @@ def run_train(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.no_progress,
         created_by=shlex.join(args.argv),
+        overwrite=args.overwrite,
     )
     print(summary_line(read_json(out / "card.json")["metrics"]))
     print(f"wrote BC policy to {out}")

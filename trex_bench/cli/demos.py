@@ -21,92 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     ds = p.add_subparsers(dest="demos_command", metavar="SUBCOMMAND", required=True)
 
-    c = ds.add_parser(
-        "collect",
-        help="record episodes of a demonstrator",
-        description="Record full episodes of a demonstrator, vectorised, into a demo set folder.",
-        epilog="Example: trex-bench demos collect breakout --demonstrator scripted --episodes 4 --noise 0.25 "
-        "--seed 0 --out my-demos",
-    )
-    c.add_argument("game", help="game id, e.g. breakout (see `trex-bench games`)")
-    c.add_argument(
-        "--demonstrator",
-        required=True,
-        help="scripted | random | noop | sb3:PATH.zip | ppo (train PPO on the true reward, record from "
-        "its early checkpoints: the papers' protocol)",
-    )
-    c.add_argument(
-        "--episodes", type=positive_int, required=True, help="number of full episodes to record (per noise level)"
-    )
-    c.add_argument(
-        "--noise",
-        type=noise_levels,
-        default=[0.0],
-        help="ε of ε-greedy noise around the demonstrator, in [0, 1]; a comma-separated schedule "
-        "(e.g. D-REX's 1.0,0.75,0.5,0.25,0.01,noop) records --episodes episodes at each level into one set; "
-        "'noop' is D-REX's no-op bin (a NOOP-only policy, ranked below every ε)",
-    )
-    c.add_argument("--seed", type=seed, required=True, help="seed of the per-episode reset seeds and of the noise")
-    c.add_argument("--out", type=Path, required=True, help="demo set folder to write")
-    c.add_argument("--profile", default="paper", choices=["paper", "machado"], help="env profile (default: paper)")
-    c.add_argument("--envs", type=positive_int, default=4, help="envs stepped together (default: 4)")
-    c.add_argument("--checkpoint", type=int, default=-1, help="checkpoint index to record with every episode")
-    c.add_argument(
-        "--max-steps", type=positive_int, default=None, help="cap agent steps per episode (recorded as truncated)"
-    )
-    c.add_argument("--overwrite", action="store_true", help="replace a different demo set already in --out")
-    c.add_argument(
-        "--checkpoints",
-        type=positive_int,
-        default=12,
-        help="ppo demonstrator: record from N checkpoints (default 12, T-REX)",
-    )
-    c.add_argument(
-        "--skip-checkpoints",
-        type=nonneg_int,
-        default=0,
-        metavar="K",
-        help="ppo demonstrator: start after the first K checkpoints (the later, unseen set of an existing "
-        "run: e.g. --skip-checkpoints 12 --episodes 3 --final)",
-    )
-    c.add_argument("--final", action="store_true", help="ppo demonstrator: also record from the run's final agent")
-    c.add_argument(
-        "--ppo-budget", default="small", help="ppo demonstrator: PPO budget of the true-reward run (default small)"
-    )
-    c.add_argument(
-        "--checkpoint-every",
-        type=positive_int,
-        default=None,
-        help="ppo demonstrator: agent steps between checkpoints (default: the budget split in N+1)",
-    )
-    c.add_argument(
-        "--ppo-dir",
-        type=Path,
-        default=None,
-        help="ppo demonstrator: PPO run folder to train into, reuse, or go on with when a run there was cut off "
-        "(default: OUT.ppo next to --out)",
-    )
-    c.add_argument(
-        "--precision",
-        choices=["auto", "fp32", "bf16"],
-        default="fp32",
-        help="ppo demonstrator: PPO policy numerics, as `rl train --precision` (default: fp32)",
-    )
-    c.add_argument(
-        "--device",
-        type=torch_device,
-        default="cpu",
-        help="torch device of policy demonstrators (sb3:, bc:) and of the ppo demonstrator's training",
-    )
-    c.add_argument(
-        "--trust-pickle",
-        action="store_true",
-        help="let sb3:PATH.zip load a foreign SB3 zip (no trex-bench card.json) through SB3's own loader, "
-        "which runs the code pickled in it: only for a file you trust",
-    )
-    c.add_argument("--no-progress", action="store_true", help="no progress bar")
-    c.set_defaults(func=run_collect)
-
+    _register_collect(ds)
     v = ds.add_parser(
         "verify",
         help="replay every episode and check its frame hashes and return",
@@ -143,11 +58,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "import-minari",
         help="a Minari dataset written by export-minari back into a demo set",
         description="Rebuild a demo set from a Minari dataset that export-minari wrote; its observations are "
-        "checked against the recorded frame hashes.",
+        "checked against the recorded frame hashes and the set is replayed to its frames and rewards before it is "
+        "written (an edited dataset is refused, nothing written).",
         epilog="Example: trex-bench demos import-minari trex/breakout/ppo-v0 --out ppo-demos-back",
     )
     m.add_argument("name", help="Minari dataset id")
     m.add_argument("--out", type=Path, required=True, help="demo set folder to write")
+    m.add_argument("--overwrite", action="store_true", help="replace a different demo set already in --out")
+    m.add_argument("--envs", type=positive_int, default=4, help="episodes replayed together (default: 4)")
     m.set_defaults(func=run_import_minari)
 
     d = ds.add_parser(
@@ -163,6 +81,74 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--reference", type=Path, default=None, help="a D-REX reference CSV to overlay")
     d.add_argument("--demo-set", type=Path, default=None, help="the original demonstrations (fills the `demos` row)")
     d.set_defaults(func=run_degradation)
+
+
+def _register_collect(ds: argparse._SubParsersAction) -> None:
+    c = ds.add_parser(
+        "collect",
+        help="record episodes of a demonstrator",
+        description="Record full episodes of a demonstrator, vectorised, into a demo set folder.",
+        epilog="Example: trex-bench demos collect breakout --demonstrator scripted --episodes 4 --noise 0.25 "
+        "--seed 0 --out my-demos",
+    )
+    c.add_argument("game", help="game id, e.g. breakout (see `trex-bench games`)")
+    c.add_argument(
+        "--demonstrator",
+        required=True,
+        help="scripted | random | noop | sb3:PATH.zip | ppo (train PPO on the true reward, record from "
+        "its early checkpoints: the papers' protocol)",
+    )
+    c.add_argument(
+        "--episodes", type=positive_int, required=True, help="number of full episodes to record (per noise level)"
+    )
+    c.add_argument(
+        "--noise",
+        type=noise_levels,
+        default=[0.0],
+        help="ε of ε-greedy noise around the demonstrator, in [0, 1]; a comma-separated schedule "
+        "(e.g. D-REX's 1.0,0.75,0.5,0.25,0.01,noop) records --episodes episodes at each level into one set; "
+        "'noop' is D-REX's no-op bin (a NOOP-only policy, ranked below every ε)",
+    )
+    c.add_argument("--seed", type=seed, required=True, help="seed of the per-episode reset seeds and of the noise")
+    c.add_argument("--out", type=Path, required=True, help="demo set folder to write")
+    c.add_argument("--profile", default="paper", choices=["paper", "machado"], help="env profile (default: paper)")
+    c.add_argument("--envs", type=positive_int, default=4, help="envs stepped together (default: 4)")
+    c.add_argument(
+        "--checkpoint",
+        type=_checkpoint_index,
+        default=-1,
+        help="checkpoint index to record with every episode (>= 0; default -1: none)",
+    )
+    c.add_argument(
+        "--max-steps", type=positive_int, default=None, help="cap agent steps per episode (recorded as truncated)"
+    )
+    c.add_argument("--overwrite", action="store_true", help="replace a different demo set already in --out")
+    _ppo_demonstrator_options(c)
+    c.add_argument(
+        "--device",
+        type=torch_device,
+        default="cpu",
+        help="torch device of policy demonstrators (sb3:, bc:) and of the ppo demonstrator's training",
+    )
+    c.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="let sb3:PATH.zip load a foreign SB3 zip (no trex-bench card.json) through SB3's own loader, "
+        "which runs the code pickled in it: only for a file you trust",
+    )
+    c.add_argument("--no-progress", action="store_true", help="no progress bar")
+    c.set_defaults(func=run_collect)
+
+
+def _checkpoint_index(text: str) -> int:
+    """A checkpoint index >= 0, or -1 for none (what an episode records)."""
+    try:
+        v = int(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from e
+    if v < -1:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (or -1: none), got {v}")
+    return v
 
 
 def run_collect(args: argparse.Namespace) -> int:
@@ -221,6 +207,11 @@ def _run_ppo_demonstrator(args: argparse.Namespace, seen: str) -> int:
 
     if args.noise != [0.0]:
         raise ConfigError("--noise is not used with --demonstrator ppo (the checkpoints are the quality levels)")
+    if args.max_steps is not None or args.checkpoint != -1:  # each checkpoint plays full episodes, tagged by itself
+        flag = "--max-steps" if args.max_steps is not None else "--checkpoint"
+        raise ConfigError(
+            f"{flag} is not used with --demonstrator ppo (its episodes are full games of each checkpoint)"
+        )
     ppo_dir: Path = args.ppo_dir or args.out.with_name(args.out.name + ".ppo")
     if args.skip_checkpoints and not (ppo_dir / "card.json").exists():  # a typo must not start a 500k-step run
         raise ConfigError(
@@ -290,7 +281,7 @@ def run_export_minari(args: argparse.Namespace) -> int:
 def run_import_minari(args: argparse.Namespace) -> int:
     from trex_bench.demos.minari_io import import_minari
 
-    ds = import_minari(args.name, args.out)
+    ds = import_minari(args.name, args.out, overwrite=args.overwrite, n_envs=args.envs)
     print(f"wrote {args.out}: {ds.game}, {len(ds.episodes)} episodes from Minari dataset {args.name}")
     return 0
 
@@ -319,3 +310,44 @@ def _print_table(ds) -> None:
         print(f"  {i:4d} {e.ret:9g} {e.length:7d} {e.noise:6.2f} {e.checkpoint:5d}{trunc}")
     r = ds.returns
     print(f"  return: mean {r.mean():.2f}, std {r.std():.2f}, min {r.min():g}, max {r.max():g}")
+
+
+def _ppo_demonstrator_options(c: argparse.ArgumentParser) -> None:
+    """The options of ``--demonstrator ppo``: a true-reward PPO run and the checkpoints recorded from it."""
+    c.add_argument(
+        "--checkpoints",
+        type=positive_int,
+        default=12,
+        help="ppo demonstrator: record from N checkpoints (default 12, T-REX)",
+    )
+    c.add_argument(
+        "--skip-checkpoints",
+        type=nonneg_int,
+        default=0,
+        metavar="K",
+        help="ppo demonstrator: start after the first K checkpoints (the later, unseen set of an existing "
+        "run: e.g. --skip-checkpoints 12 --episodes 3 --final)",
+    )
+    c.add_argument("--final", action="store_true", help="ppo demonstrator: also record from the run's final agent")
+    c.add_argument(
+        "--ppo-budget", default="small", help="ppo demonstrator: PPO budget of the true-reward run (default small)"
+    )
+    c.add_argument(
+        "--checkpoint-every",
+        type=positive_int,
+        default=None,
+        help="ppo demonstrator: agent steps between checkpoints (default: the budget split in N+1)",
+    )
+    c.add_argument(
+        "--ppo-dir",
+        type=Path,
+        default=None,
+        help="ppo demonstrator: PPO run folder to train into, reuse, or go on with when a run there was cut off "
+        "(default: OUT.ppo next to --out)",
+    )
+    c.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16"],
+        default="fp32",
+        help="ppo demonstrator: PPO policy numerics, as `rl train --precision` (default: fp32)",
+    )

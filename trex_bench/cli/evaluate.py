@@ -53,6 +53,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     if args.leaderboard is not None and args.demos is None:
         raise ConfigError("--leaderboard needs --demos: a row compares the agent with a demo set's best and average")
+    method = None
+    if args.leaderboard is not None:  # before playing: no eval.json is written for a row that cannot be appended
+        from trex_bench.core.io import claim_output, read_json
+        from trex_bench.evaluation.leaderboard import agent_method, read_leaderboard
+
+        claim_output(args.leaderboard, "leaderboard")  # the one writer rule, then a torn, foreign or non-numeric file
+        read_leaderboard(args.leaderboard)
+        card = read_json(args.agent / "card.json") if (args.agent / "card.json").is_file() else None
+        if isinstance(card, dict):  # without a card, evaluate_agent refuses the folder in one line
+            method = "bc" if card.get("kind") == "bc_policy" else agent_method(card)
 
     r = evaluate_agent(
         args.agent,
@@ -81,7 +91,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         from trex_bench.evaluation.leaderboard import agent_method, append_row, row_from_run
 
         card = read_json(args.agent / "card.json")
-        row = row_from_run(card, r, agent_method(card), run_id=f"{args.agent.resolve().name}-eval-s{args.seed}")
+        method = method or agent_method(card)
+        row = row_from_run(card, r, method, run_id=f"{args.agent.resolve().name}-eval-s{args.seed}")
         append_row(args.leaderboard, row)
         print(f"appended a {row['method']} row to {args.leaderboard}")
     return 0

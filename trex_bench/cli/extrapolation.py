@@ -50,8 +50,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=list(BUDGETS),
         help="the budget whose reward recipe trains the net: " + " | ".join(BUDGETS) + " (default: quick)",
     )
-    p.add_argument("--demos", type=Path, default=None, help="demo set (default: demos/<game>/ppo-checkpoints)")
-    p.add_argument("--unseen", type=Path, default=None, help="unseen, better set (default: demos/<game>/ppo-later)")
+    p.add_argument(
+        "--demos",
+        type=Path,
+        default=None,
+        help=f"demo set (default: {REPO / 'demos'}/<game>/ppo-checkpoints, committed beside the package that runs)",
+    )
+    p.add_argument(
+        "--unseen", type=Path, default=None, help=f"unseen, better set (default: {REPO / 'demos'}/<game>/ppo-later)"
+    )
     p.add_argument(
         "--drex-demos",
         type=Path,
@@ -111,7 +118,7 @@ def _released_nets(game: str, reference: Path) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from trex_bench.core.games import get_game
-    from trex_bench.core.io import write_json
+    from trex_bench.core.io import check_cache_dir, check_path, claim_output, write_json
     from trex_bench.demos.store import load_demos
     from trex_bench.experiment.extrapolation import choice_label, train_drex_or_reuse, train_or_reuse
     from trex_bench.reward.extrapolation import (
@@ -135,8 +142,16 @@ def run(args: argparse.Namespace) -> int:
         drex_demos = load_demos(drex_dir, game=game)
         check_split(drex_demos, unseen, str(drex_dir), str(unseen_dir), need_ranking=False)
     released = _released_nets(game, args.reference) if args.reference is not None else []  # before any training
-    jobs = []
+    tables = args.results / "tables"
+    claim_output(tables / "extrapolation.csv", "extrapolation_table")  # an unwritable --results fails here, too
+    check_path(tables / "extrapolation.md")
+    check_path(args.results / "plots" / "extrapolation" / game, into=True)
+    check_cache_dir(args.cache)
     label = choice_label(args.method, args.choice)  # the rows' method and the run folders' name
+    if drex_dir is None:  # every seed's folder, before the first is trained
+        for seed in args.seeds:
+            claim_output(args.runs / f"{game}-{label}-{args.budget}-s{seed}", "reward_model")
+    jobs = []
     for seed in args.seeds:
         out = args.runs / f"{game}-{label}-{args.budget}-s{seed}"
         if drex_dir is not None:
@@ -167,7 +182,6 @@ def run(args: argparse.Namespace) -> int:
             f"{r.best_demo:g}); σ(r) constant share {_f(m['sigmoid_constant_share_unseen'])}  [{plot}]"
         )
         results.append(r)
-    tables = args.results / "tables"
     update_table(results, tables / "extrapolation.csv", tables / "extrapolation.md")
     print(f"wrote {tables / 'extrapolation.md'} and {tables / 'extrapolation.csv'}")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from trex_bench.core.games import GAMES
 
@@ -23,6 +24,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.masks:  # before the table: a --masks that cannot be a folder fails first, in one line
+        from trex_bench.core.errors import DataError
+        from trex_bench.core.io import check_path
+
+        if Path(args.masks).exists() and not Path(args.masks).is_dir():
+            raise DataError(f"--masks {args.masks} is a file, not a folder")
+        check_path(Path(args.masks), into=True)
     print(f"{'id':<18}{'ALE id':<19}{'classic id':<32}{'mask top/bottom':>16}{'random':>10}{'human':>10}  paper")
     for g in GAMES.values():
         rnd = "-" if g.random_score is None else f"{g.random_score:g}"

@@ -31,7 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="label pairs of clips yourself, on a local page",
         description="Make pairs of clips from a demo set, then label them on a local web page (two clips side by "
         "side; answer by click or key). The answers go to PAIRS/labels.csv, which `trex-bench reward train "
-        "--ranking human --human-labels PAIRS/labels.csv` trains T-REX on.",
+        "--ranking human --human-labels PAIRS/labels.csv` trains T-REX on. The page serves the online preference "
+        "loop's queries the same way: `trex-bench label serve RUN` shows a person the agent's own clips while PPO "
+        "waits (one format for both: docs/preferences.md).",
         epilog="Example: trex-bench label pairs breakout --demos demos/breakout/ppo-checkpoints --n 100 --out pairs "
         "&& trex-bench label serve pairs   (trex-bench label SUBCOMMAND --help)",
     )
@@ -42,8 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="sample clip pairs from a demo set and render the clips",
         description="Cut the demo set's episodes into clips of --length observations, draw --n distinct pairs of "
         "them and render each clip once (a looping GIF of the 84×84 frames the reward net sees, from exact replay) "
-        "into the pairs folder --out: pairs.json (game, demo set path and content hash, the pairs as (episode, "
-        "start, length) indices) and clips/.",
+        "into the pairs folder --out: pairs.json (game, demo set path and content hash, the pairs as clip ids (seed, "
+        "reset index, start, length) of the set's episodes) and clips/.",
         epilog="Example: trex-bench label pairs breakout --demos demos/breakout/ppo-checkpoints --n 100 --seed 0 "
         "--out pairs-breakout",
     )

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from trex_bench.cli.options import add_config_options, config_defaults, config_kwargs
+from trex_bench.cli.util import positive_seconds
 from trex_bench.experiment.options import PipelineConfig
 
 # With --config the file gives the whole experiment; --device may still say where it runs.
@@ -45,6 +46,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="frame cache folder (default: $TREX_BENCH_CACHE or ~/.cache/trex_bench)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--label-timeout",
+        type=positive_seconds,
+        default=600.0,
+        metavar="S",
+        help="--labeler human: seconds to wait for a person's answers on `trex-bench label serve RUN` before the run "
+        "pauses (rerun the same command with --resume to go on; no answer is lost) (default 600)",
+    )
     p.set_defaults(func=run)
 
 
@@ -58,7 +67,9 @@ def experiment(args: argparse.Namespace) -> Any:
         given = [k for k, default in defaults.items() if k not in _RUN_WHERE and getattr(args, k) != default]
         if given:
             raise ConfigError(f"--config gives the whole experiment; drop {', '.join(given)}")
-        return ExperimentConfig.read(args.config).replace(device=args.device)
+        exp = ExperimentConfig.read(args.config)  # every value checked as the same option would be
+        given_device = any(a == "--device" or a.startswith("--device=") for a in getattr(args, "argv", []))
+        return exp.replace(device=args.device) if given_device or args.device != defaults["device"] else exp
     missing = [k for k in ("game", "method", "budget") if getattr(args, k) is None]
     if missing:
         raise ConfigError(f"pipeline needs {', '.join(missing)} (or --config FILE)")
@@ -76,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         cache_dir=args.cache,
         log=lambda line: print(line, flush=True),
+        label_timeout=args.label_timeout,
     )
     print_summary(summary)
     return 0

@@ -95,11 +95,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from trex_bench.core.io import check_out_folder, read_json
+    from trex_bench.core.io import check_cache_dir, read_json
     from trex_bench.experiment.budgets import reward_config
     from trex_bench.reward.build import summary_line, train_command
 
-    check_out_folder(args.out, "reward_model", args.overwrite)
+    check_cache_dir(args.cache)
     ranking = args.ranking or ("noise" if args.method == "drex" else "return")
     if args.human_labels is not None and ranking != "human":
         raise ConfigError("--human-labels is only used with --ranking human")
@@ -116,6 +116,7 @@ def run_train(args: argparse.Namespace) -> int:
         cache_dir=args.cache,
         device=args.device,
         progress=not args.no_progress,
+        overwrite=args.overwrite,
     )
     print(summary_line(read_json(out / "card.json")["metrics"]))
     print(f"wrote reward model to {out}")
@@ -131,8 +132,10 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_score(args: argparse.Namespace) -> int:
+    from trex_bench.core.io import check_cache_dir
     from trex_bench.reward.fidelity import default_report_path, score_command
 
+    check_cache_dir(args.cache)
     report = score_command(args.model, args.demos, out_json=args.out, cache_dir=args.cache)
     _print_summary(report)
     written = args.out or default_report_path(args.model, report["demos_hash"])

@@ -115,7 +115,7 @@ def run_train(args: argparse.Namespace) -> int:
         precision=args.precision,
         device=args.device,
     )
-    out = train_ppo(job, args.out, progress=not args.no_progress, resume=args.resume)
+    out = train_ppo(job, args.out, progress=not args.no_progress, resume=args.resume, log=print)
     card = read_json(out / "card.json")
     print(
         f"trained PPO on {card['game']} ({card['reward']['source']} reward, budget {card['budget']}): "

@@ -8,16 +8,28 @@ from pathlib import Path
 from trex_bench.cli.options import add_config_options, config_kwargs
 from trex_bench.cli.util import positive_int, seed_list
 from trex_bench.experiment.budgets import BUDGETS
+from trex_bench.experiment.methods import METHODS
 from trex_bench.experiment.options import PipelineConfig
 
 # PipelineConfig fields a sweep passes to every run, and where a sweep's help says it differently.
-_SHARED = ("profile", "demos", "ranking", "human_labels", "precision", "transform", "eval_episodes", "device")
+_SHARED = (
+    "profile",
+    "demos",
+    "ranking",
+    "human_labels",
+    "precision",
+    "transform",
+    "eval_episodes",
+    "device",
+    "label_noise",
+)
 _SHARED_HELP = {
     "demos": "demo set for every run (default: each game's committed set)",
     "human_labels": "MTurk label CSV for --ranking human (T-REX runs)",
     "precision": "PPO policy numerics of every run (see `trex-bench pipeline --help`)",
     "transform": "learned-reward transform of the T-REX/D-REX runs: sigmoid (the papers) | raw | normalized | delta",
     "eval_episodes": "evaluation games per run (default by budget)",
+    "label_noise": "the synthetic labeler's error rate of the prefs runs, in [0, 0.5] (default 0)",
     "device": "torch device of every run (default: cpu)",
 }
 
@@ -50,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog="Example: trex-bench sweep --games breakout --methods trex,drex,constant --seeds 0-2 --budget small",
     )
     p.add_argument("--games", type=_words, required=True, help="comma-separated game ids, e.g. breakout,pong")
-    p.add_argument("--methods", type=_words, required=True, help="comma-separated: trex, drex, bc, ppo-true, constant")
+    p.add_argument("--methods", type=_words, required=True, help="comma-separated: " + ", ".join(METHODS))
     p.add_argument(
         "--seeds", type=seed_list, default=[0], help="comma-separated seeds and ranges, e.g. 0-2 (default 0)"
     )
@@ -104,7 +116,14 @@ def run_sweep_command(args: argparse.Namespace) -> int:
 
     def show(r: JobResult) -> None:
         score = r.score()
-        what = f"{score[0]:.1f} ± {score[1]:.1f}" if score else f"exit {r.returncode}, log {r.log}"
+        if score:
+            what = f"{score[0]:.1f} ± {score[1]:.1f}"
+        elif r.status == "skipped":
+            what = f"finished before, but {r.job.folder / 'summary.json'} holds no score"
+        elif r.status == "busy":
+            what = f"its run folder is in use by another process (see {r.log})"
+        else:
+            what = f"exit {r.returncode}, log {r.log}"
         print(f"[{next(ended)}/{n}] {r.job.name}: {r.status} ({r.wall_s / 60:.1f} min) {what}", flush=True)
 
     results = run_sweep(
@@ -117,6 +136,11 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         address=args.address,
         on_result=show,
     )
-    failed = [r for r in results if r.status == "failed"]
-    print(f"sweep: {n - len(failed)} of {n} run(s) finished; logs in {log_dir}; rows in {args.leaderboard}")
+    failed = [r for r in results if r.status in ("failed", "busy")]
+    busy = sum(r.status == "busy" for r in results)
+    print(
+        f"sweep: {n - len(failed)} of {n} run(s) finished"
+        + (f" ({busy} in use by another process: run the sweep again when it ends)" if busy else "")
+        + f"; logs in {log_dir}; rows in {args.leaderboard}"
+    )
     return 1 if failed else 0

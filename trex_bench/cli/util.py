@@ -99,4 +99,6 @@ def seed_list(text: str) -> list[int]:
         if len(out) + len(span) > MAX_SEEDS:
             raise argparse.ArgumentTypeError(f"at most {MAX_SEEDS} seeds per sweep, got {item!r} (each seed is a run)")
         out.extend(span)
+    if not out:
+        raise argparse.ArgumentTypeError(f"no seed given: {text!r} (e.g. 0, 0-2 or 0,3)")
     return out

@@ -8,7 +8,7 @@ that caught ``ValueError`` before this hierarchy existed still catch them.
 
 from __future__ import annotations
 
-__all__ = ["TrexBenchError", "ConfigError", "DemoError", "DataError", "RunFolderError"]
+__all__ = ["TrexBenchError", "ConfigError", "DemoError", "DataError", "RunFolderError", "LabelsPending"]
 
 
 class TrexBenchError(Exception):
@@ -29,3 +29,8 @@ class DataError(TrexBenchError, ValueError):
 
 class RunFolderError(TrexBenchError, ValueError):
     """A run or stage folder in a state that would need overwriting (finished, made by another config, tampered)."""
+
+
+class LabelsPending(TrexBenchError):
+    """A run paused for answers it needs before it can go on (the online loop's first batch of preference queries);
+    the message says where to give them and how to resume. Everything it wrote so far is whole."""

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from trex_bench.core.errors import ConfigError
-from trex_bench.core.io import atomic_write
+from trex_bench.core.io import atomic_write, claim_output
 from trex_bench.core.types import NOOP_NOISE, DemoSet
 
 __all__ = [
@@ -79,7 +79,8 @@ def read_reference_degradation(csv_path: str | Path) -> tuple[np.ndarray | None,
         accumulated float steps such as ``0.15000000000000002``).
 
     Raises:
-        ValueError: a row that is not ``label, number, …``, or no noise rows (message names the file and line).
+        ValueError: a row that is not ``label, number, …`` (a NaN or infinite return included), or no noise rows
+            (message names the file and line).
     """
     path = Path(csv_path)
     demos: np.ndarray | None = None
@@ -95,6 +96,10 @@ def read_reference_degradation(csv_path: str | Path) -> tuple[np.ndarray | None,
                 continue
             try:
                 values = np.array([float(c) for c in row[1:]], dtype=np.float64)
+                if not np.isfinite(values).all():
+                    raise ConfigError(
+                        f"a return that is not a finite number ({row[1 + int(np.argmin(np.isfinite(values)))]})"
+                    )
                 if row[0].lower() == "demos":
                     demos = values
                 else:
@@ -159,6 +164,11 @@ def write_degradation(
 
     Returns:
         ``(csv_path, png_path)``.
+
+    Raises:
+        ValueError: a demo set of another game, a bad reference, or ``<prefix>.csv``/``.png`` holding another kind
+            of file (a leaderboard, a CSV or picture this did not write: ``core.io.claim_output``); nothing is
+            written.
     """
     if demo_set is not None and demo_set.game != demos.game:
         raise ConfigError(f"demo set is of {demo_set.game}, the noise rollouts of {demos.game}")
@@ -168,6 +178,8 @@ def write_degradation(
         read_reference_degradation(reference_csv)
     prefix = Path(out_prefix)
     csv_path, png_path = prefix.with_name(prefix.name + ".csv"), prefix.with_name(prefix.name + ".png")
+    claim_output(csv_path, "degradation")  # never over a leaderboard or any CSV this did not write
+    claim_output(png_path, "plot")
     rows = degradation_rows(demos)
     demo_returns = demo_set.returns.tolist() if demo_set is not None else None
     text = _csv_text(rows, demo_returns)

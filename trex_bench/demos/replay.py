@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -45,75 +46,81 @@ def replay_many(
     """
     episodes = list(episodes)
     n_envs = max(1, min(n_envs, len(episodes)))
-    order = sorted(range(len(episodes)), key=lambda k: (episodes[k].seed, episodes[k].reset_index))
-    queue = list(order)
     ale = make_ale_vector_env(game, profile, n_envs, num_threads=min(n_envs, 2))
     try:
         _check_actions(episodes, game, int(ale.single_action_space.n))
-    except ValueError:
+        return _Replay(ale, episodes, n_envs).run()
+    finally:
         ale.close()
-        raise
-    frames = [np.zeros((e.length + 1, 84, 84), np.uint8) for e in episodes]
-    rewards = [np.zeros(e.length, np.float32) for e in episodes]
-    playing = np.full(n_envs, -1)  # episode index each env plays, -1 = idle
-    chain = np.full(n_envs, -1, dtype=np.int64)  # the chain seed each env is on
-    index = np.full(n_envs, -1, dtype=np.int64)  # the reset index of its current game
-    t = np.zeros(n_envs, np.int64)
 
-    def pick(i: int) -> int:
-        """Position in ``queue`` for env ``i``: its own chain's next game, else a chain no env is on."""
-        same = [q for q, k in enumerate(queue) if episodes[k].seed == chain[i] and episodes[k].reset_index > index[i]]
-        if same:
-            return same[0]
-        busy = {chain[j] for j in range(n_envs) if playing[j] >= 0}
-        free = [q for q, k in enumerate(queue) if episodes[k].seed not in busy]
-        return free[0] if free else 0
 
-    def start(envs: list[int], obs: np.ndarray | None = None) -> None:
-        """Start the next queued episodes on ``envs`` (``obs``: the observations if no reset is needed)."""
-        for i in envs:
-            if not queue:
-                playing[i] = -1
-                continue
-            k = queue.pop(pick(i))
-            ep = episodes[k]
-            mask = np.zeros(n_envs, bool)
-            mask[i] = True
-            if chain[i] != ep.seed or index[i] > ep.reset_index:
-                obs, _ = ale.reset(seed=np.array([ep.seed], np.int64), options={"reset_mask": mask})
-                chain[i], index[i] = ep.seed, 0
-            while index[i] < ep.reset_index:
-                obs, _ = ale.reset(seed=None, options={"reset_mask": mask})
-                index[i] += 1
-            playing[i], t[i] = k, 0
-            assert obs is not None
-            frames[k][0] = obs[i, -1]
+class _Replay:
+    """One replay of ``episodes`` on an ale-py vector env of ``n_envs``: which env plays which episode, and where."""
 
-    try:
-        distinct = list(dict.fromkeys(episodes[k].seed for k in queue))
-        first = (distinct + [episodes[queue[0]].seed] * n_envs)[:n_envs]
-        obs, _ = ale.reset(seed=np.array(first, dtype=np.int64))  # ale-py needs one full reset before partial ones
-        chain[:], index[:] = first, 0
-        start(list(range(n_envs)), obs)
-        while np.any(playing >= 0):
-            acts = np.array([episodes[k].actions[t[i]] if k >= 0 else 0 for i, k in enumerate(playing)], np.int64)
-            obs, rew, term, trunc, _ = ale.step(acts)
+    def __init__(self, ale: Any, episodes: list[Episode], n_envs: int) -> None:
+        self.ale, self.episodes, self.n = ale, episodes, n_envs
+        self.queue = sorted(range(len(episodes)), key=lambda k: (episodes[k].seed, episodes[k].reset_index))
+        self.frames = [np.zeros((e.length + 1, 84, 84), np.uint8) for e in episodes]
+        self.rewards = [np.zeros(e.length, np.float32) for e in episodes]
+        self.playing = np.full(n_envs, -1)  # episode index each env plays, -1 = idle
+        self.chain = np.full(n_envs, -1, dtype=np.int64)  # the chain seed each env is on
+        self.index = np.full(n_envs, -1, dtype=np.int64)  # the reset index of its current game
+        self.t = np.zeros(n_envs, np.int64)
+
+    def run(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        eps = self.episodes
+        distinct = list(dict.fromkeys(eps[k].seed for k in self.queue))
+        first = (distinct + [eps[self.queue[0]].seed] * self.n)[: self.n]
+        obs, _ = self.ale.reset(seed=np.array(first, dtype=np.int64))  # ale-py needs one full reset before partial ones
+        self.chain[:], self.index[:] = first, 0
+        self.start(list(range(self.n)), obs)
+        while np.any(self.playing >= 0):
+            acts = np.array([eps[k].actions[self.t[i]] if k >= 0 else 0 for i, k in enumerate(self.playing)], np.int64)
+            obs, rew, term, trunc, _ = self.ale.step(acts)
             finished = []
-            for i, k in enumerate(playing):
+            for i, k in enumerate(self.playing):
                 if k < 0:
                     continue
-                rewards[k][t[i]] = rew[i]
-                t[i] += 1
-                frames[k][t[i]] = obs[i, -1]
-                if t[i] >= episodes[k].length or term[i] or trunc[i]:
+                self.rewards[k][self.t[i]] = rew[i]
+                self.t[i] += 1
+                self.frames[k][self.t[i]] = obs[i, -1]
+                if self.t[i] >= eps[k].length or term[i] or trunc[i]:
                     finished.append(i)
             if finished:
                 # The next start resets these envs explicitly (seeded, or unseeded along the chain), exactly as
                 # collection did; ale-py's own autoreset never runs on an env that plays a recorded episode.
-                start(finished)
-    finally:
-        ale.close()
-    return list(zip(frames, rewards))
+                self.start(finished)
+        return list(zip(self.frames, self.rewards))
+
+    def pick(self, i: int) -> int:
+        """Position in the queue for env ``i``: its own chain's next game, else a chain no env is on."""
+        eps, q = self.episodes, self.queue
+        same = [p for p, k in enumerate(q) if eps[k].seed == self.chain[i] and eps[k].reset_index > self.index[i]]
+        if same:
+            return same[0]
+        busy = {self.chain[j] for j in range(self.n) if self.playing[j] >= 0}
+        free = [p for p, k in enumerate(q) if eps[k].seed not in busy]
+        return free[0] if free else 0
+
+    def start(self, envs: list[int], obs: np.ndarray | None = None) -> None:
+        """Start the next queued episodes on ``envs`` (``obs``: the observations if no reset is needed)."""
+        for i in envs:
+            if not self.queue:
+                self.playing[i] = -1
+                continue
+            k = self.queue.pop(self.pick(i))
+            ep = self.episodes[k]
+            mask = np.zeros(self.n, bool)
+            mask[i] = True
+            if self.chain[i] != ep.seed or self.index[i] > ep.reset_index:
+                obs, _ = self.ale.reset(seed=np.array([ep.seed], np.int64), options={"reset_mask": mask})
+                self.chain[i], self.index[i] = ep.seed, 0
+            while self.index[i] < ep.reset_index:
+                obs, _ = self.ale.reset(seed=None, options={"reset_mask": mask})
+                self.index[i] += 1
+            self.playing[i], self.t[i] = k, 0
+            assert obs is not None
+            self.frames[k][0] = obs[i, -1]
 
 
 def _check_actions(episodes: list[Episode], game: str, n_actions: int) -> None:

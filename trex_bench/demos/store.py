@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from trex_bench.core.envs import get_profile
-from trex_bench.core.errors import DemoError
+from trex_bench.core.errors import DataError, DemoError
 from trex_bench.core.games import get_game
-from trex_bench.core.io import atomic_write, new_mode, read_json, versions, write_json
+from trex_bench.core.io import atomic_write, check_path, claim_output, new_mode, read_json, versions, write_json
 from trex_bench.core.types import DemoSet, Episode
 
 __all__ = [
@@ -132,8 +132,13 @@ def check_demo_out(out: str | Path, overwrite: bool = False) -> str:
         DemoError: one line naming ``out``.
     """
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise DemoError(f"{out} is a file, not a demo-set folder; choose another --out")
+    try:
+        check_path(out, into=True)  # a name too long, a dangling link, a file above it: before any stat of it
+        if out.exists() and not out.is_dir():
+            raise DemoError(f"{out} is a file, not a demo-set folder; choose another --out")
+        claim_output(out, "demo_set")  # the one writer rule: never into a reward model, an agent, a run folder …
+    except DataError as e:
+        raise DemoError(str(e)) from e
     found = _set_at(out)
     if found is None:
         raise DemoError(
@@ -186,14 +191,23 @@ def save_demos(ds: DemoSet, out: str | Path, overwrite: bool = False, replaces: 
             since ``replaces`` was taken (or since this call began).
     """
     out = Path(out)
+    try:
+        check_path(out, into=True)
+    except DataError as e:
+        raise DemoError(str(e)) from e
+    if out.is_symlink() and out.is_dir():
+        out = out.resolve()  # a link to a folder: the set goes into the folder, the link stays a link
     if _set_at(out) == ds.content_hash():
         return out
     found = check_demo_out(out, overwrite)
     before = found if replaces is None else replaces
     if found != before:
         raise _written_meanwhile(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name[:64]}.", dir=out.parent))
+    except OSError as e:  # a read-only parent: name the user's folder, not the temp folder
+        raise DemoError(f"cannot write {out}: {e.strerror or e}") from e
     trash = None
     try:
         os.chmod(tmp, out.stat().st_mode & 0o7777 if out.is_dir() else new_mode(directory=True))  # not mkdtemp's 0700
@@ -209,7 +223,7 @@ def save_demos(ds: DemoSet, out: str | Path, overwrite: bool = False, replaces: 
                 raise _written_meanwhile(out)
             check_demo_out(out, overwrite)
             if out.exists():
-                trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+                trash = Path(tempfile.mkdtemp(prefix=f".{out.name[:64]}.old.", dir=out.parent))
                 os.replace(out, trash / "old")
             os.replace(tmp, out)
     except BaseException:

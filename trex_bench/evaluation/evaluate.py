@@ -17,12 +17,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from trex_bench.core.envs import make_vec_env
+from trex_bench.core.envs import get_profile, make_vec_env
 from trex_bench.core.errors import ConfigError
 from trex_bench.core.games import get_game, human_normalized
-from trex_bench.core.io import read_json, versions, write_json
+from trex_bench.core.io import check_path, claim_output, read_json, versions, write_json
 
-__all__ = ["evaluate_agent", "episode_seed"]
+__all__ = ["evaluate_agent", "episode_seed", "write_random_policy", "RANDOM_POLICY"]
+
+RANDOM_POLICY = "random_policy"  # card kind of a uniform-random policy folder: evaluated like an agent, loads no model
 
 
 def episode_seed(seed: int, k: int) -> int:
@@ -47,7 +49,8 @@ def evaluate_agent(
     """Play ``episodes`` full games with the agent of ``agent_dir`` and write ``eval.json``.
 
     Args:
-        agent_dir: a ``train_ppo`` folder (``agent.zip`` + ``card.json``).
+        agent_dir: a ``train_ppo`` folder (``agent.zip`` + ``card.json``), a BC folder, or a random-policy folder
+            (``write_random_policy``).
         episodes: number of games (30 in T-REX).
         seed: seeds the games' resets and the policy's action sampling (a ``torch.Generator``).
         deterministic: argmax actions instead of sampling (T-REX samples).
@@ -72,6 +75,8 @@ def evaluate_agent(
         raise ConfigError(f"episodes and n_envs must be >= 1, got {episodes} and {n_envs}")
     dest = _destination(Path(out) if out is not None else Path(agent_dir), overwrite)
     agent, card = _load_actor(agent_dir, device, trust_pickle)
+    if deterministic and isinstance(agent, _RandomActor):
+        raise ConfigError(f"{agent_dir} is a uniform-random policy: it has no deterministic (argmax) action")
     if game is not None and get_game(game).id != card["game"]:
         raise ConfigError(f"{agent_dir} is an agent of {card['game']}, not {get_game(game).id}")
     demos = None
@@ -84,6 +89,24 @@ def evaluate_agent(
         card["game"], n_envs, card["profile"], training=False, episode_seeds=lambda k: episode_seed(seed, k)
     )
     gen = torch.Generator(device=agent.device).manual_seed(seed)
+    t0 = time.perf_counter()
+    try:
+        returns, lengths, starts = _play(env, lambda obs: _act(agent, obs, deterministic, gen), episodes, progress)
+    finally:
+        env.close()
+    report = _report(
+        card, returns, lengths, starts, demos, demos_dir, seed, deterministic, n_envs, time.perf_counter() - t0
+    )
+    report["agent_dir"] = str(agent_dir)
+    write_json(dest, report)
+    report["path"] = str(dest)
+    return report
+
+
+def _play(env: Any, act: Any, episodes: int, progress: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The first ``episodes`` *started* games of ``env`` played by ``act``: their true returns, lengths and
+    ``(episode_seed, episode_reset_index)`` (counting the first N *finished* would favour short, low-scoring games)."""
+    n_envs = env.num_envs
     returns = np.full(episodes, np.nan)
     lengths = np.zeros(episodes, dtype=np.int64)
     starts = np.zeros((episodes, 2), dtype=np.int64)  # (episode_seed, episode_reset_index) of each counted game
@@ -94,11 +117,10 @@ def evaluate_agent(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=episodes, desc="evaluate", unit="game")
-    t0 = time.perf_counter()
     obs = env.reset()
     try:
         while np.any(slot >= 0):
-            obs, _, _, infos = env.step(_act(agent, obs, deterministic, gen))
+            obs, _, _, infos = env.step(act(obs))
             for i, info in enumerate(infos):
                 if "episode" not in info:
                     continue
@@ -114,34 +136,19 @@ def evaluate_agent(
                 else:
                     slot[i] = -1
     finally:
-        env.close()
         if bar is not None:
             bar.close()
-    report = _report(
-        card, returns, lengths, starts, demos, demos_dir, seed, deterministic, n_envs, time.perf_counter() - t0
-    )
-    report["agent_dir"] = str(agent_dir)
-    write_json(dest, report)
-    report["path"] = str(dest)
-    return report
+    return returns, lengths, starts
 
 
 def _destination(out: Path, overwrite: bool) -> Path:
-    """``eval.json``'s path for ``--out`` (a ``.json`` path or a folder), refusing to replace a file of another kind."""
+    """``eval.json``'s path for ``--out`` (a ``.json`` path or a folder), refusing to replace a file of another kind
+    (``core.io.claim_output``)."""
+    check_path(out)  # a name too long: before any stat of it
     if out.suffix != ".json" and out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file, not a folder or a .json path")
     dest = out if out.suffix == ".json" else out / "eval.json"
-    if dest.is_dir():
-        raise ConfigError(f"--out {dest} is a directory")
-    if dest.exists() and not overwrite:
-        try:
-            old = read_json(dest)
-        except ValueError:
-            old = None
-        if not (isinstance(old, dict) and old.get("kind") == "evaluation"):
-            raise ConfigError(
-                f"{dest} exists and is not an evaluation report; choose another --out or pass --overwrite"
-            )
+    claim_output(dest, "evaluation", overwrite)
     return dest
 
 
@@ -155,10 +162,36 @@ class _BCActor:
         return self.policy.log_probs(obs).exp()
 
 
+def write_random_policy(folder: str | Path, game: str, profile: str = "paper") -> Path:
+    """A policy folder whose ``card.json`` says "uniform random over the game's actions" (method ``random``).
+
+    ``evaluate_agent`` plays it through the same harness as every agent (same games, seeds and protocol), sampling
+    each action uniformly with its seeded generator; no model is written or ever loaded.
+    """
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    card = {"kind": RANDOM_POLICY, "policy": "random", "game": get_game(game).id, "profile": get_profile(profile).name}
+    write_json(out / "card.json", {**card, "versions": versions()})
+    return out
+
+
+class _RandomActor:
+    """Uniform action probabilities over ``n_actions``: the random policy, through the same ``_act`` as an agent."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, n_actions: int) -> None:
+        self.n_actions = n_actions
+
+    def probs(self, obs: np.ndarray) -> torch.Tensor:
+        return torch.full((len(obs), self.n_actions), 1.0 / self.n_actions)
+
+
 def _load_actor(
     agent_dir: str | Path, device: str | torch.device, trust_pickle: bool = False
 ) -> tuple[Any, dict[str, Any]]:
-    """An SB3 PPO agent folder, or a behaviour-cloning folder (``rl.bc``: evaluated the same way, method ``bc``).
+    """An SB3 PPO agent folder, a behaviour-cloning folder (``rl.bc``: evaluated the same way, method ``bc``) or a
+    random-policy folder (``write_random_policy``: no model at all).
 
     A BC policy must act over exactly the actions of its card's game and profile (count and names, read from
     ALE), as ``demos collect --demonstrator bc:`` requires; an SB3 agent's weights are fitted to the game's spaces
@@ -168,13 +201,16 @@ def _load_actor(
 
     card_path = Path(agent_dir) / "card.json"
     card = read_json(card_path) if card_path.is_file() else None
-    if isinstance(card, dict) and card.get("kind") == "bc_policy":
-        from trex_bench.bc.folder import load_bc
+    if isinstance(card, dict) and card.get("kind") in ("bc_policy", RANDOM_POLICY):
         from trex_bench.bc.train import action_set
 
         for key in ("game", "profile"):
             if not isinstance(card.get(key), str):
-                raise ConfigError(f"{card_path}: malformed BC card ({key!r} missing or not a string)")
+                raise ConfigError(f"{card_path}: malformed {card['kind']} card ({key!r} missing or not a string)")
+        if card["kind"] == RANDOM_POLICY:
+            return _RandomActor(len(action_set(card["game"], card["profile"]))), card
+        from trex_bench.bc.folder import load_bc
+
         actions = action_set(card["game"], card["profile"])
         policy = load_bc(agent_dir, game=card["game"], n_actions=len(actions), device=device)
         if policy.action_meanings is not None and list(policy.action_meanings) != actions:
@@ -189,7 +225,7 @@ def _load_actor(
 @torch.no_grad()
 def _act(agent: Any, obs: np.ndarray, deterministic: bool, gen: torch.Generator) -> np.ndarray:
     """Actions of the policy for a batch of stacks; sampling uses ``gen``, not torch's global RNG."""
-    if isinstance(agent, _BCActor):
+    if isinstance(agent, (_BCActor, _RandomActor)):
         probs = agent.probs(obs)
     else:
         obs_t, _ = agent.policy.obs_to_tensor(obs)

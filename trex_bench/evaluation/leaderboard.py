@@ -12,6 +12,7 @@ import csv
 import datetime as _dt
 import io
 import json
+import math
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,12 +23,14 @@ from filelock import FileLock
 
 from trex_bench.core.errors import DataError
 from trex_bench.core.io import atomic_write, git_commit, stable_hash, versions
+from trex_bench.evaluation.results import AgentResult, Evaluation, FidelityFigures
 
 __all__ = [
     "COLUMNS",
     "REQUIRED",
     "append_row",
     "row_from_run",
+    "build_row",
     "read_leaderboard",
     "summarize",
     "summarize_rows",
@@ -35,7 +38,6 @@ __all__ = [
     "SCORE_HEADER",
     "variant",
     "recovered",
-    "config_hash",
 ]
 
 
@@ -78,12 +80,24 @@ COLUMNS: tuple[str, ...] = (
 # new header and empty cells for its old rows (they did not record those facts).
 LEGACY_COLUMNS: tuple[str, ...] = COLUMNS[: COLUMNS.index("schedule_steps")]
 REQUIRED: tuple[str, ...] = ("game", "method", "seed", "mean")
+# Columns that hold numbers: an empty cell is "not recorded", anything else must be a finite number.
+NUMERIC: tuple[str, ...] = (
+    "rl_steps",
+    "seed",
+    "n_episodes",
+    "mean",
+    "std",
+    "min",
+    "max",
+    "best_demo",
+    "avg_demo",
+    "human_normalized",
+    "fidelity_spearman",
+    "pair_accuracy",
+    "wall_s",
+    "schedule_steps",
+)
 _LOCK_TIMEOUT_S = 120.0
-
-
-def config_hash(config: Any) -> str:
-    """SHA-256 (16 hex chars) of a JSON-able config, key order ignored: equal configs hash equal."""
-    return stable_hash(config)
 
 
 def _cell(value: Any) -> str:
@@ -118,6 +132,10 @@ def _read_checked(path: Path, action: str = "append") -> str:
             raise DataError(f"{path}: line {n} has {len(row)} fields, want {width}; refusing to {action}")
     if not text.endswith("\n"):
         raise DataError(f"{path}: last line is incomplete (no newline); refusing to {action}")
+    for n, row in enumerate(rows[1:], start=2):
+        problem = _row_problem(dict(zip(rows[0], row, strict=False)))
+        if problem:
+            raise DataError(f"{path}: line {n}: {problem}; refusing to {action}")
     if width < len(COLUMNS):  # a legacy file: the same rows with the new columns left empty
         buf = io.StringIO(newline="")
         writer = csv.writer(buf, lineterminator="\n")
@@ -126,6 +144,28 @@ def _read_checked(path: Path, action: str = "append") -> str:
             writer.writerow([*row, *[""] * (len(COLUMNS) - width)])
         text = buf.getvalue()
     return text
+
+
+def _row_problem(cells: Mapping[str, str]) -> str:
+    """What is wrong with one row's cells (strings by column), or ``""``: a number that is not a finite number
+    (``abc``, ``nan``, ``inf``), a required cell left empty, a seed that is not an integer >= 0."""
+    for c in REQUIRED:
+        if not cells.get(c, "").strip():
+            return f"{c} is empty"
+    for c in NUMERIC:
+        text = cells.get(c, "")
+        if not text:
+            continue
+        try:
+            value = float(text)
+        except ValueError:
+            return f"{c} = {text!r} is not a number"
+        if not math.isfinite(value):
+            return f"{c} = {text!r} is not a finite number"
+    seed = float(cells["seed"])
+    if seed < 0 or seed != int(seed):
+        return f"seed = {cells['seed']!r} is not an integer >= 0"
+    return ""
 
 
 def append_row(csv_path: str | Path, row: Mapping[str, Any]) -> dict[str, str]:
@@ -178,6 +218,30 @@ def append_row(csv_path: str | Path, row: Mapping[str, Any]) -> dict[str, str]:
     return cells
 
 
+def build_row(
+    evaluation: Evaluation, agent: AgentResult | None, fidelity: FidelityFigures | None, **run: Any
+) -> dict[str, Any]:
+    """The one leaderboard-row builder: the score columns from the evaluation (``evaluate_agent``'s summary, computed
+    there once), the PPO columns from the agent (None: a policy without PPO, ``bc`` or ``random``), the fidelity
+    columns from the reward's report, and what only the caller knows in ``run``: ``run_id``, ``device``, ``game``,
+    ``env_profile``, ``method``, ``ranking_source``, ``reward_transform``, ``budget``, ``seed``, ``wall_s`` and
+    ``config_hash`` (``stable_hash`` of the configuration the run was made from: a pipeline's ``config.json``, or an
+    agent card's settings for an agent evaluated on its own). ``append_row`` fills in time, commit and versions.
+    """
+    s = evaluation.summary
+    return {
+        **run,
+        "rl_steps": agent.steps if agent else 0,  # fewer than total_steps where --max-seconds stopped PPO
+        "n_episodes": len(evaluation.returns),
+        **{k: s.get(k) for k in Evaluation.SUMMARY},
+        "fidelity_spearman": fidelity.spearman if fidelity else None,
+        "pair_accuracy": fidelity.pair_accuracy if fidelity else None,
+        "schedule_steps": agent.schedule_steps if agent else None,
+        "precision": agent.precision if agent else None,
+        "time_capped": agent.time_capped if agent else False,
+    }
+
+
 def row_from_run(
     agent_card: Mapping[str, Any],
     report: Mapping[str, Any],
@@ -187,50 +251,30 @@ def row_from_run(
     wall_s: float | None = None,
     run_id: str | None = None,
 ) -> dict[str, Any]:
-    """A leaderboard row from an agent's ``card.json`` and its ``eval.json`` (plus what only the caller knows).
-
-    Args:
-        agent_card: the agent folder's card (``trex_bench.rl.ppo.train_ppo``).
-        report: the evaluation report (``trex_bench.evaluation.evaluate.evaluate_agent``).
-        method: ``trex``, ``drex``, ``ppo-true``, ``constant``, ...
-        ranking_source: where the rankings came from (``return``, ``checkpoint``, ``noise``, ``human`` ...).
-        fidelity: the reward model's fidelity report (``fidelity_report``): the per-frame-mean Spearman and the
-            snippet pair accuracy are used.
-        wall_s: wall time of the whole run (default: the agent's training time).
-        run_id: the run folder's id (default: a fresh one).
+    """``build_row`` of an agent evaluated on its own (``trex-bench evaluate --leaderboard``): from its ``card.json``
+    and ``eval.json``; its ``config_hash`` is that of the card's settings and the evaluation's.
     """
-    from trex_bench.evaluation.results import FidelityFigures
-
-    fid = FidelityFigures.from_json(fidelity) if fidelity is not None else FidelityFigures(None, None)
+    is_agent = agent_card.get("kind", "agent") == "agent" and "steps" in agent_card
     reward = agent_card.get("reward", {})
-    return {
-        "run_id": run_id,
-        "device": agent_card.get("device"),
-        "game": report["game"],
-        "env_profile": report["profile"],
-        "method": method,
-        "ranking_source": ranking_source,
-        "reward_transform": reward.get("transform"),
-        "budget": agent_card.get("budget"),
-        "rl_steps": agent_card.get("steps"),
-        "seed": agent_card.get("seed"),
-        "n_episodes": report["episodes"],
-        **{
-            k: report[k]
-            for k in ("mean", "std", "min", "max", "best_demo", "avg_demo", "beats_best_demo", "human_normalized")
-        },
-        # one reader of the fidelity report (stages.FidelityFigures): mean per-frame r vs return, snippet pairs
-        "fidelity_spearman": fid.spearman,
-        "pair_accuracy": fid.pair_accuracy,
-        "wall_s": wall_s if wall_s is not None else agent_card.get("wall_s"),
-        "config_hash": config_hash(
+    return build_row(
+        Evaluation.from_json(dict(report)),
+        AgentResult.from_card(dict(agent_card)) if is_agent else None,
+        FidelityFigures.from_json(fidelity) if fidelity is not None else None,
+        run_id=run_id,
+        device=agent_card.get("device"),
+        game=report["game"],
+        env_profile=report["profile"],
+        method=method,
+        ranking_source=ranking_source,
+        reward_transform=reward.get("transform"),
+        budget=agent_card.get("budget"),
+        seed=agent_card.get("seed"),
+        wall_s=wall_s if wall_s is not None else agent_card.get("wall_s"),
+        config_hash=stable_hash(
             {k: agent_card.get(k) for k in ("game", "profile_settings", "reward", "config", "seed")}
             | {"eval": {k: report.get(k) for k in ("episodes", "seed", "deterministic")}}
         ),
-        "schedule_steps": agent_card.get("schedule_steps", agent_card.get("config", {}).get("total_steps")),
-        "precision": agent_card.get("precision", "fp32"),
-        "time_capped": str(agent_card.get("stopped", "")).startswith("time cap"),
-    }
+    )
 
 
 def agent_method(agent_card: Mapping[str, Any]) -> str:
@@ -248,7 +292,13 @@ def agent_method(agent_card: Mapping[str, Any]) -> str:
 
 
 def read_leaderboard(csv_path: str | Path) -> pd.DataFrame:
-    """The leaderboard as a DataFrame (checked like ``append_row`` does); an empty frame when absent."""
+    """The leaderboard as a DataFrame (checked like ``append_row`` does); an empty frame when absent.
+
+    Raises:
+        ValueError: a file that is not a well-formed leaderboard, or a row with a metric that is not a finite number
+            (``abc``, ``nan``, ``inf``), an empty game, method, seed or mean, or a negative seed: one line naming the
+            file and line.
+    """
     path = Path(csv_path)
     if not path.exists():
         return pd.DataFrame(columns=list(COLUMNS))
@@ -258,22 +308,7 @@ def read_leaderboard(csv_path: str | Path) -> pd.DataFrame:
     if not text:  # a 0-byte file: no rows yet (append_row writes the header into it)
         return pd.DataFrame(columns=list(COLUMNS))
     df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-    for c in (
-        "rl_steps",
-        "seed",
-        "n_episodes",
-        "mean",
-        "std",
-        "min",
-        "max",
-        "best_demo",
-        "avg_demo",
-        "human_normalized",
-        "fidelity_spearman",
-        "pair_accuracy",
-        "wall_s",
-        "schedule_steps",
-    ):
+    for c in NUMERIC:  # each cell checked by _read_checked: a finite number, or empty (NaN here: not recorded)
         df[c] = pd.to_numeric(df[c], errors="coerce")
     df["beats_best_demo"] = df["beats_best_demo"].str.lower().map({"true": True, "false": False})
     return df

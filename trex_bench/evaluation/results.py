@@ -63,13 +63,17 @@ class AgentResult:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """The full games of the final policy (``eval.json``): their true returns, in the order played."""
+    """The full games of the final policy (``eval.json``): their true returns in the order played, and the summary
+    ``evaluate_agent`` computed from them against the demos (computed there once, read here)."""
 
     returns: tuple[float, ...]
+    summary: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    SUMMARY = ("mean", "std", "min", "max", "best_demo", "avg_demo", "beats_best_demo", "human_normalized")
 
     @classmethod
     def from_json(cls, report: dict[str, Any]) -> Evaluation:
-        return cls(tuple(float(r) for r in report["returns"]))
+        return cls(tuple(float(r) for r in report["returns"]), {k: report.get(k) for k in cls.SUMMARY})
 
     def to_json(self) -> dict[str, Any]:
-        return {"returns": list(self.returns)}
+        return {"returns": list(self.returns), **self.summary}

@@ -15,7 +15,9 @@ from typing import Any
 from trex_bench.bc.config import BCConfig
 from trex_bench.core.errors import ConfigError
 from trex_bench.reward.config import TrainConfig
+from trex_bench.reward.prefs_config import PrefsConfig
 from trex_bench.rl.config import PPOConfig
+from trex_bench.rl.gail_config import GAILConfig
 
 __all__ = [
     "Budget",
@@ -28,6 +30,10 @@ __all__ = [
     "reward_config",
     "bc_config",
     "ppo_config",
+    "PREFS",
+    "prefs_config",
+    "GAIL",
+    "gail_config",
 ]
 
 # -- the one budget table -------------------------------------------------------------------------------------------
@@ -218,6 +224,44 @@ BUDGETS: dict[str, Budget] = {
         eval_episodes=30,
     ),
 }
+
+
+# The online preference loop per budget (``PrefsConfig`` fields over its defaults, which are Christiano et al.'s Atari
+# recipe: 5 500 labels, 200 pretraining epochs, 0.1 training pairs per agent step). Label counts: a few thousand at
+# the RL budgets (§3.1.2: 5 500 in the paper's Atari runs; most of the gain came from the first few hundred),
+# proportionally fewer below. On a CPU the paper's predictor rate costs ~6× PPO's own time: the CPU budgets train the
+# nets 10× less (0.01 pairs per step, 5 pretraining epochs), measured at 0.78× PPO's steps/s on a fixed learned
+# reward against 0.37× at the paper's rate (docs/preferences.md).
+_CPU_PREFS: dict[str, Any] = dict(pretrain_epochs=5, train_pairs_per_step=0.01)
+PREFS: dict[str, dict[str, Any]] = {
+    "smoke": dict(total_labels=50, initial_share=0.5, pretrain_epochs=1, train_pairs_per_step=0.01),
+    "quick": dict(total_labels=500, **_CPU_PREFS),
+    "small": dict(total_labels=2000, **_CPU_PREFS),
+    "medium": dict(total_labels=3000, **_CPU_PREFS),
+    "long": dict(total_labels=5500, **_CPU_PREFS),
+    "gpu": dict(total_labels=2000, pretrain_epochs=50),
+    "paper": {},
+    "paper-zoo": {},
+}
+
+
+# GAIL's discriminator per budget (``GAILConfig`` fields over its defaults: 2 epochs a rollout as imitation's
+# AdversarialTrainer, batch 256, Adam 1e-4; docs/gail.md). One recipe at every budget: its cost is per rollout.
+GAIL: dict[str, dict[str, Any]] = {
+    name: {} for name in ("smoke", "quick", "small", "medium", "long", "gpu", "paper", "paper-zoo")
+}
+
+
+def gail_config(budget: str, **overrides: Any) -> GAILConfig:
+    """GAIL's ``GAILConfig`` at ``budget``, plus overrides."""
+    get_budget(budget)
+    return GAILConfig(**(GAIL[budget] | overrides))
+
+
+def prefs_config(budget: str, horizon_steps: int, **overrides: Any) -> PrefsConfig:
+    """The preference loop's ``PrefsConfig`` at ``budget`` for a PPO run of ``horizon_steps``, plus overrides."""
+    get_budget(budget)
+    return PrefsConfig(horizon_steps=horizon_steps, **(PREFS[budget] | overrides))
 
 
 def get_budget(name: str) -> Budget:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,13 +29,16 @@ from typing import Any
 
 from trex_bench.bc.config import BCConfig
 from trex_bench.core.errors import ConfigError
+from trex_bench.core.fields import check_fields
 from trex_bench.core.games import get_game
 from trex_bench.core.io import stable_hash
 from trex_bench.core.types import ENV_PROFILES, PRECISIONS, REWARD_TRANSFORMS
-from trex_bench.experiment.budgets import bc_config, get_budget, reward_config
+from trex_bench.experiment.budgets import bc_config, gail_config, get_budget, prefs_config, reward_config
 from trex_bench.experiment.methods import METHODS, NOT_BUILT, RANKINGS, Method, get_method
 from trex_bench.reward.config import TrainConfig
+from trex_bench.reward.prefs_config import PrefsConfig
 from trex_bench.rl.config import KLSpec, PPOConfig
+from trex_bench.rl.gail_config import GAILConfig
 
 __all__ = [
     "Method",
@@ -54,6 +58,7 @@ __all__ = [
 SCHEMA = 1  # of config.json
 REPO_DEMOS = Path(__file__).resolve().parents[2] / "demos"
 MAX_SEED = 2**32 - 1  # numpy's and the envs' seed range; one limit for every command
+LABELERS = ("synthetic", "human")  # who answers the preference loop: the true score, or a person on the page
 # -- the experiment config ------------------------------------------------------------------------------------------
 
 
@@ -64,12 +69,20 @@ class EvalConfig:
     episodes: int
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.episodes, int) and self.episodes >= 1):
+        if isinstance(self.episodes, bool) or not (isinstance(self.episodes, int) and self.episodes >= 1):
             raise ConfigError(f"evaluation episodes must be an integer >= 1, got {self.episodes!r}")
 
 
-def _path(value: Any) -> Path | None:
-    return None if value is None else Path(value)
+def _path(value: Any, name: str = "path") -> Path | None:
+    if value is None or isinstance(value, Path):
+        return value
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{name} must be a path (a non-empty string) or null, got {value!r}")
+    return Path(value)
+
+
+# The torch devices a run may name (checked against this machine's torch when the run starts, ``pipeline.prepare``).
+_DEVICE = re.compile(r"cpu|cuda(:[0-9]+)?|mps")
 
 
 @dataclass(frozen=True)
@@ -90,6 +103,10 @@ class ExperimentConfig:
         kl: the KL-to-BC penalty, or None.
         precision: PPO policy numerics (``fp32`` | ``bf16`` | ``auto``).
         device: torch device; how the run executes, not part of the experiment (not in the folder name).
+        prefs: the online preference loop's settings (``prefs`` only).
+        labeler: who answers the preference loop's queries: ``synthetic`` (the true score) or ``human`` (the
+            labeling page); "" for other methods.
+        gail: GAIL's discriminator settings (``gail`` only).
     """
 
     game: str
@@ -110,24 +127,39 @@ class ExperimentConfig:
     kl: KLSpec | None
     precision: str = "fp32"
     device: str = "cpu"
+    prefs: PrefsConfig | None = None
+    labeler: str = ""
+    gail: GAILConfig | None = None
 
     def __post_init__(self) -> None:
         for name in ("demos", "human_labels", "unseen"):
-            object.__setattr__(self, name, _path(getattr(self, name)))
+            object.__setattr__(self, name, _path(getattr(self, name), name))
+        check_fields(self)  # every field's type, whatever built the config (options, a config file, Python)
         object.__setattr__(self, "game", get_game(self.game).id)
+        self._check_values()
         self._validate()
 
-    def _validate(self) -> None:
-        m = get_method(self.method)
+    def _check_values(self) -> None:
+        """The values that do not depend on the method: seed, device, the stage configs' types, names."""
         get_budget(self.budget)
-        if not (isinstance(self.seed, int) and 0 <= self.seed <= MAX_SEED):
+        if not 0 <= self.seed <= MAX_SEED:
             raise ConfigError(f"--seed must be an integer in [0, {MAX_SEED}], got {self.seed!r}")
+        if not _DEVICE.fullmatch(self.device):
+            raise ConfigError(f"--device: not a torch device: {self.device!r} (e.g. cpu, cuda, cuda:0)")
+        subs = (("reward", TrainConfig), ("bc", BCConfig), ("ppo", PPOConfig), ("eval", EvalConfig), ("kl", KLSpec))
+        for name, typ in subs:
+            value = getattr(self, name)
+            if not (isinstance(value, typ) or (value is None and name != "eval")):
+                raise ConfigError(f"experiment config {name!r} must be a {typ.__name__}, got {type(value).__name__}")
         if self.profile not in ENV_PROFILES:
             raise ConfigError(f"unknown env profile {self.profile!r}; valid: {', '.join(ENV_PROFILES)}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
         if self.transform not in REWARD_TRANSFORMS:
             raise ConfigError(f"unknown reward transform {self.transform!r}; valid: {', '.join(REWARD_TRANSFORMS)}")
+
+    def _validate(self) -> None:
+        m = get_method(self.method)
         if self.transform != "sigmoid" and not m.learned_reward:
             raise ConfigError(f"--transform applies to a learned reward (trex, drex), not {self.method}")
         if m.rankings and self.ranking not in m.rankings:
@@ -140,12 +172,23 @@ class ExperimentConfig:
             raise ConfigError("--ranking human (method trex) and --human-labels CSV go together")
         if self.kl is not None and not m.ppo:
             raise ConfigError(f"--kl-to applies to PPO methods, not {self.method}")
+        self._validate_stages(m)
+
+    def _validate_stages(self, m: Method) -> None:
+        """Each stage config present exactly where the method runs that stage."""
         for stage, value in (("reward", self.reward), ("bc", self.bc), ("agent", self.ppo)):
             if (value is None) == (stage in m.stages):
                 need = "needs" if value is None else "does not run"
                 raise ConfigError(f"method {self.method} {need} a {stage} stage config")
         if (self.drex_rollouts is None) == ("noise-rollouts" in m.stages) or (self.drex_rollouts or 1) < 1:
             raise ConfigError(f"method {self.method}: drex_rollouts must be >= 1 for D-REX and null otherwise")
+        online = m.reward == "prefs"
+        if (self.prefs is None) == online:
+            raise ConfigError(f"method {self.method} {'needs' if online else 'does not run'} a preference-loop config")
+        if (self.gail is None) == (m.reward == "gail"):
+            raise ConfigError(f"method {self.method}: a GAIL config goes with the gail method alone")
+        if (self.labeler in LABELERS) != online or (not online and self.labeler):
+            raise ConfigError(f"--labeler {self.labeler or '(none)'}: prefs takes one of {', '.join(LABELERS)}")
 
     @property
     def spec(self) -> Method:
@@ -192,6 +235,10 @@ class ExperimentConfig:
             parts.append(f"cap{self.ppo.max_seconds:g}s")
         if self.precision != "fp32":
             parts.append(self.precision)
+        if self.labeler == "human":
+            parts.append("human")
+        if self.prefs is not None and self.prefs.label_noise > 0:
+            parts.append(f"noise{self.prefs.label_noise:g}")
         parts += [self.budget, f"s{self.seed}"]
         extra = self.non_default_fields()
         if extra:
@@ -202,10 +249,23 @@ class ExperimentConfig:
         """The fields that differ from the defaults and are not spelled out in the readable run name."""
         base = resolve(self.game, self.method, self.budget, self.seed).to_json()
         mine = self.to_json()
-        named = {"game", "method", "budget", "seed", "profile", "ranking", "transform", "precision", "device"}
+        named = {
+            "game",
+            "method",
+            "budget",
+            "seed",
+            "profile",
+            "ranking",
+            "transform",
+            "precision",
+            "device",
+            "labeler",
+        }
         diff = {k: v for k, v in mine.items() if k not in named and k != "schema" and v != base.get(k)}
         if "ppo" in diff and mine["ppo"] | {"max_seconds": None} == base["ppo"]:
             del diff["ppo"]  # only the time cap, which the name spells out
+        if "prefs" in diff and base["prefs"] and mine["prefs"] | {"label_noise": 0.0} == base["prefs"]:
+            del diff["prefs"]  # only the oracle's noise, which the name spells out
         if "demos" in diff:
             key = _demos_key(self.game, self.demos)
             if key in ("default", "repo"):
@@ -250,10 +310,18 @@ class ExperimentConfig:
         unknown = set(data) - names - {"schema"}
         if unknown:
             raise ConfigError(f"unknown experiment config keys: {', '.join(sorted(unknown))}")
-        missing = names - set(data) - {"precision", "device"}
+        missing = names - set(data) - {"precision", "device", "prefs", "labeler", "gail"}
         if missing:
             raise ConfigError(f"experiment config lacks: {', '.join(sorted(missing))}")
-        subs = {"reward": TrainConfig, "bc": BCConfig, "ppo": PPOConfig, "eval": EvalConfig, "kl": KLSpec}
+        subs = {
+            "reward": TrainConfig,
+            "bc": BCConfig,
+            "ppo": PPOConfig,
+            "eval": EvalConfig,
+            "kl": KLSpec,
+            "prefs": PrefsConfig,
+            "gail": GAILConfig,
+        }
         values = {k: v for k, v in data.items() if k != "schema"}
         for name, typ in subs.items():
             if values.get(name) is not None:
@@ -261,7 +329,7 @@ class ExperimentConfig:
                     raise ConfigError(f"experiment config {name!r} is not an object")
                 try:
                     values[name] = typ(**values[name])
-                except TypeError as e:
+                except (TypeError, ConfigError) as e:  # an unknown or missing key, a value of the wrong type
                     raise ConfigError(f"experiment config {name!r}: {e}") from e
         return cls(**values)
 
@@ -276,6 +344,8 @@ class ExperimentConfig:
         """Read a config written by :meth:`write` (a ``ConfigError`` names the file)."""
         from trex_bench.core.io import read_json
 
+        if Path(path).is_dir():
+            raise ConfigError(f"config file {path} is a directory, not a config.json")
         if not Path(path).is_file():
             raise ConfigError(f"config file {path} does not exist")
         try:
@@ -327,6 +397,9 @@ def resolve(
     reward: Mapping[str, Any] | None = None,
     bc: Mapping[str, Any] | None = None,
     ppo: Mapping[str, Any] | None = None,
+    labeler: str | None = None,
+    label_noise: float | None = None,
+    prefs: Mapping[str, Any] | None = None,
 ) -> ExperimentConfig:
     """The one resolver: (budget, method, overrides) → :class:`ExperimentConfig`, every value checked.
 
@@ -370,4 +443,27 @@ def resolve(
         kl=KLSpec(Path(kl_to), kl_beta) if kl_to is not None else None,
         precision=precision,
         device=device,
+        **_online(m, budget, ppo_cfg, labeler, label_noise, prefs),
     )
+
+
+def _online(
+    m: Method,
+    budget: str,
+    ppo: PPOConfig | None,
+    labeler: str | None,
+    label_noise: float | None,
+    prefs: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The preference loop's fields of a ``prefs`` run (its label budget from the budget table, spent by the PPO
+    run's end); the options are refused for every other method."""
+    if m.reward != "prefs":
+        if labeler not in (None, "synthetic") or label_noise not in (None, 0, 0.0) or prefs:
+            raise ConfigError(f"--labeler and --label-noise apply to the prefs method, not {m.name}")
+        return {"gail": gail_config(budget)} if m.reward == "gail" else {}
+    assert ppo is not None
+    noise = {} if label_noise is None else {"label_noise": label_noise}
+    return {
+        "prefs": prefs_config(budget, ppo.total_steps, **(dict(prefs or {}) | noise)),
+        "labeler": labeler or "synthetic",
+    }

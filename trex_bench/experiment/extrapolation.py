@@ -57,12 +57,13 @@ def train_or_reuse(
 
     ``choice`` is a key of ``CHOICES``: which net the trainer keeps.
     """
-    from trex_bench.core.io import read_json
+    from trex_bench.core.io import claim_output, read_json
     from trex_bench.demos.store import load_demos
     from trex_bench.experiment.budgets import reward_config
     from trex_bench.reward.build import train_command
 
     choice_label(method, choice)  # a one-line error on an unknown choice
+    claim_output(out, "reward_model")
     want = reward_config(budget, method, **CHOICES[choice])
     card = out / "card.json"
     if card.exists():

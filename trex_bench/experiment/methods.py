@@ -23,7 +23,8 @@ class Method:
         stages: stage names in the order they run.
         rankings: the rankings its reward net may be trained on (the first is the default); () for no reward net.
         reward: what PPO sees: ``learned`` (the reward stage's net), ``true`` (the clipped game score), ``constant``
-            (1 per step), or "" when the method runs no PPO.
+            (1 per step), ``prefs`` (the online preference loop's ensemble), ``gail`` (the discriminator's
+            −log(1 − D)), or "" when the method runs no PPO.
         row_transform: the leaderboard's ``reward_transform`` of a method without a learned reward.
     """
 
@@ -50,8 +51,16 @@ METHODS: dict[str, Method] = {
     "bc": Method("bc", ("bc", "eval")),  # the clone itself, evaluated
     "ppo-true": Method("ppo-true", ("agent", "eval"), reward="true", row_transform="clip"),  # the upper reference
     "constant": Method("constant", ("agent", "eval"), reward="constant", row_transform="constant"),  # survival bonus
+    # Christiano et al. 2017: PPO on a 3-net ensemble fitted online to answers about its own clips; paid the
+    # normalised ensemble mean
+    "prefs": Method("prefs", ("agent", "eval"), reward="prefs", row_transform="normalized"),
+    # Ho & Ermon 2016, the IRL baseline of T-REX's Table 1: PPO paid −log(1 − D(s, a)) by a discriminator trained
+    # between rollouts on the demos' (s, a) against the policy's
+    "gail": Method("gail", ("agent", "eval"), reward="gail", row_transform="gail"),
+    # the uniform-random policy, evaluated by the same harness: what every normalised score divides by
+    "random": Method("random", ("random-policy", "eval")),
 }
-NOT_BUILT = ("gail", "random")  # named by DESIGN.md; refused with a clear message until their stages exist
+NOT_BUILT: tuple[str, ...] = ()  # methods DESIGN.md names whose stages do not exist yet (refused in one line)
 
 
 def get_method(name: str) -> Method:

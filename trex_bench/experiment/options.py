@@ -13,7 +13,7 @@ from typing import Any
 
 from trex_bench.core.types import ENV_PROFILES, PRECISIONS, REWARD_TRANSFORMS
 from trex_bench.experiment.budgets import BUDGETS
-from trex_bench.experiment.config import METHODS, RANKINGS, ExperimentConfig, resolve
+from trex_bench.experiment.config import LABELERS, METHODS, RANKINGS, REPO_DEMOS, ExperimentConfig, resolve
 
 __all__ = ["PipelineConfig"]
 
@@ -58,7 +58,8 @@ class PipelineConfig:
     demos: Path | None = field(
         default=None,
         metadata=_cli(
-            "demo set (default: demos/<game>/scripted-noise if the game has one, else demos/<game>/ppo-checkpoints)"
+            f"demo set (default: {REPO_DEMOS}/<game>/scripted-noise if the game has one, else its ppo-checkpoints: "
+            "the sets committed beside the trex_bench package that runs, not ./demos of the working folder)"
         ),
     )
     ranking: str = field(default="return", metadata=_cli("T-REX's ranking (default: return)", choices=RANKINGS))
@@ -106,6 +107,18 @@ class PipelineConfig:
             "later checkpoints of the demos' PPO run: score the reward's extrapolation before PPO "
             "(default: the demo set's sibling ppo-later, if any)"
         ),
+    )
+    labeler: str | None = field(
+        default=None,
+        metadata=_cli(
+            "prefs: who answers the loop's queries: synthetic (default: the clip with the higher true score) | "
+            "human (a person on `trex-bench label serve RUN`; the run waits for the first batch)",
+            choices=LABELERS,
+        ),
+    )
+    label_noise: float | None = field(
+        default=None,
+        metadata=_cli("prefs: the synthetic labeler's error rate, in [0, 0.5] (default 0)", metavar="P"),
     )
 
     def resolve(self) -> ExperimentConfig:

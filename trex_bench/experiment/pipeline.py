@@ -24,7 +24,6 @@ Adding a method is one ``METHODS`` entry plus the functions of any stage it adds
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
@@ -33,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from trex_bench.core.errors import ConfigError, RunFolderError
-from trex_bench.core.games import get_game, human_normalized
-from trex_bench.core.io import read_json, write_json
+from trex_bench.core.games import get_game
+from trex_bench.core.io import output_kind, read_json, stable_hash, write_json
 from trex_bench.core.types import DemoSet
 from trex_bench.experiment.config import (
     DEFAULT_DEMO_SETS,
@@ -43,7 +42,7 @@ from trex_bench.experiment.config import (
     ExperimentConfig,
     committed_default_demos,
 )
-from trex_bench.experiment.run_folder import RunFolder
+from trex_bench.experiment.run_folder import RunFolder, own
 from trex_bench.experiment.stages import STAGES, StageContext
 
 __all__ = [
@@ -53,6 +52,7 @@ __all__ = [
     "run_pipeline",
     "default_demos",
     "check_inputs",
+    "check_kl_reference",
     "prepare",
     "REPO_DEMOS",
 ]
@@ -92,16 +92,31 @@ class Prepared:
     unseen_dir: Path | None
 
 
-def prepare(exp: ExperimentConfig, out: str | Path | None = None, resume: bool = False) -> Prepared:
-    """Every check of a run that can fail on the user's input, before the first folder is made."""
+def prepare(
+    exp: ExperimentConfig,
+    out: str | Path | None = None,
+    resume: bool = False,
+    leaderboard: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+) -> Prepared:
+    """Every check of a run that can fail on the user's input, before the first folder is made: the device, the run
+    folder (``core.io.claim_output``: with ``resume``, a run folder or nothing; without, nothing), the leaderboard
+    and the frame cache, then the input files (``check_inputs``)."""
+    from trex_bench.core.io import check_cache_dir, claim_output
+    from trex_bench.evaluation.leaderboard import read_leaderboard
+
     _check_device(exp.device)
     folder = Path(out) if out is not None else Path("runs") / exp.run_name()
-    if folder.exists() and not folder.is_dir():
-        raise RunFolderError(f"{folder} is a file, not a run folder; choose another --out")
-    if folder.exists() and any(folder.iterdir()) and not resume:
+    if claim_output(folder, "run_folder") and not resume:  # never into a reward model, a demo set, a stranger's …
         raise RunFolderError(
             f"{folder} already exists; pass --resume to reuse its finished stages, or choose another --out"
         )
+    if (folder / "summary.json").is_file() and not isinstance(read_json(folder / "summary.json"), dict):
+        raise RunFolderError(f"{folder / 'summary.json'} is not a run summary; delete it to finish the run again")
+    if leaderboard is not None:  # the row is appended at the end: a file that would refuse it is refused now
+        claim_output(leaderboard, "leaderboard")
+        read_leaderboard(leaderboard)
+    check_cache_dir(cache_dir)
     return Prepared(exp, folder, *check_inputs(exp))
 
 
@@ -127,12 +142,26 @@ def check_inputs(exp: ExperimentConfig) -> tuple[Path, DemoSet, Path | None]:
             f"--ranking {exp.ranking} needs checkpoint indices, and {demos_dir} has episodes without one "
             "(collect with --checkpoint K, or use the committed ppo-checkpoints set)"
         )
-    if exp.kl is not None and not (exp.kl.to / "card.json").is_file():
-        raise ConfigError(f"--kl-to {exp.kl.to} is not a BC policy folder (no card.json)")
+    if exp.kl is not None:
+        check_kl_reference(exp.kl.to)
     unseen_dir = _unseen_set(exp, demos_dir) if "extrapolation" in exp.spec.stages else None
     if unseen_dir is not None:
         load_demos(unseen_dir, game=exp.game, profile=exp.profile)
     return demos_dir, demos, unseen_dir
+
+
+def check_kl_reference(folder: str | Path) -> None:
+    """Refuse a ``--kl-to`` that is not a BC policy folder (a reward model, an agent, nothing), before any work."""
+    from trex_bench.core.io import describe_output, output_kind
+
+    folder = Path(folder)
+    if not folder.exists():
+        raise ConfigError(f"--kl-to {folder} does not exist (a BC policy folder: `trex-bench bc train` makes one)")
+    if output_kind(folder) != "bc_policy":
+        raise ConfigError(
+            f"--kl-to {folder} is {describe_output(folder)}, not a BC policy (the reference policy of the KL "
+            "penalty: `trex-bench bc train` makes one)"
+        )
 
 
 def run_pipeline(
@@ -143,29 +172,37 @@ def run_pipeline(
     progress: bool = True,
     cache_dir: str | Path | None = None,
     log: Log | None = None,
+    label_timeout: float | None = None,
 ) -> dict[str, Any]:
     """Run every stage of ``cfg``'s method into one run folder and append its leaderboard row; returns the summary.
 
-    ``log`` receives one line per stage event (``[reward] running …``); nothing is printed here.
+    ``log`` receives one line per stage event (``[reward] running …``); nothing is printed here. ``label_timeout``:
+    seconds a ``--labeler human`` run waits for a person's answers before it pauses (``LabelsPending``; rerun with
+    ``resume`` to go on), None for no limit.
     """
-    p = prepare(cfg, out, resume)
+    p = prepare(cfg, out, resume, leaderboard, cache_dir)
+    say = log or (lambda _: None)
     p.folder.mkdir(parents=True, exist_ok=True)
-    if not (p.folder / "config.json").exists():  # a resumed run's stage keys decide; its file is rewritten at the end
-        p.cfg.write(p.folder / "config.json")
-    ctx = StageContext(
-        cfg=p.cfg,
-        run=RunFolder(p.folder, log or (lambda _: None)),
-        demos_dir=p.demos_dir,
-        demos=p.demos,
-        demos_hash=p.demos.content_hash(),
-        cache_dir=Path(cache_dir) if cache_dir is not None else None,
-        progress=progress,
-        unseen_dir=p.unseen_dir,
-    )
-    for name in p.cfg.spec.stages:
-        STAGES[name](ctx)
-    p.cfg.write(p.folder / "config.json")  # every stage matched this config
-    return _finish(_summary(ctx), p.folder, leaderboard)
+    with own(p.folder, say):  # one owner for the run's life: a second writer is refused, naming this pid
+        if not resume and output_kind(p.folder):  # another run started here since prepare looked
+            raise RunFolderError(f"{p.folder} already exists; pass --resume to reuse its finished stages")
+        if not (p.folder / "config.json").exists():  # a resumed run's stage keys decide; rewritten at the end
+            p.cfg.write(p.folder / "config.json")
+        ctx = StageContext(
+            cfg=p.cfg,
+            run=RunFolder(p.folder, say),
+            demos_dir=p.demos_dir,
+            demos=p.demos,
+            demos_hash=p.demos.content_hash(),
+            cache_dir=Path(cache_dir) if cache_dir is not None else None,
+            progress=progress,
+            unseen_dir=p.unseen_dir,
+            label_timeout=label_timeout,
+        )
+        for name in p.cfg.spec.stages:
+            STAGES[name](ctx)
+        p.cfg.write(p.folder / "config.json")  # every stage matched this config
+        return _finish(_summary(ctx), p.folder, leaderboard)
 
 
 def _check_device(device: str) -> None:
@@ -188,6 +225,8 @@ def _finish(summary: dict[str, Any], folder: Path, leaderboard: str | Path | Non
     previous = folder / "summary.json"
     if previous.exists():
         old = read_json(previous)
+        if not isinstance(old, dict):
+            raise RunFolderError(f"{previous} is not a run summary (a JSON object); delete it to finish the run again")
         summary["row"] = old.get("row", summary["row"])  # the row as appended, with its run id and time
         summary["leaderboard_note"] = (
             f"finished before; its row is already in {old.get('leaderboard', 'the leaderboard')}"
@@ -212,50 +251,30 @@ def _unseen_set(cfg: ExperimentConfig, demos_dir: Path) -> Path | None:
 
 
 def _summary(ctx: StageContext) -> dict[str, Any]:
-    """The run's summary and leaderboard row from the stages' typed results (no agent for BC, which runs no PPO; no
-    fidelity for methods without a learned reward)."""
-    import numpy as np
+    """The run's summary and its leaderboard row (``leaderboard.build_row``) from the stages' typed results (no agent
+    for ``bc`` and ``random``, which run no PPO; no fidelity for methods without a learned reward)."""
+    from trex_bench.evaluation.leaderboard import build_row
 
-    from trex_bench.core.io import versions
-    from trex_bench.evaluation.leaderboard import config_hash
-
-    cfg, run, agent, fidelity = ctx.cfg, ctx.run, ctx.agent, ctx.fidelity
+    cfg, run = ctx.cfg, ctx.run
     assert ctx.evaluation is not None, "every method ends with the eval stage"
-    returns = np.asarray(ctx.evaluation.returns, dtype=float)
-    best, avg = float(ctx.demos.returns.max()), float(ctx.demos.returns.mean())
-    mean = float(returns.mean())
     transform = cfg.transform if cfg.spec.learned_reward else cfg.spec.row_transform
-    row = {
-        "run_id": f"{cfg.run_name()}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}",
-        "utc_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "git_commit": run.commit,
-        "versions": json.dumps(versions(), sort_keys=True),
-        "device": _device_name(cfg.device),
-        "game": cfg.game,
-        "env_profile": cfg.profile,
-        "method": cfg.method,
-        "ranking_source": cfg.ranking_source,
-        "reward_transform": transform + (f"+kl{cfg.kl.beta:g}" if cfg.kl is not None else ""),
-        "budget": cfg.budget,
-        "rl_steps": agent.steps if agent else 0,  # fewer than total_steps where --max-seconds stopped PPO
-        "seed": cfg.seed,
-        "n_episodes": len(returns),
-        "mean": mean,
-        "std": float(returns.std()),
-        "min": float(returns.min()),
-        "max": float(returns.max()),
-        "best_demo": best,
-        "avg_demo": avg,
-        "beats_best_demo": bool(mean > best),
-        "human_normalized": human_normalized(cfg.game, mean),
-        "fidelity_spearman": fidelity.spearman if fidelity else None,
-        "pair_accuracy": fidelity.pair_accuracy if fidelity else None,
-        "wall_s": round(sum(run.walls.values()), 1),
-        "config_hash": config_hash(cfg.to_json() | {"device": None}),  # the hash of the run's config.json
-        "schedule_steps": agent.schedule_steps if agent else None,
-        "precision": agent.precision if agent else None,
-        "time_capped": agent.time_capped if agent else False,
-    }
+    row = build_row(
+        ctx.evaluation,
+        ctx.agent,
+        ctx.fidelity,
+        run_id=f"{cfg.run_name()}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}",
+        git_commit=run.commit,
+        device=_device_name(cfg.device),
+        game=cfg.game,
+        env_profile=cfg.profile,
+        method=cfg.method,
+        ranking_source=cfg.ranking_source,
+        reward_transform=transform + (f"+kl{cfg.kl.beta:g}" if cfg.kl is not None else ""),
+        budget=cfg.budget,
+        seed=cfg.seed,
+        wall_s=round(sum(run.walls.values()), 1),
+        config_hash=stable_hash(cfg.to_json() | {"device": None}),  # the hash of the run's config.json
+    )
     return {"run_folder": str(run.folder), "reused_stages": run.reused, "stage_wall_s": run.walls, "row": row}
 
 

@@ -6,14 +6,21 @@ A stage folder with the same key is reused, its files checked against those hash
 (another config made it: nothing is overwritten). A folder without ``stage.json`` is an interrupted stage, rebuilt.
 A *resumable* stage (PPO, whose runs outlast a session) keeps an interrupted ``.<name>.tmp`` made with the same key
 (its ``.partial-key``) and hands it to ``build`` to go on from (``trex_bench.rl.resume``).
+
+A run folder has one owner at a time (:func:`own`): the process running it holds an exclusive lock on
+``<run>/.owner.lock`` (``filelock``: an ``flock``, which the kernel releases when the process dies, even by
+``kill -9``) for the run's life, with its pid in ``<run>/.owner.pid``. A second ``pipeline`` (or sweep child) on the
+same folder is refused at once, naming that pid, and writes nothing; the next owner removes the temp stage folders a
+dead owner left (all but a resumable stage's, which it goes on from).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,10 +28,62 @@ from typing import Any
 from trex_bench.core.errors import RunFolderError
 from trex_bench.core.io import file_hash, read_json, stable_hash, write_json
 
-__all__ = ["StageRecord", "RunFolder", "stage_key"]
+__all__ = ["StageRecord", "RunFolder", "stage_key", "own", "owner"]
 
 Log = Callable[[str], None]
 PARTIAL_KEY = ".partial-key"  # in a resumable stage's tmp folder: the key it is being built for
+OWNER_LOCK = ".owner.lock"
+OWNER_PID = ".owner.pid"
+
+
+def owner(folder: Path) -> int | None:
+    """The pid of the live process that owns ``folder`` (holds its lock), 0 when its pid is unknown, None when no
+    process owns it."""
+    from filelock import FileLock, Timeout
+
+    if not (folder / OWNER_LOCK).exists():
+        return None
+    probe = FileLock(str(folder / OWNER_LOCK))
+    try:
+        probe.acquire(blocking=False)
+    except Timeout:
+        try:
+            return int((folder / OWNER_PID).read_text().strip())
+        except (OSError, ValueError):
+            return 0
+    probe.release()
+    return None
+
+
+@contextlib.contextmanager
+def own(folder: Path, log: Log) -> Iterator[None]:
+    """Hold ``folder`` (which exists) for this process while the block runs; remove the temp stage folders of a
+    dead owner first.
+
+    Raises:
+        RunFolderError: another live process owns it ("run folder … in use by pid N"); nothing is written.
+    """
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(folder / OWNER_LOCK))
+    try:
+        lock.acquire(blocking=False)
+    except Timeout:
+        pid = owner(folder)
+        who = f"pid {pid}" if pid else "another process"
+        raise RunFolderError(
+            f"run folder {folder} in use by {who}; wait for it to finish (or stop it), then run again with --resume"
+        ) from None
+    try:
+        (folder / OWNER_PID).write_text(f"{os.getpid()}\n")
+        for tmp in sorted(folder.glob(".*.tmp")):
+            if tmp.is_dir() and not (tmp / PARTIAL_KEY).is_file():  # a resumable stage's is gone on from instead
+                shutil.rmtree(tmp, ignore_errors=True)
+                log(f"removed {tmp.name}, a stage an earlier run left unfinished")
+        yield
+    finally:
+        (folder / OWNER_PID).unlink(missing_ok=True)
+        lock.release()
 
 
 def stage_key(obj: Any) -> str:

@@ -43,6 +43,7 @@ class StageContext:
     cache_dir: Path | None
     progress: bool
     unseen_dir: Path | None
+    label_timeout: float | None = None
     fidelity: FidelityFigures | None = None
     agent: AgentResult | None = None
     evaluation: Evaluation | None = None
@@ -166,17 +167,22 @@ def extrapolation_stage(ctx: StageContext) -> StageRecord | None:
 def agent_stage(ctx: StageContext) -> AgentResult:
     from trex_bench.rl.config import PPOJob
     from trex_bench.rl.ppo import train_ppo
-    from trex_bench.rl.precision import resolve_precision
+    from trex_bench.rl.precision import precision_line, resolve_precision
 
     cfg = ctx.cfg
     assert cfg.ppo is not None
     if cfg.spec.learned_reward:
         reward = ctx.record("reward")
         reward_source: str | Path = reward.folder
-        upstream = reward.key
+        upstream: Any = reward.key
+    elif cfg.spec.reward == "prefs":
+        reward_source, upstream = "online", {"prefs": dataclasses.asdict(cfg.prefs), "labeler": cfg.labeler}
+    elif cfg.spec.reward == "gail":
+        reward_source, upstream = "online", {"gail": dataclasses.asdict(cfg.gail), "demos": ctx.demos_hash}
     else:
         reward_source = upstream = cfg.spec.reward
-    precision, _ = resolve_precision(cfg.precision, cfg.device)  # the mode that runs keys the stage, not "auto"
+    precision, why = resolve_precision(cfg.precision, cfg.device)  # the mode that runs keys the stage, not "auto"
+    ctx.run.log(f"[agent] {precision_line(precision, why)}")
     key = {
         "stage": "agent",
         "reward": upstream,
@@ -206,7 +212,7 @@ def agent_stage(ctx: StageContext) -> AgentResult:
     rec = ctx.run.stage(
         "agent",
         key,
-        lambda tmp: train_ppo(job, tmp, progress=ctx.progress, resume=resumable),
+        lambda tmp: train_ppo(job, tmp, progress=ctx.progress, resume=resumable, online=_online_reward(ctx, tmp)),
         resumable=resumable,
     )
     ctx.agent = AgentResult.from_card(read_json(rec.folder / "card.json"))
@@ -214,11 +220,12 @@ def agent_stage(ctx: StageContext) -> AgentResult:
 
 
 def eval_stage(ctx: StageContext) -> Evaluation:
-    """Full games of the method's final policy: the PPO agent, or the BC clone itself for ``bc``."""
+    """Full games of the method's final policy: the PPO agent, the BC clone itself for ``bc``, or the uniform-random
+    policy for ``random``."""
     from trex_bench.evaluation.evaluate import evaluate_agent
 
     cfg = ctx.cfg
-    policy = ctx.record("agent" if "agent" in ctx.run.records else "bc")
+    policy = ctx.record(next(s for s in ("agent", "bc", "random-policy") if s in ctx.run.records))
     key = {
         "stage": "eval",
         "agent": policy.key,
@@ -244,6 +251,48 @@ def eval_stage(ctx: StageContext) -> Evaluation:
     return ctx.evaluation
 
 
+def _online_reward(ctx: StageContext, agent_dir: Path) -> Any:
+    """The reward that learns during PPO, for a method that has one: the preference loop, its queries and answers in
+    ``<agent>/prefs/`` (``labels.csv``, ``pairs.json``, clips: the folder ``trex-bench label serve`` shows a person),
+    going on from the answers already there."""
+    cfg = ctx.cfg
+    if cfg.spec.reward == "gail":
+        return _gail_reward(ctx)
+    if cfg.spec.reward != "prefs":
+        return None
+    import numpy as np
+
+    from trex_bench.reward.preferences import HumanLabeler
+    from trex_bench.rl.preference_loop import PreferenceReward
+
+    assert cfg.prefs is not None
+    labeler = HumanLabeler(timeout_seconds=ctx.label_timeout) if cfg.labeler == "human" else None  # None: the oracle
+    rng = np.random.default_rng([cfg.seed, 1])  # apart from PPO's own seeding by cfg.seed
+    return PreferenceReward(cfg.game, cfg.prefs, agent_dir / "prefs", labeler, rng, cfg.device, resume=True)
+
+
+def _gail_reward(ctx: StageContext) -> Any:
+    """GAIL's discriminator, trained against the run's demo set (its (s, a) pairs from the frame cache)."""
+    import numpy as np
+
+    from trex_bench.demos.frames import FrameCache
+    from trex_bench.rl.gail import GAILReward
+
+    cfg = ctx.cfg
+    assert cfg.gail is not None
+    rng = np.random.default_rng([cfg.seed, 1])  # apart from PPO's own seeding by cfg.seed; the same on resume
+    return GAILReward(cfg.game, ctx.demos, FrameCache(ctx.demos, ctx.cache_dir), cfg.gail, rng, cfg.device)
+
+
+def random_policy_stage(ctx: StageContext) -> StageRecord:
+    """The uniform-random policy as a policy folder (no model): what the eval stage plays for ``random``."""
+    from trex_bench.evaluation.evaluate import write_random_policy
+
+    cfg = ctx.cfg
+    key = {"stage": "random-policy", "game": cfg.game, "profile": cfg.profile}
+    return ctx.run.stage("random-policy", key, lambda tmp: write_random_policy(tmp, cfg.game, cfg.profile))
+
+
 def _kl_key(cfg: ExperimentConfig) -> dict[str, Any] | None:
     if cfg.kl is None:
         return None
@@ -258,5 +307,6 @@ STAGES: dict[str, Callable[[StageContext], object]] = {
     "fidelity": fidelity_stage,
     "extrapolation": extrapolation_stage,
     "agent": agent_stage,
+    "random-policy": random_policy_stage,
     "eval": eval_stage,
 }

@@ -35,7 +35,7 @@ from trex_bench.core.errors import ConfigError
 from trex_bench.core.io import read_json
 from trex_bench.experiment.config import METHODS, ExperimentConfig
 from trex_bench.experiment.options import PipelineConfig
-from trex_bench.experiment.pipeline import LEARNED_REWARD, check_inputs
+from trex_bench.experiment.pipeline import LEARNED_REWARD, check_inputs, check_kl_reference
 
 __all__ = ["SweepJob", "JobResult", "plan_sweep", "run_sweep", "EXECUTORS"]
 
@@ -46,6 +46,8 @@ _APPLIES_TO = {
     "human_labels": tuple(name for name, m in METHODS.items() if "human" in m.rankings),
     "transform": LEARNED_REWARD,
     "precision": tuple(name for name, m in METHODS.items() if m.ppo),
+    "labeler": tuple(name for name, m in METHODS.items() if m.reward == "prefs"),
+    "label_noise": tuple(name for name, m in METHODS.items() if m.reward == "prefs"),
 }
 
 
@@ -89,7 +91,8 @@ class SweepJob:
 
 @dataclass(frozen=True)
 class JobResult:
-    """How one job ended: ``status`` is ``done``, ``skipped`` (finished before) or ``failed``."""
+    """How one job ended: ``status`` is ``done``, ``skipped`` (finished before), ``busy`` (another process owns its run
+    folder) or ``failed``."""
 
     job: SweepJob
     status: str
@@ -102,8 +105,12 @@ class JobResult:
         path = self.job.folder / "summary.json"
         if self.status == "failed" or not path.exists():
             return None
-        row = read_json(path)["row"]
-        return float(row["mean"]), float(row["std"])
+        summary = read_json(path)
+        row = summary.get("row") if isinstance(summary, dict) else None
+        try:
+            return float(row["mean"]), float(row["std"])  # type: ignore[index]
+        except (TypeError, KeyError, ValueError):  # a summary.json that is not a run's summary: no score to show
+            return None
 
 
 def plan_sweep(
@@ -134,6 +141,8 @@ def plan_sweep(
         raise ConfigError("--kl-to needs --kl-betas (e.g. 0,0.01,0.1)")
     if any(not (math.isfinite(b) and b >= 0) for b in kl_betas):
         raise ConfigError(f"--kl-betas must be finite numbers >= 0, got {list(kl_betas)}")
+    if kl_to is not None and check:
+        check_kl_reference(kl_to)  # also when every β is 0 and no run would read it
     jobs: list[SweepJob] = []
     for game, method in itertools.product(games, methods):
         betas = [0.0] if method == "bc" else (kl_betas or [0.0])  # the clone itself has no KL axis
@@ -153,19 +162,66 @@ def plan_sweep(
     return jobs
 
 
+def child_env(threads: int) -> dict[str, str]:
+    """A job's environment: ``threads`` torch/OpenMP threads, and the very ``trex_bench`` this process runs (its
+    folder first on ``PYTHONPATH``; ``PYTHONSAFEPATH``: not whatever ``trex_bench/`` sits in the working folder,
+    which ``python -m`` would import first)."""
+    import trex_bench
+
+    root = str(Path(trex_bench.__file__).resolve().parents[1])
+    path = os.pathsep.join([root, *[p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]])
+    return os.environ | {
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+        "PYTHONPATH": path,
+        "PYTHONSAFEPATH": "1",
+    }
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """On Linux, a ``preexec_fn`` that has the kernel send the child SIGTERM when the sweep dies (even by
+    ``kill -9``: ``prctl(PR_SET_PDEATHSIG)``), so no pipeline runs on as an orphan that a rerun would collide with;
+    None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import signal
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child only calls it
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the sweep died before the line above: die now
+            os._exit(143)
+
+    return preexec
+
+
 def _run_local(job: SweepJob, log: Path, threads: int) -> int:
-    env = os.environ | {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     job.config.write(job.config_file)
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as f:
-        return subprocess.run(job.command(), stdout=f, stderr=subprocess.STDOUT, env=env, check=False).returncode
+        return subprocess.run(
+            job.command(),
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            env=child_env(threads),
+            check=False,
+            preexec_fn=_die_with_parent(),  # noqa: PLW1509  (it only calls prctl)
+        ).returncode
 
 
 def _timed_run(job: SweepJob, log: Path, threads: int) -> JobResult:
-    """Run one job to its end (the body of both executors)."""
+    """Run one job to its end (the body of both executors). A job refused because another process owns its run
+    folder (a run of another sweep) is ``busy``, not ``failed``; one that another process finished meanwhile is
+    ``done``."""
+    from trex_bench.experiment.run_folder import owner
+
     t0 = time.perf_counter()
     rc = _run_local(job, log, threads)
-    return JobResult(job, "done" if rc == 0 else "failed", rc, time.perf_counter() - t0, log)
+    status = "done" if rc == 0 or job.finished() else "busy" if owner(job.folder) is not None else "failed"
+    return JobResult(job, status, rc, time.perf_counter() - t0, log)
 
 
 def _run_ray(

@@ -1,11 +1,13 @@
 """Clip pairs for a person to label, over any demo set: sampled by index, rendered once from exact replay.
 
 A demo set's episodes are cut into non-overlapping clips of ``length`` observations (``start = 0, L, 2L, …``); a
-pair is two different clips, drawn uniformly without replacement among all such pairs, on random sides. Each
-clip is rendered once, when the pairs are made, to a looping animated GIF of the 84×84 grey frames the reward net
-sees (upscaled ``SCALE``×, nearest neighbour), played at the game's speed: one frame per agent step, an agent step
-being ``frameskip`` emulator frames at 60 Hz. The frames come from ``demos.replay``, checked against the
-episode's recorded frame hashes, so a person labels exactly what was recorded.
+pair is two different clips, drawn uniformly without replacement among all such pairs, on random sides. A clip is
+named by the project's one clip id (``reward.clip_pairs.Clip``: its episode's seed and reset index, start, length)
+and the pairs folder records the set's content hash. Each clip is rendered once, when the pairs are made, to a
+looping animated GIF of the 84×84 grey frames the reward net sees (``clip_pairs.render_clip``: upscaled
+``SCALE``×, nearest neighbour), played at the game's speed: one frame per agent step, an agent step being
+``frameskip`` emulator frames at 60 Hz. The frames come from ``demos.replay``, checked against the episode's
+recorded frame hashes, so a person labels exactly what was recorded.
 """
 
 from __future__ import annotations
@@ -21,13 +23,12 @@ import numpy as np
 from trex_bench.core.errors import ConfigError, DataError, DemoError
 from trex_bench.core.io import new_mode
 from trex_bench.core.types import DemoSet
-from trex_bench.reward.clip_pairs import Clip, ClipPair, PairSet, write_pairs
+from trex_bench.reward.clip_pairs import CLIPS_DIR, Clip, ClipPair, PairSet, frame_ms, render_clip, write_pairs
+from trex_bench.reward.labels import episode_index
 
-__all__ = ["CLIP_LENGTH", "SCALE", "clip_grid", "sample_clip_pairs", "render_clip", "make_pairs"]
+__all__ = ["CLIP_LENGTH", "clip_grid", "sample_clip_pairs", "make_pairs"]
 
 CLIP_LENGTH = 25  # DESIGN.md "prefs": Christiano et al. 2017's 25-step segments (the online loop asks the same)
-SCALE = 3  # 84 → 252 pixels: the net's own input, large enough to judge on a laptop screen
-ATARI_HZ = 60  # emulator frames per second
 
 
 def clip_grid(lengths: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
@@ -45,8 +46,11 @@ def clip_grid(lengths: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]
     return episode, (np.arange(len(episode)) - first) * length
 
 
-def sample_clip_pairs(lengths: np.ndarray, n: int, length: int, rng: np.random.Generator) -> list[tuple[Clip, Clip]]:
-    """``n`` distinct pairs of distinct clips (``clip_grid``), uniformly without replacement, on random sides.
+def sample_clip_pairs(
+    lengths: np.ndarray, n: int, length: int, rng: np.random.Generator
+) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """``n`` distinct pairs of distinct clips (``clip_grid``), uniformly without replacement, on random sides, as
+    ``((episode, start), (episode, start))`` of the left and the right clip.
 
     Raises:
         ConfigError: ``n`` < 1, or more pairs than the grid has (the message says how many it has).
@@ -69,26 +73,7 @@ def sample_clip_pairs(lengths: np.ndarray, n: int, length: int, rng: np.random.G
     i = k - j * (j - 1) // 2
     swap = rng.random(n) < 0.5
     left, right = np.where(swap, j, i), np.where(swap, i, j)
-    return [
-        (Clip(int(episode[a]), int(start[a]), length), Clip(int(episode[b]), int(start[b]), length))
-        for a, b in zip(left, right)
-    ]
-
-
-def render_clip(frames: np.ndarray, path: str | Path, frame_ms: float, scale: int = SCALE) -> None:
-    """Write uint8 grey frames [L, H, W] as a looping animated GIF, each frame ``frame_ms`` long."""
-    from PIL import Image
-
-    frames = np.asarray(frames)
-    if frames.ndim != 3 or frames.dtype != np.uint8 or len(frames) == 0:
-        raise ConfigError(f"render_clip needs uint8 frames [L, H, W], got {frames.dtype} {frames.shape}")
-    big = frames.repeat(scale, axis=1).repeat(scale, axis=2)
-    images = [Image.fromarray(f, mode="L") for f in big]
-    images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=frame_ms, loop=0, disposal=1)
-
-
-def _clip_file(c: Clip) -> str:
-    return f"clips/ep{c.episode:04d}_t{c.start:06d}_n{c.length}.gif"
+    return [((int(episode[a]), int(start[a])), (int(episode[b]), int(start[b]))) for a, b in zip(left, right)]
 
 
 def make_pairs(
@@ -102,14 +87,15 @@ def make_pairs(
     on_clip: Callable[[int, int], None] | None = None,
 ) -> PairSet:
     """Sample ``n`` clip pairs over the demo set ``demos_dir`` and write the pairs folder ``out``: ``pairs.json``
-    (the game, the demo set's path and content hash, the pairs as clip indices) and ``clips/`` (one GIF per clip).
+    (the game, the demo set's path and content hash, the pairs as clip ids) and ``clips/`` (one GIF per clip).
 
     The folder is built beside ``out`` and moved into place in one step; ``out`` must not exist or be empty, so
     a folder that holds answers is never written over. ``on_clip(done, total)`` reports rendering progress.
 
     Raises:
         ConfigError: ``n`` out of range for the set (see ``sample_clip_pairs``).
-        DataError: ``out`` is a file, a non-empty folder, or cannot be written.
+        DataError: ``out`` is a file, a non-empty folder, or cannot be written; two episodes of the set are one game
+            (one seed and reset index), so a clip id could not tell them apart.
         DemoError: a demo set of another game, or an episode that does not replay to its recorded frames.
     """
     from trex_bench.core.envs import get_profile
@@ -120,23 +106,30 @@ def make_pairs(
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DataError(f"{out} exists and is not empty (a pairs folder is never written over); choose another --out")
     ds = load_demos(demos_dir, game=get_game(game).id)
-    chosen = sample_clip_pairs(ds.lengths, n, length, rng)
+    index = episode_index(ds, demos_dir)  # (seed, reset) → episode: what a clip id names
+    drawn = sample_clip_pairs(ds.lengths, n, length, rng)
+
+    def clip(episode: int, start: int) -> Clip:
+        ep = ds.episodes[episode]
+        return Clip(ep.seed, ep.reset_index, start, length)
+
+    chosen = [(clip(*a), clip(*b)) for a, b in drawn]
     try:  # before the replay: an unwritable --out fails in a second, not after minutes
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     except OSError as e:
         raise DataError(f"cannot write {out}: {e.strerror or e}") from e
-    clips = sorted({c for pair in chosen for c in pair}, key=Clip.as_tuple)
-    frame_ms = round(100 * get_profile(ds.profile).frameskip / ATARI_HZ) * 10  # GIF delays are in 10 ms steps
+    clips = sorted({c for pair in chosen for c in pair})
+    ms = frame_ms(get_profile(ds.profile).frameskip)
     try:
-        frames = _replayed(ds, demos_dir, sorted({c.episode for c in clips}))
-        (tmp / "clips").mkdir()
+        frames = _replayed(ds, demos_dir, sorted({index[c.seed, c.reset] for c in clips}))
+        (tmp / CLIPS_DIR).mkdir()
         for k, c in enumerate(clips):
-            render_clip(frames[c.episode][c.start : c.start + c.length], tmp / _clip_file(c), frame_ms)
+            render_clip(frames[index[c.seed, c.reset]][c.start : c.start + c.length], tmp / c.gif(), ms)
             if on_clip is not None:
                 on_clip(k + 1, len(clips))
         source = dict(kind="demos", path=str(demos_dir), content_hash=ds.content_hash())
-        body = tuple(ClipPair(a, b, _clip_file(a), _clip_file(b)) for a, b in chosen)
+        body = tuple(ClipPair(a, b, a.gif(), b.gif()) for a, b in chosen)
         pairs = PairSet(ds.game, source, body, created_by)
         write_pairs(tmp, pairs)
         os.chmod(tmp, new_mode(directory=True))  # mkdtemp made it 0700

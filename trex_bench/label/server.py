@@ -4,14 +4,17 @@
 socket; ``make_server`` puts it behind a ``ThreadingHTTPServer``. Routes:
 
 * ``GET /``: the page (``page.html``, package data: no CDN, no request leaves the machine, held by its CSP).
-* ``GET /api/state``: game, counts, and the first unanswered pair with its clips' URLs (``null`` when none).
+* ``GET /api/state``: game, counts, and the first unanswered pair with its clips' URLs and ids ``[seed, reset,
+  start, length]`` (``null`` when none).
 * ``GET /clip/<pair>/<left|right>``: a clip file named in ``pairs.json``, nothing else of the disk.
 * ``POST /api/label``: ``{"pair", "answer", "left", "right"}`` (the clip ids the page showed), ``Content-Type:
   application/json``; written to ``labels.csv`` before the reply (``reward.labels.append_label``). A second
   answer to a pair changes nothing and says so; the reply carries the new state.
 
-``pairs.json`` is read again whenever it changes on disk, so a folder that the online preference loop keeps adding
-pairs to is served the same way: the page asks for the next pair and, when all are answered, polls for new ones.
+The folder is in the project's one preference format (``reward.clip_pairs``, ``reward.labels``), whoever made it:
+``trex-bench label pairs`` over a demo set, or the online preference loop (``rl.preference_loop``) over the agent's
+own games. ``pairs.json`` is read again whenever it changes on disk, so the loop's folder, which grows while PPO
+runs, is served the same way: the page asks for the next pair and, when all are answered, polls for new ones.
 A page on another site cannot post answers: it cannot send a JSON body without a CORS preflight, which this server
 never grants, and a request naming another host (DNS rebinding) is refused on a loopback server.
 """
@@ -81,7 +84,7 @@ class LabelApp:
         clock: unix time of an answer (tests pass a fake).
 
     Raises:
-        DataError: not a pairs folder, existing labels that name other pairs, clips or another game, or a folder
+        DataError: not a pairs folder, existing labels that name other pairs or clips, or a folder
             or labels file that cannot be written.
     """
 
@@ -95,7 +98,7 @@ class LabelApp:
         self._pairs_stamp = self._stamp()
         check_labeler(labeler)
         if self.labels_path.exists():
-            check_labels(read_labels(self.labels_path, game=self._pairs.game), self._pairs, self.labels_path)
+            check_labels(read_labels(self.labels_path), self._pairs, self.labels_path)
         self._check_writable()
 
     def _check_writable(self) -> None:
@@ -143,7 +146,7 @@ class LabelApp:
     def _labels(self, pairs: PairSet) -> tuple[Label, ...]:
         if not self.labels_path.exists():
             return ()
-        return read_labels(self.labels_path, game=pairs.game)
+        return read_labels(self.labels_path)
 
     def answer(self, body: Any) -> tuple[HTTPStatus, dict[str, Any]]:
         """Record one answer (the decoded JSON body). Returns the HTTP status and the reply's JSON.
@@ -167,7 +170,7 @@ class LabelApp:
             return HTTPStatus.CONFLICT, dict(
                 error=f"pair {i} has other clips than the page showed ({PAIRS_FILE} changed): reload the page"
             )
-        label = Label(i, pairs.game, p.left, p.right, self.labeler, answer, float(self.clock()))
+        label = Label(i, p.left, p.right, self.labeler, answer, float(self.clock()))
         stands, written = append_label(self.labels_path, label)
         if written:
             message = f"pair {i}: {answer} saved"
@@ -181,7 +184,10 @@ class LabelApp:
         if not 0 <= pair < len(pairs.pairs) or side not in ("left", "right"):
             return None
         p = pairs.pairs[pair]
-        path = (self.folder / (p.left_file if side == "left" else p.right_file)).resolve()
+        name = p.left_file if side == "left" else p.right_file
+        if name is None:  # not rendered: nobody was to watch it (the synthetic oracle's queries)
+            return None
+        path = (self.folder / name).resolve()
         if not path.is_relative_to(self.folder.resolve()) or not path.is_file():
             return None
         return path

@@ -37,19 +37,24 @@ def train_command(
     device: str = "cpu",
     progress: bool = True,
     synthetic_temperature: float = 1.0,
+    overwrite: bool = False,
 ) -> Path:
     """``trex-bench reward train``: demos → ranking → frame cache → trained reward model folder in ``out``.
 
     Refuses a demo set of another game than ``game``. Writes ``model.safetensors`` + ``card.json`` (profile, demo
     content hash, ranking source, config, metrics) and ``train_log.json`` atomically. ``config`` is what trains
-    (``trex_bench.experiment.budgets.reward_config`` builds a budget's); ``budget`` is recorded in the card.
+    (``trex_bench.experiment.budgets.reward_config`` builds a budget's); ``budget`` is recorded in the card. An
+    ``out`` holding anything but a reward model is refused before any work (``core.io.claim_output``; ``overwrite``:
+    the user's consent to write into it anyway).
     """
     from trex_bench.core.games import get_game
+    from trex_bench.core.io import claim_output
     from trex_bench.demos.frames import FrameCache
     from trex_bench.demos.store import load_demos
     from trex_bench.reward import ranking as rankers
     from trex_bench.reward.net import save_model
 
+    claim_output(out, "reward_model", overwrite)
     g = get_game(game)
     ds = load_demos(demos_dir)
     if ds.game != g.id:
@@ -143,6 +148,7 @@ def _resampled(
 def summary_line(metrics: dict) -> str:
     """One line of a trained reward model's metrics (its card's ``metrics``), for the command's output."""
     return (
-        f"val pair accuracy {metrics['val_accuracy']:.3f}, train {metrics['train_accuracy']:.3f}, "
+        f"val pair accuracy {'n/a' if metrics['val_accuracy'] is None else format(metrics['val_accuracy'], '.3f')}, "
+        f"train {metrics['train_accuracy']:.3f}, "
         f"{metrics['wall_seconds']:.0f} s ({'; '.join(metrics['stopped'])})"
     )

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from trex_bench.core.errors import ConfigError
+from trex_bench.core.fields import check_fields, check_range
 
 __all__ = ["TrainConfig"]
 
@@ -75,25 +76,21 @@ class TrainConfig:
     bootstrap: bool = False
 
     def __post_init__(self) -> None:
-        if self.method not in ("trex", "drex"):
-            raise ConfigError(f"unknown method {self.method!r}; valid: trex, drex")
-        for name in ("n_pairs", "min_len", "stride", "batch_pairs", "eval_every", "ensemble"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        check_fields(self)  # types first: a config file's "many" or NaN is named, not compared
+        for name in ("n_pairs", "min_len", "stride", "batch_pairs", "eval_every", "ensemble", "max_steps"):
+            check_range(self, name, 1)
         if self.max_len <= self.min_len:
             raise ConfigError(f"TrainConfig needs min_len < max_len, got {self.min_len}, {self.max_len}")
-        if self.select not in ("val_accuracy", "val_loss", "last"):
-            raise ConfigError(f"TrainConfig.select must be val_accuracy, val_loss or last, got {self.select!r}")
-        if self.validation not in ("episodes", "latest"):
-            raise ConfigError(f"TrainConfig.validation must be episodes or latest, got {self.validation!r}")
+        for name in ("lr", "passes", "max_seconds"):
+            check_range(self, name, 0, open_lo=True)
+        check_range(self, "weight_decay", 0)
+        check_range(self, "patience", 0)
+        if not 0.0 <= self.val_frac < 1.0:  # 0: no validation (the last weights are kept)
+            raise ConfigError(f"TrainConfig.val_frac must be in [0, 1), got {self.val_frac!r}")
         if self.validation == "latest" and self.val_frac <= 0:
             raise ConfigError(
                 "TrainConfig.validation 'latest' needs val_frac > 0 (the share of pairs drawn to validate)"
             )
-        if not isinstance(self.bootstrap, bool):
-            raise ConfigError(f"TrainConfig.bootstrap must be true or false, got {self.bootstrap!r}")
-        if not (self.lr > 0 and self.passes > 0):
-            raise ConfigError("TrainConfig.lr and passes must be > 0")
 
     def key(self) -> dict[str, Any]:
         """The config as a run folder's key: every field, less the options of ``_KEY_SILENT_DEFAULTS`` at those values.

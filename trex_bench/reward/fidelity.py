@@ -178,46 +178,19 @@ def fidelity_report(
     Raises:
         ValueError: fewer than two distinct true returns, a model of another game, or bad sizes.
     """
-    game = getattr(model, "game", None)
-    if game is not None and getattr(game, "id", game) != demos.game:
-        raise ConfigError(f"reward model is for {getattr(game, 'id', game)}, the demos are {demos.game}")
-    returns = demos.returns
-    if len(np.unique(returns)) < 2:
-        raise ConfigError(
-            f"fidelity needs episodes with at least 2 distinct true returns; all {len(returns)} episodes of this "
-            f"{demos.game} demo set return {returns[0]:g} (collect at several noise levels or checkpoints)"
-        )
-    if snippet_len < 1 or n_pairs < 1:
-        raise ConfigError(f"snippet_len and n_pairs must be >= 1, got {snippet_len} and {n_pairs}")
+    _check_inputs(model, demos, snippet_len, n_pairs)
     if cache is None:
         from trex_bench.demos.frames import FrameCache
 
         cache = FrameCache(demos)
     rng = rng if rng is not None else np.random.default_rng(0)
-
-    lengths = demos.lengths
+    returns, lengths = demos.returns, demos.lengths
     rewards = episode_rewards(model, cache, lengths)
     preds = {
         "pred_sum": np.array([r.sum() for r in rewards]),
         # what PPO is paid per step in both papers: sigmoid(r(s)) (PAPERS.md "RL on the learned reward")
         "pred_sigmoid_sum": np.array([(1.0 / (1.0 + np.exp(-r))).sum() for r in rewards]),
         "pred_mean": np.array([r.mean() for r in rewards]),
-    }
-    episodes = [
-        {
-            "index": i,
-            "true_return": float(returns[i]),
-            "length": int(lengths[i]),
-            "noise": float(ep.noise),
-            "checkpoint": int(ep.checkpoint),
-            "truncated": bool(ep.truncated),
-            **{k: float(v[i]) for k, v in preds.items()},
-        }
-        for i, ep in enumerate(demos.episodes)
-    ]
-    correlations = {
-        k: {"spearman": correlation("spearman", v, returns), "pearson": correlation("pearson", v, returns)}
-        for k, v in preds.items()
     }
     return {
         "kind": "fidelity_report",
@@ -230,8 +203,11 @@ def fidelity_report(
         "scored_observations": (
             "1..T of each episode (the observation after each agent step; the reset stack is not scored)"
         ),
-        "episodes": episodes,
-        "correlations": correlations,
+        "episodes": _episode_rows(demos, preds),
+        "correlations": {
+            k: {"spearman": correlation("spearman", v, returns), "pearson": correlation("pearson", v, returns)}
+            for k, v in preds.items()
+        },
         "length_confound": {
             "spearman_length_vs_return": correlation("spearman", lengths, returns),
             "spearman_sum_vs_length": correlation("spearman", preds["pred_sum"], lengths),
@@ -241,6 +217,36 @@ def fidelity_report(
         "per_step": per_step_stats(rewards, [ep.rewards for ep in demos.episodes]),
         "versions": versions(),
     }
+
+
+def _check_inputs(model: _Scorer, demos: DemoSet, snippet_len: int, n_pairs: int) -> None:
+    game = getattr(model, "game", None)
+    if game is not None and getattr(game, "id", game) != demos.game:
+        raise ConfigError(f"reward model is for {getattr(game, 'id', game)}, the demos are {demos.game}")
+    returns = demos.returns
+    if len(np.unique(returns)) < 2:
+        raise ConfigError(
+            f"fidelity needs episodes with at least 2 distinct true returns; all {len(returns)} episodes of this "
+            f"{demos.game} demo set return {returns[0]:g} (collect at several noise levels or checkpoints)"
+        )
+    if snippet_len < 1 or n_pairs < 1:
+        raise ConfigError(f"snippet_len and n_pairs must be >= 1, got {snippet_len} and {n_pairs}")
+
+
+def _episode_rows(demos: DemoSet, preds: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """Per episode: its true return, length, noise, checkpoint, truncation and the three predictions."""
+    return [
+        {
+            "index": i,
+            "true_return": float(demos.returns[i]),
+            "length": int(demos.lengths[i]),
+            "noise": float(ep.noise),
+            "checkpoint": int(ep.checkpoint),
+            "truncated": bool(ep.truncated),
+            **{k: float(v[i]) for k, v in preds.items()},
+        }
+        for i, ep in enumerate(demos.episodes)
+    ]
 
 
 def scatter_plot(report: dict[str, Any], path: str | Path) -> Path:
@@ -297,15 +303,19 @@ def score_command(
         cache_dir: frame-cache root (default ``$TREX_BENCH_CACHE`` or ``~/.cache/trex_bench``).
 
     Raises:
-        ValueError: the model is for another game than the demos, or anything ``fidelity_report`` refuses.
+        ValueError: the model is for another game than the demos, ``out_json`` (or its PNG) holds another kind of
+            file (``core.io.claim_output``), or anything ``fidelity_report`` refuses.
     """
-    from trex_bench.core.io import read_json
+    from trex_bench.core.io import claim_output, read_json
     from trex_bench.demos.frames import FrameCache
     from trex_bench.demos.store import load_demos
     from trex_bench.reward.net import load_model
 
     model_dir, demos_dir = Path(model_dir), Path(demos_dir)
     demos = load_demos(demos_dir)
+    out = Path(out_json) if out_json is not None else default_report_path(model_dir, demos.content_hash())
+    claim_output(out, "fidelity")  # before any scoring: never over another kind of file (a card, a CSV)
+    claim_output(out.with_suffix(".png"), "plot")
     card_path = model_dir / "card.json"
     if card_path.exists():  # a clear message before load_model's generic one
         model_game = read_json(card_path).get("game")
@@ -326,7 +336,7 @@ def score_command(
     report["model_card"] = {
         k: card.get(k) for k in ("arch", "ensemble_size", "profile", "source", "which", "source_repo", "source_commit")
     }
-    out = Path(out_json) if out_json is not None else default_report_path(model_dir, report["demos_hash"])
+    report["kind"] = "fidelity"
     report["plot"] = out.with_suffix(".png").name  # next to the JSON (a pipeline stage renames its folder)
     write_json(out, report)
     scatter_plot(report, out.with_suffix(".png"))

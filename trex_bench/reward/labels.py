@@ -1,24 +1,31 @@
-"""The project's one preference-label format: ``labels.csv``, the answers to the clip pairs of a pairs folder
-(``trex_bench.reward.clip_pairs``: ``pairs.json``, what was asked).
+"""The project's one preference format, part 2: ``labels.csv``, the answers to the clip pairs of a pairs folder
+(part 1, ``trex_bench.reward.clip_pairs``: the clip id and ``pairs.json``, what was asked).
 
-``labels.csv`` has the columns ``COLUMNS``: the pair's index, the game, both clips' ids ``(episode, start,
-length)``, who answered, the answer and the unix time. ``answer`` is ``left`` or ``right`` (that clip is preferred),
-``equal`` (both as good) or ``skip`` (can't tell). One row per pair: ``append_label`` writes a row as one full line
-under a file lock, flushed and fsynced, and a second answer to a pair is a no-op (the first answer stands), so a
-double click or a resent request changes nothing. The labeling page (``trex_bench.label``) writes the answers.
+Whoever answers (a person on the labeling page, ``trex_bench.label``; the online loop's synthetic oracle), every
+answer is one row of ``labels.csv`` in the pairs folder, with the columns ``COLUMNS``: ``pair``, ``left_seed``,
+``left_reset``, ``left_start``, ``left_length``, the same four of ``right_``, ``labeler``, ``answer``, ``unix_time``.
 
-Training (``reward train --ranking human``): each ``left``/``right`` answer is one Bradley-Terry snippet pair over
-exactly the two labelled clips (Christiano et al. 2017: a preference between two segments is one comparison);
-``equal`` and ``skip`` give no pair (the trainer's labels are hard; Christiano et al. fit ``equal`` to a uniform
-target, which is not done here). ``reward.build`` holds out whole episode pairs for validation and draws the
-budget's ``n_pairs`` training pairs from the rest with replacement, as T-REX's sampler draws its pairs from a ranking.
+``pair`` is the pair's index in ``pairs.json``; ``left_*``/``right_*`` are its two clip ids ``(seed, reset,
+start, length)``, as the page showed them; ``labeler`` names who answered (a person's name, ``synthetic``);
+``answer`` is ``left`` or ``right`` (that clip is preferred), ``equal`` (both as good) or ``skip`` (can't tell);
+``unix_time`` is when, in seconds. ``append_labels`` writes rows as whole lines under a file lock, flushed and
+fsynced before it returns; a second answer to a pair is a no-op (the first answer stands), so a double click or a
+resent request changes nothing. A row cut off by a crash mid-write was never acknowledged: readers skip it and the
+next append removes it. Labels are read against their ``pairs.json`` (``check_labels``): a row naming a pair the
+folder does not have, or other clips than that pair's, is refused.
 
-The T-REX MTurk CSV (columns ``A,B,label,scoreA,scoreB``) maps onto this format as follows: a row is one pair
-whose left clip is the whole of each episode of checkpoint ``A`` (start 0, all its observations) and whose right
-clip is the whole of each episode of checkpoint ``B``; ``label`` 0 is the answer ``left`` and 1 is ``right``;
-``scoreA``/``scoreB`` are not kept and the labeler is the MTurk crowd. Because those clips are whole episodes of
-different lengths, an MTurk answer is an *episode* preference, and ``ranking.from_human_labels`` keeps T-REX's use
-of it: snippets are sampled from the ranked episodes. ``label_format`` tells the two files apart by their header.
+What an answer trains: the online loop (``reward.pref_ensemble``) fits ``left`` → P(right ≻ left) = 0, ``right`` → 1,
+``equal`` → ½ (Christiano et al. 2017 §2.2.2) and drops ``skip``. ``reward train --ranking human`` (T-REX, hard
+labels) turns each ``left``/``right`` answer about a demo set's clips into one Bradley-Terry snippet pair over
+exactly the two clips (``labelled_snippet_pairs``); ``equal`` and ``skip`` give no pair there.
+
+The T-REX MTurk CSV (columns ``A,B,label,scoreA,scoreB``) keeps its own reader (``ranking.from_human_labels``); it
+maps onto this format as follows: a row is one pair whose left clip is the whole of each episode of checkpoint ``A``
+(``Clip(seed, reset_index, 0, T + 1)`` of every such episode) and whose right clip is the whole of each episode of
+checkpoint ``B``; ``label`` 0 is the answer ``left`` and 1 is ``right``; ``scoreA``/``scoreB`` are not kept and the
+labeler is the MTurk crowd. Because those clips are whole episodes of different lengths, an MTurk answer is an
+*episode* preference, and ``from_human_labels`` keeps T-REX's use of it: snippets are sampled from the ranked
+episodes. ``label_format`` tells the two files apart by their header.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import io
 import math
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -42,33 +50,26 @@ __all__ = [
     "ANSWERS",
     "COLUMNS",
     "LABELS_FILE",
+    "TARGET",
     "Label",
     "check_labeler",
     "append_label",
+    "append_labels",
     "read_labels",
     "check_labels",
     "label_format",
+    "episode_index",
     "snippet_pairs",
     "labelled_snippet_pairs",
 ]
 
 LABELS_FILE = "labels.csv"
 ANSWERS = ("left", "right", "equal", "skip")
-COLUMNS = (
-    "pair",
-    "game",
-    "left_episode",
-    "left_start",
-    "left_length",
-    "right_episode",
-    "right_start",
-    "right_length",
-    "labeler",
-    "answer",
-    "unix_time",
-)
+TARGET = {"left": 0.0, "right": 1.0, "equal": 0.5}  # P(right ≻ left) to fit (μ(2) of Christiano et al. §2.2.2)
+_CLIP = ("seed", "reset", "start", "length")
+COLUMNS = ("pair", *(f"left_{f}" for f in _CLIP), *(f"right_{f}" for f in _CLIP), "labeler", "answer", "unix_time")
 _MTURK = ("A", "B", "label")
-_LOCK_TIMEOUT_S = 30.0  # a writer holds the lock for one read and one line; longer means a stuck process
+_LOCK_TIMEOUT_S = 30.0  # a writer holds the lock for one read and a few lines; longer means a stuck process
 _LABELER = re.compile(r"[^\x00-\x1f\x7f]{1,64}")  # one printable line: a labels row never spans two lines
 
 
@@ -77,7 +78,6 @@ class Label:
     """One answer: which clip of pair ``pair`` the labeler preferred (a row of ``labels.csv``)."""
 
     pair: int
-    game: str
     left: Clip
     right: Clip
     labeler: str
@@ -87,25 +87,23 @@ class Label:
     def __post_init__(self) -> None:
         if isinstance(self.pair, bool) or not isinstance(self.pair, (int, np.integer)) or self.pair < 0:
             raise ConfigError(f"Label.pair must be an integer >= 0, got {self.pair!r}")
+        if not isinstance(self.left, Clip) or not isinstance(self.right, Clip):
+            raise ConfigError("Label.left and .right must be Clip ids")
         if self.answer not in ANSWERS:
             raise ConfigError(f"answer must be one of {', '.join(ANSWERS)}, got {self.answer!r}")
-        if not isinstance(self.game, str) or not re.fullmatch(r"[a-z0-9_]+", self.game):
-            raise ConfigError(f"Label.game must be a game id, got {self.game!r}")
         check_labeler(self.labeler)
         if not isinstance(self.unix_time, (int, float)) or not math.isfinite(self.unix_time):
             raise ConfigError(f"Label.unix_time must be a finite number, got {self.unix_time!r}")
 
+    @property
+    def target(self) -> float | None:
+        """P(right ≻ left) to fit: 0, 1, ½ for ``equal``, None for ``skip``."""
+        return TARGET.get(self.answer)
+
     def row(self) -> list[str]:
         """The CSV fields, in ``COLUMNS`` order."""
-        return [
-            str(self.pair),
-            self.game,
-            *map(str, self.left.as_tuple()),
-            *map(str, self.right.as_tuple()),
-            self.labeler,
-            self.answer,
-            f"{self.unix_time:.3f}",
-        ]
+        clips = [str(v) for c in (self.left, self.right) for v in c.as_tuple()]
+        return [str(self.pair), *clips, self.labeler, self.answer, f"{self.unix_time:.3f}"]
 
 
 def check_labeler(name: str) -> None:
@@ -114,50 +112,57 @@ def check_labeler(name: str) -> None:
         raise ConfigError(f"labeler must be 1-64 printable characters on one line, got {name!r}")
 
 
-def _line(fields: list[str]) -> str:
+def _lines(rows: list[list[str]]) -> str:
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow(fields)
+    csv.writer(buf, lineterminator="\n").writerows(rows)
     return buf.getvalue()
 
 
-def _lock(path: Path) -> Any:
-    from filelock import FileLock
-
-    return FileLock(str(path) + ".lock", timeout=_LOCK_TIMEOUT_S)
-
-
 def append_label(path: str | Path, label: Label) -> tuple[Label, bool]:
-    """Append ``label`` to the labels CSV ``path`` unless its pair is answered already.
+    """``append_labels`` of one label: ``(the label that stands, whether this call wrote it)``."""
+    return append_labels(path, [label])[0]
 
-    Under a file lock (any number of threads or processes may write): read the file, and if the pair has no answer
-    yet, append the row as one ``write`` of a full line (the header first in a new file), then fsync. The reply to
-    the labeler comes after the fsync, so a row cut off by a crash mid-write was never acknowledged: the next
-    append removes it (``read_labels`` already skips it) and the page asks that pair again.
+
+def append_labels(path: str | Path, labels: Sequence[Label]) -> list[tuple[Label, bool]]:
+    """Append each label to the labels CSV ``path`` unless its pair is answered already (in the file or earlier in
+    ``labels``).
+
+    Under a file lock (any number of threads or processes may write): read the file, append the new rows in one
+    ``write`` of whole lines (the header first in a new file), then fsync. The reply to a labeler comes after the
+    fsync, so a row cut off by a crash mid-write was never acknowledged: this removes it (``read_labels`` already
+    skips it) and the page asks that pair again.
 
     Returns:
-        ``(the label that stands, whether this call wrote it)``: ``(label, True)``, or ``(first answer, False)``.
+        per label, ``(the label that stands, whether this call wrote it)``: ``(label, True)`` or ``(first, False)``.
 
     Raises:
-        DataError: ``path`` is not a labels CSV of this format, holds another game's labels, or cannot be written.
+        DataError: ``path`` is not a labels CSV of this format, or cannot be written.
     """
-    from filelock import Timeout
+    from filelock import FileLock, Timeout
 
     path = Path(path)
     try:
-        with _lock(path):
-            return _append_locked(path, label)
+        with FileLock(str(path) + ".lock", timeout=_LOCK_TIMEOUT_S):
+            return _append_locked(path, labels)
     except Timeout as e:
         raise DataError(f"{path} stayed locked for {_LOCK_TIMEOUT_S:.0f} s by another writer ({e.lock_file})") from e
     except PermissionError as e:
         raise DataError(f"cannot write labels to {path}: {e.strerror or e}") from e
 
 
-def _append_locked(path: Path, label: Label) -> tuple[Label, bool]:
-    """``append_label``'s work, with the lock held."""
-    existing = read_labels(path, game=label.game) if path.exists() else ()
-    for old in existing:
-        if old.pair == label.pair:
-            return old, False
+def _append_locked(path: Path, labels: Sequence[Label]) -> list[tuple[Label, bool]]:
+    """``append_labels``'s work, with the lock held."""
+    stands = {lab.pair: lab for lab in (read_labels(path) if path.exists() else ())}
+    out, new = [], []
+    for lab in labels:
+        if lab.pair in stands:
+            out.append((stands[lab.pair], False))
+        else:
+            stands[lab.pair] = lab
+            new.append(lab)
+            out.append((lab, True))
+    if not new:
+        return out
     try:
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
     except OSError as e:
@@ -173,8 +178,8 @@ def _append_locked(path: Path, label: Label) -> tuple[Label, bool]:
             else:  # a row cut off by a crash mid-write, never acknowledged (read_labels skips it): drop it
                 os.ftruncate(fd, keep)
                 size = keep
-        data = prefix + (_line(list(COLUMNS)) if size == 0 else "") + _line(label.row())
-        payload = data.encode("utf-8")
+        header = [list(COLUMNS)] if size == 0 else []
+        payload = (prefix + _lines(header + [lab.row() for lab in new])).encode("utf-8")
         while payload:
             payload = payload[os.write(fd, payload) :]
         os.fsync(fd)
@@ -182,7 +187,7 @@ def _append_locked(path: Path, label: Label) -> tuple[Label, bool]:
         os.close(fd)
     if size == 0:
         _fsync_dir(path.parent)
-    return label, True
+    return out
 
 
 def _is_row(line: bytes) -> bool:
@@ -207,12 +212,13 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def read_labels(path: str | Path, game: str | None = None) -> tuple[Label, ...]:
-    """The answers in a labels CSV, in file order; a pair answered twice keeps its first answer.
+def read_labels(path: str | Path) -> tuple[Label, ...]:
+    """The answers in a labels CSV, in file order; a pair answered twice keeps its first answer; a cut-off last
+    line (a write killed mid-line) is no answer.
 
     Raises:
-        DataError: the file is missing, not UTF-8, has other columns (e.g. the MTurk CSV), a malformed row
-            (``file:line``), or a row of another game than ``game``.
+        DataError: the file is missing, not UTF-8, has other columns (e.g. the MTurk CSV), or a malformed row
+            (``file:line``).
     """
     path = Path(path)
     try:
@@ -241,8 +247,6 @@ def read_labels(path: str | Path, game: str | None = None) -> tuple[Label, ...]:
     out: dict[int, Label] = {}
     for where, fields in rows:
         label = _parse_row(fields, where)
-        if game is not None and label.game != game:
-            raise DataError(f"{where}: a {label.game} label, but these labels are for {game}")
         out.setdefault(label.pair, label)
     return tuple(out.values())
 
@@ -250,33 +254,31 @@ def read_labels(path: str | Path, game: str | None = None) -> tuple[Label, ...]:
 def _parse_row(fields: list[str], where: str) -> Label:
     if len(fields) != len(COLUMNS):
         raise DataError(f"{where}: {len(fields)} fields, expected {len(COLUMNS)} (a cut-off or hand-edited line?)")
-    r = dict(zip(COLUMNS, fields))
     try:
-        ints = {k: int(r[k]) for k in COLUMNS[:1] + COLUMNS[2:8]}
+        ints = [int(v) for v in fields[:9]]
         return Label(
-            ints["pair"],
-            r["game"],
-            Clip(ints["left_episode"], ints["left_start"], ints["left_length"]),
-            Clip(ints["right_episode"], ints["right_start"], ints["right_length"]),
-            r["labeler"],
-            r["answer"],  # type: ignore[arg-type]  # Label checks it is one of ANSWERS
-            float(r["unix_time"]),
+            ints[0],
+            Clip(*ints[1:5]),
+            Clip(*ints[5:9]),
+            fields[9],
+            fields[10],  # type: ignore[arg-type]  # Label checks it is one of ANSWERS
+            float(fields[11]),
         )
     except (ValueError, ConfigError) as e:
         raise DataError(f"{where}: {e}") from e
 
 
-def check_labels(labels: tuple[Label, ...], pairs: PairSet, where: str | Path) -> None:
+def check_labels(labels: Sequence[Label], pairs: PairSet, where: str | Path) -> None:
     """Refuse labels that name a pair the pairs folder does not have, or other clips than that pair's.
 
     Raises:
         DataError: one line naming ``where`` and the first such label.
     """
     for lab in labels:
-        if lab.game != pairs.game:
-            raise DataError(f"{where}: pair {lab.pair} is labelled as {lab.game}, but the pairs are {pairs.game}")
         if lab.pair >= len(pairs.pairs):
-            raise DataError(f"{where}: pair {lab.pair} is not among the {len(pairs.pairs)} pairs of the pairs folder")
+            raise DataError(
+                f"{where}: pair {lab.pair} is not among the {len(pairs.pairs)} {pairs.game} pairs of its pairs folder"
+            )
         p = pairs.pairs[lab.pair]
         if (lab.left, lab.right) != (p.left, p.right):
             raise DataError(
@@ -309,12 +311,30 @@ def label_format(path: str | Path) -> Literal["clips", "mturk"]:
     )
 
 
-def snippet_pairs(labels: tuple[Label, ...]) -> SnippetPairs:
-    """One snippet pair per ``left``/``right`` answer over exactly its two clips (stride 1); side a is the left
-    clip, ``label = 1`` when the right clip was preferred. ``equal`` and ``skip`` give no pair.
+def episode_index(ds: DemoSet, where: str | Path) -> dict[tuple[int, int], int]:
+    """Each episode's index in ``ds`` by its ``(seed, reset_index)``, the game a clip id names.
 
     Raises:
-        DataError: no ``left``/``right`` answer at all, or a pair whose clips differ in length.
+        DataError: two episodes of one game (a clip id would name either), naming ``where``.
+    """
+    out: dict[tuple[int, int], int] = {}
+    for i, ep in enumerate(ds.episodes):
+        first = out.setdefault((ep.seed, ep.reset_index), i)
+        if first != i:
+            raise DataError(
+                f"{where}: episodes {first} and {i} are both game {ep.reset_index} of seed {ep.seed}, so a clip id "
+                "(seed, reset, start, length) cannot tell them apart"
+            )
+    return out
+
+
+def snippet_pairs(labels: Sequence[Label], episode_of: dict[tuple[int, int], int]) -> SnippetPairs:
+    """One snippet pair per ``left``/``right`` answer over exactly its two clips (stride 1); side a is the left
+    clip, ``label = 1`` when the right clip was preferred. ``episode_of`` maps a clip's ``(seed, reset)`` to its
+    episode's index in the demo set. ``equal`` and ``skip`` give no pair.
+
+    Raises:
+        DataError: no ``left``/``right`` answer at all, a clip of no episode, or a pair whose clips differ in length.
     """
     chosen = [lab for lab in labels if lab.answer in ("left", "right")]
     if not chosen:
@@ -322,14 +342,19 @@ def snippet_pairs(labels: tuple[Label, ...]) -> SnippetPairs:
     for lab in chosen:
         if lab.left.length != lab.right.length:
             raise DataError(f"pair {lab.pair}: clips of {lab.left.length} and {lab.right.length} observations")
+        for c in (lab.left, lab.right):
+            if (c.seed, c.reset) not in episode_of:
+                raise DataError(
+                    f"pair {lab.pair}: clip {c.as_tuple()} names no episode (seed {c.seed}, reset {c.reset})"
+                )
 
     def col(get: Any) -> np.ndarray:
         return np.array([get(lab) for lab in chosen], dtype=np.int64)
 
     return SnippetPairs(
-        ep_a=col(lambda lab: lab.left.episode),
+        ep_a=col(lambda lab: episode_of[lab.left.seed, lab.left.reset]),
         start_a=col(lambda lab: lab.left.start),
-        ep_b=col(lambda lab: lab.right.episode),
+        ep_b=col(lambda lab: episode_of[lab.right.seed, lab.right.reset]),
         start_b=col(lambda lab: lab.right.start),
         length=col(lambda lab: lab.left.length),
         stride=1,
@@ -338,35 +363,36 @@ def snippet_pairs(labels: tuple[Label, ...]) -> SnippetPairs:
 
 
 def labelled_snippet_pairs(ds: DemoSet, csv_path: str | Path) -> SnippetPairs:
-    """The snippet pairs of a labels CSV over demo set ``ds``, checked against the set and its pairs folder.
+    """The snippet pairs of a labels CSV over demo set ``ds``, read with the pairs folder it sits in.
 
-    When ``pairs.json`` sits beside the CSV (the labeling page's folder), the labels must match its pairs and it
-    must have been made from this very demo set (game and content hash).
+    The folder's ``pairs.json`` must hold pairs of this game made from this very demo set (its content hash), and
+    the labels must be answers to those pairs; each clip is the episode with its ``(seed, reset)``.
 
     Raises:
-        DataError: labels of another game or demo set, unknown pairs or clips, a clip outside its episode, or no
-            ``left``/``right`` answer.
+        DataError: no ``pairs.json`` beside the CSV, pairs of another game, of the online loop or of another demo
+            set, unknown pairs or clips, a clip outside its episode, or no ``left``/``right`` answer.
     """
     path = Path(csv_path)
-    labels = read_labels(path, game=ds.game)
     folder_pairs = path.parent / PAIRS_FILE
-    if folder_pairs.is_file():
-        pairs = read_pairs(path.parent)
-        if pairs.game != ds.game:
-            raise DataError(f"{folder_pairs} holds {pairs.game} pairs, but the demo set is {ds.game}")
-        made_from = pairs.source.get("content_hash")
-        if pairs.source.get("kind") == "demos" and made_from != ds.content_hash():
-            raise DataError(
-                f"{folder_pairs} was made from demo set {pairs.source.get('path')} (content hash {made_from}), "
-                f"not from this one ({ds.content_hash()})"
-            )
-        check_labels(labels, pairs, path)
-    n_obs = ds.lengths + 1
+    if not folder_pairs.is_file():
+        raise DataError(f"{path}: no {PAIRS_FILE} beside it; labels are read in the pairs folder they answer")
+    pairs = read_pairs(path.parent)
+    if pairs.game != ds.game:
+        raise DataError(f"{folder_pairs} holds {pairs.game} pairs, but the demo set is {ds.game}")
+    if pairs.kind != "demos":
+        raise DataError(f"{folder_pairs} holds the online loop's queries (its own games), not clips of a demo set")
+    made_from = pairs.source.get("content_hash")
+    if made_from != ds.content_hash():
+        raise DataError(
+            f"{folder_pairs} was made from demo set {pairs.source.get('path')} (content hash {made_from}), "
+            f"not from this one ({ds.content_hash()})"
+        )
+    labels = read_labels(path)
+    check_labels(labels, pairs, path)
+    episode_of = episode_index(ds, pairs.source.get("path"))
     for lab in labels:
-        for clip in (lab.left, lab.right):
-            if clip.episode >= len(n_obs) or clip.start + clip.length > n_obs[clip.episode]:
-                raise DataError(
-                    f"{path}: pair {lab.pair} names clip {clip.as_tuple()}, outside the demo set's "
-                    f"{len(n_obs)} episodes (labels of another demo set?)"
-                )
-    return snippet_pairs(labels)
+        for c in (lab.left, lab.right):
+            i = episode_of.get((c.seed, c.reset))
+            if i is None or c.start + c.length > ds.episodes[i].length + 1:
+                raise DataError(f"{path}: pair {lab.pair} names clip {c.as_tuple()}, which is no clip of the demo set")
+    return snippet_pairs(labels, episode_of)

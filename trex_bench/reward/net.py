@@ -19,13 +19,17 @@ from torch import nn
 from trex_bench.core.errors import DataError
 from trex_bench.core.games import Game, get_game
 
-__all__ = ["RewardNet", "RewardEnsemble", "WIDTHS", "save_model", "load_model"]
+__all__ = ["MaskedTrunk", "RewardNet", "FEATURES", "RewardEnsemble", "WIDTHS", "save_model", "load_model"]
 
 WIDTHS = {"trex": 16, "drex": 32}  # first-conv filters: T-REX released nets 16, D-REX 32 (shared/reference/README.md)
+FEATURES = 784  # 16 channels × 7 × 7 after the four convolutions of an 84×84 input
 
 
-class RewardNet(nn.Module):
-    """Per-frame reward r(s) of a frame stack.
+class MaskedTrunk(nn.Module):
+    """The reward net's input convention and convolutions: uint8 stacks [N, 4, 84, 84] → features [N, 784].
+
+    It scales by 1/255, zeroes the game's score/lives rows and runs the four convolutions with leaky_relu; the heads
+    on top differ: ``RewardNet`` (r(s)) and GAIL's discriminator (``trex_bench.rl.discriminator``, D(s, a)).
 
     Args:
         game: the game whose score/lives rows are masked.
@@ -43,21 +47,37 @@ class RewardNet(nn.Module):
         self.conv2 = nn.Conv2d(w, 16, 5, stride=2)
         self.conv3 = nn.Conv2d(16, 16, 3, stride=1)
         self.conv4 = nn.Conv2d(16, 16, 3, stride=1)
-        self.fc1 = nn.Linear(784, 64)
-        self.fc2 = nn.Linear(64, 1)
         mask = torch.ones(84, 84)
         mask[list(self.game.mask_rows)] = 0.0
         # 1/255 and the score mask folded into one multiplier (a buffer: moves with .to(device), not trained).
         self.register_buffer("input_scale", mask / 255.0, persistent=False)
 
-    def forward(self, stacks: torch.Tensor) -> torch.Tensor:
-        """r(s) float [N] for uint8 (or float 0–255) stacks [N, 4, 84, 84]."""
+    def features(self, stacks: torch.Tensor) -> torch.Tensor:
+        """Flattened conv features float [N, ``FEATURES``] of uint8 (or float 0–255) stacks [N, 4, 84, 84]."""
         x = stacks.to(self.input_scale.dtype) * self.input_scale
         x = F.leaky_relu(self.conv1(x))
         x = F.leaky_relu(self.conv2(x))
         x = F.leaky_relu(self.conv3(x))
         x = F.leaky_relu(self.conv4(x))
-        x = F.leaky_relu(self.fc1(x.flatten(1)))
+        return x.flatten(1)
+
+
+class RewardNet(MaskedTrunk):
+    """Per-frame reward r(s) of a frame stack: ``MaskedTrunk`` → Linear(784→64) → Linear(64→1).
+
+    Args:
+        game: the game whose score/lives rows are masked.
+        arch: ``"trex"`` (16 first-conv filters) or ``"drex"`` (32).
+    """
+
+    def __init__(self, game: Game | str, arch: Literal["trex", "drex"] = "trex") -> None:
+        super().__init__(game, arch)
+        self.fc1 = nn.Linear(FEATURES, 64)
+        self.fc2 = nn.Linear(64, 1)
+
+    def forward(self, stacks: torch.Tensor) -> torch.Tensor:
+        """r(s) float [N] for uint8 (or float 0–255) stacks [N, 4, 84, 84]."""
+        x = F.leaky_relu(self.fc1(self.features(stacks)))
         return self.fc2(x).squeeze(1)
 
     @torch.no_grad()

@@ -133,7 +133,14 @@ def import_official(game: Game | str, which: Which, reference_dir: str | Path, o
 
     Returns:
         ``out_dir``.
+
+    Raises:
+        ValueError: ``out_dir`` holds anything but a reward model (``core.io.claim_output``), or ``load_official``'s
+            refusals; nothing is written.
     """
+    from trex_bench.core.io import claim_output
+
+    claim_output(out_dir, "reward_model")
     g = get_game(game) if isinstance(game, str) else game
     net = load_official(g, which, reference_dir)
     path = official_path(g, which, reference_dir)

@@ -98,7 +98,7 @@ def from_human_labels(ds: DemoSet, csv_path: str | Path) -> Ranking:
         raise ConfigError("human labels refer to checkpoints, but no episode of the demo set has a checkpoint index")
     rows: list[np.ndarray] = []
     unknown: set[int] = set()
-    n_rows = n_unknown = 0
+    n_rows = n_unknown = n_self = 0
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
@@ -123,12 +123,18 @@ def from_human_labels(ds: DemoSet, csv_path: str | Path) -> Ranking:
                 unknown.update(c for c, e in ((worse, ew), (better, eb)) if not len(e))
                 continue
             if worse == better:
+                n_self += 1
                 continue
             rows.append(np.stack(np.meshgrid(ew, eb, indexing="ij"), -1).reshape(-1, 2))
-    dropped = f"{n_unknown} of {n_rows} rows name checkpoints not in the demo set ({_ids(unknown)})"
+    reasons = [
+        f"{n_unknown} of {n_rows} rows name checkpoints not in the demo set ({_ids(unknown)})" if n_unknown else "",
+        f"{n_self} of {n_rows} rows compare a checkpoint with itself" if n_self else "",
+    ]
+    dropped = "; ".join(r for r in reasons if r) or f"all {n_rows} rows were read"
     if not rows:
         raise ConfigError(
-            f"human labels {path}: {_NO_PREF} (no labelled pair maps to checkpoints {_ids(set(ck))}; {dropped})"
+            f"human labels {path}: {_NO_PREF} (no row compares two different checkpoints of the demo set, "
+            f"{_ids(set(ck))}: {dropped})"
         )
     pairs = np.unique(np.concatenate(rows), axis=0).astype(np.int64)
     if len(pairs) < 2:

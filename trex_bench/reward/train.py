@@ -25,6 +25,7 @@ from torch import nn
 
 from trex_bench.core.errors import ConfigError
 from trex_bench.core.games import Game
+from trex_bench.core.io import finite_or_none
 from trex_bench.core.training import StopRule, default_init_
 from trex_bench.core.types import Ranking, SnippetPairs
 from trex_bench.reward.config import TrainConfig
@@ -237,7 +238,9 @@ def train_reward(
         n_train_pairs=len(train_p),
         n_val_pairs=len(val_p),
         members=runs,
-        val_accuracy=float(np.mean([r["best_val_accuracy"] for r in runs])),
+        val_accuracy=finite_or_none(
+            np.mean([np.nan if r["best_val_accuracy"] is None else r["best_val_accuracy"] for r in runs])
+        ),  # None: no validation pairs
         train_accuracy=float(np.mean([r["train_accuracy"] for r in runs])),
         wall_seconds=float(sum(r["wall_seconds"] for r in runs)),
         stopped=[r["stopped"] for r in runs],
@@ -327,7 +330,15 @@ def _train_one(
             best.update(acc=float("nan"), step=step, state=copy.deepcopy(net.state_dict()))
             return
         acc, vloss = _evaluate(net, source, val_p, cfg, device)
-        log.append(dict(step=step, val_accuracy=acc, val_loss=vloss, train_loss=last_loss, seconds=rule.elapsed()))
+        log.append(
+            dict(
+                step=step,
+                val_accuracy=acc,
+                val_loss=vloss,
+                train_loss=finite_or_none(last_loss),
+                seconds=rule.elapsed(),
+            )
+        )
         if writer is not None:
             writer.add_scalar(f"member{member}/val_accuracy", acc, step)
             writer.add_scalar(f"member{member}/val_loss", vloss, step)
@@ -380,8 +391,8 @@ def _train_one(
     return net, dict(
         steps=step,
         best_step=int(best["step"]),
-        best_val_accuracy=float(best["acc"]),
-        best_val_loss=float(best["loss"]),
+        best_val_accuracy=finite_or_none(best["acc"]),  # JSON has no NaN: None where nothing was validated
+        best_val_loss=finite_or_none(best["loss"]),
         train_accuracy=train_acc,
         stopped=stopped,
         wall_seconds=wall,

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from trex_bench.core.errors import ConfigError
+from trex_bench.core.fields import check_fields, check_range
 from trex_bench.core.games import get_game
 from trex_bench.core.types import PRECISIONS, REWARD_TRANSFORMS
 
@@ -69,8 +70,15 @@ class PPOConfig:
     source: str = ""
 
     def __post_init__(self) -> None:
-        if min(self.total_steps, self.n_envs, self.n_steps, self.batch_size, self.n_epochs) < 1:
-            raise ConfigError(f"PPOConfig {self.name!r}: steps, envs, batch size and epochs must be >= 1")
+        check_fields(self)  # types first: a config file's "many" or NaN is named, not compared
+        for name in ("total_steps", "n_envs", "n_steps", "batch_size", "n_epochs"):
+            check_range(self, name, 1)
+        for name in ("learning_rate", "clip_range", "max_grad_norm", "max_seconds"):
+            check_range(self, name, 0, open_lo=True)
+        for name in ("ent_coef", "vf_coef", "checkpoint_every"):
+            check_range(self, name, 0)
+        check_range(self, "gamma", 0, 1, open_lo=True)
+        check_range(self, "gae_lambda", 0, 1)
         if self.batch_size > self.n_envs * self.n_steps:
             raise ConfigError(
                 f"PPOConfig {self.name!r}: batch_size {self.batch_size} > rollout {self.n_envs * self.n_steps}"
@@ -80,8 +88,6 @@ class PPOConfig:
                 f"PPOConfig {self.name!r}: schedule_steps {self.schedule_steps} < total_steps "
                 f"{self.total_steps} (a budget is a prefix of a longer run, never more)"
             )
-        if self.max_seconds is not None and not self.max_seconds > 0:
-            raise ConfigError(f"PPOConfig {self.name!r}: max_seconds must be > 0, got {self.max_seconds}")
 
     @property
     def horizon(self) -> int:
@@ -117,6 +123,8 @@ class KLSpec:
             raise ConfigError("the KL penalty needs a reference policy (--kl-to, a BC model folder)")
         if isinstance(self.to, str):
             object.__setattr__(self, "to", Path(self.to))
+        if not isinstance(self.to, Path) and not callable(getattr(self.to, "log_prob", None)):
+            raise ConfigError(f"KLSpec.to must be a BC model folder or a policy with log_prob, got {self.to!r}")
         if isinstance(self.beta, bool) or not (
             isinstance(self.beta, int | float) and math.isfinite(self.beta) and self.beta > 0
         ):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,12 +29,12 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from trex_bench.core.envs import get_profile, make_vec_env
 from trex_bench.core.errors import ConfigError
-from trex_bench.core.io import atomic_write, file_hash, read_json, versions, write_json
+from trex_bench.core.io import atomic_write, claim_output, file_hash, read_json, versions, write_json
 from trex_bench.core.progress import PPOProgress
 from trex_bench.rl.config import PPOJob
 from trex_bench.rl.kl import KLToReferenceCallback, kl_reference, kl_summary
 from trex_bench.rl.online import OnlineReward, state_folder
-from trex_bench.rl.precision import FastCnnPolicy, policy_kwargs, resolve_precision
+from trex_bench.rl.precision import FastCnnPolicy, policy_kwargs, precision_line, resolve_precision
 from trex_bench.rl.resume import ResumePoint, begin, restore, run_precision
 from trex_bench.rl.wrappers import TRANSFORMS, ClipRewardVecEnv, ConstantRewardVecEnv, LearnedRewardVecEnv
 
@@ -205,15 +206,20 @@ class _Session:
     precision_record: dict[str, Any]
 
 
-def _open(job: PPOJob, out: Path, resume: bool, online: OnlineReward | None) -> _Session:
+def _open(job: PPOJob, out: Path, resume: bool, online: OnlineReward | None, log: Callable[[str], None]) -> _Session:
     """Every check of the job (reward, KL reference, resume record), then the training env; nothing is written
-    before the checks pass but ``run.json`` (``rl.resume.begin``)."""
+    before the checks pass but ``run.json`` (``rl.resume.begin``); an ``out`` holding anything but an agent (finished
+    or in progress) is refused first (``core.io.claim_output``)."""
+    claim_output(out, "agent")
     if (job.reward == "online") != (online is not None):
         raise ConfigError("reward 'online' and an OnlineReward object go together")
     if resume and job.transform == "normalized" and job.learned:
         raise ConfigError("resume with the normalized transform: its running return std is not in checkpoints")
     asked = (run_precision(out) or job.precision) if resume and job.precision == "auto" else job.precision
     precision, record = resolve_precision(asked, job.device)  # a resumed run keeps the numerics it started with
+    log(
+        precision_line(precision, record) + (" (the precision of the run it resumes)" if asked != job.precision else "")
+    )
     profile = get_profile(job.profile).name
     venv = make_vec_env(job.game, job.cfg.n_envs, job.profile, seed=job.seed, training=TRAINING_ENV)
     try:
@@ -246,7 +252,13 @@ def _open(job: PPOJob, out: Path, resume: bool, online: OnlineReward | None) -> 
 
 
 def train_ppo(
-    job: PPOJob, out_dir: str | Path, *, progress: bool = True, resume: bool = False, online: OnlineReward | None = None
+    job: PPOJob,
+    out_dir: str | Path,
+    *,
+    progress: bool = True,
+    resume: bool = False,
+    online: OnlineReward | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> Path:
     """Train SB3 PPO as ``job`` says; write the agent folder ``out_dir``: ``agent.zip``, ``card.json`` (written
     last: a folder with a card is a finished agent), ``reward_norm.json`` (normalized transform), ``checkpoints/``,
@@ -260,13 +272,14 @@ def train_ppo(
             (its ``run.json``; ``trex_bench.rl.resume``); a folder without checkpoints starts afresh. The card
             records the step it resumed from.
         online: the reward that learns during PPO (``job.reward == "online"``; ``trex_bench.rl.online``).
+        log: receives one line saying which precision runs and why (``rl.precision.precision_line``).
 
     Raises:
         ConfigError: a missing reward model, or one of another game or profile; a KL reference of another game or
             action set; a resume of a run started otherwise.
     """
     out = Path(out_dir)
-    s = _open(job, out, resume, online)
+    s = _open(job, out, resume, online, log or (lambda _: None))
     try:
         model = _make_model(s.env, job, out, s.precision)
         done = 0 if s.point is None else restore(model, s.point, job.cfg.n_envs * job.cfg.n_steps)

@@ -4,7 +4,12 @@ Channels-last convolutions are faster on every CPU measured here; bf16 autocast 
 native bf16 kernels (avx512_bf16, AMX) and many times *slower* where it has not (docs/measurements.md, "PPO
 numerics"). So the choice is made by a probe on the machine at hand, never assumed: ``probe_precision`` times a few
 update steps of each mode and caches the winner per (CPU model, torch version, threads, device) under
-``~/.cache/trex_bench/precision.json``.
+``~/.cache/trex_bench/precision.json``, with the margin it won by, the load average it was measured under and when.
+
+A probe measured on a busy machine can choose the slower mode (four other processes on 2 cores once made bf16 look
+slower than fp32 on a CPU where it is 1.9x faster idle), so a cached choice is used only while it is robust: a margin
+of at least :data:`CLEAR_MARGIN`, a load average no higher than the number of cores, and younger than
+:data:`MAX_AGE_S`; otherwise ``auto`` probes again. :func:`precision_line` says in one line which mode runs and why.
 
 bf16 autocast covers the convolutional trunk and its 3136→512 linear layer only (``FastNatureCNN``): the features
 come back as fp32, so the policy and value heads, the softmax, the log-probabilities and the losses stay fp32, and the
@@ -38,6 +43,9 @@ __all__ = [
     "policy_kwargs",
     "probe_precision",
     "resolve_precision",
+    "precision_line",
+    "CLEAR_MARGIN",
+    "MAX_AGE_S",
     "bf16_supported",
 ]
 
@@ -127,16 +135,36 @@ def _machine_key(device: torch.device) -> str:
     return f"{cpu}|{gpu}|torch {torch.__version__}|{torch.get_num_threads()} threads|{device.type}"
 
 
+# When a cached probe is trusted (see the module docstring): the speeds measured ~1.9x and ~1.6x apart on idle CPUs
+# (docs/measurements.md "PPO numerics"); a margin under 1.3x is within what load on 2 shared cores moved them.
+CLEAR_MARGIN = 1.3
+MAX_AGE_S = 30 * 24 * 3600  # a month: drivers, microcode and the machine's neighbours change
+
+
+def _load() -> tuple[float | None, int]:
+    """The 1-minute load average (None where the OS has none) and the number of cores."""
+    try:
+        load: float | None = round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        load = None
+    return load, os.cpu_count() or 1
+
+
 def probe_precision(
-    device: str | torch.device = "cpu", rounds: int = 3, steps: int = 2, batch: int = 256
+    device: str | torch.device = "cpu",
+    rounds: int = 3,
+    steps: int = 2,
+    batch: int = 256,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, Any]:
     """Time PPO-sized update steps (forward, backward, Adam on ``batch`` stacks) of the Nature-CNN in fp32 and in
     bf16 autocast, both channels-last: ``rounds`` alternating rounds of ``steps`` steps each after a warm-up step,
     so that load on a shared machine hits both alike; the median round decides.
 
     Returns:
-        ``{"choice": "fp32" | "bf16", "stacks_per_s": {mode: median}}``; bf16 must be ≥ 10 % faster to be chosen
-        (fp32 is the papers' numerics).
+        ``{"choice": "fp32" | "bf16", "stacks_per_s": {mode: median}, "margin": faster / slower, "load": the load
+        average while probing, "cores": os.cpu_count(), "probed_at": Unix time}``; bf16 must be ≥ 10 % faster to
+        be chosen (fp32 is the papers' numerics). ``clock``: the timer (a fake one in tests).
     """
     device = torch.device(device)
     space = gym.spaces.Box(0, 255, (4, 84, 84), dtype="uint8")
@@ -147,17 +175,26 @@ def probe_precision(
     for step in steppers.values():
         step()  # warm-up: oneDNN picks its kernels on the first call
     rates: dict[str, list[float]] = {m: [] for m in modes}
+    load_before, cores = _load()
     for _ in range(rounds):
         for m in modes:
-            t0 = time.perf_counter()
+            t0 = clock()
             for _ in range(steps):
                 steppers[m]()
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
-            rates[m].append(batch * steps / (time.perf_counter() - t0))
+            rates[m].append(batch * steps / max(clock() - t0, 1e-12))
     speed = {m: statistics.median(v) for m, v in rates.items()}
     choice = "bf16" if speed.get("bf16", 0.0) > 1.1 * speed["fp32"] else "fp32"
-    return {"choice": choice, "stacks_per_s": {k: round(v, 1) for k, v in speed.items()}}
+    loads = [v for v in (load_before, _load()[0]) if v is not None]
+    return {
+        "choice": choice,
+        "stacks_per_s": {k: round(v, 1) for k, v in speed.items()},
+        "margin": round(max(speed.values()) / min(speed.values()), 3),
+        "load": max(loads) if loads else None,
+        "cores": cores,
+        "probed_at": int(time.time()),
+    }
 
 
 def _update_step(space: gym.Space, x: torch.Tensor, bf16: bool) -> Callable[[], None]:
@@ -175,10 +212,32 @@ def _update_step(space: gym.Space, x: torch.Tensor, bf16: bool) -> Callable[[], 
     return step
 
 
+def _why_probe(entry: Any, now: float) -> str:
+    """Why a cached probe must not be trusted (``""``: it may): none or corrupt, a small margin, measured under
+    load, or old."""
+    if not (isinstance(entry, dict) and entry.get("choice") in ("fp32", "bf16")):
+        return "no cached probe for this machine"
+    speeds = entry.get("stacks_per_s")
+    if isinstance(speeds, dict) and "bf16" not in speeds:
+        return ""  # bf16 cannot run here: fp32 whatever the load
+    margin, load, cores, at = (entry.get(k) for k in ("margin", "load", "cores", "probed_at"))
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (margin, cores, at)):
+        return "the cached probe did not record its margin, load and time"
+    if margin < CLEAR_MARGIN:
+        return f"the cached probe's margin was small ({margin:.2f}x < {CLEAR_MARGIN}x)"
+    if isinstance(load, int | float) and load > cores:
+        return f"the cached probe ran under load ({load:.1f} on {cores} cores)"
+    if not -3600 <= now - at <= MAX_AGE_S:  # (an hour of clock skew between machines sharing a home)
+        return f"the cached probe is older than {MAX_AGE_S // 86400} days"
+    return ""
+
+
 def resolve_precision(
     precision: str, device: str | torch.device = "cpu", cache: bool = True
 ) -> tuple[str, dict[str, Any]]:
-    """``fp32``/``bf16`` as asked, or the probe's choice for ``auto`` (cached per machine); returns (mode, record).
+    """``fp32``/``bf16`` as asked, or the probe's choice for ``auto``: the cached one while it is robust (module
+    docstring), else a new probe, cached; returns (mode, record). The record's ``reason`` says which
+    (:func:`precision_line` writes it as one line).
 
     Raises:
         ValueError: an unknown mode, or ``bf16`` where bf16 autocast cannot run.
@@ -200,14 +259,31 @@ def resolve_precision(
             found = {}  # a corrupt cache is re-measured, not trusted
         if not isinstance(found, dict):  # valid JSON of another shape: the same
             found = {}
-    entry = found.get(key)
-    if not (isinstance(entry, dict) and entry.get("choice") in ("fp32", "bf16")):
+    why = _why_probe(found.get(key), time.time()) if cache else "no cache"
+    if why:
         found[key] = probe_precision(device)
         if cache:
             from trex_bench.core.io import write_json
 
             try:
                 write_json(path, found)
-            except OSError:
+            except (OSError, ValueError):
                 pass  # a read-only home: the probe simply runs again next time
-    return found[key]["choice"], {"asked": "auto", "machine": key, **found[key]}
+    reason = f"probed now ({why})" if why else "the cached probe of this machine"
+    return found[key]["choice"], {"asked": "auto", "machine": key, **found[key], "reason": reason}
+
+
+def precision_line(mode: str, record: dict[str, Any]) -> str:
+    """One line: which precision PPO runs in and why (asked for, or ``auto``'s probe with its figures).
+
+    >>> precision_line("fp32", {"asked": "fp32"})
+    'precision fp32: asked for (--precision fp32)'
+    """
+    if record.get("asked") != "auto":
+        return f"precision {mode}: asked for (--precision {record.get('asked', mode)})"
+    speeds = record.get("stacks_per_s") or {}
+    figures = ", ".join(f"{m} {v:,.0f}" for m, v in sorted(speeds.items())) + " stacks/s" if speeds else "no figures"
+    load = record.get("load")
+    under = f", load {load:.1f} on {record.get('cores')} cores" if isinstance(load, int | float) else ""
+    margin = f" ({record['margin']:.2f}x)" if isinstance(record.get("margin"), int | float) else ""
+    return f"precision {mode}: --precision auto, {record.get('reason', 'probed')}: {figures}{margin}{under}"
