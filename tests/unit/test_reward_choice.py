@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fakes import BrightnessFrames
 
-from tests.fakes import BrightnessFrames
 from trex_bench.core.errors import ConfigError
 from trex_bench.core.types import Ranking
 from trex_bench.reward import train as tr
@@ -115,11 +115,11 @@ def test_a_resample_draws_rows_of_the_pairs_with_replacement():
 
 
 def test_config_checks_and_its_run_folder_key():
-    with pytest.raises(ConfigError, match="validation must be episodes or latest"):
+    with pytest.raises(ConfigError, match="validation must be one of episodes, latest"):
         TrainConfig(validation="newest")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="val_frac > 0"):
         TrainConfig(validation="latest", val_frac=0.0)
-    with pytest.raises(ConfigError, match="bootstrap must be true or false"):
+    with pytest.raises(ConfigError, match="bootstrap must be true or false, got .yes."):
         TrainConfig(bootstrap="yes")  # type: ignore[arg-type]
     default = TrainConfig()
     assert "validation" not in default.key() and "bootstrap" not in default.key()
@@ -237,3 +237,38 @@ def test_the_choice_table_tallies_wins_on_unseen_rho():
     assert "| hero | latest | 1 | 0.70 | 0.60 | 0.90 | -0.10 |" in text and "qbert" not in text
     assert "**latest** beats the default on 1 of 2 games (0 by more than the default's seed std)" in text
     assert "**ensemble** beats the default on 1 of 1 games (1 by more than the default's seed std)" in text
+
+
+def test_the_default_reward_stage_key_is_the_one_written_before_the_options_and_a_finished_stage_is_reused(
+    tmp_path, monkeypatch
+):
+    """A pipeline's finished reward stage, keyed before ``validation``/``bootstrap`` existed, is reused by the default
+    config; a run of another choice is refused there (it would be another net)."""
+    from types import SimpleNamespace
+
+    from trex_bench.experiment.budgets import reward_config
+    from trex_bench.experiment.run_folder import RunFolder, RunFolderError
+    from trex_bench.experiment.stages import reward_stage
+    from trex_bench.reward import build
+
+    reward = reward_config("smoke", "trex")
+    before = {k: v for k, v in dataclasses.asdict(reward).items() if k not in ("validation", "bootstrap")}
+    old_key = dict(stage="reward", method="trex", ranking="return", seed=0, config=before, demos="d" * 16)
+    run = RunFolder(tmp_path, log=lambda line: None)
+    run.stage("reward", old_key, lambda tmp: (tmp / "model.safetensors").write_bytes(b"net"))
+
+    def never(*a, **k):
+        raise AssertionError("a finished default stage must not be trained again")
+
+    monkeypatch.setattr(build, "train_command", never)
+
+    def ctx(cfg_reward):
+        cfg = SimpleNamespace(reward=cfg_reward, method="trex", ranking="return", seed=0, human_labels=None,
+                              game="breakout", budget="smoke", device="cpu")
+        return SimpleNamespace(cfg=cfg, run=RunFolder(tmp_path, log=lambda line: None), demos_dir=tmp_path,
+                               demos_hash="d" * 16, cache_dir=None, progress=False)
+
+    assert reward_stage(ctx(reward)).reused
+    for choice in (dict(validation="latest"), dict(ensemble=3, bootstrap=True)):
+        with pytest.raises(RunFolderError, match="made by another config"):
+            reward_stage(ctx(dataclasses.replace(reward, **choice)))
