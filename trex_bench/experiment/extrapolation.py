@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from trex_bench.core.errors import ConfigError
+from trex_bench.core.types import DemoSet
 from trex_bench.reward.config import TrainConfig
 
 __all__ = ["CHOICES", "choice_label", "train_or_reuse", "train_drex_or_reuse"]
@@ -112,22 +113,11 @@ def train_drex_or_reuse(
     import os
     import shutil
 
-    from trex_bench.bc.folder import train_command as train_bc
     from trex_bench.core.io import read_json, write_json
     from trex_bench.demos.store import load_demos
-    from trex_bench.experiment.budgets import BUDGETS, bc_config, reward_config
-    from trex_bench.reward.build import train_command
-    from trex_bench.reward.drex import DREX_NOISE, noise_rollouts
 
     drex_demos = load_demos(drex_demos_dir, game=game)
-    key = {
-        "method": "drex",
-        "seed": seed,
-        "demos": drex_demos.content_hash(),
-        "bc": asdict(bc_config(budget)),
-        "rollouts": {"levels": list(DREX_NOISE), "per_level": BUDGETS[budget].drex_rollouts},
-        "reward": asdict(reward_config(budget, "drex")),  # type: ignore[arg-type]
-    }
+    key = _drex_key(drex_demos.content_hash(), budget, seed)
     if (out / "key.json").exists():
         if _same_drex_key(read_json(out / "key.json"), key) and (out / "reward" / "card.json").exists():
             return out / "reward"
@@ -138,39 +128,7 @@ def train_drex_or_reuse(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        train_bc(
-            game,
-            drex_demos_dir,
-            tmp / "bc",
-            config=bc_config(budget),
-            budget=budget,
-            seed=seed,
-            cache_dir=cache_dir,
-            device=device,
-            progress=progress,
-        )
-        noise_rollouts(
-            drex_demos,
-            tmp / "bc",
-            tmp / "rollouts",
-            per_level=BUDGETS[budget].drex_rollouts,
-            seed=seed,
-            device=device,
-            progress=progress,
-        )
-        train_command(
-            game,
-            tmp / "rollouts" / "demos",
-            tmp / "reward",
-            method="drex",
-            ranking="noise",
-            config=reward_config(budget, "drex"),
-            budget=budget,
-            seed=seed,
-            cache_dir=cache_dir,
-            device=device,
-            progress=progress,
-        )
+        _drex_stages(game, drex_demos_dir, drex_demos, tmp, budget, seed, cache_dir, progress, device)
         write_json(tmp / "key.json", key)
         if out.exists():
             shutil.rmtree(out)
@@ -178,6 +136,74 @@ def train_drex_or_reuse(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out / "reward"
+
+
+def _drex_key(demos_hash: str, budget: str, seed: int) -> dict[str, Any]:
+    """What a D-REX run of the extrapolation benchmark is: the demos, seed and every stage's recipe of ``budget``."""
+    from trex_bench.experiment.budgets import BUDGETS, bc_config, reward_config
+    from trex_bench.reward.drex import DREX_NOISE
+
+    return {
+        "method": "drex",
+        "seed": seed,
+        "demos": demos_hash,
+        "bc": asdict(bc_config(budget)),
+        "rollouts": {"levels": list(DREX_NOISE), "per_level": BUDGETS[budget].drex_rollouts},
+        "reward": asdict(reward_config(budget, "drex")),  # type: ignore[arg-type]
+    }
+
+
+def _drex_stages(
+    game: str,
+    drex_demos_dir: Path,
+    drex_demos: DemoSet,
+    folder: Path,
+    budget: str,
+    seed: int,
+    cache_dir: str | Path | None,
+    progress: bool,
+    device: str,
+) -> None:
+    """D-REX's three stages into ``folder/{bc,rollouts,reward}``: the clone, its noise rollouts, the reward ranked by
+    noise."""
+    from trex_bench.bc.folder import train_command as train_bc
+    from trex_bench.experiment.budgets import BUDGETS, bc_config, reward_config
+    from trex_bench.reward.build import train_command
+    from trex_bench.reward.drex import noise_rollouts
+
+    train_bc(
+        game,
+        drex_demos_dir,
+        folder / "bc",
+        config=bc_config(budget),
+        budget=budget,
+        seed=seed,
+        cache_dir=cache_dir,
+        device=device,
+        progress=progress,
+    )
+    noise_rollouts(
+        drex_demos,
+        folder / "bc",
+        folder / "rollouts",
+        per_level=BUDGETS[budget].drex_rollouts,
+        seed=seed,
+        device=device,
+        progress=progress,
+    )
+    train_command(
+        game,
+        folder / "rollouts" / "demos",
+        folder / "reward",
+        method="drex",
+        ranking="noise",
+        config=reward_config(budget, "drex"),
+        budget=budget,
+        seed=seed,
+        cache_dir=cache_dir,
+        device=device,
+        progress=progress,
+    )
 
 
 def _same_drex_key(stored: Any, key: dict[str, Any]) -> bool:
