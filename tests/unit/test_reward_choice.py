@@ -214,7 +214,7 @@ def test_cli_refuses_a_choice_for_drex(capsys):
     assert "--choice applies to --method trex" in capsys.readouterr().err
 
 
-def test_the_choice_table_tallies_wins_on_unseen_rho():
+def test_the_choice_table_tallies_wins_per_column_at_the_shown_decimals():
     import importlib.util
 
     import pandas as pd
@@ -224,19 +224,22 @@ def test_the_choice_table_tallies_wins_on_unseen_rho():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
 
-    def row(game, method, seed, rho):
-        return dict(game=game, method=method, seed=seed, spearman_mean_unseen=rho, beyond_best_accuracy=0.6,
-                    sigmoid_constant_share_unseen=0.9)
+    def row(game, method, seed, rho, acc=0.6, share=0.9):
+        return dict(game=game, method=method, seed=seed, spearman_mean_unseen=rho, beyond_best_accuracy=acc,
+                    sigmoid_constant_share_unseen=share)
 
     df = pd.DataFrame([row("pong", "trex", s, r) for s, r in enumerate([0.5, 0.7, 0.6])]  # default 0.60 ± 0.10
-                      + [row("pong", "trex+latest", 0, 0.65), row("pong", "trex+ensemble", 0, 0.9)]
-                      + [row("hero", "trex", 0, 0.8), row("hero", "trex+latest", 0, 0.7)]
+                      + [row("pong", "trex+latest", 0, 0.65, share=0.95), row("pong", "trex+ensemble", 0, 0.9, 0.7)]
+                      + [row("hero", "trex", 0, 0.8), row("hero", "trex+latest", 0, 0.7, 0.604, 0.8)]
                       + [row("qbert", "trex+latest", 0, 0.9), row("qbert", "drex", 0, 0.1)])  # no default: left out
     text = mod.choice_table(df)
     assert "| pong | default | 3 | 0.60 ± 0.10 |" in text and "| pong | latest | 1 | 0.65 |" in text
-    assert "| hero | latest | 1 | 0.70 | 0.60 | 0.90 | -0.10 |" in text and "qbert" not in text
-    assert "**latest** beats the default on 1 of 2 games (0 by more than the default's seed std)" in text
-    assert "**ensemble** beats the default on 1 of 1 games (1 by more than the default's seed std)" in text
+    assert "| hero | latest | 1 | 0.70 | 0.60 | 0.80 | -0.10 |" in text and "qbert" not in text
+    assert "**latest** beats the default on 1 of 2 games on unseen ρ (0 by more than the default's seed std)" in text
+    assert "**ensemble** beats the default on 1 of 1 games on unseen ρ (1 by more than the default's seed std)" in text
+    assert "on 0 of 2 on beyond-best acc., and has the lower σ(r) const. share on 1 of 2" in text  # latest
+    assert "on 1 of 1 on beyond-best acc., and has the lower σ(r) const. share on 0 of 1" in text  # ensemble
+    assert "(2 of 8 games have the default and a choice here)" in text
 
 
 def test_the_default_reward_stage_key_is_the_one_written_before_the_options_and_a_finished_stage_is_reused(
