@@ -114,7 +114,17 @@ def _tally_lines(tally: dict[str, dict[str, list[int]]], n_games: int) -> list[s
         f"The default changes only for a choice that beats it on unseen ρ on most of the eight games with all eight "
         f"measured ({n_games} of 8 games have the default and a choice here).",
     ]
-    return lines
+    winners = [
+        c.removeprefix("trex+")
+        for c, t in tally.items()
+        if t["spearman_mean_unseen"][1] == 8 and t["spearman_mean_unseen"][0] > 4
+    ]
+    why = "; ".join(
+        f"{c.removeprefix('trex+')}: {t['spearman_mean_unseen'][0]} wins of {t['spearman_mean_unseen'][1]} measured"
+        for c, t in tally.items()
+    )
+    verdict = f"**{', '.join(winners)}** meets it" if winners else "**No choice meets it; the default stays**"
+    return [*lines, "", f"{verdict} ({why})."]
 
 
 def main() -> int:

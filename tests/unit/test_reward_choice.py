@@ -240,6 +240,7 @@ def test_the_choice_table_tallies_wins_per_column_at_the_shown_decimals():
     assert "on 0 of 2 on beyond-best acc., and has the lower σ(r) const. share on 1 of 2" in text  # latest
     assert "on 1 of 1 on beyond-best acc., and has the lower σ(r) const. share on 0 of 1" in text  # ensemble
     assert "(2 of 8 games have the default and a choice here)" in text
+    assert "**No choice meets it; the default stays** (latest: 1 wins of 2 measured; ensemble: 1 wins of 1 measured)" in text
 
 
 def test_the_default_reward_stage_key_is_the_one_written_before_the_options_and_a_finished_stage_is_reused(
@@ -275,3 +276,28 @@ def test_the_default_reward_stage_key_is_the_one_written_before_the_options_and_
     for choice in (dict(validation="latest"), dict(ensemble=3, bootstrap=True)):
         with pytest.raises(RunFolderError, match="made by another config"):
             reward_stage(ctx(dataclasses.replace(reward, **choice)))
+
+
+def test_the_choice_table_names_a_choice_that_wins_most_of_all_eight_games():
+    import importlib.util
+
+    import pandas as pd
+
+    spec = importlib.util.spec_from_file_location("reward_choice_table",
+                                                  Path(__file__).resolve().parents[2] / "tools" / "reward_choice_table.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    games = [f"g{i}" for i in range(8)]
+
+    def rows(wins, measured=8):
+        return pd.DataFrame(
+            [dict(game=g, method="trex", seed=0, spearman_mean_unseen=0.5, beyond_best_accuracy=0.6,
+                  sigmoid_constant_share_unseen=0.9) for g in games]
+            + [dict(game=g, method="trex+ensemble", seed=0, spearman_mean_unseen=0.6 if i < wins else 0.4,
+                    beyond_best_accuracy=0.6, sigmoid_constant_share_unseen=0.9) for i, g in enumerate(games[:measured])]
+        )
+
+    assert "**ensemble** meets it (latest: 0 wins of 0 measured; ensemble: 5 wins of 8 measured)" in \
+        mod.choice_table(rows(5))
+    assert "the default stays** (latest: 0 wins of 0 measured; ensemble: 4 wins of 8" in mod.choice_table(rows(4))
+    assert "the default stays** (latest: 0 wins of 0 measured; ensemble: 5 wins of 7" in mod.choice_table(rows(5, 7))
