@@ -8,6 +8,7 @@ from pathlib import Path
 from trex_bench.cli.util import seed_list
 from trex_bench.core.errors import ConfigError, DataError
 from trex_bench.experiment.budgets import BUDGETS
+from trex_bench.experiment.extrapolation import CHOICES
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -22,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "table results/tables/extrapolation.md (+ .csv). --reference adds the authors' released nets as rows.",
         epilog="Example: trex-bench extrapolation breakout --method trex --seeds 0-2 --budget quick "
         "--reference ../shared/reference   (D-REX: --method drex; its demos: demos/<game>/drex-demos, see "
-        "demos/README.md)",
+        "demos/README.md). Which net to keep: trex-bench extrapolation enduro --seeds 0-2 --choice latest "
+        "(rows trex+latest; results/tables/reward-choice.md compares the choices)",
     )
     p.add_argument("game", help="game id, e.g. breakout")
     p.add_argument(
@@ -31,6 +33,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=["trex", "drex"],
         help="trex: ranked by return on --demos; drex: its own protocol on --drex-demos (BC, noise rollouts, "
         "ranked by noise) (default: trex)",
+    )
+    p.add_argument(
+        "--choice",
+        default="default",
+        choices=list(CHOICES),
+        help="which reward net to keep (trex): default = best validation accuracy on held-out episode pairs of the "
+        "demos; latest = the latest demo checkpoint's episode held out of training and judged on; ensemble = 3 nets, "
+        "each on a bootstrap resample of the training pairs, r their mean. Rows and run folders are named "
+        "trex+latest, trex+ensemble (default: default)",
     )
     p.add_argument("--seeds", type=seed_list, default=[0], help="seeds, e.g. 0-2 or 0,3 (default: 0)")
     p.add_argument(
@@ -109,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     from trex_bench.core.games import get_game
     from trex_bench.core.io import check_cache_dir, check_path, claim_output, write_json
     from trex_bench.demos.store import load_demos
-    from trex_bench.experiment.extrapolation import train_drex_or_reuse, train_or_reuse
+    from trex_bench.experiment.extrapolation import choice_label, train_drex_or_reuse, train_or_reuse
     from trex_bench.reward.extrapolation import (
         check_split,
         figure3,
@@ -124,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
     demos, unseen = load_demos(demos_dir, game=game), load_demos(unseen_dir, game=game)
     check_split(demos, unseen, str(demos_dir), str(unseen_dir))  # before any training
     drex_dir = None
+    if args.method == "drex" and args.choice != "default":
+        raise ConfigError("--choice applies to --method trex (D-REX keeps its own protocol's net)")
     if args.method == "drex":
         drex_dir = args.drex_demos or _default_set(game, "drex-demos")
         drex_demos = load_demos(drex_dir, game=game)
@@ -134,19 +147,20 @@ def run(args: argparse.Namespace) -> int:
     check_path(tables / "extrapolation.md")
     check_path(args.results / "plots" / "extrapolation" / game, into=True)
     check_cache_dir(args.cache)
+    label = choice_label(args.method, args.choice)  # the rows' method and the run folders' name
     if drex_dir is None:  # every seed's folder, before the first is trained
         for seed in args.seeds:
-            claim_output(args.runs / f"{game}-{args.method}-{args.budget}-s{seed}", "reward_model")
+            claim_output(args.runs / f"{game}-{label}-{args.budget}-s{seed}", "reward_model")
     jobs = []
     for seed in args.seeds:
-        out = args.runs / f"{game}-{args.method}-{args.budget}-s{seed}"
+        out = args.runs / f"{game}-{label}-{args.budget}-s{seed}"
         if drex_dir is not None:
             folder = train_drex_or_reuse(game, drex_dir, out, args.budget, seed, args.cache, not args.no_progress)
         else:
             folder = train_or_reuse(
-                game, demos_dir, out, args.method, args.budget, seed, args.cache, not args.no_progress
+                game, demos_dir, out, args.method, args.budget, seed, args.cache, not args.no_progress, args.choice
             )
-        jobs.append((args.method, seed, folder))
+        jobs.append((label, seed, folder))
     for which in released:
         from trex_bench.reward.official import import_official
 

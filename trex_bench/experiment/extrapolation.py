@@ -9,10 +9,38 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from trex_bench.core.errors import ConfigError
+from trex_bench.core.types import DemoSet
+from trex_bench.reward.config import TrainConfig
 
-__all__ = ["train_or_reuse", "train_drex_or_reuse"]
+__all__ = ["CHOICES", "choice_label", "train_or_reuse", "train_drex_or_reuse"]
+
+# Which reward net a run keeps (``TrainConfig`` overrides on the budget's recipe), compared in
+# results/tables/reward-choice.md. default: the best validation accuracy on held-out episode pairs of the demos;
+# latest: on the latest checkpoint's episode held out of training; ensemble: three nets, each on its own bootstrap
+# resample of the training pairs, r(s) their mean (Christiano et al. 2017 §2.2.3).
+CHOICES: dict[str, dict[str, Any]] = {
+    "default": {},
+    "latest": {"validation": "latest"},
+    "ensemble": {"ensemble": 3, "bootstrap": True},
+}
+
+
+def choice_label(method: str, choice: str) -> str:
+    """The method column of a choice's rows (and its run folders): ``trex`` for the default, ``trex+latest`` etc."""
+    if choice not in CHOICES:
+        raise ConfigError(f"unknown reward choice {choice!r}; valid: {', '.join(CHOICES)}")
+    return method if choice == "default" else f"{method}+{choice}"
+
+
+def _same_config(stored: Any, want: TrainConfig) -> bool:
+    """Whether a card's recorded config is ``want`` (a field it lacks takes its default, as it trained then)."""
+    try:
+        return isinstance(stored, dict) and TrainConfig(**stored) == want
+    except (TypeError, ConfigError):
+        return False
 
 
 def train_or_reuse(
@@ -24,20 +52,25 @@ def train_or_reuse(
     seed: int,
     cache_dir: str | Path | None,
     progress: bool,
+    choice: str = "default",
 ) -> Path:
-    """The reward model of (demos, method, budget, seed) in ``out``: reused when its card says it is that one."""
+    """The reward model of (demos, method, budget, seed, choice) in ``out``: reused when its card says it is that one.
+
+    ``choice`` is a key of ``CHOICES``: which net the trainer keeps.
+    """
     from trex_bench.core.io import claim_output, read_json
     from trex_bench.demos.store import load_demos
     from trex_bench.experiment.budgets import reward_config
     from trex_bench.reward.build import train_command
 
+    choice_label(method, choice)  # a one-line error on an unknown choice
     claim_output(out, "reward_model")
-    want = asdict(reward_config(budget, method))  # type: ignore[arg-type]
+    want = reward_config(budget, method, **CHOICES[choice])
     card = out / "card.json"
     if card.exists():
         c = read_json(card)
         if (
-            c.get("config") == want
+            _same_config(c.get("config"), want)
             and c.get("seed") == seed
             and c.get("demos", {}).get("content_hash") == load_demos(demos_dir).content_hash()
         ):
@@ -50,7 +83,7 @@ def train_or_reuse(
         demos_dir,
         out,
         method=method,  # type: ignore[arg-type]
-        config=reward_config(budget, method),
+        config=want,
         budget=budget,
         seed=seed,
         cache_dir=cache_dir,
@@ -80,24 +113,13 @@ def train_drex_or_reuse(
     import os
     import shutil
 
-    from trex_bench.bc.folder import train_command as train_bc
     from trex_bench.core.io import read_json, write_json
     from trex_bench.demos.store import load_demos
-    from trex_bench.experiment.budgets import BUDGETS, bc_config, reward_config
-    from trex_bench.reward.build import train_command
-    from trex_bench.reward.drex import DREX_NOISE, noise_rollouts
 
     drex_demos = load_demos(drex_demos_dir, game=game)
-    key = {
-        "method": "drex",
-        "seed": seed,
-        "demos": drex_demos.content_hash(),
-        "bc": asdict(bc_config(budget)),
-        "rollouts": {"levels": list(DREX_NOISE), "per_level": BUDGETS[budget].drex_rollouts},
-        "reward": asdict(reward_config(budget, "drex")),  # type: ignore[arg-type]
-    }
+    key = _drex_key(drex_demos.content_hash(), budget, seed)
     if (out / "key.json").exists():
-        if read_json(out / "key.json") == key and (out / "reward" / "card.json").exists():
+        if _same_drex_key(read_json(out / "key.json"), key) and (out / "reward" / "card.json").exists():
             return out / "reward"
         raise ConfigError(
             f"{out} holds another D-REX run (budget, seed or demos differ); remove it or use another --runs"
@@ -106,39 +128,7 @@ def train_drex_or_reuse(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        train_bc(
-            game,
-            drex_demos_dir,
-            tmp / "bc",
-            config=bc_config(budget),
-            budget=budget,
-            seed=seed,
-            cache_dir=cache_dir,
-            device=device,
-            progress=progress,
-        )
-        noise_rollouts(
-            drex_demos,
-            tmp / "bc",
-            tmp / "rollouts",
-            per_level=BUDGETS[budget].drex_rollouts,
-            seed=seed,
-            device=device,
-            progress=progress,
-        )
-        train_command(
-            game,
-            tmp / "rollouts" / "demos",
-            tmp / "reward",
-            method="drex",
-            ranking="noise",
-            config=reward_config(budget, "drex"),
-            budget=budget,
-            seed=seed,
-            cache_dir=cache_dir,
-            device=device,
-            progress=progress,
-        )
+        _drex_stages(game, drex_demos_dir, drex_demos, tmp, budget, seed, cache_dir, progress, device)
         write_json(tmp / "key.json", key)
         if out.exists():
             shutil.rmtree(out)
@@ -146,3 +136,79 @@ def train_drex_or_reuse(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out / "reward"
+
+
+def _drex_key(demos_hash: str, budget: str, seed: int) -> dict[str, Any]:
+    """What a D-REX run of the extrapolation benchmark is: the demos, seed and every stage's recipe of ``budget``."""
+    from trex_bench.experiment.budgets import BUDGETS, bc_config, reward_config
+    from trex_bench.reward.drex import DREX_NOISE
+
+    return {
+        "method": "drex",
+        "seed": seed,
+        "demos": demos_hash,
+        "bc": asdict(bc_config(budget)),
+        "rollouts": {"levels": list(DREX_NOISE), "per_level": BUDGETS[budget].drex_rollouts},
+        "reward": asdict(reward_config(budget, "drex")),  # type: ignore[arg-type]
+    }
+
+
+def _drex_stages(
+    game: str,
+    drex_demos_dir: Path,
+    drex_demos: DemoSet,
+    folder: Path,
+    budget: str,
+    seed: int,
+    cache_dir: str | Path | None,
+    progress: bool,
+    device: str,
+) -> None:
+    """D-REX's three stages into ``folder/{bc,rollouts,reward}``: the clone, its noise rollouts, the reward ranked by
+    noise."""
+    from trex_bench.bc.folder import train_command as train_bc
+    from trex_bench.experiment.budgets import BUDGETS, bc_config, reward_config
+    from trex_bench.reward.build import train_command
+    from trex_bench.reward.drex import noise_rollouts
+
+    train_bc(
+        game,
+        drex_demos_dir,
+        folder / "bc",
+        config=bc_config(budget),
+        budget=budget,
+        seed=seed,
+        cache_dir=cache_dir,
+        device=device,
+        progress=progress,
+    )
+    noise_rollouts(
+        drex_demos,
+        folder / "bc",
+        folder / "rollouts",
+        per_level=BUDGETS[budget].drex_rollouts,
+        seed=seed,
+        device=device,
+        progress=progress,
+    )
+    train_command(
+        game,
+        folder / "rollouts" / "demos",
+        folder / "reward",
+        method="drex",
+        ranking="noise",
+        config=reward_config(budget, "drex"),
+        budget=budget,
+        seed=seed,
+        cache_dir=cache_dir,
+        device=device,
+        progress=progress,
+    )
+
+
+def _same_drex_key(stored: Any, key: dict[str, Any]) -> bool:
+    """A D-REX run's ``key.json`` against the wanted key, its reward config compared as ``_same_config`` does."""
+    if not isinstance(stored, dict) or set(stored) != set(key):
+        return False
+    want = TrainConfig(**key["reward"])
+    return all(stored[k] == v for k, v in key.items() if k != "reward") and _same_config(stored["reward"], want)

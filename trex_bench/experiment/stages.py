@@ -106,7 +106,7 @@ def reward_stage(ctx: StageContext) -> StageRecord:
         "method": cfg.method,
         "ranking": cfg.ranking,
         "seed": cfg.seed,
-        "config": dataclasses.asdict(cfg.reward),
+        "config": cfg.reward.key(),  # selection options at their defaults stay out of the key (TrainConfig.key)
         "demos": ctx.demos_hash if rollouts is None else load_demos(train_demos).content_hash(),
     }
     if cfg.human_labels is not None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
 
 from trex_bench.core.errors import ConfigError
 from trex_bench.core.fields import check_fields, check_range
 
 __all__ = ["TrainConfig"]
+
+# Options that change nothing while at these values: a config's run-folder key leaves them out there, so a default
+# config has one key whichever of them the trainer knows.
+_KEY_SILENT_DEFAULTS: dict[str, Any] = {"validation": "episodes", "bootstrap": False}
 
 
 @dataclass(frozen=True)
@@ -27,7 +31,16 @@ class TrainConfig:
         max_steps: a cap on optimiser steps (None = none).
         max_seconds: an opt-in wall-time valve, never set by a budget (None = none): a run it stops depends on the
             machine's load, and its metrics say so (``stopped``).
-        val_frac: share of *episode pairs* held out for validation.
+        val_frac: share of *episode pairs* held out for validation (``validation="episodes"``), or of the pairs drawn
+            for validation (``validation="latest"``).
+        validation: what the kept weights are judged on. ``episodes``: snippet pairs of a ``val_frac`` share of the
+            demos' episode pairs, never trained on. ``latest``: the latest demo checkpoint's episode(s) are held out
+            of training (training pairs only among the other episodes); validation pairs set a held-out episode
+            against a training one, labelled by the ranking (the later-is-better prior of a checkpoint demo set,
+            Jacq et al. 2019). Needs every episode's checkpoint number.
+        bootstrap: each ensemble member trains on its own bootstrap resample (with replacement) of the training
+            pairs, as Christiano et al. 2017 (§2.2.3) train their ensemble of predictors; the model's r(s) is the
+            members' mean (``RewardEnsemble``).
         eval_every: steps between validation-accuracy checks.
         patience: checks without improvement before early stopping (0 = never stop early).
         select: which weights are kept: ``val_accuracy`` (the best validation pair accuracy, ties broken by loss),
@@ -57,6 +70,10 @@ class TrainConfig:
     bf16: bool = False  # slower on CPUs without native bf16 kernels (docs/measurements.md "Reward trainer")
     channels_last: bool = True  # ~2× faster at batch 32 on 2 CPU cores (docs/measurements.md "Reward trainer")
     ensemble: int = 1
+    # The default judge and a single net, as the released T-REX code (one net, no bootstrap) and as measured on the
+    # eight games' checkpoint splits against "latest" and a 3-net bootstrap ensemble: results/tables/reward-choice.md.
+    validation: Literal["episodes", "latest"] = "episodes"
+    bootstrap: bool = False
 
     def __post_init__(self) -> None:
         check_fields(self)  # types first: a config file's "many" or NaN is named, not compared
@@ -70,3 +87,15 @@ class TrainConfig:
         check_range(self, "patience", 0)
         if not 0.0 <= self.val_frac < 1.0:  # 0: no validation (the last weights are kept)
             raise ConfigError(f"TrainConfig.val_frac must be in [0, 1), got {self.val_frac!r}")
+        if self.validation == "latest" and self.val_frac <= 0:
+            raise ConfigError(
+                "TrainConfig.validation 'latest' needs val_frac > 0 (the share of pairs drawn to validate)"
+            )
+
+    def key(self) -> dict[str, Any]:
+        """The config as a run folder's key: every field, less the options of ``_KEY_SILENT_DEFAULTS`` at those values.
+
+        >>> "bootstrap" in TrainConfig().key(), TrainConfig(bootstrap=True).key()["bootstrap"]
+        (False, True)
+        """
+        return {k: v for k, v in asdict(self).items() if k not in _KEY_SILENT_DEFAULTS or v != _KEY_SILENT_DEFAULTS[k]}

@@ -14,7 +14,15 @@ import numpy as np
 from trex_bench.core.errors import ConfigError
 from trex_bench.core.types import Ranking, SnippetPairs
 
-__all__ = ["sample_snippet_pairs", "whole_trajectory_pairs", "split_by_episode_pairs"]
+__all__ = [
+    "sample_snippet_pairs",
+    "whole_trajectory_pairs",
+    "split_by_episode_pairs",
+    "latest_checkpoint_episodes",
+    "held_out_rankings",
+    "split_by_held_out_episodes",
+    "bootstrap_resample",
+]
 
 
 def _orient(
@@ -142,3 +150,61 @@ def split_by_episode_pairs(
     is_val_group[rng.permutation(len(groups))[:n_val]] = True
     val = is_val_group[inverse]
     return pairs.subset(~val), pairs.subset(val)
+
+
+def latest_checkpoint_episodes(checkpoints: np.ndarray) -> np.ndarray:
+    """The episodes of the latest demonstrator checkpoint, the ones ``TrainConfig.validation="latest"`` holds out.
+
+    Args:
+        checkpoints: int [E], each episode's checkpoint index (−1: not from a checkpoint series).
+
+    Raises:
+        ConfigError: an episode without a checkpoint number, or one checkpoint for every episode (nothing to train on).
+    """
+    ck = np.asarray(checkpoints, dtype=np.int64)
+    if ck.size == 0 or np.any(ck < 0):
+        raise ConfigError(
+            f"validation 'latest' holds out the latest demo checkpoint, but {int(np.sum(ck < 0))} of the "
+            f"{ck.size} episodes have no checkpoint number; use validation 'episodes'"
+        )
+    held = np.flatnonzero(ck == ck.max())
+    if len(held) == len(ck):
+        raise ConfigError(
+            f"validation 'latest': all {ck.size} episodes are of checkpoint {ck.max()}, none is left to train on; "
+            "use validation 'episodes'"
+        )
+    return held
+
+
+def held_out_rankings(ranking: Ranking, held_out: np.ndarray) -> tuple[Ranking, Ranking]:
+    """(training, validation) rankings when the episodes ``held_out`` are kept out of training.
+
+    Training keeps the preferences among the other episodes; validation the preferences between a held-out episode
+    and a training one (two held-out episodes are compared by neither).
+
+    Raises:
+        ConfigError: no preference left on one side (e.g. a held-out episode that ties every other).
+    """
+    held = np.zeros(ranking.n_episodes, dtype=bool)
+    held[np.asarray(held_out, dtype=np.int64)] = True
+    side = held[ranking.pairs]
+    train, val = ranking.pairs[~side.any(1)], ranking.pairs[side[:, 0] != side[:, 1]]
+    for name, p in (("training", train), ("validation", val)):
+        if not len(p):
+            raise ConfigError(
+                f"holding out episode(s) {', '.join(map(str, np.flatnonzero(held)))} leaves no {name} preference "
+                f"in the ranking by {ranking.source}; use validation 'episodes'"
+            )
+    return Ranking(ranking.n_episodes, train, ranking.source), Ranking(ranking.n_episodes, val, ranking.source)
+
+
+def split_by_held_out_episodes(pairs: SnippetPairs, held_out: np.ndarray) -> tuple[SnippetPairs, SnippetPairs]:
+    """(train, val) of given pairs: train = no side held out, val = exactly one side held out; the rest dropped."""
+    is_held = np.isin(pairs.ep_a, held_out), np.isin(pairs.ep_b, held_out)
+    return pairs.subset(~(is_held[0] | is_held[1])), pairs.subset(is_held[0] != is_held[1])
+
+
+def bootstrap_resample(pairs: SnippetPairs, rng: np.random.Generator) -> SnippetPairs:
+    """As many pairs as ``pairs``, drawn uniformly with replacement (one ensemble member's training set,
+    Christiano et al. 2017 §2.2.3: each predictor on |D| triples sampled from D with replacement)."""
+    return pairs.subset(rng.integers(len(pairs), size=len(pairs)))
