@@ -10,10 +10,11 @@ replaced protocols (``protocols``) sit in collapsed sections. Every figure names
 commit it came from: for a committed PNG the commit that last changed it, for a figure drawn here the commit the
 report is built at.
 
-The page is a Jinja2 template (``templates/report.html.j2``) rendered with autoescape on: every string from the
-results is escaped; the generated markdown tables are rendered with the ``Markdown`` package with raw HTML escaped
-too (``markdown_to_html``: the only HTML the template inserts unescaped), so a ``<script>`` in a CSV cell stays text. Committed PNGs are referenced in place (``../plots/...``), not
-copied: the report stays a few tens of kB and works from the file system or any static host that serves ``results/``.
+The page is a Jinja2 template (``templates/report.html.j2``) rendered with autoescape on: every string from the results
+is escaped; the generated markdown tables are rendered with the ``Markdown`` package with raw HTML escaped too
+(``markdown_to_html``: the only HTML the template inserts unescaped), so a ``<script>`` in a CSV cell stays text.
+Committed PNGs are referenced in place (``../plots/...``), not copied: the report stays a few tens of kB and works from
+the file system or any static host that serves ``results/``.
 """
 
 from __future__ import annotations

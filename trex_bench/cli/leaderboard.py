@@ -13,8 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "leaderboard",
         help="print the leaderboard grouped by game and method",
         description="Summarise results/leaderboard.csv: per game and method, the mean of the per-seed scores ± "
-        "their std over seeds (one seed: ± the std of its evaluation games), best of seeds, and how many seeds beat the best demo. A seed run again counts once (its latest row) "
-        "unless --all-rows.",
+        "their std over seeds (one seed: ± the std of its evaluation games), best of seeds, and how many seeds beat "
+        "the best demo. A seed run again counts once (its latest row) unless --all-rows.",
         epilog="Example: trex-bench leaderboard --csv results/leaderboard.csv --by game method budget",
     )
     p.add_argument("--csv", type=Path, default=Path("results/leaderboard.csv"), help="leaderboard file")

@@ -1,9 +1,9 @@
 """Command-line options generated from a config dataclass: one source for a field's flag, type, default and help.
 
-A field takes part when its metadata has a ``"cli"`` entry (``trex_bench.experiment.pipeline.PipelineConfig`` writes them with
-``_cli(help, flag=…, choices=…)``). The flag is ``--field-name`` unless the entry names another (a name without
-dashes is an optional positional); the type comes from the field's annotation, or from :data:`VALIDATORS` where the
-value needs a range check with a one-line argparse error; the default is the field's (None for a required field, so
+A field takes part when its metadata has a ``"cli"`` entry (``trex_bench.experiment.pipeline.PipelineConfig`` writes
+them with ``_cli(help, flag=…, choices=…)``). The flag is ``--field-name`` unless the entry names another (a name
+without dashes is an optional positional); the type comes from the field's annotation, or from :data:`VALIDATORS` where
+the value needs a range check with a one-line argparse error; the default is the field's (None for a required field, so
 that ``--config FILE`` can stand in for it).
 
 >>> import argparse

@@ -15,9 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "statistics, the papers' tables beside ours, the extrapolation table and Figure-3 plots, fidelity and "
         "degradation figures, the learning curves (results/plots/curves; with --runs drawn afresh from those runs' "
         "TensorBoard logs and results/curves) and the package versions of the rows against requirements.lock. Rows "
-        "of replaced protocols sit in collapsed sections. Relative links only: open it from the file system. --check renders it in "
-        "headless Chromium (make install-browser), saves screenshot.png next to it and fails on a broken image or "
-        "link, a console message or a blank screenshot.",
+        "of replaced protocols sit in collapsed sections. Relative links only: open it from the file system. --check "
+        "renders it in headless Chromium (make install-browser), saves screenshot.png next to it and fails on a "
+        "broken image or link, a console message or a blank screenshot.",
         epilog="Example: trex-bench report --runs runs --check",
     )
     p.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results)")

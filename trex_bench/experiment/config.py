@@ -1,4 +1,5 @@
-"""One experiment config and its resolver (the methods: ``trex_bench.experiment.methods``; the budgets: ``trex_bench.experiment.budgets``).
+"""One experiment config and its resolver (the methods: ``trex_bench.experiment.methods``; the budgets:
+``trex_bench.experiment.budgets``).
 
 ``resolve(game, method, budget, seed, **overrides)`` turns what a user asks for into an :class:`ExperimentConfig`:
 every stage's settings resolved to values (reward ``TrainConfig``, ``BCConfig``, D-REX rollouts, ``PPOConfig``,

@@ -1,6 +1,6 @@
 """The methods as stage lists: adding a method is one :data:`METHODS` entry (plus the functions of any stage it adds
-to ``trex_bench.experiment.stages.STAGES``). ``trex_bench.experiment.config`` re-exports these names. Torch-free: the CLI reads them at
-start-up.
+to ``trex_bench.experiment.stages.STAGES``). ``trex_bench.experiment.config`` re-exports these names. Torch-free: the
+CLI reads them at start-up.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What the ``pipeline`` command asks for: :class:`PipelineConfig`, whose fields are also its command-line options.
 
-Kept apart from ``trex_bench.experiment.pipeline`` (the stages, the run folder) so that building the CLI, which reads these
-fields' metadata (``trex_bench.cli.options``), imports no more than the config and the budget table.
+Kept apart from ``trex_bench.experiment.pipeline`` (the stages, the run folder) so that building the CLI, which reads
+these fields' metadata (``trex_bench.cli.options``), imports no more than the config and the budget table.
 """
 
 from __future__ import annotations

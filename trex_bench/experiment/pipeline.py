@@ -1,8 +1,8 @@
 """The whole benchmark for one (game, method, budget, seed): demos → reward → PPO → evaluation →
 leaderboard row.
 
-Each stage writes into its own folder of the run folder (``trex_bench.experiment.run_folder``: built under a temporary name,
-renamed into place, then keyed by a ``stage.json``); a finished stage with the same key is reused (``--resume``),
+Each stage writes into its own folder of the run folder (``trex_bench.experiment.run_folder``: built under a temporary
+name, renamed into place, then keyed by a ``stage.json``); a finished stage with the same key is reused (``--resume``),
 one with another key is refused, and a reused stage's files are checked against the hashes it recorded.
 
     runs/breakout-trex-quick-s0/
@@ -13,13 +13,13 @@ one with another key is refused, and a reused stage's files are checked against 
       eval/       eval.json, stage.json
       summary.json
 
-A method is a list of stage names (``trex_bench.experiment.config.METHODS``: ``trex`` = reward → fidelity → extrapolation →
-agent → eval; ``drex`` = bc → noise-rollouts → reward → …; ``bc`` = bc → eval; ``ppo-true``/``constant`` =
-agent → eval); each name maps to one function of ``trex_bench.experiment.stages.STAGES``, which returns that stage's typed
-result.
-Adding a method is one ``METHODS`` entry plus the functions of any stage it adds. The whole run is one resolved
-:class:`~trex_bench.experiment.config.ExperimentConfig`, validated before the run folder is made and written into it as
-``config.json``. This module prepares the run, loops over the stages and builds the summary and leaderboard row.
+A method is a list of stage names (``trex_bench.experiment.config.METHODS``: ``trex`` = reward → fidelity →
+extrapolation → agent → eval; ``drex`` = bc → noise-rollouts → reward → …; ``bc`` = bc → eval; ``ppo-true``/``constant``
+= agent → eval); each name maps to one function of ``trex_bench.experiment.stages.STAGES``, which returns that stage's
+typed result. Adding a method is one ``METHODS`` entry plus the functions of any stage it adds. The whole run is one
+resolved :class:`~trex_bench.experiment.config.ExperimentConfig`, validated before the run folder is made and written
+into it as ``config.json``. This module prepares the run, loops over the stages and builds the summary and leaderboard
+row.
 """
 
 from __future__ import annotations

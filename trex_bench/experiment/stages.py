@@ -1,10 +1,11 @@
 """The pipeline's stages: each keyed by its resolved sub-config and its inputs' keys, each returning a typed result.
 
-A method is a list of stage names (``trex_bench.experiment.config.METHODS``); :data:`STAGES` maps each name to its function
-here. A stage function takes the run's :class:`StageContext` (the config, the demos, the stages finished so far)
-and returns its typed result: a :class:`~trex_bench.experiment.run_folder.StageRecord` for a stage whose product is a folder
-the next stage reads (bc, noise-rollouts, reward), or the figures the summary needs (``trex_bench.evaluation.results``:
-``FidelityFigures``, ``AgentResult``, ``Evaluation``). Paths appear only where a stage writes or reads its folder.
+A method is a list of stage names (``trex_bench.experiment.config.METHODS``); :data:`STAGES` maps each name to its
+function here. A stage function takes the run's :class:`StageContext` (the config, the demos, the stages finished so
+far) and returns its typed result: a :class:`~trex_bench.experiment.run_folder.StageRecord` for a stage whose product is
+a folder the next stage reads (bc, noise-rollouts, reward), or the figures the summary needs
+(``trex_bench.evaluation.results``: ``FidelityFigures``, ``AgentResult``, ``Evaluation``). Paths appear only where a
+stage writes or reads its folder.
 """
 
 from __future__ import annotations

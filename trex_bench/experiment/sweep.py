@@ -1,10 +1,10 @@
 """Sweeps: games × methods × seeds (× KL β) as independent ``trex-bench pipeline`` runs.
 
-Each job is one resolved :class:`~trex_bench.experiment.config.ExperimentConfig` run by ``trex-bench pipeline --config`` in
-its own folder (``ExperimentConfig.run_name``: a readable prefix and a short hash of every other non-default field,
+Each job is one resolved :class:`~trex_bench.experiment.config.ExperimentConfig` run by ``trex-bench pipeline --config``
+in its own folder (``ExperimentConfig.run_name``: a readable prefix and a short hash of every other non-default field,
 so two experiments never share a folder), started with ``--resume`` so a rerun reuses finished stages, appending its
-leaderboard row under the file lock. A job whose folder already holds a ``summary.json`` is finished
-(its row is in the leaderboard) and is skipped unless ``force``.
+leaderboard row under the file lock. A job whose folder already holds a ``summary.json`` is finished (its row is in the
+leaderboard) and is skipped unless ``force``.
 
 Executors run the same command line for every job; the job's config is written to
 ``<root>/sweep-configs/<run name>.json`` when it starts (the flags are never rebuilt):

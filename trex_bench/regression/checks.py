@@ -16,8 +16,8 @@ holds the value each should have, with its tolerance and the command, commit and
   losses (relative 1e-5): the value and policy losses see every reward PPO was paid in the first rollout;
 * ``tables``: the leaderboard summary and the papers' tables generated from a frozen CSV (exact output hashes).
 
-Each metric is ``exact`` (hashes, counts), ``rel`` (within 1e-5 relative) or ``band`` (inside a range measured
-over ``BAND_SEEDS``); ``trex_bench.regression.expectations`` compares and refreshes. All checks run with one torch thread,
+Each metric is ``exact`` (hashes, counts), ``rel`` (within 1e-5 relative) or ``band`` (inside a range measured over
+``BAND_SEEDS``); ``trex_bench.regression.expectations`` compares and refreshes. All checks run with one torch thread,
 oneDNN off and the CPU float kernels pinned (``trex_bench.regression.numerics.pin_numerics``: torch's at AVX2, MKL's
 reproducible ``COMPATIBLE`` branch), so that a weight hash recorded on one x86-64 CPU holds on another; a new torch
 build may still move it (``versions`` in the file).

@@ -3,14 +3,15 @@
 Kept apart from ``trex_bench.regression.checks`` so that the check modules (``regression.extrapolation``) and the
 runner import them without importing each other.
 
-Why the numerics are pinned: an exact weight hash recorded on one CPU can fail on another (the T-REX net's hash,
-and through it the learned-reward PPO losses, moved between an AMD EPYC and an AVX-512 Intel Xeon). Three things pick float kernels by the CPU they find: torch's own vectorised kernels (AVX2 or
-AVX-512 lanes: another summation order), MKL's GEMM (its ISA branch; on this Xeon ``MKL_ENABLE_INSTRUCTIONS=AVX2``
-alone moved the hash) and oneDNN's JIT convolutions (ISA, and blocking from the cache sizes). The checks run with
-torch's kernels at AVX2 (``ATEN_CPU_CAPABILITY``), MKL in its conditional-numerical-reproducibility branch
-``COMPATIBLE`` (the one branch Intel documents as the same on Intel and compatible processors; ``MKL_CBWR``) and
-oneDNN off (convolutions by im2col and the pinned GEMM). Both variables are read once, at torch's first use, so
-``pin_numerics`` must run before torch is imported: ``trex-bench regression`` calls it first.
+Why the numerics are pinned: an exact weight hash recorded on one CPU can fail on another (the T-REX net's hash, and
+through it the learned-reward PPO losses, moved between an AMD EPYC and an AVX-512 Intel Xeon). Three things pick float
+kernels by the CPU they find: torch's own vectorised kernels (AVX2 or AVX-512 lanes: another summation order), MKL's
+GEMM (its ISA branch; on this Xeon ``MKL_ENABLE_INSTRUCTIONS=AVX2`` alone moved the hash) and oneDNN's JIT convolutions
+(ISA, and blocking from the cache sizes). The checks run with torch's kernels at AVX2 (``ATEN_CPU_CAPABILITY``), MKL in
+its conditional-numerical-reproducibility branch ``COMPATIBLE`` (the one branch Intel documents as the same on Intel and
+compatible processors; ``MKL_CBWR``) and oneDNN off (convolutions by im2col and the pinned GEMM). Both variables are
+read once, at torch's first use, so ``pin_numerics`` must run before torch is imported: ``trex-bench regression`` calls
+it first.
 """
 
 from __future__ import annotations

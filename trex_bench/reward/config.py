@@ -1,4 +1,5 @@
-"""The reward trainer's settings as data, torch-free (the CLI and ``trex_bench.experiment.config`` import it at start-up)."""
+"""The reward trainer's settings as data, torch-free (the CLI and ``trex_bench.experiment.config`` import it at
+start-up)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """What the reward net sees: one real 84×84 frame per game with its score/lives mask drawn on it.
 
 The mask rows come from ``games.GAMES`` (T-REX's released ``mask_score``, PAPERS.md). A PNG per game lets a person
-check each mask against the real screen (issue #15): the score digits and the lives counter must fall inside the red
+check each mask against the real screen: the score digits and the lives counter must fall inside the red
 rows, and nothing the agent plays with may. The frame is taken from a seeded random-policy game 60 agent steps after
 its first point (so the score shows a non-zero digit: Q*bert draws it only a moment after the point), with the exact
 frames of ``make_vec_env``. ``trex-bench games --masks DIR`` writes the eight papers' games; ``docs/masks.md`` says
