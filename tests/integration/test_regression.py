@@ -236,7 +236,7 @@ def test_pinning_after_torch_loaded_changes_nothing_and_says_so(monkeypatch):
 def test_workers_measure_what_one_process_measures(tmp_path, expected):
     """``--workers 2`` spreads the checks (and the demo sets) over spawned processes: the same values, the same keys,
     in the same order, and a skipped check still reported as skipped."""
-    from trex_bench.regression.checks import run_checks
+    from trex_bench.regression.runner import run_checks
 
     one = run_checks(ROOT, ["ppo.true", "tables"], workers=1)
     two = run_checks(ROOT, ["ppo.true", "tables"], workers=2)

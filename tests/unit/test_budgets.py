@@ -19,8 +19,8 @@ from trex_bench.evaluation.leaderboard import (
     LEGACY_COLUMNS,
     append_row,
     read_leaderboard,
-    summarize_rows,
 )
+from trex_bench.evaluation.summary import summarize_rows
 from trex_bench.experiment.budgets import BUDGETS as BUDGET_TABLE
 from trex_bench.experiment.budgets import ZOO_HORIZON, bc_config, reward_config
 from trex_bench.reward.train import train_reward

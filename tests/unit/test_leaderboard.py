@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from trex_bench.core.io import stable_hash
-from trex_bench.evaluation.leaderboard import COLUMNS, append_row, read_leaderboard, summarize
+from trex_bench.evaluation.leaderboard import COLUMNS, append_row, read_leaderboard
+from trex_bench.evaluation.summary import summarize
 
 
 def _row(seed: int = 0, mean: float = 12.5, method: str = "trex", game: str = "breakout", budget: str = "smoke", **kw) -> dict:
@@ -187,7 +188,7 @@ def test_the_row_reads_the_fidelity_report_through_one_typed_reader():
 
 
 def test_recovered_share_of_the_true_rewards_gain_over_survival():
-    from trex_bench.evaluation.leaderboard import recovered
+    from trex_bench.evaluation.summary import recovered
 
     assert recovered(5.0, 1.0, 9.0) == 0.5
     assert math.isnan(recovered(5.0, 9.0, 9.0))  # the true reward gained nothing over the constant: no scale
@@ -229,7 +230,7 @@ def test_a_metric_that_is_not_a_number_is_refused_naming_file_and_row(tmp_path, 
 
 
 def test_a_method_with_its_own_transform_is_itself_and_others_are_variants():
-    from trex_bench.evaluation.leaderboard import variant
+    from trex_bench.evaluation.summary import variant
 
     assert variant("trex", "sigmoid") == "trex" and variant("ppo-true", "clip") == "ppo-true"
     assert variant("prefs", "normalized") == "prefs"  # the preference loop's own normalised reward

@@ -21,6 +21,7 @@ current demo set (its ``best_demo``/``avg_demo``/``beats_best_demo`` are rewritt
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -32,6 +33,7 @@ __all__ = [
     "split_protocols",
     "current_demo_sets",
     "why_apart",
+    "ran_ppo",
 ]
 
 DEMO_FREE: tuple[str, ...] = ("constant", "ppo-true", "random")
@@ -76,6 +78,12 @@ def current_demo_sets(df: pd.DataFrame) -> dict[str, tuple[float, float]]:
     return sets
 
 
+def ran_ppo(rl_steps: Any) -> Any:
+    """Whether a row ran PPO (``rl_steps`` != 0; unknown, NaN, counts as ran): a scalar or an aligned ``pd.Series``.
+    A row that ran none (random, BC) has no schedule to differ on."""
+    return pd.to_numeric(rl_steps, errors="coerce") != 0
+
+
 def why_apart(
     game: str,
     method: str,
@@ -91,8 +99,7 @@ def why_apart(
     that ran no PPO, like BC); ``sets`` is ``current_demo_sets``.
     """
     reasons = []
-    ran_ppo = pd.to_numeric(rl_steps, errors="coerce") != 0  # unknown (NaN) counts as ran
-    if ran_ppo and pd.isna(pd.to_numeric(schedule_steps, errors="coerce")):
+    if ran_ppo(rl_steps) and pd.isna(pd.to_numeric(schedule_steps, errors="coerce")):
         reasons.append(OWN_STEPS)
     current = sets.get(game)
     if current is not None and method not in DEMO_FREE and not pd.isna(best) and (best, avg) != current:

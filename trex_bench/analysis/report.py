@@ -35,7 +35,8 @@ from trex_bench.analysis.stats import DEFAULT_METHODS, check_bootstrap, horizon,
 from trex_bench.core.errors import ConfigError, DataError
 from trex_bench.core.io import atomic_write, git_commit
 from trex_bench.core.lockfile import read_lock
-from trex_bench.evaluation.leaderboard import read_leaderboard, score_cell, summarize_rows, variant
+from trex_bench.evaluation.leaderboard import read_leaderboard
+from trex_bench.evaluation.summary import score_cell, summarize_rows, variant
 
 __all__ = ["Report", "build_report", "markdown_to_html"]
 

@@ -27,7 +27,8 @@ from trex_bench.analysis.curves import Curve, Reference, first_above, load_curve
 from trex_bench.analysis.protocols import EARLIER_NOTE, current_demo_sets, split_protocols
 from trex_bench.core.errors import DataError
 from trex_bench.core.io import atomic_write
-from trex_bench.evaluation.leaderboard import read_leaderboard, recovered, score_cell, summarize_rows, variant
+from trex_bench.evaluation.leaderboard import read_leaderboard
+from trex_bench.evaluation.summary import recovered, score_cell, summarize_rows, variant
 
 __all__ = ["METHODS", "build_results_doc", "write_results_doc", "STAY_ABOVE"]
 

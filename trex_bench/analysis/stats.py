@@ -35,11 +35,12 @@ import numpy as np
 import pandas as pd
 from rliable import metrics
 
-from trex_bench.analysis.protocols import EARLIER_NOTE, split_protocols
+from trex_bench.analysis.protocols import EARLIER_NOTE, ran_ppo, split_protocols
 from trex_bench.core.errors import ConfigError, DataError
 from trex_bench.core.games import GAMES
 from trex_bench.core.io import atomic_write
-from trex_bench.evaluation.leaderboard import read_leaderboard, recovered, variant
+from trex_bench.evaluation.leaderboard import read_leaderboard
+from trex_bench.evaluation.summary import recovered, variant
 from trex_bench.experiment.budgets import ZOO_HORIZON
 
 __all__ = [
@@ -106,8 +107,8 @@ def _runs(df: pd.DataFrame, methods: Sequence[str]) -> pd.DataFrame:
     rows["variant"] = [variant(m, t) for m, t in zip(rows["method"], transform, strict=True)]
     # A row that ran no PPO (random, BC) has no schedule to differ on: it sits beside the current protocol's rows.
     schedule = pd.to_numeric(rows["schedule_steps"], errors="coerce")
-    ran_ppo = pd.to_numeric(rows["rl_steps"], errors="coerce") != 0
-    rows["horizon"] = [horizon(s if ran else ZOO_HORIZON) for s, ran in zip(schedule, ran_ppo, strict=True)]
+    ran = ran_ppo(rows["rl_steps"])
+    rows["horizon"] = [horizon(s if r else ZOO_HORIZON) for s, r in zip(schedule, ran, strict=True)]
     keep = []
     for _, g in rows.groupby(["budget", "horizon", "game"], sort=False):
         learned = g[~g["method"].isin(CONTROLS)]

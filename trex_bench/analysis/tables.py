@@ -5,9 +5,9 @@ game and writes a markdown table to ``results/tables/<kind>.md``. One row per (g
 row for each published game without runs (our columns empty), so the gap to the papers stays visible.
 
 Our columns summarise the plain method only (a KL-penalised run or another reward transform, ``…+kl…`` or
-``delta``, is another experiment: ``leaderboard.variant``), over the latest row of each seed
-(``leaderboard.summarize``): the mean ± the std over seeds (one seed: ± the std of its evaluation games;
-``leaderboard.score_cell``) and best of seeds. The current protocol's rows come first; rows of replaced protocols
+``delta``, is another experiment: ``summary.variant``), over the latest row of each seed
+(``summary.summarize``): the mean ± the std over seeds (one seed: ± the std of its evaluation games;
+``summary.score_cell``) and best of seeds. The current protocol's rows come first; rows of replaced protocols
 (PPO annealed over its own steps, an earlier demo set: ``protocols``) follow in a section of their own.
 The T-REX table also sets the two controls beside each row, run at the same game, budget and PPO schedule: the
 constant reward (what staying alive earns) and PPO on the true reward, and the share of the true reward's gain over
@@ -29,14 +29,8 @@ import pandas as pd
 from trex_bench.analysis.protocols import EARLIER_NOTE, current_demo_sets, split_protocols, why_apart
 from trex_bench.core.errors import DataError
 from trex_bench.core.io import atomic_write
-from trex_bench.evaluation.leaderboard import (
-    SCORE_HEADER,
-    read_leaderboard,
-    recovered,
-    score_cell,
-    summarize_rows,
-    variant,
-)
+from trex_bench.evaluation.leaderboard import read_leaderboard
+from trex_bench.evaluation.summary import SCORE_HEADER, recovered, score_cell, summarize_rows, variant
 
 __all__ = ["TableSpec", "TABLES", "build_table", "to_markdown", "write_table"]
 
@@ -99,14 +93,14 @@ TABLES: dict[str, TableSpec] = {
 
 
 def _plain(df: pd.DataFrame, method: str) -> pd.DataFrame:
-    """The rows of ``method`` with its usual reward transform (no KL penalty, no ``delta``: ``leaderboard.variant``)."""
+    """The rows of ``method`` with its usual reward transform (no KL penalty, no ``delta``: ``summary.variant``)."""
     rows = df[df["method"] == method]
     plain = rows["reward_transform"].fillna("").map(lambda t: variant(method, t) == method).astype(bool)
     return rows[plain]
 
 
 def _ours(df: pd.DataFrame, method: str, ranking: str | None) -> pd.DataFrame:
-    """Per (game, budget) of the plain method: ``leaderboard.summarize_rows``, latest row per seed."""
+    """Per (game, budget) of the plain method: ``summary.summarize_rows``, latest row per seed."""
     rows = _plain(df, method)
     if ranking is not None:
         rows = rows[rows["ranking_source"] == ranking]

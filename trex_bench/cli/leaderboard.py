@@ -33,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_leaderboard(args: argparse.Namespace) -> int:
-    from trex_bench.evaluation.leaderboard import COLUMNS, SCORE_HEADER, score_cell, summarize
+    from trex_bench.evaluation.leaderboard import COLUMNS
+    from trex_bench.evaluation.summary import SCORE_HEADER, score_cell, summarize
 
     bad = [c for c in args.by if c not in COLUMNS]
     if bad:

@@ -129,8 +129,8 @@ def _pin() -> None:
 
 def run_check(args: argparse.Namespace) -> int:
     _pin()
-    from trex_bench.regression.checks import run_checks
     from trex_bench.regression.expectations import compare_all, load_expectations
+    from trex_bench.regression.runner import run_checks
 
     expectations = load_expectations(args.expectations)  # refuse a bad file before a minute of work
     t0 = time.perf_counter()

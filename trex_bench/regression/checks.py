@@ -28,11 +28,8 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
-import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Literal
 
@@ -63,12 +60,13 @@ __all__ = [
     "TINY_PPO",
     "measure_demo_set",
     "measure_demos",
+    "measure_named_demo_set",
+    "committed_demo_sets",
     "measure_reward",
     "train_spec",
     "measure_ppo",
     "measure_tables",
     "select_checks",
-    "run_checks",
     "reproducible_torch",
     "state_sha256",
 ]
@@ -144,12 +142,25 @@ def measure_demo_set(folder: str | Path) -> dict[str, Measured]:
     }
 
 
+def measure_named_demo_set(root: Path, name: str) -> dict[str, Measured]:
+    """``measure_demo_set`` of ``demos/<name>/`` (``<game>/<set>``), keyed ``<game>/<set>.<metric>``."""
+    return {f"{name}.{k}": v for k, v in measure_demo_set(root / "demos" / name).items()}
+
+
 def measure_demos(root: Path, seed: int = 0) -> dict[str, Measured]:
-    """``measure_demo_set`` of every committed set ``demos/<game>/<name>/``, keyed ``<game>/<name>.<metric>``."""
+    """``measure_named_demo_set`` of every committed set ``demos/<game>/<name>/``."""
     out = {}
-    for name in _demo_sets(root):
-        out.update({f"{name}.{k}": v for k, v in measure_demo_set(root / "demos" / name).items()})
+    for name in committed_demo_sets(root):
+        out.update(measure_named_demo_set(root, name))
     return out
+
+
+def committed_demo_sets(root: Path) -> list[str]:
+    """The demo sets under ``root/demos`` as ``<game>/<name>``, sorted; none is a ``RegressionError``."""
+    sets = [m.parent.relative_to(root / "demos").as_posix() for m in sorted((root / "demos").glob("*/*/manifest.json"))]
+    if not sets:
+        raise RegressionError(f"no demo sets under {root / 'demos'}")
+    return sets
 
 
 # -- (b, c) reward learning ----------------------------------------------------------------------------------------
@@ -293,9 +304,9 @@ def measure_ppo(root: Path, spec: PPOSpec) -> dict[str, Measured]:
 
 # -- (e) tables ----------------------------------------------------------------------------------------------------
 def measure_tables(csv: str | Path, baselines: str | Path) -> dict[str, Measured]:
-    """SHA-256 of ``leaderboard.summarize``'s CSV and of each ``tables`` markdown page generated from ``csv``."""
+    """SHA-256 of ``summary.summarize``'s CSV and of each ``tables`` markdown page generated from ``csv``."""
     from trex_bench.analysis.tables import TABLES, build_table, to_markdown
-    from trex_bench.evaluation.leaderboard import summarize
+    from trex_bench.evaluation.summary import summarize
 
     out = {"summary_sha256": Measured(_sha256(summarize(csv).to_csv(index=False)))}
     for kind, spec in TABLES.items():  # a fixed label: the page names its input, which must not depend on the cwd
@@ -372,71 +383,3 @@ def select_checks(names: Sequence[str] | None) -> tuple[Check, ...]:
     if bad:
         raise RegressionError(f"unknown check {', '.join(bad)}; valid: {', '.join(sorted(known))}")
     return tuple(c for c in CHECKS if c.name in names)
-
-
-def _measure(root: str, name: str, seed: int, demo_set: str | None) -> tuple[dict[str, Measured], float]:
-    """One unit of work in a worker process: a check, or one demo set of ``demos``; (metrics, seconds)."""
-    t0 = time.perf_counter()
-    if demo_set is not None:
-        out = {f"{demo_set}.{k}": v for k, v in measure_demo_set(Path(root) / "demos" / demo_set).items()}
-    else:
-        out = next(c for c in CHECKS if c.name == name).measure(Path(root), seed)
-    return out, time.perf_counter() - t0
-
-
-def _demo_sets(root: Path) -> list[str]:
-    sets = [m.parent.relative_to(root / "demos").as_posix() for m in sorted((root / "demos").glob("*/*/manifest.json"))]
-    if not sets:
-        raise RegressionError(f"no demo sets under {root / 'demos'}")
-    return sets
-
-
-def _here(fn: Callable[..., Any], *args: Any) -> Future:
-    """``fn(*args)`` run in this process now, as a finished future (the pool's interface with one worker)."""
-    done: Future = Future()
-    try:
-        done.set_result(fn(*args))
-    except CheckSkipped as e:
-        done.set_exception(e)
-    return done
-
-
-def run_checks(
-    root: str | Path, names: Sequence[str] | None = None, seed: int = 0, workers: int = 1
-) -> tuple[dict[str, dict[str, Measured]], dict[str, float], dict[str, str]]:
-    """Measure the named checks (all when None) at ``seed``, ``workers`` processes at once.
-
-    Each check runs on one torch thread (``reproducible_torch``), so a check measures the same in a worker process as
-    in this one. ``demos`` runs first, one unit per demo set: the later checks read the frames it caches. With
-    ``workers`` > 1 the units go to a pool of fresh (spawned) processes that inherit the pinned numerics' environment.
-
-    Returns:
-        ``({check: {metric: Measured}}, {check: seconds of work}, {skipped check: why})``; a skipped check is not
-        measured. Seconds are summed over a check's units (the work it took, not the wall time of the run).
-    """
-    root = Path(root)
-    checks = select_checks(names)
-    phases = [
-        [("demos", None, s) for s in _demo_sets(root)] if any(c.name == "demos" for c in checks) else [],
-        [(c.name, c.name, None) for c in checks if c.name != "demos"],
-    ]
-    measured: dict[str, dict[str, Measured]] = {c.name: {} for c in checks}
-    seconds = {c.name: 0.0 for c in checks}
-    skipped: dict[str, str] = {}
-    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 else None
-    try:
-        for phase in phases:
-            submit = pool.submit if pool else _here
-            futures = [(check, submit(_measure, str(root), name, seed, demo_set)) for check, name, demo_set in phase]
-            for check, future in futures:
-                try:
-                    metrics, took = future.result()
-                except CheckSkipped as e:
-                    skipped[check] = str(e)
-                    continue
-                measured[check].update(metrics)
-                seconds[check] += took
-    finally:
-        if pool:
-            pool.shutdown(cancel_futures=True)
-    return {k: v for k, v in measured.items() if k not in skipped}, seconds, skipped

@@ -2,7 +2,7 @@
 
 The file maps each metric ``<check>.<metric>`` to its expected value, its tolerance (``exact``, ``rel`` or ``band``)
 and what produced it (command, reason, commit, versions, machine). ``compare_all`` judges a run of
-``trex_bench.regression.checks.run_checks`` against it; ``update_expectations`` re-measures checks on purpose, with a
+``trex_bench.regression.runner.run_checks`` against it; ``update_expectations`` re-measures checks on purpose, with a
 reason, and sets each band from the spread of the metric over seeds (``HOW`` says how, and is written into the file).
 """
 
