@@ -30,7 +30,8 @@ from trex_bench.core.types import DemoSet
 from trex_bench.demos.collect import CollectConfig, collect
 from trex_bench.demos.frames import FrameCache
 from trex_bench.demos.policies import EpsilonGreedy, ScriptedBreakout
-from trex_bench.reward import train as tr
+from trex_bench.reward import bradley_terry as bt
+from trex_bench.reward.config import TrainConfig
 from trex_bench.reward.ranking import by_return
 from trex_bench.reward.snippets import sample_snippet_pairs, split_by_episode_pairs
 
@@ -51,23 +52,23 @@ def _sync(dev: torch.device) -> None:
         torch.cuda.synchronize(dev)
 
 
-def run(name: str, cache: FrameCache, train_p, val_p, cfg: tr.TrainConfig, cap_s: float, eval_every_pairs: int, target: float | None, seed: int, dev: torch.device, max_pairs: int | None = None) -> dict:
+def run(name: str, cache: FrameCache, train_p, val_p, cfg: TrainConfig, cap_s: float, eval_every_pairs: int, target: float | None, seed: int, dev: torch.device, max_pairs: int | None = None) -> dict:
     """Train with ``cfg`` on ``dev`` for at most ``cap_s`` seconds of training (and ``max_pairs`` pairs); stop early
     once ``target`` is reached."""
-    net = tr.init_net("breakout", cfg.method, torch.Generator().manual_seed(seed)).to(dev)
+    net = bt.init_net("breakout", cfg.method, torch.Generator().manual_seed(seed)).to(dev)
     if cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     rng = np.random.default_rng(seed)
     order = np.concatenate([rng.permutation(len(train_p)) for _ in range(50)])
     clock, pairs_done, frames, next_eval, i = 0.0, 0, 0, eval_every_pairs, 0
-    curve = [(0.0, 0, tr._evaluate(net, cache, val_p, cfg, dev)[0])]
+    curve = [(0.0, 0, bt.evaluate_pairs(net, cache, val_p, cfg, dev)[0])]
     while clock < cap_s and (max_pairs is None or pairs_done < max_pairs):
         t0 = time.perf_counter()
         batch = train_p.subset(order[i : i + cfg.batch_pairs])
         i += cfg.batch_pairs
-        ra, rb, n = tr.snippet_returns(net, cache, batch, dev, cfg.bf16, cfg.channels_last)
-        loss = tr.bradley_terry_loss(ra, rb, torch.from_numpy(batch.label).to(dev))
+        ra, rb, n = bt.snippet_returns(net, cache, batch, dev, cfg.bf16, cfg.channels_last)
+        loss = bt.bradley_terry_loss(ra, rb, torch.from_numpy(batch.label).to(dev))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -77,7 +78,7 @@ def run(name: str, cache: FrameCache, train_p, val_p, cfg: tr.TrainConfig, cap_s
         frames += n
         if pairs_done >= next_eval:
             next_eval += eval_every_pairs
-            acc = tr._evaluate(net, cache, val_p, cfg, dev)[0]
+            acc = bt.evaluate_pairs(net, cache, val_p, cfg, dev)[0]
             curve.append((clock, pairs_done, acc))
             print(f"  {name:8s} {clock:7.1f} s  {pairs_done:6d} pairs  val acc {acc:.3f}", flush=True)
             if target is not None and acc >= target:
@@ -112,14 +113,14 @@ def main() -> None:
     print(f"{len(ds.episodes)} episodes, returns {sorted(ds.returns.tolist())}, lengths {ds.lengths.tolist()} "
           f"({time.perf_counter() - t0:.0f} s to collect and replay)")
     rng = np.random.default_rng(args.seed)
-    ref = tr.TrainConfig()  # T-REX snippet settings: span 50–100, stride 2
+    ref = TrainConfig()  # T-REX snippet settings: span 50–100, stride 2
     pairs = sample_snippet_pairs(by_return(ds), cache.lengths, args.pairs, ref.min_len, ref.max_len, ref.stride, rng)
     train_p, val_p = split_by_episode_pairs(pairs, 0.2, rng)
     val_p = val_p.subset(rng.permutation(len(val_p))[: args.val_pairs])  # validation time is not on the clock, but is wall time
     print(f"{len(train_p)} train / {len(val_p)} held-out pairs; torch threads {torch.get_num_threads()}")
 
-    original = tr.TrainConfig(lr=5e-5, batch_pairs=1, bf16=False, channels_last=False)  # T-REX released code
-    ours = tr.TrainConfig(lr=args.lr)  # MEASURED defaults: batch 32, channels_last, fp32
+    original = TrainConfig(lr=5e-5, batch_pairs=1, bf16=False, channels_last=False)  # T-REX released code
+    ours = TrainConfig(lr=args.lr)  # MEASURED defaults: batch 32, channels_last, fp32
     dev = torch.device(args.device)
     if dev.type == "cuda":
         print(f"device: {torch.cuda.get_device_name(dev)}")

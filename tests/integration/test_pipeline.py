@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from trex_bench.experiment.naming import run_name
 from trex_bench.experiment.options import PipelineConfig
 from trex_bench.experiment.pipeline import default_demos, run_pipeline
 
@@ -104,7 +105,7 @@ def test_bad_config(kw, msg):
 
 def test_run_names_tell_experiments_apart():
     def name(**kw) -> str:
-        return PipelineConfig(**(dict(game="Breakout", method="trex", budget="small") | kw)).resolve().run_name()
+        return run_name(PipelineConfig(**(dict(game="Breakout", method="trex", budget="small") | kw)).resolve())
 
     assert name() == "breakout-trex-small-s0" == name(demos=default_demos("breakout"))
     assert name(ranking="checkpoint", transform="delta", demos="demos/breakout/ppo-checkpoints", seed=2) == \
@@ -298,7 +299,7 @@ def test_a_human_labelled_prefs_run_pauses_for_answers_and_resumes_with_them(tmp
     from trex_bench.label.server import LabelApp, find_pairs_folder
 
     cfg = PipelineConfig(game="breakout", method="prefs", budget="smoke", labeler="human", eval_episodes=1).resolve()
-    assert cfg.run_name().startswith("breakout-prefs-human-smoke-s0")
+    assert run_name(cfg).startswith("breakout-prefs-human-smoke-s0")
     kw = dict(out=tmp_path / "run", leaderboard=tmp_path / "lb.csv", progress=False, cache_dir=tmp_path / "cache")
     with pytest.raises(LabelsPending, match="label serve .*again with --resume"):
         run_pipeline(cfg, label_timeout=0.5, **kw)

@@ -21,13 +21,13 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvStepRetu
 
 from trex_bench.core.errors import ConfigError, DataError, LabelsPending
 from trex_bench.label.server import LabelApp, find_pairs_folder, make_server
+from trex_bench.reward.bradley_terry import bradley_terry_loss
 from trex_bench.reward.clip_pairs import Clip, ClipPair, PairSet, read_pairs, write_pairs
 from trex_bench.reward.labels import COLUMNS, Label, append_labels, read_labels
 from trex_bench.reward.pref_ensemble import EnsembleNormalizer, preference_loss, select_queries
 from trex_bench.reward.preferences import HumanLabeler, SyntheticLabeler
 from trex_bench.reward.prefs_config import PrefsConfig, labels_due
 from trex_bench.reward.segments import ClipBank, ClipFrames, RolloutStore, clip_stacks
-from trex_bench.reward.train import bradley_terry_loss
 from trex_bench.rl.online import OnlineReward
 from trex_bench.rl.preference_loop import PreferenceReward
 

@@ -220,7 +220,7 @@ def test_reward_net_sees_pixels_scaled_to_0_1(arch):
 # -- reward trainer -------------------------------------------------------------------------------------------------
 def _val_scores(net, source, pairs) -> tuple[float, float]:
     """(pair accuracy, Bradley-Terry loss) of ``net`` on ``pairs``, computed here from the public pieces."""
-    from trex_bench.reward.train import bradley_terry_loss, snippet_returns
+    from trex_bench.reward.bradley_terry import bradley_terry_loss, snippet_returns
 
     with torch.no_grad():
         ra, rb, _ = snippet_returns(net, source, pairs, torch.device("cpu"))
@@ -234,8 +234,9 @@ def test_reward_trainer_returns_the_weights_it_selected(select):
     """The returned net is the selected checkpoint: with validation labels that contradict training, the best
     validation step is the first and the final weights are far worse on validation."""
     from trex_bench.core.types import Ranking
+    from trex_bench.reward.config import TrainConfig
     from trex_bench.reward.snippets import sample_snippet_pairs
-    from trex_bench.reward.train import TrainConfig, train_reward
+    from trex_bench.reward.train import train_reward
 
     src = BrightnessFrames(np.linspace(0, 1, 6), length=30)
     i, j = np.triu_indices(6, 1)

@@ -16,7 +16,7 @@ import pytest
 
 from trex_bench.cli import main
 from trex_bench.core.errors import RunFolderError
-from trex_bench.experiment.config import resolve
+from trex_bench.experiment.resolver import resolve
 from trex_bench.experiment.run_folder import PARTIAL_KEY, own, owner
 
 REPO = Path(__file__).resolve().parents[2]

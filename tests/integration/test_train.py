@@ -12,8 +12,10 @@ from scipy.stats import spearmanr
 
 from trex_bench.core.types import DemoSet, Episode, Ranking, SnippetPairs
 from trex_bench.experiment.budgets import reward_config
+from trex_bench.reward import bradley_terry as bt
 from trex_bench.reward import train as tr
 from trex_bench.reward.build import train_command
+from trex_bench.reward.config import TrainConfig
 from trex_bench.reward.snippets import sample_snippet_pairs
 
 
@@ -38,10 +40,10 @@ class FakeFrames:
 
     def stacks(self, ep: int) -> torch.Tensor:
         t = np.arange(self.lengths[ep] + 1)
-        return torch.from_numpy(tr._gather(self, self.stack_index(np.full(len(t), ep), t)))
+        return torch.from_numpy(bt.gather_stacks(self, self.stack_index(np.full(len(t), ep), t)))
 
 
-FAST = tr.TrainConfig(n_pairs=600, min_len=4, max_len=9, stride=1, lr=1e-3, batch_pairs=8, passes=1.0,
+FAST = TrainConfig(n_pairs=600, min_len=4, max_len=9, stride=1, lr=1e-3, batch_pairs=8, passes=1.0,
                       max_steps=60, eval_every=10, patience=0, val_frac=0.15)
 
 
@@ -49,7 +51,7 @@ def test_loss_equals_hand_computation():
     ra, rb, label = torch.tensor([1.0, 2.0]), torch.tensor([3.0, 0.0]), torch.tensor([1, 0])
     # pair 1 prefers b: -log(e^3 / (e^1 + e^3)); pair 2 prefers a: -log(e^2 / (e^2 + e^0)); both = log(1 + e^-2)
     hand = (-math.log(math.exp(3) / (math.exp(1) + math.exp(3))) - math.log(math.exp(2) / (math.exp(2) + 1))) / 2
-    assert tr.bradley_terry_loss(ra, rb, label).item() == pytest.approx(hand, rel=1e-6)
+    assert bt.bradley_terry_loss(ra, rb, label).item() == pytest.approx(hand, rel=1e-6)
     assert hand == pytest.approx(math.log1p(math.exp(-2)))
 
 
@@ -57,14 +59,14 @@ def test_dedup_scoring_equals_one_forward_per_snippet():
     src = FakeFrames(np.linspace(0, 1, 4), length=30)
     rank = Ranking(4, np.array([[0, 1], [1, 2], [2, 3], [0, 3]]), "return")
     pairs = sample_snippet_pairs(rank, src.lengths, 12, 5, 15, 2, np.random.default_rng(0))
-    net = tr.init_net("breakout", "trex", torch.Generator().manual_seed(0))
-    ra, rb, n_unique = tr.snippet_returns(net, src, pairs, torch.device("cpu"))
+    net = bt.init_net("breakout", "trex", torch.Generator().manual_seed(0))
+    ra, rb, n_unique = bt.snippet_returns(net, src, pairs, torch.device("cpu"))
     n_total = 2 * int(pairs.length.sum())
     assert n_unique < n_total  # overlapping snippets share stacks
     for k in range(len(pairs)):
         for ep, start, got in ((pairs.ep_a[k], pairs.start_a[k], ra[k]), (pairs.ep_b[k], pairs.start_b[k], rb[k])):
             t = start + pairs.stride * np.arange(pairs.length[k])
-            stacks = torch.from_numpy(tr._gather(src, src.stack_index(np.full(len(t), ep), t)))
+            stacks = torch.from_numpy(bt.gather_stacks(src, src.stack_index(np.full(len(t), ep), t)))
             assert got.item() == pytest.approx(net(stacks).sum().item(), rel=1e-4, abs=1e-4)
 
 
@@ -74,7 +76,7 @@ def test_a_snippet_at_an_episode_start_sees_zero_filled_stacks():
     src = FakeFrames(np.linspace(0.2, 1, 3), length=20)
     pairs = SnippetPairs(np.array([1, 2]), np.array([0, 1]), np.array([2, 1]), np.array([2, 0]), np.array([3, 3]), 1,
                          np.array([1, 0]))
-    net = tr.init_net("breakout", "trex", torch.Generator().manual_seed(0))
+    net = bt.init_net("breakout", "trex", torch.Generator().manual_seed(0))
 
     def by_hand(ep: int, start: int) -> float:
         total = 0.0
@@ -87,7 +89,7 @@ def test_a_snippet_at_an_episode_start_sees_zero_filled_stacks():
         return total
 
     with torch.no_grad():
-        ra, rb, _ = tr.snippet_returns(net, src, pairs, torch.device("cpu"))
+        ra, rb, _ = bt.snippet_returns(net, src, pairs, torch.device("cpu"))
         for k in range(len(pairs)):
             assert ra[k].item() == pytest.approx(by_hand(pairs.ep_a[k], pairs.start_a[k]), rel=1e-4, abs=1e-4)
             assert rb[k].item() == pytest.approx(by_hand(pairs.ep_b[k], pairs.start_b[k]), rel=1e-4, abs=1e-4)

@@ -11,7 +11,9 @@ import pytest
 from trex_bench.core.errors import ConfigError, TrexBenchError
 from trex_bench.experiment import budgets, config
 from trex_bench.experiment.budgets import BUDGETS
-from trex_bench.experiment.config import ExperimentConfig, resolve
+from trex_bench.experiment.config import ExperimentConfig
+from trex_bench.experiment.naming import run_name
+from trex_bench.experiment.resolver import resolve
 
 
 def test_the_budget_table_is_the_only_one():
@@ -77,7 +79,7 @@ def test_editing_a_budgets_reward_value_changes_the_reward_config(monkeypatch):
 
 
 def _name(**kw) -> str:
-    return resolve(**({"game": "breakout", "method": "constant", "budget": "smoke"} | kw)).run_name()
+    return run_name(resolve(**({"game": "breakout", "method": "constant", "budget": "smoke"} | kw)))
 
 
 def test_run_names_differ_by_profile_eval_episodes_and_kl_folder(tmp_path):
@@ -216,7 +218,7 @@ def test_a_method_is_one_entry_of_stage_names(monkeypatch, tmp_path):
     monkeypatch.setitem(config.METHODS, "survival", config.Method("survival", ("agent", "eval"), reward="constant",
                                                                   row_transform="constant"))
     cfg = resolve("breakout", "survival", "smoke")
-    assert cfg.ppo is not None and cfg.reward is None and cfg.run_name() == "breakout-survival-smoke-s0"
+    assert cfg.ppo is not None and cfg.reward is None and run_name(cfg) == "breakout-survival-smoke-s0"
     (job,) = plan_sweep(["breakout"], ["survival"], [0], "smoke", root=tmp_path, transform="delta")
     assert job.config == cfg  # the learned-reward-only --transform does not reach it
     assert all(stage in pipeline.STAGES for m in config.METHODS.values() for stage in m.stages)

@@ -12,7 +12,8 @@ import pytest
 from trex_bench.bc.config import BCConfig
 from trex_bench.cli import main
 from trex_bench.core.errors import ConfigError
-from trex_bench.experiment.config import ExperimentConfig, resolve
+from trex_bench.experiment.config import ExperimentConfig
+from trex_bench.experiment.resolver import resolve
 from trex_bench.reward.config import TrainConfig
 from trex_bench.rl.config import KLSpec, PPOConfig
 

@@ -1,27 +1,17 @@
-"""One experiment config and its resolver (the methods: ``trex_bench.experiment.methods``; the budgets:
+"""One experiment config: every stage's settings resolved to values, its validation and its JSON form (built by
+``trex_bench.experiment.resolver.resolve``; the methods: ``trex_bench.experiment.methods``; the budgets:
 ``trex_bench.experiment.budgets``).
 
-``resolve(game, method, budget, seed, **overrides)`` turns what a user asks for into an :class:`ExperimentConfig`:
-every stage's settings resolved to values (reward ``TrainConfig``, ``BCConfig``, D-REX rollouts, ``PPOConfig``,
-evaluation, KL spec). It is what ``pipeline``, ``sweep`` and Ray tasks pass around, what every run folder holds as
+An :class:`ExperimentConfig` is what ``pipeline``, ``sweep`` and Ray tasks pass around, what every run folder holds as
 ``config.json``, and what ``trex-bench pipeline --config run.json`` runs. Stages are keyed by these resolved values,
 never by a budget's name: an edit of the budget table retrains what it changes (DESIGN.md "Budgets").
 
 Everything here is torch-free: the CLI builds its ``choices`` from this module at start-up.
-
->>> cfg = resolve("Breakout", "trex", "smoke")
->>> cfg.run_name(), cfg.reward.n_pairs, cfg.ppo.total_steps, cfg.eval.episodes
-('breakout-trex-smoke-s0', 200, 2048, 2)
->>> ExperimentConfig.from_json(cfg.to_json()) == cfg
-True
->>> resolve("breakout", "trex", "smoke", profile="machado").run_name()
-'breakout-trex-machado-smoke-s0'
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,9 +22,8 @@ from trex_bench.bc.config import BCConfig
 from trex_bench.core.errors import ConfigError
 from trex_bench.core.fields import check_fields
 from trex_bench.core.games import get_game
-from trex_bench.core.io import stable_hash
 from trex_bench.core.types import ENV_PROFILES, PRECISIONS, REWARD_TRANSFORMS
-from trex_bench.experiment.budgets import bc_config, gail_config, get_budget, prefs_config, reward_config
+from trex_bench.experiment.budgets import get_budget
 from trex_bench.experiment.methods import METHODS, NOT_BUILT, RANKINGS, Method, get_method
 from trex_bench.reward.config import TrainConfig
 from trex_bench.reward.prefs_config import PrefsConfig
@@ -49,10 +38,10 @@ __all__ = [
     "MAX_SEED",
     "EvalConfig",
     "ExperimentConfig",
-    "resolve",
     "REPO_DEMOS",
     "DEFAULT_DEMO_SETS",
     "committed_default_demos",
+    "optional_path",
     "SCHEMA",
 ]
 
@@ -74,7 +63,8 @@ class EvalConfig:
             raise ConfigError(f"evaluation episodes must be an integer >= 1, got {self.episodes!r}")
 
 
-def _path(value: Any, name: str = "path") -> Path | None:
+def optional_path(value: Any, name: str = "path") -> Path | None:
+    """A path field's value: None, or a non-empty string or Path as a Path (anything else: ConfigError)."""
     if value is None or isinstance(value, Path):
         return value
     if not isinstance(value, str) or not value:
@@ -134,7 +124,7 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         for name in ("demos", "human_labels", "unseen"):
-            object.__setattr__(self, name, _path(getattr(self, name), name))
+            object.__setattr__(self, name, optional_path(getattr(self, name), name))
         check_fields(self)  # every field's type, whatever built the config (options, a config file, Python)
         object.__setattr__(self, "game", get_game(self.game).id)
         self._check_values()
@@ -203,82 +193,6 @@ class ExperimentConfig:
     def replace(self, **changes: Any) -> ExperimentConfig:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
-
-    # -- names -------------------------------------------------------------------------------------------------------
-    def run_name(self) -> str:
-        """``<game>-<method>[-<ranking>][-<transform>][-kl<β>][-<demo set>][-<profile>][-cap<S>s][-<precision>]
-        -<budget>-s<seed>[-<hash>]``.
-
-        The readable part names the usual options; ``<hash>`` (8 hex) is a short hash of every other field that
-        differs from ``resolve(game, method, budget, seed)`` (evaluation episodes, the ``--kl-to`` folder, a demo
-        set outside ``demos/``, an edited stage config …), so two experiments never share a folder (a sweep reads a
-        folder's ``summary.json`` as "this run is done"). A run of all defaults has no hash. Computed once per config.
-        """
-        name = self.__dict__.get("_run_name")
-        if name is None:
-            name = self._build_run_name()
-            object.__setattr__(self, "_run_name", name)  # a cache, not a field: equality and JSON ignore it
-        return name
-
-    def _build_run_name(self) -> str:
-        parts = [self.game, self.method]
-        if self.method == "trex" and self.ranking != "return":
-            parts.append(self.ranking)
-        if self.transform != "sigmoid":
-            parts.append(self.transform)
-        if self.kl is not None:
-            parts.append(f"kl{self.kl.beta:g}")
-        if self.demos is not None and _demos_key(self.game, self.demos) != "default":
-            parts.append(self.demos.resolve().name)
-        if self.profile != "paper":
-            parts.append(self.profile)
-        if self.ppo is not None and self.ppo.max_seconds is not None:
-            parts.append(f"cap{self.ppo.max_seconds:g}s")
-        if self.precision != "fp32":
-            parts.append(self.precision)
-        if self.labeler == "human":
-            parts.append("human")
-        if self.prefs is not None and self.prefs.label_noise > 0:
-            parts.append(f"noise{self.prefs.label_noise:g}")
-        parts += [self.budget, f"s{self.seed}"]
-        extra = self.non_default_fields()
-        if extra:
-            parts.append(stable_hash(extra, 8))
-        return "-".join(parts)
-
-    def non_default_fields(self) -> dict[str, Any]:
-        """The fields that differ from the defaults and are not spelled out in the readable run name."""
-        base = resolve(self.game, self.method, self.budget, self.seed).to_json()
-        mine = self.to_json()
-        named = {
-            "game",
-            "method",
-            "budget",
-            "seed",
-            "profile",
-            "ranking",
-            "transform",
-            "precision",
-            "device",
-            "labeler",
-        }
-        diff = {k: v for k, v in mine.items() if k not in named and k != "schema" and v != base.get(k)}
-        if "ppo" in diff and mine["ppo"] | {"max_seconds": None} == base["ppo"]:
-            del diff["ppo"]  # only the time cap, which the name spells out
-        if "prefs" in diff and base["prefs"] and mine["prefs"] | {"label_noise": 0.0} == base["prefs"]:
-            del diff["prefs"]  # only the oracle's noise, which the name spells out
-        if "demos" in diff:
-            key = _demos_key(self.game, self.demos)
-            if key in ("default", "repo"):
-                del diff["demos"]  # spelled out in the name (a committed set's folder name is unique there)
-            else:
-                diff["demos"] = key
-        if "kl" in diff:
-            diff["kl"] = {"beta": self.kl.beta, "to": str(self.kl.to.resolve())} if self.kl else None
-        for name in ("human_labels", "unseen"):
-            if diff.get(name) is not None:
-                diff[name] = str(Path(diff[name]).resolve())
-        return diff
 
     # -- JSON --------------------------------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
@@ -364,109 +278,3 @@ def committed_default_demos(game: str) -> Path | None:
         if (REPO_DEMOS / game / name / "manifest.json").exists():
             return REPO_DEMOS / game / name
     return None
-
-
-def _demos_key(game: str, demos: Path | None) -> str:
-    """``default`` for the game's default committed set (``committed_default_demos``), ``repo`` for another committed
-    set of the game (its folder name is unique there and is in the run name), else the set's absolute path."""
-    if demos is None:
-        return "default"
-    path = Path(demos).resolve()
-    if path == committed_default_demos(game):
-        return "default"
-    return "repo" if path.parent == REPO_DEMOS / game else str(path)
-
-
-def resolve(
-    game: str,
-    method: str,
-    budget: str,
-    seed: int = 0,
-    *,
-    profile: str = "paper",
-    demos: str | Path | None = None,
-    ranking: str | None = None,
-    human_labels: str | Path | None = None,
-    transform: str = "sigmoid",
-    unseen: str | Path | None = None,
-    eval_episodes: int | None = None,
-    kl_to: str | Path | None = None,
-    kl_beta: float = 0.0,
-    max_seconds: float | None = None,
-    precision: str = "fp32",
-    device: str = "cpu",
-    reward: Mapping[str, Any] | None = None,
-    bc: Mapping[str, Any] | None = None,
-    ppo: Mapping[str, Any] | None = None,
-    labeler: str | None = None,
-    label_noise: float | None = None,
-    prefs: Mapping[str, Any] | None = None,
-) -> ExperimentConfig:
-    """The one resolver: (budget, method, overrides) → :class:`ExperimentConfig`, every value checked.
-
-    ``ranking`` defaults to the method's first (``return`` for T-REX, ``noise`` for D-REX); the CLI's default
-    ``return`` is accepted for D-REX too. ``reward``/``bc``/``ppo`` override single fields of the budget's stage
-    configs. ``kl_to`` and ``kl_beta`` go together (β = 0 and no folder: no penalty).
-    """
-    m = get_method(method)
-    b = get_budget(budget)
-    if ranking is None or (method == "drex" and ranking == "return"):  # "return": the CLI's default
-        ranking = m.rankings[0] if m.rankings else ""
-    elif not m.rankings:  # no reward net ranked from demos (a sweep drops its shared --ranking for these)
-        if ranking != "return":  # the CLI's default passes; another ranking asked of such a method is a mistake
-            raise ConfigError(f"--ranking {ranking} applies to trex, not {method}")
-        ranking = ""
-    if not (isinstance(kl_beta, int | float) and math.isfinite(kl_beta) and kl_beta >= 0):
-        raise ConfigError(f"--kl-beta must be a finite number >= 0, got {kl_beta!r}")
-    if (kl_beta > 0) != (kl_to is not None):
-        raise ConfigError("--kl-to and --kl-beta go together, with beta > 0")
-    if max_seconds is not None and not 0 < max_seconds < float("inf"):
-        raise ConfigError(f"--max-seconds must be a finite number > 0, got {max_seconds}")
-    ppo_cfg = None
-    if m.ppo:
-        ppo_cfg = dataclasses.replace(
-            b.ppo, **(dict(ppo or {}) | ({"max_seconds": max_seconds} if max_seconds else {}))
-        )
-    return ExperimentConfig(
-        game=game,
-        method=method,
-        budget=budget,
-        seed=seed,
-        profile=profile,
-        demos=_path(demos),
-        ranking=ranking,
-        human_labels=_path(human_labels),
-        transform=transform,
-        unseen=_path(unseen),
-        reward=reward_config(budget, method, **(reward or {})) if "reward" in m.stages else None,
-        bc=bc_config(budget, **(bc or {})) if "bc" in m.stages else None,
-        drex_rollouts=b.drex_rollouts if "noise-rollouts" in m.stages else None,
-        ppo=ppo_cfg,
-        eval=EvalConfig(eval_episodes if eval_episodes is not None else b.eval_episodes),
-        kl=KLSpec(Path(kl_to), kl_beta) if kl_to is not None else None,
-        precision=precision,
-        device=device,
-        **_online(m, budget, ppo_cfg, labeler, label_noise, prefs),
-    )
-
-
-def _online(
-    m: Method,
-    budget: str,
-    ppo: PPOConfig | None,
-    labeler: str | None,
-    label_noise: float | None,
-    prefs: Mapping[str, Any] | None,
-) -> dict[str, Any]:
-    """The preference loop's fields of a ``prefs`` run (its label budget from the budget table, spent by the PPO
-    run's end); the options are refused for every other method."""
-    if m.reward != "prefs":
-        if labeler not in (None, "synthetic") or label_noise not in (None, 0, 0.0) or prefs:
-            raise ConfigError(f"--labeler and --label-noise apply to the prefs method, not {m.name}")
-        return {"gail": gail_config(budget)} if m.reward == "gail" else {}
-    assert ppo is not None
-    noise = {} if label_noise is None else {"label_noise": label_noise}
-    return {
-        "prefs": prefs_config(budget, ppo.total_steps, **(dict(prefs or {}) | noise)),
-        "labeler": labeler or "synthetic",
-    }

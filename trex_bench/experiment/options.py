@@ -13,7 +13,8 @@ from typing import Any
 
 from trex_bench.core.types import ENV_PROFILES, PRECISIONS, REWARD_TRANSFORMS
 from trex_bench.experiment.budgets import BUDGETS
-from trex_bench.experiment.config import LABELERS, METHODS, RANKINGS, REPO_DEMOS, ExperimentConfig, resolve
+from trex_bench.experiment.config import LABELERS, METHODS, RANKINGS, REPO_DEMOS, ExperimentConfig
+from trex_bench.experiment.resolver import resolve
 
 __all__ = ["PipelineConfig"]
 
@@ -122,5 +123,5 @@ class PipelineConfig:
     )
 
     def resolve(self) -> ExperimentConfig:
-        """The resolved experiment (``trex_bench.experiment.config.resolve``): every check of the values, once."""
+        """The resolved experiment (``trex_bench.experiment.resolver.resolve``): every check of the values, once."""
         return resolve(**dataclasses.asdict(self))

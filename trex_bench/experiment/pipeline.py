@@ -42,6 +42,7 @@ from trex_bench.experiment.config import (
     ExperimentConfig,
     committed_default_demos,
 )
+from trex_bench.experiment.naming import run_name
 from trex_bench.experiment.run_folder import RunFolder, own
 from trex_bench.experiment.stages import STAGES, StageContext
 
@@ -106,7 +107,7 @@ def prepare(
     from trex_bench.evaluation.leaderboard import read_leaderboard
 
     _check_device(exp.device)
-    folder = Path(out) if out is not None else Path("runs") / exp.run_name()
+    folder = Path(out) if out is not None else Path("runs") / run_name(exp)
     if claim_output(folder, "run_folder") and not resume:  # never into a reward model, a demo set, a stranger's …
         raise RunFolderError(
             f"{folder} already exists; pass --resume to reuse its finished stages, or choose another --out"
@@ -262,7 +263,7 @@ def _summary(ctx: StageContext) -> dict[str, Any]:
         ctx.evaluation,
         ctx.agent,
         ctx.fidelity,
-        run_id=f"{cfg.run_name()}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}",
+        run_id=f"{run_name(cfg)}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}",
         git_commit=run.commit,
         device=_device_name(cfg.device),
         game=cfg.game,

@@ -1,7 +1,7 @@
 """Sweeps: games × methods × seeds (× KL β) as independent ``trex-bench pipeline`` runs.
 
 Each job is one resolved :class:`~trex_bench.experiment.config.ExperimentConfig` run by ``trex-bench pipeline --config``
-in its own folder (``ExperimentConfig.run_name``: a readable prefix and a short hash of every other non-default field,
+in its own folder (``experiment.naming.run_name``: a readable prefix and a short hash of every other non-default field,
 so two experiments never share a folder), started with ``--resume`` so a rerun reuses finished stages, appending its
 leaderboard row under the file lock. A job whose folder already holds a ``summary.json`` is finished (its row is in the
 leaderboard) and is skipped unless ``force``.
@@ -34,6 +34,7 @@ from typing import Any
 from trex_bench.core.errors import ConfigError
 from trex_bench.core.io import read_json
 from trex_bench.experiment.config import METHODS, ExperimentConfig
+from trex_bench.experiment.naming import run_name
 from trex_bench.experiment.options import PipelineConfig
 from trex_bench.experiment.pipeline import LEARNED_REWARD, check_inputs, check_kl_reference
 
@@ -154,8 +155,8 @@ def plan_sweep(
                 try:
                     check_inputs(cfg)
                 except ValueError as e:
-                    raise type(e)(f"{cfg.run_name()}: {e}") from e
-            jobs.append(SweepJob(cfg, root / cfg.run_name(), leaderboard))
+                    raise type(e)(f"{run_name(cfg)}: {e}") from e
+            jobs.append(SweepJob(cfg, root / run_name(cfg), leaderboard))
     names = [j.name for j in jobs]
     if len(set(names)) != len(names):
         raise ConfigError("the sweep names the same run twice (repeated game, method or seed?)")

@@ -25,11 +25,11 @@ import numpy as np
 import torch
 
 from trex_bench.core.games import Game
+from trex_bench.reward.bradley_terry import bradley_terry_loss, init_net
 from trex_bench.reward.clip_pairs import Clip
 from trex_bench.reward.labels import Label
 from trex_bench.reward.prefs_config import PrefsConfig
 from trex_bench.reward.segments import ClipBank, RolloutStore, clip_stacks
-from trex_bench.reward.train import bradley_terry_loss, init_net
 
 __all__ = ["LabelBuffer", "preference_loss", "PreferenceEnsemble", "select_queries", "EnsembleNormalizer"]
 

@@ -38,7 +38,7 @@ from trex_bench.core.io import read_json, write_json
 from trex_bench.core.training import default_init_
 from trex_bench.core.types import DemoSet
 from trex_bench.demos.frames import gather_stacks
-from trex_bench.reward.train import FrameSource
+from trex_bench.reward.bradley_terry import FrameSource
 from trex_bench.rl.discriminator import (
     Discriminator,
     discriminator_loss,
