@@ -49,7 +49,7 @@ from trex_bench.rl.discriminator import (
     save_tensors,
 )
 from trex_bench.rl.gail_config import GAILConfig
-from trex_bench.rl.wrappers import _RewardReplacer
+from trex_bench.rl.wrappers import RewardReplacer
 
 __all__ = ["GAILConfig", "GAILReward", "GAILRewardVecEnv", "GAILCallback", "demo_pairs"]
 
@@ -65,7 +65,7 @@ def demo_pairs(demos: DemoSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return ep, t, actions
 
 
-class GAILRewardVecEnv(_RewardReplacer):
+class GAILRewardVecEnv(RewardReplacer):
     """PPO's reward r(s_t, a_t) = softplus(logit D(s_t, a_t)) for every env in one batched forward pass.
 
     ``info["discriminator_logit"]`` holds each step's logit. A FIRE the training env forces after a lost life is

@@ -42,13 +42,20 @@ from torch import nn
 from trex_bench.core.errors import ConfigError
 from trex_bench.core.types import REWARD_TRANSFORMS
 
-__all__ = ["TRANSFORMS", "Transform", "LearnedRewardVecEnv", "ConstantRewardVecEnv", "ClipRewardVecEnv"]
+__all__ = [
+    "TRANSFORMS",
+    "Transform",
+    "RewardReplacer",
+    "LearnedRewardVecEnv",
+    "ConstantRewardVecEnv",
+    "ClipRewardVecEnv",
+]
 
 Transform = Literal["sigmoid", "raw", "normalized", "delta"]
 TRANSFORMS: tuple[str, ...] = REWARD_TRANSFORMS
 
 
-class _RewardReplacer(VecEnvWrapper):
+class RewardReplacer(VecEnvWrapper):
     """Base: step the env, put the true reward into ``info["true_reward"]``, return ``self._reward(...)``."""
 
     def reset(self) -> np.ndarray:
@@ -67,7 +74,7 @@ class _RewardReplacer(VecEnvWrapper):
         raise NotImplementedError
 
 
-class ClipRewardVecEnv(_RewardReplacer):
+class ClipRewardVecEnv(RewardReplacer):
     """PPO on the true reward, clipped to sign(r) as baselines' ``ClipRewardEnv`` (the papers' PPO2 Atari setup).
 
     >>> from trex_bench.core.envs import make_vec_env
@@ -82,7 +89,7 @@ class ClipRewardVecEnv(_RewardReplacer):
         return np.sign(true_r).astype(np.float32)
 
 
-class ConstantRewardVecEnv(_RewardReplacer):
+class ConstantRewardVecEnv(RewardReplacer):
     """Every step earns ``value`` (default 1): the survival-bonus control.
 
     sigmoid(r̂) > 0 everywhere is itself a survival bonus, so a learned reward only counts as learned when it beats
@@ -97,7 +104,7 @@ class ConstantRewardVecEnv(_RewardReplacer):
         return np.full(self.num_envs, self.value, dtype=np.float32)
 
 
-class LearnedRewardVecEnv(_RewardReplacer):
+class LearnedRewardVecEnv(RewardReplacer):
     """Replace the env reward with a reward model's r̂(s'), for all envs in one batched forward pass.
 
     Args:
