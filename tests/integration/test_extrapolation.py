@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from trex_bench.core.errors import ConfigError
 from trex_bench.reward.extrapolation import ExtrapolationResult, check_split, figure3, score_split, update_table
 from trex_bench.reward.net import RewardNet
 
@@ -116,3 +117,20 @@ def test_drex_follows_its_own_protocol_and_reuses_a_finished_run(breakout_demos,
     assert (reward / "model.safetensors").stat().st_mtime_ns == mtime, "a finished run is reused, not retrained"
     with pytest.raises(ValueError, match="another D-REX run"):
         train_drex_or_reuse("breakout", drex_dir, out, "smoke", 1, tmp_path / "cache", progress=False)
+
+
+def test_prefs_run_is_refused_unless_a_finished_prefs_run_of_the_game(tmp_path):
+    from trex_bench.experiment.extrapolation import prefs_reward
+    from trex_bench.experiment.resolver import resolve
+
+    with pytest.raises(ConfigError, match="not a run folder"):
+        prefs_reward(tmp_path, "breakout")
+    resolve("breakout", "trex", "smoke").write(tmp_path / "config.json")
+    with pytest.raises(ConfigError, match="a trex run, not prefs"):
+        prefs_reward(tmp_path, "breakout")
+    resolve("pong", "prefs", "smoke").write(tmp_path / "config.json")
+    with pytest.raises(ConfigError, match="a pong run, not breakout"):
+        prefs_reward(tmp_path, "breakout")
+    resolve("breakout", "prefs", "smoke").write(tmp_path / "config.json")
+    with pytest.raises(ConfigError, match="has not finished"):
+        prefs_reward(tmp_path, "breakout")

@@ -29,7 +29,7 @@ from trex_bench.reward.preferences import HumanLabeler, SyntheticLabeler
 from trex_bench.reward.prefs_config import PrefsConfig, labels_due
 from trex_bench.reward.segments import ClipBank, ClipFrames, RolloutStore, clip_stacks
 from trex_bench.rl.online import OnlineReward
-from trex_bench.rl.preference_loop import PreferenceReward
+from trex_bench.rl.preference_loop import PreferenceReward, load_paid_reward
 
 
 class BrightActionEnv(VecEnv):
@@ -315,6 +315,24 @@ def test_labels_and_nets_survive_a_kill(tmp_path):
     again.update(step=1000)
     pairs = [lab.pair for lab in read_labels(again.labels_path)]
     assert pairs == list(range(again.n_asked)) and again.n_asked == again.cfg.labels_due(1000) > asked
+
+
+def test_the_saved_reward_scores_as_the_loop_paid(tmp_path):
+    """``load_paid_reward`` (what ``extrapolation --prefs-run`` scores) pays exactly what the loop paid PPO."""
+    loop = make_loop(tmp_path, deferred=False)
+    env = loop.wrap(BrightActionEnv(n_envs=2, game_len=40))
+    env.reset()
+    play(env, 32, np.random.default_rng(0))
+    loop.update(step=64)
+    loop.save(tmp_path / "online")
+    stacks = loop.store.stacks(np.arange(2), loop.store.head - 1)
+    paid = load_paid_reward(tmp_path / "online", "breakout", loop.cfg)
+    assert np.allclose(paid.per_frame(torch.from_numpy(stacks)).numpy(), loop.normalizer(loop.ensemble.score(stacks)))
+    assert paid.game.id == "breakout"
+    with pytest.raises(ConfigError, match="another game or config"):
+        load_paid_reward(tmp_path / "online", "breakout", small_cfg(ensemble_size=2))
+    with pytest.raises(DataError, match="not a preference-loop state"):
+        load_paid_reward(tmp_path, "breakout", loop.cfg)
 
 
 def test_a_run_killed_before_its_first_checkpoint_keeps_its_labels(tmp_path):

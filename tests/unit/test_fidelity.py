@@ -191,3 +191,13 @@ def test_score_command_refuses_other_game(tmp_path: Path) -> None:
     model_dir = save_model(RewardNet("pong"), tmp_path / "pong-model", {"profile": "paper"})
     with pytest.raises(ValueError, match="reward model for pong, but .* holds breakout demos"):
         score_command(model_dir, demos_dir, cache_dir=cache_dir)
+
+
+def test_the_constant_share_is_of_what_ppo_is_paid():
+    """σ(r) for T-REX and D-REX; r itself for the preference loop, whose normalised r̂ has no constant to share."""
+    r = [np.array([-1.0, 1.0, -1.0, 1.0])]
+    true = [np.zeros(4)]
+    assert per_step_stats(r, true, paid_sigmoid=False)["sigmoid_constant_share"] == pytest.approx(0.0)
+    sig = 1 / (1 + np.exp(-r[0]))
+    assert per_step_stats(r, true)["sigmoid_constant_share"] == pytest.approx(sig.mean() ** 2 / np.mean(sig**2))
+    assert per_step_stats([np.zeros(4)], true, paid_sigmoid=False)["sigmoid_constant_share"] is None

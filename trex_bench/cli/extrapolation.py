@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog="Example: trex-bench extrapolation breakout --method trex --seeds 0-2 --budget quick "
         "--reference ../shared/reference   (D-REX: --method drex; its demos: demos/<game>/drex-demos, see "
         "demos/README.md). Which net to keep: trex-bench extrapolation enduro --seeds 0-2 --choice latest "
-        "(rows trex+latest; results/tables/reward-choice.md compares the choices)",
+        "(rows trex+latest; results/tables/reward-choice.md compares the choices). The reward a preference-loop run "
+        "paid PPO: trex-bench extrapolation breakout --prefs-run runs/breakout-prefs-ppo-checkpoints-quick-s0",
     )
     p.add_argument("game", help="game id, e.g. breakout")
     p.add_argument(
@@ -43,7 +44,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "each on a bootstrap resample of the training pairs, r their mean. Rows and run folders are named "
         "trex+latest, trex+ensemble (default: default)",
     )
-    p.add_argument("--seeds", type=seed_list, default=[0], help="seeds, e.g. 0-2 or 0,3 (default: 0)")
+    p.add_argument(
+        "--seeds",
+        type=seed_list,
+        default=None,
+        help="seeds of the nets to train, e.g. 0-2 or 0,3 (default: 0; none with --prefs-run)",
+    )
     p.add_argument(
         "--budget",
         default="quick",
@@ -71,6 +77,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=Path,
         default=None,
         help="the authors' released nets (../shared/reference): also score released T-REX and D-REX",
+    )
+    p.add_argument(
+        "--prefs-run",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="RUN",
+        help="a finished `pipeline --method prefs` run folder of this game: also score the reward its preference "
+        "loop paid PPO at the end (rows 'prefs', the run's seed); repeatable",
     )
     p.add_argument("--runs", type=Path, default=Path("runs/extrapolation"), help="where the reward nets go")
     p.add_argument(
@@ -120,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     from trex_bench.core.games import get_game
     from trex_bench.core.io import check_cache_dir, check_path, claim_output, write_json
     from trex_bench.demos.store import load_demos
-    from trex_bench.experiment.extrapolation import choice_label, train_drex_or_reuse, train_or_reuse
+    from trex_bench.experiment.extrapolation import choice_label, prefs_reward, train_drex_or_reuse, train_or_reuse
     from trex_bench.reward.extrapolation import (
         check_split,
         figure3,
@@ -142,17 +157,19 @@ def run(args: argparse.Namespace) -> int:
         drex_demos = load_demos(drex_dir, game=game)
         check_split(drex_demos, unseen, str(drex_dir), str(unseen_dir), need_ranking=False)
     released = _released_nets(game, args.reference) if args.reference is not None else []  # before any training
+    online = [prefs_reward(run, game) for run in args.prefs_run]  # before any training, too
     tables = args.results / "tables"
     claim_output(tables / "extrapolation.csv", "extrapolation_table")  # an unwritable --results fails here, too
     check_path(tables / "extrapolation.md")
     check_path(args.results / "plots" / "extrapolation" / game, into=True)
     check_cache_dir(args.cache)
     label = choice_label(args.method, args.choice)  # the rows' method and the run folders' name
+    seeds = args.seeds if args.seeds is not None else ([] if args.prefs_run else [0])
     if drex_dir is None:  # every seed's folder, before the first is trained
-        for seed in args.seeds:
+        for seed in seeds:
             claim_output(args.runs / f"{game}-{label}-{args.budget}-s{seed}", "reward_model")
     jobs = []
-    for seed in args.seeds:
+    for seed in seeds:
         out = args.runs / f"{game}-{label}-{args.budget}-s{seed}"
         if drex_dir is not None:
             folder = train_drex_or_reuse(game, drex_dir, out, args.budget, seed, args.cache, not args.no_progress)
@@ -168,18 +185,19 @@ def run(args: argparse.Namespace) -> int:
         if not (folder / "card.json").exists():
             import_official(game, which, args.reference, folder)
         jobs.append((f"released-{which}", -1, folder))
+    models = [(method, seed, load_model(folder, game=game)[0], True) for method, seed, folder in jobs]
+    models += [("prefs", seed, paid, False) for paid, seed in online]
     results = []
-    for method, seed, folder in jobs:
-        model, _ = load_model(folder, game=game)
-        r = score_split(model, method, seed, demos, unseen, args.cache)
+    for method, seed, model, paid_sigmoid in models:
+        r = score_split(model, method, seed, demos, unseen, args.cache, paid_sigmoid=paid_sigmoid)
         plot = figure3(r, args.results / "plots" / "extrapolation" / f"{game}-{method}" / f"s{seed}.png")
         write_json(plot.with_suffix(".json"), r.to_json())  # per-episode predictions, to redraw or report from
-        m = r.metrics
+        m, paid = r.metrics, "σ(r)" if paid_sigmoid else "r"
         print(
             f"{game} {method} seed {seed}: Spearman (mean r) all {_f(m['spearman_mean_all'])}, unseen "
             f"{_f(m['spearman_mean_unseen'])}; σ-sum all {_f(m['spearman_sigmoid_sum_all'])}; snippet accuracy "
             f"beyond the best demo {_f(m['beyond_best_accuracy'])} ({r.n_beyond_best} unseen episodes beyond "
-            f"{r.best_demo:g}); σ(r) constant share {_f(m['sigmoid_constant_share_unseen'])}  [{plot}]"
+            f"{r.best_demo:g}); {paid} constant share {_f(m['sigmoid_constant_share_unseen'])}  [{plot}]"
         )
         results.append(r)
     update_table(results, tables / "extrapolation.csv", tables / "extrapolation.md")

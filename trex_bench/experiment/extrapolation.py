@@ -2,7 +2,8 @@
 
 ``train_or_reuse`` trains T-REX (or any ``reward train`` method) on the demo set; ``train_drex_or_reuse`` follows
 D-REX's own protocol on one checkpoint's episodes. Both reuse a finished folder only when its recorded key matches,
-and refuse a folder that holds another net. Scoring and the table are ``trex_bench.reward.extrapolation``.
+and refuse a folder that holds another net. ``prefs_reward`` reads back what a finished preference-loop run paid PPO,
+to be scored beside them. Scoring and the table are ``trex_bench.reward.extrapolation``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from trex_bench.core.errors import ConfigError
 from trex_bench.core.types import DemoSet
 from trex_bench.reward.config import TrainConfig
 
-__all__ = ["CHOICES", "choice_label", "train_or_reuse", "train_drex_or_reuse"]
+__all__ = ["CHOICES", "choice_label", "prefs_reward", "train_or_reuse", "train_drex_or_reuse"]
 
 # Which reward net a run keeps (``TrainConfig`` overrides on the budget's recipe), compared in
 # results/tables/reward-choice.md. default: the best validation accuracy on held-out episode pairs of the demos;
@@ -212,3 +213,26 @@ def _same_drex_key(stored: Any, key: dict[str, Any]) -> bool:
         return False
     want = TrainConfig(**key["reward"])
     return all(stored[k] == v for k, v in key.items() if k != "reward") and _same_config(stored["reward"], want)
+
+
+def prefs_reward(run: str | Path, game: str) -> tuple[Any, int]:
+    """(the final reward of the ``prefs`` run folder ``run``, the run's seed): its nets and normalisation as saved
+    when PPO ended (``<run>/agent/online``), scored as PPO was paid.
+
+    Raises:
+        ConfigError: ``run`` is not a finished prefs run of ``game``.
+    """
+    from trex_bench.experiment.config import ExperimentConfig
+    from trex_bench.rl.preference_loop import load_paid_reward
+
+    run = Path(run)
+    if not (run / "config.json").is_file():
+        raise ConfigError(f"--prefs-run {run}: not a run folder (no config.json)")
+    cfg = ExperimentConfig.read(run / "config.json")
+    if cfg.method != "prefs" or cfg.prefs is None:
+        raise ConfigError(f"--prefs-run {run}: a {cfg.method} run, not prefs")
+    if cfg.game != game:
+        raise ConfigError(f"--prefs-run {run}: a {cfg.game} run, not {game}")
+    if not (run / "agent" / "card.json").is_file():
+        raise ConfigError(f"--prefs-run {run}: its PPO has not finished (no agent/card.json); score a finished run")
+    return load_paid_reward(run / "agent" / "online", cfg.game, cfg.prefs), cfg.seed

@@ -138,8 +138,11 @@ def extrapolation_metrics(
     rng: np.random.Generator,
     snippet_len: int = 50,
     n_pairs: int = 2000,
+    paid_sigmoid: bool = True,
 ) -> tuple[dict[str, float | None], list[dict[str, Any]]]:
     """Score demos ∪ unseen with ``model``; ``cache`` holds the frames of ``merge_demo_sets([demos, unseen])``.
+    ``paid_sigmoid``: whether PPO is paid σ(r); False: it is paid r, and the ``sigmoid_*`` metrics are of r (what
+    PPO is paid: its sum over an episode, its constant share, ``fidelity.per_step_stats``).
 
     Returns:
         ``(metrics, episodes)``, as ``ExtrapolationResult`` holds them.
@@ -150,7 +153,7 @@ def extrapolation_metrics(
     rewards = episode_rewards(model, cache, np.array([e.length for e in episodes]))
     preds = {
         "mean": np.array([r.mean() for r in rewards]),
-        "sigmoid_sum": np.array([(1.0 / (1.0 + np.exp(-r))).sum() for r in rewards]),
+        "sigmoid_sum": np.array([(1.0 / (1.0 + np.exp(-r)) if paid_sigmoid else r).sum() for r in rewards]),
         "sum": np.array([r.sum() for r in rewards]),
     }
     is_unseen = np.arange(len(episodes)) >= n_d
@@ -172,7 +175,9 @@ def extrapolation_metrics(
         metrics["beyond_best_accuracy"] = None
     metrics["snippet_accuracy_all"] = snippet_accuracy(rewards, returns, snippet_len, n_pairs, rng)["accuracy"]
     contrast = per_step_stats(
-        [rewards[i] for i in np.flatnonzero(is_unseen)], [episodes[i].rewards for i in np.flatnonzero(is_unseen)]
+        [rewards[i] for i in np.flatnonzero(is_unseen)],
+        [episodes[i].rewards for i in np.flatnonzero(is_unseen)],
+        paid_sigmoid,
     )
     metrics["sigmoid_constant_share_unseen"] = contrast["sigmoid_constant_share"]
     metrics["delta_at_scoring_steps_unseen"] = contrast["delta_at_scoring_steps"]
@@ -245,8 +250,10 @@ def score_split(
     unseen: DemoSet,
     cache_dir: str | Path | None = None,
     rng_seed: int = 0,
+    paid_sigmoid: bool = True,
 ) -> ExtrapolationResult:
-    """Score one reward model on a checked split (``check_split``) and return its ``ExtrapolationResult``."""
+    """Score one reward model on a checked split (``check_split``) and return its ``ExtrapolationResult``
+    (``paid_sigmoid``: whether PPO is paid σ(r), as T-REX and D-REX; the preference loop pays r)."""
     from trex_bench.demos.frames import FrameCache
     from trex_bench.demos.store import merge_demo_sets
 
@@ -255,7 +262,8 @@ def score_split(
     if game is not None and getattr(game, "id", game) != demos.game:
         raise ConfigError(f"the reward model is for {getattr(game, 'id', game)}, the demos are {demos.game}")
     cache = FrameCache(merge_demo_sets([demos, unseen]), cache_dir)
-    metrics, rows = extrapolation_metrics(model, demos, unseen, cache, np.random.default_rng(rng_seed))
+    rng = np.random.default_rng(rng_seed)
+    metrics, rows = extrapolation_metrics(model, demos, unseen, cache, rng, paid_sigmoid=paid_sigmoid)
     best = float(demos.returns.max())
     return ExtrapolationResult(
         demos.game,
@@ -361,7 +369,9 @@ def markdown_table(df: Any) -> str:
         "the episode (what PPO is paid; long episodes score high whatever r is). *Snippet acc. beyond best demo*: "
         "equal-length, progress-matched snippet pairs whose better episode is unseen and beats the best demo, the "
         "share the net orders right (0.5 = chance). *σ(r) constant share*: mean(σ(r))² / mean(σ(r)²) over the "
-        "unseen episodes' frames, the share of the paid reward a constant explains (1 = a pure survival bonus).",
+        "unseen episodes' frames, the share of the paid reward a constant explains (1 = a pure survival bonus); "
+        "*prefs* rows score a preference loop's final reward (`--prefs-run`), which pays PPO r itself, normalised: "
+        "their σ-sum is Σ r and their share mean(r)² / mean(r²).",
         "",
         "| game | method | seeds | demos / unseen (beyond best) | " + " | ".join(heads.values()) + " |",
         "|" + "---|" * (4 + len(heads)),

@@ -121,12 +121,17 @@ def snippet_accuracy(
     return {"accuracy": acc, "n_pairs": int(n_pairs), "snippet_len": int(snippet_len), "min_len_used": int(L.min())}
 
 
-def per_step_stats(rewards: list[np.ndarray], true_rewards: list[np.ndarray]) -> dict[str, Any]:
+def per_step_stats(
+    rewards: list[np.ndarray], true_rewards: list[np.ndarray], paid_sigmoid: bool = True
+) -> dict[str, Any]:
     """Step-level diagnostics of per-frame rewards ``rewards[e][t]`` (r of observation t + 1, as ``episode_rewards``).
 
+    ``paid_sigmoid``: PPO is paid σ(r) (T-REX, D-REX); False: it is paid r itself (the preference loop's normalised
+    reward), and the constant share is of r.
+
     Returns (``None`` where a statistic is undefined):
-        ``sigmoid_constant_share``: mean(σ(r))² / mean(σ(r)²) over all steps, the share of the paid reward's second
-            moment a constant explains (1: σ(r) is a pure survival bonus).
+        ``sigmoid_constant_share``: mean(p)² / mean(p²) over all steps for the paid reward p (σ(r), or r), the share
+            of its second moment a constant explains (1: p is a pure survival bonus).
         ``spearman_vs_score_so_far``: Spearman of r(s_t) with the true score after step t, steps pooled (≈ 1: r is a
             progress potential, as our Breakout nets are).
         ``delta_at_scoring_steps`` / ``delta_elsewhere`` / ``delta_std``: mean r(s_t) − r(s_{t−1}) at steps whose
@@ -134,7 +139,7 @@ def per_step_stats(rewards: list[np.ndarray], true_rewards: list[np.ndarray]) ->
             Δ): the signal-to-noise of ``--transform delta``.
     """
     r = np.concatenate(rewards)
-    sig = 1.0 / (1.0 + np.exp(-r))
+    sig = 1.0 / (1.0 + np.exp(-r)) if paid_sigmoid else r
     so_far = np.concatenate([np.cumsum(np.asarray(t, np.float64)) for t in true_rewards])
     delta = np.concatenate([np.diff(x) for x in rewards])
     scoring = np.concatenate([np.asarray(t)[1:] > 0 for t in true_rewards])
@@ -143,7 +148,7 @@ def per_step_stats(rewards: list[np.ndarray], true_rewards: list[np.ndarray]) ->
         return float(x.mean()) if len(x) else None
 
     return {
-        "sigmoid_constant_share": float(sig.mean() ** 2 / np.mean(sig**2)),
+        "sigmoid_constant_share": float(sig.mean() ** 2 / np.mean(sig**2)) if np.any(sig) else None,
         "spearman_vs_score_so_far": correlation("spearman", r, so_far),
         "delta_at_scoring_steps": mean(delta[scoring]),
         "delta_elsewhere": mean(delta[~scoring]),

@@ -31,7 +31,7 @@ from trex_bench.reward.labels import Label
 from trex_bench.reward.prefs_config import PrefsConfig
 from trex_bench.reward.segments import ClipBank, RolloutStore, clip_stacks
 
-__all__ = ["LabelBuffer", "preference_loss", "PreferenceEnsemble", "select_queries", "EnsembleNormalizer"]
+__all__ = ["PaidReward", "LabelBuffer", "preference_loss", "PreferenceEnsemble", "select_queries", "EnsembleNormalizer"]
 
 
 class LabelBuffer:
@@ -229,3 +229,16 @@ class EnsembleNormalizer:
         """Restore ``state``."""
         self.mu, self.sigma = np.asarray(state["mu"], float), np.asarray(state["sigma"], float)
         self.scale, self.std = float(state["scale"]), float(state["std"])
+
+
+class PaidReward:
+    """What the loop pays PPO, as a per-frame scorer (``per_frame``, like ``RewardEnsemble``): the normalised
+    ensemble mean of ``normalizer`` over ``ensemble``'s members. The extrapolation benchmark scores a finished
+    run's reward with it."""
+
+    def __init__(self, game: Game, ensemble: PreferenceEnsemble, normalizer: EnsembleNormalizer) -> None:
+        self.game, self.ensemble, self.normalizer = game, ensemble, normalizer
+
+    def per_frame(self, stacks: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+        """The paid r float32 [N] of uint8 stacks [N, 4, 84, 84]."""
+        return torch.from_numpy(self.normalizer(self.ensemble.score(stacks.numpy(), batch_size)))

@@ -48,13 +48,19 @@ from trex_bench.core.games import Game, get_game
 from trex_bench.core.io import atomic_write, read_json, write_json
 from trex_bench.reward.clip_pairs import ClipPair, frame_ms
 from trex_bench.reward.labels import Label
-from trex_bench.reward.pref_ensemble import EnsembleNormalizer, LabelBuffer, PreferenceEnsemble, select_queries
+from trex_bench.reward.pref_ensemble import (
+    EnsembleNormalizer,
+    LabelBuffer,
+    PaidReward,
+    PreferenceEnsemble,
+    select_queries,
+)
 from trex_bench.reward.preferences import Labeler, QueryFolder, SyntheticLabeler
 from trex_bench.reward.prefs_config import PrefsConfig
 from trex_bench.reward.segments import RolloutStore
 from trex_bench.rl.preference_env import PreferenceCallback, PreferenceRewardVecEnv
 
-__all__ = ["PreferenceReward"]
+__all__ = ["PreferenceReward", "load_paid_reward"]
 
 STATE_SCHEMA = 1
 _COUNTERS = ("version", "last_step", "pretrained", "n_asked", "n_used")
@@ -283,14 +289,7 @@ class PreferenceReward:
         from safetensors.torch import load_file
 
         folder = Path(folder)
-        for name in ("state.json", "ensemble.safetensors"):
-            if not (folder / name).exists():
-                raise DataError(f"{folder}: not a preference-loop state ({name} is missing)")
-        state = read_json(folder / "state.json")
-        if not isinstance(state, dict) or state.get("kind") != "prefs-state" or state.get("schema_version") != 1:
-            raise DataError(f"{folder}/state.json is not a preference-loop state of schema {STATE_SCHEMA}")
-        if state.get("config") != dataclasses.asdict(self.cfg) or state.get("game") != self.game.id:
-            raise ConfigError(f"{folder} was saved by a preference loop with another game or config")
+        state = _read_state(folder, self.game, self.cfg)
         try:
             self.ensemble.load_tensors(load_file(str(folder / "ensemble.safetensors")))
             rows = {lab.pair: lab for lab in self.folder.answers()}
@@ -322,3 +321,38 @@ class PreferenceReward:
         # The pairs folder by name: the card sits beside it, and the stage folder that held both is renamed when done.
         out.update(reward_updates=self.version, pairs=self.run_dir.name, config=dataclasses.asdict(self.cfg))
         return out
+
+
+def _read_state(folder: Path, game: Game, cfg: PrefsConfig) -> dict[str, Any]:
+    """``state.json`` of a loop state that ``PreferenceReward.save`` wrote into ``folder`` for ``game`` and ``cfg``."""
+    for name in ("state.json", "ensemble.safetensors"):
+        if not (folder / name).exists():
+            raise DataError(f"{folder}: not a preference-loop state ({name} is missing)")
+    state = read_json(folder / "state.json")
+    if not isinstance(state, dict) or state.get("kind") != "prefs-state" or state.get("schema_version") != 1:
+        raise DataError(f"{folder}/state.json is not a preference-loop state of schema {STATE_SCHEMA}")
+    if state.get("config") != dataclasses.asdict(cfg) or state.get("game") != game.id:
+        raise ConfigError(f"{folder} was saved by a preference loop with another game or config")
+    return state
+
+
+def load_paid_reward(folder: str | Path, game: Game | str, cfg: PrefsConfig) -> PaidReward:
+    """The reward a loop saved in ``folder`` paid PPO (its nets and normalisation), to score like any reward net.
+
+    Raises:
+        DataError: ``folder`` holds no loop state, or one that cannot be read.
+        ConfigError: the state was saved for another game or loop config.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder, game = Path(folder), get_game(game) if isinstance(game, str) else game
+    state = _read_state(folder, game, cfg)
+    ensemble = PreferenceEnsemble(game, cfg, torch.Generator().manual_seed(0))
+    normalizer = EnsembleNormalizer(cfg.ensemble_size, cfg.reward_std)
+    try:
+        ensemble.load_tensors(load_file(str(folder / "ensemble.safetensors")))
+        normalizer.restore(state["normalizer"])
+    except (SafetensorError, RuntimeError, KeyError, ValueError, TypeError) as e:
+        raise DataError(f"{folder}: cannot restore the preference loop's reward ({type(e).__name__}: {e})") from e
+    return PaidReward(game, ensemble, normalizer)
