@@ -85,7 +85,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=[],
         metavar="RUN",
         help="a finished `pipeline --method prefs` run folder of this game: also score the reward its preference "
-        "loop paid PPO at the end (rows 'prefs', the run's seed); repeatable",
+        "loop paid PPO at the end (rows 'prefs-<budget>', the run's seed); repeatable",
     )
     p.add_argument("--runs", type=Path, default=Path("runs/extrapolation"), help="where the reward nets go")
     p.add_argument(
@@ -186,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
             import_official(game, which, args.reference, folder)
         jobs.append((f"released-{which}", -1, folder))
     models = [(method, seed, load_model(folder, game=game)[0], True) for method, seed, folder in jobs]
-    models += [("prefs", seed, paid, False) for paid, seed in online]
+    models += [(method, seed, paid, False) for paid, method, seed in online]
     results = []
     for method, seed, model, paid_sigmoid in models:
         r = score_split(model, method, seed, demos, unseen, args.cache, paid_sigmoid=paid_sigmoid)

@@ -215,9 +215,10 @@ def _same_drex_key(stored: Any, key: dict[str, Any]) -> bool:
     return all(stored[k] == v for k, v in key.items() if k != "reward") and _same_config(stored["reward"], want)
 
 
-def prefs_reward(run: str | Path, game: str) -> tuple[Any, int]:
-    """(the final reward of the ``prefs`` run folder ``run``, the run's seed): its nets and normalisation as saved
-    when PPO ended (``<run>/agent/online``), scored as PPO was paid.
+def prefs_reward(run: str | Path, game: str) -> tuple[Any, str, int]:
+    """(the final reward of the ``prefs`` run folder ``run``, its rows' method, the run's seed): the reward is its nets
+    and normalisation as saved when PPO ended (``<run>/agent/online``), scored as PPO was paid; the method is
+    ``prefs-<budget>`` (a quick and a small run of one seed are two rows).
 
     Raises:
         ConfigError: ``run`` is not a finished prefs run of ``game``.
@@ -235,4 +236,4 @@ def prefs_reward(run: str | Path, game: str) -> tuple[Any, int]:
         raise ConfigError(f"--prefs-run {run}: a {cfg.game} run, not {game}")
     if not (run / "agent" / "card.json").is_file():
         raise ConfigError(f"--prefs-run {run}: its PPO has not finished (no agent/card.json); score a finished run")
-    return load_paid_reward(run / "agent" / "online", cfg.game, cfg.prefs), cfg.seed
+    return load_paid_reward(run / "agent" / "online", cfg.game, cfg.prefs), f"prefs-{cfg.budget}", cfg.seed
