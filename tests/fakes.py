@@ -7,8 +7,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvStepReturn
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 from torch import nn
+
+from trex_bench.core.envs import OneObjectVecEnv
 
 
 def stack(value: int) -> np.ndarray:
@@ -16,7 +18,7 @@ def stack(value: int) -> np.ndarray:
     return np.full((4, 84, 84), value, dtype=np.uint8)
 
 
-class ScriptedVecEnv(VecEnv):
+class ScriptedVecEnv(OneObjectVecEnv):
     """A VecEnv that plays a script: step t returns stacks filled with ``values[t]`` (one per env).
 
     ``game_over[t][i]`` ends env i's game at step t, as ``AtariVecEnv`` does: ``done``, the reached stack in
@@ -54,19 +56,6 @@ class ScriptedVecEnv(VecEnv):
     def close(self) -> None:
         pass
 
-    def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
-        if attr_name == "render_mode":
-            return [None] * len(self._get_indices(indices))
-        return [getattr(self, attr_name)] * len(self._get_indices(indices))
-
-    def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
-        setattr(self, attr_name, value)
-
-    def env_method(self, method_name: str, *args: Any, indices: Any = None, **kwargs: Any) -> list[Any]:
-        return [getattr(self, method_name)(*args, **kwargs) for _ in self._get_indices(indices)]
-
-    def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
-        return [False] * len(self._get_indices(indices))
 
 
 class PixelValue(nn.Module):

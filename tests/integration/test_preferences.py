@@ -17,8 +17,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvStepReturn
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
+from trex_bench.core.envs import OneObjectVecEnv
 from trex_bench.core.errors import ConfigError, DataError, LabelsPending
 from trex_bench.label.server import LabelApp, find_pairs_folder, make_server
 from trex_bench.reward.bradley_terry import bradley_terry_loss
@@ -32,7 +33,7 @@ from trex_bench.rl.online import OnlineReward
 from trex_bench.rl.preference_loop import PreferenceReward, load_paid_reward
 
 
-class BrightActionEnv(VecEnv):
+class BrightActionEnv(OneObjectVecEnv):
     """Each step draws a frame with a bright patch on the left after action 1 (true reward 1) and on the right after
     action 0 (reward 0), the same brightness, so an untrained net cannot tell them apart by it; the observation is a real frame stack (shifted by one frame a step, zero-filled at a game's start),
     games end after ``game_len`` steps, and ``current_starts`` names them like ``AtariVecEnv``."""
@@ -84,17 +85,6 @@ class BrightActionEnv(VecEnv):
     def close(self) -> None:
         pass
 
-    def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
-        return [None if attr_name == "render_mode" else getattr(self, attr_name)] * len(self._get_indices(indices))
-
-    def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
-        setattr(self, attr_name, value)
-
-    def env_method(self, method_name: str, *args: Any, indices: Any = None, **kwargs: Any) -> list[Any]:
-        return [getattr(self, method_name)(*args, **kwargs) for _ in self._get_indices(indices)]
-
-    def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
-        return [False] * len(self._get_indices(indices))
 
 
 def small_cfg(**kw: Any) -> PrefsConfig:

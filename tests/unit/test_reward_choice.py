@@ -148,7 +148,7 @@ def fake_training(monkeypatch):
                     demos=dict(content_hash=load_demos(demos_dir).content_hash()))
         return save_model(RewardNet(game), out, card)
 
-    def score_split(model, method, seed, demos, unseen, cache_dir=None):
+    def score_split(model, method, seed, demos, unseen, cache_dir=None, paid_sigmoid=True):
         eps = tuple({"set": s, "true_return": float(i), "pred_mean": 0.1 * i} for i, s in enumerate(["demo", "unseen"]))
         return ex.ExtrapolationResult(demos.game, method, seed, len(demos.episodes), len(unseen.episodes), 15.0, 3,
                                       dict.fromkeys(ex.METRIC_COLUMNS, 0.5), eps)

@@ -42,6 +42,7 @@ __all__ = [
     "make_vec_env",
     "make_ale_vector_env",
     "AtariVecEnv",
+    "OneObjectVecEnv",
     "OBS_SHAPE",
 ]
 
@@ -121,7 +122,26 @@ def make_ale_vector_env(
     )
 
 
-class AtariVecEnv(VecEnv):
+class OneObjectVecEnv(VecEnv):
+    """SB3's attribute plumbing for a ``VecEnv`` that is one object rather than a list of envs: every index answers
+    from the object itself (``AtariVecEnv``, and the tests' scripted fakes)."""
+
+    def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
+        if attr_name == "render_mode":
+            return [None] * len(self._get_indices(indices))
+        return [getattr(self, attr_name)] * len(self._get_indices(indices))
+
+    def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
+        setattr(self, attr_name, value)
+
+    def env_method(self, method_name: str, *args: Any, indices: Any = None, **kwargs: Any) -> list[Any]:
+        return [getattr(self, method_name)(*args, **kwargs) for _ in self._get_indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
+        return [False] * len(self._get_indices(indices))
+
+
+class AtariVecEnv(OneObjectVecEnv):
     """SB3 ``VecEnv`` over ale-py's ``AtariVectorEnv`` with replayable episode starts and true-score bookkeeping.
 
     Episode starts: each env begins with ``reset(seed=s)`` (``s`` from ``seed`` or the ``episode_seeds``
@@ -276,17 +296,6 @@ class AtariVecEnv(VecEnv):
 
     def close(self) -> None:
         self._ale.close()
-
-    def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
-        if attr_name == "render_mode":
-            return [None] * len(self._get_indices(indices))
-        return [getattr(self, attr_name)] * len(self._get_indices(indices))
-
-    def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
-        setattr(self, attr_name, value)
-
-    def env_method(self, method_name: str, *args: Any, indices: Any = None, **kwargs: Any) -> list[Any]:
-        return [getattr(self, method_name)(*args, **kwargs) for _ in self._get_indices(indices)]
 
     def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
         # The true-score bookkeeping is built in: report "monitored" so SB3's evaluate_policy trusts info["episode"].
