@@ -73,6 +73,17 @@ def test_a_run_in_progress_is_read_from_its_temporary_agent_folder(tmp_path):
     assert (c.best_demo, c.avg_demo) == (9.0, 5.0), "the demo set's returns, read from its manifest"
 
 
+def test_a_run_between_ppo_and_its_evaluation_keeps_its_demo_lines(tmp_path):
+    """PPO wrote agent/card.json, the evaluation has not written summary.json: the demo returns come from the config."""
+    run = _running(tmp_path, "breakout-trex-long-s1", [(1024, 1.0), (2048, 2.0)])
+    (run / ".agent.tmp").rename(run / "agent")
+    (run / "agent" / "card.json").write_text(json.dumps({"game": "breakout", "budget": "long", "seed": 1,
+                                                         "reward": {"source": "model", "method": "trex"}}))
+    c = read_curve(run)
+    assert c.finished and c.steps[-1] == 2048
+    assert (c.best_demo, c.avg_demo) == (9.0, 5.0)
+
+
 def test_runs_without_logs_are_skipped_and_named(tmp_path):
     _run(tmp_path, "a-trex", "trex", [(1024, 1.0), (2048, 2.0)])
     _run(tmp_path, "b-constant", "constant", [(1024, 1.0)], seed=1)

@@ -112,7 +112,7 @@ def _run_facts(run: Path) -> dict[str, Any]:
     """Game, method, budget, schedule, seed, precision and demo returns of a run folder, finished or in progress.
 
     A finished run: ``summary.json``'s leaderboard row (and ``agent/card.json`` for the precision), else the agent
-    card. A run in progress: its ``config.json`` and ``.agent.tmp/run.json`` (the PPO job's card so far); its demo
+    card (PPO done, evaluation not yet). A run in progress: its ``config.json`` and ``.agent.tmp/run.json`` (the PPO job's card so far); its demo
     returns from the demo set's manifest, found relative to the working folder or the runs folder's parent.
     """
     card_path = run / "agent" / "card.json"
@@ -121,15 +121,19 @@ def _run_facts(run: Path) -> dict[str, Any]:
     row = read_json(summary).get("row", {}) if summary.is_file() else {}
     if row.get("game") and row.get("method"):
         return row | {"precision": row.get("precision") or card.get("precision"), "finished": True}
-    if card:
+    config_path, job_path = run / "config.json", run / ".agent.tmp" / "run.json"
+    if card:  # PPO finished, its evaluation has not: the demo returns come from the config's demo set
         from trex_bench.evaluation.leaderboard import agent_method
 
+        config = read_json(config_path) if config_path.is_file() else {}
+        best, avg = _demo_returns(config.get("demos"), [run.parent.parent, Path.cwd()])
         return {
             **{k: card.get(k) for k in ("game", "budget", "schedule_steps", "seed", "precision")},
             "method": agent_method(card),
+            "best_demo": best,
+            "avg_demo": avg,
             "finished": True,
         }
-    config_path, job_path = run / "config.json", run / ".agent.tmp" / "run.json"
     if not (config_path.is_file() and job_path.is_file()):
         raise DataError(
             f"{run}: neither summary.json with a row, agent/card.json nor config.json + .agent.tmp/run.json"
