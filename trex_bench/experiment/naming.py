@@ -4,7 +4,6 @@ defaults (:func:`trex_bench.experiment.resolver.resolve` of the same game, metho
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +30,6 @@ def run_name(cfg: ExperimentConfig) -> str:
     >>> run_name(resolve("breakout", "trex", "smoke", eval_episodes=3))  # doctest: +ELLIPSIS
     'breakout-trex-smoke-s0-...'
     """
-    return _run_name(cfg)
-
-
-@functools.lru_cache(maxsize=1024)  # a sweep names each config several times; configs are frozen and hashable
-def _run_name(cfg: ExperimentConfig) -> str:
     parts = [cfg.game, cfg.method]
     if cfg.method == "trex" and cfg.ranking != "return":
         parts.append(cfg.ranking)
