@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trex_bench.core.errors import ConfigError
 from trex_bench.core.types import DemoSet
 from trex_bench.reward.config import TrainConfig
+
+if TYPE_CHECKING:  # torch: the CLI reads CHOICES at start-up, without it
+    from trex_bench.reward.pref_ensemble import PaidReward
 
 __all__ = ["CHOICES", "choice_label", "prefs_reward", "train_or_reuse", "train_drex_or_reuse"]
 
@@ -215,7 +218,7 @@ def _same_drex_key(stored: Any, key: dict[str, Any]) -> bool:
     return all(stored[k] == v for k, v in key.items() if k != "reward") and _same_config(stored["reward"], want)
 
 
-def prefs_reward(run: str | Path, game: str) -> tuple[Any, str, int]:
+def prefs_reward(run: str | Path, game: str) -> tuple[PaidReward, str, int]:
     """(the final reward of the ``prefs`` run folder ``run``, its rows' method, the run's seed): the reward is its nets
     and normalisation as saved when PPO ended (``<run>/agent/online``), scored as PPO was paid; the method is
     ``prefs-<budget>`` (a quick and a small run of one seed are two rows).
