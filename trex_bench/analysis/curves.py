@@ -112,8 +112,9 @@ def _run_facts(run: Path) -> dict[str, Any]:
     """Game, method, budget, schedule, seed, precision and demo returns of a run folder, finished or in progress.
 
     A finished run: ``summary.json``'s leaderboard row (and ``agent/card.json`` for the precision), else the agent
-    card (PPO done, evaluation not yet). A run in progress: its ``config.json`` and ``.agent.tmp/run.json`` (the PPO job's card so far); its demo
-    returns from the demo set's manifest, found relative to the working folder or the runs folder's parent.
+    card (PPO done, evaluation not yet). A run in progress: its ``config.json`` and ``.agent.tmp/run.json`` (the PPO
+    job's card so far). The demo returns of the last two come from the demo set's manifest, found relative to the
+    working folder or the runs folder's parent.
     """
     card_path = run / "agent" / "card.json"
     card = read_json(card_path) if card_path.is_file() else {}

@@ -56,6 +56,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=list(BUDGETS),
         help="the budget whose reward recipe trains the net: " + " | ".join(BUDGETS) + " (default: quick)",
     )
+    _add_scored(p)
+    p.add_argument("--runs", type=Path, default=Path("runs/extrapolation"), help="where the reward nets go")
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=Path("results"),
+        help="tables/extrapolation.{csv,md} and plots/extrapolation/ go under here (default: results)",
+    )
+    p.add_argument("--cache", type=Path, default=None, help="frame cache folder (default: the package cache)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def _add_scored(p: argparse.ArgumentParser) -> None:
+    """The episodes and the rewards scored: demo sets, the released nets, finished preference-loop runs."""
     p.add_argument(
         "--demos",
         type=Path,
@@ -87,16 +102,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a finished `pipeline --method prefs` run folder of this game: also score the reward its preference "
         "loop paid PPO at the end (rows 'prefs-<budget>', the run's seed); repeatable",
     )
-    p.add_argument("--runs", type=Path, default=Path("runs/extrapolation"), help="where the reward nets go")
-    p.add_argument(
-        "--results",
-        type=Path,
-        default=Path("results"),
-        help="tables/extrapolation.{csv,md} and plots/extrapolation/ go under here (default: results)",
-    )
-    p.add_argument("--cache", type=Path, default=None, help="frame cache folder (default: the package cache)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=run)
 
 
 def _default_set(game: str, name: str) -> Path:

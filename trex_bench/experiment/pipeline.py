@@ -14,12 +14,12 @@ one with another key is refused, and a reused stage's files are checked against 
       summary.json
 
 A method is a list of stage names (``trex_bench.experiment.config.METHODS``: ``trex`` = reward → fidelity →
-extrapolation → agent → eval; ``drex`` = bc → noise-rollouts → reward → …; ``bc`` = bc → eval; ``ppo-true``/``constant``
-= agent → eval); each name maps to one function of ``trex_bench.experiment.stages.STAGES``, which returns that stage's
-typed result. Adding a method is one ``METHODS`` entry plus the functions of any stage it adds. The whole run is one
-resolved :class:`~trex_bench.experiment.config.ExperimentConfig`, validated before the run folder is made and written
-into it as ``config.json``. This module prepares the run, loops over the stages and builds the summary and leaderboard
-row.
+extrapolation → agent → eval; ``drex`` = bc → noise-rollouts → reward → …; ``bc`` = bc → eval;
+``ppo-true``/``constant`` = agent → eval); each name maps to one function of
+``trex_bench.experiment.stages.STAGES``, which returns that stage's typed result. Adding a method is one ``METHODS``
+entry plus the functions of any stage it adds. The whole run is one resolved
+:class:`~trex_bench.experiment.config.ExperimentConfig`, validated before the run folder is made and written into it
+as ``config.json``. This module prepares the run, loops over the stages and builds the summary and leaderboard row.
 """
 
 from __future__ import annotations

@@ -370,8 +370,8 @@ def markdown_table(df: Any) -> str:
         "equal-length, progress-matched snippet pairs whose better episode is unseen and beats the best demo, the "
         "share the net orders right (0.5 = chance). *σ(r) constant share*: mean(σ(r))² / mean(σ(r)²) over the "
         "unseen episodes' frames, the share of the paid reward a constant explains (1 = a pure survival bonus); "
-        "*prefs-<budget>* rows score a preference loop's final reward (`--prefs-run`), which pays PPO r itself, normalised: "
-        "their σ-sum is Σ r and their share mean(r)² / mean(r²).",
+        "*prefs-<budget>* rows score a preference loop's final reward (`--prefs-run`), which pays PPO r itself, "
+        "normalised: their σ-sum is Σ r and their share mean(r)² / mean(r²).",
         "",
         "| game | method | seeds | demos / unseen (beyond best) | " + " | ".join(heads.values()) + " |",
         "|" + "---|" * (4 + len(heads)),

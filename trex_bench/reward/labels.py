@@ -14,10 +14,10 @@ resent request changes nothing. A row cut off by a crash mid-write was never ack
 next append removes it. Labels are read against their ``pairs.json`` (``check_labels``): a row naming a pair the
 folder does not have, or other clips than that pair's, is refused.
 
-What an answer trains: the online loop (``reward.pref_ensemble``) fits ``left`` → P(right ≻ left) = 0, ``right`` → 1,
-``equal`` → ½ (Christiano et al. 2017 §2.2.2) and drops ``skip``. ``reward train --ranking human`` (T-REX, hard
-labels) turns each ``left``/``right`` answer about a demo set's clips into one Bradley-Terry snippet pair over
-exactly the two clips (``labelled_snippet_pairs``); ``equal`` and ``skip`` give no pair there.
+What an answer trains: the online loop (``reward.pref_ensemble``) fits ``left`` → P(right ≻ left) = 0,
+``right`` → 1, ``equal`` → ½ (Christiano et al. 2017 §2.2.2) and drops ``skip``. ``reward train --ranking
+human`` (T-REX, hard labels) turns each ``left``/``right`` answer about a demo set's clips into one Bradley-Terry
+snippet pair over exactly the two clips (``labelled_snippet_pairs``); ``equal`` and ``skip`` give no pair there.
 
 The T-REX MTurk CSV (columns ``A,B,label,scoreA,scoreB``) keeps its own reader (``ranking.from_human_labels``); it
 maps onto this format as follows: a row is one pair whose left clip is the whole of each episode of checkpoint ``A``

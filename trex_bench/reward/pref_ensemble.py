@@ -202,8 +202,8 @@ def select_queries(
 
 
 class EnsembleNormalizer:
-    """r = std · (mean_k (r̂_k − μ_k) / σ_k) / s, where μ_k, σ_k, s are fitted on recent stacks' r̂ so that r has
-    mean 0 and standard deviation ``std`` there."""
+    """r = std · (mean_k (r̂_k − μ_k) / σ_k) / s, where μ_k, σ_k, s are fitted on recent stacks' r̂ so that r
+    has mean 0 and standard deviation ``std`` there."""
 
     def __init__(self, n_members: int, std: float) -> None:
         self.std = float(std)

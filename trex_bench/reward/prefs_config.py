@@ -5,8 +5,8 @@ is cited by section: §2.2.3 (fitting r̂), §2.2.4 (queries), §3.1.2 (Atari), 
 One agent step is 4 frames here (frameskip 4, ``core.envs``); the paper states its Atari schedule in frames.
 
 The schedule (``labels_due``): a first batch of labels from the untrained policy, then labels at a rate
-∝ T₀ / (T + T₀) over agent steps T (A.2: "roughly proportional to 5·10⁶ / (T + 5·10⁶)" frames; App. A: "after
-twice as many timesteps have elapsed, we answer about half as many queries per unit time"). Integrated, the count
+∝ T₀ / (T + T₀) over agent steps T (A.2: "roughly proportional to 5·10⁶ / (T + 5·10⁶)" frames; App. A:
+"after twice as many timesteps have elapsed, we answer about half as many queries per unit time"). Integrated, the count
 due by step T is  n₀ + (N − n₀) · ln(1 + T/T₀) / ln(1 + H/T₀), which spends the budget N exactly at the run's
 horizon H.
 

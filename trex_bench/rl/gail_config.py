@@ -22,9 +22,9 @@ class GAILConfig:
         batch_size: (s, a) pairs per discriminator step, half demo (label 1), half policy (label 0).
         learning_rate: Adam's learning rate.
         label_smoothing: ε of two-sided label smoothing: targets 1 − ε (demo) and ε (policy), so the logit of an
-            obvious policy pair stops near log(ε / (1 − ε)) instead of running to −∞ and the reward of every policy
-            step to 0: the cure for a collapsing discriminator (``gail/reward_policy_vanished`` in TensorBoard rising
-            towards 1). 0: plain binary cross-entropy, which did not collapse on Breakout (docs/gail.md).
+            obvious policy pair stops near log(ε / (1 − ε)) instead of running to −∞ and the reward of every
+            policy step to 0: the cure for a collapsing discriminator (``gail/reward_policy_vanished`` in TensorBoard
+            rising towards 1). 0: plain binary cross-entropy, which did not collapse on Breakout (docs/gail.md).
         arch: the reward net's trunk under the discriminator (``"trex"``: 16 first-conv filters, ``"drex"``: 32).
         state_only: D(s) without the action: the observation-only variant (T-REX and D-REX learn from
             observations alone); False is Ho & Ermon's D(s, a).
