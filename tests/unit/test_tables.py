@@ -160,7 +160,7 @@ def test_results_doc_sections_and_links(tmp_path, monkeypatch):
     assert "do not edit by hand" in text
 
 
-def test_results_doc_names_the_step_a_curve_stays_above_the_best_demo(tmp_path):
+def test_results_doc_names_the_step_a_curve_stays_above_the_best_demo_and_whether_it_falls_back(tmp_path):
     from trex_bench.analysis.curves import Curve, export_curve
     from trex_bench.analysis.results_doc import build_results_doc
 
@@ -170,13 +170,13 @@ def test_results_doc_names_the_step_a_curve_stays_above_the_best_demo(tmp_path):
     for method, mean in (("trex", 30.0), ("constant", 2.0), ("ppo-true", 50.0)):
         append_row(lb, _row(0, mean, method=method, budget="long", rl_steps=2_500_000))
     steps = tuple(range(1000, 11000, 1000))
-    for method, scores in (("trex", (0, 30, 30, 0, 30, 30, 30, 30, 30, 30)), ("constant", (1,) * 10)):
+    for method, scores in (("trex", (0, 30, 30, 0, 30, 30, 30, 30, 30, 0)), ("constant", (1,) * 10)):
         export_curve(Curve(f"breakout-{method}-long-s0", "breakout", method, "long", "10,000,000", 0, steps,
                            tuple(float(v) for v in scores), 23.0, 11.5), results / "curves")
     text = build_results_doc(results)
-    assert "| breakout | trex | 23 | 30.0 ± 1.0 (30 games) | yes | 5,000 |" in text
-    assert "| breakout | constant | 23 | 2.0 ± 1.0 (30 games) | no | never by 10,000 steps |" in text
-    assert "| breakout | ppo-true | 23 | 50.0 ± 1.0 (30 games) | yes | — (no curve exported) |" in text
+    assert "| breakout | trex | 23 | 30.0 ± 1.0 (30 games) | yes | 5,000 | 83% |" in text, "5 of 6 points from 5,000"
+    assert "| breakout | constant | 23 | 2.0 ± 1.0 (30 games) | no | never by 10,000 steps | — |" in text
+    assert "| breakout | ppo-true | 23 | 50.0 ± 1.0 (30 games) | yes | — (no curve exported) | — |" in text
     assert ("| breakout | 23 | 11.5 | **30.0 ± 1.0 (30 games)** | 2.0 ± 1.0 (30 games) | **50.0 ± 1.0 (30 games)** "
             "| 0.58 |") in text, "recovered = (30 − 2) / (50 − 2)"
 
