@@ -208,8 +208,8 @@ def _beats(rows: pd.DataFrame, curves: list[Curve], refs: dict, sets: dict, doc_
         body += _game_rows(game, best, summary, mine, link)
         if game in refs:
             body.append(_reference_row(game, best, refs[game], link))
-    header = ["game", "method", "best demo", "30-game mean", "above best demo", "curve first above best demo (5 in a row) at"]
-    header.append("curve points above it from then on")
+    header = ["game", "method", "best demo", "30-game mean", "above best demo"]
+    header += ["curve first above best demo (5 in a row) at", "curve points above it from then on"]
     return [*lines, *_table([*header, "figure"], body), ""]
 
 
