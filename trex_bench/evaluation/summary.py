@@ -37,7 +37,9 @@ def summarize(
 # loop pays PPO its ensemble's reward normalised to a fixed scale (Christiano et al. 2017, §2.2.1): that is prefs
 # itself, where the same transform on T-REX's net is a variant.
 _DEFAULT_TRANSFORMS = frozenset({"", "sigmoid", "constant", "clip", "sign"})
-_OWN_TRANSFORM = {"prefs": "normalized"}
+# Methods whose row names a transform of their own (``experiment.methods.METHODS[m].row_transform``; a test holds
+# the two in step): the preference loop's normalised ensemble, GAIL's discriminator reward.
+_OWN_TRANSFORM = {"prefs": "normalized", "gail": "gail"}
 
 
 def variant(method: str, transform: str) -> str:
