@@ -188,9 +188,9 @@ def _beats(rows: pd.DataFrame, curves: list[Curve], refs: dict, sets: dict, doc_
         f"Per game with runs at the `{LONG}` budget (the first 2.5M steps of rl-zoo3's 10M-step PPO schedule): each "
         "method's mean over 30 full games against the best demo, and the agent step from which its training curve "
         f"(the mean true score of the last 100 training games) first stays above the best demo for {STAY_ABOVE} "
-        "consecutive points of the exported curve, and the share of its points above the best demo from that step to "
-        "the end (under 100 % where it falls back below). rl-zoo3's published PPO run on the true reward is the reference "
-        "(its curve: a point every 50k steps).",
+        "consecutive points of the exported curve, and the share of its points above the best demo from that step "
+        "to the end (under 100 % where it falls back below). rl-zoo3's published PPO run on the true reward is the "
+        "reference (its curve: a point every 50k steps).",
         "",
     ]
     long_rows = _plain(rows[(rows["budget"] == LONG) & rows["method"].isin(METHODS)])

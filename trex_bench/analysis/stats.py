@@ -262,9 +262,10 @@ def _ci(point: float, low: float, high: float) -> str:
 def tables_markdown(stats: Stats, h: str) -> list[str]:
     """The three tables of ``stats`` under ``h``-level headings (``##``, ``###``)."""
     lines = []
+    iqm = "IQM [95 % CI]"
     titles = {
-        "demo": "Demo-normalised score, (score − random) / (best demo − random): IQM [95 % CI]",
-        "true": "True-reward-normalised score, (score − constant) / (ppo-true − constant), same budget: IQM [95 % CI]",
+        "demo": f"Demo-normalised score, (score − random) / (best demo − random): {iqm}",
+        "true": f"True-reward-normalised score, (score − constant) / (ppo-true − constant), same budget: {iqm}",
     }
     for norm, title in titles.items():
         a = stats.aggregates[stats.aggregates["normalisation"] == norm]
