@@ -123,11 +123,11 @@ def _run_facts(run: Path) -> dict[str, Any]:
     if row.get("game") and row.get("method"):
         return row | {"precision": row.get("precision") or card.get("precision"), "finished": True}
     config_path, job_path = run / "config.json", run / ".agent.tmp" / "run.json"
-    if card:  # PPO finished, its evaluation has not: the demo returns come from the config's demo set
+    config = read_json(config_path) if config_path.is_file() else {}
+    best, avg = _demo_returns(config.get("demos"), [run.parent.parent, Path.cwd()])
+    if card:  # PPO finished, its evaluation has not
         from trex_bench.evaluation.leaderboard import agent_method
 
-        config = read_json(config_path) if config_path.is_file() else {}
-        best, avg = _demo_returns(config.get("demos"), [run.parent.parent, Path.cwd()])
         return {
             **{k: card.get(k) for k in ("game", "budget", "schedule_steps", "seed", "precision")},
             "method": agent_method(card),
@@ -139,8 +139,7 @@ def _run_facts(run: Path) -> dict[str, Any]:
         raise DataError(
             f"{run}: neither summary.json with a row, agent/card.json nor config.json + .agent.tmp/run.json"
         )
-    config, job = read_json(config_path), read_json(job_path)
-    best, avg = _demo_returns(config.get("demos"), [run.parent.parent, Path.cwd()])
+    job = read_json(job_path)
     return {
         "game": config.get("game"),
         "method": config.get("method"),
