@@ -16,7 +16,8 @@ TREX = {"breakout": [1.7, 3.7, 6.7, 11.7], "pong": [-20.7, -18.7, -15.7, -5.7]} 
 
 
 def _row(game: str, method: str, seed: int, mean: float, **kw) -> dict:
-    transform = {"trex": "sigmoid", "constant": "constant", "ppo-true": "sign", "bc": "", "random": ""}[method]
+    transform = {"trex": "sigmoid", "drex": "sigmoid", "constant": "constant", "ppo-true": "sign", "bc": "",
+                 "random": ""}[method]
     return dict(game=game, method=method, seed=seed, mean=mean, best_demo=BEST[game], avg_demo=BEST[game] - 5,
                 budget="small", schedule_steps=10_000_000, reward_transform=transform, env_profile="paper") | kw
 
@@ -173,3 +174,30 @@ def test_a_row_without_ppo_sits_beside_the_current_protocol(tmp_path):
     assert _agg(stats, "random", "true")["iqm"] == pytest.approx(0.25), "(4.2 - 1.7) / (11.7 - 1.7)"
     assert _agg(stats, "trex", "demo", horizon="own steps")["runs"] == 1
     assert stats.improvements.set_index("other").loc["random", "probability"] == pytest.approx(1.0)
+
+
+def test_drex_is_compared_with_trex_and_normalised_by_its_own_demo_set(tmp_path):
+    """D-REX's rows sit on a demo set of their own (one demonstrator's episodes): P(T-REX > D-REX) is computed, each
+    is demo-normalised by its own set, and the controls by T-REX's."""
+    from trex_bench.analysis.stats import protocol_stats
+
+    lb = tmp_path / "lb.csv"
+    append_row(lb, _row("breakout", "trex", 0, 6.7))                                    # best demo 11.7
+    append_row(lb, _row("breakout", "constant", 0, 1.7))
+    append_row(lb, _row("breakout", "ppo-true", 0, 11.7))
+    append_row(lb, _row("breakout", "drex", 0, 3.7, best_demo=21.7, avg_demo=9.0, ranking_source="noise"))
+    current, earlier = protocol_stats(read_leaderboard(lb), reps=50, seed=0)
+    assert _agg(current, "trex", "demo")["iqm"] == pytest.approx(0.5)
+    assert _agg(current, "drex", "demo")["iqm"] == pytest.approx(0.1), "(3.7 - 1.7) / (21.7 - 1.7)"
+    assert _agg(current, "ppo-true", "demo")["iqm"] == pytest.approx(1.0), "by T-REX's set: (11.7 - 1.7) / 10"
+    assert current.improvements.set_index("other").loc["drex", "probability"] == pytest.approx(1.0)
+    assert earlier.aggregates.empty
+
+
+def test_unequal_runs_per_game_are_named_in_the_notes(board):
+    """The pooled IQM weighs a game by its runs; where games have different run counts the page says so."""
+    append_row(board, _row("breakout", "trex", 4, 2.7))
+    notes = aggregate_stats(read_leaderboard(board), reps=20, seed=0).notes
+    assert "IQM of trex at small (10,000,000) pools unequal runs per game (breakout 5, pong 4): a game with more " \
+           "runs weighs more" in notes
+    assert not any(n.startswith("IQM of constant") for n in notes)

@@ -220,3 +220,59 @@ def test_protocols_bc_without_ppo_is_current_and_controls_take_the_current_demo_
     assert split.earlier.loc[split.earlier["method"] == "bc", "why"].iloc[0].startswith("demo set best 16")
     true = split.current[split.current["method"] == "ppo-true"].iloc[0]
     assert (true["best_demo"], true["avg_demo"], bool(true["beats_best_demo"])) == (23.0, 11.5, False)
+
+
+def test_drex_rows_on_their_own_demo_set_are_current_and_judged_on_it(files, tmp_path):
+    """D-REX learns from one demonstrator's episodes (demos/<game>/drex-demos), not T-REX's ranked checkpoints. Its
+    row, on a set of its own and logged last, once made that set the game's current one and filed every T-REX row
+    under an earlier protocol. Now it is judged on its own set; a learner row naming no set is apart."""
+    from trex_bench.analysis.protocols import split_protocols
+    from trex_bench.analysis.results_doc import build_results_doc
+    from trex_bench.evaluation.leaderboard import read_leaderboard
+
+    lb, _ = files
+    append_row(lb, _row(0, 20.0, method="drex", best_demo=18.0, avg_demo=11.4, ranking_source="noise"))
+    append_row(lb, _row(0, 9.0, method="drex", best_demo=31.0, avg_demo=20.0, ranking_source="noise",
+                        schedule_steps=""))  # an older D-REX row on another set: apart
+    append_row(lb, _row(3, 12.0, method="bc", best_demo="", avg_demo="", schedule_steps="",
+                        rl_steps=0, reward_transform=""))
+    split = split_protocols(read_leaderboard(lb))
+    assert set(split.current["method"]) == {"trex", "constant", "drex"}
+    assert split.current.loc[split.current["method"] == "drex", "best_demo"].tolist() == [18.0]
+    why = split.earlier.set_index("method")["why"]
+    assert why["drex"] == "PPO annealed over its own steps; demo set best 31 / avg 20 (current: 18 / 11.4)"
+    assert why["bc"] == "no demo set recorded"
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "leaderboard.csv").write_bytes(lb.read_bytes())
+    text = build_results_doc(results)
+    assert "| breakout | 23 | 11.5 | 20.0 ± 14.1 (2 seeds) | **20.0 ± 1.0 (30 games)** · own demos, best 18 | 1.0 ± " \
+           "1.0 (30 games) | — |" in text, "D-REX: bold above its own best demo (18), though below T-REX's (23)"
+
+
+def test_a_row_run_otherwise_is_a_variant_never_pooled_with_the_usual(files):
+    """Another ranking (human labels), env profile or a wall-time cap is another experiment, like another transform;
+    D-REX ranks by noise alone (its early rows say "return"), so its ranking names no variant."""
+    from trex_bench.evaluation.leaderboard import read_leaderboard
+    from trex_bench.evaluation.summary import variants
+
+    lb, baselines = files
+    append_row(lb, _row(4, 60.0, env_profile="machado"))
+    append_row(lb, _row(5, 70.0, time_capped=True, rl_steps=100_000))
+    append_row(lb, _row(0, 8.0, method="drex", ranking_source="return"))
+    rows = read_leaderboard(lb)
+    assert variants(rows).tolist()[5] == "trex (human ranking)"
+    assert variants(rows).tolist()[-3:] == ["trex (machado env)", "trex (time-capped)", "drex"]
+    small = build_table("trex", lb, baselines)
+    small = small[(small["budget"] == "small") & (small["protocol"] == "current")].iloc[0]
+    assert (small["seeds"], small["ours mean"]) == (2, 20.0), "neither the machado nor the time-capped run counts"
+    mturk = build_table("mturk", lb, baselines)
+    assert mturk[mturk["budget"] == "small"].iloc[0]["ours mean"] == 50.0
+
+
+def test_usual_ranking_is_the_methods_first():
+    """``summary._USUAL_RANKING`` repeats ``METHODS[m].rankings[0]`` for methods with a choice of ranking."""
+    from trex_bench.evaluation.summary import _USUAL_RANKING
+    from trex_bench.experiment.methods import METHODS
+
+    assert _USUAL_RANKING == {name: m.rankings[0] for name, m in METHODS.items() if len(m.rankings) > 1}

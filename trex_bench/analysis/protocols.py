@@ -12,6 +12,9 @@ The leaderboard is append-only, so it still holds rows of protocols that were re
   its best and average return, so a game's *current* set is that of its latest row with a recorded schedule of a
   method that learns from demos (else of any method). A row of a method that learns from demos on another set is
   of an earlier protocol.
+- **a demo set of its own**: D-REX learns from one demonstrator's episodes (``demos/<game>/drex-demos``; Brown et al.
+  2019b §4), not from the ranked checkpoints (``OWN_DEMO_SET``). Its rows are judged on their own current set (that
+  of its latest row on the current schedule), never on the others'.
 
 The controls (``DEMO_FREE``: PPO on the constant or the true reward, a random policy) learn nothing from demos; a row
 of theirs on the current schedule is current whatever set it was logged beside, and is compared with the game's
@@ -27,17 +30,22 @@ import pandas as pd
 
 __all__ = [
     "DEMO_FREE",
+    "OWN_DEMO_SET",
     "OWN_STEPS",
     "EARLIER_NOTE",
     "Protocols",
     "split_protocols",
     "current_demo_sets",
+    "demo_family",
     "why_apart",
     "ran_ppo",
 ]
 
 DEMO_FREE: tuple[str, ...] = ("constant", "ppo-true", "random")
+# Methods that learn from a demo set of their own, and are judged against it (see the module doc).
+OWN_DEMO_SET: tuple[str, ...] = ("drex",)
 OWN_STEPS = "PPO annealed over its own steps"
+NO_DEMO_SET = "no demo set recorded"
 
 # What the "earlier protocols" sections of the tables, the statistics, the report and docs/results.md say.
 EARLIER_NOTE = (
@@ -67,14 +75,24 @@ def _has_schedule(df: pd.DataFrame) -> pd.Series:
     return pd.to_numeric(df["schedule_steps"], errors="coerce").notna()
 
 
-def current_demo_sets(df: pd.DataFrame) -> dict[str, tuple[float, float]]:
-    """``{game: (best demo, average demo)}``: the set of each game's latest row on the current schedule of a method
-    that learns from demos (else of any method on it); games without such a row are absent."""
-    sets: dict[str, tuple[float, float]] = {}
-    for game, rows in df[_has_schedule(df)].groupby("game", sort=True):
+def demo_family(method: str) -> str:
+    """Which of a game's current demo sets judges a method's rows: its own name for a method with a set of its own
+    (``OWN_DEMO_SET``), else "" (the set shared by every other method)."""
+    return method if method in OWN_DEMO_SET else ""
+
+
+def current_demo_sets(df: pd.DataFrame) -> dict[tuple[str, str], tuple[float, float]]:
+    """``{(game, family): (best demo, average demo)}`` (``demo_family``): per game, the shared set is that of the
+    latest row on the current schedule of a method that learns from demos (else of any row there but an own-set
+    method's); a method with a set of its own has the set of its latest such row. Rows without a demo score name no
+    set; a game or family without a row is absent."""
+    sets: dict[tuple[str, str], tuple[float, float]] = {}
+    scored = df[_has_schedule(df) & df["best_demo"].notna()]
+    family = scored["method"].map(demo_family)
+    for (game, fam), rows in scored.groupby([scored["game"], family], sort=True):
         learned = rows[~rows["method"].isin(DEMO_FREE)]
         ref = learned if not learned.empty else rows
-        sets[str(game)] = (float(ref["best_demo"].iloc[-1]), float(ref["avg_demo"].iloc[-1]))
+        sets[(str(game), str(fam))] = (float(ref["best_demo"].iloc[-1]), float(ref["avg_demo"].iloc[-1]))
     return sets
 
 
@@ -96,12 +114,12 @@ def why_apart(
     """What sets a row (or a table row summarising such rows) apart from the current protocol; empty when nothing.
 
     ``schedule_steps`` is the row's (NaN/None: annealed over its own steps; ignored where ``rl_steps`` is 0: a method
-    that ran no PPO, like BC); ``sets`` is ``current_demo_sets``.
+    that ran no PPO, like BC); ``sets`` is ``current_demo_sets``. No demo score (``best`` NaN) gives no reason.
     """
     reasons = []
     if ran_ppo(rl_steps) and pd.isna(pd.to_numeric(schedule_steps, errors="coerce")):
         reasons.append(OWN_STEPS)
-    current = sets.get(game)
+    current = sets.get((game, demo_family(method)))
     if current is not None and method not in DEMO_FREE and not pd.isna(best) and (best, avg) != current:
         reasons.append(f"demo set best {best:g} / avg {avg:.3g} (current: {current[0]:g} / {current[1]:.3g})")
     return "; ".join(reasons)
@@ -132,12 +150,17 @@ def split_protocols(df: pd.DataFrame) -> Protocols:
         index=df.index,
         dtype=str,
     )
+    # A row of a method that learns from demos but names no demo set cannot be judged against its game's current one.
+    keys = zip(df["game"], df["method"].map(demo_family), strict=True)
+    unjudged = ~df["method"].isin(DEMO_FREE) & df["best_demo"].isna() & pd.Series([k in sets for k in keys], df.index)
+    why[unjudged] = [f"{w}; {NO_DEMO_SET}" if w else NO_DEMO_SET for w in why[unjudged]]
     current = df[why == ""].copy()
-    free = current["method"].isin(DEMO_FREE) & current["game"].isin(list(sets))
+    shared = {g: v for (g, family), v in sets.items() if not family}
+    free = current["method"].isin(DEMO_FREE) & current["game"].isin(list(shared))
     if free.any():
-        best = current.loc[free, "game"].map(lambda g: sets[g][0])
+        best = current.loc[free, "game"].map(lambda g: shared[g][0])
         current.loc[free, "best_demo"] = best
-        current.loc[free, "avg_demo"] = current.loc[free, "game"].map(lambda g: sets[g][1])
+        current.loc[free, "avg_demo"] = current.loc[free, "game"].map(lambda g: shared[g][1])
         current["beats_best_demo"] = current["beats_best_demo"].astype(object)  # all-empty reads as float
         current.loc[free, "beats_best_demo"] = current.loc[free, "mean"] > best
     return Protocols(current, df[why != ""].assign(why=why[why != ""]))

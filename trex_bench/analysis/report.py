@@ -36,7 +36,7 @@ from trex_bench.core.errors import ConfigError, DataError
 from trex_bench.core.io import atomic_write, git_commit
 from trex_bench.core.lockfile import read_lock
 from trex_bench.evaluation.leaderboard import read_leaderboard
-from trex_bench.evaluation.summary import score_cell, summarize_rows, variant
+from trex_bench.evaluation.summary import score_cell, summarize_rows, variants
 
 __all__ = ["Report", "build_report", "markdown_to_html"]
 
@@ -147,7 +147,7 @@ def _game_tables(rows: pd.DataFrame, games: Sequence[str], methods: Sequence[str
     rows = rows[rows["method"].isin(methods)].copy()
     if "why" not in rows.columns:
         rows["why"] = ""
-    rows["variant"] = [variant(m, t) for m, t in zip(rows["method"], rows["reward_transform"].fillna(""), strict=True)]
+    rows["variant"] = variants(rows)
     by = ("game", "budget", "variant", "why")
     summary = summarize_rows(rows, by)
     latest = rows.drop_duplicates(subset=[*by, "best_demo", "avg_demo", "schedule_steps", "seed"], keep="last")
@@ -157,12 +157,12 @@ def _game_tables(rows: pd.DataFrame, games: Sequence[str], methods: Sequence[str
         s = summary[summary["game"] == game]
         if s.empty:
             continue
-        variants = sorted(set(s["variant"]), key=lambda v: (order.get(v.split(" ")[0], 99), v))
+        names = sorted(set(s["variant"]), key=lambda v: (order.get(v.split(" ")[0], 99), v))
         body = []
         for (why, budget, steps, best, avg), grp in s.groupby(
             ["why", "budget", "schedule_steps", "best_demo", "avg_demo"], dropna=False, sort=True
         ):
-            hits = {v: grp[grp["variant"] == v] for v in variants}
+            hits = {v: grp[grp["variant"] == v] for v in names}
             cells = [None if h.empty else _cell(h.iloc[0], latest, labels) for h in hits.values()]
             body.append(
                 {
@@ -174,7 +174,7 @@ def _game_tables(rows: pd.DataFrame, games: Sequence[str], methods: Sequence[str
                     "cells": cells,
                 }
             )
-        tables.append({"game": game, "variants": variants, "rows": body, "why": bool((s["why"] != "").any())})
+        tables.append({"game": game, "variants": names, "rows": body, "why": bool((s["why"] != "").any())})
     return tables
 
 

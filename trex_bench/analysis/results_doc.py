@@ -25,11 +25,11 @@ import pandas as pd
 
 from trex_bench.analysis.curve_plots import figure_name
 from trex_bench.analysis.curves import Curve, Reference, first_above, load_curves, load_references, value_at
-from trex_bench.analysis.protocols import EARLIER_NOTE, current_demo_sets, split_protocols
+from trex_bench.analysis.protocols import EARLIER_NOTE, current_demo_sets, demo_family, split_protocols
 from trex_bench.core.errors import DataError
 from trex_bench.core.io import atomic_write
 from trex_bench.evaluation.leaderboard import read_leaderboard
-from trex_bench.evaluation.summary import recovered, score_cell, summarize_rows, variant
+from trex_bench.evaluation.summary import recovered, score_cell, summarize_rows, variants
 
 __all__ = ["METHODS", "build_results_doc", "write_results_doc", "STAY_ABOVE"]
 
@@ -52,9 +52,18 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _plain(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows of each method with its usual reward transform (a KL penalty or ``delta`` is another experiment)."""
-    keep = [variant(m, t) == m for m, t in zip(df["method"], df["reward_transform"].fillna(""), strict=True)]
-    return df[keep]
+    """Rows of each method run as usual (a KL penalty, ``delta``, another ranking is another experiment:
+    ``summary.variant``)."""
+    return df[variants(df) == df["method"]]
+
+
+def _judged_on(method: str, row: pd.Series, best: float) -> float:
+    """The best demo a summarised row is judged on: the game's shared set's, or a D-REX row's own set's."""
+    return float(row["best_demo"]) if demo_family(method) else best
+
+
+def _own_set_note(method: str, row: pd.Series) -> str:
+    return f" · own demos, best {_num(row['best_demo'])}" if demo_family(method) else ""
 
 
 def _budget_order(budgets: set[str]) -> list[str]:
@@ -71,7 +80,8 @@ def _per_budget(current: pd.DataFrame, sets: dict[str, tuple[float, float]]) -> 
     lines = ["## Current protocol, per budget", ""]
     lines += [
         "Each cell: the mean true score over 30 full games of the latest row of each seed, ± the std over seeds "
-        "(one seed: ± the std of its 30 games); **bold** = above the best demo. *recovered* = (T-REX − constant) / "
+        "(one seed: ± the std of its 30 games); **bold** = above the best demo (D-REX: above the best of its own demos, "
+        "`demos/<game>/drex-demos`, given in its cell). *recovered* = (T-REX − constant) / "
         "(true − constant), the share of the true reward's gain over the survival bonus that T-REX's reward "
         "recovers (— where the true reward gained nothing over the constant, or a run is missing).",
         "",
@@ -91,7 +101,8 @@ def _per_budget(current: pd.DataFrame, sets: dict[str, tuple[float, float]]) -> 
                 r = hit.iloc[-1]
                 means[m] = r["mean"]
                 cell = score_cell(r["mean"], r["std"], r["seeds"], r["spread"], r["games"])
-                cells.append(f"**{cell}**" if r["mean"] > best else cell)
+                mark = f"**{cell}**" if r["mean"] > _judged_on(m, r, best) else cell
+                cells.append(mark + _own_set_note(m, r))
             share = recovered(means.get("trex", float("nan")), means.get("constant", 0.0), means.get("ppo-true", 0.0))
             share = share if {"trex", "constant", "ppo-true"} <= set(means) else float("nan")
             body.append([str(game), _num(best), _num(avg), *cells, "—" if pd.isna(share) else f"{share:.2f}"])
@@ -164,8 +175,8 @@ def _game_rows(game: str, best: float, summary: pd.DataFrame, curves: list[Curve
             cell, above = f"— ({why})", "—"
         else:
             r = hit.iloc[-1]
-            cell = score_cell(r["mean"], r["std"], r["seeds"], r["spread"], r["games"])
-            above = "yes" if r["mean"] > best else "no"
+            cell = score_cell(r["mean"], r["std"], r["seeds"], r["spread"], r["games"]) + _own_set_note(m, r)
+            above = "yes" if r["mean"] > _judged_on(m, r, best) else "no"
         cells = (
             ["— (no curve exported)", "—"]
             if curve is None
@@ -202,7 +213,9 @@ def _beats(rows: pd.DataFrame, curves: list[Curve], refs: dict, sets: dict, doc_
     body = []
     for game in games:
         mine = [c for c in long_curves if c.game == game]
-        best = sets[game][0] if game in sets else next(c.best_demo for c in mine if c.best_demo is not None)
+        best = sets[game][0] if game in sets else next((c.best_demo for c in mine if c.best_demo is not None), None)
+        if best is None:  # neither a row nor a curve of this game knows its demo set
+            continue
         figure = plots / figure_name(game, LONG)
         link = f"[figure]({Path(os.path.relpath(figure, doc_dir)).as_posix()})" if figure.is_file() else "—"
         body += _game_rows(game, best, summary, mine, link)
@@ -217,9 +230,7 @@ def _earlier(earlier: pd.DataFrame) -> list[str]:
     """(d): the rows of replaced protocols, apart."""
     if earlier.empty:
         return []
-    rows = earlier.assign(
-        variant=[variant(m, t) for m, t in zip(earlier["method"], earlier["reward_transform"].fillna(""), strict=True)]
-    )
+    rows = earlier.assign(variant=variants(earlier))
     s = summarize_rows(rows, ("game", "budget", "variant", "why"))
     body = [
         [r.game, r.budget, r.variant, score_cell(r.mean, r.std, r.seeds, r.spread, r.games), _num(r.best_demo), r.why]
@@ -242,7 +253,8 @@ def build_results_doc(results: str | Path, doc_dir: str | Path | None = None) ->
     if not csv.is_file():
         raise DataError(f"{csv} does not exist: docs/results.md is generated from a results folder with a leaderboard")
     lb = read_leaderboard(csv)
-    split, sets = split_protocols(lb), current_demo_sets(lb)
+    split = split_protocols(lb)
+    sets = {game: s for (game, family), s in current_demo_sets(lb).items() if not family}  # the shared sets
     curves = load_curves(results / "curves")
     refs = load_references(results / "curves" / "rlzoo3")
     link = lambda p: Path(os.path.relpath(results / p, doc_dir)).as_posix()  # noqa: E731

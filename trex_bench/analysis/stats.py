@@ -35,12 +35,12 @@ import numpy as np
 import pandas as pd
 from rliable import metrics
 
-from trex_bench.analysis.protocols import EARLIER_NOTE, ran_ppo, split_protocols
+from trex_bench.analysis.protocols import EARLIER_NOTE, demo_family, ran_ppo, split_protocols
 from trex_bench.core.errors import ConfigError, DataError
 from trex_bench.core.games import GAMES
 from trex_bench.core.io import atomic_write
 from trex_bench.evaluation.leaderboard import read_leaderboard
-from trex_bench.evaluation.summary import recovered, variant
+from trex_bench.evaluation.summary import recovered, variants
 from trex_bench.experiment.budgets import ZOO_HORIZON
 
 __all__ = [
@@ -55,7 +55,7 @@ __all__ = [
     "CONTROLS",
     "IMPROVEMENT_OVER",
     "RANDOM_SOURCE",
-    "variant",
+    "variants",
     "write_stats",
 ]
 
@@ -100,23 +100,26 @@ def _runs(df: pd.DataFrame, methods: Sequence[str]) -> pd.DataFrame:
     The demo set is that of the latest T-REX row there (else of the latest row of another method that learns from
     demos); rows of those methods on other sets are left out. The controls (``CONTROLS``) learn nothing from demos:
     all their rows count, normalised by that same set, so a control and T-REX are never scored against different
-    best demos.
+    best demos. A method with a demo set of its own (``protocols.OWN_DEMO_SET``: D-REX) keeps its latest row's set
+    and is normalised by it. Rows without a demo score cannot be normalised and are left out.
     """
-    rows = df[df["method"].isin(methods)].copy()
-    transform = rows["reward_transform"].fillna("")
-    rows["variant"] = [variant(m, t) for m, t in zip(rows["method"], transform, strict=True)]
+    rows = df[df["method"].isin(methods) & (df["method"].isin(CONTROLS) | df["best_demo"].notna())].copy()
+    rows["variant"] = variants(rows)
     # A row that ran no PPO (random, BC) has no schedule to differ on: it sits beside the current protocol's rows.
     schedule = pd.to_numeric(rows["schedule_steps"], errors="coerce")
     ran = ran_ppo(rows["rl_steps"])
     rows["horizon"] = [horizon(s if r else ZOO_HORIZON) for s, r in zip(schedule, ran, strict=True)]
     keep = []
     for _, g in rows.groupby(["budget", "horizon", "game"], sort=False):
-        learned = g[~g["method"].isin(CONTROLS)]
-        ref = learned[learned["method"] == "trex"] if (learned["method"] == "trex").any() else learned
-        if not ref.empty:
+        controls = g[g["method"].isin(CONTROLS)]
+        parts = []
+        for family, learned in g[~g["method"].isin(CONTROLS)].groupby(g["method"].map(demo_family), sort=False):
+            ref = learned[learned["method"] == "trex"] if (learned["method"] == "trex").any() else learned
             best, avg = ref["best_demo"].iloc[-1], ref["avg_demo"].iloc[-1]
-            same = (g["best_demo"] == best) & (g["avg_demo"] == avg)
-            g = g[g["method"].isin(CONTROLS) | same].assign(best_demo=best, avg_demo=avg)
+            parts.append(learned[(learned["best_demo"] == best) & (learned["avg_demo"] == avg)])
+            if not family:  # the controls are normalised by the shared set
+                controls = controls.assign(best_demo=best, avg_demo=avg)
+        g = pd.concat([controls, *parts])
         keep.append(g.drop_duplicates(subset=["variant", "seed"], keep="last"))
     return pd.concat(keep) if keep else rows.iloc[:0]
 
@@ -218,6 +221,13 @@ def aggregate_stats(
             if vals.empty:
                 continue
             per_game = [v[f"{norm}_norm"].to_numpy(float) for _, v in vals.groupby("game")]
+            counts = vals["game"].value_counts().sort_index()
+            if norm == "demo" and counts.nunique() > 1:  # rliable's score matrices assume as many runs per game
+                runs = ", ".join(f"{game} {n}" for game, n in counts.items())
+                notes.append(
+                    f"IQM of {name} at {budget} ({hor}) pools unequal runs per game ({runs}): a game "
+                    "with more runs weighs more"
+                )
             iqm, low, high = _bootstrap([per_game], _iqm, reps, rng)
             agg.append((name, budget, hor, norm, iqm, low, high, len(per_game), len(vals)))
     aggregates = pd.DataFrame(

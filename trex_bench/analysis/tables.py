@@ -30,7 +30,7 @@ from trex_bench.analysis.protocols import EARLIER_NOTE, current_demo_sets, split
 from trex_bench.core.errors import DataError
 from trex_bench.core.io import atomic_write
 from trex_bench.evaluation.leaderboard import read_leaderboard
-from trex_bench.evaluation.summary import SCORE_HEADER, recovered, score_cell, summarize_rows, variant
+from trex_bench.evaluation.summary import SCORE_HEADER, recovered, score_cell, summarize_rows, variant, variants
 
 __all__ = ["TableSpec", "TABLES", "build_table", "to_markdown", "write_table"]
 
@@ -97,18 +97,19 @@ TABLES: dict[str, TableSpec] = {
 }
 
 
-def _plain(df: pd.DataFrame, method: str) -> pd.DataFrame:
-    """The rows of ``method`` with its usual reward transform (no KL penalty, no ``delta``: ``summary.variant``)."""
+def _plain(df: pd.DataFrame, method: str, ranking: str | None = None) -> pd.DataFrame:
+    """The rows of ``method`` run as usual but for ``ranking`` (None: its usual one): no KL penalty, no ``delta``,
+    the papers' env profile, no wall-time cap (``summary.variant``)."""
     rows = df[df["method"] == method]
-    plain = rows["reward_transform"].fillna("").map(lambda t: variant(method, t) == method).astype(bool)
-    return rows[plain]
+    if ranking is not None:
+        rows = rows[rows["ranking_source"] == ranking]
+    usual = variant(method, "", ranking or "")
+    return rows[variants(rows) == usual]
 
 
 def _ours(df: pd.DataFrame, method: str, ranking: str | None) -> pd.DataFrame:
     """Per (game, budget) of the plain method: ``summary.summarize_rows``, latest row per seed."""
-    rows = _plain(df, method)
-    if ranking is not None:
-        rows = rows[rows["ranking_source"] == ranking]
+    rows = _plain(df, method, ranking)
     return summarize_rows(rows, ("game", "budget")).drop(columns=["superseded", "human_normalized"])
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 
 from trex_bench.evaluation.leaderboard import read_leaderboard
 
-__all__ = ["summarize", "summarize_rows", "score_cell", "SCORE_HEADER", "variant", "recovered"]
+__all__ = ["summarize", "summarize_rows", "score_cell", "SCORE_HEADER", "variant", "variants", "recovered"]
 
 
 def summarize(
@@ -42,10 +42,52 @@ _DEFAULT_TRANSFORMS = frozenset({"", "sigmoid", "constant", "clip", "sign"})
 _OWN_TRANSFORM = {"prefs": "normalized", "gail": "gail"}
 
 
-def variant(method: str, transform: str) -> str:
-    """A method with its usual reward transform is itself; any other transform is a variant: ``trex (delta)``."""
-    usual = transform in _DEFAULT_TRANSFORMS or _OWN_TRANSFORM.get(method) == transform
-    return method if usual else f"{method} ({transform})"
+# T-REX's usual ranking (``experiment.methods.METHODS["trex"].rankings[0]``; a test holds the two in step): one from
+# human labels, a synthetic labeller or the checkpoint order is another experiment. D-REX ranks by noise alone (rows
+# written before its ranking was recorded say "return"), so its ranking never makes a variant.
+_USUAL_RANKING = {"trex": "return"}
+_USUAL_PROFILE = "paper"  # ``core.envs.PROFILES``: the papers' env settings
+
+
+def variant(method: str, transform: str, ranking: str = "", profile: str = "", capped: bool = False) -> str:
+    """A method run as usual is itself; anything else names a variant, never pooled with it: a reward transform
+    other than its usual one (a KL penalty, ``delta``), a ranking other than its usual one, an env profile other
+    than the papers', or a PPO run stopped by a wall-time cap (``time_capped``: fewer steps than its budget).
+
+    >>> variant("trex", "sigmoid"), variant("trex", "delta"), variant("trex", "", "human", "machado", True)
+    ('trex', 'trex (delta)', 'trex (human ranking; machado env; time-capped)')
+    """
+    tags = []
+    if not (transform in _DEFAULT_TRANSFORMS or _OWN_TRANSFORM.get(method) == transform):
+        tags.append(transform)
+    if ranking and method in _USUAL_RANKING and ranking != _USUAL_RANKING[method]:
+        tags.append(f"{ranking} ranking")
+    if profile and profile != _USUAL_PROFILE:
+        tags.append(f"{profile} env")
+    if capped:
+        tags.append("time-capped")
+    return f"{method} ({'; '.join(tags)})" if tags else method
+
+
+def variants(rows: pd.DataFrame) -> pd.Series:
+    """``variant`` of each leaderboard row, on the rows' index (an empty cell, or a column older rows lack, is the
+    usual)."""
+
+    def column(name: str) -> list[Any]:
+        return rows[name].tolist() if name in rows.columns else [None] * len(rows)
+
+    def text(v: Any) -> str:
+        return "" if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
+
+    names = [
+        variant(m, text(t), text(r), text(p), str(c).lower() == "true")
+        for m, t, r, p, c in zip(
+            rows["method"],
+            *(column(c) for c in ("reward_transform", "ranking_source", "env_profile", "time_capped")),
+            strict=True,
+        )
+    ]
+    return pd.Series(names, index=rows.index, dtype=object)
 
 
 def recovered(score: Any, constant: Any, true: Any) -> Any:
