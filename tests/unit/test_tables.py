@@ -173,6 +173,11 @@ def test_results_doc_names_the_step_a_curve_stays_above_the_best_demo_and_whethe
     for method, scores in (("trex", (0, 30, 30, 0, 30, 30, 30, 30, 30, 0)), ("constant", (1,) * 10)):
         export_curve(Curve(f"breakout-{method}-long-s0", "breakout", method, "long", "10,000,000", 0, steps,
                            tuple(float(v) for v in scores), 23.0, 11.5), results / "curves")
+    # a KL-penalised T-REX run's curve, with its row: another experiment, never the trex line's curve
+    append_row(lb, _row(0, 1.0, budget="long", rl_steps=2_500_000, reward_transform="sigmoid+kl0.1",
+                        run_id="breakout-trex-kl0.1-long-s0-20261206T000000"))
+    export_curve(Curve("breakout-trex-kl0.1-long-s0", "breakout", "trex", "long", "10,000,000", 0, steps,
+                       (1.0,) * 10, 23.0, 11.5), results / "curves")
     text = build_results_doc(results)
     assert "| breakout | trex | 23 | 30.0 ± 1.0 (30 games) | yes | 5,000 | 83% |" in text, "5 of 6 points from 5,000"
     assert "| breakout | constant | 23 | 2.0 ± 1.0 (30 games) | no | never by 10,000 steps | — |" in text
