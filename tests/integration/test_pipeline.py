@@ -9,11 +9,15 @@ from trex_bench.experiment.naming import run_name
 from trex_bench.experiment.options import PipelineConfig
 from trex_bench.experiment.pipeline import default_demos, run_pipeline
 
+# The scripted player's set: short episodes and no unseen split, so a smoke run tests the pipeline's mechanics in
+# seconds (the default set, ppo-checkpoints, adds the extrapolation stage: the quickstart's test runs that path).
+SCRIPTED = default_demos("breakout").parent / "scripted-noise"
+
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
-    cfg = PipelineConfig(game="breakout", method="trex", budget="smoke", seed=0)
+    cfg = PipelineConfig(game="breakout", method="trex", budget="smoke", seed=0, demos=SCRIPTED)
     summary = run_pipeline(cfg.resolve(), out=root / "run", leaderboard=root / "lb.csv", progress=False, cache_dir=root / "cache")
     return root, cfg, summary
 
@@ -81,7 +85,7 @@ def test_existing_run_folder_needs_resume(smoke_run):
 
 def test_changed_config_refused_not_overwritten(smoke_run):
     root, _, _ = smoke_run
-    other = PipelineConfig(game="breakout", method="trex", budget="smoke", seed=1)
+    other = PipelineConfig(game="breakout", method="trex", budget="smoke", seed=1, demos=SCRIPTED)
     before = (root / "run" / "reward" / "stage.json").read_bytes()
     with pytest.raises(ValueError, match="another config"):
         run_pipeline(other.resolve(), out=root / "run", resume=True, leaderboard=None, progress=False, cache_dir=root / "cache")
@@ -108,10 +112,10 @@ def test_run_names_tell_experiments_apart():
         return run_name(PipelineConfig(**(dict(game="Breakout", method="trex", budget="small") | kw)).resolve())
 
     assert name() == "breakout-trex-small-s0" == name(demos=default_demos("breakout"))
-    assert name(ranking="checkpoint", transform="delta", demos="demos/breakout/ppo-checkpoints", seed=2) == \
-        "breakout-trex-checkpoint-delta-ppo-checkpoints-small-s2"
+    assert name(ranking="checkpoint", transform="delta", demos="demos/breakout/scripted-noise", seed=2) == \
+        "breakout-trex-checkpoint-delta-scripted-noise-small-s2"
     assert name(method="constant") == "breakout-constant-small-s0"  # no ranking to name
-    names = {name(), name(transform="delta"), name(ranking="checkpoint"), name(demos="demos/breakout/ppo-checkpoints")}
+    names = {name(), name(transform="delta"), name(ranking="checkpoint"), name(demos="demos/breakout/scripted-noise")}
     assert len(names) == 4
 
 
@@ -120,7 +124,7 @@ def test_human_labels_reach_the_reward_net(tmp_path):
     labels = tmp_path / "labels.csv"
     labels.write_text("A,B,label\n0,11,1\n7,2,0\n4,9,1\n")  # 11 ≻ 0, 7 ≻ 2, 9 ≻ 4
     cfg = PipelineConfig(game="breakout", method="trex", budget="smoke", ranking="human", human_labels=labels,
-                         demos=default_demos("breakout").parent / "ppo-checkpoints")
+                         demos=default_demos("breakout"))
     with pytest.raises(ValueError, match="do not exist"):
         run_pipeline(PipelineConfig(**(vars(cfg) | {"human_labels": tmp_path / "none.csv"})).resolve(), out=tmp_path / "x",
                      leaderboard=None, progress=False, cache_dir=tmp_path / "cache")
@@ -136,8 +140,8 @@ def test_default_demos_exist_and_verify():
     from trex_bench.demos.store import load_demos
 
     ds = load_demos(default_demos("breakout"))
-    assert len(ds.episodes) == 12 and ds.returns.max() == 23
-    assert default_demos("pong").name == "ppo-checkpoints", "a game without scripted-noise: the T-REX protocol's set"
+    assert len(ds.episodes) == 12 and ds.returns.max() == 15, "the T-REX protocol's 12 checkpoints, not scripted-noise"
+    assert default_demos("pong").name == default_demos("breakout").name == "ppo-checkpoints"
     with pytest.raises(ValueError, match="no committed demo set for mspacman"):
         default_demos("mspacman")
 
@@ -171,7 +175,8 @@ def test_drex_and_bc_pipelines_at_smoke_budget(tmp_path):
     from trex_bench.demos.store import load_demos
 
     lb = tmp_path / "lb.csv"
-    drex = run_pipeline(PipelineConfig(game="breakout", method="drex", budget="smoke").resolve(), out=tmp_path / "drex",
+    drex = run_pipeline(PipelineConfig(game="breakout", method="drex", budget="smoke", demos=SCRIPTED).resolve(),
+                        out=tmp_path / "drex",
                         leaderboard=lb, progress=False, cache_dir=tmp_path / "cache")
     rollouts = load_demos(tmp_path / "drex" / "noise-rollouts" / "demos")
     assert {e.noise for e in rollouts.episodes} == {0.0, 1.0, 0.75, 0.5, 0.25, 0.02, NOOP_NOISE}
@@ -183,7 +188,8 @@ def test_drex_and_bc_pipelines_at_smoke_budget(tmp_path):
     assert read_card(tmp_path / "drex" / "reward")["arch"] == "drex"
     assert drex["row"]["fidelity_spearman"] is not None
     assert drex["row"]["ranking_source"] == "noise", "the row names the ranking the net was trained on"
-    bc = run_pipeline(PipelineConfig(game="breakout", method="bc", budget="smoke").resolve(), out=tmp_path / "bc",
+    bc = run_pipeline(PipelineConfig(game="breakout", method="bc", budget="smoke", demos=SCRIPTED).resolve(),
+                      out=tmp_path / "bc",
                       leaderboard=lb, progress=False, cache_dir=tmp_path / "cache")
     assert bc["row"]["rl_steps"] == 0 and bc["row"]["n_episodes"] == 2
     kl = run_pipeline(PipelineConfig(game="breakout", method="constant", budget="smoke", kl_to=tmp_path / "bc" / "bc",

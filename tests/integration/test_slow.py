@@ -22,7 +22,7 @@ def test_40k_pairs_of_length_200_train_within_2_gib(tmp_path):
         from trex_bench.reward.ranking import by_return
         from trex_bench.experiment.budgets import reward_config
 from trex_bench.reward.train import train_reward
-        ds = load_demos(default_demos("breakout"))
+        ds = load_demos(default_demos("breakout").parent / "scripted-noise")
         cache = FrameCache(ds, {str(tmp_path)!r})
         cfg = reward_config("quick", n_pairs=40000, min_len=100, max_len=200, max_steps=5, max_seconds=None, val_frac=0.01)
         train_reward(cache, by_return(ds), cfg, "breakout", np.random.default_rng(0))
@@ -51,7 +51,7 @@ def test_quick_reward_ranks_held_out_breakout_episodes(tmp_path):
     from trex_bench.reward.ranking import by_return
     from trex_bench.reward.train import train_reward
 
-    train = load_demos(default_demos("breakout"))
+    train = load_demos(default_demos("breakout").parent / "scripted-noise")
     rng = np.random.default_rng(7)
     held_out = merge_demo_sets([
         collect("breakout", EpsilonGreedy(ScriptedBreakout(), eps, 4, rng), CollectConfig(2, seed=70 + i, noise=eps), progress=False)

@@ -137,6 +137,14 @@ def test_evaluate_refuses_a_leaderboard_it_cannot_append_to_before_playing(tmp_p
     assert not (bc_agent / "eval.json").exists()
 
 
+def test_evaluate_an_agent_that_is_a_file_names_the_agent_not_out(tmp_path, capsys):
+    """`evaluate --agent README.md` once said "--out README.md is a file", an option never passed."""
+    (tmp_path / "notes.md").write_text("x")
+    err = _err(capsys, ["evaluate", "--agent", str(tmp_path / "notes.md"), "--episodes", "1"])
+    assert err.endswith("is not a folder (agent.zip + card.json, a BC or a random-policy folder)") and "--out" not in err
+    assert (tmp_path / "notes.md").read_text() == "x"
+
+
 def test_games_masks_that_is_a_file_fails_before_the_table(tmp_path, capsys):
     (tmp_path / "masks").write_text("x")
     assert main(["games", "--masks", str(tmp_path / "masks")]) == 2

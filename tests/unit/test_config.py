@@ -11,7 +11,7 @@ import pytest
 from trex_bench.core.errors import ConfigError, TrexBenchError
 from trex_bench.experiment import budgets, config
 from trex_bench.experiment.budgets import BUDGETS
-from trex_bench.experiment.config import ExperimentConfig
+from trex_bench.experiment.config import REPO_DEMOS, ExperimentConfig
 from trex_bench.experiment.naming import run_name
 from trex_bench.experiment.resolver import resolve
 
@@ -112,7 +112,7 @@ def test_one_seed_limit_and_finite_kl_beta():
 
 @pytest.mark.parametrize("kw", [
     dict(device="bogus"),
-    dict(method="trex", ranking="checkpoint"),  # the committed scripted-noise set has no checkpoint indices
+    dict(method="trex", ranking="checkpoint", demos=REPO_DEMOS / "breakout" / "scripted-noise"),  # no checkpoint indices
     dict(method="constant", kl_to="no-such-bc", kl_beta=0.1),
 ])
 def test_pipeline_refuses_before_making_any_folder(tmp_path, kw):

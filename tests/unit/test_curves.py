@@ -164,3 +164,6 @@ def test_plot_draws_every_curve_beside_rlzoo3_and_the_cli_too(tmp_path, capsys):
     assert main(["curves", "plot", "--curves", str(curves), "--out", str(tmp_path / "file" / "x")]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
     assert main(["curves", "export", "--runs", str(tmp_path / "nope")]) == 2
+    capsys.readouterr()
+    assert main(["curves", "plot", "--curves", str(tmp_path / "nope"), "--out", str(tmp_path / "empty")]) == 2
+    assert "is not a folder of exported curves" in capsys.readouterr().err and not (tmp_path / "empty").exists()

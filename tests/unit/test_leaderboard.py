@@ -118,6 +118,12 @@ def test_cli_prints_the_summary(tmp_path, capsys):
     assert main(["leaderboard", "--csv", str(path)]) == 0
     out = capsys.readouterr().out
     assert "3.00 ± 2.50 (30 games)" in out and "± 0.00" not in out, "one seed: the spread of its games, never ± 0"
+    append_row(path, _row(seed=0, mean=99.0, reward_transform="sigmoid+kl0.1"))
+    assert main(["leaderboard", "--csv", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "trex (sigmoid+kl0.1)" in out and "15.00 ± 7.07 (2 seeds)" in out, "a KL run is a variant: never pooled"
+    assert main(["leaderboard", "--csv", str(path), "--by", "game", "method", "budget"]) == 0
+    assert "99.00" in capsys.readouterr().out, "grouped without the variant, the later KL row supersedes seed 0"
     path.write_text("not,a,leaderboard\n")
     assert main(["leaderboard", "--csv", str(path)]) == 2
     assert "refusing to read it" in capsys.readouterr().err

@@ -121,6 +121,8 @@ def test_markdown_is_written_and_bad_input_refused(files, tmp_path, capsys):
         build_table("trex", lb, baselines)
     assert main(["tables", "mturk", "--csv", str(lb), "--baselines", str(baselines), "--out", str(out)]) == 2
     assert "lacks column" in capsys.readouterr().err
+    assert main(["tables", "results", "--csv", str(lb), "--out", str(tmp_path / "r.md")]) == 2
+    assert "not --csv" in capsys.readouterr().err and not (tmp_path / "r.md").exists()
 
 
 @pytest.mark.parametrize("kind", ["trex", "mturk", "drex", "stats", "results"])

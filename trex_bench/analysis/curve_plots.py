@@ -72,7 +72,8 @@ def plot_curves(
     for c in curves:
         groups.setdefault((c.game, c.budget), []).append(c)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if groups:  # nothing to draw makes no folder
+        out.mkdir(parents=True, exist_ok=True)
     written = []
     for (game, budget), cs in sorted(groups.items()):
         fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=90)

@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Cross-entropy on (observation, action) pairs of the demos (Adam 1e-4, batch 32, D-REX), held-out "
         "split by episode, early stopping that keeps the best weights; writes model.safetensors + card.json. "
         "Use the result as a demonstrator with `demos collect --demonstrator bc:DIR`.",
-        epilog="Example: trex-bench bc train breakout --demos demos/breakout/scripted-noise --budget quick --seed 0 "
+        epilog="Example: trex-bench bc train breakout --demos demos/breakout/ppo-checkpoints --budget quick --seed 0 "
         "--out runs/breakout-bc-0",
     )
     t.add_argument("game", help="game id, e.g. breakout (the demo set must be of this game)")

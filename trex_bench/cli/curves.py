@@ -65,6 +65,8 @@ def run_plot(args: argparse.Namespace) -> int:
     from trex_bench.analysis.curves import collect_curves, load_curves, load_references
 
     writable_folder(args.out)
+    if not args.curves.is_dir() and args.runs is None:
+        raise ConfigError(f"--curves {args.curves} is not a folder of exported curves (trex-bench curves export)")
     curves = load_curves(args.curves)
     if args.runs is not None:
         if not args.runs.is_dir():

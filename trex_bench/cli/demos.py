@@ -95,8 +95,8 @@ def _register_collect(ds: argparse._SubParsersAction) -> None:
     c.add_argument(
         "--demonstrator",
         required=True,
-        help="scripted | random | noop | sb3:PATH.zip | ppo (train PPO on the true reward, record from "
-        "its early checkpoints: the papers' protocol)",
+        help="scripted | random | noop | sb3:PATH.zip | bc:DIR (a `bc train` folder) | ppo (train PPO on the true "
+        "reward, record from its early checkpoints: the papers' protocol)",
     )
     c.add_argument(
         "--episodes", type=positive_int, required=True, help="number of full episodes to record (per noise level)"

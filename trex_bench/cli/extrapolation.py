@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--reference ../shared/reference   (D-REX: --method drex; its demos: demos/<game>/drex-demos, see "
         "demos/README.md). Which net to keep: trex-bench extrapolation enduro --seeds 0-2 --choice latest "
         "(rows trex+latest; results/tables/reward-choice.md compares the choices). The reward a preference-loop run "
-        "paid PPO: trex-bench extrapolation breakout --prefs-run runs/breakout-prefs-ppo-checkpoints-quick-s0",
+        "paid PPO: trex-bench extrapolation breakout --prefs-run runs/breakout-prefs-quick-s0",
     )
     p.add_argument("game", help="game id, e.g. breakout")
     p.add_argument(

@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train a reward net from ranked demonstrations",
         description="Rank the demos, sample snippet pairs, train a Bradley-Terry reward net (T-REX eq. 1) with "
         "validation and early stopping, and write a reward-model folder.",
-        epilog="Example: trex-bench reward train breakout --demos demos/breakout/scripted-noise --method trex "
+        epilog="Example: trex-bench reward train breakout --demos demos/breakout/ppo-checkpoints --method trex "
         "--ranking return --budget quick --seed 0 --out runs/breakout-trex-0",
     )
     t.add_argument("game", help="game id, e.g. breakout (the demo set must be of this game)")

@@ -34,8 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Train SB3 PPO on GAME with the reward of a reward-model folder, the sign-clipped true reward "
         "('true', as the papers' PPO) or 1 per step ('constant', the survival-bonus control). Writes agent.zip, "
         "card.json, checkpoints/ and TensorBoard logs (tb/) into --out.",
-        epilog="Example: trex-bench rl train breakout --reward runs/breakout/reward --budget quick --seed 0 "
-        "--out runs/breakout/agent",
+        epilog="Example: trex-bench rl train breakout --reward runs/breakout-trex-0 --budget quick --seed 0 "
+        "--out runs/breakout-trex-0-agent (the reward folder of `trex-bench reward train`'s example)",
     )
     t.add_argument("game", help="game id, e.g. breakout (see `trex-bench games`)")
     t.add_argument("--reward", required=True, help="reward-model folder | true | constant")
@@ -43,8 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--budget",
         required=True,
         choices=list(BUDGETS),
-        help="PPO preset: smoke (seconds), quick (~4 min of PPO on 2 idle cores with --precision auto), "
-        "small (~45 min), medium (twice small), long (2.5M steps, ~2 h), gpu (700k steps, 16 envs), "
+        help="PPO preset (agent steps; times on 2 CPU cores): smoke (2k, seconds), quick (120k, 4-10 min), "
+        "small (500k, about an hour), medium (1M), long (2.5M, 2-4 h: resume with --resume), gpu (700k, 16 envs), "
         "paper (T-REX's baselines PPO2, 12.5M steps), paper-zoo (rl-zoo3 Atari PPO, 10M steps)",
     )
     t.add_argument("--seed", type=seed, required=True, help="seed of PPO and of the env resets")

@@ -82,7 +82,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--address", default=None, help="ray: cluster address (default: a local Ray)")
     p.add_argument("--force", action="store_true", help="rerun finished runs too (a new leaderboard row each)")
-    p.add_argument("--dry-run", action="store_true", help="print the runs and their commands, run nothing")
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the runs and their commands, run nothing (writes no file)"
+    )
     p.set_defaults(func=run_sweep_command)
 
 
@@ -105,6 +107,8 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         **config,
     )
     print(f"sweep: {len(jobs)} run(s), executor {args.executor}, {args.workers} at once × {args.threads} thread(s)")
+    if args.dry_run:
+        print(f"each run's command (its --config file is written under {args.root / 'sweep-configs'} when it starts):")
     for j in jobs:
         print(f"  {j.name}{'  (finished)' if j.finished() else ''}")
         if args.dry_run:

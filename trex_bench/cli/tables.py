@@ -32,7 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "kind", choices=KINDS, help="which table (stats: the aggregate statistics; results: docs/results.md)"
     )
-    p.add_argument("--csv", type=Path, default=Path("results/leaderboard.csv"), help="leaderboard file")
+    p.add_argument(
+        "--csv", type=Path, default=None, help="leaderboard file (default: results/leaderboard.csv; not for results)"
+    )
     p.add_argument("--baselines", type=Path, default=Path("baselines"), help="folder of the published CSVs")
     p.add_argument(
         "--results", type=Path, default=Path("results"), help="results: the results folder (default: %(default)s)"
@@ -75,21 +77,24 @@ def run_tables(args: argparse.Namespace) -> int:
     out = args.out or default
     writable_file(out)
     if args.kind == "results":
+        if args.csv is not None:
+            raise ConfigError("tables results reads the leaderboard of --results DIR (DIR/leaderboard.csv), not --csv")
         from trex_bench.analysis.results_doc import write_results_doc
 
         write_results_doc(args.results, out)
         print(f"wrote {out}")
         return 0
-    if not args.csv.exists():
-        raise ConfigError(f"{args.csv} does not exist (runs append to it; see `trex-bench pipeline --help`)")
+    csv = args.csv or Path("results/leaderboard.csv")
+    if not csv.exists():
+        raise ConfigError(f"{csv} does not exist (runs append to it; see `trex-bench pipeline --help`)")
     if args.kind == "stats":
         from trex_bench.analysis.stats import check_bootstrap, write_stats
 
         check_bootstrap(args.reps, args.seed)
-        print(write_stats(args.csv, out, reps=args.reps, seed=args.seed))
+        print(write_stats(csv, out, reps=args.reps, seed=args.seed))
     else:
         from trex_bench.analysis.tables import write_table
 
-        print(write_table(args.kind, args.csv, args.baselines, out))
+        print(write_table(args.kind, csv, args.baselines, out))
     print(f"wrote {out}")
     return 0

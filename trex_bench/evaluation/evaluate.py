@@ -73,6 +73,8 @@ def evaluate_agent(
     """
     if episodes < 1 or n_envs < 1:
         raise ConfigError(f"episodes and n_envs must be >= 1, got {episodes} and {n_envs}")
+    if not Path(agent_dir).is_dir():  # before --out, which defaults to it
+        raise ConfigError(f"agent {agent_dir} is not a folder (agent.zip + card.json, a BC or a random-policy folder)")
     dest = _destination(Path(out) if out is not None else Path(agent_dir), overwrite)
     agent, card = _load_actor(agent_dir, device, trust_pickle)
     if deterministic and isinstance(agent, _RandomActor):

@@ -179,4 +179,4 @@ def make_demonstrator(
         return policy
     if spec.startswith("bc:"):
         return load_bc(spec[3:], game=game.id, n_actions=n_actions, rng=rng, device=device)
-    raise ConfigError(f"unknown demonstrator {spec!r}; use random, noop, scripted, sb3:PATH or bc:DIR")
+    raise ConfigError(f"unknown demonstrator {spec!r}; use random, noop, scripted, sb3:PATH, bc:DIR or ppo")

@@ -63,8 +63,8 @@ Log = Callable[[str], None]
 
 
 def default_demos(game: str) -> Path:
-    """The committed demo set a game's runs use without ``--demos``: ``demos/<game>/scripted-noise`` where the game
-    has one (Breakout), else the T-REX protocol's ``demos/<game>/ppo-checkpoints``.
+    """The committed demo set a game's runs use without ``--demos``: the T-REX protocol's
+    ``demos/<game>/ppo-checkpoints`` (``config.DEFAULT_DEMO_SETS``).
 
     Raises:
         ConfigError: the game has neither (say what to do).
