@@ -80,8 +80,8 @@ def _per_budget(current: pd.DataFrame, sets: dict[str, tuple[float, float]]) -> 
     lines = ["## Current protocol, per budget", ""]
     lines += [
         "Each cell: the mean true score over 30 full games of the latest row of each seed, ± the std over seeds "
-        "(one seed: ± the std of its 30 games); **bold** = above the best demo (D-REX: above the best of its own demos, "
-        "`demos/<game>/drex-demos`, given in its cell). *recovered* = (T-REX − constant) / "
+        "(one seed: ± the std of its 30 games); **bold** = above the best demo (D-REX: above the best of its own "
+        "demos, `demos/<game>/drex-demos`, given in its cell). *recovered* = (T-REX − constant) / "
         "(true − constant), the share of the true reward's gain over the survival bonus that T-REX's reward "
         "recovers (— where the true reward gained nothing over the constant, or a run is missing).",
         "",
