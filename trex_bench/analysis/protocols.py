@@ -36,6 +36,7 @@ __all__ = [
     "Protocols",
     "split_protocols",
     "current_demo_sets",
+    "shared_demo_sets",
     "demo_family",
     "why_apart",
     "ran_ppo",
@@ -94,6 +95,12 @@ def current_demo_sets(df: pd.DataFrame) -> dict[tuple[str, str], tuple[float, fl
         ref = learned if not learned.empty else rows
         sets[(str(game), str(fam))] = (float(ref["best_demo"].iloc[-1]), float(ref["avg_demo"].iloc[-1]))
     return sets
+
+
+def shared_demo_sets(sets: dict[tuple[str, str], tuple[float, float]]) -> dict[str, tuple[float, float]]:
+    """``{game: (best demo, average demo)}`` of ``current_demo_sets``' shared sets: the one every method without a
+    set of its own is judged on, the controls included."""
+    return {game: s for (game, family), s in sets.items() if not family}
 
 
 def ran_ppo(rl_steps: Any) -> Any:
@@ -155,7 +162,7 @@ def split_protocols(df: pd.DataFrame) -> Protocols:
     unjudged = ~df["method"].isin(DEMO_FREE) & df["best_demo"].isna() & pd.Series([k in sets for k in keys], df.index)
     why[unjudged] = [f"{w}; {NO_DEMO_SET}" if w else NO_DEMO_SET for w in why[unjudged]]
     current = df[why == ""].copy()
-    shared = {g: v for (g, family), v in sets.items() if not family}
+    shared = shared_demo_sets(sets)
     free = current["method"].isin(DEMO_FREE) & current["game"].isin(list(shared))
     if free.any():
         best = current.loc[free, "game"].map(lambda g: shared[g][0])

@@ -25,7 +25,13 @@ import pandas as pd
 
 from trex_bench.analysis.curve_plots import figure_name
 from trex_bench.analysis.curves import Curve, Reference, first_above, load_curves, load_references, value_at
-from trex_bench.analysis.protocols import EARLIER_NOTE, current_demo_sets, demo_family, split_protocols
+from trex_bench.analysis.protocols import (
+    EARLIER_NOTE,
+    current_demo_sets,
+    demo_family,
+    shared_demo_sets,
+    split_protocols,
+)
 from trex_bench.core.errors import DataError
 from trex_bench.core.io import atomic_write
 from trex_bench.evaluation.leaderboard import read_leaderboard
@@ -258,7 +264,7 @@ def build_results_doc(results: str | Path, doc_dir: str | Path | None = None) ->
         raise DataError(f"{csv} does not exist: docs/results.md is generated from a results folder with a leaderboard")
     lb = read_leaderboard(csv)
     split = split_protocols(lb)
-    sets = {game: s for (game, family), s in current_demo_sets(lb).items() if not family}  # the shared sets
+    sets = shared_demo_sets(current_demo_sets(lb))
     curves = load_curves(results / "curves")
     refs = load_references(results / "curves" / "rlzoo3")
     link = lambda p: Path(os.path.relpath(results / p, doc_dir)).as_posix()  # noqa: E731
