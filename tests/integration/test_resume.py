@@ -182,3 +182,25 @@ def test_a_cut_gail_run_resumes_with_the_discriminator_of_its_checkpoint(tmp_pat
     assert card["resumed_from"] == 32 and card["online_reward"]["method"] == "gail"
     with pytest.raises(ValueError, match="go together"):
         train_ppo(PPOJob("breakout", TINY, seed=0), tmp_path / "x", progress=False, online=gail())
+
+
+def test_a_checkpoint_write_cut_off_leaves_the_checkpoint_it_would_replace(tmp_path):
+    """A resumed run saves its first checkpoint again; a kill during that write must not tear the one it came from."""
+    from trex_bench.rl.ppo import _Checkpoints
+
+    class CutOff:
+        num_timesteps = 48
+
+        def save(self, path):
+            Path(path).write_bytes(b"PK\x03\x04 half")
+            raise KeyboardInterrupt
+
+    folder = tmp_path / "checkpoints"
+    callback = _Checkpoints(1, folder, online=None)
+    callback.model = CutOff()
+    folder.mkdir()
+    (folder / "ppo_48_steps.zip").write_bytes(b"whole")
+    with pytest.raises(KeyboardInterrupt):
+        callback.on_step()
+    assert [p.name for p in folder.iterdir()] == ["ppo_48_steps.zip"]
+    assert (folder / "ppo_48_steps.zip").read_bytes() == b"whole"

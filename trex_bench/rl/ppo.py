@@ -105,17 +105,23 @@ def reward_env(
 
 
 class _Checkpoints(CheckpointCallback):
-    """SB3's ``CheckpointCallback`` that also saves an online reward's state beside each checkpoint (its
-    ``ppo_N_steps.online/`` folder, ``trex_bench.rl.online.state_folder``), so a resumed run goes on with both."""
+    """SB3's ``CheckpointCallback`` with each zip written atomically, and an online reward's state saved beside it
+    first (its ``ppo_N_steps.online/`` folder, ``trex_bench.rl.online.state_folder``), so a resumed run goes on with
+    both."""
 
     def __init__(self, freq: int, folder: Path, online: OnlineReward | None) -> None:
         super().__init__(freq, str(folder), name_prefix="ppo")
         self.online = online
 
     def _on_step(self) -> bool:
-        if self.n_calls % self.save_freq == 0 and self.online is not None:
-            self.online.save(state_folder(Path(self._checkpoint_path(extension="zip"))))
-        return super()._on_step()
+        if self.n_calls % self.save_freq == 0:
+            path = Path(self._checkpoint_path(extension="zip"))
+            if self.online is not None:
+                self.online.save(state_folder(path))
+            # SB3 writes the zip in place. A resumed run saves its first checkpoint again (it goes on from the update
+            # before it), so a kill during that write would tear the checkpoint it resumed from.
+            atomic_write(path, lambda tmp: self.model.save(tmp), suffix=".zip")
+        return True
 
 
 def _callbacks(job: PPOJob, out: Path, progress: bool, extra: list[BaseCallback], done: int) -> list[BaseCallback]:
