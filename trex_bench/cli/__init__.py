@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from trex_bench import __version__
 from trex_bench.core.errors import TrexBenchError
+from trex_bench.core.interrupts import sigterm_as_interrupt
 
 # Command-group modules, in --help order; each defines register(subparsers) and sets args.func.
 GROUPS = (
@@ -65,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     args.argv = list(sys.argv if argv is None else ["trex-bench", *argv])
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), sigterm_as_interrupt():
             warnings.simplefilter("default")
             return int(args.func(args) or 0)
     except (TrexBenchError, FileNotFoundError, FileExistsError) as e:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from trex_bench.core.errors import ConfigError
+from trex_bench.core.interrupts import Terminated
 from trex_bench.core.io import read_json
 from trex_bench.experiment.config import METHODS, ExperimentConfig
 from trex_bench.experiment.naming import run_name
@@ -203,14 +204,23 @@ def _run_local(job: SweepJob, log: Path, threads: int) -> int:
     job.config.write(job.config_file)
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as f:
-        return subprocess.run(
+        child = subprocess.Popen(
             job.command(),
             stdout=f,
             stderr=subprocess.STDOUT,
             env=child_env(threads),
-            check=False,
             preexec_fn=_die_with_parent(),  # noqa: PLW1509  (it only calls prctl)
-        ).returncode
+        )
+        try:
+            return child.wait()
+        except KeyboardInterrupt as stop:
+            # Not subprocess.run, which kills the child 0.25 s after an interrupt: the run saves a checkpoint as it
+            # stops (rl.ppo.train_ppo), so wait for it. Ctrl-C reached it already (one process group); SIGTERM
+            # reached the sweep alone, so pass it on.
+            if isinstance(stop, Terminated):
+                child.terminate()
+            child.wait()
+            raise
 
 
 def _timed_run(job: SweepJob, log: Path, threads: int) -> JobResult:

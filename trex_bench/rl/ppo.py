@@ -29,13 +29,14 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from trex_bench.core.envs import get_profile, make_vec_env
 from trex_bench.core.errors import ConfigError
+from trex_bench.core.interrupts import interrupts_held
 from trex_bench.core.io import atomic_write, claim_output, file_hash, read_json, versions, write_json
 from trex_bench.core.progress import PPOProgress
 from trex_bench.rl.config import PPOJob
 from trex_bench.rl.kl import KLToReferenceCallback, kl_reference, kl_summary
 from trex_bench.rl.online import OnlineReward, state_folder
 from trex_bench.rl.precision import FastCnnPolicy, policy_kwargs, precision_line, resolve_precision
-from trex_bench.rl.resume import ResumePoint, begin, restore, run_precision
+from trex_bench.rl.resume import CHECKPOINTS, ResumePoint, begin, restore, run_precision, updated_steps
 from trex_bench.rl.wrappers import TRANSFORMS, ClipRewardVecEnv, ConstantRewardVecEnv, LearnedRewardVecEnv
 
 __all__ = ["train_ppo", "load_agent", "reward_env", "AGENT_FILE", "NORM_FILE", "ONLINE_DIR"]
@@ -105,23 +106,29 @@ def reward_env(
 
 
 class _Checkpoints(CheckpointCallback):
-    """SB3's ``CheckpointCallback`` with each zip written atomically, and an online reward's state saved beside it
-    first (its ``ppo_N_steps.online/`` folder, ``trex_bench.rl.online.state_folder``), so a resumed run goes on with
-    both."""
+    """SB3's ``CheckpointCallback`` (its grid of ``ppo_N_steps.zip``), each written by ``_save_checkpoint``."""
 
     def __init__(self, freq: int, folder: Path, online: OnlineReward | None) -> None:
         super().__init__(freq, str(folder), name_prefix="ppo")
-        self.online = online
+        self.folder, self.online = folder, online
 
     def _on_step(self) -> bool:
         if self.n_calls % self.save_freq == 0:
-            path = Path(self._checkpoint_path(extension="zip"))
-            if self.online is not None:
-                self.online.save(state_folder(path))
-            # SB3 writes the zip in place. A resumed run saves its first checkpoint again (it goes on from the update
-            # before it), so a kill during that write would tear the checkpoint it resumed from.
-            atomic_write(path, lambda tmp: self.model.save(tmp), suffix=".zip")
+            _save_checkpoint(self.model, self.folder, self.online)
         return True
+
+
+def _save_checkpoint(model: PPO, folder: Path, online: OnlineReward | None) -> None:
+    """``folder/ppo_N_steps.zip`` at the model's step N, written atomically, and an online reward's state beside it
+    first (``ppo_N_steps.online/``, ``trex_bench.rl.online.state_folder``), so that a resumed run goes on with both.
+
+    Atomically, because SB3 writes the zip in place, and a resumed run saves its first checkpoint again (it goes on
+    from the update before it): a kill during that write would tear the checkpoint the run came from.
+    """
+    path = folder / f"ppo_{model.num_timesteps}_steps.zip"
+    if online is not None:
+        online.save(state_folder(path))
+    atomic_write(path, lambda tmp: model.save(tmp), suffix=".zip")
 
 
 def _callbacks(job: PPOJob, out: Path, progress: bool, extra: list[BaseCallback], done: int) -> list[BaseCallback]:
@@ -135,7 +142,7 @@ def _callbacks(job: PPOJob, out: Path, progress: bool, extra: list[BaseCallback]
     if cfg.checkpoint_every > 0:
         freq = max(cfg.checkpoint_every // cfg.n_envs, 1)  # CheckpointCallback counts vectorised steps
         online = next((c.online for c in extra if isinstance(c, _OnlineCallback)), None)
-        checkpoints = _Checkpoints(freq, out / "checkpoints", online)
+        checkpoints = _Checkpoints(freq, out / CHECKPOINTS, online)
         checkpoints.n_calls = done // cfg.n_envs  # a resumed run keeps the checkpoint grid of the whole run
         callbacks.append(checkpoints)
     return callbacks
@@ -292,13 +299,23 @@ def train_ppo(
         t0 = time.perf_counter()
         # Our own bar (trex_bench.core.progress), not SB3's progress_bar=True, which needs `rich`. A resumed learn()
         # keeps the step count, so lr and clip continue along their schedule and TensorBoard continues the same log.
-        model.learn(
-            job.cfg.total_steps - done,
-            callback=_callbacks(job, out, progress, s.callbacks, done),
-            progress_bar=False,
-            tb_log_name="ppo",
-            reset_num_timesteps=s.point is None,
-        )
+        try:
+            model.learn(
+                job.cfg.total_steps - done,
+                callback=_callbacks(job, out, progress, s.callbacks, done),
+                progress_bar=False,
+                tb_log_name="ppo",
+                reset_num_timesteps=s.point is None,
+            )
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM through the CLI (a scheduler, a session's end)
+            # A checkpoint off the grid, so that `resume` loses none of the steps run (rl-zoo3 saves the model when
+            # training is interrupted, for the same reason). Stopped during a collection, the run goes on from the
+            # last update exactly; stopped during an update, from the one before, whose rollout it collects again.
+            # None where no update finished since the run (re)started: it would go on from where it did.
+            if updated_steps(model.num_timesteps, job.cfg.n_envs * job.cfg.n_steps) > done:
+                with interrupts_held():
+                    _save_checkpoint(model, out / CHECKPOINTS, online)
+            raise
         wall = time.perf_counter() - t0
     finally:
         s.env.close()

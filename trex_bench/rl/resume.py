@@ -53,9 +53,14 @@ class ResumePoint:
     optimiser: dict[str, Any] = field(repr=False)
 
     def updated_steps(self, rollout: int) -> int:
-        """Agent steps at the checkpoint's last finished update (``rollout`` = ``n_envs · n_steps``): where the run
-        goes on."""
-        return (self.steps - 1) // rollout * rollout
+        """Agent steps at the checkpoint's last finished update: where the run goes on (``updated_steps``)."""
+        return updated_steps(self.steps, rollout)
+
+
+def updated_steps(steps: int, rollout: int) -> int:
+    """Agent steps at the last update finished when a checkpoint was saved at agent step ``steps`` (``rollout`` =
+    ``n_envs · n_steps``; SB3 counts a rollout's steps as it collects them and updates after the last)."""
+    return (steps - 1) // rollout * rollout
 
 
 def list_checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
