@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from trex_bench.analysis.stats import aggregate_stats, to_markdown
 from trex_bench.cli import main
 from trex_bench.evaluation.leaderboard import append_row, read_leaderboard
 
-# breakout: random 1.7, pong: random -20.7 (games.py). Best demos 10 above random: normalised = (score - random) / 10.
-BEST = {"breakout": 11.7, "pong": -10.7}
+# breakout: random 1.7, pong: random -20.7, seaquest: random 68.4 (games.py). Best demos 10 above random: normalised =
+# (score - random) / 10.
+BEST = {"breakout": 11.7, "pong": -10.7, "seaquest": 78.4}
 TREX = {"breakout": [1.7, 3.7, 6.7, 11.7], "pong": [-20.7, -18.7, -15.7, -5.7]}  # demo-normalised 0 .2 .5 1 / 0 .2 .5 1.5
 
 
@@ -124,21 +123,47 @@ def test_true_normalised_needs_the_true_reward_above_the_constant(tmp_path):
     assert any("scores no higher than the constant" in n for n in stats.notes)
 
 
-def test_one_run_per_game_gives_no_interval(tmp_path):
+def test_one_run_per_game_resamples_the_games_and_keeps_them_paired(tmp_path):
     """A stratified bootstrap over one run per game resamples the data itself: a zero-width "CI" by construction.
-    It is printed as n/a, never as [x, x]."""
+    The games are resampled instead (rliable's task bootstrap), marked "over games"; one run per game on under 3
+    games has no interval at all. Never [x, x] from a resample that cannot vary."""
     lb = tmp_path / "lb.csv"
     for game in BEST:
-        append_row(lb, _row(game, "trex", 0, BEST[game] - 5))
+        append_row(lb, _row(game, "trex", 0, BEST[game] - 5))  # demo-normalised 0.5 on every game
         append_row(lb, _row(game, "constant", 0, BEST[game] - 9))
-    stats = aggregate_stats(read_leaderboard(lb), reps=50, seed=0)
+    stats = aggregate_stats(read_leaderboard(lb), reps=200, seed=0)
     demo = _agg(stats, "trex", "demo")
-    assert demo["runs"] == 2 and demo["ci_low"] != demo["ci_low"] and demo["ci_high"] != demo["ci_high"]
-    assert stats.improvements.set_index("other").loc["constant", "ci_low"] != 0.0
+    assert (demo["runs"], demo["ci_over"]) == (3, "games")
+    assert (demo["ci_low"], demo["ci_high"]) == pytest.approx((0.5, 0.5))
+    constant = _agg(stats, "constant", "demo")  # 0.1 on every game: (−9 + 10) / 10
+    assert constant["ci_over"] == "games" and constant["ci_low"] == pytest.approx(0.1)
+    # T-REX beats the control on each game, but not across them (breakout's control 2.7 > pong's T-REX −15.7):
+    # the resampled games must stay paired, or some draws would fall below 1.
+    p = stats.improvements.set_index("other").loc["constant"]
+    assert (p["probability"], p["ci_low"], p["ci_high"], p["ci_over"]) == (1.0, 1.0, 1.0, "games")
     text = to_markdown(stats)
-    assert "(n/a: 1 run per game)" in text and not re.search(r"\[(-?[0-9.]+), \1\]", text)
-    append_row(lb, _row("breakout", "trex", 1, 1.7))  # a second run on one game: an interval again
-    assert _agg(aggregate_stats(read_leaderboard(lb), reps=50, seed=0), "trex", "demo")["ci_low"] >= 0
+    assert "[0.50, 0.50] over games" in text and "[1.00, 1.00] over games" in text
+    assert len(BEST) >= 3  # a games-resampled interval needs 3 games (stats.MIN_GAMES)
+
+    one = tmp_path / "one.csv"
+    append_row(one, _row("breakout", "trex", 0, 6.7))
+    append_row(one, _row("breakout", "constant", 0, 2.7))
+    stats = aggregate_stats(read_leaderboard(one), reps=50, seed=0)
+    demo = _agg(stats, "trex", "demo")
+    assert demo["ci_over"] == "" and demo["ci_low"] != demo["ci_low"]  # NaN
+    assert "0.50 (n/a: one run per game, under 3 games)" in to_markdown(stats)
+    append_row(lb, _row("breakout", "trex", 1, 1.7))  # a second run on one game: runs resampled within games again
+    demo = _agg(aggregate_stats(read_leaderboard(lb), reps=50, seed=0), "trex", "demo")
+    assert demo["ci_over"] == "runs" and demo["ci_low"] >= 0
+
+
+def test_games_resampled_give_a_real_interval_where_games_differ(tmp_path):
+    lb = tmp_path / "lb.csv"
+    append_row(lb, _row("breakout", "trex", 0, 11.7))  # demo-normalised 1.0
+    append_row(lb, _row("pong", "trex", 0, -20.7))  # 0.0
+    append_row(lb, _row("seaquest", "trex", 0, 73.4))  # 0.5
+    demo = _agg(aggregate_stats(read_leaderboard(lb), reps=400, seed=0), "trex", "demo")
+    assert demo["ci_over"] == "games" and demo["ci_low"] == 0.0 and demo["ci_high"] == 1.0
 
 
 def test_bootstrap_arguments_out_of_range_are_one_line_errors(board, tmp_path, capsys):

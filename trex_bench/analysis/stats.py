@@ -11,11 +11,14 @@ steps are never mixed), across games and seeds:
   constant-reward control and of PPO on the true reward on the same game, budget and horizon: 0 = what staying
   alive earns, 1 = what the true reward earns with the same PPO;
 - the probability of improvement (``rliable.metrics.probability_of_improvement``) of T-REX over the constant
-  control, BC and D-REX, on the games both have rows for, with its stratified-bootstrap CI;
+  control, BC, D-REX, GAIL, RL from preferences and a random policy, on the games both have rows for, with its CI;
 - best of seeds per game, kept apart: the papers' protocol (best of 3 seeds), which hides seed variance.
 
-The bootstrap resamples runs within each game (rliable's ``StratifiedBootstrap`` without task resampling). It is
-written here in a few lines because ``rliable.library`` cannot be imported beside pandas 3: rliable 1.2.0 pins
+The bootstrap resamples runs within each game (rliable's ``StratifiedBootstrap`` without task resampling). Where every
+game has one run that resample is the data itself, so the CI is over games instead: games resampled with replacement
+(rliable's ``task_bootstrap=True``; with one run each, the runs within a drawn game are that run). It says how much the
+aggregate hangs on which games were run, not on seeds; the tables mark it "over games". It is written here in a few
+lines because ``rliable.library`` cannot be imported beside pandas 3: rliable 1.2.0 pins
 ``arch<8``, arch 7.2 calls a private pandas decorator whose signature pandas 3 changed, and arch 8 renamed the
 ``random_state`` argument rliable passes. The statistics themselves are rliable's.
 
@@ -62,6 +65,7 @@ __all__ = [
 DEFAULT_METHODS: tuple[str, ...] = ("trex", "drex", "bc", "gail", "prefs", "random", "constant", "ppo-true")
 IMPROVEMENT_OVER: tuple[str, ...] = ("constant", "bc", "drex", "gail", "prefs", "random")  # P(T-REX > each of these)
 CONTROLS: tuple[str, ...] = ("constant", "ppo-true")  # PPO without demos: their rows' demo set does not split them
+MIN_GAMES = 3  # fewest games whose resampling gives an interval, where every game has one run
 MAX_REPS = 100_000  # rliable's default is 50 000; beyond this a run takes minutes and the CIs no longer move
 RANDOM_SOURCE = "random-policy scores: trex_bench/core/games.py (Mnih et al. 2015, as quoted by T-REX/D-REX; PAPERS.md)"
 _KEY = ["variant", "budget", "horizon"]
@@ -73,9 +77,9 @@ class Stats:
 
     Attributes:
         aggregates: one row per (variant, budget, horizon, normalisation ``demo``/``true``): ``iqm``, ``ci_low``,
-            ``ci_high``, ``games``, ``runs``.
+            ``ci_high``, ``ci_over`` (what the bootstrap resampled, ``_bootstrap``), ``games``, ``runs``.
         improvements: one row per (budget, horizon, other method): ``probability`` that a T-REX run beats a run of
-            ``other`` on a game, averaged over the ``games`` both have, with ``ci_low``/``ci_high``.
+            ``other`` on a game, averaged over the ``games`` both have, with ``ci_low``/``ci_high``/``ci_over``.
         best_of_seeds: per (variant, budget, horizon, game): ``seeds``, ``best`` score and its demo-normalised value.
         notes: what could not be computed and why (a method without rows, a game without controls).
         reps, seed: the bootstrap's resamples and seed.
@@ -153,23 +157,32 @@ def _true_normalised(rows: pd.DataFrame, notes: list[str]) -> pd.Series:
 
 def _bootstrap(
     per_game: list[list[np.ndarray]], stat: Callable[..., float], reps: int, rng: np.random.Generator
-) -> tuple[float, float, float]:
-    """``stat`` on the data and its 95 % percentile CI over ``reps`` stratified resamples.
+) -> tuple[float, float, float, str]:
+    """``stat`` on the data, its 95 % percentile CI over ``reps`` resamples, and what was resampled.
 
-    ``per_game[k]`` holds, for each game, the runs of the k-th argument of ``stat``; every game's runs are resampled
-    with replacement within that game (rliable's ``StratifiedBootstrap``, ``task_bootstrap=False``). Where every game
-    has one run, every resample is the data itself, so the "interval" would have zero width by construction: the CI
-    is NaN instead (printed "n/a: 1 run per game"), never a point posing as an interval.
+    ``per_game[k]`` holds, for each game, the runs of the k-th argument of ``stat``. Every game's runs are resampled
+    with replacement within that game (rliable's ``StratifiedBootstrap``, ``task_bootstrap=False``): ``"runs"``. Where
+    every game has one run, that resample is the data itself, a zero-width "interval" by construction; the games are
+    resampled with replacement instead, the same draw for every argument, so paired games stay paired (rliable's
+    ``task_bootstrap=True``): ``"games"``. With one run per game on fewer than ``MIN_GAMES`` games there is too little
+    to resample (two games give little more than their min and max): NaN and ``""`` (printed ``ONE_RUN``), never a
+    point posing as an interval.
     """
     point = stat(*per_game)
-    if all(len(x) == 1 for arg in per_game for x in arg):  # every resample is the data itself: no interval
-        return float(point), float("nan"), float("nan")
+    n_games = len(per_game[0])
+    over = "games" if all(len(x) == 1 for arg in per_game for x in arg) else "runs"
+    if over == "games" and n_games < MIN_GAMES:
+        return float(point), float("nan"), float("nan"), ""
     draws = np.empty(reps)
     for b in range(reps):
-        resampled = [[x[rng.integers(0, len(x), len(x))] for x in arg] for arg in per_game]
+        if over == "games":
+            pick = rng.integers(0, n_games, n_games)
+            resampled = [[arg[i] for i in pick] for arg in per_game]
+        else:
+            resampled = [[x[rng.integers(0, len(x), len(x))] for x in arg] for arg in per_game]
         draws[b] = stat(*resampled)
     low, high = np.percentile(draws, [2.5, 97.5])
-    return float(point), float(low), float(high)
+    return float(point), float(low), float(high), over
 
 
 def _iqm(games: list[np.ndarray]) -> float:
@@ -228,10 +241,10 @@ def aggregate_stats(
                     f"IQM of {name} at {budget} ({hor}) pools unequal runs per game ({runs}): a game "
                     "with more runs weighs more"
                 )
-            iqm, low, high = _bootstrap([per_game], _iqm, reps, rng)
-            agg.append((name, budget, hor, norm, iqm, low, high, len(per_game), len(vals)))
+            iqm, low, high, over = _bootstrap([per_game], _iqm, reps, rng)
+            agg.append((name, budget, hor, norm, iqm, low, high, over, len(per_game), len(vals)))
     aggregates = pd.DataFrame(
-        agg, columns=[*_KEY, "normalisation", "iqm", "ci_low", "ci_high", "games", "runs"]
+        agg, columns=[*_KEY, "normalisation", "iqm", "ci_low", "ci_high", "ci_over", "games", "runs"]
     ).sort_values(["normalisation", "budget", "horizon", "variant"], ignore_index=True)
 
     imp = []
@@ -245,10 +258,22 @@ def aggregate_stats(
                 continue
             xs = [t.loc[t["game"] == gm, "mean"].to_numpy(float) for gm in games]
             ys = [o.loc[o["game"] == gm, "mean"].to_numpy(float) for gm in games]
-            p, low, high = _bootstrap([xs, ys], _poi, reps, rng)
-            imp.append((budget, horizon, other, p, low, high, len(games), sum(map(len, xs)), sum(map(len, ys))))
+            p, low, high, over = _bootstrap([xs, ys], _poi, reps, rng)
+            imp.append((budget, horizon, other, p, low, high, over, len(games), sum(map(len, xs)), sum(map(len, ys))))
     improvements = pd.DataFrame(
-        imp, columns=["budget", "horizon", "other", "probability", "ci_low", "ci_high", "games", "trex_runs", "runs"]
+        imp,
+        columns=[
+            "budget",
+            "horizon",
+            "other",
+            "probability",
+            "ci_low",
+            "ci_high",
+            "ci_over",
+            "games",
+            "trex_runs",
+            "runs",
+        ],
     )
 
     g = rows.groupby([*_KEY, "game"], sort=True)
@@ -259,14 +284,15 @@ def aggregate_stats(
     return Stats(aggregates, improvements, best_of_seeds, tuple(notes), reps, seed)
 
 
-ONE_RUN = "n/a: 1 run per game"
+ONE_RUN = f"n/a: one run per game, under {MIN_GAMES} games"
 
 
-def _ci(point: float, low: float, high: float) -> str:
-    """``0.35 [0.20, 0.50]``; ``0.28 (n/a: 1 run per game)`` where no interval could be resampled."""
+def _ci(point: float, low: float, high: float, over: str) -> str:
+    """``0.35 [0.20, 0.50]`` (runs resampled within games), ``0.35 [0.20, 0.50] over games`` (one run per game: the
+    games resampled), ``0.28 (n/a: one run per game, under 3 games)`` where too little could be resampled."""
     if np.isnan(low) or np.isnan(high):
         return f"{point:.2f} ({ONE_RUN})"
-    return f"{point:.2f} [{low:.2f}, {high:.2f}]"
+    return f"{point:.2f} [{low:.2f}, {high:.2f}]" + (" over games" if over == "games" else "")
 
 
 def tables_markdown(stats: Stats, h: str) -> list[str]:
@@ -282,7 +308,7 @@ def tables_markdown(stats: Stats, h: str) -> list[str]:
         lines += [f"{h} {title}", "", "| method | budget | schedule horizon | IQM [95 % CI] | games | runs |"]
         lines += ["|---|---|---|---|---|---|"]
         lines += [
-            f"| {r.variant} | {r.budget} | {r.horizon} | {_ci(r.iqm, r.ci_low, r.ci_high)} | {r.games} | {r.runs} |"
+            f"| {r.variant} | {r.budget} | {r.horizon} | {_ci(r.iqm, r.ci_low, r.ci_high, r.ci_over)} | {r.games} | {r.runs} |"
             for r in a.itertuples()
         ] or ["| — | | | no rows | | |"]
         lines.append("")
@@ -292,7 +318,7 @@ def tables_markdown(stats: Stats, h: str) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {r.budget} | {r.horizon} | {r.other} | {_ci(r.probability, r.ci_low, r.ci_high)} | {r.games} | "
+        f"| {r.budget} | {r.horizon} | {r.other} | {_ci(r.probability, r.ci_low, r.ci_high, r.ci_over)} | {r.games} | "
         f"{r.trex_runs} | {r.runs} |"
         for r in stats.improvements.itertuples()
     ] or ["| — | | | no pairs | | | |"]
@@ -322,7 +348,9 @@ def to_markdown(stats: Stats, source: str = "results/leaderboard.csv", earlier: 
         f"Rows: `{source}`, the latest row of each seed; per game, budget and horizon one demo set (the latest "
         f"T-REX row's), which also normalises the controls. {RANDOM_SOURCE}. "
         f"Stratified bootstrap over runs within games, {stats.reps} resamples, seed {stats.seed}; where every game "
-        f"has one run a resample is the data itself, so no interval is given ({ONE_RUN}). "
+        "has one run that resample is the data itself, so the games are resampled instead (rliable's task bootstrap, "
+        f"marked *over games*: how much the number hangs on which games were run, not on seeds); {ONE_RUN}: "
+        "too little to resample. "
         "IQM and P(improvement): `rliable.metrics`. With two or three runs per game a CI is mostly a statement of how "
         "few there are. Generated by `trex-bench tables stats`; do not edit by hand.",
         "",
