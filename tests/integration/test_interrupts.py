@@ -39,15 +39,20 @@ class _CtrlC(BaseCallback):
         return True
 
 
-def test_a_ppo_run_stopped_between_checkpoints_saves_one_and_resumes_from_it(tmp_path, monkeypatch):
-    out = tmp_path / "agent"
+def _stopped_at(step: int, out: Path, monkeypatch) -> None:
+    """Train ``TINY`` into ``out`` until Ctrl-C at agent step ``step``."""
     grid = ppo._callbacks
-    monkeypatch.setattr(ppo, "_callbacks", lambda *a: [*grid(*a), _CtrlC(at=72)])
+    monkeypatch.setattr(ppo, "_callbacks", lambda *a: [*grid(*a), _CtrlC(at=step)])
     with pytest.raises(KeyboardInterrupt):
         ppo.train_ppo(PPOJob("breakout", TINY, seed=0), out, progress=False)
+    monkeypatch.setattr(ppo, "_callbacks", grid)
+
+
+def test_a_ppo_run_stopped_between_checkpoints_saves_one_and_resumes_from_it(tmp_path, monkeypatch):
+    out = tmp_path / "agent"
+    _stopped_at(72, out, monkeypatch)
     assert [s for s, _ in list_checkpoints(out / "checkpoints")] == [48, 72]  # the grid's, then the stop's
     assert not (out / "card.json").exists() and not (out / "agent.zip").exists()  # not a finished agent
-    monkeypatch.setattr(ppo, "_callbacks", grid)
     ppo.train_ppo(PPOJob("breakout", TINY, seed=0), out, progress=False, resume=True)
     card = read_json(out / "card.json")
     # Stopped inside the third rollout: the weights are those of the update at 64, where the run goes on (not 32,
@@ -58,10 +63,7 @@ def test_a_ppo_run_stopped_between_checkpoints_saves_one_and_resumes_from_it(tmp
 def test_a_stop_before_the_first_update_saves_nothing(tmp_path, monkeypatch):
     """The run would go on from its start anyway (and one resumed, from where it was resumed)."""
     out = tmp_path / "agent"
-    grid = ppo._callbacks
-    monkeypatch.setattr(ppo, "_callbacks", lambda *a: [*grid(*a), _CtrlC(at=30)])
-    with pytest.raises(KeyboardInterrupt):
-        ppo.train_ppo(PPOJob("breakout", TINY, seed=0), out, progress=False)
+    _stopped_at(30, out, monkeypatch)
     assert list_checkpoints(out / "checkpoints") == []
 
 
