@@ -32,7 +32,7 @@ def table(model_dir: Path, sets: list[Path], window: int, cache: Path | None = N
     ]
     for folder in sets:
         demos = load_demos(folder)
-        model, _ = load_model(model_dir, game=demos.game)
+        model, _ = load_model(model_dir, game=demos.game, profile=demos.profile)
         lengths = np.array([ep.length for ep in demos.episodes])
         paid = [1.0 / (1.0 + np.exp(-r)) for r in episode_rewards(model, FrameCache(demos, cache), lengths)]
         for i, (ep, sigma) in enumerate(zip(demos.episodes, paid, strict=True)):
@@ -58,6 +58,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="markdown file to write (default: print)")
     parser.add_argument("--cache", type=Path, help="frame cache folder (default: the package cache)")
     args = parser.parse_args()
+    if args.window < 1:
+        parser.error(f"--window must be >= 1, got {args.window}")
     text = table(args.model, args.demos, args.window, args.cache)
     if args.out is None:
         print(text, end="")

@@ -184,23 +184,27 @@ def test_a_cut_gail_run_resumes_with_the_discriminator_of_its_checkpoint(tmp_pat
         train_ppo(PPOJob("breakout", TINY, seed=0), tmp_path / "x", progress=False, online=gail())
 
 
-def test_a_checkpoint_write_cut_off_leaves_the_checkpoint_it_would_replace(tmp_path):
-    """A resumed run saves its first checkpoint again; a kill during that write must not tear the one it came from."""
+def test_checkpoints_are_written_whole_and_never_rewritten(tmp_path):
+    """A write cut off leaves no file (SB3 wrote the zip in place); a checkpoint that exists is left alone: a resumed
+    run reaches the one it resumed from again, with the same weights, and rewriting it would only risk tearing it."""
     from trex_bench.rl.ppo import _Checkpoints
 
     class CutOff:
         num_timesteps = 48
+        saves = 0
 
         def save(self, path):
+            CutOff.saves += 1
             Path(path).write_bytes(b"PK\x03\x04 half")
             raise KeyboardInterrupt
 
     folder = tmp_path / "checkpoints"
+    folder.mkdir()
     callback = _Checkpoints(1, folder, online=None)
     callback.model = CutOff()
-    folder.mkdir()
-    (folder / "ppo_48_steps.zip").write_bytes(b"whole")
     with pytest.raises(KeyboardInterrupt):
         callback.on_step()
-    assert [p.name for p in folder.iterdir()] == ["ppo_48_steps.zip"]
-    assert (folder / "ppo_48_steps.zip").read_bytes() == b"whole"
+    assert list(folder.iterdir()) == []
+    (folder / "ppo_48_steps.zip").write_bytes(b"whole")
+    callback.on_step()
+    assert CutOff.saves == 1 and (folder / "ppo_48_steps.zip").read_bytes() == b"whole"

@@ -8,9 +8,9 @@ from trex_bench.analysis.stats import aggregate_stats, to_markdown
 from trex_bench.cli import main
 from trex_bench.evaluation.leaderboard import append_row, read_leaderboard
 
-# breakout: random 1.7, pong: random -20.7, seaquest: random 68.4 (games.py). Best demos 10 above random: normalised =
-# (score - random) / 10.
-BEST = {"breakout": 11.7, "pong": -10.7, "seaquest": 78.4}
+# Random scores (games.py): breakout 1.7, pong -20.7, seaquest 68.4, hero 1027, qbert 163.9. Best demos 10 above
+# random: normalised = (score - random) / 10.
+BEST = {"breakout": 11.7, "pong": -10.7, "seaquest": 78.4, "hero": 1037.0, "qbert": 173.9}
 TREX = {"breakout": [1.7, 3.7, 6.7, 11.7], "pong": [-20.7, -18.7, -15.7, -5.7]}  # demo-normalised 0 .2 .5 1 / 0 .2 .5 1.5
 
 
@@ -123,47 +123,67 @@ def test_true_normalised_needs_the_true_reward_above_the_constant(tmp_path):
     assert any("scores no higher than the constant" in n for n in stats.notes)
 
 
-def test_one_run_per_game_resamples_the_games_and_keeps_them_paired(tmp_path):
+def test_one_run_per_game_resamples_the_games(tmp_path):
     """A stratified bootstrap over one run per game resamples the data itself: a zero-width "CI" by construction.
-    The games are resampled instead (rliable's task bootstrap), marked "over games"; one run per game on under 3
-    games has no interval at all. Never [x, x] from a resample that cannot vary."""
+    The games are resampled too (rliable's task bootstrap), marked "over games", from 5 games; an interval no
+    resample moved is not shown either. Never [x, x]."""
+    lb = tmp_path / "lb.csv"
+    for i, game in enumerate(BEST):
+        append_row(lb, _row(game, "trex", 0, BEST[game] - 10 + i))  # demo-normalised 0, .1, .2, .3, .4
+        append_row(lb, _row(game, "constant", 0, BEST[game] - 10 + (i + 2) % 5))  # 0.2, .3, .4, 0, .1
+    stats = aggregate_stats(read_leaderboard(lb), reps=400, seed=0)
+    demo = _agg(stats, "trex", "demo")
+    assert (demo["runs"], demo["ci_over"]) == (5, "games")
+    assert demo["iqm"] == pytest.approx(0.2) and 0.0 <= demo["ci_low"] < 0.2 < demo["ci_high"] <= 0.4  # in the data
+    p = stats.improvements.set_index("other").loc["constant"]  # T-REX wins on 2 games of 5
+    assert p["probability"] == pytest.approx(0.4) and p["ci_over"] == "games" and p["ci_low"] < 0.4 < p["ci_high"]
+    row = f"| trex | small | 10,000,000 | 0.20 [{demo['ci_low']:.2f}, {demo['ci_high']:.2f}] over games | 5 | 5 |"
+    assert row in to_markdown(stats)
+
+    few = tmp_path / "few.csv"
+    for game in list(BEST)[:4]:
+        append_row(few, _row(game, "trex", 0, BEST[game] - 5))
+    stats = aggregate_stats(read_leaderboard(few), reps=50, seed=0)
+    demo = _agg(stats, "trex", "demo")
+    assert demo["ci_over"] == "few games" and demo["ci_low"] != demo["ci_low"]  # NaN
+    assert "0.50 (n/a: a game with one run, under 5 games)" in to_markdown(stats)
+
+
+def test_an_interval_no_resample_moved_is_not_shown(tmp_path):
+    lb = tmp_path / "lb.csv"
+    for game in BEST:  # T-REX beats the control on every game: P = 1 in every resample
+        append_row(lb, _row(game, "trex", 0, BEST[game] - 5))
+        append_row(lb, _row(game, "constant", 0, BEST[game] - 9))
+    stats = aggregate_stats(read_leaderboard(lb), reps=100, seed=0)
+    p = stats.improvements.set_index("other").loc["constant"]
+    assert (p["probability"], p["ci_over"]) == (1.0, "no spread") and p["ci_low"] != p["ci_low"]
+    assert "| constant | 1.00 (n/a: no resample moved it) |" in to_markdown(stats)
+
+
+def test_a_game_with_one_run_among_games_with_more_resamples_the_games_too(tmp_path):
+    """Stratified alone, the one-run game would be fixed in every resample and the interval too narrow."""
     lb = tmp_path / "lb.csv"
     for game in BEST:
-        append_row(lb, _row(game, "trex", 0, BEST[game] - 5))  # demo-normalised 0.5 on every game
-        append_row(lb, _row(game, "constant", 0, BEST[game] - 9))
-    stats = aggregate_stats(read_leaderboard(lb), reps=200, seed=0)
-    demo = _agg(stats, "trex", "demo")
-    assert (demo["runs"], demo["ci_over"]) == (3, "games")
-    assert (demo["ci_low"], demo["ci_high"]) == pytest.approx((0.5, 0.5))
-    constant = _agg(stats, "constant", "demo")  # 0.1 on every game: (−9 + 10) / 10
-    assert constant["ci_over"] == "games" and constant["ci_low"] == pytest.approx(0.1)
-    # T-REX beats the control on each game, but not across them (breakout's control 2.7 > pong's T-REX −15.7):
-    # the resampled games must stay paired, or some draws would fall below 1.
-    p = stats.improvements.set_index("other").loc["constant"]
-    assert (p["probability"], p["ci_low"], p["ci_high"], p["ci_over"]) == (1.0, 1.0, 1.0, "games")
-    text = to_markdown(stats)
-    assert "[0.50, 0.50] over games" in text and "[1.00, 1.00] over games" in text
-    assert len(BEST) >= 3  # a games-resampled interval needs 3 games (stats.MIN_GAMES)
-
-    one = tmp_path / "one.csv"
-    append_row(one, _row("breakout", "trex", 0, 6.7))
-    append_row(one, _row("breakout", "constant", 0, 2.7))
-    stats = aggregate_stats(read_leaderboard(one), reps=50, seed=0)
-    demo = _agg(stats, "trex", "demo")
-    assert demo["ci_over"] == "" and demo["ci_low"] != demo["ci_low"]  # NaN
-    assert "0.50 (n/a: one run per game, under 3 games)" in to_markdown(stats)
-    append_row(lb, _row("breakout", "trex", 1, 1.7))  # a second run on one game: runs resampled within games again
-    demo = _agg(aggregate_stats(read_leaderboard(lb), reps=50, seed=0), "trex", "demo")
-    assert demo["ci_over"] == "runs" and demo["ci_low"] >= 0
+        append_row(lb, _row(game, "trex", 0, BEST[game] - 5))
+    append_row(lb, _row("breakout", "trex", 1, 1.7))  # a second run on one game
+    demo = _agg(aggregate_stats(read_leaderboard(lb), reps=200, seed=0), "trex", "demo")
+    assert demo["ci_over"] == "games" and demo["ci_low"] < demo["ci_high"]
 
 
-def test_games_resampled_give_a_real_interval_where_games_differ(tmp_path):
-    lb = tmp_path / "lb.csv"
-    append_row(lb, _row("breakout", "trex", 0, 11.7))  # demo-normalised 1.0
-    append_row(lb, _row("pong", "trex", 0, -20.7))  # 0.0
-    append_row(lb, _row("seaquest", "trex", 0, 73.4))  # 0.5
-    demo = _agg(aggregate_stats(read_leaderboard(lb), reps=400, seed=0), "trex", "demo")
-    assert demo["ci_over"] == "games" and demo["ci_low"] == 0.0 and demo["ci_high"] == 1.0
+def test_resampled_games_stay_paired_across_the_arguments():
+    """P(X > Y) compares X and Y on the same game: one draw of games serves both."""
+    import numpy as np
+
+    from trex_bench.analysis.stats import _bootstrap
+
+    xs = [np.array([float(g)]) for g in range(6)]
+    ys = [np.array([g + 100.0]) for g in range(6)]
+
+    def paired_mean(x, y):  # the mean of x where every pair is of one game, else -1
+        return float(np.mean(np.concatenate(x))) if all(b[0] - a[0] == 100 for a, b in zip(x, y)) else -1.0
+
+    point, low, high, over = _bootstrap([xs, ys], paired_mean, 300, np.random.default_rng(0))
+    assert (point, over) == (2.5, "games") and 0 <= low < point < high
 
 
 def test_bootstrap_arguments_out_of_range_are_one_line_errors(board, tmp_path, capsys):

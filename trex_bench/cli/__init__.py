@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from trex_bench import __version__
 from trex_bench.core.errors import TrexBenchError
-from trex_bench.core.interrupts import sigterm_as_interrupt
+from trex_bench.core.interrupts import Terminated, sigterm_as_interrupt
 
 # Command-group modules, in --help order; each defines register(subparsers) and sets args.func.
 GROUPS = (
@@ -79,9 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"trex-bench: error: cannot use {e.filename or e}: {e.strerror or e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (Terminated): the shells' codes, 128 + the signal
         print("trex-bench: interrupted", file=sys.stderr)
-        return 130
+        return 143 if isinstance(stop, Terminated) else 130
     except BrokenPipeError:  # `trex-bench leaderboard | head`: the reader left; not an error of ours
         import os
 

@@ -24,6 +24,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -94,7 +95,7 @@ class SweepJob:
 @dataclass(frozen=True)
 class JobResult:
     """How one job ended: ``status`` is ``done``, ``skipped`` (finished before), ``busy`` (another process owns its run
-    folder) or ``failed``."""
+    folder), ``failed``, or ``stopped`` (the sweep was stopped before the job began)."""
 
     job: SweepJob
     status: str
@@ -200,37 +201,71 @@ def _die_with_parent() -> Callable[[], None] | None:
     return preexec
 
 
-def _run_local(job: SweepJob, log: Path, threads: int) -> int:
+class _Children:
+    """The runs a local sweep has started and not yet seen end, so that a stop reaches them. Thread-safe: workers
+    start runs, the main thread (the only one Python delivers a signal to) stops them; once stopping, none starts."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._live: set[subprocess.Popen[bytes]] = set()
+        self._stopping = False
+
+    def start(self, command: list[str], **popen: Any) -> subprocess.Popen[bytes] | None:
+        """The started run, or None where the sweep is stopping."""
+        with self._lock:
+            if self._stopping:
+                return None
+            child = subprocess.Popen(command, **popen)
+            self._live.add(child)
+            return child
+
+    def ended(self, child: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._live.discard(child)
+
+    def stop(self, terminate: bool) -> None:
+        """Start no more runs; pass SIGTERM on to the live ones where ``terminate`` (Ctrl-C reached them already:
+        one process group); wait for each to save its checkpoint and end (``rl.ppo.train_ppo``)."""
+        with self._lock:
+            self._stopping = True
+            live = list(self._live)
+        for child in live:
+            if terminate:
+                child.terminate()
+        for child in live:
+            child.wait()
+
+
+def _run_local(job: SweepJob, log: Path, threads: int, children: _Children) -> int | None:
+    """Run ``job``'s pipeline to its end; its exit code, or None where the sweep stopped before it started."""
     job.config.write(job.config_file)
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as f:
-        child = subprocess.Popen(
+        child = children.start(
             job.command(),
             stdout=f,
             stderr=subprocess.STDOUT,
             env=child_env(threads),
-            preexec_fn=_die_with_parent(),  # noqa: PLW1509  (it only calls prctl)
+            preexec_fn=_die_with_parent(),  # (it only calls prctl)
         )
+        if child is None:
+            return None
         try:
             return child.wait()
-        except KeyboardInterrupt as stop:
-            # Not subprocess.run, which kills the child 0.25 s after an interrupt: the run saves a checkpoint as it
-            # stops (rl.ppo.train_ppo), so wait for it. Ctrl-C reached it already (one process group); SIGTERM
-            # reached the sweep alone, so pass it on.
-            if isinstance(stop, Terminated):
-                child.terminate()
-            child.wait()
-            raise
+        finally:
+            children.ended(child)
 
 
-def _timed_run(job: SweepJob, log: Path, threads: int) -> JobResult:
-    """Run one job to its end (the body of both executors). A job refused because another process owns its run
-    folder (a run of another sweep) is ``busy``, not ``failed``; one that another process finished meanwhile is
-    ``done``."""
+def _timed_run(job: SweepJob, log: Path, threads: int, children: _Children | None = None) -> JobResult:
+    """Run one job to its end (the body of both executors; Ray's tasks each have their own ``children``). A job
+    refused because another process owns its run folder (a run of another sweep) is ``busy``, not ``failed``; one that
+    another process finished meanwhile is ``done``; one the sweep stopped before it began is ``stopped``."""
     from trex_bench.experiment.run_folder import owner
 
     t0 = time.perf_counter()
-    rc = _run_local(job, log, threads)
+    rc = _run_local(job, log, threads, children or _Children())
+    if rc is None:
+        return JobResult(job, "stopped", -1, 0.0, log)
     status = "done" if rc == 0 or job.finished() else "busy" if owner(job.folder) is not None else "failed"
     return JobResult(job, status, rc, time.perf_counter() - t0, log)
 
@@ -288,7 +323,14 @@ def run_sweep(
         _run_ray(todo, logs, threads, address, report)
         return results
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for fut in as_completed([pool.submit(_timed_run, j, logs[j.name], threads) for j in todo]):
+    children = _Children()
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        for fut in as_completed([pool.submit(_timed_run, j, logs[j.name], threads, children) for j in todo]):
             report(fut.result())
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM through the CLI (core.interrupts.Terminated)
+        children.stop(terminate=isinstance(stop, Terminated))
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # the runs not started never start
     return results

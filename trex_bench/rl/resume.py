@@ -8,7 +8,10 @@ model (nothing is unpickled: the zip's ``data``, with SB3's cloudpickled schedul
 count, so the learning rate and clip range go on along their schedule from where they were.
 
 SB3 saves a checkpoint while it collects a rollout, before that rollout's update: ``ppo_X_steps.zip`` holds the policy
-after the updates of the rollouts finished before step X. The run therefore goes on from the start of X's rollout
+after the updates of the rollouts finished before step X. A run stopped by Ctrl-C or SIGTERM between two of these
+saves one more at the step it stopped, also while collecting (``rl.ppo``): ``ppo_X_steps.stop.zip``, named apart so
+that the run's grid of checkpoints (``list_checkpoints``: what a demonstrator's demos are recorded from) does not
+depend on whether it was ever stopped; ``resume_point`` considers both. The run therefore goes on from the start of X's rollout
 (``ResumePoint.updated_steps``), collecting that rollout again with the same policy, so its updates stay on the grid of
 an uninterrupted run (one every ``n_envs · n_steps`` steps) and later checkpoints keep their step numbers.
 
@@ -35,10 +38,21 @@ from trex_bench.core.errors import ConfigError, DataError
 from trex_bench.core.io import _jsonable, read_json, write_json
 from trex_bench.rl.agent_io import read_zip_member
 
-__all__ = ["RUN_FILE", "ResumePoint", "list_checkpoints", "begin", "resume_point", "run_precision", "restore"]
+__all__ = [
+    "RUN_FILE",
+    "ResumePoint",
+    "list_checkpoints",
+    "stop_checkpoint",
+    "begin",
+    "resume_point",
+    "run_precision",
+    "restore",
+    "updated_steps",
+]
 
 RUN_FILE = "run.json"
 CHECKPOINTS = "checkpoints"
+STOP_SUFFIX = ".stop.zip"
 OPTIMISER = "policy.optimizer.pth"  # SB3's name for the Adam state in its zips
 
 
@@ -63,14 +77,21 @@ def updated_steps(steps: int, rollout: int) -> int:
     return (steps - 1) // rollout * rollout
 
 
-def list_checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
-    """``(agent steps, path)`` of every ``ppo_<steps>_steps.zip`` in ``folder``, in training order."""
+def list_checkpoints(folder: str | Path, stops: bool = False) -> list[tuple[int, Path]]:
+    """``(agent steps, path)`` of every ``ppo_<steps>_steps.zip`` in ``folder`` (the run's grid), in training order;
+    with ``stops`` also the ``ppo_<steps>_steps.stop.zip`` of a run stopped between two of them (a stop's comes after
+    a grid one at the same step)."""
     found = []
-    for p in Path(folder).glob("*_steps.zip"):
-        m = re.search(r"_(\d+)_steps\.zip$", p.name)
-        if m:
-            found.append((int(m.group(1)), p))
-    return sorted(found)
+    for p in Path(folder).glob("ppo_*_steps*.zip"):
+        m = re.fullmatch(r"ppo_(\d+)_steps(\.stop)?\.zip", p.name)
+        if m and (stops or not m.group(2)):
+            found.append((int(m.group(1)), bool(m.group(2)), p))
+    return [(steps, p) for steps, _, p in sorted(found)]
+
+
+def stop_checkpoint(folder: Path, steps: int) -> Path:
+    """Where a run stopped at agent step ``steps`` saves its checkpoint (see the module doc)."""
+    return folder / f"ppo_{steps}_steps{STOP_SUFFIX}"
 
 
 def run_precision(out: Path) -> str | None:
@@ -91,7 +112,7 @@ def begin(out: Path, record: dict[str, Any], resume: bool) -> ResumePoint | None
     if point is not None and _total(read_json(out / RUN_FILE)) != _total(record):
         write_json(out / RUN_FILE, record)  # an extended run: later resumes check against its new total
     if point is None:
-        if not resume and list_checkpoints(out / CHECKPOINTS):
+        if not resume and list_checkpoints(out / CHECKPOINTS, stops=True):
             raise ConfigError(
                 f"{out} holds the checkpoints of an earlier run; pass --resume to go on with it, "
                 "or start in another folder"
@@ -112,7 +133,7 @@ def resume_point(out: Path, record: dict[str, Any]) -> ResumePoint | None:
     """
     if (out / "card.json").exists():
         raise ConfigError(f"{out} holds a finished run (card.json); nothing to resume")
-    have = list_checkpoints(out / CHECKPOINTS)
+    have = list_checkpoints(out / CHECKPOINTS, stops=True)
     run_file = out / RUN_FILE
     if not run_file.exists():
         if have:
