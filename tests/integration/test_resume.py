@@ -187,7 +187,7 @@ def test_a_cut_gail_run_resumes_with_the_discriminator_of_its_checkpoint(tmp_pat
 def test_checkpoints_are_written_whole_and_never_rewritten(tmp_path):
     """A write cut off leaves no file (SB3 wrote the zip in place); a checkpoint that exists is left alone: a resumed
     run reaches the one it resumed from again, with the same weights, and rewriting it would only risk tearing it."""
-    from trex_bench.rl.ppo import _Checkpoints
+    from trex_bench.rl.checkpoints import GridCheckpoints
 
     class CutOff:
         num_timesteps = 48
@@ -200,7 +200,7 @@ def test_checkpoints_are_written_whole_and_never_rewritten(tmp_path):
 
     folder = tmp_path / "checkpoints"
     folder.mkdir()
-    callback = _Checkpoints(1, folder, online=None)
+    callback = GridCheckpoints(1, folder, online=None)
     callback.model = CutOff()
     with pytest.raises(KeyboardInterrupt):
         callback.on_step()

@@ -311,7 +311,8 @@ def tables_markdown(stats: Stats, h: str) -> list[str]:
         lines += [f"{h} {title}", "", "| method | budget | schedule horizon | IQM [95 % CI] | games | runs |"]
         lines += ["|---|---|---|---|---|---|"]
         lines += [
-            f"| {r.variant} | {r.budget} | {r.horizon} | {_ci(r.iqm, r.ci_low, r.ci_high, r.ci_over)} | {r.games} | {r.runs} |"
+            f"| {r.variant} | {r.budget} | {r.horizon} | {_ci(r.iqm, r.ci_low, r.ci_high, r.ci_over)} | {r.games} "
+            f"| {r.runs} |"
             for r in a.itertuples()
         ] or ["| — | | | no rows | | |"]
         lines.append("")

@@ -15,7 +15,6 @@ reward (``trex_bench.rl.kl``; Ziegler et al. 2019, Ouyang et al. 2022).
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,30 +23,21 @@ from typing import Any
 
 import torch
 from stable_baselines3 import PPO
-from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv
 
 from trex_bench.core.envs import get_profile, make_vec_env
 from trex_bench.core.errors import ConfigError
-from trex_bench.core.interrupts import StopRequest, stop_requests
+from trex_bench.core.interrupts import stop_requests
 from trex_bench.core.io import atomic_write, claim_output, file_hash, read_json, versions, write_json
 from trex_bench.core.progress import PPOProgress
+from trex_bench.rl.checkpoints import GridCheckpoints, StopWhenAsked
 from trex_bench.rl.config import PPOJob
 from trex_bench.rl.kl import KLToReferenceCallback, kl_reference, kl_summary
 from trex_bench.rl.online import OnlineReward, state_folder
 from trex_bench.rl.precision import FastCnnPolicy, policy_kwargs, precision_line, resolve_precision
-from trex_bench.rl.resume import (
-    CHECKPOINTS,
-    STOP_SUFFIX,
-    ResumePoint,
-    begin,
-    list_checkpoints,
-    restore,
-    run_precision,
-    stop_checkpoint,
-    updated_steps,
-)
+from trex_bench.rl.resume import CHECKPOINTS, ResumePoint, begin, restore, run_precision
 from trex_bench.rl.wrappers import TRANSFORMS, ClipRewardVecEnv, ConstantRewardVecEnv, LearnedRewardVecEnv
 
 __all__ = ["train_ppo", "load_agent", "reward_env", "AGENT_FILE", "NORM_FILE", "ONLINE_DIR"]
@@ -116,60 +106,6 @@ def reward_env(
     return wrapped, desc
 
 
-class _Checkpoints(CheckpointCallback):
-    """SB3's ``CheckpointCallback`` (its grid of ``ppo_N_steps.zip``), each written by ``_save_checkpoint``."""
-
-    def __init__(self, freq: int, folder: Path, online: OnlineReward | None) -> None:
-        super().__init__(freq, str(folder), name_prefix="ppo")
-        self.folder, self.online = folder, online
-
-    def _on_step(self) -> bool:
-        if self.n_calls % self.save_freq == 0:
-            path = self.folder / f"ppo_{self.model.num_timesteps}_steps.zip"
-            _save_checkpoint(self.model, path, self.online)
-            for steps, stop in list_checkpoints(self.folder, stops=True):  # a stop's before this is superseded
-                if steps < self.model.num_timesteps and stop.name.endswith(STOP_SUFFIX):
-                    shutil.rmtree(state_folder(stop), ignore_errors=True)
-                    stop.unlink(missing_ok=True)
-        return True
-
-
-class _StopWhenAsked(BaseCallback):
-    """Stops ``learn`` at the first env step after a Ctrl-C or SIGTERM (``core.interrupts.stop_requests``), saving a
-    checkpoint there first, so that ``resume`` loses none of the steps run (rl-zoo3 saves the model when training is
-    interrupted, for the same reason). Inside a collection the weights, Adam state and an online reward's state are
-    all those of the last finished update, so the run goes on from it exactly; a signal during an update waits for the
-    update to end. No checkpoint where it would not move the resume point (no update finished since the run (re)started
-    or since its newest checkpoint)."""
-
-    def __init__(self, request: StopRequest, folder: Path, online: OnlineReward | None, done: int, rollout: int):
-        super().__init__()
-        self.request, self.folder, self.online, self.done, self.rollout = request, folder, online, done, rollout
-        self.stopped = False
-
-    def _on_step(self) -> bool:
-        if self.request.signal is None:
-            return True
-        self.stopped = True
-        steps = self.model.num_timesteps
-        have = [updated_steps(s, self.rollout) for s, _ in list_checkpoints(self.folder, stops=True)]
-        if updated_steps(steps, self.rollout) > max([self.done, *have]):
-            _save_checkpoint(self.model, stop_checkpoint(self.folder, steps), self.online)
-        return False
-
-
-def _save_checkpoint(model: PPO, path: Path, online: OnlineReward | None) -> None:
-    """The model's checkpoint ``path`` (a ``.zip``), written atomically, and an online reward's state beside it first
-    (``state_folder``), so that a resumed run goes on with both. Nothing where ``path`` exists: a resumed run reaches
-    the checkpoint it resumed from again (it goes on from the update before it), with the same weights; rewriting it
-    would only risk tearing it."""
-    if path.exists():
-        return
-    if online is not None:
-        online.save(state_folder(path))
-    atomic_write(path, lambda tmp: model.save(tmp), suffix=".zip")
-
-
 def _callbacks(job: PPOJob, out: Path, progress: bool, extra: list[BaseCallback], done: int) -> list[BaseCallback]:
     """The learners beside PPO (KL, online reward), the progress bar, the opt-in time cap and the checkpoints, as SB3
     callbacks (``done``: steps a resumed run already has)."""
@@ -181,7 +117,7 @@ def _callbacks(job: PPOJob, out: Path, progress: bool, extra: list[BaseCallback]
     if cfg.checkpoint_every > 0:
         freq = max(cfg.checkpoint_every // cfg.n_envs, 1)  # CheckpointCallback counts vectorised steps
         online = next((c.online for c in extra if isinstance(c, _OnlineCallback)), None)
-        checkpoints = _Checkpoints(freq, out / CHECKPOINTS, online)
+        checkpoints = GridCheckpoints(freq, out / CHECKPOINTS, online)
         checkpoints.n_calls = done // cfg.n_envs  # a resumed run keeps the checkpoint grid of the whole run
         callbacks.append(checkpoints)
     return callbacks
@@ -330,8 +266,8 @@ def train_ppo(
         ConfigError: a missing reward model, or one of another game or profile; a KL reference of another game or
             action set; a resume of a run started otherwise.
         KeyboardInterrupt: Ctrl-C (``core.interrupts.Terminated``: SIGTERM) while PPO learns, raised once the run
-            has stopped at its next step inside a collection and saved a checkpoint there (``_StopWhenAsked``);
-            ``resume`` goes on from it.
+            has stopped at its next step inside a collection and saved a checkpoint there
+            (``rl.checkpoints.StopWhenAsked``); ``resume`` goes on from it.
     """
     out = Path(out_dir)
     s = _open(job, out, resume, online, log or (lambda _: None))
@@ -343,7 +279,7 @@ def train_ppo(
         # Our own bar (trex_bench.core.progress), not SB3's progress_bar=True, which needs `rich`. A resumed learn()
         # keeps the step count, so lr and clip continue along their schedule and TensorBoard continues the same log.
         with stop_requests() as request:  # Ctrl-C or SIGTERM: stop at the next step inside a collection
-            stop = _StopWhenAsked(request, out / CHECKPOINTS, online, done, rollout)
+            stop = StopWhenAsked(request, out / CHECKPOINTS, online, done, rollout)
             model.learn(
                 job.cfg.total_steps - done,
                 callback=[*_callbacks(job, out, progress, s.callbacks, done), stop],

@@ -8,12 +8,13 @@ model (nothing is unpickled: the zip's ``data``, with SB3's cloudpickled schedul
 count, so the learning rate and clip range go on along their schedule from where they were.
 
 SB3 saves a checkpoint while it collects a rollout, before that rollout's update: ``ppo_X_steps.zip`` holds the policy
-after the updates of the rollouts finished before step X. A run stopped by Ctrl-C or SIGTERM between two of these
-saves one more at the step it stopped, also while collecting (``rl.ppo``): ``ppo_X_steps.stop.zip``, named apart so
-that the run's grid of checkpoints (``list_checkpoints``: what a demonstrator's demos are recorded from) does not
-depend on whether it was ever stopped; ``resume_point`` considers both. The run therefore goes on from the start of X's rollout
+after the updates of the rollouts finished before step X. The run therefore goes on from the start of X's rollout
 (``ResumePoint.updated_steps``), collecting that rollout again with the same policy, so its updates stay on the grid of
-an uninterrupted run (one every ``n_envs · n_steps`` steps) and later checkpoints keep their step numbers.
+an uninterrupted run (one every ``n_envs · n_steps`` steps) and later checkpoints keep their step numbers. A run
+stopped by Ctrl-C or SIGTERM between two of these saves one more at the step it stopped, also while collecting
+(``rl.checkpoints``): ``ppo_X_steps.stop.zip``, named apart so that the run's grid of checkpoints (``list_checkpoints``:
+what a demonstrator's demos are recorded from) does not depend on whether it was ever stopped; ``resume_point``
+considers both.
 
 A run may be extended: where its schedules have their own horizon (``PPOConfig.schedule_steps``: every budget is a
 prefix of one schedule), its config's ``total_steps`` may grow when it is resumed, since a longer run takes the same
