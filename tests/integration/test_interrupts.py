@@ -1,11 +1,13 @@
-"""A run stopped by Ctrl-C or SIGTERM keeps its steps: PPO stops at its next step inside a collection and saves a
-checkpoint there, the CLI handles SIGTERM as Ctrl-C, and a sweep passes SIGTERM on to its runs, waits while they save,
-and starts no more."""
+"""A run stopped keeps its steps: by Ctrl-C or SIGTERM, PPO stops at its next step inside a collection and saves a
+checkpoint there; killed without warning (SIGKILL), it goes on from its last interim checkpoint. The CLI handles SIGTERM
+as Ctrl-C, and a sweep passes SIGTERM on to its runs, waits while they save, and starts no more."""
 
 from __future__ import annotations
 
+import math
 import os
 import signal
+import subprocess
 import sys
 import textwrap
 import threading
@@ -51,23 +53,24 @@ class _Signal(BaseCallback):
 
 
 def _stopped(out: Path, monkeypatch, raises: type[BaseException] = KeyboardInterrupt, **signal_at) -> None:
-    """Train ``TINY`` into ``out`` until the signal of ``signal_at`` (``_Signal``'s arguments) stops it."""
+    """Train ``TINY`` into ``out`` until the signal of ``signal_at`` (``_Signal``'s arguments) stops it; no timed
+    interim checkpoints (only the stop's)."""
     grid = ppo._callbacks
     monkeypatch.setattr(ppo, "_callbacks", lambda *a: [*grid(*a), _Signal(**signal_at)])
     with pytest.raises(raises):
-        ppo.train_ppo(PPOJob("breakout", TINY, seed=0), out, progress=False)
+        ppo.train_ppo(PPOJob("breakout", TINY, seed=0), out, progress=False, interim_every_s=math.inf)
     monkeypatch.setattr(ppo, "_callbacks", grid)
 
 
-def _steps(out: Path, stops: bool = True) -> list[int]:
-    return [s for s, _ in list_checkpoints(out / "checkpoints", stops=stops)]
+def _steps(out: Path, interim: bool = True) -> list[int]:
+    return [s for s, _ in list_checkpoints(out / "checkpoints", interim=interim)]
 
 
 def test_a_run_stopped_between_checkpoints_saves_one_and_resumes_from_it(tmp_path, monkeypatch):
     out = tmp_path / "agent"
     _stopped(out, monkeypatch, signum=signal.SIGINT, at=72)
     # The grid's checkpoint, then the stop's, named apart: a demonstrator's demos come from the grid alone.
-    assert (_steps(out, stops=False), _steps(out)) == ([48], [48, 72])
+    assert (_steps(out, interim=False), _steps(out)) == ([48], [48, 72])
     assert not (out / "card.json").exists() and not (out / "agent.zip").exists()  # not a finished agent
     ppo.train_ppo(PPOJob("breakout", TINY, seed=0), out, progress=False, resume=True)
     card = read_json(out / "card.json")
@@ -82,10 +85,41 @@ def test_a_sigterm_during_an_update_waits_for_it_to_end(tmp_path, monkeypatch):
     out = tmp_path / "agent"
     with sigterm_as_interrupt():
         _stopped(out, monkeypatch, raises=Terminated, signum=signal.SIGTERM, after_rollout=64)
-    (steps, path), *_ = list_checkpoints(out / "checkpoints", stops=True)[1:]
+    (steps, path), *_ = list_checkpoints(out / "checkpoints", interim=True)[1:]
     assert steps == 66  # the first step after the update at 64
     adam = read_zip_member(path, "policy.optimizer.pth")["state"]
     assert {float(v["step"]) for v in adam.values()} == {4.0}  # 2 whole updates × 1 epoch × 2 minibatches
+
+
+def test_a_run_killed_without_warning_goes_on_from_its_last_interim_checkpoint(tmp_path):
+    """SIGKILL cannot be caught: what the run keeps is the interim checkpoint it saved last, here one at each step
+    where a newer update is there to save (``interim_every_s=0``)."""
+    out = tmp_path / "agent"
+    script = textwrap.dedent(f"""
+        import os, signal
+        from stable_baselines3.common.callbacks import BaseCallback
+        import trex_bench.rl.ppo as ppo
+        from trex_bench.rl.config import PPOConfig, PPOJob
+
+        class Kill(BaseCallback):
+            def _on_step(self):
+                if self.num_timesteps >= 72:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                return True
+
+        grid = ppo._callbacks
+        ppo._callbacks = lambda *a: [*grid(*a), Kill()]
+        cfg = PPOConfig(**{TINY.__dict__!r})
+        ppo.train_ppo(PPOJob("breakout", cfg, seed=0), {str(out)!r}, progress=False, interim_every_s=0)
+    """)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert run.returncode == -signal.SIGKILL, run.stderr[-2000:]
+    # Interim checkpoints at 34 (after the update at 32; deleted by the grid's at 48) and 66 (after the update at 64).
+    assert (_steps(out, interim=False), _steps(out)) == ([48], [48, 66])
+    ppo.train_ppo(PPOJob("breakout", TINY, seed=0), out, progress=False, resume=True, interim_every_s=0)
+    card = read_json(out / "card.json")
+    assert (card["resumed_from"], card["steps"]) == (64, 128)
+    assert _steps(out) == [48, 96]  # a finished run keeps its grid and no interim checkpoint
 
 
 def test_a_stop_before_the_first_update_saves_nothing(tmp_path, monkeypatch):

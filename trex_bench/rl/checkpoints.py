@@ -1,10 +1,13 @@
-"""Writing a PPO run's checkpoints: SB3's grid of ``ppo_N_steps.zip`` and the one a stopped run saves as it stops
-(``ppo_N_steps.stop.zip``), each with an online reward's state beside it. ``rl.resume`` reads them back.
+"""Writing a PPO run's checkpoints: SB3's grid of ``ppo_N_steps.zip`` and the interim ones between them
+(``ppo_N_steps.interim.zip``: every few minutes, and where a stopped run stops), each with an online reward's state
+beside it. ``rl.resume`` reads them back.
 """
 
 from __future__ import annotations
 
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from stable_baselines3 import PPO
@@ -13,13 +16,18 @@ from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 from trex_bench.core.interrupts import StopRequest
 from trex_bench.core.io import atomic_write
 from trex_bench.rl.online import OnlineReward, state_folder
-from trex_bench.rl.resume import STOP_SUFFIX, list_checkpoints, stop_checkpoint, updated_steps
+from trex_bench.rl.resume import INTERIM_SUFFIX, interim_checkpoint, list_checkpoints, updated_steps
 
-__all__ = ["GridCheckpoints", "StopWhenAsked", "save_checkpoint"]
+__all__ = ["INTERIM_EVERY_S", "GridCheckpoints", "InterimCheckpoints", "drop_interim", "save_checkpoint"]
+
+# A kill without warning (SIGKILL) costs at most this much training, plus the rollout being collected. A save takes
+# well under a second (a 20 MB zip for the Nature CNN and its Adam state).
+INTERIM_EVERY_S = 300.0
 
 
 class GridCheckpoints(CheckpointCallback):
-    """SB3's ``CheckpointCallback`` (its grid of ``ppo_N_steps.zip``), each written by ``save_checkpoint``."""
+    """SB3's ``CheckpointCallback`` (its grid of ``ppo_N_steps.zip``), each written by ``save_checkpoint``; an
+    interim checkpoint before it is then superseded and deleted."""
 
     def __init__(self, freq: int, folder: Path, online: OnlineReward | None) -> None:
         super().__init__(freq, str(folder), name_prefix="ppo")
@@ -27,37 +35,62 @@ class GridCheckpoints(CheckpointCallback):
 
     def _on_step(self) -> bool:
         if self.n_calls % self.save_freq == 0:
-            path = self.folder / f"ppo_{self.model.num_timesteps}_steps.zip"
-            save_checkpoint(self.model, path, self.online)
-            for steps, stop in list_checkpoints(self.folder, stops=True):  # a stop's before this is superseded
-                if steps < self.model.num_timesteps and stop.name.endswith(STOP_SUFFIX):
-                    shutil.rmtree(state_folder(stop), ignore_errors=True)
-                    stop.unlink(missing_ok=True)
+            save_checkpoint(self.model, self.folder / f"ppo_{self.model.num_timesteps}_steps.zip", self.online)
+            drop_interim(self.folder, before=self.model.num_timesteps)
         return True
 
 
-class StopWhenAsked(BaseCallback):
-    """Stops ``learn`` at the first env step after a Ctrl-C or SIGTERM (``core.interrupts.stop_requests``), saving a
-    checkpoint there first, so that ``resume`` loses none of the steps run (rl-zoo3 saves the model when training is
-    interrupted, for the same reason). Inside a collection the weights, Adam state and an online reward's state are
-    all those of the last finished update, so the run goes on from it exactly; a signal during an update waits for the
-    update to end. No checkpoint where it would not move the resume point (no update finished since the run (re)started
-    or since its newest checkpoint)."""
+class InterimCheckpoints(BaseCallback):
+    """Saves a checkpoint between the grid's ones, at an env step inside a collection, where the weights, Adam state
+    and an online reward's state are all those of the last finished update (the run goes on from it exactly):
 
-    def __init__(self, request: StopRequest, folder: Path, online: OnlineReward | None, done: int, rollout: int):
+    - every ``every_s`` seconds of training, so that a kill without warning loses little (the grid's interval at
+      ``long``, 250k steps, is ~20 minutes of one CPU core);
+    - at the first step after a Ctrl-C or SIGTERM (``core.interrupts.stop_requests``), where it then stops ``learn``
+      (rl-zoo3 saves the model when training is interrupted, for the same reason); a signal during an update waits
+      for the update to end.
+
+    Nothing where a checkpoint would not move the resume point (no update finished since the run (re)started or
+    since its newest checkpoint). An interim checkpoint deletes the ones before it once written."""
+
+    def __init__(
+        self,
+        request: StopRequest,
+        folder: Path,
+        online: OnlineReward | None,
+        done: int,
+        rollout: int,
+        every_s: float = INTERIM_EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__()
         self.request, self.folder, self.online, self.done, self.rollout = request, folder, online, done, rollout
+        self.every_s, self.clock = every_s, clock
+        self.last = clock()
         self.stopped = False
 
     def _on_step(self) -> bool:
-        if self.request.signal is None:
-            return True
-        self.stopped = True
+        self.stopped = self.request.signal is not None
+        if self.stopped or self.clock() - self.last >= self.every_s:
+            self._save()
+            self.last = self.clock()
+        return not self.stopped
+
+    def _save(self) -> None:
         steps = self.model.num_timesteps
-        have = [updated_steps(s, self.rollout) for s, _ in list_checkpoints(self.folder, stops=True)]
+        have = [updated_steps(s, self.rollout) for s, _ in list_checkpoints(self.folder, interim=True)]
         if updated_steps(steps, self.rollout) > max([self.done, *have]):
-            save_checkpoint(self.model, stop_checkpoint(self.folder, steps), self.online)
-        return False
+            save_checkpoint(self.model, interim_checkpoint(self.folder, steps), self.online)
+            drop_interim(self.folder, before=steps)
+
+
+def drop_interim(folder: Path, before: int | None = None) -> None:
+    """Delete the interim checkpoints in ``folder`` (those before agent step ``before``; None: all) with their online
+    reward state."""
+    for steps, path in list_checkpoints(folder, interim=True):
+        if path.name.endswith(INTERIM_SUFFIX) and (before is None or steps < before):
+            shutil.rmtree(state_folder(path), ignore_errors=True)
+            path.unlink(missing_ok=True)
 
 
 def save_checkpoint(model: PPO, path: Path, online: OnlineReward | None) -> None:

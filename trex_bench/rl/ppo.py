@@ -32,7 +32,7 @@ from trex_bench.core.errors import ConfigError
 from trex_bench.core.interrupts import stop_requests
 from trex_bench.core.io import atomic_write, claim_output, file_hash, read_json, versions, write_json
 from trex_bench.core.progress import PPOProgress
-from trex_bench.rl.checkpoints import GridCheckpoints, StopWhenAsked
+from trex_bench.rl.checkpoints import INTERIM_EVERY_S, GridCheckpoints, InterimCheckpoints, drop_interim
 from trex_bench.rl.config import PPOJob
 from trex_bench.rl.kl import KLToReferenceCallback, kl_reference, kl_summary
 from trex_bench.rl.online import OnlineReward, state_folder
@@ -247,6 +247,7 @@ def train_ppo(
     resume: bool = False,
     online: OnlineReward | None = None,
     log: Callable[[str], None] | None = None,
+    interim_every_s: float = INTERIM_EVERY_S,
 ) -> Path:
     """Train SB3 PPO as ``job`` says; write the agent folder ``out_dir``: ``agent.zip``, ``card.json`` (written
     last: a folder with a card is a finished agent), ``reward_norm.json`` (normalized transform), ``checkpoints/``,
@@ -261,13 +262,15 @@ def train_ppo(
             records the step it resumed from.
         online: the reward that learns during PPO (``job.reward == "online"``; ``trex_bench.rl.online``).
         log: receives one line saying which precision runs and why (``rl.precision.precision_line``).
+        interim_every_s: save an interim checkpoint this often (seconds of training), deleted once the run ends
+            (``rl.checkpoints.InterimCheckpoints``): a kill without warning loses at most this much training.
 
     Raises:
         ConfigError: a missing reward model, or one of another game or profile; a KL reference of another game or
             action set; a resume of a run started otherwise.
         KeyboardInterrupt: Ctrl-C (``core.interrupts.Terminated``: SIGTERM) while PPO learns, raised once the run
             has stopped at its next step inside a collection and saved a checkpoint there
-            (``rl.checkpoints.StopWhenAsked``); ``resume`` goes on from it.
+            (``rl.checkpoints.InterimCheckpoints``); ``resume`` goes on from it.
     """
     out = Path(out_dir)
     s = _open(job, out, resume, online, log or (lambda _: None))
@@ -279,16 +282,17 @@ def train_ppo(
         # Our own bar (trex_bench.core.progress), not SB3's progress_bar=True, which needs `rich`. A resumed learn()
         # keeps the step count, so lr and clip continue along their schedule and TensorBoard continues the same log.
         with stop_requests() as request:  # Ctrl-C or SIGTERM: stop at the next step inside a collection
-            stop = StopWhenAsked(request, out / CHECKPOINTS, online, done, rollout)
+            interim = InterimCheckpoints(request, out / CHECKPOINTS, online, done, rollout, interim_every_s)
             model.learn(
                 job.cfg.total_steps - done,
-                callback=[*_callbacks(job, out, progress, s.callbacks, done), stop],
+                callback=[*_callbacks(job, out, progress, s.callbacks, done), interim],
                 progress_bar=False,
                 tb_log_name="ppo",
                 reset_num_timesteps=s.point is None,
             )
-        if stop.stopped:
+        if interim.stopped:
             request.raise_it()  # not a finished agent: no agent.zip, no card
+        drop_interim(out / CHECKPOINTS)  # only a resume needs them; the grid stays (a demonstrator's demos)
         wall = time.perf_counter() - t0
     finally:
         s.env.close()

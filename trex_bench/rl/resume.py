@@ -10,11 +10,12 @@ count, so the learning rate and clip range go on along their schedule from where
 SB3 saves a checkpoint while it collects a rollout, before that rollout's update: ``ppo_X_steps.zip`` holds the policy
 after the updates of the rollouts finished before step X. The run therefore goes on from the start of X's rollout
 (``ResumePoint.updated_steps``), collecting that rollout again with the same policy, so its updates stay on the grid of
-an uninterrupted run (one every ``n_envs · n_steps`` steps) and later checkpoints keep their step numbers. A run
-stopped by Ctrl-C or SIGTERM between two of these saves one more at the step it stopped, also while collecting
-(``rl.checkpoints``): ``ppo_X_steps.stop.zip``, named apart so that the run's grid of checkpoints (``list_checkpoints``:
-what a demonstrator's demos are recorded from) does not depend on whether it was ever stopped; ``resume_point``
-considers both.
+an uninterrupted run (one every ``n_envs · n_steps`` steps) and later checkpoints keep their step numbers. Between two
+of these a run also saves interim ones, also while collecting (``rl.checkpoints``): every few minutes, since a kill
+gives no warning (SIGKILL, the out-of-memory killer, a machine taken away), and at the step where Ctrl-C or SIGTERM stopped it. Each is
+``ppo_X_steps.interim.zip``, named apart so that the run's grid of checkpoints (``list_checkpoints``: what a
+demonstrator's demos are recorded from) does not depend on when the run was stopped, and deleted once a later
+checkpoint of either kind is written; ``resume_point`` considers both kinds.
 
 A run may be extended: where its schedules have their own horizon (``PPOConfig.schedule_steps``: every budget is a
 prefix of one schedule), its config's ``total_steps`` may grow when it is resumed, since a longer run takes the same
@@ -43,7 +44,7 @@ __all__ = [
     "RUN_FILE",
     "ResumePoint",
     "list_checkpoints",
-    "stop_checkpoint",
+    "interim_checkpoint",
     "begin",
     "resume_point",
     "run_precision",
@@ -53,7 +54,7 @@ __all__ = [
 
 RUN_FILE = "run.json"
 CHECKPOINTS = "checkpoints"
-STOP_SUFFIX = ".stop.zip"
+INTERIM_SUFFIX = ".interim.zip"
 OPTIMISER = "policy.optimizer.pth"  # SB3's name for the Adam state in its zips
 
 
@@ -78,21 +79,21 @@ def updated_steps(steps: int, rollout: int) -> int:
     return (steps - 1) // rollout * rollout
 
 
-def list_checkpoints(folder: str | Path, stops: bool = False) -> list[tuple[int, Path]]:
+def list_checkpoints(folder: str | Path, interim: bool = False) -> list[tuple[int, Path]]:
     """``(agent steps, path)`` of every ``ppo_<steps>_steps.zip`` in ``folder`` (the run's grid), in training order;
-    with ``stops`` also the ``ppo_<steps>_steps.stop.zip`` of a run stopped between two of them (a stop's comes after
+    with ``interim`` also the ``ppo_<steps>_steps.interim.zip`` saved between two of them (an interim one comes after
     a grid one at the same step)."""
     found = []
     for p in Path(folder).glob("ppo_*_steps*.zip"):
-        m = re.fullmatch(r"ppo_(\d+)_steps(\.stop)?\.zip", p.name)
-        if m and (stops or not m.group(2)):
+        m = re.fullmatch(r"ppo_(\d+)_steps(\.interim)?\.zip", p.name)
+        if m and (interim or not m.group(2)):
             found.append((int(m.group(1)), bool(m.group(2)), p))
     return [(steps, p) for steps, _, p in sorted(found)]
 
 
-def stop_checkpoint(folder: Path, steps: int) -> Path:
-    """Where a run stopped at agent step ``steps`` saves its checkpoint (see the module doc)."""
-    return folder / f"ppo_{steps}_steps{STOP_SUFFIX}"
+def interim_checkpoint(folder: Path, steps: int) -> Path:
+    """Where a run saves an interim checkpoint at agent step ``steps`` (see the module doc)."""
+    return folder / f"ppo_{steps}_steps{INTERIM_SUFFIX}"
 
 
 def run_precision(out: Path) -> str | None:
@@ -113,7 +114,7 @@ def begin(out: Path, record: dict[str, Any], resume: bool) -> ResumePoint | None
     if point is not None and _total(read_json(out / RUN_FILE)) != _total(record):
         write_json(out / RUN_FILE, record)  # an extended run: later resumes check against its new total
     if point is None:
-        if not resume and list_checkpoints(out / CHECKPOINTS, stops=True):
+        if not resume and list_checkpoints(out / CHECKPOINTS, interim=True):
             raise ConfigError(
                 f"{out} holds the checkpoints of an earlier run; pass --resume to go on with it, "
                 "or start in another folder"
@@ -134,7 +135,7 @@ def resume_point(out: Path, record: dict[str, Any]) -> ResumePoint | None:
     """
     if (out / "card.json").exists():
         raise ConfigError(f"{out} holds a finished run (card.json); nothing to resume")
-    have = list_checkpoints(out / CHECKPOINTS, stops=True)
+    have = list_checkpoints(out / CHECKPOINTS, interim=True)
     run_file = out / RUN_FILE
     if not run_file.exists():
         if have:
