@@ -12,10 +12,10 @@ after the updates of the rollouts finished before step X. The run therefore goes
 (``ResumePoint.updated_steps``), collecting that rollout again with the same policy, so its updates stay on the grid of
 an uninterrupted run (one every ``n_envs · n_steps`` steps) and later checkpoints keep their step numbers. Between two
 of these a run also saves interim ones, also while collecting (``rl.checkpoints``): every few minutes, since a kill
-gives no warning (SIGKILL, the out-of-memory killer, a machine taken away), and at the step where Ctrl-C or SIGTERM stopped it. Each is
-``ppo_X_steps.interim.zip``, named apart so that the run's grid of checkpoints (``list_checkpoints``: what a
-demonstrator's demos are recorded from) does not depend on when the run was stopped, and deleted once a later
-checkpoint of either kind is written; ``resume_point`` considers both kinds.
+gives no warning (SIGKILL, the out-of-memory killer, a machine taken away), and at the step where Ctrl-C or SIGTERM
+stopped it. Each is ``ppo_X_steps.interim.zip``, named apart so that the run's grid of checkpoints
+(``list_checkpoints``: what a demonstrator's demos are recorded from) does not depend on when the run was stopped, and
+deleted once a later checkpoint of either kind is written; ``resume_point`` considers both kinds.
 
 A run may be extended: where its schedules have their own horizon (``PPOConfig.schedule_steps``: every budget is a
 prefix of one schedule), its config's ``total_steps`` may grow when it is resumed, since a longer run takes the same
