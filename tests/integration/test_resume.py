@@ -152,7 +152,7 @@ def test_a_resumed_run_can_be_extended_but_not_shortened(finished, tmp_path):
     assert read_json(out / RUN_FILE)["config"]["total_steps"] == 160
 
 
-def test_a_cut_gail_run_resumes_with_the_discriminator_of_its_checkpoint(tmp_path, breakout_demos):
+def test_a_cut_gail_run_resumes_with_the_discriminator_of_its_checkpoint(tmp_path, breakout_demos, monkeypatch):
     """An online reward's state is saved beside every checkpoint and restored with the policy: a GAIL run cut after
     its first checkpoint goes on with that checkpoint's discriminator, not a fresh one."""
     import numpy as np
@@ -167,10 +167,24 @@ def test_a_cut_gail_run_resumes_with_the_discriminator_of_its_checkpoint(tmp_pat
         return GAILReward("breakout", breakout_demos, FrameCache(breakout_demos, tmp_path / "cache"), cfg,
                           np.random.default_rng(0))
 
+    import trex_bench.rl.checkpoints as checkpoints
+
+    interim = []
+    original_save = checkpoints.save_checkpoint
+
+    def save(model, path, online):
+        original_save(model, path, online)
+        if path.name.endswith(".interim.zip"):
+            interim.append((path.name, (state_folder(path) / "discriminator.safetensors").is_file()))
+
+    monkeypatch.setattr(checkpoints, "save_checkpoint", save)
     job = PPOJob("breakout", TINY, seed=0, reward="online")
-    out = train_ppo(job, tmp_path / "agent", progress=False, resume=True, online=gail())
+    out = train_ppo(job, tmp_path / "agent", progress=False, resume=True, online=gail(), interim_every_s=0)
     saved = state_folder(out / "checkpoints" / "ppo_48_steps.zip")
     assert (saved / "discriminator.safetensors").is_file() and (out / "online").is_dir()
+    # An interim checkpoint after each update, each with its discriminator; all gone once the run finished.
+    assert interim == [(f"ppo_{s}_steps.interim.zip", True) for s in (34, 66, 98)]
+    assert not [p.name for p in (out / "checkpoints").iterdir() if "interim" in p.name]
     _cut_after_first_checkpoint(out)
     fresh = gail()
     loaded = []
