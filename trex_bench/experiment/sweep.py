@@ -246,7 +246,7 @@ def _run_local(job: SweepJob, log: Path, threads: int, children: _Children) -> i
             stdout=f,
             stderr=subprocess.STDOUT,
             env=child_env(threads),
-            preexec_fn=_die_with_parent(),  # (it only calls prctl)
+            preexec_fn=_die_with_parent(),  # safe beside the worker threads: it only calls prctl
         )
         if child is None:
             return None

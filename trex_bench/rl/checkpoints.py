@@ -16,7 +16,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 from trex_bench.core.interrupts import StopRequest
 from trex_bench.core.io import atomic_write
 from trex_bench.rl.online import OnlineReward, state_folder
-from trex_bench.rl.resume import INTERIM_SUFFIX, interim_checkpoint, list_checkpoints, updated_steps
+from trex_bench.rl.resume import INTERIM_SUFFIX, checkpoint_path, list_checkpoints, updated_steps
 
 __all__ = ["INTERIM_EVERY_S", "GridCheckpoints", "InterimCheckpoints", "drop_interim", "save_checkpoint"]
 
@@ -35,7 +35,7 @@ class GridCheckpoints(CheckpointCallback):
 
     def _on_step(self) -> bool:
         if self.n_calls % self.save_freq == 0:
-            save_checkpoint(self.model, self.folder / f"ppo_{self.model.num_timesteps}_steps.zip", self.online)
+            save_checkpoint(self.model, checkpoint_path(self.folder, self.model.num_timesteps), self.online)
             drop_interim(self.folder, before=self.model.num_timesteps)
         return True
 
@@ -80,7 +80,7 @@ class InterimCheckpoints(BaseCallback):
         steps = self.model.num_timesteps
         have = [updated_steps(s, self.rollout) for s, _ in list_checkpoints(self.folder, interim=True)]
         if updated_steps(steps, self.rollout) > max([self.done, *have]):
-            save_checkpoint(self.model, interim_checkpoint(self.folder, steps), self.online)
+            save_checkpoint(self.model, checkpoint_path(self.folder, steps, interim=True), self.online)
             drop_interim(self.folder, before=steps)
 
 

@@ -44,7 +44,7 @@ __all__ = [
     "RUN_FILE",
     "ResumePoint",
     "list_checkpoints",
-    "interim_checkpoint",
+    "checkpoint_path",
     "begin",
     "resume_point",
     "run_precision",
@@ -91,9 +91,10 @@ def list_checkpoints(folder: str | Path, interim: bool = False) -> list[tuple[in
     return [(steps, p) for steps, _, p in sorted(found)]
 
 
-def interim_checkpoint(folder: Path, steps: int) -> Path:
-    """Where a run saves an interim checkpoint at agent step ``steps`` (see the module doc)."""
-    return folder / f"ppo_{steps}_steps{INTERIM_SUFFIX}"
+def checkpoint_path(folder: Path, steps: int, interim: bool = False) -> Path:
+    """Where a run saves its checkpoint at agent step ``steps``: the grid's, or an interim one (see the module doc);
+    the names ``list_checkpoints`` reads."""
+    return folder / f"ppo_{steps}_steps{INTERIM_SUFFIX if interim else '.zip'}"
 
 
 def run_precision(out: Path) -> str | None:
