@@ -120,6 +120,10 @@ def test_an_output_of_the_same_kind_or_nothing_may_be_written(tmp_path, outputs)
     assert claim_output(tmp_path / "hidden", "agent") == ""
     assert output_kind(outputs["demos"]) == "demo_set" and output_kind(outputs["run"]) == "run_folder"
     assert claim_output(outputs["agent"], "reward_model", overwrite=True) == "agent"  # --overwrite: consent
+    for checkpoint in ("ppo_1024_steps.zip", "ppo_1024_steps.interim.zip"):  # a run cut off, its run.json lost
+        (tmp_path / checkpoint / "checkpoints").mkdir(parents=True)
+        (tmp_path / checkpoint / "checkpoints" / checkpoint).write_bytes(b"PK")
+        assert output_kind(tmp_path / checkpoint) == "agent"
 
 
 def test_a_refusal_names_overwrite_only_where_the_command_has_it(outputs):

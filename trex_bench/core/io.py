@@ -190,7 +190,7 @@ def _folder_kind(p: Path) -> str:
     run = _json_or_none(p / "run.json")  # a PPO run in progress: what it started with, no card yet
     if card is None and isinstance(run, dict) and {"config", "reward"} <= set(run):
         return "agent"
-    if card is None and any((p / "checkpoints").glob("*_steps.zip")):  # one without its run.json: still an agent's
+    if card is None and any((p / "checkpoints").glob("*_steps*.zip")):  # one without its run.json (grid or interim)
         return "agent"
     manifest = _json_or_none(p / "manifest.json")
     if isinstance(manifest, dict) and {"schema_version", "episodes"} <= set(manifest):
