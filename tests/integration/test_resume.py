@@ -85,14 +85,22 @@ def test_resume_refuses_other_settings_a_finished_run_and_an_unchecked_folder(fi
 
 
 def test_a_torn_newest_checkpoint_falls_back_to_the_one_before(finished, tmp_path):
+    """The torn one is written again when the run gets there, and the temp file of a write a kill cut short (a
+    SIGKILL during ``atomic_write``) is deleted, not left in the run's folder."""
+    from trex_bench.rl.agent_io import read_zip_member
+
     out = tmp_path / "agent"
     shutil.copytree(finished, out)
     (out / "card.json").unlink()
     (out / "agent.zip").unlink()
     (out / "checkpoints" / "ppo_96_steps.zip").write_bytes(b"PK\x03\x04 torn")
+    cut_write = out / "checkpoints" / ".ppo_96_steps.zip.k3x9q1.tmp.zip"
+    cut_write.write_bytes(b"PK\x03\x04 half")
     with pytest.warns(UserWarning, match="unreadable checkpoint"):
         train_ppo(PPOJob("breakout", TINY, seed=0), out, progress=False, resume=True)
     assert read_json(out / "card.json")["resumed_from"] == 32
+    assert read_zip_member(out / "checkpoints" / "ppo_96_steps.zip", "policy.pth")
+    assert not cut_write.exists()
 
 
 def test_a_fresh_start_never_mixes_its_checkpoints_with_an_earlier_runs(finished, tmp_path):

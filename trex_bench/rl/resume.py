@@ -46,6 +46,7 @@ __all__ = [
     "list_checkpoints",
     "checkpoint_path",
     "begin",
+    "drop_torn_writes",
     "resume_point",
     "run_precision",
     "restore",
@@ -112,6 +113,8 @@ def begin(out: Path, record: dict[str, Any], resume: bool) -> ResumePoint | None
             mixed with the new run's).
     """
     point = resume_point(out, record) if resume else None
+    if resume:
+        drop_torn_writes(out / CHECKPOINTS)
     if point is not None and _total(read_json(out / RUN_FILE)) != _total(record):
         write_json(out / RUN_FILE, record)  # an extended run: later resumes check against its new total
     if point is None:
@@ -125,8 +128,17 @@ def begin(out: Path, record: dict[str, Any], resume: bool) -> ResumePoint | None
     return point
 
 
+def drop_torn_writes(folder: Path) -> None:
+    """Delete the temp files of checkpoint writes a kill cut short in ``folder`` (``core.io.atomic_write``'s
+    ``.ppo_N_steps….tmp.zip``: a SIGKILL during a save's second leaves one). Only the run's one writer calls this, as
+    it resumes, so no write is in flight."""
+    for tmp in folder.glob(".ppo_*_steps*.tmp.zip"):
+        tmp.unlink(missing_ok=True)
+
+
 def resume_point(out: Path, record: dict[str, Any]) -> ResumePoint | None:
-    """The newest readable checkpoint of the run in ``out``; None where the run has none yet (a fresh start).
+    """The newest readable checkpoint of the run in ``out``; None where the run has none yet (a fresh start). The
+    unreadable ones after it are deleted: the resumed run writes them again when it gets there.
 
     ``record`` is what the caller would start the run with; it must equal the folder's ``run.json``.
 
@@ -156,11 +168,17 @@ def resume_point(out: Path, record: dict[str, Any]) -> ResumePoint | None:
             f"{out} was started for {_total(started_record):,} steps; a resumed run can be extended, not shortened "
             f"to {_total(record):,}"
         )
+    torn: list[Path] = []
     for steps, path in reversed(have):
         try:
-            return ResumePoint(steps, path, read_zip_member(path, "policy.pth"), read_zip_member(path, OPTIMISER))
+            point = ResumePoint(steps, path, read_zip_member(path, "policy.pth"), read_zip_member(path, OPTIMISER))
         except DataError as e:  # a checkpoint torn by the kill that stopped the run: take the one before
             warnings.warn(f"skipping an unreadable checkpoint: {e}", stacklevel=2)
+            torn.append(path)
+            continue
+        for bad in torn:  # else it stays in the grid: save_checkpoint never rewrites a checkpoint that exists
+            bad.unlink()
+        return point
     if have:
         raise ConfigError(f"{out}: none of its {len(have)} checkpoints is readable; start it in another folder")
     return None
