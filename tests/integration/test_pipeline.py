@@ -228,10 +228,12 @@ def test_committed_demo_sets_replay_exactly(name):
 
 def test_an_interrupted_ppo_stage_goes_on_from_its_newest_checkpoint(tmp_path, monkeypatch):
     """A session's end kills a run mid-PPO; `pipeline --resume` (what `sweep` runs) goes on from the last checkpoint of
-    the interrupted `.agent.tmp` made with the same key, and starts afresh from one made with another."""
+    the interrupted `.agent.tmp` made with the same key, and refuses one made with another (hours of PPO: never dropped
+    unasked)."""
     import dataclasses
     import shutil
 
+    from trex_bench.core.errors import RunFolderError
     from trex_bench.core.io import read_json
     from trex_bench.experiment.budgets import BUDGETS
     from trex_bench.experiment.run_folder import PARTIAL_KEY
@@ -263,9 +265,33 @@ def test_an_interrupted_ppo_stage_goes_on_from_its_newest_checkpoint(tmp_path, m
     assert (card["resumed_from"], card["steps"]) == (32, 128)  # the checkpoint at 48 holds the update at 32
     assert not (run / "agent" / PARTIAL_KEY).exists() and not (run / ".agent.tmp").exists()
 
-    other = interrupted("other", "0" * 16)  # made for another config: nothing of it is used
-    run_pipeline(cfg.resolve(), out=other, resume=True, leaderboard=None, progress=False, cache_dir=tmp_path / "cache")
-    assert read_json(other / "agent" / "card.json")["resumed_from"] is None
+    # An `auto` run goes on in the precision it started in, where a new probe (another load) would choose otherwise:
+    # the mode that runs keys the stage, so a new choice would make the run another config's.
+    import trex_bench.rl.ppo as ppo
+    import trex_bench.rl.precision as precision
+
+    real = precision.resolve_precision
+    choose = {"auto": "fp32"}
+
+    def probe(mode, device="cpu", cache=True):
+        return (choose["auto"], {"asked": "auto"}) if mode == "auto" else real(mode, device, cache)
+
+    monkeypatch.setattr(precision, "resolve_precision", probe)
+    monkeypatch.setattr(ppo, "resolve_precision", probe)
+    auto = dataclasses.replace(cfg, precision="auto")
+    run_pipeline(auto.resolve(), out=tmp_path / "auto-done", leaderboard=None, progress=False, cache_dir=tmp_path / "cache")
+    done, key = tmp_path / "auto-done", read_json(tmp_path / "auto-done" / "agent" / "stage.json")["key"]
+    run = interrupted("auto-cut", key)
+    choose["auto"] = "bf16"
+    run_pipeline(auto.resolve(), out=run, resume=True, leaderboard=None, progress=False, cache_dir=tmp_path / "cache")
+    card = read_json(run / "agent" / "card.json")
+    assert (card["resumed_from"], card["precision"]) == (32, "fp32")
+
+    other = interrupted("other", "0" * 16)  # made for another config: refused, as a finished stage of one is
+    kept = sorted(p.name for p in (other / ".agent.tmp" / "checkpoints").iterdir())
+    with pytest.raises(RunFolderError, match="unfinished run of another config .* delete .agent.tmp to start it"):
+        run_pipeline(cfg.resolve(), out=other, resume=True, leaderboard=None, progress=False, cache_dir=tmp_path / "cache")
+    assert sorted(p.name for p in (other / ".agent.tmp" / "checkpoints").iterdir()) == kept
 
 
 def test_prefs_runs_end_to_end_with_its_labels_in_the_run_folder(tmp_path):

@@ -1,11 +1,11 @@
 """A run folder's stage cache: each stage in its own sub-folder, keyed, written atomically, reused on ``--resume``.
 
-A stage is built into ``<run>/.<name>.tmp`` and renamed into place when it finishes; then ``stage.json`` records its
-*key* (a hash of its resolved sub-config and its inputs' keys), its wall time and the hash of every file it wrote.
-A stage folder with the same key is reused, its files checked against those hashes; one with another key is refused
-(another config made it: nothing is overwritten). A folder without ``stage.json`` is an interrupted stage, rebuilt.
-A *resumable* stage (PPO, whose runs outlast a session) keeps an interrupted ``.<name>.tmp`` made with the same key
-(its ``.partial-key``) and hands it to ``build`` to go on from (``trex_bench.rl.resume``).
+A stage is built into ``<run>/.<name>.tmp``; when it finishes, its ``stage.json`` records its *key* (a hash of its
+resolved sub-config and its inputs' keys), its wall time and the hash of every file it wrote, and the folder is renamed
+into place. A stage folder with the same key is reused, its files checked against those hashes; one with another key
+is refused (another config made it: nothing is overwritten). A *resumable* stage (PPO, whose runs outlast a session)
+keeps an interrupted ``.<name>.tmp`` (its ``.partial-key`` names the key it is built for) and hands it to ``build`` to
+go on from (``trex_bench.rl.resume``); one built for another key is refused too, never dropped.
 
 A run folder has one owner at a time (:func:`own`): the process running it holds an exclusive lock on
 ``<run>/.owner.lock`` (``filelock``: an ``flock``, which the kernel releases when the process dies, even by
@@ -145,9 +145,14 @@ class RunFolder:
             self.log(f"[{name}] reused (key {key})")
             return self._record(StageRecord(name, final, key, float(old.get("wall_s", 0.0)), reused=True))
         if final.exists():
-            shutil.rmtree(final)  # an unfinished stage from an interrupted run: no stage.json, nothing of value
+            shutil.rmtree(final)  # a stage folder without stage.json: not one this code leaves (see below)
         tmp = self.folder / f".{name}.tmp"
-        partial = resumable and (tmp / PARTIAL_KEY).is_file() and (tmp / PARTIAL_KEY).read_text() == key
+        partial = resumable and self.partial(name) is not None
+        if partial and (old_key := (tmp / PARTIAL_KEY).read_text()) != key:  # hours of PPO: never dropped unasked
+            raise RunFolderError(
+                f"{tmp} holds an unfinished run of another config (key {old_key} ≠ {key}); rerun it with the "
+                f"config it was started with, use another --out, or delete {tmp.name} to start it again"
+            )
         if not partial:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
@@ -158,12 +163,19 @@ class RunFolder:
         build(tmp)
         wall = time.perf_counter() - t0
         (tmp / PARTIAL_KEY).unlink(missing_ok=True)
-        os.replace(tmp, final)
         utc = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        files = _folder_hashes(final)
-        write_json(meta, {"stage": name, "key": key, "key_of": key_obj, "wall_s": wall, "utc": utc, "files": files})
+        files = _folder_hashes(tmp)  # hashed and recorded before the rename: a kill cannot leave it unrecorded
+        record = {"stage": name, "key": key, "key_of": key_obj, "wall_s": wall, "utc": utc, "files": files}
+        write_json(tmp / "stage.json", record)
+        os.replace(tmp, final)
         self.log(f"[{name}] done in {wall:.0f} s")
         return self._record(StageRecord(name, final, key, wall, reused=False))
+
+    def partial(self, name: str) -> Path | None:
+        """The folder of an interrupted build of the resumable stage ``name`` (``.<name>.tmp`` with its key), which
+        ``stage`` goes on from when the key is the same; None where there is none."""
+        tmp = self.folder / f".{name}.tmp"
+        return tmp if (tmp / PARTIAL_KEY).is_file() else None
 
     def _record(self, record: StageRecord) -> StageRecord:
         self.records[record.name] = record

@@ -169,6 +169,7 @@ def agent_stage(ctx: StageContext) -> AgentResult:
     from trex_bench.rl.config import PPOJob
     from trex_bench.rl.ppo import train_ppo
     from trex_bench.rl.precision import precision_line, resolve_precision
+    from trex_bench.rl.resume import run_precision
 
     cfg = ctx.cfg
     assert cfg.ppo is not None
@@ -182,8 +183,13 @@ def agent_stage(ctx: StageContext) -> AgentResult:
         reward_source, upstream = "online", {"gail": dataclasses.asdict(cfg.gail), "demos": ctx.demos_hash}
     else:
         reward_source = upstream = cfg.spec.reward
-    precision, why = resolve_precision(cfg.precision, cfg.device)  # the mode that runs keys the stage, not "auto"
-    ctx.run.log(f"[agent] {precision_line(precision, why)}")
+    # The mode that runs keys the stage, not "auto"; an interrupted run goes on in the mode it started in, where a
+    # new probe (another load, another thread count) might choose otherwise.
+    partial = ctx.run.partial("agent")
+    started = run_precision(partial) if partial is not None and cfg.precision == "auto" else None
+    precision, why = resolve_precision(started or cfg.precision, cfg.device)
+    kept = " (the precision of the interrupted run it goes on from)" if started else ""
+    ctx.run.log(f"[agent] {precision_line(precision, why)}{kept}")
     key = {
         "stage": "agent",
         "reward": upstream,
