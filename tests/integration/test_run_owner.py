@@ -127,22 +127,28 @@ def test_a_sweeps_children_die_with_it(tmp_path):
 
 
 def test_a_rerun_reports_a_folder_another_process_holds_as_busy(tmp_path):
-    """The run an orphan (or another sweep) is running is `busy`, not `failed`; the sweep's real child is refused by
-    the lock in one line (its log says which pid)."""
-    from trex_bench.experiment.sweep import plan_sweep, run_sweep
+    """The run an orphan (or another sweep) is running is `busy`, not `failed`, naming the pid that holds it; the
+    sweep touches nothing of it (the live run's log was truncated by the second sweep's child before it was refused).
+    A child that gets there first all the same is refused by the lock in one line (its log says which pid)."""
+    from trex_bench.experiment.sweep import _Children, _run_local, plan_sweep, run_sweep
 
     (job,) = plan_sweep(["breakout"], ["constant"], [0], "smoke", root=tmp_path / "runs",
                         leaderboard=tmp_path / "lb.csv")
     job.folder.mkdir(parents=True)
     job.config.write(job.folder / "config.json")
+    log = tmp_path / "logs" / f"{job.name}.log"
+    log.parent.mkdir()
+    log.write_text("the live run's log\n")
     holder = _holder(job.folder, tmp_path)
     try:
         (result,) = run_sweep([job], workers=1, log_dir=tmp_path / "logs")
+        raced = _run_local(job, tmp_path / "raced.log", 1, _Children())  # a child started before the holder took it
     finally:
         holder.kill()
         holder.wait()
-    assert result.status == "busy", result.log.read_text()
-    assert f"in use by pid {holder.pid}" in result.log.read_text()
+    assert (result.status, result.holder, result.log) == ("busy", holder.pid, None)
+    assert log.read_text() == "the live run's log\n"
+    assert raced != 0 and f"in use by pid {holder.pid}" in (tmp_path / "raced.log").read_text()
     assert not (tmp_path / "lb.csv").exists()
 
 
@@ -157,3 +163,21 @@ def test_sweep_children_import_the_sweeps_own_package(tmp_path):
     out = subprocess.run([sys.executable, "-m", "trex_bench", "--version"], cwd=tmp_path, env=child_env(1),
                          capture_output=True, text=True, check=False)
     assert "wrong" not in out.stdout and out.stdout.startswith("trex-bench "), out.stdout + out.stderr
+
+
+def test_a_sweeps_logs_are_appended_and_a_failed_forced_rerun_is_failed(tmp_path, monkeypatch):
+    """A rerun's log keeps the sessions before it; a --force rerun that fails is `failed`, though the summary of the
+    run before it is still there (it was reported `done`)."""
+    from trex_bench.experiment import sweep
+    from trex_bench.experiment.sweep import plan_sweep, run_sweep
+
+    (job,) = plan_sweep(["breakout"], ["constant"], [0], "smoke", root=tmp_path / "runs",
+                        leaderboard=tmp_path / "lb.csv")
+    job.folder.mkdir(parents=True)
+    (job.folder / "summary.json").write_text('{"row": {"mean": 1.0, "std": 0.0}}')
+    monkeypatch.setattr(sweep.SweepJob, "command", lambda self: [sys.executable, "-c", "raise SystemExit(3)"])
+    first = run_sweep([job], workers=1, log_dir=tmp_path / "logs", force=True)
+    (result,) = run_sweep([job], workers=1, log_dir=tmp_path / "logs", force=True)
+    assert [r.status for r in (*first, result)] == ["failed", "failed"] and result.returncode == 3
+    assert result.score() is None
+    assert result.log.read_text().count("\n== ") + result.log.read_text().startswith("== ") == 2

@@ -125,7 +125,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         elif r.status == "skipped":
             what = f"finished before, but {r.job.folder / 'summary.json'} holds no score"
         elif r.status == "busy":
-            what = f"its run folder is in use by another process (see {r.log})"
+            what = f"its run folder is in use by {f'pid {r.holder}' if r.holder else 'another process'}"
         else:
             what = f"exit {r.returncode}, log {r.log}"
         print(f"[{next(ended)}/{n}] {r.job.name}: {r.status} ({r.wall_s / 60:.1f} min) {what}", flush=True)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import shlex
 import subprocess
 import sys
 import threading
@@ -91,17 +92,27 @@ class SweepJob:
     def finished(self) -> bool:
         return (self.folder / "summary.json").exists()
 
+    def finished_at(self) -> int | None:
+        """When its ``summary.json`` was written (ns), None before: tells a run finished now from one finished
+        before."""
+        try:
+            return (self.folder / "summary.json").stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
+
 
 @dataclass(frozen=True)
 class JobResult:
     """How one job ended: ``status`` is ``done``, ``skipped`` (finished before), ``busy`` (another process owns its run
-    folder), ``failed``, or ``stopped`` (the sweep was stopped before the job began)."""
+    folder: ``holder`` is its pid, 0 where unknown), ``failed``, or ``stopped`` (the sweep was stopped before the job
+    began)."""
 
     job: SweepJob
     status: str
     returncode: int
     wall_s: float
     log: Path | None
+    holder: int | None = None
 
     def score(self) -> tuple[float, float] | None:
         """(mean, std) of the agent's true score from the run's summary, when it has one."""
@@ -237,10 +248,13 @@ class _Children:
 
 
 def _run_local(job: SweepJob, log: Path, threads: int, children: _Children) -> int | None:
-    """Run ``job``'s pipeline to its end; its exit code, or None where the sweep stopped before it started."""
+    """Run ``job``'s pipeline to its end; its exit code, or None where the sweep stopped before it started. The log
+    is appended to: a resumed run's log keeps the sessions before it."""
     job.config.write(job.config_file)
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "w") as f:
+    with open(log, "a") as f:
+        f.write(f"== {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {shlex.join(job.command())}\n")
+        f.flush()
         child = children.start(
             job.command(),
             stdout=f,
@@ -262,12 +276,17 @@ def _timed_run(job: SweepJob, log: Path, threads: int, children: _Children | Non
     another process finished meanwhile is ``done``; one the sweep stopped before it began is ``stopped``."""
     from trex_bench.experiment.run_folder import owner
 
-    t0 = time.perf_counter()
+    if (holder := owner(job.folder)) is not None:  # its config, log and folder are another process's: left alone
+        return JobResult(job, "busy", -1, 0.0, None, holder)
+    t0, before = time.perf_counter(), job.finished_at()
     rc = _run_local(job, log, threads, children or _Children())
     if rc is None:
         return JobResult(job, "stopped", -1, 0.0, log)
-    status = "done" if rc == 0 or job.finished() else "busy" if owner(job.folder) is not None else "failed"
-    return JobResult(job, status, rc, time.perf_counter() - t0, log)
+    finished_now = job.finished_at() not in (None, before)  # by another process meanwhile; a --force rerun that
+    # failed leaves the summary of the run before it, and is failed
+    holder = None if rc == 0 or finished_now else owner(job.folder)  # a race with another sweep: it began first
+    status = "done" if rc == 0 or finished_now else "busy" if holder is not None else "failed"
+    return JobResult(job, status, rc, time.perf_counter() - t0, log, holder)
 
 
 def _run_ray(
