@@ -85,11 +85,15 @@ def test_cli_appends_the_agents_row_with_its_method(agent_dir, tmp_path, capsys)
     demos = Path(__file__).resolve().parents[2] / "demos" / "breakout" / "scripted-noise"
     assert main(["evaluate", "--agent", str(agent_dir), "--episodes", "2", "--out", str(tmp_path / "e.json"),
                  "--leaderboard", str(lb)]) == 2  # no --demos: refused before playing
-    assert not lb.exists()
+    assert main(["evaluate", "--agent", str(agent_dir), "--episodes", "2", "--out", str(tmp_path / "e.json"),
+                 "--demos", str(demos), "--leaderboard", str(lb), "--deterministic"]) == 2  # off the protocol
+    assert "drop --deterministic" in capsys.readouterr().err
+    assert not lb.exists() and not (tmp_path / "e.json").exists()
     assert main(["evaluate", "--agent", str(agent_dir), "--episodes", "2", "--out", str(tmp_path / "e.json"),
                  "--demos", str(demos), "--leaderboard", str(lb), "--no-progress"]) == 0
     df = read_leaderboard(lb)
     assert len(df) == 1 and df.loc[0, "method"] == "ppo-true" and df.loc[0, "best_demo"] == 23.0
+    assert df.loc[0, "reward_transform"] == "clip"  # as the pipeline's ppo-true rows: the same variant
     assert df.loc[0, "n_episodes"] == 2 and df.loc[0, "schedule_steps"] > 0
 
 

@@ -145,6 +145,26 @@ def test_row_from_run_fills_every_result_column(tmp_path):
     assert all(written[c] != "" for c in COLUMNS)
 
 
+@pytest.mark.parametrize(
+    ("reward", "kl_beta", "method", "transform"),
+    [
+        ({"source": "model", "method": "trex", "transform": "sigmoid"}, 0.1, "trex", "sigmoid+kl0.1"),
+        ({"source": "model", "method": "drex", "transform": "sigmoid"}, 0.0, "drex", "sigmoid"),
+        ({"source": "constant", "transform": "none"}, 0.0, "constant", "constant"),
+        ({"source": "true", "transform": "sign"}, 0.0, "ppo-true", "clip"),
+        ({"source": "online", "method": "gail"}, 0.0, "gail", "gail"),
+        ({"source": "online", "method": "prefs"}, 0.0, "prefs", "normalized"),
+    ],
+)
+def test_an_agent_evaluated_on_its_own_gets_the_row_the_pipeline_writes(reward, kl_beta, method, transform):
+    """A KL-penalised T-REX agent's row was plain ``trex`` (pooled with it), a constant agent's ``constant (none)``
+    (dropped as a control), and GAIL and prefs agents had no method at all."""
+    from trex_bench.evaluation.leaderboard import agent_method, card_transform
+
+    card = {"reward": reward, "kl_beta": kl_beta}
+    assert (agent_method(card), card_transform(card)) == (method, transform)
+
+
 def test_git_commit_can_come_from_the_environment(monkeypatch):
     """A copied tree without .git (a rented GPU machine) records the commit it was copied from."""
     from trex_bench.core.io import git_commit

@@ -283,3 +283,12 @@ def test_usual_ranking_is_the_methods_first():
     from trex_bench.experiment.methods import METHODS
 
     assert _USUAL_RANKING == {name: m.rankings[0] for name, m in METHODS.items() if len(m.rankings) > 1}
+
+
+def test_the_row_transform_of_each_method_is_the_methods():
+    """``leaderboard.ROW_TRANSFORM`` (what ``evaluate --leaderboard`` writes, and what ``summary`` calls a method's
+    own transform) repeats ``METHODS[m].row_transform`` of each method that runs PPO without a learned reward."""
+    from trex_bench.evaluation.leaderboard import ROW_TRANSFORM
+    from trex_bench.experiment.methods import METHODS
+
+    assert ROW_TRANSFORM == {name: m.row_transform for name, m in METHODS.items() if m.row_transform}

@@ -41,8 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=Path,
         default=None,
         metavar="CSV",
-        help="also append the agent's row to this leaderboard (method from its card: ppo-true, constant, "
-        "or the reward model's trex/drex; needs --demos), e.g. a demonstrator run's final agent as ppo-true",
+        help="also append the agent's row to this leaderboard (method from its card: ppo-true, constant, trex, "
+        "drex, prefs, gail or bc; needs --demos; not with --deterministic, off the protocol), e.g. a demonstrator "
+        "run's final agent as ppo-true",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_evaluate)
@@ -53,6 +54,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     if args.leaderboard is not None and args.demos is None:
         raise ConfigError("--leaderboard needs --demos: a row compares the agent with a demo set's best and average")
+    if args.leaderboard is not None and args.deterministic:  # no column tells its row from the protocol's sampled ones
+        raise ConfigError(
+            "--leaderboard takes rows of the protocol's sampled actions; drop --deterministic or --leaderboard"
+        )
     method = None
     if args.leaderboard is not None:  # before playing: no eval.json is written for a row that cannot be appended
         from trex_bench.core.io import claim_output, read_json

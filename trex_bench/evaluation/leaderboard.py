@@ -33,6 +33,8 @@ __all__ = [
     "build_row",
     "read_leaderboard",
     "agent_method",
+    "card_transform",
+    "ROW_TRANSFORM",
 ]
 
 
@@ -258,7 +260,6 @@ def row_from_run(
     and ``eval.json``; its ``config_hash`` is that of the card's settings and the evaluation's.
     """
     is_agent = agent_card.get("kind", "agent") == "agent" and "steps" in agent_card
-    reward = agent_card.get("reward", {})
     return build_row(
         Evaluation.from_json(dict(report)),
         AgentResult.from_card(dict(agent_card)) if is_agent else None,
@@ -269,7 +270,7 @@ def row_from_run(
         env_profile=report["profile"],
         method=method,
         ranking_source=ranking_source,
-        reward_transform=reward.get("transform"),
+        reward_transform=card_transform(agent_card) if is_agent else "",
         budget=agent_card.get("budget"),
         seed=agent_card.get("seed"),
         wall_s=wall_s if wall_s is not None else agent_card.get("wall_s"),
@@ -281,17 +282,38 @@ def row_from_run(
 
 
 def agent_method(agent_card: Mapping[str, Any]) -> str:
-    """The leaderboard method of a PPO agent, from its card: ``ppo-true``, ``constant`` or the reward model's
-    method (``trex``/``drex``)."""
+    """The leaderboard method of a PPO agent, from its card: ``ppo-true``, ``constant``, the reward model's method
+    (``trex``/``drex``) or the online reward's (``prefs``/``gail``)."""
     reward = agent_card.get("reward", {})
     source = reward.get("source")
     if source == "true":
         return "ppo-true"
     if source == "constant":
         return "constant"
-    if source == "model" and reward.get("method") in ("trex", "drex"):
+    if source in ("model", "online") and reward.get("method") in _CARD_METHODS[source]:
         return str(reward["method"])
     raise DataError(f"cannot tell the method of an agent whose reward is {reward!r}")
+
+
+_CARD_METHODS = {"model": ("trex", "drex"), "online": ("prefs", "gail")}
+
+# The ``reward_transform`` of the rows of a method without a learned reward (``experiment.methods.METHODS[m]
+# .row_transform``; a test holds the two in step): the true reward clipped to its sign, the survival bonus, the
+# preference loop's normalised ensemble, GAIL's discriminator reward.
+ROW_TRANSFORM = {"ppo-true": "clip", "constant": "constant", "prefs": "normalized", "gail": "gail"}
+
+
+def card_transform(agent_card: Mapping[str, Any]) -> str:
+    """The row's ``reward_transform`` of a PPO agent, from its card, as the pipeline writes it: the learned reward's
+    transform, else the method's own (``ROW_TRANSFORM``), with ``+kl<β>`` for a KL penalty (a variant, never pooled
+    with the plain method)."""
+    reward = agent_card.get("reward", {})
+    if reward.get("source") == "model":
+        transform = str(reward.get("transform") or "")
+    else:
+        transform = ROW_TRANSFORM[agent_method(agent_card)]
+    beta = float(agent_card.get("kl_beta") or 0.0)
+    return transform + (f"+kl{beta:g}" if beta > 0 else "")
 
 
 def read_leaderboard(csv_path: str | Path) -> pd.DataFrame:

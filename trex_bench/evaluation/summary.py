@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from trex_bench.evaluation.leaderboard import read_leaderboard
+from trex_bench.evaluation.leaderboard import ROW_TRANSFORM, read_leaderboard
 
 __all__ = ["summarize", "summarize_rows", "score_cell", "SCORE_HEADER", "variant", "variants", "recovered"]
 
@@ -37,9 +37,9 @@ def summarize(
 # loop pays PPO its ensemble's reward normalised to a fixed scale (Christiano et al. 2017, §2.2.1): that is prefs
 # itself, where the same transform on T-REX's net is a variant.
 _DEFAULT_TRANSFORMS = frozenset({"", "sigmoid", "constant", "clip", "sign"})
-# Methods whose row names a transform of their own (``experiment.methods.METHODS[m].row_transform``; a test holds
-# the two in step): the preference loop's normalised ensemble, GAIL's discriminator reward.
-_OWN_TRANSFORM = {"prefs": "normalized", "gail": "gail"}
+# Methods whose row names a transform of their own (``leaderboard.ROW_TRANSFORM``): the preference loop's normalised
+# ensemble, GAIL's discriminator reward.
+_OWN_TRANSFORM = ROW_TRANSFORM
 
 
 # T-REX's usual ranking (``experiment.methods.METHODS["trex"].rankings[0]``; a test holds the two in step): one from
