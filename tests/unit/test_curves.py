@@ -42,13 +42,15 @@ def _run(root, name, method, points, seed=0, tag=TRUE_SCORE_TAG, budget="quick")
     return run
 
 
-def _running(root, name, points, demos="demos/breakout/set"):
+def _running(root, name, points, demos="demos/breakout/set", kl_beta=0.0):
     """A run folder as `trex-bench pipeline` leaves it while PPO runs: config.json, .agent.tmp/{run.json,tb}."""
     run = root / "runs" / name
     (run / ".agent.tmp").mkdir(parents=True)
     (run / "config.json").write_text(json.dumps({"game": "breakout", "method": "trex", "budget": "long", "seed": 1,
-                                                 "demos": demos}))
-    (run / ".agent.tmp" / "run.json").write_text(json.dumps({"precision": "bf16",
+                                                 "demos": demos, "profile": "paper", "ranking": ""}))
+    reward = {"source": "model", "method": "trex", "transform": "sigmoid"}
+    (run / ".agent.tmp" / "run.json").write_text(json.dumps({"game": "breakout", "seed": 1, "reward": reward,
+                                                             "kl_beta": kl_beta, "precision": "bf16",
                                                              "config": {"schedule_steps": 10_000_000}}))
     manifest = root / demos / "manifest.json"
     manifest.parent.mkdir(parents=True, exist_ok=True)
@@ -71,6 +73,25 @@ def test_a_run_in_progress_is_read_from_its_temporary_agent_folder(tmp_path):
     assert not c.finished and c.steps[-1] == 2048
     assert (c.method, c.budget, c.seed, c.precision, c.horizon) == ("trex", "long", 1, "bf16", "10,000,000")
     assert (c.best_demo, c.avg_demo) == (9.0, 5.0), "the demo set's returns, read from its manifest"
+
+
+def test_a_variants_curve_is_never_the_methods(tmp_path):
+    """A KL-penalised T-REX run in progress has no row to tell it apart: its curve carries the variant, kept in its
+    export, drawn under its own name, and left out of the beyond-the-demonstrator table's T-REX line."""
+    from trex_bench.analysis.results_doc import _beats
+
+    steps = [1024 * i for i in range(1, 7)]
+    kl = read_curve(_running(tmp_path, "breakout-trex-kl0.1-long-s1", [(s, 50.0) for s in steps], kl_beta=0.1))
+    plain = read_curve(_running(tmp_path, "breakout-trex-long-s1", [(s, 2.0) for s in steps]))
+    assert (kl.method, kl.variant, plain.variant) == ("trex", "trex (sigmoid+kl0.1)", "")
+    assert read_curve_csv(export_curve(kl, tmp_path / "curves")).variant == "trex (sigmoid+kl0.1)"
+    import pandas as pd
+
+    from trex_bench.evaluation.leaderboard import COLUMNS
+
+    lines = "\n".join(_beats(pd.DataFrame(columns=COLUMNS), [kl, plain], {}, {}, tmp_path, tmp_path / "plots"))
+    # The plain curve (2.0, under the best demo 9), not the KL one (50 from its first point).
+    assert "| breakout | trex | 9 | — (running) | — | never by 6,144 steps (run in progress) |" in lines
 
 
 def test_a_run_between_ppo_and_its_evaluation_keeps_its_demo_lines(tmp_path):

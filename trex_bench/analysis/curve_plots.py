@@ -35,7 +35,7 @@ def _budget_steps(budget: str, curves: list[Curve]) -> int:
 
 
 def _label(c: Curve) -> str:
-    label = f"{c.method} s{c.seed}" + ("" if c.horizon == "10,000,000" else f" (schedule {c.horizon})")
+    label = f"{c.variant or c.method} s{c.seed}" + ("" if c.horizon == "10,000,000" else f" (schedule {c.horizon})")
     return label if c.finished else f"{label}, running: {c.steps[-1]:,} steps"
 
 
@@ -81,11 +81,12 @@ def plot_curves(
         ref = (references or {}).get(game)
         if ref is not None:
             _draw_reference(ax, ref, x_max)
-        methods = sorted({c.method for c in cs})
-        colours = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(methods)}
-        for c in sorted(cs, key=lambda c: (c.method, c.seed, c.run)):
+        names = sorted({c.variant or c.method for c in cs})  # a variant (a KL penalty) gets a colour of its own
+        colours = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(names)}
+        for c in sorted(cs, key=lambda c: (c.variant or c.method, c.seed, c.run)):
             style = "-" if c.finished else "--"
-            ax.plot(np.array(c.steps), np.array(c.scores), style, color=colours[c.method], label=_label(c), zorder=2)
+            colour = colours[c.variant or c.method]
+            ax.plot(np.array(c.steps), np.array(c.scores), style, color=colour, label=_label(c), zorder=2)
         _draw_demos(ax, cs)
         ax.set_xlim(0, x_max * 1.02)
         ax.set(xlabel="agent steps", ylabel="true score (mean of the last 100 games)")

@@ -58,6 +58,9 @@ class Curve:
     """One run's true score against agent steps, with what groups and labels it.
 
     Attributes:
+        variant: how the method ran where that is not as usual (``evaluation.summary.variant``: a KL penalty, another
+            reward transform or ranking, a time cap), "" where it ran as usual: a variant's curve is never the
+            method's.
         finished: False while the run's PPO stage is still going (``steps[-1]`` is the step reached so far).
     """
 
@@ -73,6 +76,7 @@ class Curve:
     avg_demo: float | None
     precision: str | None = None
     finished: bool = True
+    variant: str = ""
 
     def __post_init__(self) -> None:
         if len(self.steps) != len(self.scores) or not self.steps:
@@ -116,41 +120,49 @@ def _run_facts(run: Path) -> dict[str, Any]:
     job's card so far). The demo returns of the last two come from the demo set's manifest, found relative to the
     working folder or the runs folder's parent.
     """
+    from trex_bench.evaluation.leaderboard import agent_method, card_transform
+    from trex_bench.evaluation.summary import variant
+
     card_path = run / "agent" / "card.json"
     card = read_json(card_path) if card_path.is_file() else {}
     summary = run / "summary.json"
     row = read_json(summary).get("row", {}) if summary.is_file() else {}
     if row.get("game") and row.get("method"):
-        return row | {"precision": row.get("precision") or card.get("precision"), "finished": True}
+        how = [str(row.get(k) or "") for k in ("reward_transform", "ranking_source", "env_profile")]
+        capped = str(row.get("time_capped")).lower() == "true"
+        return row | {
+            "precision": row.get("precision") or card.get("precision"),
+            "variant": _unusual(variant(str(row["method"]), *how, capped), str(row["method"])),
+            "finished": True,
+        }
     config_path, job_path = run / "config.json", run / ".agent.tmp" / "run.json"
     config = read_json(config_path) if config_path.is_file() else {}
     best, avg = _demo_returns(config.get("demos"), [run.parent.parent, Path.cwd()])
-    if card:  # PPO finished, its evaluation has not
-        from trex_bench.evaluation.leaderboard import agent_method
-
-        return {
-            **{k: card.get(k) for k in ("game", "budget", "schedule_steps", "seed", "precision")},
-            "method": agent_method(card),
-            "best_demo": best,
-            "avg_demo": avg,
-            "finished": True,
-        }
-    if not (config_path.is_file() and job_path.is_file()):
+    # The card (PPO finished, its evaluation has not) or the PPO job's record so far: the same reward and KL facts.
+    if not card and not (config_path.is_file() and job_path.is_file()):
         raise DataError(
             f"{run}: neither summary.json with a row, agent/card.json nor config.json + .agent.tmp/run.json"
         )
-    job = read_json(job_path)
+    job = card or read_json(job_path)
+    method = agent_method(job)
+    how = variant(method, card_transform(job), str(config.get("ranking") or ""), str(config.get("profile") or ""))
     return {
-        "game": config.get("game"),
-        "method": config.get("method"),
-        "budget": config.get("budget"),
-        "schedule_steps": job.get("config", {}).get("schedule_steps"),
-        "seed": config.get("seed", 0),
+        "game": job.get("game"),
+        "method": method,
+        "budget": card.get("budget") if card else config.get("budget"),
+        "schedule_steps": card.get("schedule_steps") if card else job.get("config", {}).get("schedule_steps"),
+        "seed": job.get("seed", 0),
         "precision": job.get("precision"),
         "best_demo": best,
         "avg_demo": avg,
-        "finished": False,
+        "variant": _unusual(how, method),
+        "finished": bool(card),
     }
+
+
+def _unusual(name: str, method: str) -> str:
+    """``Curve.variant``: "" for the method as usual."""
+    return "" if name == method else name
 
 
 def read_scores(tb_dir: str | Path) -> dict[int, float]:
@@ -204,6 +216,7 @@ def read_curve(run: str | Path) -> Curve:
         avg_demo=None if avg in (None, "") else float(avg),
         precision=facts.get("precision") or None,
         finished=bool(facts.get("finished", True)),
+        variant=str(facts.get("variant") or ""),
     )
 
 
@@ -305,6 +318,7 @@ def read_curve_csv(path: str | Path) -> Curve:
         avg_demo=meta.get("avg_demo"),
         precision=meta.get("precision"),
         finished=bool(meta.get("finished", True)),
+        variant=str(meta.get("variant") or ""),
     )
 
 

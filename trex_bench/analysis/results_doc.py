@@ -212,10 +212,8 @@ def _beats(rows: pd.DataFrame, curves: list[Curve], refs: dict, sets: dict, doc_
     ]
     at_long = rows[(rows["budget"] == LONG) & rows["method"].isin(METHODS)]
     long_rows = _plain(at_long)
-    # A curve carries its method but not how it ran: one whose run logged a row of another variant (a KL penalty,
-    # another ranking) is left out; a run still in progress has no row yet and counts, marked as running.
-    apart = at_long.loc[~at_long.index.isin(long_rows.index), "run_id"].astype(str).tolist()
-    long_curves = [c for c in curves if c.budget == LONG and not any(r.startswith(f"{c.run}-") for r in apart)]
+    # Only the method as usual: a variant's curve (a KL penalty, another ranking) is left out, finished or running.
+    long_curves = [c for c in curves if c.budget == LONG and not c.variant]
     games = sorted(set(long_rows["game"]) | {c.game for c in long_curves})
     if not games:
         return [*lines, f"No `{LONG}` runs yet.", ""]
