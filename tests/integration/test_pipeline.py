@@ -77,6 +77,37 @@ def test_resuming_a_finished_run_appends_no_second_row(smoke_run):
     assert "already in" in again["leaderboard_note"] and again["row"]["run_id"] == first["row"]["run_id"]
 
 
+def test_a_run_killed_between_its_row_and_its_summary_appends_no_second_row(smoke_run, tmp_path, monkeypatch):
+    """The row is appended, then summary.json written: a kill between the two left a run that looked unfinished,
+    and its resume appended a second row of the same run."""
+    import shutil
+    from pathlib import Path
+
+    import trex_bench.experiment.pipeline as pipeline
+    from trex_bench.core.io import write_json as real
+
+    root, cfg, _ = smoke_run
+    run, board = tmp_path / "run", tmp_path / "lb.csv"
+    shutil.copytree(root / "run", run)
+    (run / "summary.json").unlink()
+
+    def killed(path, obj):
+        if Path(path).name == "summary.json":
+            raise KeyboardInterrupt
+        real(path, obj)
+
+    monkeypatch.setattr(pipeline, "write_json", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(cfg.resolve(), out=run, resume=True, leaderboard=board, progress=False, cache_dir=root / "cache")
+    monkeypatch.undo()
+    summary = run_pipeline(cfg.resolve(), out=run, resume=True, leaderboard=board, progress=False,
+                           cache_dir=root / "cache")
+    with open(board, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["run_id"] for r in rows] == [summary["row"]["run_id"]]
+    assert not (run / pipeline.PENDING_ROW).exists()
+
+
 def test_existing_run_folder_needs_resume(smoke_run):
     root, cfg, _ = smoke_run
     with pytest.raises(ValueError, match="--resume"):

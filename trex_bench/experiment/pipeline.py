@@ -217,13 +217,18 @@ def _check_device(device: str) -> None:
         raise ConfigError(f"--device {device!r}: this torch build or machine has no CUDA device; use cpu")
 
 
+PENDING_ROW = ".row.pending.json"
+
+
 def _finish(summary: dict[str, Any], folder: Path, leaderboard: str | Path | None) -> dict[str, Any]:
     """Append the leaderboard row, then write ``summary.json`` (a sweep takes it as "finished, row written").
 
     A run resumed after it had finished (its ``summary.json`` exists) reuses every stage and appends no second row:
-    its row is already in the leaderboard; the summary says so (``leaderboard_note``).
+    its row is already in the leaderboard; the summary says so (``leaderboard_note``). The row is first written to
+    ``PENDING_ROW`` in the run folder, deleted once the summary is: a run killed between its row and its summary goes
+    on with that row, appended only where the leaderboard lacks its run id, never a second one.
     """
-    previous = folder / "summary.json"
+    previous, pending = folder / "summary.json", folder / PENDING_ROW
     if previous.exists():
         old = read_json(previous)
         if not isinstance(old, dict):
@@ -235,11 +240,17 @@ def _finish(summary: dict[str, Any], folder: Path, leaderboard: str | Path | Non
         if "leaderboard" in old:
             summary["leaderboard"] = old["leaderboard"]
     elif leaderboard is not None:
-        from trex_bench.evaluation.leaderboard import append_row
+        from trex_bench.evaluation.leaderboard import append_row, read_leaderboard
 
-        append_row(leaderboard, summary["row"])
+        if pending.is_file():
+            summary["row"] = read_json(pending)
+        else:
+            write_json(pending, summary["row"])
+        if summary["row"]["run_id"] not in set(read_leaderboard(leaderboard).get("run_id", [])):
+            append_row(leaderboard, summary["row"])
         summary["leaderboard"] = str(leaderboard)
     write_json(folder / "summary.json", summary)
+    pending.unlink(missing_ok=True)
     return summary
 
 
