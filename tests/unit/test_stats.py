@@ -221,6 +221,22 @@ def test_a_row_without_ppo_sits_beside_the_current_protocol(tmp_path):
     assert stats.improvements.set_index("other").loc["random", "probability"] == pytest.approx(1.0)
 
 
+def test_a_row_without_ppo_sits_beside_its_budgets_ppo_rows(tmp_path):
+    """At ``paper`` the PPO rows anneal over the budget's own length (12.5M steps), not rl-zoo3's 10M horizon: a BC
+    or random row there was filed under 10M, apart from them, and P(T-REX > BC) had no rows."""
+    from trex_bench.experiment.budgets import ppo_config
+
+    paper = dict(budget="paper", schedule_steps=ppo_config("paper").horizon)
+    lb = tmp_path / "lb.csv"
+    for method, mean in (("trex", 6.7), ("constant", 1.7), ("ppo-true", 11.7)):
+        append_row(lb, _row("breakout", method, 0, mean, **paper))
+    append_row(lb, _row("breakout", "bc", 0, 4.2, budget="paper", schedule_steps="", rl_steps=0))
+    stats = aggregate_stats(read_leaderboard(lb), reps=50, seed=0)
+    at = f"{ppo_config('paper').horizon:,}"
+    assert _agg(stats, "bc", "true", horizon=at)["iqm"] == pytest.approx(0.25), "(4.2 - 1.7) / (11.7 - 1.7)"
+    assert stats.improvements.set_index("other").loc["bc", "probability"] == pytest.approx(1.0)
+
+
 def test_drex_is_compared_with_trex_and_normalised_by_its_own_demo_set(tmp_path):
     """D-REX's rows sit on a demo set of their own (one demonstrator's episodes): P(T-REX > D-REX) is computed, each
     is demo-normalised by its own set, and the controls by T-REX's."""

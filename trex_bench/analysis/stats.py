@@ -46,7 +46,7 @@ from trex_bench.core.games import GAMES
 from trex_bench.core.io import atomic_write
 from trex_bench.evaluation.leaderboard import read_leaderboard
 from trex_bench.evaluation.summary import recovered, variants
-from trex_bench.experiment.budgets import ZOO_HORIZON
+from trex_bench.experiment.budgets import ZOO_HORIZON, ppo_config
 
 __all__ = [
     "Stats",
@@ -100,6 +100,15 @@ def horizon(schedule_steps: float | None) -> str:
     return "own steps" if schedule_steps is None or pd.isna(schedule_steps) else f"{int(schedule_steps):,}"
 
 
+def _budget_horizon(budget: str) -> int:
+    """The schedule horizon of a budget's PPO runs (``paper``: its own 12.5M steps), the rl-zoo3 schedule's for a
+    budget this version does not know."""
+    try:
+        return ppo_config(str(budget)).horizon
+    except ValueError:
+        return ZOO_HORIZON
+
+
 def _runs(df: pd.DataFrame, methods: Sequence[str]) -> pd.DataFrame:
     """The rows that count: requested methods, latest row per seed, one demo set per game, budget and horizon.
 
@@ -111,10 +120,12 @@ def _runs(df: pd.DataFrame, methods: Sequence[str]) -> pd.DataFrame:
     """
     rows = df[df["method"].isin(methods) & (df["method"].isin(CONTROLS) | df["best_demo"].notna())].copy()
     rows["variant"] = variants(rows)
-    # A row that ran no PPO (random, BC) has no schedule to differ on: it sits beside the current protocol's rows.
+    # A row that ran no PPO (random, BC) has no schedule to differ on: it sits beside its budget's PPO rows.
     schedule = pd.to_numeric(rows["schedule_steps"], errors="coerce")
     ran = ran_ppo(rows["rl_steps"])
-    rows["horizon"] = [horizon(s if r else ZOO_HORIZON) for s, r in zip(schedule, ran, strict=True)]
+    rows["horizon"] = [
+        horizon(s if r else _budget_horizon(b)) for s, r, b in zip(schedule, ran, rows["budget"], strict=True)
+    ]
     keep = []
     for _, g in rows.groupby(["budget", "horizon", "game"], sort=False):
         controls = g[g["method"].isin(CONTROLS)]
