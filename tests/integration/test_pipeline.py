@@ -210,11 +210,12 @@ def test_drex_and_bc_pipelines_at_smoke_budget(tmp_path):
                         out=tmp_path / "drex",
                         leaderboard=lb, progress=False, cache_dir=tmp_path / "cache")
     rollouts = load_demos(tmp_path / "drex" / "noise-rollouts" / "demos")
-    assert {e.noise for e in rollouts.episodes} == {0.0, 1.0, 0.75, 0.5, 0.25, 0.02, NOOP_NOISE}
+    assert {e.noise for e in rollouts.episodes} == {0.0, 1.0, 0.75, 0.5, 0.25, 0.01, NOOP_NOISE}  # the released list
+    assert "epsilon-greedy(0.01) around bc" in rollouts.demonstrator and "(argmax)" in rollouts.demonstrator
     noop = [e for e in rollouts.episodes if e.noise == NOOP_NOISE]
     assert noop and all(not e.actions.any() for e in noop), "the no-op bin only presses NOOP"
     curve = (tmp_path / "drex" / "noise-rollouts" / "degradation.csv").read_text().splitlines()
-    assert [row.split(",")[0] for row in curve] == ["demos", "0.02", "0.25", "0.5", "0.75", "1.0"], \
+    assert [row.split(",")[0] for row in curve] == ["demos", "0.01", "0.25", "0.5", "0.75", "1.0"], \
         "the no-op bin is not an ε of the degradation curve"
     assert read_card(tmp_path / "drex" / "reward")["arch"] == "drex"
     assert drex["row"]["fidelity_spearman"] is not None

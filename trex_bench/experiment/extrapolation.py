@@ -152,7 +152,7 @@ def _drex_key(demos_hash: str, budget: str, seed: int) -> dict[str, Any]:
         "seed": seed,
         "demos": demos_hash,
         "bc": asdict(bc_config(budget)),
-        "rollouts": {"levels": list(DREX_NOISE), "per_level": BUDGETS[budget].drex_rollouts},
+        "rollouts": {"levels": list(DREX_NOISE), "clone": "argmax", "per_level": BUDGETS[budget].drex_rollouts},
         "reward": asdict(reward_config(budget, "drex")),  # type: ignore[arg-type]
     }
 

@@ -84,7 +84,7 @@ def noise_rollouts_stage(ctx: StageContext) -> StageRecord:
     k = cfg.drex_rollouts
     assert k is not None
     bc = ctx.record("bc")
-    key = {"stage": "noise-rollouts", "bc": bc.key, "levels": DREX_NOISE, "k": k, "seed": cfg.seed}
+    key = {"stage": "noise-rollouts", "bc": bc.key, "levels": DREX_NOISE, "clone": "argmax", "k": k, "seed": cfg.seed}
     return ctx.run.stage(
         "noise-rollouts",
         key,

@@ -15,8 +15,9 @@ from trex_bench.core.types import NOOP_NOISE, DemoSet
 
 __all__ = ["DREX_NOISE", "noise_rollouts"]
 
-# D-REX §4 / released LearnAtariSyntheticRankingsBinning.py: ε-greedy noise around the BC policy at these levels.
-DREX_NOISE = (1.0, 0.75, 0.5, 0.25, 0.02)
+# D-REX §4 / the released drex-atari/LearnAtariSyntheticRankingsBinning.py (epsilon_greedy_list): ε-greedy noise
+# around the BC policy at these levels.
+DREX_NOISE = (1.0, 0.75, 0.5, 0.25, 0.01)
 
 
 def noise_rollouts(
@@ -30,8 +31,8 @@ def noise_rollouts(
     progress: bool = True,
     levels: tuple[float, ...] = DREX_NOISE,
 ) -> None:
-    """Write D-REX's ranking data to ``out/demos`` (the demos as ε = 0, ``per_level`` BC rollouts at each ε, the
-    no-op bin) and its degradation curve to ``out/degradation``.
+    """Write D-REX's ranking data to ``out/demos`` (the demos as ε = 0, ``per_level`` rollouts at each ε of the BC
+    policy acting by argmax, the no-op bin) and its degradation curve to ``out/degradation``.
 
     Rollouts are capped at twice the longest demo (a clone that never presses FIRE would otherwise idle until the
     108 000-frame cap); a capped rollout is recorded as truncated.
@@ -43,7 +44,9 @@ def noise_rollouts(
     from trex_bench.demos.store import merge_demo_sets, save_demos
 
     rng = np.random.default_rng(seed)
-    bc = load_bc(bc_dir, game=demos.game, rng=rng, device=device)
+    # The clone acts by argmax (the released bc.py's Clone.get_action): ε alone is the noise, so the lowest-noise
+    # bin is near the clone itself; a sampling clone adds its own randomness to every bin.
+    bc = load_bc(bc_dir, game=demos.game, device=device, deterministic=True)
     cap = int(2 * demos.lengths.max())
     parts = [
         DemoSet(
