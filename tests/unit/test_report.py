@@ -112,6 +112,20 @@ def test_bad_report_arguments_are_one_line_errors_that_write_nothing(tmp_path, c
     assert afile.read_text() == "x"
 
 
+def test_a_report_is_written_only_into_a_new_empty_or_report_folder(committed_report, tmp_path, capsys):
+    """`report --out docs` replaced docs/index.html; a report folder written before is written again."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "index.html").write_text("<html>the project's own page</html>")
+    assert main(["report", "--results", str(RESULTS), "--out", str(docs), "--reps", "5"]) == 2
+    assert "holds other files, not a report" in capsys.readouterr().err
+    assert (docs / "index.html").read_text() == "<html>the project's own page</html>"
+    assert sorted(p.name for p in docs.iterdir()) == ["index.html"]
+    from trex_bench.analysis.report import _check_out
+
+    _check_out(committed_report.path.parent)  # a report folder: written again
+
+
 def test_versions_differ_from_the_lock_are_shown(tmp_path):
     lock = tmp_path / "requirements.lock"
     lock.write_text("# a lock\ntorch==2.13.0+cpu\nstable-baselines3==2.9.2\nale-py==0.12.1\nnumpy==2.4.6\n")

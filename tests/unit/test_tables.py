@@ -199,6 +199,22 @@ def test_an_out_path_that_cannot_be_a_file_is_one_line_error(files, tmp_path, ca
     assert afile.read_text() == "x"
 
 
+def test_a_table_never_replaces_an_output_of_another_kind(files, tmp_path, capsys):
+    """`tables trex --out results/leaderboard.csv` read the leaderboard, then replaced it with markdown."""
+    lb, baselines = files
+    before = lb.read_bytes()
+    stranger = tmp_path / "notes.txt"
+    stranger.write_text("mine")
+    for bad, why in ((lb, "holds a leaderboard"), (stranger, "holds an existing file")):
+        assert main(["tables", "trex", "--csv", str(lb), "--baselines", str(baselines), "--out", str(bad)]) == 2
+        err = capsys.readouterr().err
+        assert why in err and "name a .md file" in err and len(err.strip().splitlines()) == 1
+    assert lb.read_bytes() == before and stranger.read_text() == "mine"
+    table = tmp_path / "trex.md"
+    for _ in range(2):  # a table written before is replaced by its newer version
+        assert main(["tables", "trex", "--csv", str(lb), "--baselines", str(baselines), "--out", str(table)]) == 0
+
+
 def test_committed_extrapolation_table_is_what_its_csv_generates():
     """results/tables/extrapolation.md is regenerated from its CSV by every `trex-bench extrapolation` run."""
     from pathlib import Path

@@ -43,6 +43,7 @@ __all__ = ["Report", "build_report", "markdown_to_html"]
 PAPER_TABLES = ("trex", "mturk", "drex")
 LOCKED = ("torch", "stable-baselines3", "ale-py", "gymnasium", "numpy")
 EARLIER_HEADING = "## Earlier protocols"
+REPORT_TITLE = "<title>trex_bench report</title>"  # as in templates/report.html.j2: tells a report folder
 
 
 @dataclass(frozen=True)
@@ -269,12 +270,25 @@ def _template() -> Any:
 
 
 def _check_out(out: Path) -> None:
-    """A one-line error, before anything is written, where ``out`` cannot be a folder."""
+    """A one-line error, before anything is written, where ``out`` cannot be a folder, or holds anything but a report
+    written before (its ``index.html``, ``curves/`` and screenshot are replaced: ``--out docs`` replaced
+    ``docs/index.html``)."""
     for p in (out, *out.parents):
         if p.exists():
             if not p.is_dir():
                 raise ConfigError(f"the report folder {out}: {p} is a file, not a folder")
-            return
+            break
+    if out.is_dir() and any(not c.name.startswith(".") for c in out.iterdir()) and not _is_report(out):
+        raise ConfigError(f"the report folder {out} holds other files, not a report; choose a new or empty folder")
+
+
+def _is_report(folder: Path) -> bool:
+    """A folder this module wrote: its ``index.html`` has the template's title."""
+    try:
+        with open(folder / "index.html", encoding="utf-8") as f:
+            return REPORT_TITLE in f.read(4096)
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def build_report(

@@ -62,6 +62,16 @@ def writable_file(path: Path, flag: str = "--out") -> None:
             return
 
 
+def markdown_file(path: Path, flag: str = "--out") -> None:
+    """A one-line ConfigError unless ``path`` may receive a markdown table: nothing there yet, or a markdown file (a
+    table written before); never an output of another kind (``tables trex --out results/leaderboard.csv`` replaced the
+    leaderboard it had just read) or another file."""
+    from trex_bench.core.io import describe_output, output_kind
+
+    if output_kind(path) not in ("", "file") or (path.is_file() and path.suffix.lower() not in (".md", ".markdown")):
+        raise ConfigError(f"{flag} {path} holds {describe_output(path)}; a table is markdown: name a .md file")
+
+
 def writable_folder(path: Path, flag: str = "--out") -> None:
     """A one-line ConfigError unless ``path`` can be (or already is) a folder: neither it nor a folder above it is a
     file."""
@@ -76,6 +86,7 @@ def run_tables(args: argparse.Namespace) -> int:
     default = Path("docs/results.md") if args.kind == "results" else Path("results/tables") / f"{args.kind}.md"
     out = args.out or default
     writable_file(out)
+    markdown_file(out)
     if args.kind == "results":
         if args.csv is not None:
             raise ConfigError("tables results reads the leaderboard of --results DIR (DIR/leaderboard.csv), not --csv")
