@@ -127,6 +127,16 @@ def test_a_cut_off_last_line_was_never_an_answer(tmp_path):
     assert [lab.pair for lab in read_labels(path)] == [0, 2, 3, 4]
 
 
+def test_a_first_write_cut_in_its_header_is_an_empty_file(tmp_path):
+    """The first write puts the header and the first row in one ``write``: cut inside the header, the file locked the
+    page out (every read refused it as another format) until edited by hand."""
+    path = tmp_path / "labels.csv"
+    path.write_bytes(",".join(COLUMNS)[:11].encode())
+    assert read_labels(path) == ()
+    append_label(path, _label(0))
+    assert [lab.pair for lab in read_labels(path)] == [0] and path.read_text().startswith(",".join(COLUMNS) + "\n")
+
+
 def _line(label: Label) -> bytes:
     return (",".join(label.row()) + "\n").encode()
 

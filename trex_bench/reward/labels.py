@@ -229,6 +229,8 @@ def read_labels(path: str | Path) -> tuple[Label, ...]:
         raise DataError(f"{path}: not a UTF-8 CSV ({e})") from e
     except IsADirectoryError as e:
         raise DataError(f"labels {path} is a folder, not a CSV file") from e
+    if "\n" not in text and ",".join(COLUMNS).startswith(text):  # the first write (header and row) cut in its header
+        return ()
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader, None)
