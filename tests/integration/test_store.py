@@ -132,6 +132,19 @@ def test_refuse_overwriting_a_different_set(tmp_path, breakout_demos):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temp folders left behind"
 
 
+def test_frame_cache_keeps_no_frames_that_differ_from_the_record(tmp_path, breakout_demos):
+    """A set whose replay differs from its recorded frames (another ale-py: only a warning when loaded) had its
+    replayed frames cached, and trained and scored on from then on."""
+    import dataclasses
+
+    eps = list(breakout_demos.episodes)
+    eps[1] = dataclasses.replace(eps[1], frame_hashes=eps[1].frame_hashes ^ np.uint64(1))
+    drifted = dataclasses.replace(breakout_demos, episodes=tuple(eps))
+    with pytest.raises(DemoError, match="episode 1 of the breakout demo set does not replay to its recorded frames"):
+        FrameCache(drifted, cache_dir=tmp_path)
+    assert not list((tmp_path / "frames").rglob("ep_0001.npy"))
+
+
 def test_frame_cache_builds_stacks_from_indices(tmp_path, breakout_demos):
     cache = FrameCache(breakout_demos, cache_dir=tmp_path)
     ep = breakout_demos.episodes[2]

@@ -15,7 +15,7 @@ import numpy as np
 from trex_bench.core.errors import DemoError
 from trex_bench.core.io import atomic_write
 from trex_bench.core.types import DemoSet
-from trex_bench.demos.replay import replay_many
+from trex_bench.demos.replay import replay_many, replays_as_recorded
 
 __all__ = ["FrameCache", "default_cache_dir", "gather_stacks"]
 
@@ -41,6 +41,11 @@ class FrameCache:
         if missing:
             todo = [ds.episodes[i] for i in missing]
             for i, (frames, _) in zip(missing, replay_many(todo, ds.game, ds.profile, n_envs)):
+                if not replays_as_recorded(ds.episodes[i], frames):  # cached, they would be trained on from now on
+                    raise DemoError(
+                        f"episode {i} of the {ds.game} demo set does not replay to its recorded frames (another "
+                        "ale-py? see `trex-bench demos verify`); nothing of it is cached"
+                    )
                 atomic_write(paths[i], lambda p, f=frames: np.save(p, f), suffix=".npy")
                 cached[i] = _read_cached(paths[i], ds.episodes[i].length)
                 if cached[i] is None:

@@ -20,12 +20,18 @@ from trex_bench.core.envs import make_ale_vector_env
 from trex_bench.core.errors import DemoError
 from trex_bench.core.types import DemoSet, Episode
 
-__all__ = ["frame_hash", "replay_many", "replay", "VerifyResult", "verify_demos"]
+__all__ = ["frame_hash", "replays_as_recorded", "replay_many", "replay", "VerifyResult", "verify_demos"]
 
 
 def frame_hash(frame: np.ndarray) -> np.uint64:
     """64-bit BLAKE2b of one uint8 84×84 frame."""
     return np.frombuffer(hashlib.blake2b(np.ascontiguousarray(frame).tobytes(), digest_size=8).digest(), np.uint64)[0]
+
+
+def replays_as_recorded(episode: Episode, frames: np.ndarray) -> bool:
+    """Whether ``frames`` (``episode`` replayed) hash as the frames it was recorded with (its ``hash_steps``)."""
+    got = np.array([frame_hash(frames[s]) for s in episode.hash_steps], dtype=np.uint64)
+    return bool(np.array_equal(got, episode.frame_hashes))
 
 
 def replay_many(

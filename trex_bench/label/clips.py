@@ -142,12 +142,11 @@ def make_pairs(
 
 def _replayed(ds: DemoSet, demos_dir: str | Path, episodes: list[int]) -> dict[int, np.ndarray]:
     """Frames uint8 [T+1, 84, 84] of the given episodes, each checked against its recorded frame hashes."""
-    from trex_bench.demos.replay import frame_hash, replay_many
+    from trex_bench.demos.replay import replay_many, replays_as_recorded
 
     frames = {}
     for e, (f, _) in zip(episodes, replay_many([ds.episodes[e] for e in episodes], ds.game, ds.profile)):
-        ep = ds.episodes[e]
-        if not np.array_equal([frame_hash(f[s]) for s in ep.hash_steps], ep.frame_hashes):
+        if not replays_as_recorded(ds.episodes[e], f):
             raise DemoError(f"episode {e} of {demos_dir} does not replay to its recorded frames (`demos verify`)")
         frames[e] = f
     return frames
