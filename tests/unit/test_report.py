@@ -92,11 +92,13 @@ def test_a_script_in_a_csv_cell_stays_text(tmp_path):
     append_row(results / "leaderboard.csv", dict(game="breakout", method="trex", seed=7, mean=1.0, best_demo=15.0,
                                                  avg_demo=5.8, reward_transform=evil, budget="small",
                                                  schedule_steps=10_000_000, rl_steps=500_736, n_episodes=30, std=1.0))
-    (results / "tables" / "trex.md").write_text(f"# T\n\n| game | x |\n|---|---|\n| {evil} | <b>y</b> |\n")
+    link = "[click](javascript:alert(2))"  # Python-Markdown passes a link of any scheme
+    (results / "tables" / "trex.md").write_text(f"# T\n\n| game | x |\n|---|---|\n| {evil} | <b>y</b> {link} |\n")
     report = build_report(results, results / "report", reps=20, methods=["trex"])
     page = report.path.read_text(encoding="utf-8")
     assert page.count("<script>") == 1, "the page's own image check is its only script"
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "&lt;b&gt;y&lt;/b&gt;" in page
+    assert '<a href="#">click</a>' in page and "javascript:" not in page
 
 
 def test_bad_report_arguments_are_one_line_errors_that_write_nothing(tmp_path, capsys):

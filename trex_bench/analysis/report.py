@@ -19,6 +19,7 @@ the file system or any static host that serves ``results/``.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -69,7 +70,19 @@ def markdown_to_html(md: str, level_offset: int = 1) -> str:
     converter = markdown.Markdown(extensions=["tables"])
     converter.preprocessors.deregister("html_block")  # raw HTML blocks and inline tags become text
     converter.inlinePatterns.deregister("html")
-    return converter.convert(shifted)
+    return re.sub(r'(href|src)="([^"]*)"', _safe_url, converter.convert(shifted))
+
+
+def _safe_url(m: re.Match[str]) -> str:
+    """A link or image of a generated page as it is when it is a web address, an anchor or a relative path; else
+    (``javascript:``, ``data:``: Python-Markdown passes any scheme, and a leaderboard cell can hold a link) ``#``.
+
+    >>> attr = r'(href|src)="([^"]*)"'
+    >>> _safe_url(re.match(attr, 'href="javascript:alert(1)"')), _safe_url(re.match(attr, 'src="a/b.png"'))
+    ('href="#"', 'src="a/b.png"')
+    """
+    url = re.sub(r"[\x00-\x20]", "", html.unescape(m.group(2)))
+    return m.group(0) if re.match(r"(https?:|#|[^:]*$)", url, re.IGNORECASE) else f'{m.group(1)}="#"'
 
 
 def _markdown_parts(md: str, level_offset: int) -> list[dict[str, Any]]:
