@@ -212,8 +212,12 @@ def _beats(rows: pd.DataFrame, curves: list[Curve], refs: dict, sets: dict, doc_
     ]
     at_long = rows[(rows["budget"] == LONG) & rows["method"].isin(METHODS)]
     long_rows = _plain(at_long)
-    # Only the method as usual: a variant's curve (a KL penalty, another ranking) is left out, finished or running.
-    long_curves = [c for c in curves if c.budget == LONG and not c.variant]
+    # Only the method as usual: a variant's curve (a KL penalty, another ranking) is left out, finished or running;
+    # a curve exported without its variant, by the run id of a row of another variant.
+    apart = at_long.loc[~at_long.index.isin(long_rows.index), "run_id"].astype(str).tolist()
+    long_curves = [
+        c for c in curves if c.budget == LONG and not c.variant and not any(r.startswith(f"{c.run}-") for r in apart)
+    ]
     games = sorted(set(long_rows["game"]) | {c.game for c in long_curves})
     if not games:
         return [*lines, f"No `{LONG}` runs yet.", ""]
