@@ -169,6 +169,9 @@ class _Job:
     def finished(self) -> bool:
         return False
 
+    def finished_at(self) -> int | None:
+        return None
+
     def command(self) -> list[str]:
         return [sys.executable, "-c", self.script]
 
