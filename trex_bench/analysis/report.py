@@ -284,24 +284,17 @@ def _template() -> Any:
 
 def _check_out(out: Path) -> None:
     """A one-line error, before anything is written, where ``out`` cannot be a folder, or holds anything but a report
-    written before (its ``index.html``, ``curves/`` and screenshot are replaced: ``--out docs`` replaced
-    ``docs/index.html``)."""
+    written before (its ``index.html``, with the template's title, ``curves/`` and screenshot are replaced: ``--out
+    docs`` replaced ``docs/index.html``)."""
     for p in (out, *out.parents):
         if p.exists():
             if not p.is_dir():
                 raise ConfigError(f"the report folder {out}: {p} is a file, not a folder")
             break
-    if out.is_dir() and any(not c.name.startswith(".") for c in out.iterdir()) and not _is_report(out):
-        raise ConfigError(f"the report folder {out} holds other files, not a report; choose a new or empty folder")
-
-
-def _is_report(folder: Path) -> bool:
-    """A folder this module wrote: its ``index.html`` has the template's title."""
-    try:
-        with open(folder / "index.html", encoding="utf-8") as f:
-            return REPORT_TITLE in f.read(4096)
-    except (OSError, UnicodeDecodeError):
-        return False
+    index = out / "index.html"
+    if out.is_dir() and any(not c.name.startswith(".") for c in out.iterdir()):
+        if not (index.is_file() and REPORT_TITLE in index.read_text(encoding="utf-8", errors="replace")[:4096]):
+            raise ConfigError(f"the report folder {out} holds other files, not a report; choose a new or empty folder")
 
 
 def build_report(
