@@ -207,6 +207,31 @@ def test_smoke_run_with_a_reference_object_writes_the_card_fields(tmp_path):
     assert any((out / "tb").rglob("events.out.tfevents.*"))
 
 
+def test_a_resumed_run_keeps_the_kl_history_of_its_checkpoint(tmp_path):
+    """The KL history is saved beside each checkpoint: a run cut after its first checkpoint and resumed reports all
+    its rollouts in the card, not only those after the resume."""
+    import shutil
+
+    cfg = TINY.replace(total_steps=128, checkpoint_every=48)  # checkpoints at 48 (after 1 update) and 96
+    job = PPOJob("breakout", cfg, seed=0, kl=KLSpec(FixedReference(one_hot_ish(1)), 0.1))
+    whole = read_json(train_ppo(job, tmp_path / "whole", progress=False) / "card.json")["kl_mean"]
+    out = tmp_path / "cut"
+    train_ppo(job, out, progress=False)
+    for name in ("card.json", "agent.zip", "checkpoints/ppo_96_steps.zip"):
+        (out / name).unlink()
+    shutil.rmtree(out / "checkpoints" / "ppo_96_steps.online", ignore_errors=True)
+    resumed = read_json(train_ppo(job, out, progress=False, resume=True) / "card.json")
+    assert resumed["resumed_from"] == 32 and whole["rollouts"] == resumed["kl_mean"]["rollouts"] == 4
+    assert resumed["kl_mean"]["first"] == whole["first"] and "from_step" not in resumed["kl_mean"]
+    # A checkpoint without a history (written before it was kept): the card says where the history begins.
+    for name in ("card.json", "agent.zip", "checkpoints/ppo_96_steps.zip"):
+        (out / name).unlink()
+    shutil.rmtree(out / "checkpoints" / "ppo_48_steps.online", ignore_errors=True)
+    shutil.rmtree(out / "checkpoints" / "ppo_96_steps.online", ignore_errors=True)
+    older = read_json(train_ppo(job, out, progress=False, resume=True) / "card.json")["kl_mean"]
+    assert (older["rollouts"], older["from_step"]) == (3, 32)
+
+
 def test_without_kl_the_card_says_so(tmp_path):
     out = train_ppo(PPOJob("breakout", TINY.replace(total_steps=32), seed=0), tmp_path / "a", progress=False)
     card = read_json(out / "card.json")

@@ -111,6 +111,36 @@ def test_a_fresh_start_never_mixes_its_checkpoints_with_an_earlier_runs(finished
         train_ppo(PPOJob("breakout", TINY, seed=1), out, progress=False)
 
 
+def test_a_resumed_run_plays_new_games_not_those_it_began_with(finished, tmp_path, monkeypatch):
+    """Seeded again with the run's own seed, a resumed run replayed the noop starts and action draws of its first
+    steps; it now draws from streams seeded by (seed, step it goes on from), the same for the same resume."""
+    from trex_bench.core.envs import AtariVecEnv
+    from trex_bench.rl.resume import resume_seed
+
+    first_games: list[list[int]] = []
+    original_reset = AtariVecEnv.reset
+
+    def reset(self):
+        obs = original_reset(self)
+        first_games.append(self.current_seeds.tolist())
+        return obs
+
+    monkeypatch.setattr(AtariVecEnv, "reset", reset)
+    runs = []
+    for name in ("once", "twice"):
+        out = tmp_path / name
+        shutil.copytree(finished, out)
+        _cut_after_first_checkpoint(out)
+        train_ppo(PPOJob("breakout", TINY, seed=0), out, progress=False, resume=True)
+        runs.append(read_json(out / "card.json"))
+    fresh = tmp_path / "fresh"
+    train_ppo(PPOJob("breakout", TINY, seed=0), fresh, progress=False)
+    # One reset per run (learn()'s first): the two resumes start the same new games, the fresh run its own.
+    assert len(first_games) == 3 and first_games[0] == first_games[1] != first_games[2]
+    assert runs[0]["resume_seed"] == runs[1]["resume_seed"] == resume_seed(0, 32)
+    assert read_json(fresh / "card.json")["resume_seed"] is None
+
+
 def test_a_resumed_auto_run_keeps_the_precision_it_started_with(finished, tmp_path, monkeypatch):
     import trex_bench.rl.ppo as ppo
 
@@ -180,8 +210,8 @@ def test_a_cut_gail_run_resumes_with_the_discriminator_of_its_checkpoint(tmp_pat
     interim = []
     original_save = checkpoints.save_checkpoint
 
-    def save(model, path, online):
-        original_save(model, path, online)
+    def save(model, path, states):
+        original_save(model, path, states)
         if path.name.endswith(".interim.zip"):
             interim.append((path.name, (state_folder(path) / "discriminator.safetensors").is_file()))
 
@@ -222,7 +252,7 @@ def test_checkpoints_are_written_whole_and_never_rewritten(tmp_path):
 
     folder = tmp_path / "checkpoints"
     folder.mkdir()
-    callback = GridCheckpoints(1, folder, online=None)
+    callback = GridCheckpoints(1, folder)
     callback.model = CutOff()
     with pytest.raises(KeyboardInterrupt):
         callback.on_step()

@@ -35,9 +35,11 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from trex_bench.core.errors import ConfigError
 from trex_bench.core.games import get_game
-from trex_bench.core.io import file_hash, read_json
+from trex_bench.core.io import file_hash, read_json, write_json
 
-__all__ = ["ReferencePolicy", "kl_penalty", "KLToReferenceCallback", "kl_reference"]
+__all__ = ["ReferencePolicy", "kl_penalty", "KLToReferenceCallback", "kl_reference", "KL_HISTORY_FILE"]
+
+KL_HISTORY_FILE = "kl_history.json"  # in a checkpoint's state folder (``rl.checkpoints.CheckpointState``)
 
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
@@ -86,7 +88,10 @@ class KLToReferenceCallback(BaseCallback):
         verbose: SB3 verbosity.
 
     Attributes:
-        kl_history: mean per-step KL estimate of each rollout so far.
+        kl_history: mean per-step KL estimate of each rollout so far; saved beside each checkpoint and loaded when a
+            run goes on from one (``save``/``load``), so a resumed run's card covers the whole run.
+        history_from: the agent step the history begins at: 0, or the step a run resumed from when its checkpoint held
+            no history.
     """
 
     def __init__(self, reference: ReferencePolicy, beta: float, batch_size: int = 256, verbose: int = 0) -> None:
@@ -99,6 +104,27 @@ class KLToReferenceCallback(BaseCallback):
             raise TypeError(f"reference must have log_prob(obs, actions), got {type(reference).__name__}")
         self.reference, self.beta, self.batch_size = reference, float(beta), batch_size
         self.kl_history: list[float] = []
+        self.history_from = 0
+
+    def save(self, folder: Path) -> None:
+        """Write ``kl_history`` into a checkpoint's state folder (called before the checkpoint is written)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(folder / KL_HISTORY_FILE, {"kl_history": self.kl_history, "history_from": self.history_from})
+
+    def load(self, folder: Path) -> None:
+        """Take the history ``save`` wrote beside the checkpoint a run goes on from. Without one (a checkpoint written
+        before the history was kept), it begins again at the resume and ``history_from`` says so in the card."""
+        path = folder / KL_HISTORY_FILE
+        if path.is_file():
+            saved = read_json(path)
+            self.kl_history = [float(v) for v in saved["kl_history"]]
+            self.history_from = int(saved.get("history_from", 0))
+        else:
+            self.kl_history, self.history_from = [], -1  # set to the resume step by ``_on_training_start``
+
+    def _on_training_start(self) -> None:
+        if self.history_from < 0:
+            self.history_from = int(self.model.num_timesteps)
 
     def _on_step(self) -> bool:
         return True
@@ -185,11 +211,14 @@ def kl_reference(
     }
 
 
-def kl_summary(history: list[float]) -> dict[str, float | int]:
-    """Mean per-step KL estimate (log π_θ − log π_0) over the first, last and all rollouts of a run."""
+def kl_summary(history: list[float], history_from: int = 0) -> dict[str, float | int]:
+    """Mean per-step KL estimate (log π_θ − log π_0) over the first, last and all rollouts of a run (of those from
+    agent step ``history_from`` on, where that is not 0)."""
+    since = {"from_step": history_from} if history_from else {}
     if not history:
-        return {"rollouts": 0}
+        return {"rollouts": 0, **since}
     return {
+        **since,
         "rollouts": len(history),
         "first": round(history[0], 6),
         "last": round(history[-1], 6),

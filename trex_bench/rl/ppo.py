@@ -32,12 +32,18 @@ from trex_bench.core.errors import ConfigError
 from trex_bench.core.interrupts import stop_requests
 from trex_bench.core.io import atomic_write, claim_output, file_hash, read_json, versions, write_json
 from trex_bench.core.progress import PPOProgress
-from trex_bench.rl.checkpoints import INTERIM_EVERY_S, GridCheckpoints, InterimCheckpoints, drop_interim
+from trex_bench.rl.checkpoints import (
+    INTERIM_EVERY_S,
+    CheckpointState,
+    GridCheckpoints,
+    InterimCheckpoints,
+    drop_interim,
+)
 from trex_bench.rl.config import PPOJob
 from trex_bench.rl.kl import KLToReferenceCallback, kl_reference, kl_summary
 from trex_bench.rl.online import OnlineReward, state_folder
 from trex_bench.rl.precision import FastCnnPolicy, policy_kwargs, precision_line, resolve_precision
-from trex_bench.rl.resume import CHECKPOINTS, ResumePoint, begin, restore, run_precision
+from trex_bench.rl.resume import CHECKPOINTS, ResumePoint, begin, restore, resume_seed, run_precision
 from trex_bench.rl.wrappers import TRANSFORMS, ClipRewardVecEnv, ConstantRewardVecEnv, LearnedRewardVecEnv
 
 __all__ = ["train_ppo", "load_agent", "reward_env", "AGENT_FILE", "NORM_FILE", "ONLINE_DIR"]
@@ -106,18 +112,17 @@ def reward_env(
     return wrapped, desc
 
 
-def _callbacks(job: PPOJob, out: Path, progress: bool, extra: list[BaseCallback], done: int) -> list[BaseCallback]:
+def _callbacks(job: PPOJob, out: Path, progress: bool, s: _Session, done: int) -> list[BaseCallback]:
     """The learners beside PPO (KL, online reward), the progress bar, the opt-in time cap and the checkpoints, as SB3
     callbacks (``done``: steps a resumed run already has)."""
-    cfg, callbacks = job.cfg, list(extra)
+    cfg, callbacks = job.cfg, list(s.callbacks)
     if progress:
         callbacks.append(PPOProgress(cfg.total_steps - done, desc=f"ppo {job.game}"))
     if cfg.max_seconds is not None:
         callbacks.append(_TimeCap(cfg.max_seconds))
     if cfg.checkpoint_every > 0:
         freq = max(cfg.checkpoint_every // cfg.n_envs, 1)  # CheckpointCallback counts vectorised steps
-        online = next((c.online for c in extra if isinstance(c, _OnlineCallback)), None)
-        checkpoints = GridCheckpoints(freq, out / CHECKPOINTS, online)
+        checkpoints = GridCheckpoints(freq, out / CHECKPOINTS, s.states)
         checkpoints.n_calls = done // cfg.n_envs  # a resumed run keeps the checkpoint grid of the whole run
         callbacks.append(checkpoints)
     return callbacks
@@ -189,6 +194,7 @@ class _Session:
     env: VecEnv
     started: dict[str, Any]
     callbacks: list[BaseCallback]
+    states: list[CheckpointState]  # what the checkpoints save beside the policy (``rl.checkpoints``)
     point: ResumePoint | None
     precision: str
     precision_record: dict[str, Any]
@@ -216,10 +222,13 @@ def _open(job: PPOJob, out: Path, resume: bool, online: OnlineReward | None, log
         else:
             env, reward_desc = reward_env(venv, job.reward, job.game, profile, job.transform, job.device)
         extra: list[BaseCallback] = [] if online is None else [_OnlineCallback(online)]
+        states: list[CheckpointState] = [] if online is None else [online]
         ref_desc = None
         if job.kl is not None:
             reference, ref_desc = kl_reference(job.kl.to, job.game, int(venv.action_space.n), job.device)
-            extra.insert(0, KLToReferenceCallback(reference, job.kl.beta))
+            kl_callback = KLToReferenceCallback(reference, job.kl.beta)
+            extra.insert(0, kl_callback)
+            states.append(kl_callback)
         started = {
             "game": job.game,
             "profile": profile,
@@ -231,12 +240,12 @@ def _open(job: PPOJob, out: Path, resume: bool, online: OnlineReward | None, log
             "kl_beta": job.kl.beta if job.kl is not None else 0.0,
         }
         point = begin(out, started, resume)  # refuses a run started otherwise, or one that would mix checkpoints
-        if point is not None and online is not None:
-            online.load(state_folder(point.path))
+        for state in states if point is not None else ():
+            state.load(state_folder(point.path))
     except BaseException:
         venv.close()
         raise
-    return _Session(env, started, extra, point, precision, record)
+    return _Session(env, started, extra, states, point, precision, record)
 
 
 def train_ppo(
@@ -278,14 +287,16 @@ def train_ppo(
         model = _make_model(s.env, job, out, s.precision)
         rollout = job.cfg.n_envs * job.cfg.n_steps
         done = 0 if s.point is None else restore(model, s.point, rollout)
+        if done:  # new env and sampling streams: a resumed run does not replay the games and draws of its start
+            model.set_random_seed(resume_seed(job.seed, done))
         t0 = time.perf_counter()
         # Our own bar (trex_bench.core.progress), not SB3's progress_bar=True, which needs `rich`. A resumed learn()
         # keeps the step count, so lr and clip continue along their schedule and TensorBoard continues the same log.
         with stop_requests() as request:  # Ctrl-C or SIGTERM: stop at the next step inside a collection
-            interim = InterimCheckpoints(request, out / CHECKPOINTS, online, done, rollout, interim_every_s)
+            interim = InterimCheckpoints(request, out / CHECKPOINTS, s.states, done, rollout, interim_every_s)
             model.learn(
                 job.cfg.total_steps - done,
-                callback=[*_callbacks(job, out, progress, s.callbacks, done), interim],
+                callback=[*_callbacks(job, out, progress, s, done), interim],
                 progress_bar=False,
                 tb_log_name="ppo",
                 reset_num_timesteps=s.point is None,
@@ -328,6 +339,7 @@ def _card(
         "schedule_steps": cfg.horizon,
         "stopped": f"time cap ({cfg.max_seconds:g} s)" if model.num_timesteps < cfg.total_steps else "total steps",
         "resumed_from": done or None,
+        "resume_seed": resume_seed(job.seed, done) if done else None,
         "wall_s": round(wall, 3),
         "steps_per_s": round((model.num_timesteps - done) / max(wall, 1e-9), 1),
         "device": str(job.device),
@@ -337,7 +349,7 @@ def _card(
         "reward_norm": norm,
         "kl_to": s.started["kl_to"],
         "kl_beta": s.started["kl_beta"],
-        "kl_mean": None if kl_cb is None else kl_summary(kl_cb.kl_history),
+        "kl_mean": None if kl_cb is None else kl_summary(kl_cb.kl_history, kl_cb.history_from),
         "online_reward": None if online is None else online.card(),
         "versions": versions(),
     }

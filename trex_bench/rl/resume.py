@@ -21,8 +21,10 @@ A run may be extended: where its schedules have their own horizon (``PPOConfig.s
 prefix of one schedule), its config's ``total_steps`` may grow when it is resumed, since a longer run takes the same
 steps as the shorter one up to its end; its ``run.json`` then records the new total. It may not shrink.
 
-Not restored: the envs (the resumed run starts new games, reset from the run's seed again) and SB3's sampling rng, so a
-resumed run is not bit-identical to an uninterrupted one; its card records the step it resumed from.
+Not restored: the envs and SB3's sampling rng. A resumed run starts new games and draws its actions from streams seeded
+by the run's seed and the step it goes on from (``resume_seed``), so that it does not replay the games it began with;
+it is not bit-identical to an uninterrupted run. Its card records the step it resumed from and that seed. What learns
+beside the policy (an online reward, the KL history) is saved with each checkpoint and restored (``rl.checkpoints``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from stable_baselines3 import PPO
 
 from trex_bench.core.errors import ConfigError, DataError
@@ -200,6 +203,17 @@ def _total(record: dict[str, Any]) -> int | None:
     """The ``total_steps`` of a run record's PPO config (None where it has none)."""
     config = record.get("config")
     return int(config["total_steps"]) if isinstance(config, dict) and "total_steps" in config else None
+
+
+def resume_seed(seed: int, steps: int) -> int:
+    """The seed of a run's env and action-sampling streams when it goes on from agent step ``steps``: seeded again
+    with the run's own ``seed``, a resumed run would replay the noop starts and draws it began with; the same resume
+    draws the same (``numpy.random.SeedSequence`` of both, as NumPy advises for related streams).
+
+    >>> resume_seed(0, 32) == resume_seed(0, 32) != resume_seed(0, 64)
+    True
+    """
+    return int(np.random.SeedSequence([seed, steps]).generate_state(1)[0])
 
 
 def restore(model: PPO, point: ResumePoint, rollout: int) -> int:
