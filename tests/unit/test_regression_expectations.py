@@ -101,3 +101,17 @@ def test_record_for_cpu_keeps_bands_and_other_vendors(monkeypatch, tmp_path):
     assert changed == ["c.hash"] and "AuthenticAMD" not in doc["metrics"]["c.hash"]["by_cpu"]
     with pytest.raises(RegressionError, match="reason"):
         ex.record_for_cpu(tmp_path, doc, " ", "cmd")
+
+
+def test_record_for_cpu_refuses_a_gap_larger_than_rounding(monkeypatch, tmp_path):
+    """Another vendor's value is its rounding only when close: a rel metric 1 % off is a change, not recorded."""
+    values = {"hash": Measured("abc"), "loss": Measured(1.0, "rel"), "score": Measured(0.9, "band")}
+    monkeypatch.setattr(ex, "select_checks", lambda names: (Check("c", "a fake check", lambda root, seed: values),))
+    monkeypatch.setattr(ex, "cpu_vendor", lambda: "AuthenticAMD")
+    expected = GOOD["metrics"]["c.loss"]["expected"]
+    values["loss"] = Measured(expected * (1 + 1e-4), "rel")  # rounding: recorded as AMD's own
+    doc, changed = ex.record_for_cpu(tmp_path, GOOD, "AMD rounds differently", "cmd")
+    assert changed == ["c.loss"]
+    values["loss"] = Measured(expected * 1.01, "rel")
+    with pytest.raises(RegressionError, match=r"c\.loss: .* more than a CPU vendor's rounding"):
+        ex.record_for_cpu(tmp_path, GOOD, "AMD rounds differently", "cmd")

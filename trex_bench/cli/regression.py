@@ -97,7 +97,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--this-cpu",
         action="store_true",
         help="record this CPU vendor's own values of the exact and rel metrics that differ from the file's "
-        "(under by_cpu; seed 0 only, bands untouched), for a vendor whose CPUs round differently even pinned",
+        "(under by_cpu; seed 0 only, bands untouched), for a vendor whose CPUs round differently even pinned; "
+        "a rel value more than 1e-3 off is refused as a change, not rounding",
     )
     u.add_argument(
         "--seeds",
