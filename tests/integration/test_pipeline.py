@@ -177,6 +177,21 @@ def test_default_demos_exist_and_verify():
         default_demos("mspacman")
 
 
+@pytest.mark.parametrize("game", ["breakout", "pong"])
+def test_a_drex_run_learns_from_its_own_demonstrator_without_demos(game):
+    """D-REX clones one demonstrator's episodes (demos/<game>/drex-demos), not T-REX's 12 ranked checkpoints: a run
+    without --demos reads that set, and naming it is the same run as leaving it out."""
+    from trex_bench.experiment.naming import run_name
+    from trex_bench.experiment.pipeline import check_inputs
+
+    demos_dir, demos, _ = check_inputs(PipelineConfig(game=game, method="drex", budget="small").resolve())
+    assert demos_dir.name == "drex-demos" and len(demos.episodes) == 10
+    assert check_inputs(PipelineConfig(game=game, method="bc", budget="small").resolve())[0].name == "ppo-checkpoints"
+    named = PipelineConfig(game=game, method="drex", budget="small", demos=demos_dir).resolve()
+    assert run_name(named) == run_name(PipelineConfig(game=game, method="drex", budget="small").resolve())
+    assert run_name(named) == f"{game}-drex-small-s0"
+
+
 def test_checkpoint_demonstrator_tags_episodes(smoke_run):
     root, _, _ = smoke_run
     from trex_bench.experiment.demonstrators import collect_from_checkpoints, list_checkpoints, select_checkpoints

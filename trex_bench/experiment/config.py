@@ -40,6 +40,7 @@ __all__ = [
     "ExperimentConfig",
     "REPO_DEMOS",
     "DEFAULT_DEMO_SETS",
+    "METHOD_DEMO_SETS",
     "committed_default_demos",
     "optional_path",
     "SCHEMA",
@@ -272,11 +273,15 @@ class ExperimentConfig:
 # A game's default set: the first of these it has. The T-REX protocol's 12 PPO checkpoints (demos/README.md); Breakout's
 # scripted player (``scripted-noise``) is the replaced protocol's, named by the regression checks and never a default.
 DEFAULT_DEMO_SETS = ("ppo-checkpoints",)
+# D-REX learns from one demonstrator's episodes, not from ranked checkpoints (Brown et al. 2019b §4; its released
+# ``LearnAtariSyntheticRankingsBinning.py`` clones one ``--checkpoint_path``): its default is that set.
+METHOD_DEMO_SETS: dict[str, tuple[str, ...]] = {"drex": ("drex-demos",)}
 
 
-def committed_default_demos(game: str) -> Path | None:
-    """The committed set a game's runs use without ``--demos`` (``DEFAULT_DEMO_SETS``' first), or None."""
-    for name in DEFAULT_DEMO_SETS:
+def committed_default_demos(game: str, method: str = "trex") -> Path | None:
+    """The committed set a method's runs on a game use without ``--demos`` (the first it has of
+    ``METHOD_DEMO_SETS[method]``, else of ``DEFAULT_DEMO_SETS``), or None."""
+    for name in METHOD_DEMO_SETS.get(method, DEFAULT_DEMO_SETS):
         if (REPO_DEMOS / game / name / "manifest.json").exists():
             return REPO_DEMOS / game / name
     return None

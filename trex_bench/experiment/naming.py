@@ -37,7 +37,7 @@ def run_name(cfg: ExperimentConfig) -> str:
         parts.append(cfg.transform)
     if cfg.kl is not None:
         parts.append(f"kl{cfg.kl.beta:g}")
-    if cfg.demos is not None and _demos_key(cfg.game, cfg.demos) != "default":
+    if cfg.demos is not None and _demos_key(cfg.game, cfg.method, cfg.demos) != "default":
         parts.append(cfg.demos.resolve().name)
     if cfg.profile != "paper":
         parts.append(cfg.profile)
@@ -78,7 +78,7 @@ def non_default_fields(cfg: ExperimentConfig) -> dict[str, Any]:
     if "prefs" in diff and base["prefs"] and mine["prefs"] | {"label_noise": 0.0} == base["prefs"]:
         del diff["prefs"]  # only the oracle's noise, which the name spells out
     if "demos" in diff:
-        key = _demos_key(cfg.game, cfg.demos)
+        key = _demos_key(cfg.game, cfg.method, cfg.demos)
         if key in ("default", "repo"):
             del diff["demos"]  # spelled out in the name (a committed set's folder name is unique there)
         else:
@@ -91,12 +91,13 @@ def non_default_fields(cfg: ExperimentConfig) -> dict[str, Any]:
     return diff
 
 
-def _demos_key(game: str, demos: Path | None) -> str:
-    """``default`` for the game's default committed set (``committed_default_demos``), ``repo`` for another committed
-    set of the game (its folder name is unique there and is in the run name), else the set's absolute path."""
+def _demos_key(game: str, method: str, demos: Path | None) -> str:
+    """``default`` for the method's default committed set of the game (``committed_default_demos``), ``repo`` for
+    another committed set of the game (its folder name is unique there and is in the run name), else the set's
+    absolute path."""
     if demos is None:
         return "default"
     path = Path(demos).resolve()
-    if path == committed_default_demos(game):
+    if path == committed_default_demos(game, method):
         return "default"
     return "repo" if path.parent == REPO_DEMOS / game else str(path)

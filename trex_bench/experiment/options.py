@@ -35,7 +35,8 @@ class PipelineConfig:
 
     Attributes:
         game, method, budget, seed: what to run.
-        demos: the demo set (default: ``config.committed_default_demos``: the game's ppo-checkpoints).
+        demos: the demo set (default: ``config.committed_default_demos``: the game's ppo-checkpoints; D-REX's
+            drex-demos).
         ranking: how the demos are ranked for the reward net (``return``, ``checkpoint``, ``noise``, ...).
         human_labels: the labels CSV of ``--ranking human``: the labeling page's ``labels.csv`` (clip preferences)
             or the MTurk CSV (checkpoint numbers of the demo set's episodes).
@@ -59,8 +60,9 @@ class PipelineConfig:
     demos: Path | None = field(
         default=None,
         metadata=_cli(
-            f"demo set (default: {REPO_DEMOS}/<game>/ppo-checkpoints, the T-REX protocol's 12 PPO checkpoints "
-            "committed beside the trex_bench package that runs, not ./demos of the working folder)"
+            f"demo set (default: {REPO_DEMOS}/<game>/ppo-checkpoints, the T-REX protocol's 12 PPO checkpoints; "
+            "drex: <game>/drex-demos, one demonstrator's episodes; committed beside the trex_bench package that "
+            "runs, not ./demos of the working folder)"
         ),
     )
     ranking: str = field(default="return", metadata=_cli("T-REX's ranking (default: return)", choices=RANKINGS))

@@ -37,6 +37,7 @@ from trex_bench.core.io import output_kind, read_json, stable_hash, write_json
 from trex_bench.core.types import DemoSet
 from trex_bench.experiment.config import (
     DEFAULT_DEMO_SETS,
+    METHOD_DEMO_SETS,
     METHODS,
     REPO_DEMOS,
     ExperimentConfig,
@@ -62,19 +63,21 @@ LEARNED_REWARD = tuple(name for name, m in METHODS.items() if m.learned_reward) 
 Log = Callable[[str], None]
 
 
-def default_demos(game: str) -> Path:
-    """The committed demo set a game's runs use without ``--demos``: the T-REX protocol's
-    ``demos/<game>/ppo-checkpoints`` (``config.DEFAULT_DEMO_SETS``).
+def default_demos(game: str, method: str = "trex") -> Path:
+    """The committed demo set a method's runs on a game use without ``--demos``: the T-REX protocol's
+    ``demos/<game>/ppo-checkpoints`` (``config.DEFAULT_DEMO_SETS``), D-REX's one demonstrator
+    ``demos/<game>/drex-demos`` (``config.METHOD_DEMO_SETS``).
 
     Raises:
         ConfigError: the game has neither (say what to do).
     """
     gid = get_game(game).id
-    path = committed_default_demos(gid)
+    path = committed_default_demos(gid, method)
     if path is not None:
         return path
     raise ConfigError(
-        f"no committed demo set for {gid} (none of demos/{gid}/{{{','.join(DEFAULT_DEMO_SETS)}}}); pass --demos DIR, "
+        f"no committed demo set for {gid} (none of demos/{gid}/"
+        f"{{{','.join(METHOD_DEMO_SETS.get(method, DEFAULT_DEMO_SETS))}}}); pass --demos DIR, "
         f"or make one: trex-bench demos collect {gid} --demonstrator ppo … (demos/README.md)"
     )
 
@@ -131,7 +134,7 @@ def check_inputs(exp: ExperimentConfig) -> tuple[Path, DemoSet, Path | None]:
     from trex_bench.demos.store import load_demos
     from trex_bench.reward.labels import label_format
 
-    demos_dir = exp.demos if exp.demos is not None else default_demos(exp.game)
+    demos_dir = exp.demos if exp.demos is not None else default_demos(exp.game, exp.method)
     demos = load_demos(demos_dir, game=exp.game, profile=exp.profile)
     if exp.human_labels is not None and not exp.human_labels.is_file():
         raise ConfigError(f"human labels {exp.human_labels} do not exist")
