@@ -51,6 +51,32 @@ def test_by_noise_less_noise_is_better():
     assert _set(r.pairs) == {(0, 1), (0, 2), (2, 1)}
 
 
+def test_noise_bins_are_drawn_evenly_whatever_their_size():
+    """D-REX's released sampler draws two bins, then an episode of each: the 10 demos (ε = 0) must not fill most
+    pairs because they are 10 episodes against 3 per noise level (uniform over episode pairs gave them 57 %)."""
+    from trex_bench.core.types import NOOP_NOISE
+    from trex_bench.reward.snippets import sample_snippet_pairs, whole_trajectory_pairs
+
+    noise = [0.0] * 10 + [eps for eps in (0.01, 0.25, 0.5, 0.75, 1.0, NOOP_NOISE) for _ in range(3)]
+    r = ranking.by_noise(_ds(*(_ep(0, n) for n in noise)))
+    lengths = np.full(len(noise), 300)
+    n_bins = 7
+    for draw in (
+        lambda rng: sample_snippet_pairs(r, lengths, 42_000, 50, 100, 4, rng),
+        lambda rng: whole_trajectory_pairs(r, lengths, 42_000, 4, rng),
+    ):
+        p = draw(np.random.default_rng(0))
+        level = np.asarray(noise)
+        bins = {tuple(sorted(b)) for b in zip(level[p.ep_a], level[p.ep_b], strict=True)}
+        assert len(bins) == n_bins * (n_bins - 1) // 2
+        demo_share = np.mean((level[p.ep_a] == 0.0) | (level[p.ep_b] == 0.0))
+        assert abs(demo_share - 2 / n_bins) < 0.01  # 6 of the 21 bin pairs hold the demos
+        pairs, counts = np.unique(np.sort(np.stack([level[p.ep_a], level[p.ep_b]], 1), 1), axis=0, return_counts=True)
+        assert np.all(np.abs(counts / counts.sum() - 1 / 21) < 0.006)
+    # A ranking without bins (T-REX's by return) still draws its preferences uniformly.
+    assert ranking.by_return(_ds(_ep(1), _ep(2))).levels is None
+
+
 def test_synthetic_bradley_terry_temperature():
     ds = _ds(_ep(0), _ep(10), _ep(20))
     cold = ranking.synthetic_bradley_terry(ds, np.random.default_rng(0), 1e-3, 300)

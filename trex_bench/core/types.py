@@ -167,11 +167,15 @@ class Ranking:
         n_episodes: number of episodes ranked.
         pairs: int64 [M, 2]; row ``(i, j)`` means episode ``i`` is worse than episode ``j`` (τ_i ≺ τ_j).
         source: which ranker made it (``"return"``, ``"checkpoint"``, ``"noise"``, ``"human"``, ``"synthetic"``).
+        levels: float [n_episodes], each episode's bin (D-REX's noise level), or None. With bins, a sampler draws a
+            pair of bins uniformly, then an episode of each (D-REX's released ``create_training_data_from_bins``),
+            so that a bin of many episodes (the demos) does not fill most pairs; without, a preference uniformly.
     """
 
     n_episodes: int
     pairs: np.ndarray
     source: str
+    levels: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         p = self.pairs
@@ -181,6 +185,8 @@ class Ranking:
         _check(len(p) > 0, f"ranking by {self.source} has no strict preference (all episodes tie)")
         _check(bool(np.all((p >= 0) & (p < self.n_episodes))), "Ranking.pairs index outside the demo set")
         _check(bool(np.all(p[:, 0] != p[:, 1])), "Ranking.pairs prefers an episode to itself")
+        if self.levels is not None:
+            _check(self.levels.shape == (self.n_episodes,), "Ranking.levels must have one value per episode")
 
 
 @dataclass(frozen=True, eq=False)

@@ -32,13 +32,14 @@ __all__ = ["by_return", "by_checkpoint", "by_noise", "from_human_labels", "synth
 _NO_PREF = "fewer than 2 distinguishable episodes"
 
 
-def _pairs_from_scores(score: np.ndarray, source: str) -> Ranking:
-    """All (i, j) with score[i] < score[j]: the partial order a scalar score induces (ties give no pair)."""
+def _pairs_from_scores(score: np.ndarray, source: str, binned: bool = False) -> Ranking:
+    """All (i, j) with score[i] < score[j]: the partial order a scalar score induces (ties give no pair); ``binned``:
+    the ties are bins that samplers draw uniformly (``Ranking.levels``)."""
     score = np.asarray(score, dtype=np.float64)
     i, j = np.nonzero(score[:, None] < score[None, :])
     if len(i) == 0:
         raise ConfigError(f"ranking by {source}: {_NO_PREF} (all {len(score)} episodes tie)")
-    return Ranking(len(score), np.stack([i, j], axis=1).astype(np.int64), source)
+    return Ranking(len(score), np.stack([i, j], axis=1).astype(np.int64), source, score if binned else None)
 
 
 def by_return(ds: DemoSet) -> Ranking:
@@ -63,8 +64,9 @@ def by_checkpoint(ds: DemoSet) -> Ranking:
 
 
 def by_noise(ds: DemoSet) -> Ranking:
-    """Less ε-greedy noise ≻ more noise (D-REX); the noise-free demos (ε = 0) rank above every noise bin."""
-    return _pairs_from_scores(-np.array([e.noise for e in ds.episodes]), "noise")
+    """Less ε-greedy noise ≻ more noise (D-REX); the noise-free demos (ε = 0) rank above every noise bin. Each noise
+    level is a bin: pairs are drawn over pairs of bins (``Ranking.levels``), as D-REX's released sampler does."""
+    return _pairs_from_scores(-np.array([e.noise for e in ds.episodes]), "noise", binned=True)
 
 
 def from_human_labels(ds: DemoSet, csv_path: str | Path) -> Ranking:

@@ -47,6 +47,18 @@ def _orient(
     )
 
 
+def _draw_preferences(ranking: Ranking, pairs: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` rows of ``pairs`` (preferences of ``ranking``): uniformly, or where the ranking has bins
+    (``Ranking.levels``) a pair of bins uniformly and then a preference between them uniformly, so each pair of bins
+    is drawn as often whatever its number of episodes (D-REX's ``create_training_data_from_bins``)."""
+    if ranking.levels is None:
+        return pairs[rng.integers(len(pairs), size=n)]
+    bins = np.stack([ranking.levels[pairs[:, 0]], ranking.levels[pairs[:, 1]]], axis=1)
+    _, which, count = np.unique(bins, axis=0, return_inverse=True, return_counts=True)
+    weight = 1.0 / count[which.reshape(-1)]
+    return pairs[rng.choice(len(pairs), size=n, p=weight / weight.sum())]
+
+
 def sample_snippet_pairs(
     ranking: Ranking,
     lengths: np.ndarray,
@@ -58,7 +70,8 @@ def sample_snippet_pairs(
 ) -> SnippetPairs:
     """Draw ``n_pairs`` T-REX snippet pairs (Brown et al. 2019, §5.1 and the released ``create_training_data``).
 
-    Per pair: a preference (worse, better) uniformly from ``ranking.pairs``; a span L uniform in [min_len, max_len)
+    Per pair: a preference (worse, better) from ``ranking.pairs`` (uniformly, or over bins: ``_draw_preferences``); a
+    span L uniform in [min_len, max_len)
     observations, shortened to fit the shorter of the two episodes; the worse snippet's start uniform in
     [0, n_short − L]; the better one's start uniform in [start_worse, n_better − L] (progress prior).
 
@@ -88,8 +101,7 @@ def sample_snippet_pairs(
             f"snippet length {min_len} exceeds every episode pair (longest episode has {n_obs.max()} observations); "
             "lower the snippet length"
         )
-    pairs = pairs[fits]
-    pick = pairs[rng.integers(len(pairs), size=n_pairs)]
+    pick = _draw_preferences(ranking, pairs[fits], n_pairs, rng)
     worse, better = pick[:, 0], pick[:, 1]
     n_w, n_b = n_obs[worse], n_obs[better]
     span = np.minimum(rng.integers(min_len, max_len, size=n_pairs), np.minimum(n_w, n_b))
@@ -114,7 +126,7 @@ def whole_trajectory_pairs(
         raise ConfigError(f"{len(lengths)} episode lengths for a ranking of {ranking.n_episodes} episodes")
     if np.any(lengths < 1):
         raise ConfigError(f"episode lengths must be >= 1, got {lengths.min()}")
-    pick = ranking.pairs[rng.integers(len(ranking.pairs), size=n_pairs)]
+    pick = _draw_preferences(ranking, ranking.pairs, n_pairs, rng)
     worse, better = pick[:, 0], pick[:, 1]
     off_w, off_b = rng.integers(0, stride, size=n_pairs), rng.integers(0, stride, size=n_pairs)
     n_obs = lengths + 1
@@ -195,7 +207,10 @@ def held_out_rankings(ranking: Ranking, held_out: np.ndarray) -> tuple[Ranking, 
                 f"holding out episode(s) {', '.join(map(str, np.flatnonzero(held)))} leaves no {name} preference "
                 f"in the ranking by {ranking.source}; use validation 'episodes'"
             )
-    return Ranking(ranking.n_episodes, train, ranking.source), Ranking(ranking.n_episodes, val, ranking.source)
+    return (
+        Ranking(ranking.n_episodes, train, ranking.source, ranking.levels),
+        Ranking(ranking.n_episodes, val, ranking.source, ranking.levels),
+    )
 
 
 def split_by_held_out_episodes(pairs: SnippetPairs, held_out: np.ndarray) -> tuple[SnippetPairs, SnippetPairs]:
