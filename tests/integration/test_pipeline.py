@@ -219,6 +219,7 @@ def test_drex_and_bc_pipelines_at_smoke_budget(tmp_path):
     """D-REX end to end (BC → noise rollouts ranked by ε → reward → PPO → eval), then BC as a method and KL-to-BC."""
     from trex_bench.core.types import NOOP_NOISE
     from trex_bench.demos.store import load_demos
+    from trex_bench.reward.drex import NOOP_EPISODES, NOOP_STEPS
 
     lb = tmp_path / "lb.csv"
     drex = run_pipeline(PipelineConfig(game="breakout", method="drex", budget="smoke", demos=SCRIPTED).resolve(),
@@ -229,6 +230,7 @@ def test_drex_and_bc_pipelines_at_smoke_budget(tmp_path):
     assert "epsilon-greedy(0.01) around bc" in rollouts.demonstrator and "(argmax)" in rollouts.demonstrator
     noop = [e for e in rollouts.episodes if e.noise == NOOP_NOISE]
     assert noop and all(not e.actions.any() for e in noop), "the no-op bin only presses NOOP"
+    assert len(noop) == NOOP_EPISODES and max(e.length for e in noop) <= NOOP_STEPS, "the released no-op bin"
     curve = (tmp_path / "drex" / "noise-rollouts" / "degradation.csv").read_text().splitlines()
     assert [row.split(",")[0] for row in curve] == ["demos", "0.01", "0.25", "0.5", "0.75", "1.0"], \
         "the no-op bin is not an ε of the degradation curve"

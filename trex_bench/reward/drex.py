@@ -13,11 +13,23 @@ import numpy as np
 
 from trex_bench.core.types import NOOP_NOISE, DemoSet
 
-__all__ = ["DREX_NOISE", "noise_rollouts"]
+__all__ = ["DREX_NOISE", "NOOP_EPISODES", "NOOP_STEPS", "level_seed", "noise_rollouts"]
 
 # D-REX §4 / the released drex-atari/LearnAtariSyntheticRankingsBinning.py (epsilon_greedy_list): ε-greedy noise
 # around the BC policy at these levels.
 DREX_NOISE = (1.0, 0.75, 0.5, 0.25, 0.01)
+# The no-op bin of the released code (``generate_noop_demo``): 4 episodes of NOOP, each stopped after 501 steps.
+NOOP_EPISODES, NOOP_STEPS = 4, 501
+
+
+def level_seed(seed: int, level: int) -> int:
+    """The start seed of a run's rollouts at its ``level``-th noise bin: its own for each (run seed, level), where
+    ``seed + level`` gave run s's level i + 1 the game starts of run s + 1's level i.
+
+    >>> level_seed(0, 1) != level_seed(1, 0) and level_seed(0, 1) == level_seed(0, 1)
+    True
+    """
+    return int(np.random.SeedSequence([seed, 100, level]).generate_state(1)[0])
 
 
 def noise_rollouts(
@@ -35,7 +47,8 @@ def noise_rollouts(
     policy acting by argmax, the no-op bin) and its degradation curve to ``out/degradation``.
 
     Rollouts are capped at twice the longest demo (a clone that never presses FIRE would otherwise idle until the
-    108 000-frame cap); a capped rollout is recorded as truncated.
+    108 000-frame cap); a capped rollout is recorded as truncated. The no-op bin is the released code's
+    (``NOOP_EPISODES`` of at most ``NOOP_STEPS``), whatever ``per_level``.
     """
     from trex_bench.bc.folder import load_bc
     from trex_bench.demos.collect import CollectConfig, collect
@@ -60,8 +73,9 @@ def noise_rollouts(
         )
     ]
     for i, eps in enumerate((*levels, NOOP_NOISE)):
+        n, steps = (NOOP_EPISODES, NOOP_STEPS) if eps == NOOP_NOISE else (per_level, cap)
         cc = CollectConfig(
-            episodes=per_level, seed=seed + 100 + i, profile=demos.profile, noise=eps, max_steps=cap, n_envs=per_level
+            episodes=n, seed=level_seed(seed, i), profile=demos.profile, noise=eps, max_steps=steps, n_envs=n
         )
         policy = NoopPolicy() if eps == NOOP_NOISE else EpsilonGreedy(bc, eps, bc.n_actions, rng)
         what = "D-REX no-op bin" if eps == NOOP_NOISE else "D-REX noise rollouts"
