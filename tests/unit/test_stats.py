@@ -38,9 +38,13 @@ def board(tmp_path):
     return lb
 
 
-def _agg(stats, variant: str, norm: str, horizon: str = "10,000,000"):
+def _agg(stats, variant: str, norm: str, horizon: str = "10,000,000", budget: str | None = None):
+    """The one aggregate of a variant (at ``budget``; None: any budget but the eight-game set's)."""
+    from trex_bench.analysis.protocols import SUITE
+
     a = stats.aggregates
-    hit = a[(a["variant"] == variant) & (a["normalisation"] == norm) & (a["horizon"] == horizon)]
+    at = a["budget"] == budget if budget is not None else a["budget"] != SUITE
+    hit = a[(a["variant"] == variant) & (a["normalisation"] == norm) & (a["horizon"] == horizon) & at]
     assert len(hit) == 1, a
     return hit.iloc[0]
 
@@ -251,7 +255,7 @@ def test_drex_is_compared_with_trex_and_normalised_by_its_own_demo_set(tmp_path)
     assert _agg(current, "trex", "demo")["iqm"] == pytest.approx(0.5)
     assert _agg(current, "drex", "demo")["iqm"] == pytest.approx(0.1), "(3.7 - 1.7) / (21.7 - 1.7)"
     assert _agg(current, "ppo-true", "demo")["iqm"] == pytest.approx(1.0), "by T-REX's set: (11.7 - 1.7) / 10"
-    assert current.improvements.set_index("other").loc["drex", "probability"] == pytest.approx(1.0)
+    assert current.improvements.set_index(["budget", "other"]).loc[("small", "drex"), "probability"] == 1.0
     assert earlier.aggregates.empty
 
 
@@ -262,3 +266,22 @@ def test_unequal_runs_per_game_are_named_in_the_notes(board):
     assert "IQM of trex at small (10,000,000) pools unequal runs per game (breakout 5, pong 4): a game with more " \
            "runs weighs more" in notes
     assert not any(n.startswith("IQM of constant") for n in notes)
+
+
+def test_the_eight_game_leaderboard_pools_pong_at_medium_with_the_rest_at_small(tmp_path):
+    """The leaderboard runs every game at small but Pong at medium: P(T-REX > BC) over its games must count Pong's
+    medium rows with the others' small rows (split by budget, Pong was never among them), and keep each budget's own
+    rows too; a game's rows at another budget stay out of the set."""
+    from trex_bench.analysis.protocols import SUITE
+    from trex_bench.analysis.stats import protocol_stats
+
+    lb = tmp_path / "lb.csv"
+    for game, budget in (("breakout", "small"), ("seaquest", "small"), ("pong", "medium")):
+        append_row(lb, _row(game, "trex", 0, BEST[game], budget=budget))
+        append_row(lb, _row(game, "bc", 0, BEST[game] - 1, budget=budget))
+    append_row(lb, _row("qbert", "trex", 0, 0.0, budget="medium"))  # not qbert's leaderboard budget
+    current, _ = protocol_stats(read_leaderboard(lb), reps=50, seed=0)
+    imp = current.improvements.set_index(["budget", "other"])
+    assert imp.loc[(SUITE, "bc"), "games"] == 3 and imp.loc[(SUITE, "bc"), "probability"] == pytest.approx(1.0)
+    assert imp.loc[("small", "bc"), "games"] == 2 and imp.loc[("medium", "bc"), "games"] == 1
+    assert SUITE not in set(current.best_of_seeds["budget"])  # each game's best is listed once, at its budget

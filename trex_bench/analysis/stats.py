@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from rliable import metrics
 
-from trex_bench.analysis.protocols import EARLIER_NOTE, demo_family, ran_ppo, split_protocols
+from trex_bench.analysis.protocols import EARLIER_NOTE, SUITE, demo_family, ran_ppo, split_protocols, with_suite
 from trex_bench.core.errors import ConfigError, DataError
 from trex_bench.core.games import GAMES
 from trex_bench.core.io import atomic_write
@@ -287,7 +287,7 @@ def aggregate_stats(
         ],
     )
 
-    g = rows.groupby([*_KEY, "game"], sort=True)
+    g = rows[rows["budget"] != SUITE].groupby([*_KEY, "game"], sort=True)  # the suite's rows are at their budget
     best = g["mean"].max()
     best_of_seeds = pd.DataFrame(
         {"seeds": g.size(), "best": best, "best_demo_normalised": g["demo_norm"].max()}
@@ -377,10 +377,11 @@ def to_markdown(stats: Stats, source: str = "results/leaderboard.csv", earlier: 
 def protocol_stats(
     df: pd.DataFrame, methods: Sequence[str] = DEFAULT_METHODS, reps: int = 2000, seed: int = 0
 ) -> tuple[Stats, Stats]:
-    """``aggregate_stats`` of the current protocol's rows and, apart, of the replaced protocols' rows
-    (``protocols.split_protocols``), each with its own generator seeded by ``seed``."""
+    """``aggregate_stats`` of the current protocol's rows, its eight-game leaderboard among them
+    (``protocols.with_suite``), and, apart, of the replaced protocols' rows (``protocols.split_protocols``), each with
+    its own generator seeded by ``seed``."""
     split = split_protocols(df)
-    current = aggregate_stats(split.current, methods, reps, seed)
+    current = aggregate_stats(with_suite(split.current), methods, reps, seed)
     earlier = aggregate_stats(split.earlier.drop(columns="why"), methods, reps, seed)
     return current, replace(earlier, notes=tuple(n for n in earlier.notes if not n.startswith("no leaderboard rows")))
 
