@@ -145,20 +145,14 @@ def train_drex_or_reuse(
 def _drex_key(demos_hash: str, budget: str, seed: int) -> dict[str, Any]:
     """What a D-REX run of the extrapolation benchmark is: the demos, seed and every stage's recipe of ``budget``."""
     from trex_bench.experiment.budgets import BUDGETS, bc_config, reward_config
-    from trex_bench.reward.drex import DREX_NOISE, NOOP_EPISODES, NOOP_STEPS
+    from trex_bench.reward.drex import rollout_recipe
 
     return {
         "method": "drex",
         "seed": seed,
         "demos": demos_hash,
         "bc": asdict(bc_config(budget)),
-        "rollouts": {
-            "levels": list(DREX_NOISE),
-            "clone": "argmax",
-            "noop": [NOOP_EPISODES, NOOP_STEPS],
-            "starts": "per level",
-            "per_level": BUDGETS[budget].drex_rollouts,
-        },
+        "rollouts": {**rollout_recipe(), "per_level": BUDGETS[budget].drex_rollouts},
         "reward": asdict(reward_config(budget, "drex")),  # type: ignore[arg-type]
     }
 

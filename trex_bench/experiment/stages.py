@@ -78,22 +78,13 @@ def bc_stage(ctx: StageContext) -> StageRecord:
 
 
 def noise_rollouts_stage(ctx: StageContext) -> StageRecord:
-    from trex_bench.reward.drex import DREX_NOISE, NOOP_EPISODES, NOOP_STEPS, noise_rollouts
+    from trex_bench.reward.drex import noise_rollouts, rollout_recipe
 
     cfg = ctx.cfg
     k = cfg.drex_rollouts
     assert k is not None
     bc = ctx.record("bc")
-    key = {
-        "stage": "noise-rollouts",
-        "bc": bc.key,
-        "levels": DREX_NOISE,
-        "clone": "argmax",
-        "noop": (NOOP_EPISODES, NOOP_STEPS),
-        "starts": "per level",  # drex.level_seed
-        "k": k,
-        "seed": cfg.seed,
-    }
+    key = {"stage": "noise-rollouts", "bc": bc.key, **rollout_recipe(), "k": k, "seed": cfg.seed}
     return ctx.run.stage(
         "noise-rollouts",
         key,

@@ -13,13 +13,23 @@ import numpy as np
 
 from trex_bench.core.types import NOOP_NOISE, DemoSet
 
-__all__ = ["DREX_NOISE", "NOOP_EPISODES", "NOOP_STEPS", "level_seed", "noise_rollouts"]
+__all__ = ["DREX_NOISE", "NOOP_EPISODES", "NOOP_STEPS", "level_seed", "noise_rollouts", "rollout_recipe"]
 
 # D-REX §4 / the released drex-atari/LearnAtariSyntheticRankingsBinning.py (epsilon_greedy_list): ε-greedy noise
 # around the BC policy at these levels.
 DREX_NOISE = (1.0, 0.75, 0.5, 0.25, 0.01)
 # The no-op bin of the released code (``generate_noop_demo``): 4 episodes of NOOP, each stopped after 501 steps.
 NOOP_EPISODES, NOOP_STEPS = 4, 501
+
+
+def rollout_recipe() -> dict[str, object]:
+    """What ``noise_rollouts`` does beyond its arguments, for the keys of the stages and runs that call it."""
+    return {
+        "levels": list(DREX_NOISE),
+        "clone": "argmax",
+        "noop": [NOOP_EPISODES, NOOP_STEPS],
+        "starts": "per level",  # ``level_seed``
+    }
 
 
 def level_seed(seed: int, level: int) -> int:

@@ -113,9 +113,9 @@ def drop_interim(folder: Path, before: int | None = None) -> None:
 
 def save_checkpoint(model: PPO, path: Path, states: Sequence[CheckpointState] = ()) -> None:
     """The model's checkpoint ``path`` (a ``.zip``), written atomically, and the ``states`` beside it first
-    (``state_folder``), so that a resumed run goes on with all of them. Nothing where ``path`` exists: a resumed run reaches
-    the checkpoint it resumed from again (it goes on from the update before it), with the same weights; rewriting it
-    would only risk tearing it."""
+    (``state_folder``), so that a resumed run goes on with all of them. Nothing where ``path`` exists: a resumed run
+    reaches the checkpoint it resumed from again (it goes on from the update before it), with the same weights;
+    rewriting it would only risk tearing it."""
     if path.exists():
         return
     for state in states:
