@@ -91,7 +91,7 @@ class KLToReferenceCallback(BaseCallback):
         kl_history: mean per-step KL estimate of each rollout so far; saved beside each checkpoint and loaded when a
             run goes on from one (``save``/``load``), so a resumed run's card covers the whole run.
         history_from: the agent step the history begins at: 0, or the step a run resumed from when its checkpoint held
-            no history.
+            no history (``None`` from ``load`` until training starts and that step is known).
     """
 
     def __init__(self, reference: ReferencePolicy, beta: float, batch_size: int = 256, verbose: int = 0) -> None:
@@ -104,7 +104,7 @@ class KLToReferenceCallback(BaseCallback):
             raise TypeError(f"reference must have log_prob(obs, actions), got {type(reference).__name__}")
         self.reference, self.beta, self.batch_size = reference, float(beta), batch_size
         self.kl_history: list[float] = []
-        self.history_from = 0
+        self.history_from: int | None = 0
 
     def save(self, folder: Path) -> None:
         """Write ``kl_history`` into a checkpoint's state folder (called before the checkpoint is written)."""
@@ -120,10 +120,10 @@ class KLToReferenceCallback(BaseCallback):
             self.kl_history = [float(v) for v in saved["kl_history"]]
             self.history_from = int(saved.get("history_from", 0))
         else:
-            self.kl_history, self.history_from = [], -1  # set to the resume step by ``_on_training_start``
+            self.kl_history, self.history_from = [], None
 
     def _on_training_start(self) -> None:
-        if self.history_from < 0:
+        if self.history_from is None:
             self.history_from = int(self.model.num_timesteps)
 
     def _on_step(self) -> bool:

@@ -349,7 +349,7 @@ def _card(
         "reward_norm": norm,
         "kl_to": s.started["kl_to"],
         "kl_beta": s.started["kl_beta"],
-        "kl_mean": None if kl_cb is None else kl_summary(kl_cb.kl_history, kl_cb.history_from),
+        "kl_mean": None if kl_cb is None else kl_summary(kl_cb.kl_history, kl_cb.history_from or 0),
         "online_reward": None if online is None else online.card(),
         "versions": versions(),
     }
