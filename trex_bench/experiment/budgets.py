@@ -198,17 +198,10 @@ BUDGETS: dict[str, Budget] = {
         PPOConfig(
             "gpu",
             total_steps=700_000,
-            n_envs=16,
-            n_steps=128,
-            batch_size=512,
-            n_epochs=4,
-            learning_rate=2.5e-4,
-            clip_range=0.1,
-            ent_coef=0.01,
-            vf_coef=0.5,
             checkpoint_every=100_000,
             schedule_steps=ZOO_HORIZON,
             source="rl-zoo3 Atari PPO, 16 envs, batch 512: the first 700k steps of a 10M-step schedule",
+            **(_ZOO | dict(n_envs=16, batch_size=512)),
         )
     ),
     # The papers' reward and BC with rl-zoo3's tuned 10M-step PPO instead of baselines' PPO2.
