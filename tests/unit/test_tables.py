@@ -308,3 +308,24 @@ def test_the_row_transform_of_each_method_is_the_methods():
     from trex_bench.experiment.methods import METHODS
 
     assert ROW_TRANSFORM == {name: m.row_transform for name, m in METHODS.items() if m.row_transform}
+
+
+def test_results_doc_sets_each_variant_beside_its_method_run_as_usual(files, tmp_path):
+    """A KL-penalised or otherwise-run row of the current protocol is not in the per-budget tables (another
+    experiment), so docs/results.md lists it apart, beside the usual run at the same game and budget."""
+    from trex_bench.analysis.results_doc import build_results_doc
+
+    lb, _ = files
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "leaderboard.csv").write_bytes(lb.read_bytes())
+    text = build_results_doc(results)
+    heads = [ln for ln in text.splitlines() if ln.startswith("## ")]
+    assert heads[:2] == ["## Current protocol, per budget", "## Current protocol, variants"]
+    section = text.split("## Current protocol, variants")[1].split("\n## ")[0]
+    usual = "20.0 ± 14.1 (2 seeds)"  # seeds 0 (latest 10.0) and 1 (30.0)
+    assert f"| breakout | small | trex (sigmoid+kl0.1) | 99.0 ± 1.0 (30 games) | {usual} | 23 | yes |" in section
+    assert f"| breakout | small | trex (delta) | 77.0 ± 1.0 (30 games) | {usual} | 23 | yes |" in section
+    assert f"| breakout | small | trex (human ranking) | 50.0 ± 1.0 (30 games) | {usual} | 23 | yes |" in section
+    per_budget = text.split("## Current protocol, variants")[0]
+    assert "99.0" not in per_budget and "77.0" not in per_budget

@@ -6,6 +6,7 @@ in ``results/curves/rlzoo3``):
 
 (a) per budget of the current protocol, one table: game · best / average demo · each method with rows there ·
     the share of the true reward's gain over the constant control that T-REX recovers;
+(a') the current protocol's variants (a KL penalty, another ranking), each beside its method run as usual;
 (b) the reward-extrapolation table (no RL): per game T-REX's rank correlations, D-REX's, the released nets';
 (c) "Does the learned reward beat the demonstrator?": per game with ``long`` runs, each method's 30-game mean against
     the best demo and the step from which its training curve stays above the best demo (``curves.first_above``);
@@ -114,6 +115,36 @@ def _per_budget(current: pd.DataFrame, sets: dict[str, tuple[float, float]]) -> 
             body.append([str(game), _num(best), _num(avg), *cells, "—" if pd.isna(share) else f"{share:.2f}"])
         lines += [f"### {budget}", "", *_table(["game", "best demo", "avg demo", *methods, "recovered"], body), ""]
     return lines
+
+
+def _variants(current: pd.DataFrame, sets: dict[str, tuple[float, float]]) -> list[str]:
+    """(a'): the current protocol's rows run otherwise (a KL penalty to the BC policy, another transform or ranking),
+    each beside its method run as usual at the same game and budget; nothing where there are none."""
+    rows = current[current["method"].isin(METHODS)]
+    rows = rows.assign(variant=variants(rows))
+    apart = rows[rows["variant"] != rows["method"]]
+    if apart.empty:
+        return []
+    usual = summarize_rows(_plain(rows), ("game", "budget", "method")).set_index(["game", "budget", "method"])
+    summary = summarize_rows(apart, ("game", "budget", "method", "variant"))
+    order = {b: i for i, b in enumerate(_budget_order(set(summary["budget"])))}
+    summary = summary.sort_values(
+        ["game", "budget", "variant"], key=lambda c: c.map(order) if c.name == "budget" else c
+    )
+    cell = lambda r: score_cell(r["mean"], r["std"], r["seeds"], r["spread"], r["games"])  # noqa: E731
+    body = []
+    for _, r in summary.iterrows():
+        best = _judged_on(r["method"], r, sets.get(str(r["game"]), (r["best_demo"], r["avg_demo"]))[0])
+        key = (r["game"], r["budget"], r["method"])
+        plain = cell(usual.loc[key]) if key in usual.index else "—"
+        above = "yes" if r["mean"] > best else "no"
+        body.append([str(r["game"]), str(r["budget"]), str(r["variant"]), cell(r), plain, _num(best), above])
+    header = ["game", "budget", "run", "mean ± std", "method as usual", "best demo", "above best demo"]
+    text = (
+        "Runs of a method with one thing changed, apart from the tables above: `+klβ` adds a KL penalty of weight β "
+        "to the BC policy to the learned reward (RLHF's penalty); a ranking or env in brackets replaces the usual one."
+    )
+    return ["## Current protocol, variants", "", text, "", *_table(header, body), ""]
 
 
 def _mean_std(values: pd.Series) -> str:
@@ -272,6 +303,7 @@ def build_results_doc(results: str | Path, doc_dir: str | Path | None = None) ->
     link = lambda p: Path(os.path.relpath(results / p, doc_dir)).as_posix()  # noqa: E731
     lines = ["# Results", "", GENERATED, ""]
     lines += _per_budget(split.current, sets)
+    lines += _variants(split.current, sets)
     lines += _extrapolation(results / "tables" / "extrapolation.csv")
     lines += _beats(split.current, curves, refs, sets, doc_dir, results / "plots" / "curves")
     lines += _earlier(split.earlier)
