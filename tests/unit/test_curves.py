@@ -188,3 +188,28 @@ def test_plot_draws_every_curve_beside_rlzoo3_and_the_cli_too(tmp_path, capsys):
     capsys.readouterr()
     assert main(["curves", "plot", "--curves", str(tmp_path / "nope"), "--out", str(tmp_path / "empty")]) == 2
     assert "is not a folder of exported curves" in capsys.readouterr().err and not (tmp_path / "empty").exists()
+
+
+def test_the_demo_lines_are_the_shared_sets_never_drexs_own():
+    """D-REX's curve carries its own demonstrator's set (Qbert: best 400); the figure's demo lines are the set the
+    other methods are judged on (425), whichever curve comes first; a D-REX figure alone names its set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from trex_bench.analysis.curve_plots import _draw_demos
+    from trex_bench.analysis.curves import Curve
+
+    def curve(method: str, best: float, avg: float) -> Curve:
+        return Curve(f"qbert-{method}-small-s0", "qbert", method, "small", "10,000,000", 0, (1024,), (1.0,), best, avg)
+
+    drex, gail = curve("drex", 400.0, 305.0), curve("gail", 425.0, 291.7)
+    for curves, labels in (
+        ([drex, gail], ["best demo 425", "average demo 292"]),
+        ([drex], ["best demo 400 (drex's own set)", "average demo 305 (drex's own set)"]),
+    ):
+        fig, ax = plt.subplots()
+        _draw_demos(ax, curves)
+        assert [line.get_label() for line in ax.get_lines()] == labels
+        plt.close(fig)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from trex_bench.analysis.curves import Curve, Reference, value_at
+from trex_bench.analysis.protocols import demo_family
 from trex_bench.core.io import atomic_write
 
 __all__ = ["REFERENCE_STEPS", "plot_curves", "figure_name"]
@@ -51,12 +52,16 @@ def _draw_reference(ax, ref: Reference, x_max: int) -> None:
 
 
 def _draw_demos(ax, curves: list[Curve]) -> None:
-    best = next((c.best_demo for c in curves if c.best_demo is not None), None)
-    avg = next((c.avg_demo for c in curves if c.avg_demo is not None), None)
+    """The best and average demo of the set the game's methods share; a set of one method's own (D-REX's,
+    ``protocols.demo_family``) only where no other curve is drawn, and then named."""
+    shared = [c for c in curves if not demo_family(c.method)]
+    whose = "" if shared else f" ({curves[0].method}'s own set)"
+    best = next((c.best_demo for c in shared or curves if c.best_demo is not None), None)
+    avg = next((c.avg_demo for c in shared or curves if c.avg_demo is not None), None)
     if best is not None and not math.isnan(best):
-        ax.axhline(best, color="black", linestyle="--", linewidth=1, label=f"best demo {best:g}")
+        ax.axhline(best, color="black", linestyle="--", linewidth=1, label=f"best demo {best:g}{whose}")
     if avg is not None and not math.isnan(avg):
-        ax.axhline(avg, color="black", linestyle=":", linewidth=1, label=f"average demo {avg:.3g}")
+        ax.axhline(avg, color="black", linestyle=":", linewidth=1, label=f"average demo {avg:.3g}{whose}")
 
 
 def plot_curves(
