@@ -53,6 +53,11 @@ def _num(v: object) -> str:
     return f"{v:,.0f}" if abs(v) >= 1000 or v.is_integer() else f"{v:.3g}" if abs(v) < 1 else f"{v:.1f}"
 
 
+def _cell(r: pd.Series) -> str:
+    """``summary.score_cell`` of one row of ``summarize_rows``."""
+    return score_cell(r["mean"], r["std"], r["seeds"], r["spread"], r["games"])
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(r) + " |" for r in rows]
@@ -107,7 +112,7 @@ def _per_budget(current: pd.DataFrame, sets: dict[str, tuple[float, float]]) -> 
                     continue
                 r = hit.iloc[-1]
                 means[m] = r["mean"]
-                cell = score_cell(r["mean"], r["std"], r["seeds"], r["spread"], r["games"])
+                cell = _cell(r)
                 mark = f"**{cell}**" if r["mean"] > _judged_on(m, r, best) else cell
                 cells.append(mark + _own_set_note(m, r))
             share = recovered(means.get("trex", float("nan")), means.get("constant", 0.0), means.get("ppo-true", 0.0))
@@ -131,14 +136,13 @@ def _variants(current: pd.DataFrame, sets: dict[str, tuple[float, float]]) -> li
     summary = summary.sort_values(
         ["game", "budget", "variant"], key=lambda c: c.map(order) if c.name == "budget" else c
     )
-    cell = lambda r: score_cell(r["mean"], r["std"], r["seeds"], r["spread"], r["games"])  # noqa: E731
     body = []
     for _, r in summary.iterrows():
         best = _judged_on(r["method"], r, sets.get(str(r["game"]), (r["best_demo"], r["avg_demo"]))[0])
         key = (r["game"], r["budget"], r["method"])
-        plain = cell(usual.loc[key]) if key in usual.index else "—"
+        plain = _cell(usual.loc[key]) if key in usual.index else "—"
         above = "yes" if r["mean"] > best else "no"
-        body.append([str(r["game"]), str(r["budget"]), str(r["variant"]), cell(r), plain, _num(best), above])
+        body.append([str(r["game"]), str(r["budget"]), str(r["variant"]), _cell(r), plain, _num(best), above])
     header = ["game", "budget", "run", "mean ± std", "method as usual", "best demo", "above best demo"]
     text = (
         "Runs of a method with one thing changed, apart from the tables above: `+klβ` adds a KL penalty of weight β "
@@ -212,7 +216,7 @@ def _game_rows(game: str, best: float, summary: pd.DataFrame, curves: list[Curve
             cell, above = f"— ({why})", "—"
         else:
             r = hit.iloc[-1]
-            cell = score_cell(r["mean"], r["std"], r["seeds"], r["spread"], r["games"]) + _own_set_note(m, r)
+            cell = _cell(r) + _own_set_note(m, r)
             above = "yes" if r["mean"] > _judged_on(m, r, best) else "no"
         cells = (
             ["— (no curve exported)", "—"]
